@@ -1,0 +1,132 @@
+// The kernel interface: every op the transformer needs, forward and backward side by side.
+//
+// One implementation per backend lives in src/kernels/<backend>/; this header is the CPU one
+// (src/kernels/cpu). Kernels work on raw fp32 row-major buffers whose shapes are given in the
+// comments; they never allocate, except where a scratch buffer is passed in by the caller.
+//
+// Accumulation convention (the one rule to remember when reading a backward):
+//   every *_backward ADDS (+=) into all of its gradient outputs — parameter gradients and
+//   input gradients alike. Callers zero gradient buffers before a backward pass. The only
+//   exception is rope_backward, which rotates its buffer in place (documented there).
+//
+// Threading: elementwise and per-row kernels use OpenMP; matrix products go through BLAS
+// (the OpenMP build of OpenBLAS, so both share one thread pool). Call kernels from outside
+// an OpenMP parallel region.
+#pragma once
+
+#include <cstdint>
+
+namespace rlhf::kernels {
+
+// ---- matrix products --------------------------------------------------------------------
+
+// out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC). bias may be null. Overwrites out.
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N,
+                    int64_t C, int64_t OC);
+// dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += colsum(dout).
+// dinp and dbias may be null.
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t C, int64_t OC);
+
+// ---- embeddings ----------------------------------------------------------------------------
+
+// out (N, C) = wte[tokens[n]] (+ wpe[positions[n]] when wpe is not null). Overwrites out.
+void embedding_forward(float* out, const int32_t* tokens, const int32_t* positions, const float* wte,
+                       const float* wpe, int64_t N, int64_t C);
+// dwte[tokens[n]] += dout[n]; dwpe[positions[n]] += dout[n] (when dwpe is not null).
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
+                        const int32_t* positions, int64_t N, int64_t C);
+
+// ---- normalisation -------------------------------------------------------------------------
+
+// LayerNorm over the last dim (GPT-2): out = (x - mean) * rstd * weight + bias.
+// mean, rstd (N) are saved for the backward.
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int64_t N, int64_t C, float eps);
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C);
+
+// RMSNorm (Llama family): out = x * rstd * weight, rstd = 1 / sqrt(mean(x^2) + eps).
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
+                     float eps);
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t N, int64_t C);
+
+// ---- activations ---------------------------------------------------------------------------
+
+// GPT-2's "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). out, inp (n).
+void gelu_forward(float* out, const float* inp, int64_t n);
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+
+// SwiGLU on a fused gate/up projection: gate_up (N, 2I) holds [gate | up] per row;
+// out (N, I) = silu(gate) * up.
+void swiglu_forward(float* out, const float* gate_up, int64_t N, int64_t I);
+void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, int64_t N, int64_t I);
+
+// ---- rotary position embedding -------------------------------------------------------------
+
+// Rotates n_heads heads of head_dim in each of N rows, in place, with HF's rotate_half pairing
+// (i, i + head_dim/2): angle = positions[n] * inv_freq[i], i < head_dim/2.
+// x points at the first head of row 0; consecutive rows are row_stride floats apart.
+void rope_forward(float* x, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
+                  int n_heads, int head_dim);
+// The inverse rotation, in place: turns d(rotated) into d(unrotated). (Not accumulating.)
+void rope_backward(float* dx, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
+                   int n_heads, int head_dim);
+
+// ---- causal attention -------------------------------------------------------------------
+
+// Shapes of one attention call.
+struct AttentionShape {
+  int64_t B = 0, T = 0;   // rows and tokens per row
+  int n_heads = 0;        // query heads
+  int n_kv_heads = 0;     // key/value heads (grouped-query attention: n_heads % n_kv_heads == 0)
+  int head_dim = 0;
+  int sliding_window = 0; // 0: none; else a query attends to at most this many keys (itself included)
+};
+
+// qkv (B, T, (n_heads + 2 n_kv_heads) * head_dim) holds per token [q heads | k heads | v heads].
+// seg_start (B, T): index within the row of the first token of this token's sequence — packed
+// sequences never attend across their boundary. Query t attends to keys
+// [max(seg_start[t], t - window + 1), t], scaled by 1/sqrt(head_dim).
+// out (B, T, n_heads * head_dim); lse (B, n_heads, T) = row log-sum-exp of the scaled scores,
+// saved so the backward recomputes probabilities instead of storing a T x T matrix.
+// scratch: attention_scratch_floats(shape) floats.
+void attention_forward(float* out, float* lse, const float* qkv, const int32_t* seg_start,
+                       const AttentionShape& s, float* scratch);
+// dqkv += gradient w.r.t. qkv.
+void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
+                        const int32_t* seg_start, const AttentionShape& s, float* scratch);
+int64_t attention_scratch_floats(const AttentionShape& s);
+
+// ---- fused log-probability of the next token --------------------------------------------
+
+// For N scored rows: logp[n] = log softmax(h[n] @ W^T * inv_temp)[targets[n]], where
+// h (N, C) and W (V, C). The vocabulary is processed in chunks of `chunk` rows of W, so
+// memory beyond the outputs is scratch (N * chunk floats) — never an N x V matrix.
+// lse (N) is saved for the backward. If entropy is not null it receives the entropy of each
+// row's distribution (computed in the same pass).
+void logprob_forward(float* logp, float* lse, float* entropy, const float* h, const float* W,
+                     const int32_t* targets, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
+                     int64_t chunk);
+// Given dlogp (N): dh (N, C) += d/dh, dW (V, C) += d/dW. Recomputes the logits chunk by chunk.
+void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W,
+                      const int32_t* targets, const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp,
+                      float* scratch, int64_t chunk);
+
+// ---- small elementwise helpers ---------------------------------------------------------------
+
+void add_inplace(float* a, const float* b, int64_t n);  // a += b
+double sum_squares(const float* x, int64_t n);          // sum of x^2, accumulated in double
+void scale_inplace(float* x, float s, int64_t n);       // x *= s
+
+// ---- optimizer ---------------------------------------------------------------------------------
+
+// One AdamW step (Loshchilov & Hutter; PyTorch's torch.optim.AdamW):
+//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+//   p -= lr * wd * p                                  (decoupled weight decay)
+//   p -= lr * (m / bias1) / (sqrt(v / bias2) + eps)   with bias1 = 1-b1^t, bias2 = 1-b2^t
+void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
+                float beta2, float eps, float weight_decay, int64_t step);
+
+}  // namespace rlhf::kernels

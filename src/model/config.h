@@ -1,0 +1,64 @@
+// A model's architecture, read from and written to Hugging Face's config.json.
+//
+// Families: GPT-2 (model_type "gpt2") and the Llama family ("llama", "qwen2", "mistral"), which
+// differ only in flags below (qkv bias, sliding window, tied embeddings, rope scaling).
+// Parsing validates every field before anything is allocated (RELIABILITY.md test 12): a missing
+// or mistyped field, a non-positive size, heads that do not divide the width or absurd sizes
+// give an InputError naming the file and the field. Unknown fields are kept verbatim in `raw`
+// so that saving writes back what was loaded.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace rlhf {
+
+enum class ModelFamily { gpt2, llama, qwen2, mistral };
+
+const char* model_family_name(ModelFamily f);  // the config.json model_type
+
+// Llama-3 style rope_scaling {"rope_type": "llama3", ...}; type "none" when absent.
+struct RopeScaling {
+  std::string type = "none";  // "none" | "llama3" | "linear"
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  ModelFamily family = ModelFamily::llama;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;          // GPT-2: n_embd
+  int64_t n_layers = 0;             // GPT-2: n_layer; Llama: num_hidden_layers
+  int64_t n_heads = 0;              // GPT-2: n_head; Llama: num_attention_heads
+  int64_t n_kv_heads = 0;           // Llama: num_key_value_heads (defaults to n_heads); GPT-2: n_heads
+  int64_t head_dim = 0;             // Llama: head_dim if given, else hidden/heads
+  int64_t intermediate_size = 0;    // GPT-2: n_inner or 4*n_embd
+  int64_t max_position_embeddings = 0;  // GPT-2: n_positions
+  double norm_eps = 1e-5;           // GPT-2: layer_norm_epsilon; Llama: rms_norm_eps
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = true;
+  bool attention_bias = false;      // q/k/v biases (Qwen2: true; GPT-2: always)
+  int64_t sliding_window = 0;       // Mistral; 0 = none
+  std::string hidden_act;           // "gelu_new" (GPT-2) or "silu" (Llama)
+  int64_t num_labels = 1;           // scalar head width (ForSequenceClassification)
+
+  nlohmann::json raw;               // the config.json object as loaded (or as built)
+
+  bool is_gpt2() const { return family == ModelFamily::gpt2; }
+  int64_t qkv_dim() const { return (n_heads + 2 * n_kv_heads) * head_dim; }
+
+  // Parses and validates; `source` names the file in error messages.
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
+  static ModelConfig load(const std::filesystem::path& config_json);
+  // The config.json to save: `raw` with our fields written over it, torch_dtype float32 and the
+  // architectures entry for a causal LM or, with `scalar_head`, a sequence classifier.
+  nlohmann::json to_json(bool scalar_head) const;
+};
+
+}  // namespace rlhf
