@@ -3,6 +3,7 @@
 //   InputError   — a file or value the user supplied is wrong (bad safetensors, bad config.json,
 //                  bad CLI flag). The message names the file/field and what was expected.
 //   IoError      — the environment failed us (cannot open, short write, ENOSPC, rename failed).
+//   NumericError — training produced a non-finite loss or gradient; the message names the step.
 //   LogicError   — a bug or API misuse inside the program (shape mismatch between our own buffers).
 //
 // Library code throws; the CLI catches at its boundary and prints "error: <message>".
@@ -17,6 +18,9 @@ struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 struct IoError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+struct NumericError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 struct LogicError : std::logic_error {

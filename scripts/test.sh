@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, build and run the whole test suite (unit tests, fixtures parity, CLI smoke tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cd build
+OMP_NUM_THREADS=2 ctest --output-on-failure -j2

@@ -1,0 +1,12 @@
+// The subcommands of `rlhf`. Each takes the arguments after its name and returns an exit code.
+#pragma once
+
+namespace rlhf::cli {
+
+int cmd_init_model(int argc, char** argv);
+int cmd_lm(int argc, char** argv);
+
+// Applies --threads (0 = all cores) to OpenMP and OpenBLAS.
+void set_threads(long n);
+
+}  // namespace rlhf::cli

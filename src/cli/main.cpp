@@ -1,0 +1,67 @@
+// rlhf: the command-line entry point. Dispatches to subcommands and turns every exception into
+// a one-line "error: ..." message with a non-zero exit code (2: bad input, 3: I/O, 4: numerics,
+// 70: internal error).
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "cli/commands.h"
+#include "tensor/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int, char**);
+};
+
+const Command kCommands[] = {
+    {"init-model", "create a randomly initialised model (GPT-2, Llama, Qwen2, Mistral) in HF format",
+     rlhf::cli::cmd_init_model},
+    {"lm", "train a language model on token-id documents or generated data", rlhf::cli::cmd_lm},
+};
+
+void print_help() {
+  std::cout << "rlhf " << RLHF_VERSION << " — preference alignment on one engine (direct and RL methods)\n\n"
+            << "usage: rlhf <command> [options]\n       rlhf <command> --help\n\ncommands:\n";
+  for (const auto& c : kCommands) {
+    std::string n = c.name;
+    n.resize(14, ' ');
+    std::cout << "  " << n << c.summary << "\n";
+  }
+  std::cout << "\noptions:\n  --version     print the version\n  --help        show this help\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    print_help();
+    return argc < 2 ? 1 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << "rlhf " << RLHF_VERSION << " (" << RLHF_GIT_VERSION << ")\n";
+    return 0;
+  }
+  for (const auto& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 2, argv + 2);
+    } catch (const rlhf::InputError& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return 2;
+    } catch (const rlhf::IoError& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return 3;
+    } catch (const rlhf::NumericError& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return 4;
+    } catch (const std::exception& e) {
+      std::cerr << "internal error: " << e.what() << "\n";
+      return 70;
+    }
+  }
+  std::cerr << "error: unknown command '" << argv[1] << "' (see rlhf --help)\n";
+  return 2;
+}

@@ -1,0 +1,45 @@
+// Command-line options of one subcommand: declared with a default and a help line, so that
+// `--help` is generated, unknown or malformed flags are errors naming the flag, and every
+// resolved value can be written to a run manifest.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace rlhf::cli {
+
+class Options {
+ public:
+  Options(std::string command, std::string summary) : command_(std::move(command)), summary_(std::move(summary)) {}
+  // Declares --name with a default value ("" for none) and help text. Flags are boolean
+  // options given without a value (--tie) or as --tie=false.
+  Options& add(const std::string& name, const std::string& def, const std::string& help);
+  Options& flag(const std::string& name, const std::string& help);
+  // Parses argv (after the subcommand). Returns false if --help was given (help printed).
+  bool parse(int argc, char** argv);
+
+  std::string str(const std::string& name) const;
+  int64_t integer(const std::string& name) const;   // InputError naming the flag if not an integer
+  double number(const std::string& name) const;
+  bool boolean(const std::string& name) const;
+  bool given(const std::string& name) const { return given_.count(name) > 0; }
+  nlohmann::json resolved() const;                  // every option and its value
+  std::string help() const;
+
+ private:
+  struct Spec {
+    std::string def, help;
+    bool is_flag = false;
+  };
+  std::string command_, summary_;
+  std::vector<std::string> order_;
+  std::map<std::string, Spec> specs_;
+  std::map<std::string, std::string> values_;
+  std::map<std::string, bool> given_;
+};
+
+}  // namespace rlhf::cli

@@ -1,0 +1,175 @@
+// Loading and saving HF checkpoint directories through the family tables.
+#include "model/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "model/safetensors.h"
+#include "tensor/error.h"
+#include "tensor/rng.h"
+
+namespace rlhf {
+
+namespace fs = std::filesystem;
+
+std::string hf_default_prefix(const ModelConfig& cfg) { return cfg.is_gpt2() ? "transformer." : "model."; }
+
+std::vector<HfTensor> hf_layout(const Transformer& m, const std::string& prefix) {
+  std::vector<HfTensor> t = m.config().is_gpt2() ? gpt2_hf_layout(m, prefix) : llama_hf_layout(m, prefix);
+  const ModelConfig& c = m.config();
+  if (m.heads().lm_head && !c.tie_word_embeddings)
+    t.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}, "lm_head.weight"});
+  if (m.heads().score_head) t.push_back({"score.weight", {c.num_labels, c.hidden_size}, "score.weight"});
+  return t;
+}
+
+static std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+static std::string join_names(const std::vector<std::string>& v, size_t max_items = 12) {
+  std::string r;
+  for (size_t i = 0; i < v.size() && i < max_items; ++i) r += (i ? ", " : "") + v[i];
+  if (v.size() > max_items) r += ", ... (" + std::to_string(v.size()) + " in all)";
+  return r;
+}
+
+// Buffers HF checkpoints sometimes carry that are not parameters.
+static bool is_ignorable_buffer(const std::string& n) {
+  return n.ends_with(".attn.bias") || n.ends_with(".attn.masked_bias") || n.ends_with("rotary_emb.inv_freq");
+}
+
+Transformer load_checkpoint(const fs::path& dir, ModelHeads heads, LoadReport* report, uint64_t head_init_seed) {
+  ModelConfig cfg = ModelConfig::load(dir / "config.json");
+  SafetensorsModel st = SafetensorsModel::open_dir(dir);
+  Transformer m(cfg, heads);
+
+  std::string prefix = hf_default_prefix(cfg);
+  if (cfg.is_gpt2() && !st.find(prefix + "wte.weight") && st.find("wte.weight")) prefix = "";  // bare GPT2Model
+
+  LoadReport local;
+  LoadReport& rep = report ? *report : local;
+  std::vector<std::string> missing, misshaped;
+  std::set<std::string> used;
+  std::vector<float> buf;
+  for (const HfTensor& t : hf_layout(m, prefix)) {
+    const TensorView* v = st.find(t.hf_name);
+    if (!v) {
+      if (t.hf_name == "score.weight") {  // a reward/value head on top of a causal LM: new head
+        rep.score_head_initialised = true;
+        Rng rng(head_init_seed, /*stream=*/7);
+        const ParamSlot& s = m.slot("score.weight");
+        for (int64_t i = 0; i < s.numel; ++i) m.params()[s.offset + i] = static_cast<float>(rng.normal()) * 0.02f;
+        continue;
+      }
+      missing.push_back(t.hf_name);
+      continue;
+    }
+    used.insert(t.hf_name);
+    if (v->shape != t.hf_shape) {
+      misshaped.push_back(t.hf_name + " has shape " + shape_str(v->shape) + ", config.json implies " +
+                          shape_str(t.hf_shape));
+      continue;
+    }
+    buf.resize(v->numel());
+    convert_to_f32(*v, buf.data(), st.source_of(t.hf_name));
+    const ParamSlot& s = m.slot(t.slot);
+    const int64_t cols = s.shape.size() == 2 ? s.shape[1] : 1;
+    float* dst = m.params().data() + s.offset + t.row_offset * cols;
+    if (t.transpose) {  // HF (in, out) -> ours (out, in)
+      const int64_t in = t.hf_shape[0], out = t.hf_shape[1];
+      for (int64_t i = 0; i < in; ++i)
+        for (int64_t o = 0; o < out; ++o) dst[o * in + i] = buf[i * out + o];
+    } else {
+      std::memcpy(dst, buf.data(), buf.size() * sizeof(float));
+    }
+  }
+  std::vector<std::string> unexpected;
+  for (const std::string& n : st.names()) {
+    if (used.count(n) || is_ignorable_buffer(n)) continue;
+    // Heads the caller did not ask for (and a redundant copy of tied embeddings) are skipped.
+    if (n == "score.weight" || n == "lm_head.weight") {
+      rep.ignored.push_back(n);
+      continue;
+    }
+    unexpected.push_back(n);
+  }
+  if (!missing.empty() || !misshaped.empty() || !unexpected.empty()) {
+    std::string msg = dir.string() + ": weights do not match config.json (" + model_family_name(cfg.family) + ", " +
+                      std::to_string(cfg.n_layers) + " layers)";
+    if (!missing.empty()) msg += "; missing tensors: " + join_names(missing);
+    if (!misshaped.empty()) msg += "; misshaped tensors: " + join_names(misshaped, 6);
+    if (!unexpected.empty()) msg += "; unexpected tensors: " + join_names(unexpected);
+    throw InputError(msg);
+  }
+  return m;
+}
+
+void save_checkpoint(const Transformer& m, const fs::path& dir, const fs::path& copy_extra_from) {
+  const fs::path target = fs::absolute(dir);
+  const fs::path parent = target.parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw IoError(parent.string() + ": cannot create directory: " + ec.message());
+  const fs::path tmp = parent / ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(tmp, ec);
+  fs::create_directory(tmp, ec);
+  if (ec) throw IoError(tmp.string() + ": cannot create directory: " + ec.message());
+  try {
+    // HF layout, F32, in HF shapes (transposing back where the family table says so).
+    std::vector<HfTensor> layout = hf_layout(m, hf_default_prefix(m.config()));
+    std::vector<std::vector<float>> storage(layout.size());
+    std::vector<TensorToWrite> tensors;
+    for (size_t k = 0; k < layout.size(); ++k) {
+      const HfTensor& t = layout[k];
+      const ParamSlot& s = m.slot(t.slot);
+      const int64_t cols = s.shape.size() == 2 ? s.shape[1] : 1;
+      const float* src = m.params().data() + s.offset + t.row_offset * cols;
+      int64_t n = 1;
+      for (int64_t d : t.hf_shape) n *= d;
+      std::vector<float>& out = storage[k];
+      out.resize(n);
+      if (t.transpose) {
+        const int64_t in = t.hf_shape[0], o = t.hf_shape[1];
+        for (int64_t i = 0; i < in; ++i)
+          for (int64_t j = 0; j < o; ++j) out[i * o + j] = src[j * in + i];
+      } else {
+        std::memcpy(out.data(), src, n * sizeof(float));
+      }
+      tensors.push_back({t.hf_name, DType::F32, t.hf_shape, out.data()});
+    }
+    write_safetensors(tmp / "model.safetensors", tensors, {{"format", "pt"}});
+    const bool scalar_only = m.heads().score_head && !m.heads().lm_head;
+    write_file_atomic(tmp / "config.json", m.config().to_json(scalar_only).dump(2) + "\n");
+    if (!copy_extra_from.empty()) {
+      for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                            "generation_config.json", "chat_template.jinja", "vocab.json", "merges.txt"}) {
+        const fs::path src = copy_extra_from / f;
+        if (fs::exists(src)) fs::copy_file(src, tmp / f);
+      }
+    }
+    // Swap the finished directory into place; the previous one is removed only afterwards.
+    const fs::path old = parent / ("." + target.filename().string() + ".old-" + std::to_string(::getpid()));
+    const bool had_old = fs::exists(target);
+    if (had_old) {  // keep what else lives in the directory (metrics, logs, earlier checkpoints)
+      for (const auto& e : fs::directory_iterator(target))
+        if (!fs::exists(tmp / e.path().filename())) fs::rename(e.path(), tmp / e.path().filename());
+      fs::rename(target, old);
+    }
+    fs::rename(tmp, target);
+    if (had_old) fs::remove_all(old);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp, ec);
+    throw IoError(target.string() + ": saving the checkpoint failed: " + e.what());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace rlhf

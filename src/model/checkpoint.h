@@ -1,0 +1,53 @@
+// Hugging Face checkpoints in and out: config.json + safetensors (single file or sharded).
+//
+// Each family declares, in its own file (gpt2.cpp, llama.cpp), how HF tensor names and layouts
+// map onto our parameter slots: GPT-2's Conv1D weights are transposed at load time, Llama's
+// q/k/v and gate/up projections are stacked into fused slots. Layout quirks live in that one
+// table, never in the hot path (STYLE.md). Loading checks the weights against the config and
+// lists every missing, unexpected or misshaped tensor (RELIABILITY.md test 13) — no silent
+// random initialisation, except a requested scalar head that the checkpoint lacks (as HF does
+// when a reward model is initialised from a causal LM; reported in LoadReport).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace rlhf {
+
+// One HF tensor and where it lives in our slots.
+struct HfTensor {
+  std::string hf_name;
+  std::vector<int64_t> hf_shape;
+  std::string slot;       // our parameter slot
+  int64_t row_offset = 0; // first row of the slot this tensor fills (stacked q|k|v, gate|up)
+  bool transpose = false; // HF stores (in, out) — GPT-2's Conv1D
+};
+
+// The family tables (gpt2.cpp, llama.cpp). `prefix` is the trunk's prefix ("transformer." /
+// "model."), which some GPT-2 checkpoints omit.
+std::vector<HfTensor> gpt2_hf_layout(const Transformer& m, const std::string& prefix);
+std::vector<HfTensor> llama_hf_layout(const Transformer& m, const std::string& prefix);
+std::vector<HfTensor> hf_layout(const Transformer& m, const std::string& prefix);
+std::string hf_default_prefix(const ModelConfig& cfg);
+
+struct LoadReport {
+  bool score_head_initialised = false;  // requested but absent from the checkpoint
+  std::vector<std::string> ignored;     // tensors present but not used (e.g. score.weight)
+};
+
+// Loads a model directory. Throws InputError naming the file and the tensors at fault.
+Transformer load_checkpoint(const std::filesystem::path& dir, ModelHeads heads, LoadReport* report = nullptr,
+                            uint64_t head_init_seed = 0);
+
+// Writes config.json and model.safetensors (F32) into `dir`, atomically: everything is written
+// to a sibling temporary directory which then replaces `dir` (other files already in `dir`,
+// such as metrics or earlier checkpoints, are carried over). Tokenizer files (tokenizer.json,
+// tokenizer_config.json, special_tokens_map.json, generation_config.json, chat_template.jinja)
+// are copied from `copy_extra_from` when given.
+void save_checkpoint(const Transformer& m, const std::filesystem::path& dir,
+                     const std::filesystem::path& copy_extra_from = {});
+
+}  // namespace rlhf

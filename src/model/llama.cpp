@@ -1,0 +1,38 @@
+// Llama, Qwen2 and Mistral: HF tensor names. q/k/v projections are stacked into one fused qkv
+// slot (rows [q | k | v]) and gate/up into one slot (rows [gate | up]), so each runs as a
+// single matrix product.
+#include "model/checkpoint.h"
+
+namespace rlhf {
+
+std::vector<HfTensor> llama_hf_layout(const Transformer& m, const std::string& prefix) {
+  const ModelConfig& c = m.config();
+  const int64_t C = c.hidden_size, I = c.intermediate_size;
+  const int64_t Q = c.n_heads * c.head_dim, KV = c.n_kv_heads * c.head_dim;
+  std::vector<HfTensor> t;
+  t.push_back({prefix + "embed_tokens.weight", {c.vocab_size, C}, "embed.tokens"});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string h = prefix + "layers." + std::to_string(l) + ".";
+    const std::string s = "layers." + std::to_string(l) + ".";
+    t.push_back({h + "input_layernorm.weight", {C}, s + "norm1.weight"});
+    t.push_back({h + "self_attn.q_proj.weight", {Q, C}, s + "attn.qkv.weight", 0});
+    t.push_back({h + "self_attn.k_proj.weight", {KV, C}, s + "attn.qkv.weight", Q});
+    t.push_back({h + "self_attn.v_proj.weight", {KV, C}, s + "attn.qkv.weight", Q + KV});
+    if (c.attention_bias) {
+      t.push_back({h + "self_attn.q_proj.bias", {Q}, s + "attn.qkv.bias", 0});
+      t.push_back({h + "self_attn.k_proj.bias", {KV}, s + "attn.qkv.bias", Q});
+      t.push_back({h + "self_attn.v_proj.bias", {KV}, s + "attn.qkv.bias", Q + KV});
+    }
+    t.push_back({h + "self_attn.o_proj.weight", {C, Q}, s + "attn.out.weight"});
+    if (c.attention_bias && c.family == ModelFamily::llama)
+      t.push_back({h + "self_attn.o_proj.bias", {C}, s + "attn.out.bias"});
+    t.push_back({h + "post_attention_layernorm.weight", {C}, s + "norm2.weight"});
+    t.push_back({h + "mlp.gate_proj.weight", {I, C}, s + "mlp.up.weight", 0});
+    t.push_back({h + "mlp.up_proj.weight", {I, C}, s + "mlp.up.weight", I});
+    t.push_back({h + "mlp.down_proj.weight", {C, I}, s + "mlp.down.weight"});
+  }
+  t.push_back({prefix + "norm.weight", {C}, "norm_final.weight"});
+  return t;
+}
+
+}  // namespace rlhf

@@ -1,0 +1,413 @@
+// The transformer's parameter table, forward and backward (see transformer.h for the contract).
+//
+// Block, in both families (x is the residual stream, N = B*T rows):
+//   h   = norm1(x)                      LayerNorm (GPT-2) | RMSNorm (Llama)
+//   qkv = h Wqkv^T (+ b)                fused q|k|v projection; RoPE on q and k (Llama)
+//   a   = attention(qkv)                causal, packed-sequence aware, GQA
+//   x'  = x + a Wo^T (+ b)
+//   h2  = norm2(x')
+//   m   = gelu(h2 Wfc^T + b)            | swiglu(h2 Wgate_up^T)
+//   x'' = x' + m Wdown^T (+ b)
+// Backward walks the same list in reverse. Activation gradients d_norm, d_qkv, ... are zeroed
+// before each use because kernels accumulate; the residual gradient d_x accumulates across
+// both branches by construction.
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "tensor/error.h"
+#include "tensor/rng.h"
+
+namespace rlhf {
+
+namespace k = kernels;
+
+// ---- Batch ---------------------------------------------------------------------------------
+
+Batch Batch::from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t score_from) {
+  Batch b;
+  b.B = static_cast<int64_t>(rows.size());
+  b.T = rows.empty() ? 0 : static_cast<int64_t>(rows[0].size());
+  for (int64_t r = 0; r < b.B; ++r) {
+    RLHF_CHECK(static_cast<int64_t>(rows[r].size()) == b.T, "Batch::from_rows: rows of unequal length");
+    for (int64_t t = 0; t < b.T; ++t) {
+      b.tokens.push_back(rows[r][t]);
+      b.positions.push_back(static_cast<int32_t>(t));
+      b.seg_start.push_back(0);
+      if (t >= std::max<int64_t>(score_from, 1)) b.scored.push_back(r * b.T + t);
+    }
+  }
+  return b;
+}
+
+void Batch::validate(int64_t vocab_size, int64_t max_positions) const {
+  const int64_t N = B * T;
+  RLHF_CHECK(static_cast<int64_t>(tokens.size()) == N && static_cast<int64_t>(positions.size()) == N &&
+                 static_cast<int64_t>(seg_start.size()) == N,
+             "Batch: tokens/positions/seg_start must each hold B*T entries");
+  for (int64_t i = 0; i < N; ++i) {
+    RLHF_CHECK(tokens[i] >= 0 && tokens[i] < vocab_size,
+               "Batch: token id " + std::to_string(tokens[i]) + " outside the vocabulary of " +
+                   std::to_string(vocab_size));
+    RLHF_CHECK(positions[i] >= 0 && positions[i] < max_positions,
+               "Batch: position " + std::to_string(positions[i]) + " beyond max_position_embeddings");
+    RLHF_CHECK(seg_start[i] >= 0 && seg_start[i] <= i % T, "Batch: seg_start after its token");
+  }
+  for (int64_t q : scored) {
+    RLHF_CHECK(q >= 0 && q < N, "Batch: scored index out of range");
+    RLHF_CHECK(q % T > seg_start[q], "Batch: a scored token must have a previous token in its sequence");
+  }
+  for (int64_t q : head_at) RLHF_CHECK(q >= 0 && q < N, "Batch: head index out of range");
+}
+
+// ---- RoPE frequencies ------------------------------------------------------------------------
+
+std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
+  const int64_t d = cfg.head_dim;
+  std::vector<float> inv(d / 2);
+  for (int64_t i = 0; i < d / 2; ++i) {
+    // HF computes base ** (arange(0, d, 2).float() / d) in fp32; so do we.
+    float expo = static_cast<float>(2 * i) / static_cast<float>(d);
+    inv[i] = 1.0f / std::pow(static_cast<float>(cfg.rope_theta), expo);
+  }
+  const RopeScaling& rs = cfg.rope_scaling;
+  if (rs.type == "linear") {
+    for (float& f : inv) f = static_cast<float>(f / rs.factor);
+  } else if (rs.type == "llama3") {
+    // Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, the band between
+    // interpolated smoothly (transformers' _compute_llama3_parameters).
+    const double old_ctx = static_cast<double>(rs.original_max_position_embeddings);
+    const double low_wavelen = old_ctx / rs.low_freq_factor;
+    const double high_wavelen = old_ctx / rs.high_freq_factor;
+    for (float& f : inv) {
+      const double wavelen = 2.0 * M_PI / f;
+      double scaled = wavelen > low_wavelen ? f / rs.factor : f;
+      if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
+        const double smooth = (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+        scaled = (1.0 - smooth) * scaled / rs.factor + smooth * scaled;
+      }
+      f = static_cast<float>(scaled);
+    }
+  }
+  return inv;
+}
+
+// ---- parameter table ---------------------------------------------------------------------------
+
+int64_t Transformer::add_slot(const std::string& name, std::vector<int64_t> shape, bool decay) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  int64_t off = slots_.empty() ? 0 : slots_.back().offset + slots_.back().numel;
+  slots_.push_back({name, std::move(shape), off, n, decay});
+  return off;
+}
+
+Transformer::Transformer(ModelConfig cfg, ModelHeads heads) : cfg_(std::move(cfg)), heads_(heads) {
+  RLHF_CHECK(heads_.lm_head || heads_.score_head, "a model needs at least one head");
+  RLHF_CHECK(cfg_.n_layers >= 1, "a model needs at least one layer");
+  const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, I = cfg_.intermediate_size;
+  const bool gpt2 = cfg_.is_gpt2();
+  const bool bias = gpt2;  // GPT-2 has biases on every linear layer and norm
+  wte_ = add_slot("embed.tokens", {V, C}, true);
+  if (gpt2) wpe_ = add_slot("embed.positions", {cfg_.max_position_embeddings, C}, true);
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    LayerSlots s{};
+    s.norm1_w = add_slot(p + "norm1.weight", {C}, false);
+    s.norm1_b = bias ? add_slot(p + "norm1.bias", {C}, false) : -1;
+    s.qkv_w = add_slot(p + "attn.qkv.weight", {cfg_.qkv_dim(), C}, true);
+    s.qkv_b = (bias || cfg_.attention_bias) ? add_slot(p + "attn.qkv.bias", {cfg_.qkv_dim()}, false) : -1;
+    s.o_w = add_slot(p + "attn.out.weight", {C, cfg_.n_heads * cfg_.head_dim}, true);
+    // Llama's attention_bias also covers o_proj; Qwen2's covers q/k/v only.
+    const bool o_bias = bias || (cfg_.family == ModelFamily::llama && cfg_.attention_bias);
+    s.o_b = o_bias ? add_slot(p + "attn.out.bias", {C}, false) : -1;
+    s.norm2_w = add_slot(p + "norm2.weight", {C}, false);
+    s.norm2_b = bias ? add_slot(p + "norm2.bias", {C}, false) : -1;
+    s.up_w = add_slot(p + "mlp.up.weight", {gpt2 ? I : 2 * I, C}, true);  // Llama: [gate | up]
+    s.up_b = bias ? add_slot(p + "mlp.up.bias", {I}, false) : -1;
+    s.down_w = add_slot(p + "mlp.down.weight", {C, I}, true);
+    s.down_b = bias ? add_slot(p + "mlp.down.bias", {C}, false) : -1;
+    layers_.push_back(s);
+  }
+  normf_w_ = add_slot("norm_final.weight", {C}, false);
+  normf_b_ = gpt2 ? add_slot("norm_final.bias", {C}, false) : -1;
+  if (heads_.lm_head && !cfg_.tie_word_embeddings) lm_head_ = add_slot("lm_head.weight", {V, C}, true);
+  if (heads_.score_head) score_ = add_slot("score.weight", {cfg_.num_labels, C}, true);
+  const int64_t total = slots_.back().offset + slots_.back().numel;
+  params_.assign(total, 0.0f);
+  grads_.assign(total, 0.0f);
+  if (!gpt2) inv_freq_ = rope_inv_freq(cfg_);
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) {  // unit norm weights, so a fresh model is sane
+    std::fill_n(params_.data() + layers_[l].norm1_w, C, 1.0f);
+    std::fill_n(params_.data() + layers_[l].norm2_w, C, 1.0f);
+  }
+  std::fill_n(params_.data() + normf_w_, C, 1.0f);
+}
+
+const ParamSlot& Transformer::slot(const std::string& name) const {
+  for (const auto& s : slots_)
+    if (s.name == name) return s;
+  throw LogicError("no parameter named " + name);
+}
+
+int64_t Transformer::lm_weight_offset() const { return lm_head_ >= 0 ? lm_head_ : wte_; }
+
+void Transformer::init_random(uint64_t seed, float std) {
+  Rng rng(seed, /*stream=*/1);
+  const float proj_std = std / std::sqrt(2.0f * static_cast<float>(cfg_.n_layers));
+  for (const auto& s : slots_) {
+    float* p = params_.data() + s.offset;
+    const bool is_norm = s.name.find("norm") != std::string::npos;
+    if (s.shape.size() == 1) {  // biases and norm weights
+      std::fill_n(p, s.numel, is_norm && s.name.ends_with(".weight") ? 1.0f : 0.0f);
+      continue;
+    }
+    // GPT-2 scales the residual-stream output projections (HF GPT2PreTrainedModel._init_weights).
+    const bool residual_proj = cfg_.is_gpt2() && (s.name.ends_with("attn.out.weight") ||
+                                                  s.name.ends_with("mlp.down.weight"));
+    const float sd = residual_proj ? proj_std : std;
+    for (int64_t i = 0; i < s.numel; ++i) p[i] = static_cast<float>(rng.normal()) * sd;
+  }
+}
+
+void Transformer::zero_grad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+double Transformer::forward_flops(int64_t n_tokens, int64_t n_scored, double mean_attended) const {
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t per_layer = cfg_.qkv_dim() * C + C * cfg_.n_heads * cfg_.head_dim +
+                            (cfg_.is_gpt2() ? 2 : 3) * I * C;
+  double f = 2.0 * static_cast<double>(per_layer) * cfg_.n_layers * n_tokens;
+  f += 2.0 * 2.0 * n_tokens * mean_attended * cfg_.n_heads * cfg_.head_dim * cfg_.n_layers;  // QK^T, PV
+  if (heads_.lm_head) f += 2.0 * static_cast<double>(n_scored) * C * cfg_.vocab_size;
+  return f;
+}
+
+// ---- workspace ---------------------------------------------------------------------------------
+
+Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, int64_t H, int64_t chunk)
+    : max_B(B), max_T(T), max_scored(S), max_head(H), vocab_chunk(std::min(chunk, cfg.vocab_size)) {
+  const int64_t N = B * T, C = cfg.hidden_size, I = cfg.intermediate_size;
+  const int64_t A = cfg.n_heads * cfg.head_dim;
+  const int64_t mlp_in_w = cfg.is_gpt2() ? I : 2 * I;
+  const bool ln = cfg.is_gpt2();
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    x_in.push_back(arena_.reserve(p + "x_in", {N, C}));
+    norm1.push_back(arena_.reserve(p + "norm1", {N, C}));
+    norm1_mean.push_back(ln ? arena_.reserve(p + "norm1_mean", {N}) : -1);
+    norm1_rstd.push_back(arena_.reserve(p + "norm1_rstd", {N}));
+    qkv.push_back(arena_.reserve(p + "qkv", {N, cfg.qkv_dim()}));
+    att.push_back(arena_.reserve(p + "att", {N, A}));
+    att_lse.push_back(arena_.reserve(p + "att_lse", {B, cfg.n_heads, T}));
+    x_mid.push_back(arena_.reserve(p + "x_mid", {N, C}));
+    norm2.push_back(arena_.reserve(p + "norm2", {N, C}));
+    norm2_mean.push_back(ln ? arena_.reserve(p + "norm2_mean", {N}) : -1);
+    norm2_rstd.push_back(arena_.reserve(p + "norm2_rstd", {N}));
+    mlp_in.push_back(arena_.reserve(p + "mlp_in", {N, mlp_in_w}));
+    mlp_act.push_back(arena_.reserve(p + "mlp_act", {N, I}));
+  }
+  x_final = arena_.reserve("x_final", {N, C});
+  normf = arena_.reserve("norm_final", {N, C});
+  normf_mean = ln ? arena_.reserve("norm_final_mean", {N}) : -1;
+  normf_rstd = arena_.reserve("norm_final_rstd", {N});
+  h_scored = arena_.reserve("h_scored", {S, C});
+  lse_scored = arena_.reserve("lse_scored", {S});
+  h_head = arena_.reserve("h_head", {H, C});
+  lm_scratch = arena_.reserve("lm_scratch", {S, vocab_chunk});
+  d_x = arena_.reserve("d_x", {N, C});
+  d_norm = arena_.reserve("d_norm", {N, C});
+  d_qkv = arena_.reserve("d_qkv", {N, cfg.qkv_dim()});
+  d_att = arena_.reserve("d_att", {N, A});
+  d_mlp_in = arena_.reserve("d_mlp_in", {N, mlp_in_w});
+  d_mlp_act = arena_.reserve("d_mlp_act", {N, I});
+  d_h_scored = arena_.reserve("d_h_scored", {S, C});
+  d_h_head = arena_.reserve("d_h_head", {H, C});
+  k::AttentionShape as{B, T, static_cast<int>(cfg.n_heads), static_cast<int>(cfg.n_kv_heads),
+                       static_cast<int>(cfg.head_dim), static_cast<int>(cfg.sliding_window)};
+  att_scratch = arena_.reserve("att_scratch", {k::attention_scratch_floats(as)});
+  arena_.allocate();
+}
+
+// ---- forward ---------------------------------------------------------------------------------------
+
+void Transformer::norm_forward(float* out, float* mean, float* rstd, const float* in, int64_t w, int64_t b,
+                               int64_t N) {
+  const int64_t C = cfg_.hidden_size;
+  const float eps = static_cast<float>(cfg_.norm_eps);
+  if (cfg_.is_gpt2())
+    k::layernorm_forward(out, mean, rstd, in, P(w), P(b), N, C, eps);
+  else
+    k::rmsnorm_forward(out, rstd, in, P(w), N, C, eps);
+}
+
+void Transformer::norm_backward(float* dinp, const float* dout, const float* in, int64_t w, int64_t b,
+                                const float* mean, const float* rstd, int64_t N) {
+  const int64_t C = cfg_.hidden_size;
+  if (cfg_.is_gpt2())
+    k::layernorm_backward(dinp, G(w), G(b), dout, in, P(w), mean, rstd, N, C);
+  else
+    k::rmsnorm_backward(dinp, G(w), dout, in, P(w), rstd, N, C);
+}
+
+static float* slice_or_null(Arena& a, int id) { return id < 0 ? nullptr : a.data(id); }
+
+Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOptions& opt) {
+  batch.validate(cfg_.vocab_size, cfg_.max_position_embeddings);
+  RLHF_CHECK(batch.B <= ws.max_B && batch.T <= ws.max_T && batch.n_scored() <= ws.max_scored &&
+                 batch.n_head() <= ws.max_head,
+             "Batch larger than the workspace it runs in");
+  RLHF_CHECK(batch.scored.empty() || heads_.lm_head, "scored positions need an LM head");
+  RLHF_CHECK(batch.head_at.empty() || heads_.score_head, "head positions need a scalar head");
+  (void)opt.keep_activations;  // activations are always kept; the flag documents intent for callers
+
+  Arena& a = ws.arena_;
+  const int64_t N = batch.B * batch.T, C = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t QKV = cfg_.qkv_dim(), A = cfg_.n_heads * cfg_.head_dim;
+  const bool gpt2 = cfg_.is_gpt2();
+  const k::AttentionShape as{batch.B, batch.T, static_cast<int>(cfg_.n_heads), static_cast<int>(cfg_.n_kv_heads),
+                             static_cast<int>(cfg_.head_dim), static_cast<int>(cfg_.sliding_window)};
+
+  float* x = a.data(ws.x_in[0]);
+  k::embedding_forward(x, batch.tokens.data(), batch.positions.data(), P(wte_), P(wpe_), N, C);
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+    const LayerSlots& s = layers_[l];
+    float* x_in = a.data(ws.x_in[l]);
+    float* h = a.data(ws.norm1[l]);
+    norm_forward(h, slice_or_null(a, ws.norm1_mean[l]), a.data(ws.norm1_rstd[l]), x_in, s.norm1_w, s.norm1_b, N);
+    float* qkv = a.data(ws.qkv[l]);
+    k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
+    if (!gpt2) {
+      k::rope_forward(qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads, as.head_dim);
+      k::rope_forward(qkv + A, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_kv_heads, as.head_dim);
+    }
+    float* att = a.data(ws.att[l]);
+    k::attention_forward(att, a.data(ws.att_lse[l]), qkv, batch.seg_start.data(), as, a.data(ws.att_scratch));
+    float* x_mid = a.data(ws.x_mid[l]);
+    k::matmul_forward(x_mid, att, P(s.o_w), P(s.o_b), N, A, C);
+    k::add_inplace(x_mid, x_in, N * C);
+    float* h2 = a.data(ws.norm2[l]);
+    norm_forward(h2, slice_or_null(a, ws.norm2_mean[l]), a.data(ws.norm2_rstd[l]), x_mid, s.norm2_w, s.norm2_b, N);
+    float* mlp_in = a.data(ws.mlp_in[l]);
+    float* act = a.data(ws.mlp_act[l]);
+    k::matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), N, C, gpt2 ? I : 2 * I);
+    if (gpt2)
+      k::gelu_forward(act, mlp_in, N * I);
+    else
+      k::swiglu_forward(act, mlp_in, N, I);
+    float* x_out = l + 1 < cfg_.n_layers ? a.data(ws.x_in[l + 1]) : a.data(ws.x_final);
+    k::matmul_forward(x_out, act, P(s.down_w), P(s.down_b), N, I, C);
+    k::add_inplace(x_out, x_mid, N * C);
+  }
+  float* hf = a.data(ws.normf);
+  norm_forward(hf, slice_or_null(a, ws.normf_mean), a.data(ws.normf_rstd), a.data(ws.x_final), normf_w_,
+               normf_b_, N);
+
+  Scores out;
+  const int64_t S = batch.n_scored();
+  if (S > 0) {
+    float* hs = a.data(ws.h_scored);
+    std::vector<int32_t> targets(S);
+    for (int64_t i = 0; i < S; ++i) {
+      const int64_t q = batch.scored[i];
+      std::memcpy(hs + i * C, hf + (q - 1) * C, C * sizeof(float));  // logits at q-1 predict token q
+      targets[i] = batch.tokens[q];
+    }
+    out.logp.resize(S);
+    if (opt.want_entropy) out.entropy.resize(S);
+    k::logprob_forward(out.logp.data(), a.data(ws.lse_scored), opt.want_entropy ? out.entropy.data() : nullptr, hs,
+                       P(lm_weight_offset()), targets.data(), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
+                       a.data(ws.lm_scratch), ws.vocab_chunk);
+  }
+  const int64_t H = batch.n_head();
+  if (H > 0) {
+    float* hh = a.data(ws.h_head);
+    for (int64_t i = 0; i < H; ++i) std::memcpy(hh + i * C, hf + batch.head_at[i] * C, C * sizeof(float));
+    out.head.resize(H);
+    // Only the first label of the score head is used (num_labels = 1 for reward and value models).
+    k::matmul_forward(out.head.data(), hh, P(score_), nullptr, H, C, 1);
+  }
+  last_temperature_ = opt.temperature;
+  return out;
+}
+
+// ---- backward ----------------------------------------------------------------------------------------
+
+void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<float>& dlogp,
+                           const std::vector<float>& dhead) {
+  Arena& a = ws.arena_;
+  const int64_t N = batch.B * batch.T, C = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t QKV = cfg_.qkv_dim(), A = cfg_.n_heads * cfg_.head_dim;
+  const bool gpt2 = cfg_.is_gpt2();
+  const k::AttentionShape as{batch.B, batch.T, static_cast<int>(cfg_.n_heads), static_cast<int>(cfg_.n_kv_heads),
+                             static_cast<int>(cfg_.head_dim), static_cast<int>(cfg_.sliding_window)};
+  const int64_t S = batch.n_scored(), H = batch.n_head();
+  RLHF_CHECK(dlogp.empty() || static_cast<int64_t>(dlogp.size()) == S, "dlogp must have one entry per scored token");
+  RLHF_CHECK(dhead.empty() || static_cast<int64_t>(dhead.size()) == H, "dhead must have one entry per head position");
+
+  // d loss / d final hidden, gathered back from the scored and head rows.
+  float* d_hf = a.data(ws.d_norm);
+  std::memset(d_hf, 0, N * C * sizeof(float));
+  if (!dlogp.empty() && S > 0) {
+    std::vector<int32_t> targets(S);
+    for (int64_t i = 0; i < S; ++i) targets[i] = batch.tokens[batch.scored[i]];
+    float* dhs = a.data(ws.d_h_scored);
+    std::memset(dhs, 0, S * C * sizeof(float));
+    k::logprob_backward(dhs, G(lm_weight_offset()), dlogp.data(), a.data(ws.h_scored), P(lm_weight_offset()),
+                        targets.data(), a.data(ws.lse_scored), S, C, cfg_.vocab_size, 1.0f / last_temperature_,
+                        a.data(ws.lm_scratch), ws.vocab_chunk);
+    for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + (batch.scored[i] - 1) * C, dhs + i * C, C);
+  }
+  if (!dhead.empty() && H > 0) {
+    float* dhh = a.data(ws.d_h_head);
+    std::memset(dhh, 0, H * C * sizeof(float));
+    k::matmul_backward(dhh, G(score_), nullptr, dhead.data(), a.data(ws.h_head), P(score_), H, C, 1);
+    for (int64_t i = 0; i < H; ++i) k::add_inplace(d_hf + batch.head_at[i] * C, dhh + i * C, C);
+  }
+
+  float* dx = a.data(ws.d_x);
+  std::memset(dx, 0, N * C * sizeof(float));
+  norm_backward(dx, d_hf, a.data(ws.x_final), normf_w_, normf_b_, slice_or_null(a, ws.normf_mean),
+                a.data(ws.normf_rstd), N);
+
+  float* d_norm = a.data(ws.d_norm);
+  float* d_qkv = a.data(ws.d_qkv);
+  float* d_att = a.data(ws.d_att);
+  float* d_in = a.data(ws.d_mlp_in);
+  float* d_act = a.data(ws.d_mlp_act);
+  for (int64_t l = cfg_.n_layers - 1; l >= 0; --l) {
+    const LayerSlots& s = layers_[l];
+    // MLP branch: x_out = x_mid + down(act(up(norm2(x_mid))))
+    std::memset(d_act, 0, N * I * sizeof(float));
+    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), dx, a.data(ws.mlp_act[l]), P(s.down_w), N, I, C);
+    const int64_t in_w = gpt2 ? I : 2 * I;
+    std::memset(d_in, 0, N * in_w * sizeof(float));
+    if (gpt2)
+      k::gelu_backward(d_in, d_act, a.data(ws.mlp_in[l]), N * I);
+    else
+      k::swiglu_backward(d_in, d_act, a.data(ws.mlp_in[l]), N, I);
+    std::memset(d_norm, 0, N * C * sizeof(float));
+    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, a.data(ws.norm2[l]), P(s.up_w), N, C, in_w);
+    norm_backward(dx, d_norm, a.data(ws.x_mid[l]), s.norm2_w, s.norm2_b, slice_or_null(a, ws.norm2_mean[l]),
+                  a.data(ws.norm2_rstd[l]), N);
+    // Attention branch: x_mid = x_in + out(attention(qkv(norm1(x_in))))
+    std::memset(d_att, 0, N * A * sizeof(float));
+    k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C);
+    std::memset(d_qkv, 0, N * QKV * sizeof(float));
+    k::attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
+                          batch.seg_start.data(), as, a.data(ws.att_scratch));
+    if (!gpt2) {
+      k::rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads, as.head_dim);
+      k::rope_backward(d_qkv + A, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_kv_heads, as.head_dim);
+    }
+    std::memset(d_norm, 0, N * C * sizeof(float));
+    k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, a.data(ws.norm1[l]), P(s.qkv_w), N, C, QKV);
+    norm_backward(dx, d_norm, a.data(ws.x_in[l]), s.norm1_w, s.norm1_b, slice_or_null(a, ws.norm1_mean[l]),
+                  a.data(ws.norm1_rstd[l]), N);
+  }
+  k::embedding_backward(G(wte_), G(wpe_), dx, batch.tokens.data(), batch.positions.data(), N, C);
+}
+
+}  // namespace rlhf

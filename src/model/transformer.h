@@ -1,0 +1,163 @@
+// The decoder-only transformer: parameters, forward and explicit backward.
+//
+// This is the engine of DESIGN.md's one idea. A Batch says which tokens to run and which
+// positions are scored; forward() returns, per scored position, log p(actual next token) and,
+// per head position, the scalar head's value; backward() takes d loss / d logp and
+// d loss / d head and accumulates every parameter gradient. No general autograd: each block's
+// backward is written next to its forward in transformer.cpp.
+//
+// Families share one block structure and differ by switches read from ModelConfig:
+//   GPT-2 : LayerNorm, learned positions, GELU MLP, biases everywhere, tied embeddings
+//   Llama : RMSNorm, RoPE (+ llama3 scaling), SwiGLU, GQA, optional qkv bias (Qwen2),
+//           optional sliding window (Mistral), tied or untied embeddings
+// HF tensor names and layouts are mapped to ours in gpt2.cpp / llama.cpp (see checkpoint.h).
+//
+// Parameters and gradients are each one flat buffer described by a table of named slices, so
+// the optimizer, clipping, checkpointing and data-parallel all-reduce see one array.
+//
+// Example:
+//   Transformer m = load_checkpoint("gpt2-dir", {.lm_head = true});
+//   Batch b = Batch::from_rows({{1, 2, 3, 4}}, /*score_from=*/1);
+//   Workspace ws(m.config(), b.B, b.T, b.n_scored(), b.n_head());
+//   Scores s = m.forward(b, ws);          // s.logp[i] for each scored position
+//   std::vector<float> dlogp(s.logp.size(), -1.0f / s.logp.size());
+//   m.zero_grad(); m.backward(b, ws, dlogp, {});
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "tensor/arena.h"
+
+namespace rlhf {
+
+// Which output heads a model carries.
+struct ModelHeads {
+  bool lm_head = true;       // next-token log-probs (weights tied to the embedding when configured)
+  bool score_head = false;   // scalar head "score" (HF *ForSequenceClassification, num_labels = 1)
+};
+
+// A named parameter slice of the flat parameter buffer (and, at the same offset, of the
+// gradient buffer). Shapes are ours (e.g. GPT-2 Conv1D weights stored as (out, in)).
+struct ParamSlot {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset = 0;
+  int64_t numel = 0;
+  bool weight_decay = true;  // false for biases and norm weights (HF Trainer's convention)
+};
+
+// One engine call's input. Rows are B sequences of T tokens; a row may pack several
+// sequences (positions restart and attention never crosses seg_start boundaries).
+struct Batch {
+  int64_t B = 0, T = 0;
+  std::vector<int32_t> tokens;     // (B, T)
+  std::vector<int32_t> positions;  // (B, T) position ids
+  std::vector<int32_t> seg_start;  // (B, T) index in the row where this token's sequence starts
+  // Flat indices q = b*T + t of the tokens whose log-prob is wanted: logp = log p(tokens[q] |
+  // tokens of the same sequence before t). Requires t > seg_start.
+  std::vector<int64_t> scored;
+  // Flat indices whose final hidden state feeds the scalar head.
+  std::vector<int64_t> head_at;
+
+  int64_t n_scored() const { return static_cast<int64_t>(scored.size()); }
+  int64_t n_head() const { return static_cast<int64_t>(head_at.size()); }
+  // Rows of equal length T, one sequence per row, positions 0..T-1; every token from index
+  // `score_from` on is scored.
+  static Batch from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t score_from = 1);
+  void validate(int64_t vocab_size, int64_t max_positions) const;  // throws LogicError
+};
+
+// Engine outputs for one forward.
+struct Scores {
+  std::vector<float> logp;     // (n_scored)
+  std::vector<float> entropy;  // (n_scored) when requested
+  std::vector<float> head;     // (n_head) scalar head values
+};
+
+struct ForwardOptions {
+  float temperature = 1.0f;     // log-probs of logits / temperature (sampling-consistent)
+  bool want_entropy = false;
+  bool keep_activations = true; // false: inference only, backward() not allowed afterwards
+};
+
+// Activation memory for batches up to (max_B, max_T, max_scored, max_head), planned once.
+class Workspace {
+ public:
+  Workspace(const ModelConfig& cfg, int64_t max_B, int64_t max_T, int64_t max_scored, int64_t max_head,
+            int64_t vocab_chunk = 4096);
+  int64_t bytes() const { return arena_.bytes(); }
+  int64_t max_B, max_T, max_scored, max_head, vocab_chunk;
+
+ private:
+  friend class Transformer;
+  Arena arena_;
+  // Per-layer saved activations (index by layer).
+  std::vector<int> x_in, norm1, norm1_mean, norm1_rstd, qkv, att, att_lse, x_mid, norm2, norm2_mean, norm2_rstd,
+      mlp_in, mlp_act;
+  int x_final, normf, normf_mean, normf_rstd;
+  // Gathered rows and logprob outputs.
+  int h_scored, lse_scored, h_head, lm_scratch;
+  // Backward temporaries reused by every layer.
+  int d_x, d_norm, d_qkv, d_att, d_mlp_in, d_mlp_act, d_h_scored, d_h_head, att_scratch;
+};
+
+class Transformer {
+ public:
+  Transformer(ModelConfig cfg, ModelHeads heads);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelHeads& heads() const { return heads_; }
+  const std::vector<ParamSlot>& slots() const { return slots_; }
+  const ParamSlot& slot(const std::string& name) const;
+  float* param(const std::string& name) { return params_.data() + slot(name).offset; }
+  float* grad(const std::string& name) { return grads_.data() + slot(name).offset; }
+  std::vector<float>& params() { return params_; }
+  std::vector<float>& grads() { return grads_; }
+  const std::vector<float>& params() const { return params_; }
+  int64_t n_params() const { return static_cast<int64_t>(params_.size()); }
+
+  // HF-style initialisation: N(0, std) for matrices and embeddings, zero biases, unit norms,
+  // GPT-2's output projections scaled by 1/sqrt(2 n_layers).
+  void init_random(uint64_t seed, float std = 0.02f);
+  void zero_grad();
+
+  Scores forward(const Batch& batch, Workspace& ws, const ForwardOptions& opt = {});
+  // dlogp (n_scored) and dhead (n_head) may be empty when the loss does not use them.
+  // Uses the activations of the last forward(batch, ws) call.
+  void backward(const Batch& batch, Workspace& ws, const std::vector<float>& dlogp,
+                const std::vector<float>& dhead);
+
+  // Forward FLOPs of the matrix products for n tokens of context T (for throughput reports):
+  // 2 * params_in_matmuls * n + attention 2 * 2 * n * T_avg * n_heads * head_dim.
+  double forward_flops(int64_t n_tokens, int64_t n_scored, double mean_attended) const;
+
+ private:
+  struct LayerSlots {
+    int64_t norm1_w, norm1_b, qkv_w, qkv_b, o_w, o_b, norm2_w, norm2_b, up_w, up_b, down_w, down_b;
+  };
+  int64_t add_slot(const std::string& name, std::vector<int64_t> shape, bool decay);
+  const float* P(int64_t off) const { return off < 0 ? nullptr : params_.data() + off; }
+  float* G(int64_t off) { return off < 0 ? nullptr : grads_.data() + off; }
+  void norm_forward(float* out, float* mean, float* rstd, const float* in, int64_t w, int64_t b, int64_t N);
+  void norm_backward(float* dinp, const float* dout, const float* in, int64_t w, int64_t b, const float* mean,
+                     const float* rstd, int64_t N);
+  int64_t lm_weight_offset() const;
+
+  ModelConfig cfg_;
+  ModelHeads heads_;
+  std::vector<ParamSlot> slots_;
+  std::vector<float> params_, grads_;
+  int64_t wte_ = -1, wpe_ = -1, lm_head_ = -1, score_ = -1, normf_w_ = -1, normf_b_ = -1;
+  std::vector<LayerSlots> layers_;
+  std::vector<float> inv_freq_;  // RoPE frequencies (head_dim / 2)
+  float last_temperature_ = 1.0f;  // of the last forward, which backward differentiates
+};
+
+// RoPE inverse frequencies with rope_theta and rope_scaling ("llama3", "linear"), as HF computes.
+std::vector<float> rope_inv_freq(const ModelConfig& cfg);
+
+}  // namespace rlhf

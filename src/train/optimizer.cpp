@@ -1,0 +1,63 @@
+#include "train/optimizer.h"
+
+#include <cmath>
+
+#include "kernels/kernels.h"
+#include "tensor/error.h"
+
+namespace rlhf {
+
+LrSchedule parse_lr_schedule(const std::string& n) {
+  if (n == "constant") return LrSchedule::constant;
+  if (n == "constant_with_warmup") return LrSchedule::constant_with_warmup;
+  if (n == "linear") return LrSchedule::linear;
+  if (n == "cosine") return LrSchedule::cosine;
+  throw InputError("lr_scheduler_type: unknown schedule '" + n +
+                   "' (expected constant, constant_with_warmup, linear or cosine)");
+}
+
+const char* lr_schedule_name(LrSchedule s) {
+  switch (s) {
+    case LrSchedule::constant: return "constant";
+    case LrSchedule::constant_with_warmup: return "constant_with_warmup";
+    case LrSchedule::linear: return "linear";
+    case LrSchedule::cosine: return "cosine";
+  }
+  return "?";
+}
+
+double lr_multiplier(LrSchedule s, int64_t step, int64_t total, int64_t warmup) {
+  if (s == LrSchedule::constant) return 1.0;
+  if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
+  if (s == LrSchedule::constant_with_warmup) return 1.0;
+  const double progress =
+      static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
+  if (s == LrSchedule::linear) return std::max(0.0, 1.0 - progress);
+  return std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * progress)));  // cosine, half a cycle
+}
+
+AdamW::AdamW(const Transformer& m, AdamWConfig cfg)
+    : cfg_(cfg), m_(m.params().size(), 0.0f), v_(m.params().size(), 0.0f) {}
+
+double grad_global_norm(const Transformer& m) {
+  const auto& g = const_cast<Transformer&>(m).grads();
+  return std::sqrt(kernels::sum_squares(g.data(), static_cast<int64_t>(g.size())));
+}
+
+void AdamW::step(Transformer& model, double lr, double norm) {
+  std::vector<float>& g = model.grads();
+  // PyTorch's clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
+  if (cfg_.max_grad_norm > 0 && std::isfinite(norm)) {
+    const double coef = cfg_.max_grad_norm / (norm + 1e-6);
+    if (coef < 1.0) kernels::scale_inplace(g.data(), static_cast<float>(coef), static_cast<int64_t>(g.size()));
+  }
+  ++t_;
+  for (const ParamSlot& s : model.slots()) {
+    kernels::adamw_step(model.params().data() + s.offset, g.data() + s.offset, m_.data() + s.offset,
+                        v_.data() + s.offset, s.numel, static_cast<float>(lr), static_cast<float>(cfg_.beta1),
+                        static_cast<float>(cfg_.beta2), static_cast<float>(cfg_.eps),
+                        s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f, t_);
+  }
+}
+
+}  // namespace rlhf

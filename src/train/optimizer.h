@@ -1,0 +1,54 @@
+// AdamW over a model's flat parameter buffer, global-norm clipping and learning-rate schedules.
+//
+// Settings arrive as a small struct; the schedule is a pure function of the step, so warm-up
+// and decay plug in without touching the step code, and a resumed run recomputes the same lr.
+// Weight decay skips biases and norm weights (ParamSlot::weight_decay), as HF's Trainer does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace rlhf {
+
+struct AdamWConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;  // <= 0 disables clipping
+};
+
+enum class LrSchedule { constant, constant_with_warmup, linear, cosine };
+LrSchedule parse_lr_schedule(const std::string& name);  // InputError on an unknown name
+const char* lr_schedule_name(LrSchedule s);
+
+// HF's get_*_schedule_with_warmup: the multiplier for optimizer step `step` (0-based) of `total`.
+double lr_multiplier(LrSchedule s, int64_t step, int64_t total, int64_t warmup);
+
+class AdamW {
+ public:
+  AdamW(const Transformer& m, AdamWConfig cfg);
+  // Clips the gradient to max_grad_norm and applies one update with learning rate `lr`.
+  // `grad_norm` is grad_global_norm(m), computed by the caller, which checks it is finite
+  // before stepping (a NaN gradient must never reach the weights).
+  void step(Transformer& m, double lr, double grad_norm);
+  int64_t steps_taken() const { return t_; }
+  const AdamWConfig& config() const { return cfg_; }
+  std::vector<float>& first_moment() { return m_; }
+  std::vector<float>& second_moment() { return v_; }
+  void set_steps_taken(int64_t t) { t_ = t; }
+
+ private:
+  AdamWConfig cfg_;
+  std::vector<float> m_, v_;
+  int64_t t_ = 0;
+};
+
+// sqrt(sum of squared gradients), accumulated in double.
+double grad_global_norm(const Transformer& m);
+
+}  // namespace rlhf

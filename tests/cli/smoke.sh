@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# CLI smoke test: --version/--help, init-model for every family, a short lm run whose loss
+# must go down, and clear errors for bad input.
+set -euo pipefail
+RLHF="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$RLHF" --version | grep -q "^rlhf " || fail "--version"
+"$RLHF" --help | grep -q "init-model" || fail "--help lists commands"
+"$RLHF" lm --help | grep -q -- "--learning-rate" || fail "lm --help"
+"$RLHF" init-model --help | grep -q -- "--family" || fail "init-model --help"
+
+for fam in gpt2 llama qwen2 mistral; do
+  "$RLHF" init-model --family "$fam" --preset tiny --kv-heads $([[ $fam == gpt2 ]] && echo 4 || echo 2) \
+    --out "$tmp/$fam" >/dev/null || fail "init-model $fam"
+  [[ -s "$tmp/$fam/model.safetensors" && -s "$tmp/$fam/config.json" ]] || fail "init-model $fam files"
+done
+
+"$RLHF" lm --model "$tmp/llama" --synthetic --out "$tmp/run" --seq-len 32 --batch-size 4 --max-steps 30 \
+  --learning-rate 3e-3 --log-every 30 > "$tmp/lm.log" || { cat "$tmp/lm.log"; fail "lm run"; }
+first=$(head -1 "$tmp/run/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+last=$(tail -1 "$tmp/run/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+awk -v f="$first" -v l="$last" 'BEGIN { exit !(l < 0.7 * f) }' || fail "loss did not go down: $first -> $last"
+[[ $(wc -l < "$tmp/run/metrics.jsonl") -eq 30 ]] || fail "metrics.jsonl should have 30 lines"
+[[ -s "$tmp/run/model.safetensors" && -s "$tmp/run/manifest.json" ]] || fail "lm outputs"
+
+# Bad input: exit code 2 and a message naming the problem.
+set +e
+out=$("$RLHF" lm --model "$tmp/llama" --synthetic --out "$tmp/x" --max-steps abc 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"--max-steps expects an integer"* ]] || fail "bad integer flag: rc=$rc $out"
+printf '1 2 3\n4 x 6\n' > "$tmp/bad.txt"
+set +e
+out=$("$RLHF" lm --model "$tmp/llama" --data "$tmp/bad.txt" --out "$tmp/y" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"bad.txt:2:3"* ]] || fail "bad token file: rc=$rc $out"
+set +e
+out=$("$RLHF" lm --model "$tmp/nonexistent" --synthetic --out "$tmp/z" 2>&1); rc=$?
+set -e
+[[ $rc -ne 0 && $out == *"nonexistent"* ]] || fail "missing model dir: rc=$rc $out"
+echo "1 passed, 0 failed"
