@@ -1,0 +1,91 @@
+// matmul_forward / matmul_backward against a double-precision reference and finite differences.
+#include "kernel_test_util.h"
+#include "kernels/kernels.h"
+
+namespace rlhf::kernels::test {
+namespace {
+
+struct MatmulRef {
+  std::vector<double> out, dinp, dweight, dbias;
+};
+
+// out = inp W^T + b; with dout: dinp = dout W, dW = dout^T inp, db = colsum dout.
+MatmulRef matmul_ref(const std::vector<float>& inp, const std::vector<float>& w, const float* bias,
+                     const std::vector<float>& dout, int64_t N, int64_t C, int64_t OC) {
+  MatmulRef r;
+  r.out.assign(N * OC, 0.0);
+  r.dinp.assign(N * C, 0.0);
+  r.dweight.assign(OC * C, 0.0);
+  r.dbias.assign(OC, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < OC; ++o) {
+      double s = bias ? bias[o] : 0.0;
+      for (int64_t c = 0; c < C; ++c) s += static_cast<double>(inp[n * C + c]) * w[o * C + c];
+      r.out[n * OC + o] = s;
+      const double d = dout[n * OC + o];
+      r.dbias[o] += d;
+      for (int64_t c = 0; c < C; ++c) {
+        r.dinp[n * C + c] += d * w[o * C + c];
+        r.dweight[o * C + c] += d * inp[n * C + c];
+      }
+    }
+  return r;
+}
+
+struct MatmulCase {
+  int64_t N, C, OC;
+  bool bias;
+};
+
+class MatmulTest : public ::testing::TestWithParam<MatmulCase> {};
+
+TEST_P(MatmulTest, ForwardAndBackwardMatchReference) {
+  const auto [N, C, OC, use_bias] = GetParam();
+  const auto inp = randn(N * C, 1), w = randn(OC * C, 2, 0.3f), b = randn(OC, 3), R = randn(N * OC, 4);
+  const float* bias = use_bias ? b.data() : nullptr;
+  const MatmulRef ref = matmul_ref(inp, w, bias, R, N, C, OC);
+
+  std::vector<float> out(N * OC, 123.0f);  // overwritten, not accumulated
+  matmul_forward(out.data(), inp.data(), w.data(), bias, N, C, OC);
+  EXPECT_TRUE(close_scaled(out, ref.out, 1e-5));
+
+  const auto dinp0 = prefilled(N * C, 5), dw0 = prefilled(OC * C, 6), db0 = prefilled(OC, 7);
+  auto dinp = dinp0, dw = dw0, db = db0;
+  matmul_backward(dinp.data(), dw.data(), db.data(), R.data(), inp.data(), w.data(), N, C, OC);
+  EXPECT_TRUE(close_scaled(dinp, plus(dinp0, ref.dinp), 1e-4));
+  EXPECT_TRUE(close_scaled(dw, plus(dw0, ref.dweight), 1e-4));
+  EXPECT_TRUE(close_scaled(db, plus(db0, ref.dbias), 1e-4));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
+                         ::testing::Values(MatmulCase{7, 13, 5, true}, MatmulCase{64, 96, 80, false},
+                                           MatmulCase{130, 70, 300, true},  // threaded bias sum, OC % 64 != 0
+                                           MatmulCase{3, 16, 1, true}));     // score head: OC = 1
+
+TEST(Matmul, BackwardFiniteDifference) {
+  const int64_t N = 6, C = 9, OC = 7;
+  auto inp = randn(N * C, 11), w = randn(OC * C, 12, 0.5f), b = randn(OC, 13);
+  const auto R = randn(N * OC, 14);
+  std::vector<float> out(N * OC);
+  auto loss = [&] {
+    matmul_forward(out.data(), inp.data(), w.data(), b.data(), N, C, OC);
+    return dot(out, R);
+  };
+  std::vector<float> dinp(N * C, 0.0f), dw(OC * C, 0.0f), db(OC, 0.0f);
+  matmul_backward(dinp.data(), dw.data(), db.data(), R.data(), inp.data(), w.data(), N, C, OC);
+  EXPECT_TRUE(check_fd(inp, dinp, loss, 1000, 1));
+  EXPECT_TRUE(check_fd(w, dw, loss, 1000, 2));
+  EXPECT_TRUE(check_fd(b, db, loss, 1000, 3));
+}
+
+TEST(Matmul, BackwardSkipsNullOutputs) {
+  const int64_t N = 4, C = 5, OC = 3;
+  const auto inp = randn(N * C, 21), w = randn(OC * C, 22), R = randn(N * OC, 23);
+  const MatmulRef ref = matmul_ref(inp, w, nullptr, R, N, C, OC);
+  std::vector<float> dw(OC * C, 0.0f);
+  matmul_backward(nullptr, dw.data(), nullptr, R.data(), inp.data(), w.data(), N, C, OC);
+  EXPECT_TRUE(close_scaled(dw, ref.dweight, 1e-5));
+}
+
+}  // namespace
+}  // namespace rlhf::kernels::test
