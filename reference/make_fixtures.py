@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""Generate the tiny-model reference fixtures under tests/fixtures/<name>/.
+
+Every model is built with transformers' own classes, written with
+save_pretrained, reloaded from disk in float32 and evaluated in eval mode.
+Expectations are therefore computed from the weights exactly as saved (for the
+bf16 / f16 checkpoints that means the rounded weights, widened to f32).
+
+Layout (see reference/README.md):
+  tests/fixtures/<name>/model/               causal LM checkpoint (config.json + safetensors)
+  tests/fixtures/<name>/rm/                  same trunk as *ForSequenceClassification, F32
+  tests/fixtures/<name>/expected.safetensors input_ids, logits, logp, coef, loss,
+                                             grad.<param>, score, hcoef, rm_loss, rm_grad.<param>
+
+Usage:
+  reference/.venv/bin/python reference/make_fixtures.py [--out tests/fixtures] [--only gpt2,llama]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import safetensors
+import torch
+import transformers
+from safetensors.torch import save_file
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaForSequenceClassification,
+    MistralConfig,
+    MistralForCausalLM,
+    MistralForSequenceClassification,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen2ForSequenceClassification,
+)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+VOCAB = 96
+HIDDEN = 32
+LAYERS = 2
+HEADS = 4
+INTER = 64
+MAX_POS = 64
+INIT_RANGE = 0.2  # large on purpose: logits must be far from uniform
+B, T = 2, 10
+PAD_ID = VOCAB - 1  # pad_token_id given to the reward-model configs
+ATTN = "eager"  # expectations use the explicit-math path; sdpa is cross-checked
+
+COMMON = dict(vocab_size=VOCAB, bos_token_id=1, eos_token_id=2, initializer_range=INIT_RANGE)
+
+
+def llama_like(extra):
+    d = dict(
+        COMMON,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=INTER,
+        max_position_embeddings=MAX_POS,
+    )
+    d.update(extra)
+    return d
+
+
+SPECS = {
+    "gpt2": dict(
+        seed=1001,
+        config_cls=GPT2Config,
+        config=dict(COMMON, n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=INTER, n_positions=MAX_POS),
+        lm_cls=GPT2LMHeadModel,
+        rm_cls=GPT2ForSequenceClassification,
+        dtype=torch.float32,
+        shard=None,
+    ),
+    "llama": dict(
+        seed=1002,
+        config_cls=LlamaConfig,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                tie_word_embeddings=False,
+                rms_norm_eps=1e-5,
+                # transformers 5 spelling of rope_theta=500000 +
+                # rope_scaling={"rope_type": "llama3", ...}
+                rope_parameters={
+                    "rope_type": "llama3",
+                    "rope_theta": 500000.0,
+                    "factor": 8.0,
+                    "low_freq_factor": 1.0,
+                    "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 16,
+                },
+            )
+        ),
+        lm_cls=LlamaForCausalLM,
+        rm_cls=LlamaForSequenceClassification,
+        dtype=torch.bfloat16,
+        shard="20KB",  # -> 3 shards + model.safetensors.index.json
+    ),
+    "qwen2": dict(
+        seed=1003,
+        config_cls=Qwen2Config,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                tie_word_embeddings=True,  # like Qwen2.5-0.5B / 1.5B: tied, non-GPT-2 arch
+                rms_norm_eps=1e-6,
+                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+            )
+        ),
+        lm_cls=Qwen2ForCausalLM,
+        rm_cls=Qwen2ForSequenceClassification,
+        dtype=torch.float16,
+        shard=None,
+    ),
+    "mistral": dict(
+        seed=1004,
+        config_cls=MistralConfig,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                tie_word_embeddings=False,
+                rms_norm_eps=1e-5,
+                sliding_window=4,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            )
+        ),
+        lm_cls=MistralForCausalLM,
+        rm_cls=MistralForSequenceClassification,
+        dtype=torch.float32,
+        shard=None,
+    ),
+}
+
+
+def perturb_(model, gen):
+    """Make biases and norm gains non-trivial so that a loader that ignores them
+    (or swaps weight/bias) fails the fixture. Matrices keep the normal(0, 0.2) init."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+            elif p.dim() == 1:  # LayerNorm / RMSNorm gains
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+
+
+def strip_generation_config(d):
+    p = os.path.join(d, "generation_config.json")
+    if os.path.exists(p):
+        os.remove(p)
+
+
+def load_checked(cls, path, **kw):
+    model, info = cls.from_pretrained(path, dtype=torch.float32, output_loading_info=True, **kw)
+    bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    assert not bad, f"{path}: reload not clean: {bad}"
+    model.eval()
+    return model
+
+
+def causal_logp(model, ids):
+    logits = model(input_ids=ids).logits.float()
+    logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].long()).squeeze(-1)
+    return logits, logp
+
+
+def rm_scores(rm, ids):
+    hidden = rm.base_model(input_ids=ids).last_hidden_state
+    return rm.score(hidden).squeeze(-1)
+
+
+def grads(model, prefix):
+    out = {}
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"no grad for {name}"
+        out[prefix + name] = p.grad.detach().float().contiguous()
+    return out
+
+
+def make(name, spec, out_root):
+    print(f"== {name}", flush=True)
+    torch.manual_seed(spec["seed"])
+    gen = torch.Generator().manual_seed(spec["seed"])
+    fdir = os.path.join(out_root, name)
+    if os.path.exists(fdir):
+        shutil.rmtree(fdir)
+    mdir, rdir = os.path.join(fdir, "model"), os.path.join(fdir, "rm")
+
+    # --- causal LM ------------------------------------------------------------------
+    cfg = spec["config_cls"](**spec["config"])
+    lm = spec["lm_cls"](cfg)
+    perturb_(lm, gen)
+    lm = lm.to(spec["dtype"])
+    kw = {"max_shard_size": spec["shard"]} if spec["shard"] else {}
+    lm.save_pretrained(mdir, **kw)
+    strip_generation_config(mdir)
+    if spec["shard"]:
+        shards = [f for f in os.listdir(mdir) if f.endswith(".safetensors")]
+        assert len(shards) >= 2 and os.path.exists(os.path.join(mdir, "model.safetensors.index.json")), shards
+    del lm
+
+    # --- reward model: same trunk (as saved, i.e. rounded), random score head, F32 ----
+    lm32 = load_checked(AutoModelForCausalLM, mdir, attn_implementation=ATTN)
+    rcfg = spec["config_cls"](**spec["config"])
+    rcfg.num_labels = 1
+    rcfg.pad_token_id = PAD_ID
+    rm = spec["rm_cls"](rcfg)
+    missing, unexpected = rm.base_model.load_state_dict(lm32.base_model.state_dict(), strict=True)
+    assert not missing and not unexpected
+    with torch.no_grad():
+        rm.score.weight.copy_(INIT_RANGE * torch.randn(rm.score.weight.shape, generator=gen))
+    assert rm.score.bias is None if hasattr(rm.score, "bias") else True
+    rm = rm.to(torch.float32)
+    rm.config.dtype = torch.float32
+    rm.save_pretrained(rdir)
+    strip_generation_config(rdir)
+    del rm
+
+    # --- inputs -------------------------------------------------------------------------
+    ids = torch.randint(0, VOCAB, (B, T), generator=gen, dtype=torch.int64)
+    coef = torch.rand((B, T - 1), generator=gen) * 2 - 1
+    hcoef = torch.rand((B, T), generator=gen) * 2 - 1
+
+    # --- LM expectations (from the checkpoint as saved) ---------------------------------
+    lm32.zero_grad(set_to_none=True)
+    logits, logp = causal_logp(lm32, ids)
+    loss = (coef * logp).sum()
+    loss.backward()
+    exp = {
+        "input_ids": ids.to(torch.int32),
+        "logits": logits.detach().contiguous(),
+        "logp": logp.detach().contiguous(),
+        "coef": coef.contiguous(),
+        "loss": loss.detach().reshape(()),
+    }
+    exp.update(grads(lm32, "grad."))
+    mean_logp = logp.mean().item()
+    print(f"   mean logp {mean_logp:.3f} (uniform {-np.log(VOCAB):.3f}), loss {loss.item():.5f}")
+
+    # sdpa must agree with eager
+    lm_sdpa = load_checked(AutoModelForCausalLM, mdir, attn_implementation="sdpa")
+    with torch.no_grad():
+        _, logp_sdpa = causal_logp(lm_sdpa, ids)
+    d = (logp_sdpa - logp).abs().max().item()
+    assert d < 1e-5, f"sdpa vs eager logp differ by {d}"
+
+    # --- RM expectations ------------------------------------------------------------------
+    rm32 = load_checked(AutoModelForSequenceClassification, rdir, attn_implementation=ATTN)
+    rm32.zero_grad(set_to_none=True)
+    score = rm_scores(rm32, ids)
+    rm_loss = (hcoef * score).sum()
+    rm_loss.backward()
+    exp.update(
+        {
+            "score": score.detach().contiguous(),
+            "hcoef": hcoef.contiguous(),
+            "rm_loss": rm_loss.detach().reshape(()),
+        }
+    )
+    exp.update(grads(rm32, "rm_grad."))
+    # the RM trunk is the LM trunk: its last hidden state must match
+    with torch.no_grad():
+        h_lm = lm32.base_model(input_ids=ids).last_hidden_state
+        h_rm = rm32.base_model(input_ids=ids).last_hidden_state
+        assert torch.equal(h_lm, h_rm)
+        # pooled HF logits == per-position score at the last non-pad token
+        pooled = rm32(input_ids=ids).logits.squeeze(-1)
+        nonpad = (ids != PAD_ID).int()
+        last = (T - 1 - torch.flip(nonpad, [1]).argmax(1)).clamp(min=0)
+        assert torch.allclose(pooled, score[torch.arange(B), last], atol=1e-6)
+
+    if name == "mistral":
+        check_sliding_window(mdir, ids, logp)
+
+    meta = {
+        "name": name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "safetensors": safetensors.__version__,
+        "saved_dtype": str(spec["dtype"]).replace("torch.", ""),
+        "attn_implementation": ATTN,
+    }
+    # one metadata key holding sorted JSON: safetensors would otherwise write the
+    # metadata map in hash order and the file would not be byte-reproducible
+    save_file(exp, os.path.join(fdir, "expected.safetensors"), metadata={"reference": json.dumps(meta, sort_keys=True)})
+
+
+def check_sliding_window(mdir, ids, logp_window):
+    """Prove the fixture exercises the window (transformers' semantics: query q attends
+    keys k with q - W < k <= q, i.e. W keys including itself)."""
+    with open(os.path.join(mdir, "config.json")) as f:
+        assert json.load(f)["sliding_window"] == 4
+    for impl in ("eager", "sdpa"):
+        win = load_checked(AutoModelForCausalLM, mdir, attn_implementation=impl)
+        full = load_checked(AutoModelForCausalLM, mdir, attn_implementation=impl, sliding_window=None)
+        assert win.config.sliding_window == 4 and full.config.sliding_window is None
+        with torch.no_grad():
+            lw = win(input_ids=ids).logits
+            lf = full(input_ids=ids).logits
+            # 1) positions < W see the same keys either way; later ones must differ
+            assert torch.allclose(lw[:, :4], lf[:, :4], atol=1e-5), impl
+            d = (lw[:, 4:] - lf[:, 4:]).abs().amax(dim=(0, 2))
+            assert (d > 1e-3).all(), f"{impl}: window ignored? {d}"
+            # 2) receptive field: with W=4 and 2 layers position t depends on tokens
+            #    t-6..t only, so changing token 0 must leave positions >= 7 untouched.
+            ids2 = ids.clone()
+            ids2[:, 0] = (ids2[:, 0] + 1) % VOCAB
+            lw2 = win(input_ids=ids2).logits
+            lf2 = full(input_ids=ids2).logits
+            assert torch.equal(lw2[:, 7:], lw[:, 7:]) or torch.allclose(lw2[:, 7:], lw[:, 7:], atol=1e-6), impl
+            assert (lw2[:, 6] - lw[:, 6]).abs().max() > 1e-4, impl
+            assert (lf2[:, 7:] - lf[:, 7:]).abs().max() > 1e-4, impl
+        _, lp = causal_logp(win, ids)
+        assert (lp - logp_window).abs().max() < 1e-5
+    print("   sliding window verified (eager + sdpa): window != full, receptive field = 7 tokens")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures"))
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(SPECS))
+    args = ap.parse_args()
+    transformers.utils.logging.disable_progress_bar()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    names = [n for n in args.only.split(",") if n] or list(SPECS)
+    for n in names:
+        if n not in SPECS:
+            sys.exit(f"unknown fixture {n}")
+        make(n, SPECS[n], args.out)
+    print("done:", ", ".join(names))
+
+
+if __name__ == "__main__":
+    main()
