@@ -110,6 +110,23 @@ Transformer load_checkpoint(const fs::path& dir, ModelHeads heads, LoadReport* r
   return m;
 }
 
+std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, const std::vector<float>& flat) {
+  const ParamSlot& s = m.slot(t.slot);
+  const int64_t cols = s.shape.size() == 2 ? s.shape[1] : 1;
+  const float* src = flat.data() + s.offset + t.row_offset * cols;
+  int64_t n = 1;
+  for (int64_t d : t.hf_shape) n *= d;
+  std::vector<float> out(n);
+  if (t.transpose) {  // ours (out, in) -> HF (in, out)
+    const int64_t in = t.hf_shape[0], o = t.hf_shape[1];
+    for (int64_t i = 0; i < in; ++i)
+      for (int64_t j = 0; j < o; ++j) out[i * o + j] = src[j * in + i];
+  } else {
+    std::memcpy(out.data(), src, n * sizeof(float));
+  }
+  return out;
+}
+
 void save_checkpoint(const Transformer& m, const fs::path& dir, const fs::path& copy_extra_from) {
   const fs::path target = fs::absolute(dir);
   const fs::path parent = target.parent_path();
@@ -127,20 +144,8 @@ void save_checkpoint(const Transformer& m, const fs::path& dir, const fs::path& 
     std::vector<TensorToWrite> tensors;
     for (size_t k = 0; k < layout.size(); ++k) {
       const HfTensor& t = layout[k];
-      const ParamSlot& s = m.slot(t.slot);
-      const int64_t cols = s.shape.size() == 2 ? s.shape[1] : 1;
-      const float* src = m.params().data() + s.offset + t.row_offset * cols;
-      int64_t n = 1;
-      for (int64_t d : t.hf_shape) n *= d;
-      std::vector<float>& out = storage[k];
-      out.resize(n);
-      if (t.transpose) {
-        const int64_t in = t.hf_shape[0], o = t.hf_shape[1];
-        for (int64_t i = 0; i < in; ++i)
-          for (int64_t j = 0; j < o; ++j) out[i * o + j] = src[j * in + i];
-      } else {
-        std::memcpy(out.data(), src, n * sizeof(float));
-      }
+      storage[k] = export_hf_tensor(m, t, m.params());
+      const std::vector<float>& out = storage[k];
       tensors.push_back({t.hf_name, DType::F32, t.hf_shape, out.data()});
     }
     write_safetensors(tmp / "model.safetensors", tensors, {{"format", "pt"}});

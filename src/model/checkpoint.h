@@ -33,6 +33,10 @@ std::vector<HfTensor> llama_hf_layout(const Transformer& m, const std::string& p
 std::vector<HfTensor> hf_layout(const Transformer& m, const std::string& prefix);
 std::string hf_default_prefix(const ModelConfig& cfg);
 
+// Copies one HF tensor out of a flat buffer laid out like m.params() (the parameters, or the
+// gradients), in HF's shape and layout.
+std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, const std::vector<float>& flat);
+
 struct LoadReport {
   bool score_head_initialised = false;  // requested but absent from the checkpoint
   std::vector<std::string> ignored;     // tensors present but not used (e.g. score.weight)
