@@ -56,8 +56,19 @@ struct ModelConfig {
   // Parses and validates; `source` names the file in error messages.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   static ModelConfig load(const std::filesystem::path& config_json);
-  // The config.json to save: `raw` with our fields written over it, torch_dtype float32 and the
-  // architectures entry for a causal LM or, with `scalar_head`, a sequence classifier.
+  // A fresh config (for init-model) with the family's defaults (GPT-2: gelu_new, eps 1e-5, tied
+  // embeddings, biases; Llama family: silu, eps 1e-6, untied, qkv bias for Qwen2 only, no rope
+  // scaling, no sliding window), validated by from_json exactly like a loaded file; `raw` holds
+  // the family's own field names. GPT-2 needs n_kv_heads == n_heads. To change other fields,
+  // edit the returned struct and re-validate with `from_json(c.to_json(false), source)`.
+  static ModelConfig make(ModelFamily family, int64_t vocab_size, int64_t hidden_size,
+                          int64_t n_layers, int64_t n_heads, int64_t n_kv_heads,
+                          int64_t intermediate_size, int64_t max_position_embeddings);
+  // The config.json to save: `raw` (or an empty object) with our fields written over it in the
+  // family's own field names, "torch_dtype" and "dtype" float32, and the architectures entry for
+  // a causal LM or, with `scalar_head`, a sequence classifier with num_labels/id2label/label2id.
+  // Rope settings are written as rope_theta + rope_scaling (transformers 4.x) and as
+  // rope_parameters (5.x). Works on a struct filled in by hand (raw null) as well.
   nlohmann::json to_json(bool scalar_head) const;
 };
 

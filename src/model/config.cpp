@@ -1,0 +1,461 @@
+// config.json <-> ModelConfig for GPT-2 and the Llama family (llama, qwen2, mistral).
+//
+// Every field is read through `Fields`, which checks the JSON type, the sign and a per-field cap
+// and names the file and field in the error. Defaults follow transformers' config classes
+// (checked against transformers 5.x: Qwen2Config, LlamaConfig and MistralConfig all default
+// tie_word_embeddings to false). Features that would change the computation but that our model
+// code does not implement (other rope types, mixed sliding/full attention layers, MLP biases,
+// GPT-2's per-layer attention scaling) are errors, never ignored.
+//
+// Deliberately not here: which tensors a config implies (weights.h).
+#include "model/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "model/json_strict.h"
+#include "tensor/error.h"
+
+namespace rlhf {
+
+using nlohmann::json;
+
+namespace {
+
+// Caps on sizes: far above any real model, low enough that products of them stay small.
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxHidden = 65536;
+constexpr int64_t kMaxVocab = 4'000'000;
+constexpr int64_t kMaxHeads = 1024;
+constexpr int64_t kMaxIntermediate = 1'000'000;
+constexpr int64_t kMaxPositions = 10'000'000;
+constexpr int64_t kMaxLabels = 1'000'000;
+constexpr int64_t kMaxConfigBytes = 64 << 20;
+
+constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral";
+
+// Typed, checked reads of one JSON object's fields. `prefix` names the enclosing field for nested
+// objects ("rope_scaling.").
+class Fields {
+ public:
+  Fields(const json& j, const std::string& source, std::string prefix = "")
+      : j_(j), source_(source), prefix_(std::move(prefix)) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+    throw InputError(source_ + ": field '" + prefix_ + field + "': " + what);
+  }
+
+  // Present and not null.
+  bool has(const std::string& f) const { return j_.contains(f) && !j_.at(f).is_null(); }
+  bool contains(const std::string& f) const { return j_.contains(f); }
+  const json& at(const std::string& f) const { return j_.at(f); }
+
+  // A required integer in [1, max].
+  int64_t size(const std::string& f, int64_t max) const {
+    return integer(f, 1, max, "a positive integer");
+  }
+  int64_t size_or(const std::string& f, int64_t max, int64_t def) const {
+    return has(f) ? size(f, max) : def;
+  }
+  // A required integer in [min, max].
+  int64_t integer(const std::string& f, int64_t min, int64_t max, const char* expected) const {
+    const json* v = j_.contains(f) ? &j_.at(f) : nullptr;
+    if (!v || !v->is_number_integer())
+      fail(f, std::string("expected ") + expected + ", got " + got(v));
+    if (v->is_number_unsigned() ? v->get<uint64_t>() > static_cast<uint64_t>(max)
+                                : v->get<int64_t>() > max)
+      fail(f, "value " + detail::json_excerpt(*v) + " exceeds the limit of " + std::to_string(max));
+    const int64_t x = v->get<int64_t>();
+    if (x < min) fail(f, std::string("expected ") + expected + ", got " + std::to_string(x));
+    return x;
+  }
+  // A finite number > 0; absent or null gives `def`.
+  double positive_number_or(const std::string& f, double def) const {
+    if (!has(f)) return def;
+    const json& v = j_.at(f);
+    if (!v.is_number()) fail(f, "expected a positive number, got " + got(&v));
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x <= 0) fail(f, "expected a positive number, got " + got(&v));
+    return x;
+  }
+  double positive_number(const std::string& f) const {
+    if (!has(f)) fail(f, "expected a positive number, got " + got(j_.contains(f) ? &j_.at(f) : nullptr));
+    return positive_number_or(f, 0);
+  }
+  bool bool_or(const std::string& f, bool def) const {
+    if (!has(f)) return def;
+    const json& v = j_.at(f);
+    if (!v.is_boolean()) fail(f, "expected true or false, got " + got(&v));
+    return v.get<bool>();
+  }
+  std::string string_or(const std::string& f, const std::string& def) const {
+    if (!has(f)) return def;
+    const json& v = j_.at(f);
+    if (!v.is_string()) fail(f, "expected a string, got " + got(&v));
+    return v.get<std::string>();
+  }
+
+ private:
+  static std::string got(const json* v) {
+    if (!v) return "nothing (the field is missing)";
+    return std::string(v->type_name()) + " " + detail::json_excerpt(*v);
+  }
+  const json& j_;
+  const std::string& source_;
+  std::string prefix_;
+};
+
+ModelFamily parse_family(const Fields& f) {
+  if (!f.has("model_type"))
+    f.fail("model_type", std::string("missing; supported model types: ") + kSupportedTypes);
+  const std::string t = f.string_or("model_type", "");
+  for (ModelFamily m : {ModelFamily::gpt2, ModelFamily::llama, ModelFamily::qwen2,
+                        ModelFamily::mistral})
+    if (t == model_family_name(m)) return m;
+  f.fail("model_type",
+         "unsupported model type \"" + t + "\"; supported model types: " + kSupportedTypes);
+}
+
+void parse_gpt2(const Fields& f, ModelConfig& c) {
+  c.vocab_size = f.size("vocab_size", kMaxVocab);
+  c.hidden_size = f.size("n_embd", kMaxHidden);
+  c.n_layers = f.size("n_layer", kMaxLayers);
+  c.n_heads = f.size("n_head", kMaxHeads);
+  c.max_position_embeddings = f.size("n_positions", kMaxPositions);
+  c.intermediate_size = f.size_or("n_inner", kMaxIntermediate, 4 * c.hidden_size);
+  if (c.hidden_size % c.n_heads != 0)
+    f.fail("n_head", std::to_string(c.n_heads) + " heads do not divide n_embd " +
+                         std::to_string(c.hidden_size));
+  c.n_kv_heads = c.n_heads;
+  c.head_dim = c.hidden_size / c.n_heads;
+  c.norm_eps = f.positive_number_or("layer_norm_epsilon", 1e-5);
+  c.hidden_act = f.string_or("activation_function", "gelu_new");
+  if (c.hidden_act != "gelu_new" && c.hidden_act != "gelu_pytorch_tanh")
+    f.fail("activation_function", "\"" + c.hidden_act +
+                                      "\" is not supported (supported: gelu_new, gelu_pytorch_tanh)");
+  c.tie_word_embeddings = f.bool_or("tie_word_embeddings", true);
+  c.attention_bias = true;
+  if (f.bool_or("scale_attn_by_inverse_layer_idx", false))
+    f.fail("scale_attn_by_inverse_layer_idx", "true is not supported");
+  if (!f.bool_or("scale_attn_weights", true)) f.fail("scale_attn_weights", "false is not supported");
+}
+
+// rope_theta and rope scaling. transformers 5 reads `rope_scaling` if set, else `rope_parameters`
+// (which also carries rope_theta); older versions read top-level rope_theta and rope_scaling.
+void parse_rope(const Fields& f, ModelConfig& c, const std::string& source) {
+  const char* key = f.has("rope_scaling") ? "rope_scaling"
+                    : f.has("rope_parameters") ? "rope_parameters" : nullptr;
+  c.rope_theta = f.positive_number_or("rope_theta", 10000.0);
+  c.rope_scaling = RopeScaling{};
+  if (!key) return;
+  const json& obj = f.at(key);
+  if (!obj.is_object())
+    f.fail(key, "expected an object or null, got " + detail::json_excerpt(obj));
+  const Fields r(obj, source, std::string(key) + ".");
+  c.rope_theta = r.positive_number_or("rope_theta", c.rope_theta);
+  const std::string type = r.has("rope_type") ? r.string_or("rope_type", "")
+                                              : r.string_or("type", "default");
+  if (type == "default") return;
+  if (type == "linear") {
+    c.rope_scaling.type = "linear";
+    c.rope_scaling.factor = r.positive_number("factor");
+    return;
+  }
+  if (type == "llama3") {
+    RopeScaling& s = c.rope_scaling;
+    s.type = "llama3";
+    s.factor = r.positive_number("factor");
+    s.low_freq_factor = r.positive_number("low_freq_factor");
+    s.high_freq_factor = r.positive_number("high_freq_factor");
+    // transformers 5 defaults it to max_position_embeddings; 4.x requires it.
+    s.original_max_position_embeddings =
+        r.size_or("original_max_position_embeddings", kMaxPositions, c.max_position_embeddings);
+    if (s.high_freq_factor <= s.low_freq_factor)
+      r.fail("high_freq_factor", "must be greater than low_freq_factor");
+    return;
+  }
+  f.fail(key, "rope type \"" + type + "\" is not supported (supported: default, linear, llama3)");
+}
+
+// Qwen2 slides only when use_sliding_window is set, and then only on the layers whose
+// layer_types entry is "sliding_attention" (or, without layer_types, layers >= max_window_layers).
+int64_t qwen2_sliding_window(const Fields& f, const ModelConfig& c) {
+  if (!f.bool_or("use_sliding_window", false)) return 0;
+  if (f.contains("sliding_window") && !f.has("sliding_window")) return 0;  // transformers: None = no window
+  const int64_t window = f.size_or("sliding_window", kMaxPositions, 4096);  // absent: its default
+  int64_t sliding = 0;
+  const char* field;
+  if (f.has("layer_types")) {
+    field = "layer_types";
+    const json& lt = f.at(field);
+    if (!lt.is_array() || static_cast<int64_t>(lt.size()) != c.n_layers)
+      f.fail(field, "expected an array of " + std::to_string(c.n_layers) + " layer types, got " +
+                        detail::json_excerpt(lt));
+    for (const json& t : lt) {
+      if (t == "sliding_attention") ++sliding;
+      else if (t != "full_attention")
+        f.fail(field, "unsupported layer type " + detail::json_excerpt(t) +
+                          " (supported: full_attention, sliding_attention)");
+    }
+  } else {
+    field = "max_window_layers";
+    const int64_t mwl = f.has(field) ? f.integer(field, 0, kMaxLayers, "a non-negative integer") : 28;
+    sliding = std::max<int64_t>(0, c.n_layers - mwl);
+  }
+  if (sliding == 0) return 0;
+  if (sliding != c.n_layers)
+    f.fail(field, std::to_string(sliding) + " of " + std::to_string(c.n_layers) +
+                      " layers use sliding-window attention; mixing sliding and full attention "
+                      "layers is not supported");
+  return window;
+}
+
+void parse_llama_family(const Fields& f, ModelConfig& c, const std::string& source) {
+  c.vocab_size = f.size("vocab_size", kMaxVocab);
+  c.hidden_size = f.size("hidden_size", kMaxHidden);
+  c.n_layers = f.size("num_hidden_layers", kMaxLayers);
+  c.n_heads = f.size("num_attention_heads", kMaxHeads);
+  c.n_kv_heads = f.size_or("num_key_value_heads", kMaxHeads, c.n_heads);
+  c.intermediate_size = f.size("intermediate_size", kMaxIntermediate);
+  c.max_position_embeddings = f.size("max_position_embeddings", kMaxPositions);
+  if (f.has("head_dim")) {
+    c.head_dim = f.size("head_dim", kMaxHidden);
+    if (c.head_dim % 2 != 0)
+      f.fail("head_dim", "rotary embeddings need an even head dimension, got " +
+                             std::to_string(c.head_dim));
+  } else {
+    if (c.hidden_size % c.n_heads != 0)
+      f.fail("num_attention_heads", std::to_string(c.n_heads) + " heads do not divide hidden_size " +
+                                        std::to_string(c.hidden_size));
+    c.head_dim = c.hidden_size / c.n_heads;
+    if (c.head_dim % 2 != 0)
+      f.fail("num_attention_heads", "hidden_size / num_attention_heads = " +
+                                        std::to_string(c.head_dim) +
+                                        ", but rotary embeddings need an even head dimension");
+  }
+  if (c.n_heads % c.n_kv_heads != 0)
+    f.fail("num_key_value_heads", std::to_string(c.n_kv_heads) +
+                                      " key/value heads do not divide num_attention_heads " +
+                                      std::to_string(c.n_heads));
+  c.norm_eps = f.positive_number_or("rms_norm_eps", 1e-6);
+  c.hidden_act = f.string_or("hidden_act", "silu");
+  if (c.hidden_act != "silu")
+    f.fail("hidden_act", "\"" + c.hidden_act + "\" is not supported (supported: silu)");
+  c.tie_word_embeddings = f.bool_or("tie_word_embeddings", false);
+  parse_rope(f, c, source);
+  switch (c.family) {
+    case ModelFamily::llama:
+      c.attention_bias = f.bool_or("attention_bias", false);
+      if (f.bool_or("mlp_bias", false)) f.fail("mlp_bias", "true is not supported");
+      c.sliding_window = 0;
+      break;
+    case ModelFamily::qwen2:
+      c.attention_bias = true;
+      c.sliding_window = qwen2_sliding_window(f, c);
+      break;
+    case ModelFamily::mistral:
+      c.attention_bias = false;
+      // null means no window; absent means transformers' default of 4096.
+      c.sliding_window = f.has("sliding_window") ? f.size("sliding_window", kMaxPositions)
+                         : f.contains("sliding_window") ? 0 : 4096;
+      break;
+    case ModelFamily::gpt2:
+      break;
+  }
+}
+
+int64_t parse_num_labels(const Fields& f) {
+  int64_t from_map = 0;
+  if (f.has("id2label")) {
+    const json& m = f.at("id2label");
+    if (!m.is_object() || m.empty())
+      f.fail("id2label", "expected a non-empty object, got " + detail::json_excerpt(m));
+    from_map = static_cast<int64_t>(m.size());
+    if (from_map > kMaxLabels)
+      f.fail("id2label", "has " + std::to_string(from_map) + " entries, more than the limit of " +
+                             std::to_string(kMaxLabels));
+  }
+  if (f.has("num_labels")) {
+    const int64_t n = f.size("num_labels", kMaxLabels);
+    if (from_map && n != from_map)
+      f.fail("num_labels", "is " + std::to_string(n) + " but id2label has " +
+                               std::to_string(from_map) + " entries");
+    return n;
+  }
+  return from_map ? from_map : 1;
+}
+
+const char* architecture(ModelFamily f, bool scalar_head) {
+  switch (f) {
+    case ModelFamily::gpt2: return scalar_head ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel";
+    case ModelFamily::llama: return scalar_head ? "LlamaForSequenceClassification" : "LlamaForCausalLM";
+    case ModelFamily::qwen2: return scalar_head ? "Qwen2ForSequenceClassification" : "Qwen2ForCausalLM";
+    case ModelFamily::mistral:
+      return scalar_head ? "MistralForSequenceClassification" : "MistralForCausalLM";
+  }
+  return "";
+}
+
+}  // namespace
+
+const char* model_family_name(ModelFamily f) {
+  switch (f) {
+    case ModelFamily::gpt2: return "gpt2";
+    case ModelFamily::llama: return "llama";
+    case ModelFamily::qwen2: return "qwen2";
+    case ModelFamily::mistral: return "mistral";
+  }
+  return "unknown";
+}
+
+ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
+  if (!j.is_object())
+    throw InputError(source + ": config must be a JSON object, got " + std::string(j.type_name()));
+  const Fields f(j, source);
+  ModelConfig c;
+  c.family = parse_family(f);
+  if (c.family == ModelFamily::gpt2) parse_gpt2(f, c);
+  else parse_llama_family(f, c, source);
+  c.num_labels = parse_num_labels(f);
+  c.raw = j;
+  return c;
+}
+
+ModelConfig ModelConfig::load(const std::filesystem::path& config_json) {
+  const std::string src = config_json.string();
+  std::ifstream in(config_json, std::ios::binary);
+  if (!in) throw IoError(src + ": cannot open: " + std::strerror(errno));
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (static_cast<int64_t>(text.size()) > kMaxConfigBytes)
+      throw InputError(src + ": larger than " + std::to_string(kMaxConfigBytes) +
+                       " bytes; not a config.json");
+  }
+  if (in.bad()) throw IoError(src + ": read failed");
+  if (size_t bad = detail::find_invalid_utf8(text); bad != std::string::npos)
+    throw InputError(src + ": not valid UTF-8 at byte offset " + std::to_string(bad));
+  return from_json(detail::parse_json_strict(text, src), src);
+}
+
+ModelConfig ModelConfig::make(ModelFamily family, int64_t vocab_size, int64_t hidden_size,
+                              int64_t n_layers, int64_t n_heads, int64_t n_kv_heads,
+                              int64_t intermediate_size, int64_t max_position_embeddings) {
+  ModelConfig c;
+  c.family = family;
+  c.vocab_size = vocab_size;
+  c.hidden_size = hidden_size;
+  c.n_layers = n_layers;
+  c.n_heads = n_heads;
+  c.n_kv_heads = n_kv_heads;
+  c.intermediate_size = intermediate_size;
+  c.max_position_embeddings = max_position_embeddings;
+  if (n_heads > 0 && hidden_size % n_heads == 0) c.head_dim = hidden_size / n_heads;
+  if (family == ModelFamily::gpt2) {
+    if (n_kv_heads != n_heads)
+      throw InputError("<built-in config>: GPT-2 needs n_kv_heads == n_heads, got " +
+                       std::to_string(n_kv_heads) + " and " + std::to_string(n_heads));
+    c.hidden_act = "gelu_new";
+    c.norm_eps = 1e-5;
+    c.tie_word_embeddings = true;
+    c.attention_bias = true;
+  } else {
+    c.hidden_act = "silu";
+    c.norm_eps = 1e-6;
+    c.tie_word_embeddings = false;
+    c.attention_bias = family == ModelFamily::qwen2;
+  }
+  return from_json(c.to_json(false), "<built-in config>");
+}
+
+json ModelConfig::to_json(bool scalar_head) const {
+  json j = raw.is_object() ? raw : json::object();
+  j["model_type"] = model_family_name(family);
+  j["vocab_size"] = vocab_size;
+  j["tie_word_embeddings"] = tie_word_embeddings;
+  if (family == ModelFamily::gpt2) {
+    j["n_embd"] = hidden_size;
+    j["n_layer"] = n_layers;
+    j["n_head"] = n_heads;
+    j["n_positions"] = max_position_embeddings;
+    j["n_inner"] = intermediate_size;
+    j["layer_norm_epsilon"] = norm_eps;
+    j["activation_function"] = hidden_act.empty() ? "gelu_new" : hidden_act;
+  } else {
+    j["hidden_size"] = hidden_size;
+    j["num_hidden_layers"] = n_layers;
+    j["num_attention_heads"] = n_heads;
+    j["num_key_value_heads"] = n_kv_heads;
+    if (head_dim > 0) j["head_dim"] = head_dim;
+    else j.erase("head_dim");
+    j["intermediate_size"] = intermediate_size;
+    j["max_position_embeddings"] = max_position_embeddings;
+    j["rms_norm_eps"] = norm_eps;
+    j["hidden_act"] = hidden_act.empty() ? "silu" : hidden_act;
+    // Both spellings, so that transformers 4.x (rope_theta + rope_scaling) and 5.x
+    // (rope_parameters, overridden by a non-null rope_scaling) read the same rotary embedding.
+    json params = {{"rope_type", "default"}, {"rope_theta", rope_theta}};
+    json scaling = nullptr;
+    if (rope_scaling.type == "linear") {
+      scaling = {{"rope_type", "linear"}, {"factor", rope_scaling.factor}};
+    } else if (rope_scaling.type == "llama3") {
+      scaling = {{"rope_type", "llama3"},
+                 {"factor", rope_scaling.factor},
+                 {"low_freq_factor", rope_scaling.low_freq_factor},
+                 {"high_freq_factor", rope_scaling.high_freq_factor},
+                 {"original_max_position_embeddings",
+                  rope_scaling.original_max_position_embeddings}};
+    }
+    if (!scaling.is_null()) params.update(scaling);
+    j["rope_theta"] = rope_theta;
+    j["rope_scaling"] = scaling;
+    j["rope_parameters"] = params;
+    switch (family) {
+      case ModelFamily::llama:
+        j["attention_bias"] = attention_bias;
+        break;
+      case ModelFamily::mistral:
+        j["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
+        break;
+      case ModelFamily::qwen2: {
+        // All layers or none slide (see qwen2_sliding_window); say so in every spelling.
+        const bool sliding = sliding_window > 0;
+        j["use_sliding_window"] = sliding;
+        if (sliding) {
+          j["sliding_window"] = sliding_window;
+          j["max_window_layers"] = 0;
+        }
+        j["layer_types"] = std::vector<std::string>(
+            static_cast<size_t>(std::max<int64_t>(n_layers, 0)),
+            sliding ? "sliding_attention" : "full_attention");
+        break;
+      }
+      case ModelFamily::gpt2:
+        break;
+    }
+  }
+  j["torch_dtype"] = "float32";
+  j["dtype"] = "float32";
+  j["architectures"] = json::array({architecture(family, scalar_head)});
+  if (scalar_head) {
+    j["num_labels"] = num_labels;
+    const bool keep = j.contains("id2label") && j["id2label"].is_object() &&
+                      static_cast<int64_t>(j["id2label"].size()) == num_labels;
+    if (!keep) {
+      json id2label = json::object(), label2id = json::object();
+      for (int64_t i = 0; i < num_labels; ++i) {
+        id2label[std::to_string(i)] = "LABEL_" + std::to_string(i);
+        label2id["LABEL_" + std::to_string(i)] = i;
+      }
+      j["id2label"] = id2label;
+      j["label2id"] = label2id;
+    }
+  }
+  return j;
+}
+
+}  // namespace rlhf

@@ -1,0 +1,583 @@
+// config.json parsing and saving: RELIABILITY.md §7 test 12 (missing or mistyped fields,
+// non-positive sizes, heads not dividing the width, absurd sizes -> InputError naming the file and
+// the field), the family field mappings and defaults, and to_json round trips.
+#include <gtest/gtest.h>
+
+#include "model/config.h"
+#include "model_test_util.h"
+#include "tensor/error.h"
+
+namespace rlhf {
+namespace {
+
+using nlohmann::json;
+using test::expect_error;
+using test::TempDir;
+
+json gpt2_json() {
+  return {{"model_type", "gpt2"}, {"vocab_size", 50257}, {"n_embd", 768}, {"n_layer", 12},
+          {"n_head", 12},         {"n_positions", 1024}, {"n_inner", nullptr}};
+}
+
+json llama_json() {
+  return {{"model_type", "llama"},
+          {"vocab_size", 128256},
+          {"hidden_size", 2048},
+          {"num_hidden_layers", 16},
+          {"num_attention_heads", 32},
+          {"num_key_value_heads", 8},
+          {"intermediate_size", 8192},
+          {"max_position_embeddings", 131072},
+          {"rms_norm_eps", 1e-5},
+          {"rope_theta", 500000.0},
+          {"rope_scaling",
+           {{"rope_type", "llama3"},
+            {"factor", 32.0},
+            {"low_freq_factor", 1.0},
+            {"high_freq_factor", 4.0},
+            {"original_max_position_embeddings", 8192}}},
+          {"tie_word_embeddings", true},
+          {"hidden_act", "silu"},
+          {"some_unknown_field", {1, 2, 3}}};
+}
+
+json qwen2_json() {
+  return {{"model_type", "qwen2"},          {"vocab_size", 151936},
+          {"hidden_size", 896},             {"num_hidden_layers", 24},
+          {"num_attention_heads", 14},      {"num_key_value_heads", 2},
+          {"intermediate_size", 4864},      {"max_position_embeddings", 32768},
+          {"rms_norm_eps", 1e-6},           {"rope_theta", 1000000.0},
+          {"sliding_window", 32768},        {"use_sliding_window", false},
+          {"max_window_layers", 21},        {"tie_word_embeddings", true}};
+}
+
+json mistral_json() {
+  return {{"model_type", "mistral"},   {"vocab_size", 32000},
+          {"hidden_size", 4096},       {"num_hidden_layers", 32},
+          {"num_attention_heads", 32}, {"num_key_value_heads", 8},
+          {"head_dim", 128},           {"intermediate_size", 14336},
+          {"max_position_embeddings", 32768}, {"sliding_window", 4096}};
+}
+
+class Config : public ::testing::Test {
+ protected:
+  // Writes `j` as config.json and loads it.
+  ModelConfig load(const json& j) {
+    test::write_bytes(path(), j.dump(2));
+    return ModelConfig::load(path());
+  }
+  std::string path() const { return (dir_ / "config.json").string(); }
+  // Loading `j` from config.json must fail naming the file, the field and `parts`.
+  void expect_rejected(const json& j, const std::string& field,
+                       std::initializer_list<std::string> parts = {}) {
+    test::write_bytes(path(), j.dump(2));
+    expect_error<InputError>([&] { ModelConfig::load(path()); },
+                             {path(), "field '" + field + "'"});
+    expect_error<InputError>([&] { ModelConfig::load(path()); }, parts);
+  }
+  TempDir dir_;
+};
+
+// ---- Family mappings ----------------------------------------------------------------------------
+
+TEST_F(Config, Gpt2FieldsAndDefaults) {
+  ModelConfig c = load(gpt2_json());
+  EXPECT_TRUE(c.is_gpt2());
+  EXPECT_EQ(c.vocab_size, 50257);
+  EXPECT_EQ(c.hidden_size, 768);
+  EXPECT_EQ(c.n_layers, 12);
+  EXPECT_EQ(c.n_heads, 12);
+  EXPECT_EQ(c.n_kv_heads, 12);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.intermediate_size, 4 * 768);  // n_inner null
+  EXPECT_EQ(c.max_position_embeddings, 1024);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);
+  EXPECT_EQ(c.hidden_act, "gelu_new");
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_EQ(c.num_labels, 1);
+  EXPECT_EQ(c.qkv_dim(), 3 * 768);
+}
+
+TEST_F(Config, Gpt2ExplicitInnerEpsAndActivation) {
+  json j = gpt2_json();
+  j["n_inner"] = 1000;
+  j["layer_norm_epsilon"] = 1e-6;
+  j["activation_function"] = "gelu_pytorch_tanh";
+  j["tie_word_embeddings"] = false;
+  ModelConfig c = load(j);
+  EXPECT_EQ(c.intermediate_size, 1000);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-6);
+  EXPECT_EQ(c.hidden_act, "gelu_pytorch_tanh");
+  EXPECT_FALSE(c.tie_word_embeddings);
+}
+
+TEST_F(Config, Gpt2UnsupportedActivationIsRejected) {
+  json j = gpt2_json();
+  j["activation_function"] = "relu";
+  expect_rejected(j, "activation_function", {"\"relu\" is not supported"});
+}
+
+TEST_F(Config, LlamaFieldsWithGqaAndLlama3RopeScaling) {
+  ModelConfig c = load(llama_json());
+  EXPECT_EQ(c.family, ModelFamily::llama);
+  EXPECT_EQ(c.hidden_size, 2048);
+  EXPECT_EQ(c.n_heads, 32);
+  EXPECT_EQ(c.n_kv_heads, 8);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.qkv_dim(), (32 + 16) * 64);
+  EXPECT_EQ(c.intermediate_size, 8192);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.rope_scaling.type, "llama3");
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 32.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_EQ(c.hidden_act, "silu");
+}
+
+TEST_F(Config, LlamaDefaults) {
+  json j = llama_json();
+  for (const char* k : {"num_key_value_heads", "rms_norm_eps", "rope_theta", "rope_scaling",
+                        "tie_word_embeddings", "hidden_act"})
+    j.erase(k);
+  ModelConfig c = load(j);
+  EXPECT_EQ(c.n_kv_heads, 32);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+  EXPECT_EQ(c.rope_scaling.type, "none");
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+}
+
+TEST_F(Config, LlamaAttentionBiasAndExplicitHeadDim) {
+  json j = llama_json();
+  j["attention_bias"] = true;
+  j["head_dim"] = 128;
+  j["rope_scaling"] = nullptr;
+  ModelConfig c = load(j);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.qkv_dim(), (32 + 16) * 128);
+  EXPECT_EQ(c.rope_scaling.type, "none");
+}
+
+TEST_F(Config, LlamaMlpBiasIsRejected) {
+  json j = llama_json();
+  j["mlp_bias"] = true;
+  expect_rejected(j, "mlp_bias", {"not supported"});
+}
+
+TEST_F(Config, RopeThetaInsideRopeParameters) {
+  json j = llama_json();
+  j.erase("rope_theta");
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 250000.0}};
+  ModelConfig c = load(j);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 250000.0);
+  EXPECT_EQ(c.rope_scaling.type, "none");
+}
+
+TEST_F(Config, Llama3ScalingInsideRopeParameters) {
+  json j = llama_json();
+  j.erase("rope_theta");
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                          {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0}};
+  ModelConfig c = load(j);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.rope_scaling.type, "llama3");
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
+  // transformers 5 defaults it to max_position_embeddings.
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 131072);
+}
+
+TEST_F(Config, RopeScalingLinearWithLegacyTypeKey) {
+  json j = llama_json();
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  ModelConfig c = load(j);
+  EXPECT_EQ(c.rope_scaling.type, "linear");
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 2.0);
+}
+
+TEST_F(Config, RopeScalingDefaultTypeMeansNone) {
+  json j = llama_json();
+  j["rope_scaling"] = {{"rope_type", "default"}};
+  EXPECT_EQ(load(j).rope_scaling.type, "none");
+}
+
+TEST_F(Config, RopeScalingUnsupportedTypeIsRejected) {
+  json j = llama_json();
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  expect_rejected(j, "rope_scaling", {"\"yarn\" is not supported", "llama3"});
+}
+
+TEST_F(Config, RopeScalingLlama3MissingFactorIsRejected) {
+  json j = llama_json();
+  j["rope_scaling"].erase("low_freq_factor");
+  expect_rejected(j, "rope_scaling.low_freq_factor", {"expected a positive number"});
+}
+
+TEST_F(Config, RopeScalingNotAnObjectIsRejected) {
+  json j = llama_json();
+  j["rope_scaling"] = "llama3";
+  expect_rejected(j, "rope_scaling", {"expected an object or null"});
+}
+
+TEST_F(Config, Qwen2AlwaysHasQkvBiasAndNoWindowUnlessEnabled) {
+  ModelConfig c = load(qwen2_json());
+  EXPECT_EQ(c.family, ModelFamily::qwen2);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_EQ(c.sliding_window, 0);  // use_sliding_window false
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.n_kv_heads, 2);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  json j = qwen2_json();
+  j.erase("tie_word_embeddings");
+  EXPECT_FALSE(load(j).tie_word_embeddings);  // transformers' Qwen2Config default
+}
+
+TEST_F(Config, Qwen2SlidingWindowOnAllLayers) {
+  json j = qwen2_json();
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 4096;
+  j["max_window_layers"] = 0;
+  EXPECT_EQ(load(j).sliding_window, 4096);
+  j["max_window_layers"] = 24;  // no layer slides
+  EXPECT_EQ(load(j).sliding_window, 0);
+  j["sliding_window"] = nullptr;
+  j["max_window_layers"] = 0;
+  EXPECT_EQ(load(j).sliding_window, 0);
+}
+
+TEST_F(Config, Qwen2MixedSlidingLayersAreRejected) {
+  json j = qwen2_json();
+  j["use_sliding_window"] = true;  // max_window_layers 21 of 24: layers 21..23 slide
+  expect_rejected(j, "max_window_layers", {"3 of 24 layers"});
+  j["layer_types"] = json::array();
+  for (int i = 0; i < 24; ++i) j["layer_types"].push_back(i % 2 ? "sliding_attention" : "full_attention");
+  expect_rejected(j, "layer_types", {"12 of 24 layers"});
+}
+
+TEST_F(Config, MistralSlidingWindow) {
+  ModelConfig c = load(mistral_json());
+  EXPECT_EQ(c.family, ModelFamily::mistral);
+  EXPECT_EQ(c.sliding_window, 4096);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  json j = mistral_json();
+  j["sliding_window"] = nullptr;
+  EXPECT_EQ(load(j).sliding_window, 0);
+  j.erase("sliding_window");
+  EXPECT_EQ(load(j).sliding_window, 4096);  // transformers' MistralConfig default
+}
+
+TEST_F(Config, HiddenActMustBeSilu) {
+  json j = mistral_json();
+  j["hidden_act"] = "gelu";
+  expect_rejected(j, "hidden_act", {"\"gelu\" is not supported"});
+}
+
+TEST_F(Config, NumLabelsFromFieldOrId2Label) {
+  json j = llama_json();
+  EXPECT_EQ(load(j).num_labels, 1);
+  j["id2label"] = {{"0", "LABEL_0"}, {"1", "LABEL_1"}, {"2", "LABEL_2"}};
+  EXPECT_EQ(load(j).num_labels, 3);
+  j["num_labels"] = 3;
+  EXPECT_EQ(load(j).num_labels, 3);
+  j["num_labels"] = 2;
+  expect_rejected(j, "num_labels", {"id2label has 3 entries"});
+  j.erase("id2label");
+  EXPECT_EQ(load(j).num_labels, 2);
+}
+
+// ---- Test 12: rejected fields --------------------------------------------------------------------
+
+TEST_F(Config, Test12_MissingRequiredField) {
+  json j = gpt2_json();
+  j.erase("n_embd");
+  expect_rejected(j, "n_embd", {"expected a positive integer", "missing"});
+  json l = llama_json();
+  l.erase("intermediate_size");
+  expect_rejected(l, "intermediate_size", {"expected a positive integer", "missing"});
+}
+
+TEST_F(Config, Test12_FieldAsString) {
+  json j = gpt2_json();
+  j["n_embd"] = "768";
+  expect_rejected(j, "n_embd", {"expected a positive integer, got string \"768\""});
+}
+
+TEST_F(Config, Test12_FieldAsFloat) {
+  json j = llama_json();
+  j["hidden_size"] = 2048.0;
+  expect_rejected(j, "hidden_size", {"expected a positive integer, got number 2048.0"});
+}
+
+TEST_F(Config, Test12_FieldAsBoolOrNull) {
+  json j = llama_json();
+  j["num_hidden_layers"] = true;
+  expect_rejected(j, "num_hidden_layers", {"expected a positive integer, got boolean"});
+  j["num_hidden_layers"] = nullptr;
+  expect_rejected(j, "num_hidden_layers", {"expected a positive integer, got null"});
+}
+
+TEST_F(Config, Test12_WrongTypeForOptionalFields) {
+  json j = llama_json();
+  j["tie_word_embeddings"] = "yes";
+  expect_rejected(j, "tie_word_embeddings", {"expected true or false"});
+  j = llama_json();
+  j["rms_norm_eps"] = "1e-5";
+  expect_rejected(j, "rms_norm_eps", {"expected a positive number"});
+  j = llama_json();
+  j["hidden_act"] = 1;
+  expect_rejected(j, "hidden_act", {"expected a string"});
+  j = gpt2_json();
+  j["layer_norm_epsilon"] = -1e-5;
+  expect_rejected(j, "layer_norm_epsilon", {"expected a positive number"});
+}
+
+TEST_F(Config, Test12_ZeroSize) {
+  json j = gpt2_json();
+  j["n_layer"] = 0;
+  expect_rejected(j, "n_layer", {"expected a positive integer, got 0"});
+}
+
+TEST_F(Config, Test12_NegativeSize) {
+  json j = llama_json();
+  j["vocab_size"] = -5;
+  expect_rejected(j, "vocab_size", {"expected a positive integer, got -5"});
+  j = llama_json();
+  j["num_key_value_heads"] = -8;
+  expect_rejected(j, "num_key_value_heads", {"got -8"});
+}
+
+TEST_F(Config, Test12_HeadsNotDividingHidden) {
+  json j = gpt2_json();
+  j["n_head"] = 7;
+  expect_rejected(j, "n_head", {"7 heads do not divide n_embd 768"});
+  json l = llama_json();
+  l["num_attention_heads"] = 30;
+  l["num_key_value_heads"] = 10;
+  expect_rejected(l, "num_attention_heads", {"30 heads do not divide hidden_size 2048"});
+}
+
+TEST_F(Config, Test12_HeadDimGivenNeedNotDivide) {
+  json l = llama_json();
+  l["num_attention_heads"] = 24;
+  l["head_dim"] = 64;  // 24 * 64 != 2048 is fine when head_dim is explicit
+  EXPECT_EQ(load(l).head_dim, 64);
+}
+
+TEST_F(Config, Test12_KvHeadsNotDividingHeads) {
+  json j = llama_json();
+  j["num_key_value_heads"] = 5;
+  expect_rejected(j, "num_key_value_heads", {"5 key/value heads do not divide num_attention_heads 32"});
+  j["num_key_value_heads"] = 64;
+  expect_rejected(j, "num_key_value_heads", {"64 key/value heads"});
+}
+
+TEST_F(Config, Test12_BillionLayers) {
+  json j = llama_json();
+  j["num_hidden_layers"] = 1000000000;
+  expect_rejected(j, "num_hidden_layers", {"1000000000 exceeds the limit of 1024"});
+  json g = gpt2_json();
+  g["n_layer"] = 1000000000;
+  expect_rejected(g, "n_layer", {"exceeds the limit of 1024"});
+}
+
+TEST_F(Config, Test12_EverySizeIsCapped) {
+  const std::pair<const char*, int64_t> caps[] = {
+      {"hidden_size", 65536},        {"vocab_size", 4000000},
+      {"num_attention_heads", 1024}, {"num_key_value_heads", 1024},
+      {"intermediate_size", 1000000}, {"max_position_embeddings", 10000000},
+      {"head_dim", 65536}};
+  for (const auto& [field, cap] : caps) {
+    SCOPED_TRACE(field);
+    json j = llama_json();
+    j[field] = cap + 1;
+    expect_rejected(j, field, {"exceeds the limit of " + std::to_string(cap)});
+  }
+  json j = llama_json();
+  j["vocab_size"] = 18446744073709551615ull;
+  expect_rejected(j, "vocab_size", {"exceeds the limit"});
+  json g = gpt2_json();
+  g["n_inner"] = 2000000;
+  expect_rejected(g, "n_inner", {"exceeds the limit of 1000000"});
+}
+
+TEST_F(Config, Test12_UnknownModelType) {
+  json j = gpt2_json();
+  j["model_type"] = "bert";
+  expect_rejected(j, "model_type", {"\"bert\"", "gpt2, llama, qwen2, mistral"});
+  j.erase("model_type");
+  expect_rejected(j, "model_type", {"missing", "gpt2, llama, qwen2, mistral"});
+}
+
+TEST_F(Config, Test12_NotAJsonObject) {
+  test::write_bytes(path(), "[1, 2, 3]");
+  expect_error<InputError>([&] { ModelConfig::load(path()); }, {path(), "JSON object", "array"});
+  expect_error<InputError>([&] { ModelConfig::from_json(json(3), "cfg"); }, {"cfg", "JSON object"});
+}
+
+TEST_F(Config, Test12_ParseErrorHasLineAndColumn) {
+  test::write_bytes(path(), "{\n  \"model_type\": \"gpt2\",\n  \"n_embd\": 768,,\n}");
+  expect_error<InputError>([&] { ModelConfig::load(path()); },
+                           {path(), "invalid JSON", "line 3, column 17"});
+}
+
+TEST_F(Config, Test12_DuplicateFieldIsRejected) {
+  test::write_bytes(path(), R"({"model_type": "gpt2", "n_layer": 12, "n_layer": 1000})");
+  expect_error<InputError>([&] { ModelConfig::load(path()); }, {path(), "duplicate key \"n_layer\""});
+}
+
+TEST_F(Config, Test12_MissingFileIsIoError) {
+  expect_error<IoError>([&] { ModelConfig::load(dir_ / "nope.json"); }, {"nope.json"});
+}
+
+// ---- to_json / make ------------------------------------------------------------------------------
+
+void expect_same(const ModelConfig& a, const ModelConfig& b) {
+  EXPECT_EQ(a.family, b.family);
+  EXPECT_EQ(a.vocab_size, b.vocab_size);
+  EXPECT_EQ(a.hidden_size, b.hidden_size);
+  EXPECT_EQ(a.n_layers, b.n_layers);
+  EXPECT_EQ(a.n_heads, b.n_heads);
+  EXPECT_EQ(a.n_kv_heads, b.n_kv_heads);
+  EXPECT_EQ(a.head_dim, b.head_dim);
+  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
+  EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
+  EXPECT_EQ(a.norm_eps, b.norm_eps);
+  EXPECT_EQ(a.rope_theta, b.rope_theta);
+  EXPECT_EQ(a.rope_scaling.type, b.rope_scaling.type);
+  EXPECT_EQ(a.rope_scaling.factor, b.rope_scaling.factor);
+  EXPECT_EQ(a.rope_scaling.low_freq_factor, b.rope_scaling.low_freq_factor);
+  EXPECT_EQ(a.rope_scaling.high_freq_factor, b.rope_scaling.high_freq_factor);
+  EXPECT_EQ(a.rope_scaling.original_max_position_embeddings,
+            b.rope_scaling.original_max_position_embeddings);
+  EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
+  EXPECT_EQ(a.attention_bias, b.attention_bias);
+  EXPECT_EQ(a.sliding_window, b.sliding_window);
+  EXPECT_EQ(a.hidden_act, b.hidden_act);
+  EXPECT_EQ(a.num_labels, b.num_labels);
+}
+
+TEST_F(Config, ToJsonRoundTripsEveryFamily) {
+  json q = qwen2_json();
+  q["use_sliding_window"] = true;
+  q["max_window_layers"] = 0;
+  for (const json& j : {gpt2_json(), llama_json(), qwen2_json(), q, mistral_json()}) {
+    SCOPED_TRACE(j.dump());
+    ModelConfig c = load(j);
+    for (bool scalar : {false, true}) {
+      ModelConfig back = ModelConfig::from_json(c.to_json(scalar), "saved");
+      expect_same(c, back);
+    }
+  }
+}
+
+TEST_F(Config, ToJsonWritesFamilyNamesDtypeAndArchitecture) {
+  const json g = load(gpt2_json()).to_json(false);
+  EXPECT_EQ(g["architectures"], json::array({"GPT2LMHeadModel"}));
+  EXPECT_EQ(g["n_embd"], 768);
+  EXPECT_EQ(g["n_inner"], 3072);
+  EXPECT_FALSE(g.contains("hidden_size"));
+  EXPECT_EQ(g["torch_dtype"], "float32");
+  EXPECT_EQ(g["dtype"], "float32");
+
+  const json l = load(llama_json()).to_json(false);
+  EXPECT_EQ(l["architectures"], json::array({"LlamaForCausalLM"}));
+  EXPECT_EQ(l["num_key_value_heads"], 8);
+  EXPECT_EQ(l["rope_scaling"]["rope_type"], "llama3");
+  EXPECT_EQ(l["rope_parameters"]["rope_type"], "llama3");
+  EXPECT_EQ(l["rope_parameters"]["rope_theta"], 500000.0);
+  EXPECT_EQ(l["some_unknown_field"], json({1, 2, 3})) << "unknown fields are kept";
+
+  EXPECT_EQ(load(qwen2_json()).to_json(false)["architectures"], json::array({"Qwen2ForCausalLM"}));
+  EXPECT_EQ(load(mistral_json()).to_json(false)["architectures"],
+            json::array({"MistralForCausalLM"}));
+}
+
+TEST_F(Config, ToJsonScalarHeadWritesClassifierAndLabels) {
+  ModelConfig c = load(llama_json());
+  json j = c.to_json(true);
+  EXPECT_EQ(j["architectures"], json::array({"LlamaForSequenceClassification"}));
+  EXPECT_EQ(j["num_labels"], 1);
+  EXPECT_EQ(j["id2label"], json({{"0", "LABEL_0"}}));
+  EXPECT_EQ(j["label2id"], json({{"LABEL_0", 0}}));
+  EXPECT_EQ(ModelConfig::from_json(j, "saved").num_labels, 1);
+
+  ModelConfig g = load(gpt2_json());
+  g.num_labels = 2;
+  json gj = g.to_json(true);
+  EXPECT_EQ(gj["architectures"], json::array({"GPT2ForSequenceClassification"}));
+  EXPECT_EQ(gj["id2label"].size(), 2u);
+  EXPECT_EQ(ModelConfig::from_json(gj, "saved").num_labels, 2);
+  EXPECT_EQ(load(qwen2_json()).to_json(true)["architectures"],
+            json::array({"Qwen2ForSequenceClassification"}));
+  EXPECT_EQ(load(mistral_json()).to_json(true)["architectures"],
+            json::array({"MistralForSequenceClassification"}));
+}
+
+TEST_F(Config, ModelFamilyNamesAreModelTypes) {
+  EXPECT_STREQ(model_family_name(ModelFamily::gpt2), "gpt2");
+  EXPECT_STREQ(model_family_name(ModelFamily::llama), "llama");
+  EXPECT_STREQ(model_family_name(ModelFamily::qwen2), "qwen2");
+  EXPECT_STREQ(model_family_name(ModelFamily::mistral), "mistral");
+}
+
+TEST_F(Config, FromJsonBuiltInCpp) {
+  json j = {{"model_type", "qwen2"},          {"vocab_size", 1000},
+            {"hidden_size", 64},              {"num_hidden_layers", 2},
+            {"num_attention_heads", 4},       {"num_key_value_heads", 2},
+            {"intermediate_size", 128},       {"max_position_embeddings", 256}};
+  ModelConfig c = ModelConfig::from_json(j, "built");
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_EQ(c.raw, j);
+}
+
+TEST_F(Config, MakeBuildsValidatedConfigsForEveryFamily) {
+  ModelConfig g = ModelConfig::make(ModelFamily::gpt2, 100, 64, 2, 4, 4, 256, 128);
+  EXPECT_TRUE(g.is_gpt2());
+  EXPECT_EQ(g.head_dim, 16);
+  EXPECT_EQ(g.hidden_act, "gelu_new");
+  EXPECT_TRUE(g.tie_word_embeddings);
+  EXPECT_EQ(g.raw["n_embd"], 64);
+  for (ModelFamily f : {ModelFamily::llama, ModelFamily::qwen2, ModelFamily::mistral}) {
+    ModelConfig c = ModelConfig::make(f, 100, 64, 2, 4, 2, 128, 256);
+    EXPECT_EQ(c.family, f);
+    EXPECT_EQ(c.n_kv_heads, 2);
+    EXPECT_EQ(c.head_dim, 16);
+    EXPECT_EQ(c.hidden_act, "silu");
+    EXPECT_EQ(c.attention_bias, f == ModelFamily::qwen2);
+    EXPECT_EQ(c.sliding_window, 0);
+    EXPECT_EQ(c.rope_scaling.type, "none");
+    EXPECT_EQ(c.raw["hidden_size"], 64);
+  }
+  expect_error<InputError>([] { ModelConfig::make(ModelFamily::llama, 100, 64, 2, 5, 5, 128, 256); },
+                           {"field 'num_attention_heads'"});
+  expect_error<InputError>([] { ModelConfig::make(ModelFamily::llama, 100, 64, 2000, 4, 4, 128, 256); },
+                           {"field 'num_hidden_layers'"});
+  expect_error<InputError>([] { ModelConfig::make(ModelFamily::gpt2, 100, 64, 2, 4, 2, 128, 256); },
+                           {"n_kv_heads"});
+}
+
+TEST_F(Config, HandFilledStructSurvivesToJsonFromJson) {
+  ModelConfig c = ModelConfig::make(ModelFamily::llama, 100, 64, 2, 4, 2, 128, 256);
+  c.rope_scaling.type = "linear";
+  c.rope_scaling.factor = 4.0;
+  c.rope_theta = 1e6;
+  c.tie_word_embeddings = true;
+  ModelConfig back = ModelConfig::from_json(c.to_json(false), "edited");
+  expect_same(c, back);
+}
+
+}  // namespace
+}  // namespace rlhf
