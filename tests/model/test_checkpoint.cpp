@@ -1,0 +1,104 @@
+// Checkpoint loading against the config (RELIABILITY.md test 13) and the save protocol.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+#include "tensor/error.h"
+#include "tiny_models.h"
+
+namespace rlhf {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("rlhf_ckpt_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    model_ = std::make_unique<Transformer>(test::tiny_config("gpt2"), ModelHeads{});
+    model_->init_random(1);
+    save_checkpoint(*model_, dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Rewrites model.safetensors with the HF tensors of the model, edited by `edit`.
+  void rewrite(const std::function<void(std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>&)>& edit) {
+    std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> t;
+    for (const HfTensor& h : hf_layout(*model_, "transformer."))
+      t[h.hf_name] = {h.hf_shape, export_hf_tensor(*model_, h, model_->params())};
+    edit(t);
+    std::vector<TensorToWrite> w;
+    for (auto& [name, v] : t) w.push_back({name, DType::F32, v.first, v.second.data()});
+    write_safetensors(dir_ / "model.safetensors", w);
+  }
+  std::string load_error() {
+    try {
+      load_checkpoint(dir_, ModelHeads{});
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Transformer> model_;
+};
+
+TEST_F(CheckpointTest, RoundTripIsExact) {
+  Transformer back = load_checkpoint(dir_, ModelHeads{});
+  EXPECT_EQ(back.params(), model_->params());
+}
+
+TEST_F(CheckpointTest, MissingTensorIsNamed) {
+  rewrite([](auto& t) { t.erase("transformer.h.1.mlp.c_fc.bias"); });
+  const std::string e = load_error();
+  EXPECT_NE(e.find("missing tensors"), std::string::npos) << e;
+  EXPECT_NE(e.find("transformer.h.1.mlp.c_fc.bias"), std::string::npos) << e;
+}
+
+TEST_F(CheckpointTest, UnexpectedTensorIsNamed) {
+  rewrite([](auto& t) { t["transformer.h.7.ln_1.weight"] = {{16}, std::vector<float>(16, 1.0f)}; });
+  const std::string e = load_error();
+  EXPECT_NE(e.find("unexpected tensors: transformer.h.7.ln_1.weight"), std::string::npos) << e;
+}
+
+TEST_F(CheckpointTest, VocabularyRowsContradictingConfigAreNamed) {
+  rewrite([](auto& t) { t["transformer.wte.weight"] = {{60, 16}, std::vector<float>(60 * 16, 0.0f)}; });
+  const std::string e = load_error();
+  EXPECT_NE(e.find("transformer.wte.weight has shape [60, 16], config.json implies [50, 16]"), std::string::npos) << e;
+  EXPECT_NE(e.find(dir_.string()), std::string::npos) << e;
+}
+
+TEST_F(CheckpointTest, ScoreHeadIsCreatedOnlyWhenRequested) {
+  LoadReport rep;
+  Transformer rm = load_checkpoint(dir_, ModelHeads{.lm_head = false, .score_head = true}, &rep);
+  EXPECT_TRUE(rep.score_head_initialised);
+  const ParamSlot& s = rm.slot("score.weight");
+  double sumsq = 0;
+  for (int64_t i = 0; i < s.numel; ++i) sumsq += rm.params()[s.offset + i] * rm.params()[s.offset + i];
+  EXPECT_GT(sumsq, 0.0);  // initialised, not left at zero
+  // Saved as a sequence classifier that loads back with its head.
+  save_checkpoint(rm, dir_ / "rm");
+  LoadReport rep2;
+  Transformer back = load_checkpoint(dir_ / "rm", ModelHeads{.lm_head = false, .score_head = true}, &rep2);
+  EXPECT_FALSE(rep2.score_head_initialised);
+  EXPECT_EQ(back.params(), rm.params());
+}
+
+TEST_F(CheckpointTest, SaveKeepsOtherFilesAndLeavesNoTemporaries) {
+  { std::ofstream(dir_ / "metrics.jsonl") << "{\"loss\":1}\n"; }
+  save_checkpoint(*model_, dir_);
+  EXPECT_TRUE(fs::exists(dir_ / "metrics.jsonl"));
+  for (const auto& e : fs::directory_iterator(dir_.parent_path()))
+    EXPECT_EQ(e.path().filename().string().find("." + dir_.filename().string() + ".tmp"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rlhf
