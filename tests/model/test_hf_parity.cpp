@@ -9,6 +9,7 @@
 
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
+#include "train/optimizer.h"
 
 namespace rlhf {
 namespace {
@@ -109,6 +110,46 @@ TEST_P(HfParity, SaveAndReloadIsLossless) {
   EXPECT_EQ(back.params(), m.params());
   EXPECT_EQ(back.config().to_json(false), m.config().to_json(false));
   fs::remove_all(out);
+}
+
+// Writes checkpoints trained here (3 AdamW steps away from the fixture) with our own log-probs
+// and scalar-head values, for reference/check_roundtrip.py to load in transformers:
+//   RLHF_ROUNDTRIP_OUT=/tmp/rt build/rlhf_tests --gtest_filter='*ExportForTransformers*'
+//   for d in /tmp/rt/*; do reference/.venv/bin/python reference/check_roundtrip.py $d; done
+// Skipped unless RLHF_ROUNDTRIP_OUT is set (CI has no Python packages).
+TEST_P(HfParity, ExportForTransformers) {
+  const char* out_env = std::getenv("RLHF_ROUNDTRIP_OUT");
+  if (!out_env) GTEST_SKIP() << "set RLHF_ROUNDTRIP_OUT to export";
+  Expected e{SafetensorsFile::open(dir() / "expected.safetensors")};
+  const TensorView* ids = e.file->find("input_ids");
+  for (const bool rm : {false, true}) {
+    const ModelHeads heads{.lm_head = !rm, .score_head = rm};
+    Transformer m = load_checkpoint(dir() / (rm ? "rm" : "model"), heads);
+    Batch b = fixture_batch(e);
+    if (rm) {
+      b.scored.clear();
+      for (int64_t i = 0; i < b.B * b.T; ++i) b.head_at.push_back(i);
+    }
+    Workspace ws(m.config(), b.B, b.T, b.n_scored(), b.n_head());
+    AdamW opt(m, AdamWConfig{.lr = 1e-2, .weight_decay = 0.1});
+    for (int step = 0; step < 3; ++step) {
+      m.zero_grad();
+      const Scores s = m.forward(b, ws);
+      m.backward(b, ws, rm ? std::vector<float>{} : std::vector<float>(s.logp.size(), -1.0f),
+                 rm ? std::vector<float>(s.head.size(), 1.0f) : std::vector<float>{});
+      opt.step(m, 1e-2, grad_global_norm(m));
+    }
+    const Scores s = m.forward(b, ws);
+    const fs::path out = fs::path(out_env) / (GetParam() + (rm ? "-rm" : "-lm"));
+    fs::create_directories(out);
+    save_checkpoint(m, out / (rm ? "rm" : "model"));
+    std::vector<TensorToWrite> t = {{"input_ids", DType::I32, ids->shape, ids->data}};
+    if (rm)
+      t.push_back({"score", DType::F32, ids->shape, s.head.data()});
+    else
+      t.push_back({"logp", DType::F32, {ids->shape[0], ids->shape[1] - 1}, s.logp.data()});
+    write_safetensors(out / "logprobs.safetensors", t);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity, ::testing::Values("gpt2", "llama", "qwen2", "mistral"));
