@@ -49,10 +49,8 @@ inline double dot(const std::vector<float>& a, const std::vector<float>& b) {
 
 // Passes when |got_i - want_i| <= atol + rtol |want_i| for all i; otherwise names the worst i.
 template <typename A, typename B>
-::testing::AssertionResult all_close(const std::vector<A>& got, const std::vector<B>& want, double rtol,
-                                     double atol) {
-  if (got.size() != want.size())
-    return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
+::testing::AssertionResult all_close(const std::vector<A>& got, const std::vector<B>& want, double rtol, double atol) {
+  if (got.size() != want.size()) return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
   size_t worst = 0, n_bad = 0;
   double worst_excess = -1.0;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -65,8 +63,8 @@ template <typename A, typename B>
   if (n_bad == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << n_bad << " of " << got.size() << " elements off; worst [" << worst
                                        << "]: got " << static_cast<double>(got[worst]) << ", want "
-                                       << static_cast<double>(want[worst]) << " (rtol " << rtol << ", atol "
-                                       << atol << ")";
+                                       << static_cast<double>(want[worst]) << " (rtol " << rtol << ", atol " << atol
+                                       << ")";
 }
 
 // Tolerance relative to the buffer's scale: |got - want| <= rtol (|want| + max|want|).

@@ -18,6 +18,10 @@ struct EmbCase {
   bool with_wpe;
 };
 
+void PrintTo(const EmbCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " C=" << c.C << " V=" << c.V << " P=" << c.P << " with_wpe=" << c.with_wpe;
+}
+
 class EmbeddingTest : public ::testing::TestWithParam<EmbCase> {};
 
 TEST_P(EmbeddingTest, ForwardAndBackwardMatchReference) {
@@ -37,8 +41,7 @@ TEST_P(EmbeddingTest, ForwardAndBackwardMatchReference) {
 
   const auto dwte0 = prefilled(V * C, 6), dwpe0 = prefilled(P * C, 7);
   auto dwte = dwte0, dwpe = dwpe0;
-  embedding_backward(dwte.data(), with_wpe ? dwpe.data() : nullptr, R.data(), tokens.data(), positions.data(), N,
-                     C);
+  embedding_backward(dwte.data(), with_wpe ? dwpe.data() : nullptr, R.data(), tokens.data(), positions.data(), N, C);
   std::vector<double> want_te(dwte0.begin(), dwte0.end()), want_pe(dwpe0.begin(), dwpe0.end());
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {

@@ -37,6 +37,10 @@ struct MatmulCase {
   bool bias;
 };
 
+void PrintTo(const MatmulCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " C=" << c.C << " OC=" << c.OC << " bias=" << c.bias;
+}
+
 class MatmulTest : public ::testing::TestWithParam<MatmulCase> {};
 
 TEST_P(MatmulTest, ForwardAndBackwardMatchReference) {
@@ -60,7 +64,7 @@ TEST_P(MatmulTest, ForwardAndBackwardMatchReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                          ::testing::Values(MatmulCase{7, 13, 5, true}, MatmulCase{64, 96, 80, false},
                                            MatmulCase{130, 70, 300, true},  // threaded bias sum, OC % 64 != 0
-                                           MatmulCase{3, 16, 1, true}));     // score head: OC = 1
+                                           MatmulCase{3, 16, 1, true}));    // score head: OC = 1
 
 TEST(Matmul, BackwardFiniteDifference) {
   const int64_t N = 6, C = 9, OC = 7;

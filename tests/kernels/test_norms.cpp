@@ -38,14 +38,13 @@ NormRef layernorm_ref(const std::vector<float>& x, const std::vector<float>& w, 
       dvar += dxhat[c] * (xr[c] - mean) * -0.5 * rstd * rstd * rstd;
     }
     for (int64_t c = 0; c < C; ++c) dmean += -dxhat[c] * rstd;  // the var path sums to zero
-    for (int64_t c = 0; c < C; ++c)
-      r.dinp[n * C + c] = dxhat[c] * rstd + dvar * 2.0 * (xr[c] - mean) / C + dmean / C;
+    for (int64_t c = 0; c < C; ++c) r.dinp[n * C + c] = dxhat[c] * rstd + dvar * 2.0 * (xr[c] - mean) / C + dmean / C;
   }
   return r;
 }
 
-NormRef rmsnorm_ref(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& dout,
-                    int64_t N, int64_t C, double eps) {
+NormRef rmsnorm_ref(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& dout, int64_t N,
+                    int64_t C, double eps) {
   NormRef r;
   r.out.assign(N * C, 0.0);
   r.dinp.assign(N * C, 0.0);
@@ -64,8 +63,7 @@ NormRef rmsnorm_ref(const std::vector<float>& x, const std::vector<float>& w, co
       drstd += d[c] * w[c] * xr[c];
     }
     // rstd = (ms + eps)^(-1/2): d rstd / d x_c = -rstd^3 x_c / C
-    for (int64_t c = 0; c < C; ++c)
-      r.dinp[n * C + c] = d[c] * w[c] * rstd + drstd * (-rstd * rstd * rstd * xr[c] / C);
+    for (int64_t c = 0; c < C; ++c) r.dinp[n * C + c] = d[c] * w[c] * rstd + drstd * (-rstd * rstd * rstd * xr[c] / C);
   }
   return r;
 }
@@ -73,6 +71,8 @@ NormRef rmsnorm_ref(const std::vector<float>& x, const std::vector<float>& w, co
 struct NormCase {
   int64_t N, C;
 };
+
+void PrintTo(const NormCase& c, std::ostream* os) { *os << "N=" << c.N << " C=" << c.C; }
 class NormTest : public ::testing::TestWithParam<NormCase> {};
 
 TEST_P(NormTest, LayerNormMatchesReference) {

@@ -9,8 +9,8 @@
 
 namespace rlhf::kernels {
 
-void embedding_forward(float* out, const int32_t* tokens, const int32_t* positions, const float* wte,
-                       const float* wpe, int64_t N, int64_t C) {
+void embedding_forward(float* out, const int32_t* tokens, const int32_t* positions, const float* wte, const float* wpe,
+                       int64_t N, int64_t C) {
 #pragma omp parallel for schedule(static) if (N * C > 32768)
   for (int64_t n = 0; n < N; ++n) {
     float* __restrict o = out + n * C;
@@ -26,8 +26,8 @@ void embedding_forward(float* out, const int32_t* tokens, const int32_t* positio
 }
 
 // out[n] = wte[tok[n]] + wpe[pos[n]]  =>  dwte[tok[n]] += dout[n], dwpe[pos[n]] += dout[n].
-void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
-                        const int32_t* positions, int64_t N, int64_t C) {
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, const int32_t* positions,
+                        int64_t N, int64_t C) {
   constexpr int64_t kCols = 64;  // column slice per task: 256 bytes, a few cache lines
   const int64_t n_slices = (C + kCols - 1) / kCols;
 #pragma omp parallel for schedule(static) if (N * C > 32768)

@@ -34,8 +34,8 @@ void reduce_partials(float* dst, const float* part, int nt, int64_t stride, int6
 
 // mean = sum(x)/C, var = sum((x-mean)^2)/C (biased, as PyTorch), rstd = 1/sqrt(var + eps),
 // out = (x - mean) * rstd * w + b. Two passes over the row for an accurate variance.
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                       const float* bias, int64_t N, int64_t C, float eps) {
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                       int64_t N, int64_t C, float eps) {
 #pragma omp parallel for schedule(static) if (N * C > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const float* __restrict x = inp + n * C;
@@ -98,8 +98,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
 // ---- RMSNorm ------------------------------------------------------------------------------
 
 // rstd = 1/sqrt(mean(x^2) + eps), out = x * rstd * w (HF LlamaRMSNorm in fp32).
-void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
-                     float eps) {
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
 #pragma omp parallel for schedule(static) if (N * C > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const float* __restrict x = inp + n * C;

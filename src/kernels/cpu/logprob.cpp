@@ -1,0 +1,111 @@
+// Fused next-token log-probability: logp[n] = log softmax(h[n] W^T * inv_temp)[target[n]],
+// with the optional entropy of the same distribution, never materialising N x V logits.
+//
+// The vocabulary is walked in chunks of `chunk` rows of W. Per chunk, one GEMM writes the
+// scaled logits z (N x chunk) into scratch, then a threaded per-row pass folds them into a
+// running log-sum-exp (online softmax). The backward recomputes each chunk's logits from h, W
+// and the saved lse. The output buffers double as running state in the forward: lse holds the
+// running log-sum-exp, logp the target logit, entropy the running sum_j exp(z_j - lse) z_j.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "kernels/cpu/vec_math.h"
+#include "kernels/kernels.h"
+#include "tensor/error.h"
+
+namespace rlhf::kernels {
+namespace {
+
+void check_targets(const int32_t* targets, int64_t N, int64_t V) {
+  for (int64_t n = 0; n < N; ++n)
+    RLHF_CHECK(targets[n] >= 0 && targets[n] < V, "logprob: target " + std::to_string(targets[n]) + " of row " +
+                                                      std::to_string(n) + " is outside the vocabulary [0, " +
+                                                      std::to_string(V) + ")");
+}
+
+// z (N x cs) = inv_temp * h (N x C) @ W[v0 : v0 + cs]^T
+void chunk_logits(float* z, const float* h, const float* W, int64_t N, int64_t C, int64_t v0, int64_t cs,
+                  float inv_temp) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, cs, C, inv_temp, h, C, W + v0 * C, C, 0.0f, z, cs);
+}
+
+}  // namespace
+
+// Online update per row with a chunk's max m_c, s_c = sum exp(z - m_c), a_c = sum exp(z - m_c) z:
+//   lse' = logaddexp(lse, m_c + log s_c),  A' = A exp(lse - lse') + a_c exp(m_c - lse'),
+// where A = sum_{seen j} exp(z_j - lse) z_j. At the end A = E_p[z], and the entropy is
+//   H = -sum p_j (z_j - lse) = lse - E_p[z].
+void logprob_forward(float* logp, float* lse, float* entropy, const float* h, const float* W, const int32_t* targets,
+                     int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch, int64_t chunk) {
+  RLHF_CHECK(chunk > 0, "logprob: chunk must be positive");
+  check_targets(targets, N, V);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  std::fill(lse, lse + N, neg_inf);
+  if (entropy) std::fill(entropy, entropy + N, 0.0f);
+  for (int64_t v0 = 0; v0 < V; v0 += chunk) {
+    const int64_t cs = std::min(chunk, V - v0);
+    chunk_logits(scratch, h, W, N, C, v0, cs, inv_temp);
+#pragma omp parallel for schedule(static) if (N * cs > 32768)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* __restrict z = scratch + n * cs;
+      float m = neg_inf;
+#pragma omp simd reduction(max : m)
+      for (int64_t j = 0; j < cs; ++j) m = std::max(m, z[j]);
+      float s = 0.0f, a = 0.0f;
+      if (entropy) {
+#pragma omp simd reduction(+ : s, a)
+        for (int64_t j = 0; j < cs; ++j) {
+          const float e = cpu::fast_expf(z[j] - m);
+          s += e;
+          a += e * z[j];
+        }
+      } else {
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < cs; ++j) s += cpu::fast_expf(z[j] - m);
+      }
+      const float l_old = lse[n], l_chunk = m + std::log(s);
+      const float l_new = std::max(l_old, l_chunk) + std::log1p(std::exp(-std::fabs(l_old - l_chunk)));
+      if (entropy) entropy[n] = entropy[n] * std::exp(l_old - l_new) + a * std::exp(m - l_new);
+      lse[n] = l_new;
+      const int64_t tgt = targets[n];
+      if (tgt >= v0 && tgt < v0 + cs) logp[n] = z[tgt - v0];
+    }
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    logp[n] -= lse[n];
+    if (entropy) entropy[n] = lse[n] - entropy[n];
+  }
+}
+
+// logp = z_t - lse(z), z = inv_temp * h W^T:  dlogp/dz_j = onehot_j(t) - p_j,  p = exp(z - lse).
+// Per chunk: G = dlogp[n] (onehot - p) (N x cs), dh += inv_temp G W_chunk, dW_chunk += inv_temp G^T h.
+void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W, const int32_t* targets,
+                      const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
+                      int64_t chunk) {
+  RLHF_CHECK(chunk > 0, "logprob: chunk must be positive");
+  check_targets(targets, N, V);
+  for (int64_t v0 = 0; v0 < V; v0 += chunk) {
+    const int64_t cs = std::min(chunk, V - v0);
+    chunk_logits(scratch, h, W, N, C, v0, cs, inv_temp);
+#pragma omp parallel for schedule(static) if (N * cs > 32768)
+    for (int64_t n = 0; n < N; ++n) {
+      float* __restrict z = scratch + n * cs;
+      const float g = dlogp[n], l = lse[n];
+#pragma omp simd
+      for (int64_t j = 0; j < cs; ++j) z[j] = -g * cpu::fast_expf(z[j] - l);
+      const int64_t tgt = targets[n];
+      if (tgt >= v0 && tgt < v0 + cs) z[tgt - v0] += g;
+    }
+    if (dh)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, cs, inv_temp, scratch, cs, W + v0 * C, C, 1.0f, dh,
+                  C);
+    if (dW)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cs, C, N, inv_temp, scratch, cs, h, C, 1.0f, dW + v0 * C, C);
+  }
+}
+
+}  // namespace rlhf::kernels

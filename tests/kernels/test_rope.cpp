@@ -1,0 +1,75 @@
+// RoPE: HF rotate_half pairing with fp32 angles, the inverse rotation as backward, and strided
+// rows (rotating only the q or k part of a fused qkv row).
+#include "kernel_test_util.h"
+#include "kernels/kernels.h"
+
+namespace rlhf::kernels::test {
+namespace {
+
+std::vector<float> inv_freq_for(int head_dim, double theta) {
+  std::vector<float> f(head_dim / 2);
+  for (int i = 0; i < head_dim / 2; ++i) f[i] = static_cast<float>(1.0 / std::pow(theta, 2.0 * i / head_dim));
+  return f;
+}
+
+// HF: q * cos + rotate_half(q) * sin with cos/sin of the fp32 angle (evaluated here in double).
+std::vector<double> rope_ref(const std::vector<float>& x, const std::vector<int32_t>& pos,
+                             const std::vector<float>& inv_freq, int64_t N, int64_t stride, int H, int D, double sign) {
+  std::vector<double> out(x.begin(), x.end());
+  for (int64_t n = 0; n < N; ++n)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < D / 2; ++i) {
+        const float angle = static_cast<float>(pos[n]) * inv_freq[i];  // fp32 product, as PyTorch
+        const double c = std::cos(static_cast<double>(angle)), s = sign * std::sin(static_cast<double>(angle));
+        const int64_t j = n * stride + h * D + i;
+        const double a = x[j], b = x[j + D / 2];
+        out[j] = a * c - b * s;
+        out[j + D / 2] = b * c + a * s;
+      }
+  return out;
+}
+
+TEST(Rope, ForwardMatchesReferenceAndLeavesOtherColumns) {
+  const int64_t N = 300;
+  const int H = 4, D = 64;
+  const int64_t stride = H * D + 100;  // e.g. q heads followed by k/v columns
+  auto x = randn(N * stride, 1);
+  std::vector<int32_t> pos(N);
+  for (int64_t n = 0; n < N; ++n) pos[n] = static_cast<int32_t>((n * 37) % 5000);  // large angles too
+  const auto inv_freq = inv_freq_for(D, 10000.0);
+  const auto want = rope_ref(x, pos, inv_freq, N, stride, H, D, 1.0);
+  rope_forward(x.data(), pos.data(), inv_freq.data(), N, stride, H, D);
+  EXPECT_TRUE(all_close(x, want, 1e-5, 1e-6));  // untouched columns compare exactly
+}
+
+TEST(Rope, BackwardIsTransposedRotation) {
+  const int64_t N = 20;
+  const int H = 3, D = 16;
+  const int64_t stride = H * D;
+  const auto inv_freq = inv_freq_for(D, 500000.0);
+  std::vector<int32_t> pos(N);
+  for (int64_t n = 0; n < N; ++n) pos[n] = static_cast<int32_t>(3 * n + 1);
+  // L = sum(R * rope(x))  =>  dx = rope_backward(R); checked against the reference rotation by
+  // -angle, as the inverse of the forward, and by finite differences.
+  auto x = randn(N * stride, 2);
+  const auto R = randn(N * stride, 3);
+  auto dx = R;
+  rope_backward(dx.data(), pos.data(), inv_freq.data(), N, stride, H, D);
+  EXPECT_TRUE(all_close(dx, rope_ref(R, pos, inv_freq, N, stride, H, D, -1.0), 1e-5, 1e-6));
+
+  auto roundtrip = x;
+  rope_forward(roundtrip.data(), pos.data(), inv_freq.data(), N, stride, H, D);
+  rope_backward(roundtrip.data(), pos.data(), inv_freq.data(), N, stride, H, D);
+  EXPECT_TRUE(all_close(roundtrip, x, 1e-5, 1e-6));
+
+  std::vector<float> out;
+  auto loss = [&] {
+    out = x;
+    rope_forward(out.data(), pos.data(), inv_freq.data(), N, stride, H, D);
+    return dot(out, R);
+  };
+  EXPECT_TRUE(check_fd(x, dx, loss, 200, 4));
+}
+
+}  // namespace
+}  // namespace rlhf::kernels::test
