@@ -18,7 +18,7 @@ AdamState adam_ref(AdamState s, double g, double lr, double b1, double b2, doubl
   return s;
 }
 
-TEST(AdamW, TwoStepsMatchHandComputedValues) {
+TEST(AdamWKernel, TwoStepsMatchHandComputedValues) {
   const float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.1f;
   std::vector<float> p = {1.0f, -2.0f, 0.5f, 0.0f, 3.0f};
   const std::vector<float> g1 = {0.5f, -1.0f, 0.0f, 2.0f, 1e-3f}, g2 = {-0.25f, -1.0f, 4.0f, 2.0f, -1e-3f};
@@ -44,7 +44,7 @@ TEST(AdamW, TwoStepsMatchHandComputedValues) {
   EXPECT_NEAR(p[3], (0.0 - 0.01) * (1 - 1e-3) - 0.01, 1e-7);
 }
 
-TEST(AdamW, WeightDecayIsDecoupledAndExact) {
+TEST(AdamWKernel, WeightDecayIsDecoupledAndExact) {
   // lr = 0.5, wd = 0.5: p *= 0.75 exactly; zero gradient gives a zero Adam step.
   const int64_t n = 100000;  // threaded path
   std::vector<float> p(n), g(n, 0.0f), m(n, 0.0f), v(n, 0.0f);
@@ -53,7 +53,7 @@ TEST(AdamW, WeightDecayIsDecoupledAndExact) {
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(p[i], (static_cast<float>(i % 17) - 8.0f) * 0.75f) << i;
 }
 
-TEST(AdamW, LargeBufferMatchesReference) {
+TEST(AdamWKernel, LargeBufferMatchesReference) {
   const int64_t n = 200003;
   auto p = randn(n, 1), g = randn(n, 2), m = randn(n, 3, 0.1f), v = uniform(n, 4, 0.0f, 0.5f);
   std::vector<AdamState> ref(n);
