@@ -9,14 +9,10 @@
 // computes them from Python floats) and rounded to float once, as PyTorch does when it applies
 // a Python scalar to a float tensor. Gradient clipping and schedules live in the trainer.
 
-// v >= 0, so sqrt never sets errno; without this gcc keeps a scalar errno path for sqrt and the
-// update loop does not vectorise. Placed before the includes so <cmath>'s inline wrappers are
-// compiled with the same options and still inline.
-#pragma GCC optimize("no-math-errno")
-
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
 
 namespace rlhf::kernels {
@@ -26,18 +22,25 @@ struct AdamCoeffs {
   float decay, w1, w2, beta2, step_size, bc2_sqrt, eps;
 };
 
-// The update on elements [0, n). A plain function (not inlined into the OpenMP outlined body,
-// which does not inherit the pragma above) so the loop vectorises.
-__attribute__((noinline)) void adamw_range(float* __restrict p, const float* __restrict g, float* __restrict m,
-                                           float* __restrict v, int64_t n, const AdamCoeffs c) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float pi = p[i] * c.decay;
-    const float mi = std::fma(c.w1, g[i] - m[i], m[i]);  // PyTorch's lerp (weight 1 - b1 < 0.5)
-    const float vi = v[i] * c.beta2 + c.w2 * g[i] * g[i];
-    const float denom = std::sqrt(vi) / c.bc2_sqrt + c.eps;
-    p[i] = pi + (-c.step_size * mi) / denom;
-    m[i] = mi;
-    v[i] = vi;
+// The update on elements [0, n), in tiles of kTile so the square roots can go through the
+// vectorised sqrt_inplace between two auto-vectorised passes that stay in L1.
+void adamw_range(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
+                 const AdamCoeffs& c) {
+  constexpr int64_t kTile = 256;
+  float den[kTile];
+  for (int64_t i0 = 0; i0 < n; i0 += kTile) {
+    const int64_t len = std::min(kTile, n - i0);
+    float* __restrict pt = p + i0;
+    const float* __restrict gt = g + i0;
+    float* __restrict mt = m + i0;
+    float* __restrict vt = v + i0;
+    for (int64_t i = 0; i < len; ++i) {
+      mt[i] = std::fma(c.w1, gt[i] - mt[i], mt[i]);  // PyTorch's lerp (weight 1 - b1 < 0.5)
+      vt[i] = vt[i] * c.beta2 + c.w2 * gt[i] * gt[i];
+      den[i] = vt[i];
+    }
+    cpu::sqrt_inplace(den, len);
+    for (int64_t i = 0; i < len; ++i) pt[i] = pt[i] * c.decay + (-c.step_size * mt[i]) / (den[i] / c.bc2_sqrt + c.eps);
   }
 }
 

@@ -10,6 +10,12 @@
 #include <cmath>
 #include <cstdint>
 
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 namespace rlhf::kernels::cpu {
 
 // exp(x) for float. Range reduction x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for
@@ -35,6 +41,21 @@ inline float fast_expf(float x) {
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   const float y = er * std::bit_cast<float>(bits);
   return x < -87.3f ? 0.0f : y;
+}
+
+// x[i] = sqrt(x[i]) for i < n, correctly rounded like std::sqrt. Without -fno-math-errno gcc keeps
+// a scalar errno path for every std::sqrt and will not vectorise a loop containing one (and
+// `#pragma GCC optimize` does not change that in gcc 12), so the vector width is spelled out.
+inline void sqrt_inplace(float* x, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_sqrt_ps(_mm512_loadu_ps(x + i)));
+#elif defined(__AVX__)
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#elif defined(__aarch64__)
+  for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vsqrtq_f32(vld1q_f32(x + i)));
+#endif
+  for (; i < n; ++i) x[i] = std::sqrt(x[i]);
 }
 
 // 1 / (1 + exp(-x)).
