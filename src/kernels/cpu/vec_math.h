@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__AVX512F__) || defined(__AVX__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #elif defined(__aarch64__)
 #include <arm_neon.h>
@@ -48,9 +48,7 @@ inline float fast_expf(float x) {
 // `#pragma GCC optimize` does not change that in gcc 12), so the vector width is spelled out.
 inline void sqrt_inplace(float* x, int64_t n) {
   int64_t i = 0;
-#if defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_sqrt_ps(_mm512_loadu_ps(x + i)));
-#elif defined(__AVX__)
+#if defined(__AVX__)  // (256-bit only: gcc 12's _mm512_sqrt_ps trips -Wmaybe-uninitialized)
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
 #elif defined(__aarch64__)
   for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vsqrtq_f32(vld1q_f32(x + i)));
