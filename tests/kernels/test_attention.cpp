@@ -7,6 +7,7 @@
 
 #include "kernel_test_util.h"
 #include "kernels/kernels.h"
+#include "tensor/error.h"
 
 namespace rlhf::kernels::test {
 namespace {
@@ -141,6 +142,13 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(Attention, RunsOnOpenMPOpenBLAS) {
   EXPECT_EQ(openblas_get_parallel(), 2) << "openblas_get_parallel() = " << openblas_get_parallel()
                                         << " (0 sequential, 1 pthreads, 2 OpenMP); config: " << openblas_get_config();
+}
+
+TEST(Attention, RejectsSegmentStartAfterToken) {
+  const AttentionShape s{1, 4, 1, 1, 2, 0};
+  std::vector<float> qkv(4 * 3 * 2, 0.5f), out(4 * 2), lse(4), scratch(attention_scratch_floats(s));
+  const std::vector<int32_t> seg = {0, 0, 3, 2};  // token 2 claims its sequence starts at 3
+  EXPECT_THROW(attention_forward(out.data(), lse.data(), qkv.data(), seg.data(), s, scratch.data()), LogicError);
 }
 
 TEST(Attention, FiniteDifference) {

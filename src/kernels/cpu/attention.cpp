@@ -19,6 +19,7 @@
 
 #include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
+#include "tensor/error.h"
 
 namespace rlhf::kernels {
 namespace {
@@ -85,6 +86,20 @@ void block_scores(float* S, const float* q, const float* k, const Geometry& g, c
               k + blk.kmin * g.ld, g.ld, 0.0f, S, blk.L);
 }
 
+// Every query needs a non-empty key range: 0 <= seg_start[t] <= t (and a sane head layout).
+void check_inputs(const int32_t* seg_start, const AttentionShape& s) {
+  RLHF_CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0 && s.head_dim > 0 && s.sliding_window >= 0,
+             "attention: bad shape: n_heads " + std::to_string(s.n_heads) + ", n_kv_heads " +
+                 std::to_string(s.n_kv_heads) + ", head_dim " + std::to_string(s.head_dim) + ", sliding_window " +
+                 std::to_string(s.sliding_window));
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t t = 0; t < s.T; ++t) {
+      const int32_t st = seg_start[b * s.T + t];
+      RLHF_CHECK(st >= 0 && st <= t, "attention: seg_start[" + std::to_string(b) + ", " + std::to_string(t) +
+                                         "] = " + std::to_string(st) + " is outside [0, t]");
+    }
+}
+
 }  // namespace
 
 int64_t attention_scratch_floats(const AttentionShape& s) {
@@ -98,6 +113,7 @@ int64_t attention_scratch_floats(const AttentionShape& s) {
 // rescaled per row afterwards (D floats per row instead of L).
 void attention_forward(float* out, float* lse, const float* qkv, const int32_t* seg_start, const AttentionShape& s,
                        float* scratch) {
+  check_inputs(seg_start, s);
   const Geometry g(s);
   const int64_t per_thread = per_thread_floats(s), nb = g.n_blocks(), BH = g.B * g.H;
 #pragma omp parallel
@@ -153,6 +169,7 @@ void attention_forward(float* out, float* lse, const float* qkv, const int32_t* 
 // block, so it alone accumulates into that group's dK/dV rows (and its heads' dQ rows).
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                         const int32_t* seg_start, const AttentionShape& s, float* scratch) {
+  check_inputs(seg_start, s);
   const Geometry g(s);
   const int64_t per_thread = per_thread_floats(s), nb = g.n_blocks();
   const int64_t bq_max = std::min<int64_t>(kBlockQ, g.T), sc_len = bq_max * max_keys(s);
