@@ -18,12 +18,12 @@ for fam in gpt2 llama qwen2 mistral; do
   [[ -s "$tmp/$fam/model.safetensors" && -s "$tmp/$fam/config.json" ]] || fail "init-model $fam files"
 done
 
-"$RLHF" lm --model "$tmp/llama" --synthetic --out "$tmp/run" --seq-len 32 --batch-size 4 --max-steps 30 \
-  --learning-rate 3e-3 --log-every 30 > "$tmp/lm.log" || { cat "$tmp/lm.log"; fail "lm run"; }
+"$RLHF" lm --model "$tmp/llama" --synthetic --out "$tmp/run" --seq-len 32 --batch-size 8 --max-steps 60 \
+  --learning-rate 1e-2 --log-every 60 > "$tmp/lm.log" || { cat "$tmp/lm.log"; fail "lm run"; }
 first=$(head -1 "$tmp/run/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
 last=$(tail -1 "$tmp/run/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
 awk -v f="$first" -v l="$last" 'BEGIN { exit !(l < 0.7 * f) }' || fail "loss did not go down: $first -> $last"
-[[ $(wc -l < "$tmp/run/metrics.jsonl") -eq 30 ]] || fail "metrics.jsonl should have 30 lines"
+[[ $(wc -l < "$tmp/run/metrics.jsonl") -eq 60 ]] || fail "metrics.jsonl should have 60 lines"
 [[ -s "$tmp/run/model.safetensors" && -s "$tmp/run/manifest.json" ]] || fail "lm outputs"
 
 # Bad input: exit code 2 and a message naming the problem.
