@@ -185,6 +185,11 @@ double Transformer::forward_flops(int64_t n_tokens, int64_t n_scored, double mea
   return f;
 }
 
+static k::AttentionShape attention_shape(const ModelConfig& cfg, int64_t B, int64_t T) {
+  return {B, T, static_cast<int>(cfg.n_heads), static_cast<int>(cfg.n_kv_heads), static_cast<int>(cfg.head_dim),
+          static_cast<int>(cfg.sliding_window)};
+}
+
 // ---- workspace ---------------------------------------------------------------------------------
 
 Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, int64_t H, int64_t chunk)
@@ -225,9 +230,7 @@ Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, in
   d_mlp_act = arena_.reserve("d_mlp_act", {N, I});
   d_h_scored = arena_.reserve("d_h_scored", {S, C});
   d_h_head = arena_.reserve("d_h_head", {H, C});
-  k::AttentionShape as{B, T, static_cast<int>(cfg.n_heads), static_cast<int>(cfg.n_kv_heads),
-                       static_cast<int>(cfg.head_dim), static_cast<int>(cfg.sliding_window)};
-  att_scratch = arena_.reserve("att_scratch", {k::attention_scratch_floats(as)});
+  att_scratch = arena_.reserve("att_scratch", {k::attention_scratch_floats(attention_shape(cfg, B, T))});
   arena_.allocate();
 }
 
@@ -261,14 +264,12 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
              "Batch larger than the workspace it runs in");
   RLHF_CHECK(batch.scored.empty() || heads_.lm_head, "scored positions need an LM head");
   RLHF_CHECK(batch.head_at.empty() || heads_.score_head, "head positions need a scalar head");
-  (void)opt.keep_activations;  // activations are always kept; the flag documents intent for callers
 
   Arena& a = ws.arena_;
   const int64_t N = batch.B * batch.T, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t QKV = cfg_.qkv_dim(), A = cfg_.n_heads * cfg_.head_dim;
   const bool gpt2 = cfg_.is_gpt2();
-  const k::AttentionShape as{batch.B, batch.T, static_cast<int>(cfg_.n_heads), static_cast<int>(cfg_.n_kv_heads),
-                             static_cast<int>(cfg_.head_dim), static_cast<int>(cfg_.sliding_window)};
+  const k::AttentionShape as = attention_shape(cfg_, batch.B, batch.T);
 
   float* x = a.data(ws.x_in[0]);
   k::embedding_forward(x, batch.tokens.data(), batch.positions.data(), P(wte_), P(wpe_), N, C);
@@ -341,8 +342,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   const int64_t N = batch.B * batch.T, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t QKV = cfg_.qkv_dim(), A = cfg_.n_heads * cfg_.head_dim;
   const bool gpt2 = cfg_.is_gpt2();
-  const k::AttentionShape as{batch.B, batch.T, static_cast<int>(cfg_.n_heads), static_cast<int>(cfg_.n_kv_heads),
-                             static_cast<int>(cfg_.head_dim), static_cast<int>(cfg_.sliding_window)};
+  const k::AttentionShape as = attention_shape(cfg_, batch.B, batch.T);
   const int64_t S = batch.n_scored(), H = batch.n_head();
   RLHF_CHECK(dlogp.empty() || static_cast<int64_t>(dlogp.size()) == S, "dlogp must have one entry per scored token");
   RLHF_CHECK(dhead.empty() || static_cast<int64_t>(dhead.size()) == H, "dhead must have one entry per head position");

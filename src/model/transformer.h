@@ -81,7 +81,6 @@ struct Scores {
 struct ForwardOptions {
   float temperature = 1.0f;     // log-probs of logits / temperature (sampling-consistent)
   bool want_entropy = false;
-  bool keep_activations = true; // false: inference only, backward() not allowed afterwards
 };
 
 // Activation memory for batches up to (max_B, max_T, max_scored, max_head), planned once.
