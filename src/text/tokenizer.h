@@ -1,0 +1,91 @@
+// Hugging Face tokenizer.json, encoded and decoded exactly as the `tokenizers` library does.
+//
+// Supported: BPE models, byte-level (GPT-2, Llama-3, Qwen2: ByteLevel pre-tokenizer and
+// decoder, Split pre-tokenizers with the GPT-2 / Llama-3 / Qwen2 regexes) and SentencePiece-style
+// (Llama-2, Mistral: Metaspace or Prepend/Replace normalizers, byte fallback, ByteFallback/Fuse/
+// Strip/Replace decoders); NFC/NFKC normalizers; added and special tokens (leftmost-longest,
+// lstrip/rstrip/single_word/normalized flags); merges as "a b" or ["a", "b"]; the post-processor's
+// BOS/EOS (TemplateProcessing, ByteLevel). Anything else is an InputError naming the JSON path
+// of the unsupported component.
+//
+// Invalid UTF-8 in input text: each invalid byte is replaced by U+FFFD before encoding (the
+// Python stack cannot receive invalid UTF-8 at all; this is our documented policy).
+//
+// Example:
+//   Tokenizer tok = Tokenizer::load("model-dir");     // reads tokenizer.json (+ tokenizer_config.json)
+//   std::vector<int32_t> ids = tok.encode("Hello world", {.add_special_tokens = true});
+//   std::string text = tok.decode(ids, {.skip_special_tokens = true});
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rlhf {
+
+struct EncodeOptions {
+  bool add_special_tokens = false;  // apply the post-processor (BOS/EOS templates)
+  bool parse_special_tokens = true; // special-token text in the input becomes the special token;
+                                    // false: it is encoded as plain text (split_special_tokens)
+};
+
+struct DecodeOptions {
+  bool skip_special_tokens = false;
+};
+
+class Tokenizer {
+ public:
+  // `path` is a tokenizer.json file or a model directory holding one (tokenizer_config.json
+  // beside it supplies bos/eos/pad token names and the chat template when present).
+  static Tokenizer load(const std::filesystem::path& path);
+  static Tokenizer from_json_text(const std::string& tokenizer_json, const std::string& source);
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  std::vector<int32_t> encode(std::string_view text, const EncodeOptions& opt = {}) const;
+  std::string decode(const std::vector<int32_t>& ids, const DecodeOptions& opt = {}) const;
+
+  int64_t vocab_size() const;  // including added tokens (max id + 1)
+  std::optional<int32_t> token_to_id(std::string_view token) const;
+  std::string id_to_token(int32_t id) const;  // InputError when out of range
+  bool is_special(int32_t id) const;
+
+  // From tokenizer_config.json / special_tokens_map.json when present.
+  std::optional<int32_t> bos_id() const;
+  std::optional<int32_t> eos_id() const;
+  std::optional<int32_t> pad_id() const;
+  std::string bos_token() const;  // "" when none
+  std::string eos_token() const;
+  const std::string& chat_template() const;  // "" when none
+
+  struct Impl;
+
+ private:
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Incremental decoding for streaming generation: feeds ids one at a time and returns only
+// text that is final — never half of a UTF-8 character (bytes of an incomplete sequence are
+// held back until the character completes; an impossible sequence yields U+FFFD per byte, as
+// HF's ByteFallback decoder does).
+class DecodeStream {
+ public:
+  DecodeStream(const Tokenizer& tok, DecodeOptions opt = {});
+  std::string step(int32_t id);
+  std::string finish();  // flushes whatever is held back
+
+ private:
+  const Tokenizer& tok_;
+  DecodeOptions opt_;
+  std::vector<int32_t> ids_;
+  size_t emitted_ = 0;  // bytes of decode(ids_) already returned
+};
+
+}  // namespace rlhf
