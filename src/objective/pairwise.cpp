@@ -235,4 +235,19 @@ PairBatchResult pairwise_loss(const std::vector<std::pair<std::string, double>>&
   return out;
 }
 
+std::vector<std::pair<std::string, double>> pairwise_metrics(const std::vector<PairInputs>& pairs, double beta) {
+  double rc = 0, rr = 0, acc = 0, lc = 0, lr = 0;
+  const double inv_n = pairs.empty() ? 0.0 : 1.0 / static_cast<double>(pairs.size());
+  for (const PairInputs& q : pairs) {
+    const double c = beta * (q.logp_chosen - q.ref_chosen), r = beta * (q.logp_rejected - q.ref_rejected);
+    rc += c * inv_n;
+    rr += r * inv_n;
+    acc += (c > r ? 1.0 : 0.0) * inv_n;
+    lc += q.logp_chosen * inv_n;
+    lr += q.logp_rejected * inv_n;
+  }
+  return {{"rewards/chosen", rc},   {"rewards/rejected", rr}, {"rewards/accuracies", acc},
+          {"rewards/margins", rc - rr}, {"logps/chosen", lc},     {"logps/rejected", lr}};
+}
+
 }  // namespace rlhf::objective

@@ -55,4 +55,9 @@ bool is_pairwise_loss(const std::string& name);
 PairBatchResult pairwise_loss(const std::vector<std::pair<std::string, double>>& weighted_losses,
                               const std::vector<PairInputs>& pairs, const PairParams& params);
 
+// TRL's DPO metrics for a batch of pairs, with implicit rewards beta * (L - L_ref):
+// rewards/chosen, rewards/rejected, rewards/accuracies (strict '>'), rewards/margins,
+// logps/chosen, logps/rejected (means over pairs).
+std::vector<std::pair<std::string, double>> pairwise_metrics(const std::vector<PairInputs>& pairs, double beta);
+
 }  // namespace rlhf::objective

@@ -84,4 +84,15 @@ double kwise_pairs_loss(const std::vector<double>& scores, const std::vector<int
   return loss;
 }
 
+double listwise_dpo_loss(const std::vector<double>& logp, const std::vector<double>& ref_logp,
+                         const std::vector<int64_t>& ranking, int64_t stages, double beta,
+                         std::vector<double>& grad) {
+  if (!(beta > 0)) throw InputError("listwise DPO: beta must be positive");
+  std::vector<double> s(logp.size()), gs(logp.size(), 0.0);
+  for (size_t i = 0; i < logp.size(); ++i) s[i] = beta * (logp[i] - ref_logp[i]);
+  const double loss = plackett_luce_loss(s, ranking, stages, gs);
+  for (size_t i = 0; i < logp.size(); ++i) grad[i] += beta * gs[i];
+  return loss;
+}
+
 }  // namespace rlhf::objective

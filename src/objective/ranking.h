@@ -41,4 +41,11 @@ double plackett_luce_loss(const std::vector<double>& scores, const std::vector<i
 double kwise_pairs_loss(const std::vector<double>& scores, const std::vector<int64_t>& ranking,
                         std::vector<double>& grad);
 
+// Listwise Plackett–Luce DPO (DPO paper, App. A.3): the Plackett–Luce loss on the implicit
+// rewards s_i = beta * (logp_i - ref_logp_i) of K ranked responses. Adds d loss / d logp_i
+// into grad; stages as in plackett_luce_loss.
+double listwise_dpo_loss(const std::vector<double>& logp, const std::vector<double>& ref_logp,
+                         const std::vector<int64_t>& ranking, int64_t stages, double beta,
+                         std::vector<double>& grad);
+
 }  // namespace rlhf::objective

@@ -105,6 +105,23 @@ TEST(PairwiseValues, DpoGradientMatchesClosedForm) {
   EXPECT_NEAR(r.grads[0].d_rejected, 0.1 * s, 1e-12);
 }
 
+TEST(PairwiseMetrics, TrlNamesAndValues) {
+  // Dw = 2, Dl = -1 with beta 0.1; at step 0 (policy == reference) accuracy is 0, not 0.5.
+  auto m = pairwise_metrics({kPair}, 0.1);
+  auto get = [&](const std::string& k) {
+    for (auto& [n, v] : m)
+      if (n == k) return v;
+    return std::nan("");
+  };
+  EXPECT_NEAR(get("rewards/chosen"), 0.2, 1e-12);
+  EXPECT_NEAR(get("rewards/rejected"), -0.1, 1e-12);
+  EXPECT_NEAR(get("rewards/margins"), 0.3, 1e-12);
+  EXPECT_EQ(get("rewards/accuracies"), 1.0);
+  EXPECT_EQ(get("logps/chosen"), -10.0);
+  m = pairwise_metrics({{-5, -6, -5, -6, 1, 1}}, 0.1);
+  EXPECT_EQ(get("rewards/accuracies"), 0.0);
+}
+
 TEST(PairwiseErrors, NameTheLossAndParameter) {
   PairParams p;
   try {

@@ -93,6 +93,21 @@ TEST(KwisePairs, AllPairsWeightedAndFiniteDifferences) {
       s, g);
 }
 
+TEST(ListwiseDpo, IsPlackettLuceOnImplicitRewards) {
+  const std::vector<double> lp = {-10, -12, -9}, ref = {-11, -11, -11};
+  const std::vector<int64_t> ranking = {0, 2, 1};
+  std::vector<double> g(3, 0.0);
+  const double l = listwise_dpo_loss(lp, ref, ranking, 2, 0.5, g);
+  std::vector<double> g_pl(3, 0.0);
+  EXPECT_NEAR(l, plackett_luce_loss({0.5, -0.5, 1.0}, ranking, 2, g_pl), 1e-12);
+  expect_fd(
+      [&](const std::vector<double>& v) {
+        std::vector<double> tmp(3, 0.0);
+        return listwise_dpo_loss(v, ref, ranking, 2, 0.5, tmp);
+      },
+      lp, g);
+}
+
 TEST(Ranking, RejectsBadRankings) {
   std::vector<double> g(3, 0.0);
   EXPECT_THROW(plackett_luce_loss({1, 2, 3}, {0, 0, 1}, 2, g), InputError);
