@@ -6,5 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 rm -rf runs/quickstart
 ./build/rlhf init-model --family llama --preset tiny --out runs/quickstart/init
-./build/rlhf lm --model runs/quickstart/init --synthetic --out runs/quickstart/lm \
-  --seq-len 64 --batch-size 8 --max-steps 60 --learning-rate 3e-3 --warmup-steps 5 --log-every 10
+./build/rlhf lm --config recipes/lm-tiny.yaml --model runs/quickstart/init --out runs/quickstart/lm

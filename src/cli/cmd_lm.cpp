@@ -80,6 +80,7 @@ int cmd_lm(int argc, char** argv) {
                              {"version", RLHF_VERSION},
                              {"git", RLHF_GIT_VERSION},
                              {"options", o.resolved()},
+                             {"option_sources", o.provenance()},
                              {"model", {{"family", model_family_name(m.config().family)}, {"parameters", m.n_params()}}},
                              {"documents", docs.size()}};
   write_file_atomic(cfg.out_dir / "manifest.json", manifest.dump(2) + "\n");

@@ -4,9 +4,63 @@
 #include <cmath>
 #include <iostream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "tensor/error.h"
 
 namespace rlhf::cli {
+
+Options::Options(std::string command, std::string summary) : command_(std::move(command)), summary_(std::move(summary)) {
+  add("config", "", "YAML recipe with option values (command-line flags override it)");
+}
+
+void Options::load_recipe(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw InputError(path + ": cannot open recipe");
+  } catch (const YAML::Exception& e) {
+    throw InputError(path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                     ": invalid YAML: " + e.msg);
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw InputError(path + ": a recipe is a mapping of option names to values");
+  std::map<std::string, int> seen;
+  for (const auto& kv : root) {
+    const int line = kv.first.Mark().line + 1;
+    const std::string where = path + ":" + std::to_string(line);
+    std::string name = kv.first.as<std::string>();
+    for (char& c : name)
+      if (c == '_') c = '-';
+    if (seen.count(name))
+      throw InputError(where + ": duplicate key '" + kv.first.as<std::string>() + "' (first at line " +
+                       std::to_string(seen[name]) + ")");
+    seen[name] = line;
+    auto it = specs_.find(name);
+    if (it == specs_.end() || name == "config")
+      throw InputError(where + ": unknown key '" + kv.first.as<std::string>() + "' for rlhf " + command_ +
+                       " (see rlhf " + command_ + " --help)");
+    std::string value;
+    const YAML::Node& v = kv.second;
+    if (v.IsScalar()) {
+      value = v.Scalar();
+    } else if (v.IsSequence()) {
+      for (const auto& item : v) {
+        if (!item.IsScalar())
+          throw InputError(where + ": key '" + kv.first.as<std::string>() + "': expected a list of values");
+        value += (value.empty() ? "" : ",") + item.Scalar();
+      }
+    } else if (!v.IsNull()) {
+      throw InputError(where + ": key '" + kv.first.as<std::string>() + "': expected a value or a list, got a mapping");
+    }
+    if (it->second.is_flag && value != "true" && value != "false")
+      throw InputError(where + ": key '" + kv.first.as<std::string>() + "' takes true or false, got '" + value + "'");
+    values_[name] = value;
+    given_[name] = true;
+    source_[name] = where;
+  }
+}
 
 Options& Options::add(const std::string& name, const std::string& def, const std::string& help) {
   order_.push_back(name);
@@ -23,6 +77,12 @@ Options& Options::flag(const std::string& name, const std::string& help) {
 }
 
 bool Options::parse(int argc, char** argv) {
+  // The recipe first, wherever --config appears, so that every flag overrides it.
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) load_recipe(argv[i + 1]);
+    if (a.starts_with("--config=")) load_recipe(a.substr(9));
+  }
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -50,6 +110,7 @@ bool Options::parse(int argc, char** argv) {
     }
     values_[name] = value;
     given_[name] = true;
+    source_[name] = "command line";
   }
   return true;
 }
@@ -76,6 +137,12 @@ double Options::number(const std::string& name) const {
   if (ec != std::errc() || p != v.data() + v.size() || !std::isfinite(out))
     throw InputError("rlhf " + command_ + ": --" + name + " expects a number, got '" + v + "'");
   return out;
+}
+
+nlohmann::json Options::provenance() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& n : order_) j[n] = source_.count(n) ? source_.at(n) : "default";
+  return j;
 }
 
 bool Options::boolean(const std::string& name) const { return str(name) == "true"; }

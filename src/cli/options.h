@@ -1,6 +1,12 @@
 // Command-line options of one subcommand: declared with a default and a help line, so that
 // `--help` is generated, unknown or malformed flags are errors naming the flag, and every
 // resolved value can be written to a run manifest.
+//
+// Recipes: every command accepts `--config recipe.yaml`, a flat YAML mapping of option names
+// (underscores or dashes: learning_rate == learning-rate) to values; lists become
+// comma-separated values. Command-line flags override the recipe, the recipe overrides the
+// defaults; resolved() records where each value came from. Unknown keys, nested mappings and
+// duplicate keys are errors naming the file, line and key.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +20,7 @@ namespace rlhf::cli {
 
 class Options {
  public:
-  Options(std::string command, std::string summary) : command_(std::move(command)), summary_(std::move(summary)) {}
+  Options(std::string command, std::string summary);
   // Declares --name with a default value ("" for none) and help text. Flags are boolean
   // options given without a value (--tie) or as --tie=false.
   Options& add(const std::string& name, const std::string& def, const std::string& help);
@@ -28,6 +34,7 @@ class Options {
   bool boolean(const std::string& name) const;
   bool given(const std::string& name) const { return given_.count(name) > 0; }
   nlohmann::json resolved() const;                  // every option and its value
+  nlohmann::json provenance() const;                // option -> "default" | "<recipe>:<line>" | "command line"
   std::string help() const;
 
  private:
@@ -40,6 +47,8 @@ class Options {
   std::map<std::string, Spec> specs_;
   std::map<std::string, std::string> values_;
   std::map<std::string, bool> given_;
+  std::map<std::string, std::string> source_;
+  void load_recipe(const std::string& path);
 };
 
 }  // namespace rlhf::cli

@@ -1,0 +1,93 @@
+// Options and YAML recipes: precedence (flag > recipe > default), provenance, and errors that
+// name the file, line and key.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli/options.h"
+#include "tensor/error.h"
+
+namespace rlhf::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Argv {
+  std::vector<std::string> s;
+  std::vector<char*> p;
+  explicit Argv(std::vector<std::string> v) : s(std::move(v)) {
+    for (auto& x : s) p.push_back(x.data());
+  }
+  int argc() { return static_cast<int>(p.size()); }
+  char** argv() { return p.data(); }
+};
+
+Options make() {
+  Options o("demo", "a demo command");
+  o.add("learning-rate", "1e-3", "lr").add("loss-type", "sigmoid", "losses").add("max-steps", "10", "steps");
+  o.flag("bf16", "a flag");
+  return o;
+}
+
+fs::path recipe(const std::string& text) {
+  static int n = 0;
+  fs::path p = fs::temp_directory_path() / ("recipe_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + ".yaml");
+  std::ofstream(p) << text;
+  return p;
+}
+
+TEST(Options, RecipeThenFlagsOverride) {
+  const fs::path r = recipe("learning_rate: 5.0e-7\nloss_type: [sigmoid, sft]\nbf16: true\n");
+  Options o = make();
+  Argv a({"--max-steps", "3", "--config", r.string(), "--learning-rate", "2e-6"});
+  ASSERT_TRUE(o.parse(a.argc(), a.argv()));
+  EXPECT_EQ(o.number("learning-rate"), 2e-6);  // the flag wins over the recipe
+  EXPECT_EQ(o.str("loss-type"), "sigmoid,sft");
+  EXPECT_TRUE(o.boolean("bf16"));
+  EXPECT_EQ(o.integer("max-steps"), 3);
+  const auto prov = o.provenance();
+  EXPECT_EQ(prov["learning-rate"], "command line");
+  EXPECT_EQ(prov["loss-type"], r.string() + ":2");
+  fs::remove(r);
+}
+
+TEST(Options, RecipeErrorsNameFileLineAndKey) {
+  auto error_of = [](const std::string& text) {
+    const fs::path r = recipe(text);
+    Options o = make();
+    Argv a({"--config", r.string()});
+    std::string msg;
+    try {
+      o.parse(a.argc(), a.argv());
+    } catch (const InputError& e) {
+      msg = e.what();
+    }
+    fs::remove(r);
+    return std::make_pair(r.string(), msg);
+  };
+  auto [p1, m1] = error_of("max_steps: 3\nlearning_rat: 1e-5\n");
+  EXPECT_NE(m1.find(p1 + ":2: unknown key 'learning_rat'"), std::string::npos) << m1;
+  auto [p2, m2] = error_of("max_steps: 3\nmax-steps: 4\n");
+  EXPECT_NE(m2.find(p2 + ":2: duplicate key"), std::string::npos) << m2;
+  auto [p3, m3] = error_of("bf16: maybe\n");
+  EXPECT_NE(m3.find("takes true or false"), std::string::npos) << m3;
+  auto [p4, m4] = error_of("learning_rate: {a: 1}\n");
+  EXPECT_NE(m4.find("got a mapping"), std::string::npos) << m4;
+  auto [p5, m5] = error_of("learning_rate: [1, 2\n");
+  EXPECT_NE(m5.find("invalid YAML"), std::string::npos) << m5;
+}
+
+TEST(Options, FlagErrors) {
+  Options o = make();
+  Argv a({"--nope", "1"});
+  EXPECT_THROW(o.parse(a.argc(), a.argv()), InputError);
+  Options o2 = make();
+  Argv b({"--max-steps", "x"});
+  o2.parse(b.argc(), b.argv());
+  EXPECT_THROW(o2.integer("max-steps"), InputError);
+}
+
+}  // namespace
+}  // namespace rlhf::cli
