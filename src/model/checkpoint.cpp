@@ -127,6 +127,27 @@ std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, con
   return out;
 }
 
+void write_model_files(const Transformer& m, const fs::path& dir, const fs::path& copy_extra_from) {
+  // HF layout, F32, in HF shapes (transposing back where the family table says so).
+  std::vector<HfTensor> layout = hf_layout(m, hf_default_prefix(m.config()));
+  std::vector<std::vector<float>> storage(layout.size());
+  std::vector<TensorToWrite> tensors;
+  for (size_t k = 0; k < layout.size(); ++k) {
+    storage[k] = export_hf_tensor(m, layout[k], m.params());
+    tensors.push_back({layout[k].hf_name, DType::F32, layout[k].hf_shape, storage[k].data()});
+  }
+  write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
+  const bool scalar_only = m.heads().score_head && !m.heads().lm_head;
+  write_file_atomic(dir / "config.json", m.config().to_json(scalar_only).dump(2) + "\n");
+  if (!copy_extra_from.empty()) {
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                          "generation_config.json", "chat_template.jinja", "vocab.json", "merges.txt"}) {
+      const fs::path src = copy_extra_from / f;
+      if (fs::exists(src)) fs::copy_file(src, dir / f, fs::copy_options::overwrite_existing);
+    }
+  }
+}
+
 void save_checkpoint(const Transformer& m, const fs::path& dir, const fs::path& copy_extra_from) {
   const fs::path target = fs::absolute(dir);
   const fs::path parent = target.parent_path();
@@ -138,36 +159,19 @@ void save_checkpoint(const Transformer& m, const fs::path& dir, const fs::path& 
   fs::create_directory(tmp, ec);
   if (ec) throw IoError(tmp.string() + ": cannot create directory: " + ec.message());
   try {
-    // HF layout, F32, in HF shapes (transposing back where the family table says so).
-    std::vector<HfTensor> layout = hf_layout(m, hf_default_prefix(m.config()));
-    std::vector<std::vector<float>> storage(layout.size());
-    std::vector<TensorToWrite> tensors;
-    for (size_t k = 0; k < layout.size(); ++k) {
-      const HfTensor& t = layout[k];
-      storage[k] = export_hf_tensor(m, t, m.params());
-      const std::vector<float>& out = storage[k];
-      tensors.push_back({t.hf_name, DType::F32, t.hf_shape, out.data()});
-    }
-    write_safetensors(tmp / "model.safetensors", tensors, {{"format", "pt"}});
-    const bool scalar_only = m.heads().score_head && !m.heads().lm_head;
-    write_file_atomic(tmp / "config.json", m.config().to_json(scalar_only).dump(2) + "\n");
-    if (!copy_extra_from.empty()) {
-      for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                            "generation_config.json", "chat_template.jinja", "vocab.json", "merges.txt"}) {
-        const fs::path src = copy_extra_from / f;
-        if (fs::exists(src)) fs::copy_file(src, tmp / f);
-      }
-    }
-    // Swap the finished directory into place; the previous one is removed only afterwards.
+    write_model_files(m, tmp, copy_extra_from);
+    // Swap the finished directory into place. Other files of the previous directory (metrics,
+    // logs, earlier checkpoints) are then moved across; the previous directory is removed only
+    // once it is empty of them, so a failure at any point loses nothing.
     const fs::path old = parent / ("." + target.filename().string() + ".old-" + std::to_string(::getpid()));
     const bool had_old = fs::exists(target);
-    if (had_old) {  // keep what else lives in the directory (metrics, logs, earlier checkpoints)
-      for (const auto& e : fs::directory_iterator(target))
-        if (!fs::exists(tmp / e.path().filename())) fs::rename(e.path(), tmp / e.path().filename());
-      fs::rename(target, old);
-    }
+    if (had_old) fs::rename(target, old);
     fs::rename(tmp, target);
-    if (had_old) fs::remove_all(old);
+    if (had_old) {
+      for (const auto& e : fs::directory_iterator(old))
+        if (!fs::exists(target / e.path().filename())) fs::rename(e.path(), target / e.path().filename());
+      fs::remove_all(old);
+    }
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
     throw IoError(target.string() + ": saving the checkpoint failed: " + e.what());

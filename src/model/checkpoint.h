@@ -54,4 +54,9 @@ Transformer load_checkpoint(const std::filesystem::path& dir, ModelHeads heads, 
 void save_checkpoint(const Transformer& m, const std::filesystem::path& dir,
                      const std::filesystem::path& copy_extra_from = {});
 
+// Writes config.json, model.safetensors and the tokenizer files into an existing directory
+// (each file atomically); save_checkpoint and training checkpoints build on it.
+void write_model_files(const Transformer& m, const std::filesystem::path& dir,
+                       const std::filesystem::path& copy_extra_from = {});
+
 }  // namespace rlhf
