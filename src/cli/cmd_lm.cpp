@@ -41,6 +41,9 @@ int cmd_lm(int argc, char** argv) {
       .add("adam-epsilon", "1e-8", "AdamW epsilon")
       .add("max-grad-norm", "1.0", "global gradient-norm clipping (0 disables)")
       .add("log-every", "1", "print progress every N steps")
+      .add("save-steps", "0", "write a resumable checkpoint-<step>/ every N steps (0: none)")
+      .add("save-total-limit", "0", "keep only the newest N checkpoints (0: all)")
+      .flag("resume", "continue from the newest checkpoint in --out")
       .add("seed", "0", "seed for data order and generated data")
       .add("threads", "0", "CPU threads (0 = all cores)");
   if (!o.parse(argc, argv)) return 0;
@@ -62,6 +65,9 @@ int cmd_lm(int argc, char** argv) {
   cfg.adam = {o.number("learning-rate"), o.number("adam-beta1"), o.number("adam-beta2"), o.number("adam-epsilon"),
               o.number("weight-decay"), o.number("max-grad-norm")};
   cfg.out_dir = o.str("out");
+  cfg.save_steps = o.integer("save-steps");
+  cfg.save_total_limit = o.integer("save-total-limit");
+  cfg.resume = o.boolean("resume");
   for (const char* f : {"seq-len", "batch-size", "grad-accum", "max-steps"})
     if (o.integer(f) <= 0) throw InputError(std::string("rlhf lm: --") + f + " must be positive");
 

@@ -1,6 +1,7 @@
 #include "train/lm_trainer.h"
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include <chrono>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include "model/checkpoint.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
+#include "train/train_checkpoint.h"
 
 namespace rlhf {
 
@@ -33,35 +35,59 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
     throw InputError("training data packs into " + std::to_string(rows.size()) + " rows of " +
                      std::to_string(cfg.seq_len) + " tokens, fewer than --batch-size " +
                      std::to_string(cfg.batch_size));
+  Workspace ws(m.config(), cfg.batch_size, cfg.seq_len, cfg.batch_size * cfg.seq_len, 0);
+  AdamW opt(m, cfg.adam);
+  TrainerState st;
+  Rng order_rng(cfg.seed, /*stream=*/2);
+  // Settings a resumed run must share with the run that wrote the checkpoint.
+  uLong data_crc = 0;
+  for (const PackedRow& r : rows) data_crc = crc32_z(data_crc, reinterpret_cast<const Bytef*>(r.tokens.data()),
+                                                     r.tokens.size() * sizeof(int32_t));
+  const nlohmann::json fingerprint = {{"seq_len", cfg.seq_len},   {"batch_size", cfg.batch_size},
+                                      {"grad_accum", cfg.grad_accum}, {"max_steps", cfg.max_steps},
+                                      {"seed", cfg.seed},         {"rows", rows.size()},
+                                      {"data_crc32", data_crc}};
+  st.fingerprint = fingerprint;
+  std::vector<std::string> kept_metrics;
+  if (cfg.resume) {
+    const auto ckpt = latest_checkpoint(cfg.out_dir);
+    if (!ckpt) throw InputError(cfg.out_dir.string() + ": --resume given but no checkpoint-* directory there");
+    load_training_checkpoint(*ckpt, m, opt, st, fingerprint);
+    order_rng.set_state(st.data_rng);
+    // Keep the metrics of the steps the checkpoint covers; later lines belong to the lost run.
+    std::ifstream old(cfg.out_dir / "metrics.jsonl");
+    for (std::string line; std::getline(old, line);)
+      if (!line.empty() && nlohmann::json::parse(line, nullptr, false).value("step", int64_t{0}) <= st.global_step)
+        kept_metrics.push_back(line);
+    progress << "resumed from " << ckpt->string() << " at step " << st.global_step << "\n";
+  }
   std::filesystem::create_directories(cfg.out_dir);
   std::ofstream metrics(cfg.out_dir / "metrics.jsonl", std::ios::trunc);
   if (!metrics) throw IoError((cfg.out_dir / "metrics.jsonl").string() + ": cannot open for writing");
+  for (const auto& line : kept_metrics) metrics << line << "\n";
 
-  Workspace ws(m.config(), cfg.batch_size, cfg.seq_len, cfg.batch_size * cfg.seq_len, 0);
-  AdamW opt(m, cfg.adam);
-  Rng order_rng(cfg.seed, /*stream=*/2);
-  std::vector<int64_t> order(rows.size());
-  size_t cursor = order.size();  // forces a shuffle on first use
-  int64_t epoch = -1;
+  if (st.order.empty()) st.cursor = static_cast<int64_t>(rows.size());  // forces a shuffle on first use
   auto next_rows = [&] {
     std::vector<const PackedRow*> picked;
     while (static_cast<int64_t>(picked.size()) < cfg.batch_size) {
-      if (cursor == order.size()) {  // new epoch: Fisher–Yates with the run's seed
-        std::iota(order.begin(), order.end(), 0);
-        for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[order_rng.below(i + 1)]);
-        cursor = 0;
-        ++epoch;
+      if (st.cursor == static_cast<int64_t>(rows.size())) {  // new epoch: Fisher–Yates with the run's seed
+        st.order.resize(rows.size());
+        std::iota(st.order.begin(), st.order.end(), 0);
+        for (size_t i = st.order.size() - 1; i > 0; --i) std::swap(st.order[i], st.order[order_rng.below(i + 1)]);
+        st.cursor = 0;
+        ++st.epoch;
       }
-      picked.push_back(&rows[order[cursor++]]);
+      picked.push_back(&rows[st.order[st.cursor++]]);
     }
     return picked;
   };
 
   const bool tty = isatty(STDOUT_FILENO);
   LmTrainResult res;
-  int64_t tokens_seen = 0;
+  int64_t tokens_this_run = 0;
+  const int64_t first_step = st.global_step;
   const auto t_start = std::chrono::steady_clock::now();
-  for (int64_t step = 0; step < cfg.max_steps; ++step) {
+  for (int64_t step = st.global_step; step < cfg.max_steps; ++step) {
     std::vector<Batch> micro;
     int64_t total_scored = 0;
     for (int64_t a = 0; a < cfg.grad_accum; ++a) {
@@ -76,7 +102,8 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
       // Mean NLL over every scored token of the optimizer step: d loss / d logp = -1 / total.
       std::vector<float> dlogp(s.logp.size(), -1.0f / static_cast<float>(total_scored));
       m.backward(b, ws, dlogp, {});
-      tokens_seen += b.B * b.T;
+      tokens_this_run += b.B * b.T;
+      st.tokens_seen += b.B * b.T;
     }
     const double loss = nll / static_cast<double>(std::max<int64_t>(1, total_scored));
     const double gnorm = grad_global_norm(m);
@@ -88,18 +115,22 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
     opt.step(m, lr, gnorm);
 
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const double tps = tokens_seen / std::max(elapsed, 1e-9);
-    if (step == 0) res.first_loss = loss;
+    const double tps = tokens_this_run / std::max(elapsed, 1e-9);
+    st.global_step = step + 1;
+    st.data_rng = order_rng.state();
+    if (step == first_step) res.first_loss = loss;
     res.last_loss = loss;
     res.steps = step + 1;
     res.tokens_per_second = tps;
     nlohmann::json rec = {{"step", step + 1},     {"loss", loss},
                           {"learning_rate", lr},  {"grad_norm", gnorm},
-                          {"epoch", epoch + static_cast<double>(cursor) / static_cast<double>(order.size())},
-                          {"num_tokens", tokens_seen}, {"tokens_per_second", tps}};
+                          {"epoch", (st.epoch - 1) + static_cast<double>(st.cursor) / static_cast<double>(rows.size())},
+                          {"num_tokens", st.tokens_seen}, {"tokens_per_second", tps}};
     metrics << rec.dump() << "\n" << std::flush;
+    if (cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0 && st.global_step < cfg.max_steps)
+      save_training_checkpoint(cfg.out_dir, m, opt, st, cfg.save_total_limit);
     if ((step + 1) % cfg.log_every == 0 || step + 1 == cfg.max_steps) {
-      const double eta = elapsed / (step + 1) * (cfg.max_steps - step - 1);
+      const double eta = elapsed / (step + 1 - first_step) * (cfg.max_steps - step - 1);
       std::ostringstream line;
       line << "step " << (step + 1) << "/" << cfg.max_steps << " | loss " << std::fixed << std::setprecision(4) << loss
            << " | lr " << std::scientific << std::setprecision(2) << lr << " | grad_norm " << std::fixed

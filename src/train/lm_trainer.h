@@ -24,7 +24,10 @@ struct LmTrainConfig {
   uint64_t seed = 0;
   LrSchedule schedule = LrSchedule::cosine;
   AdamWConfig adam;
-  std::filesystem::path out_dir;  // metrics.jsonl and the final checkpoint
+  std::filesystem::path out_dir;  // metrics.jsonl, checkpoint-<step>/ and the final model
+  int64_t save_steps = 0;         // write a resumable checkpoint every N steps (0: none)
+  int64_t save_total_limit = 0;   // keep only the newest N checkpoints (0: all)
+  bool resume = false;            // continue from the newest checkpoint in out_dir
 };
 
 struct LmTrainResult {
@@ -33,7 +36,8 @@ struct LmTrainResult {
   double tokens_per_second = 0;
 };
 
-// Trains `m` in place. Stops with a NumericError naming the step if the loss or the gradient
+// Trains `m` in place. With `resume`, continues from the newest checkpoint in out_dir exactly as
+// the uninterrupted run would have (same data order, same moments, same metrics). Stops with a NumericError naming the step if the loss or the gradient
 // norm is not finite — before the optimizer step, so the weights stay those of the step before.
 LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, const LmTrainConfig& cfg,
                        std::ostream& progress);

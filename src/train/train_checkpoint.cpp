@@ -1,0 +1,196 @@
+#include "train/train_checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+#include "tensor/error.h"
+
+namespace rlhf {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = "checkpoint-";
+constexpr const char* kTmpPrefix = ".tmp-checkpoint-";
+
+// CRC-32 and size of a whole file, streamed.
+std::pair<uint32_t, int64_t> file_crc(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw IoError(p.string() + ": cannot open for reading");
+  std::vector<char> buf(1 << 20);
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  int64_t size = 0;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize got = in.gcount();
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<z_size_t>(got));
+    size += got;
+  }
+  return {static_cast<uint32_t>(crc), size};
+}
+
+void fsync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) throw IoError(dir.string() + ": cannot open directory to sync: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw IoError(dir.string() + ": fsync failed: " + std::strerror(errno));
+}
+
+std::optional<int64_t> step_of(const fs::path& p, const std::string& prefix) {
+  const std::string n = p.filename().string();
+  if (!n.starts_with(prefix)) return std::nullopt;
+  const std::string digits = n.substr(prefix.size());
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
+  return std::stoll(digits);
+}
+
+nlohmann::json state_to_json(const TrainerState& s) {
+  return {{"global_step", s.global_step}, {"epoch", s.epoch},         {"cursor", s.cursor},
+          {"order", s.order},             {"data_rng", s.data_rng},   {"tokens_seen", s.tokens_seen},
+          {"fingerprint", s.fingerprint}, {"extra", s.extra},         {"format", "rlhf.cpp trainer_state v1"}};
+}
+
+}  // namespace
+
+fs::path save_training_checkpoint(const fs::path& out_dir, const Transformer& m, const AdamW& opt,
+                                  const TrainerState& state, int64_t keep_last) {
+  const std::string step = std::to_string(state.global_step);
+  const fs::path final_dir = out_dir / (kPrefix + step);
+  const fs::path tmp = out_dir / (kTmpPrefix + step);
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw IoError(out_dir.string() + ": cannot create directory: " + ec.message());
+  fs::remove_all(tmp, ec);
+  fs::create_directory(tmp, ec);
+  if (ec) throw IoError(tmp.string() + ": cannot create directory: " + ec.message());
+  try {
+    write_model_files(m, tmp);
+    const int64_t n = m.n_params();
+    AdamW& o = const_cast<AdamW&>(opt);  // moments are read, not changed
+    write_safetensors(tmp / "optimizer.safetensors",
+                      {{"exp_avg", DType::F32, {n}, o.first_moment().data()},
+                       {"exp_avg_sq", DType::F32, {n}, o.second_moment().data()}},
+                      {{"step", std::to_string(opt.steps_taken())}});
+    write_file_atomic(tmp / "trainer_state.json", state_to_json(state).dump() + "\n");
+    nlohmann::json files = nlohmann::json::object();
+    for (const auto& e : fs::directory_iterator(tmp)) {
+      auto [crc, size] = file_crc(e.path());
+      files[e.path().filename().string()] = {{"crc32", crc}, {"bytes", size}};
+    }
+    write_file_atomic(tmp / "manifest.json", nlohmann::json{{"files", files}, {"step", state.global_step}}.dump(2));
+    fsync_dir(tmp);
+    if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run of the same step replaces it
+    fs::rename(tmp, final_dir);
+    fsync_dir(out_dir);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp, ec);
+    throw IoError(final_dir.string() + ": writing the checkpoint failed: " + e.what());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  if (keep_last > 0) {
+    std::vector<std::pair<int64_t, fs::path>> all;
+    for (const auto& e : fs::directory_iterator(out_dir))
+      if (auto s = step_of(e.path(), kPrefix)) all.emplace_back(*s, e.path());
+    std::sort(all.begin(), all.end());
+    for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(all[i].second, ec);
+  }
+  return final_dir;
+}
+
+std::optional<fs::path> latest_checkpoint(const fs::path& out_dir) {
+  if (!fs::is_directory(out_dir)) return std::nullopt;
+  std::optional<std::pair<int64_t, fs::path>> best;
+  std::vector<fs::path> abandoned;
+  for (const auto& e : fs::directory_iterator(out_dir)) {
+    if (step_of(e.path(), kTmpPrefix)) abandoned.push_back(e.path());
+    if (auto s = step_of(e.path(), kPrefix); s && (!best || *s > best->first)) best = {{*s, e.path()}};
+  }
+  std::error_code ec;
+  for (const auto& p : abandoned) fs::remove_all(p, ec);  // never committed: a crash mid-save
+  if (!best) return std::nullopt;
+  return best->second;
+}
+
+void load_training_checkpoint(const fs::path& dir, Transformer& m, AdamW& opt, TrainerState& state,
+                              const nlohmann::json& expected_fingerprint) {
+  // Verify every file against the manifest before trusting any of them.
+  const fs::path manifest_path = dir / "manifest.json";
+  std::ifstream mf(manifest_path);
+  if (!mf) throw InputError(manifest_path.string() + ": missing; the checkpoint is incomplete");
+  nlohmann::json manifest;
+  try {
+    mf >> manifest;
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(manifest_path.string() + ": not valid JSON: " + e.what());
+  }
+  if (!manifest.contains("files") || !manifest["files"].is_object())
+    throw InputError(manifest_path.string() + ": no 'files' object");
+  for (const auto& [name, info] : manifest["files"].items()) {
+    const fs::path f = dir / name;
+    if (!fs::exists(f)) throw InputError(f.string() + ": listed in the manifest but missing");
+    auto [crc, size] = file_crc(f);
+    if (size != info.value("bytes", int64_t{-1}))
+      throw InputError(f.string() + ": size " + std::to_string(size) + " bytes, the manifest says " +
+                       std::to_string(info.value("bytes", int64_t{-1})) + " (truncated or altered)");
+    if (crc != info.value("crc32", uint32_t{0}))
+      throw InputError(f.string() + ": checksum does not match the manifest (corrupted)");
+  }
+  for (const char* required : {"model.safetensors", "config.json", "optimizer.safetensors", "trainer_state.json"})
+    if (!manifest["files"].contains(required))
+      throw InputError(manifest_path.string() + ": does not list " + required);
+
+  Transformer loaded = load_checkpoint(dir, m.heads());
+  if (loaded.n_params() != m.n_params())
+    throw InputError(dir.string() + ": the checkpoint's model has a different architecture from this run's");
+  m.params() = loaded.params();
+
+  auto of = SafetensorsFile::open(dir / "optimizer.safetensors");
+  for (auto [name, dst] : {std::pair{"exp_avg", &opt.first_moment()}, std::pair{"exp_avg_sq", &opt.second_moment()}}) {
+    const TensorView* t = of->find(name);
+    if (!t || t->dtype != DType::F32 || t->numel() != m.n_params())
+      throw InputError((dir / "optimizer.safetensors").string() + ": tensor '" + name + "' missing or of the wrong size");
+    convert_to_f32(*t, dst->data(), of->path().string());
+  }
+  const auto& meta = of->metadata();
+  auto it = meta.find("step");
+  if (it == meta.end()) throw InputError((dir / "optimizer.safetensors").string() + ": metadata 'step' missing");
+  opt.set_steps_taken(std::stoll(it->second));
+
+  std::ifstream sf(dir / "trainer_state.json");
+  nlohmann::json js;
+  try {
+    sf >> js;
+    state.global_step = js.at("global_step").get<int64_t>();
+    state.epoch = js.at("epoch").get<int64_t>();
+    state.cursor = js.at("cursor").get<int64_t>();
+    state.order = js.at("order").get<std::vector<int64_t>>();
+    state.data_rng = js.at("data_rng").get<std::array<uint64_t, 4>>();
+    state.tokens_seen = js.at("tokens_seen").get<int64_t>();
+    state.fingerprint = js.at("fingerprint");
+    state.extra = js.at("extra");
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError((dir / "trainer_state.json").string() + ": " + e.what());
+  }
+  if (state.fingerprint != expected_fingerprint) {
+    std::string diff;
+    for (const auto& [k, v] : expected_fingerprint.items())
+      if (!state.fingerprint.contains(k) || state.fingerprint[k] != v)
+        diff += (diff.empty() ? "" : ", ") + k + " (checkpoint: " +
+                (state.fingerprint.contains(k) ? state.fingerprint[k].dump() : "absent") + ", now: " + v.dump() + ")";
+    throw InputError(dir.string() + ": cannot resume with different settings: " + diff);
+  }
+}
+
+}  // namespace rlhf

@@ -1,0 +1,54 @@
+// Training checkpoints that resume exactly: model (HF layout), AdamW moments, data order and
+// RNG state, step counters — written so that a crash at any moment never leaves a checkpoint
+// that loads as valid (RELIABILITY.md tests 30–34).
+//
+// Layout, TRL-like: <out>/checkpoint-<step>/ with config.json, model.safetensors,
+// optimizer.safetensors, trainer_state.json and, written last, manifest.json listing every
+// file with its size and CRC-32. The directory is built as <out>/.tmp-checkpoint-<step> and
+// renamed into place after every file is fsynced; the rename is the commit. On resume, the
+// newest checkpoint-* whose manifest verifies is used; leftover .tmp-* directories are removed;
+// a checkpoint whose files fail verification is an error naming the file, never silently
+// skipped (a corrupt newest checkpoint is a fault the user must see).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/transformer.h"
+#include "train/optimizer.h"
+
+namespace rlhf {
+
+// Loop position and randomness: everything besides weights and moments that a resumed run needs
+// to continue exactly where the uninterrupted one would be.
+struct TrainerState {
+  int64_t global_step = 0;          // optimizer steps taken
+  int64_t epoch = 0;                // epochs started
+  int64_t cursor = 0;               // position in `order`
+  std::vector<int64_t> order;       // this epoch's permutation of the rows
+  std::array<uint64_t, 4> data_rng{};
+  int64_t tokens_seen = 0;
+  nlohmann::json fingerprint;       // settings that must not change across a resume
+  nlohmann::json extra;             // loop-specific state
+};
+
+// Writes <out_dir>/checkpoint-<state.global_step>; then removes the oldest checkpoints beyond
+// `keep_last` (0 keeps all). Returns the checkpoint's path.
+std::filesystem::path save_training_checkpoint(const std::filesystem::path& out_dir, const Transformer& m,
+                                               const AdamW& opt, const TrainerState& state, int64_t keep_last = 0);
+
+// The newest committed checkpoint under out_dir, if any (removing abandoned .tmp-* directories).
+std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& out_dir);
+
+// Verifies the manifest, then loads weights, moments and state. The model and optimizer must
+// have been built for the same architecture; the state's fingerprint must equal `expected`
+// (InputError listing the settings that differ).
+void load_training_checkpoint(const std::filesystem::path& dir, Transformer& m, AdamW& opt, TrainerState& state,
+                              const nlohmann::json& expected_fingerprint);
+
+}  // namespace rlhf
