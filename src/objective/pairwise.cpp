@@ -23,24 +23,30 @@ struct Vars {
 
 using LossFn = Dual (*)(const Vars&, const PairParams&);
 
+enum class Reduction {
+  pair_mean,    // mean over pairs of the per-pair loss
+  batch_sorted, // aot variants: the pairs' margins are sorted across the batch first
+  token_pooled, // sft: sum over the batch divided by the batch's chosen tokens (TRL's pooling)
+};
+
 struct Entry {
   const char* name;
   LossFn fn;
-  bool batch_sorted;  // aot variants: the pairs' margins are sorted across the batch first
+  Reduction reduction;
 };
 
 Dual h_of(const Vars& x) { return x.Dw - x.Dl; }
 
 const Entry kLosses[] = {
     // DPO: -log sigma(beta h)
-    {"sigmoid", [](const Vars& x, const PairParams& p) { return -log_sigmoid(p.beta * h_of(x)); }, false},
+    {"sigmoid", [](const Vars& x, const PairParams& p) { return -log_sigmoid(p.beta * h_of(x)); }, Reduction::pair_mean},
     // Conservative DPO (Mitchell): soft target 1 - eps
     {"cdpo",
      [](const Vars& x, const PairParams& p) {
        const Dual z = p.beta * h_of(x);
        return -(1 - p.label_smoothing) * log_sigmoid(z) - p.label_smoothing * log_sigmoid(-z);
      },
-     false},
+     Reduction::pair_mean},
     // Robust DPO (Chowdhury et al.): unbiased under flip rate eps; unbounded below
     {"robust",
      [](const Vars& x, const PairParams& p) {
@@ -48,14 +54,14 @@ const Entry kLosses[] = {
        const double e = p.label_smoothing;
        return ((1 - e) * -log_sigmoid(z) - e * -log_sigmoid(-z)) / (1 - 2 * e);
      },
-     false},
+     Reduction::pair_mean},
     // IPO on length-averaged log-ratios (TRL's convention): (hbar - 1/(2 tau))^2
     {"ipo",
-     [](const Vars& x, const PairParams& p) { return square(x.Dw / x.nw - x.Dl / x.nl - 1 / (2 * p.beta)); }, false},
+     [](const Vars& x, const PairParams& p) { return square(x.Dw / x.nw - x.Dl / x.nl - 1 / (2 * p.beta)); }, Reduction::pair_mean},
     // IPO on summed log-ratios (the paper's and eric-mitchell's convention)
-    {"ipo_sum", [](const Vars& x, const PairParams& p) { return square(h_of(x) - 1 / (2 * p.beta)); }, false},
+    {"ipo_sum", [](const Vars& x, const PairParams& p) { return square(h_of(x) - 1 / (2 * p.beta)); }, Reduction::pair_mean},
     // RSO's normalised hinge: max(0, 1 - beta h)
-    {"hinge", [](const Vars& x, const PairParams& p) { return relu(1 - p.beta * h_of(x)); }, false},
+    {"hinge", [](const Vars& x, const PairParams& p) { return relu(1 - p.beta * h_of(x)); }, Reduction::pair_mean},
     // EXO: KL(Bernoulli(sigma(beta h)) || Bernoulli(1 - eps))
     {"exo_pair",
      [](const Vars& x, const PairParams& p) {
@@ -64,31 +70,31 @@ const Entry kLosses[] = {
        const double e = p.label_smoothing;
        return pr * (log_sigmoid(z) - std::log(1 - e)) + (1 - pr) * (log_sigmoid(-z) - std::log(e));
      },
-     false},
+     Reduction::pair_mean},
     // NCA
     {"nca_pair",
      [](const Vars& x, const PairParams& p) {
        return -log_sigmoid(p.beta * x.Dw) - 0.5 * log_sigmoid(-p.beta * x.Dw) - 0.5 * log_sigmoid(-p.beta * x.Dl);
      },
-     false},
+     Reduction::pair_mean},
     // BCO on pairs
     {"bco_pair",
      [](const Vars& x, const PairParams& p) {
        return -log_sigmoid(p.beta * x.Dw - p.bco_delta) - log_sigmoid(-(p.beta * x.Dl - p.bco_delta));
      },
-     false},
+     Reduction::pair_mean},
     // SPPO with hard win probabilities
     {"sppo_hard",
      [](const Vars& x, const PairParams& p) {
        return square(x.Dw - 1 / (2 * p.beta)) + square(x.Dl + 1 / (2 * p.beta));
      },
-     false},
+     Reduction::pair_mean},
     // APO: chosen better (zero) or worse (down) than the model's own outputs
     {"apo_zero",
-     [](const Vars& x, const PairParams& p) { return (1 - sigmoid(p.beta * x.Dw)) + sigmoid(p.beta * x.Dl); }, false},
+     [](const Vars& x, const PairParams& p) { return (1 - sigmoid(p.beta * x.Dw)) + sigmoid(p.beta * x.Dl); }, Reduction::pair_mean},
     {"apo_down",
      [](const Vars& x, const PairParams& p) { return sigmoid(p.beta * x.Dw) + (1 - sigmoid(p.beta * h_of(x))); },
-     false},
+     Reduction::pair_mean},
     // DiscoPOP / LRML: log-ratio-modulated mix of the logistic and exponential losses
     {"discopop",
      [](const Vars& x, const PairParams& p) {
@@ -96,22 +102,22 @@ const Entry kLosses[] = {
        const Dual m = sigmoid(z / p.discopop_tau);
        return (1 - m) * -log_sigmoid(z) + m * exp(-z);
      },
-     false},
+     Reduction::pair_mean},
     // Length-normalised DPO (Tulu 3)
     {"sigmoid_norm",
-     [](const Vars& x, const PairParams& p) { return -log_sigmoid(p.beta * (x.Dw / x.nw - x.Dl / x.nl)); }, false},
+     [](const Vars& x, const PairParams& p) { return -log_sigmoid(p.beta * (x.Dw / x.nw - x.Dl / x.nl)); }, Reduction::pair_mean},
     // R-DPO: DPO with a penalty on the length difference
     {"rdpo",
      [](const Vars& x, const PairParams& p) {
        return -log_sigmoid(p.beta * h_of(x) - p.rdpo_alpha * (x.nw - x.nl));
      },
-     false},
+     Reduction::pair_mean},
     // SimPO: reference-free, length-normalised, target margin gamma
     {"simpo",
      [](const Vars& x, const PairParams& p) {
        return -log_sigmoid(p.beta * x.lw / x.nw - p.beta * x.ll / x.nl - p.simpo_gamma);
      },
-     false},
+     Reduction::pair_mean},
     // ORPO: token-mean NLL on chosen + lambda * odds-ratio term (lambda = beta), no reference
     {"orpo",
      [](const Vars& x, const PairParams& p) {
@@ -119,22 +125,22 @@ const Entry kLosses[] = {
        const Dual log_odds = (mw - log1mexp(mw)) - (ml - log1mexp(ml));
        return -mw - p.beta * log_sigmoid(log_odds);
      },
-     false},
-    // Token-mean NLL on chosen (RPO's and MPO's extra term)
-    {"sft", [](const Vars& x, const PairParams&) { return -x.lw / x.nw; }, false},
+     Reduction::pair_mean},
+    // NLL on chosen, per token pooled over the batch (RPO's and MPO's extra term, as TRL pools it)
+    {"sft", [](const Vars& x, const PairParams&) { return -x.lw; }, Reduction::token_pooled},
     // AOT: distributional alignment; x carries the sorted policy and reference margins
     {"aot",
      [](const Vars& x, const PairParams& p) {
        const Dual z = p.beta * (x.Dw - x.Dl);
        return -(1 - p.label_smoothing) * log_sigmoid(z) - p.label_smoothing * log_sigmoid(-z);
      },
-     true},
+     Reduction::batch_sorted},
     {"aot_unpaired",
      [](const Vars& x, const PairParams& p) {
        const Dual z = p.beta * (x.Dw - x.Dl);
        return -(1 - p.label_smoothing) * log_sigmoid(z) - p.label_smoothing * log_sigmoid(-z);
      },
-     true},
+     Reduction::batch_sorted},
 };
 
 const Entry& find(const std::string& name) {
@@ -189,15 +195,21 @@ PairBatchResult pairwise_loss(const std::vector<std::pair<std::string, double>>&
   for (const auto& [name, weight] : weighted_losses) {
     const Entry& e = find(name);
     check_params(name, params);
-    if (!e.batch_sorted) {
+    if (e.reduction != Reduction::batch_sorted) {
+      double scale = inv_n;
+      if (e.reduction == Reduction::token_pooled) {
+        double tokens = 0;
+        for (const PairInputs& q : pairs) tokens += q.len_chosen;
+        scale = 1.0 / tokens;
+      }
       for (size_t i = 0; i < pairs.size(); ++i) {
         double dw = 0, dl = 0;
         const double loss = eval(e, pairs[i], params, 0, &dw);
         eval(e, pairs[i], params, 1, &dl);
-        out.loss += weight * loss * inv_n;
-        out.grads[i].loss += weight * loss * inv_n;
-        out.grads[i].d_chosen += weight * dw * inv_n;
-        out.grads[i].d_rejected += weight * dl * inv_n;
+        out.loss += weight * loss * scale;
+        out.grads[i].loss += weight * loss * scale;
+        out.grads[i].d_chosen += weight * dw * scale;
+        out.grads[i].d_rejected += weight * dl * scale;
       }
       continue;
     }

@@ -41,7 +41,8 @@ struct PairGrad {
 };
 
 struct PairBatchResult {
-  double loss = 0;               // mean over pairs of the weighted sum of the losses
+  double loss = 0;               // weighted sum of the losses, each reduced over the batch: the
+                                 // mean over pairs, except sft (sum of chosen NLL / chosen tokens)
   std::vector<PairGrad> grads;   // per pair, already divided by the number of pairs
 };
 

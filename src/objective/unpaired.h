@@ -26,8 +26,9 @@ struct UnpairedResult {
   std::vector<std::pair<std::string, double>> metrics;
 };
 
-// KTO. z0 = max(0, mean_i (kl_logp_i - kl_ref_logp_i)) over the mismatched pairs
-// (prompt i with the completion of example i+1 mod m), treated as a constant.
+// KTO. z0 = max(0, mean_i (kl_logp_i - kl_ref_logp_i)) over the mismatched pairs, treated as
+// a constant. Forming the pairs is the loop's job: TRL 1.16 gives row j the completion of row
+// j-1 within each batch-sized chunk of the dataset (reference/README.md).
 //   desirable:   lambda_D * (1 - sigma(beta (D - z0)))
 //   undesirable: lambda_U * (1 - sigma(beta (z0 - D)))
 UnpairedResult kto_loss(const std::vector<UnpairedInputs>& batch, const std::vector<double>& kl_logp,

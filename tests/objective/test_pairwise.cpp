@@ -73,7 +73,7 @@ TEST(PairwiseValues, HandComputed) {
   EXPECT_NEAR(single("sppo_hard", p), 25.0, 1e-12);
   // SimPO: z = 0.1*(-10/4) - 0.1*(-11/2) - 0.5 = -0.25 + 0.55 - 0.5 = -0.2
   EXPECT_NEAR(single("simpo", p), std::log1p(std::exp(0.2)), 1e-12);
-  // sft: -(-10)/4 = 2.5
+  // sft: -(-10)/4 = 2.5 (one pair: its chosen tokens are the batch's)
   EXPECT_NEAR(single("sft", p), 2.5, 1e-12);
   // cDPO with eps 0.2: -0.8 log s(0.3) - 0.2 log s(-0.3)
   p.label_smoothing = 0.2;
@@ -84,6 +84,16 @@ TEST(PairwiseValues, HandComputed) {
   p.label_smoothing = 0;
   const double lo = (-2.5 - std::log(1 - std::exp(-2.5))) - (-5.5 - std::log(1 - std::exp(-5.5)));
   EXPECT_NEAR(single("orpo", p), 2.5 + 0.1 * std::log1p(std::exp(-lo)), 1e-12);
+}
+
+TEST(PairwiseValues, SftPoolsTokensOverTheBatch) {
+  // TRL: one token mean over every chosen token of the batch, not a mean of per-pair means.
+  const auto pairs = sample_pairs();
+  double lp = 0, n = 0;
+  for (const auto& q : pairs) lp += q.logp_chosen, n += q.len_chosen;
+  const auto r = pairwise_loss({{"sft", 1.0}}, pairs, PairParams{});
+  EXPECT_NEAR(r.loss, -lp / n, 1e-12);
+  EXPECT_NEAR(r.grads[1].d_chosen, -1.0 / n, 1e-15);
 }
 
 TEST(PairwiseValues, WeightedSumIsRpo) {
