@@ -1,5 +1,6 @@
 #include "data/token_documents.h"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 
@@ -60,32 +61,41 @@ std::vector<TokenDocument> synthetic_token_documents(int64_t n_docs, int64_t min
   return docs;
 }
 
+void PackedRow::append(const int32_t* ids, int64_t n, int64_t score_from) {
+  const int32_t start = static_cast<int32_t>(tokens.size());
+  const int64_t first_scored = std::max<int64_t>(score_from, 1);
+  for (int64_t i = 0; i < n; ++i) {
+    tokens.push_back(ids[i]);
+    positions.push_back(static_cast<int32_t>(i));
+    seg_start.push_back(start);
+    scored.push_back(i >= first_scored ? 1 : 0);
+  }
+}
+
+void PackedRow::pad_to(int64_t T, int32_t pad_id) {
+  const int32_t pad_start = static_cast<int32_t>(tokens.size());
+  while (static_cast<int64_t>(tokens.size()) < T) {
+    positions.push_back(static_cast<int32_t>(tokens.size()) - pad_start);
+    tokens.push_back(pad_id);
+    seg_start.push_back(pad_start);
+    scored.push_back(0);
+  }
+}
+
 std::vector<PackedRow> pack_documents(const std::vector<TokenDocument>& docs, int64_t T, int32_t pad_id) {
   std::vector<PackedRow> rows;
   PackedRow cur;
   auto flush = [&] {
     if (cur.tokens.empty()) return;
-    const int32_t pad_start = static_cast<int32_t>(cur.tokens.size());
-    while (static_cast<int64_t>(cur.tokens.size()) < T) {
-      cur.positions.push_back(static_cast<int32_t>(cur.tokens.size()) - pad_start);
-      cur.tokens.push_back(pad_id);
-      cur.seg_start.push_back(pad_start);
-      cur.scored.push_back(0);
-    }
+    cur.pad_to(T, pad_id);
     rows.push_back(std::move(cur));
     cur = PackedRow{};
   };
   for (const auto& doc : docs) {
     for (size_t begin = 0; begin < doc.size(); begin += T) {
       const int64_t len = std::min<int64_t>(T, static_cast<int64_t>(doc.size() - begin));
-      if (static_cast<int64_t>(cur.tokens.size()) + len > T) flush();
-      const int32_t start = static_cast<int32_t>(cur.tokens.size());
-      for (int64_t i = 0; i < len; ++i) {
-        cur.tokens.push_back(doc[begin + i]);
-        cur.positions.push_back(static_cast<int32_t>(i));
-        cur.seg_start.push_back(start);
-        cur.scored.push_back(i > 0 ? 1 : 0);
-      }
+      if (cur.size() + len > T) flush();
+      cur.append(doc.data() + begin, len);
     }
   }
   flush();

@@ -26,6 +26,13 @@ std::vector<TokenDocument> synthetic_token_documents(int64_t n_docs, int64_t min
 struct PackedRow {
   std::vector<int32_t> tokens, positions, seg_start;
   std::vector<uint8_t> scored;  // 1 for tokens with a predecessor in their own document
+
+  int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+  // Appends n ids as a segment of their own (positions from 0). Tokens at segment index
+  // >= max(score_from, 1) are scored (the first token of a segment has no predecessor).
+  void append(const int32_t* ids, int64_t n, int64_t score_from = 1);
+  // Fills the row up to T tokens with `pad_id` in a segment of its own, never scored.
+  void pad_to(int64_t T, int32_t pad_id);
 };
 
 // First-fit packing in input order into rows of exactly T tokens; a document longer than T is

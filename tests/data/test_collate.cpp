@@ -1,0 +1,341 @@
+// Collation: exact prompt/completion seams (RELIABILITY.md test 25), truncation (test 24) and
+// group-preserving packing into engine batches. A toy byte tokenizer with one merge ("ab")
+// stands in for BPE, and toy chat templates for Jinja ones.
+#include <gtest/gtest.h>
+
+#include "data/collate.h"
+#include "data/records.h"
+#include "data/token_documents.h"
+#include "data_test_util.h"
+
+namespace rlhf {
+namespace {
+
+using namespace rlhf::testing;
+using Ids = std::vector<int32_t>;
+
+constexpr int32_t kBos = 1, kEos = 2, kAB = 300;
+
+// Byte-level tokenizer: one id per byte, except "ab" -> 300 (greedy, left to right), so that a
+// prompt ending in "a" and a completion starting with "b" merge across the seam.
+std::vector<int32_t> toy_encode(const std::string& s, bool add_special) {
+  Ids ids;
+  if (add_special) ids.push_back(kBos);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == 'a' && i + 1 < s.size() && s[i + 1] == 'b') {
+      ids.push_back(kAB);
+      ++i;
+    } else {
+      ids.push_back(static_cast<unsigned char>(s[i]));
+    }
+  }
+  return ids;
+}
+
+std::string chatml(const nlohmann::json& msgs, bool gen) {
+  std::string s;
+  for (const auto& m : msgs) s += "<" + m["role"].get<std::string>() + ">" + m["content"].get<std::string>() + "|";
+  if (gen) s += "<assistant>";
+  return s;
+}
+
+TextEncoder toy_encoder(bool with_template = true) {
+  TextEncoder e;
+  e.encode = toy_encode;
+  if (with_template) e.render = chatml;
+  e.eos_id = kEos;
+  return e;
+}
+
+Text str(const std::string& s) { return Text{false, s, {}}; }
+Text chat(std::vector<Message> m) { return Text{true, "", std::move(m)}; }
+
+Ids bytes(const std::string& s) {
+  Ids out;
+  for (unsigned char c : s) out.push_back(c);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RELIABILITY 25
+
+TEST(Reliability25, MergeAcrossTheSeamSplitsExactlyOrFails) {
+  const TextEncoder enc = toy_encoder();
+  const Text prompt = str("xa"), good = str("bc"), plain = str(" d");
+  EncodeReport rep;
+  const TokenizedExample ex = encode_example(enc, prompt, {&good, &plain}, {}, &rep, 7);
+  EXPECT_EQ(ex.prompt, (Ids{kBos, 'x', 'a'}));
+  // "xabc" tokenizes as x,ab,c: the prompt ids are not a prefix, so the completion is encoded
+  // on its own and the seam stays exact.
+  EXPECT_EQ(ex.completions[0], (Ids{'b', 'c', kEos}));
+  EXPECT_EQ(ex.completions[1], (Ids{' ', 'd', kEos}));
+  EXPECT_EQ(rep.seam_mismatches, 1);
+  ExampleEncodeOptions strict;
+  strict.seam = SeamPolicy::error;
+  const std::string e = input_error([&] { encode_example(enc, prompt, {&good}, strict, nullptr, 7); });
+  EXPECT_NE(e.find("line 7: the prompt's tokens are not a prefix"), std::string::npos) << e;
+  EXPECT_NE(e.find("a merge crosses the seam"), std::string::npos) << e;
+}
+
+TEST(Reliability25, ChatTemplateSeamIsExact) {
+  const TextEncoder enc = toy_encoder();
+  const Text prompt = chat({{"user", "q"}}), c = chat({{"assistant", "bye"}});
+  const TokenizedExample ex = encode_example(enc, prompt, {&c}, {}, nullptr);
+  EXPECT_EQ(ex.prompt, bytes("<user>q|<assistant>"));
+  Ids want = bytes("bye|");
+  want.push_back(kEos);
+  EXPECT_EQ(ex.completions[0], want);
+}
+
+TEST(Reliability25, TemplateThatRewritesEarlierTurnsIsAnError) {
+  TextEncoder enc = toy_encoder();
+  // Like templates that drop earlier reasoning: the last user turn is rendered differently once
+  // an assistant turn follows it.
+  enc.render = [](const nlohmann::json& msgs, bool gen) {
+    std::string s;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      const bool last_user = msgs[i]["role"] == "user" && i + 1 == msgs.size();
+      s += (last_user ? "<user*>" : "<" + msgs[i]["role"].get<std::string>() + ">") + msgs[i]["content"].get<std::string>();
+    }
+    if (gen) s += "<assistant>";
+    return s;
+  };
+  const Text prompt = chat({{"user", "q"}}), c = chat({{"assistant", "a"}});
+  const std::string e = input_error([&] { encode_example(enc, prompt, {&c}, {}, nullptr, 3); });
+  EXPECT_NE(e.find("line 3: the chat template renders prompt + completion so that it does not start with the rendered prompt"),
+            std::string::npos)
+      << e;
+  // Conversations without a template, and mixed layouts, are errors too.
+  EXPECT_NE(input_error([&] { encode_example(toy_encoder(false), prompt, {&c}, {}, nullptr); })
+                .find("needs a chat template"),
+            std::string::npos);
+  const Text s = str(" x");
+  EXPECT_NE(input_error([&] { encode_example(toy_encoder(), prompt, {&s}, {}, nullptr); }).find("completion is a string"),
+            std::string::npos);
+}
+
+TEST(Reliability25, NoPromptTokenIsEverScored) {
+  const TextEncoder enc = toy_encoder();
+  std::vector<Sequence> seqs;
+  CollateReport crep;
+  const std::vector<std::pair<std::string, std::pair<std::string, std::string>>> rows = {
+      {"xa", {"bc", "bd"}}, {"", {"ab", "q"}}, {"hello a", {"b!", " no"}}, {"z", {"w", "ww"}}};
+  for (size_t g = 0; g < rows.size(); ++g) {
+    const Text p = str(rows[g].first), c = str(rows[g].second.first), r = str(rows[g].second.second);
+    ExampleEncodeOptions o;
+    o.add_special_tokens = g != 1;  // one example without BOS: its first completion token has no predecessor
+    const TokenizedExample ex = encode_example(enc, p, {&c, &r}, o, nullptr);
+    ASSERT_TRUE(truncate_example(ex, static_cast<int64_t>(g), {}, seqs, crep));
+  }
+  const auto batches = pack_sequences(seqs, {.seq_len = 16, .max_rows = 2});
+  int64_t spans = 0;
+  for (const auto& cb : batches) {
+    cb.batch.validate(512, 64);
+    for (const auto& sp : cb.spans) {
+      ++spans;
+      EXPECT_GE(sp.scored_end - sp.scored_begin, 1);
+      for (int64_t k = sp.scored_begin; k < sp.scored_end; ++k) {
+        const int64_t q = cb.batch.scored[k];
+        const int64_t row = q / cb.batch.T, t = q % cb.batch.T;
+        EXPECT_EQ(row, sp.row);
+        EXPECT_GE(t, sp.start + std::max<int64_t>(sp.prompt_len, 1)) << "prompt token scored";
+        EXPECT_LT(t, sp.start + sp.length);
+      }
+    }
+  }
+  EXPECT_EQ(spans, 8);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RELIABILITY 24
+
+TokenizedExample ids_example(int64_t prompt_len, std::vector<int64_t> completion_lens) {
+  TokenizedExample ex;
+  for (int64_t i = 0; i < prompt_len; ++i) ex.prompt.push_back(static_cast<int32_t>(10 + i));
+  for (size_t c = 0; c < completion_lens.size(); ++c) {
+    Ids ids;
+    for (int64_t i = 0; i < completion_lens[c]; ++i) ids.push_back(static_cast<int32_t>(100 * (c + 1) + i));
+    ex.completions.push_back(ids);
+  }
+  return ex;
+}
+
+TEST(Reliability24, PromptFillingMaxLengthIsDroppedWithKeepStart) {
+  std::vector<Sequence> out;
+  CollateReport rep;
+  TruncateOptions opt{.max_length = 8, .mode = TruncationMode::keep_start};
+  EXPECT_FALSE(truncate_example(ids_example(8, {3, 2}), 0, opt, out, rep));
+  EXPECT_FALSE(truncate_example(ids_example(9, {3, 2}), 1, opt, out, rep));
+  EXPECT_EQ(rep.dropped_prompt_too_long, 2);
+  EXPECT_TRUE(out.empty());
+  // Prompt of 7: each side keeps exactly one completion token.
+  ASSERT_TRUE(truncate_example(ids_example(7, {3, 2}), 2, opt, out, rep));
+  ASSERT_EQ(out.size(), 2u);
+  for (const auto& s : out) {
+    EXPECT_EQ(s.size(), 8);
+    EXPECT_EQ(s.prompt_len, 7);
+    EXPECT_EQ(s.n_scored(), 1);
+  }
+  EXPECT_EQ(out[0].tokens.back(), 100);
+  EXPECT_EQ(out[1].tokens.back(), 200);
+  EXPECT_EQ(rep.truncated_sequences, 2);
+  EXPECT_EQ(rep.kept, 1);
+}
+
+TEST(Reliability24, KeepEndCutsThePromptFromTheLeft) {
+  std::vector<Sequence> out;
+  CollateReport rep;
+  TruncateOptions opt{.max_length = 8, .mode = TruncationMode::keep_end};
+  ASSERT_TRUE(truncate_example(ids_example(10, {3, 5}), 0, opt, out, rep));
+  ASSERT_EQ(out.size(), 2u);
+  // chosen: last 5 prompt tokens + 3 completion tokens; rejected: last 3 + 5.
+  EXPECT_EQ(out[0].tokens, (Ids{15, 16, 17, 18, 19, 100, 101, 102}));
+  EXPECT_EQ(out[0].prompt_len, 5);
+  EXPECT_EQ(out[1].tokens, (Ids{17, 18, 19, 200, 201, 202, 203, 204}));
+  EXPECT_EQ(out[1].prompt_len, 3);
+  EXPECT_EQ(rep.truncated_prompts, 1);
+  EXPECT_EQ(rep.dropped_prompt_too_long, 0);
+  // A completion longer than max_length keeps its end; the prompt is gone and the first kept
+  // token has no predecessor, so 7 of 8 tokens are scored.
+  out.clear();
+  ASSERT_TRUE(truncate_example(ids_example(4, {10, 2}), 1, opt, out, rep));
+  EXPECT_EQ(out[0].tokens, (Ids{102, 103, 104, 105, 106, 107, 108, 109}));
+  EXPECT_EQ(out[0].prompt_len, 0);
+  EXPECT_EQ(out[0].n_scored(), 7);
+}
+
+TEST(Reliability24, EveryRowKeepsACompletionTokenOnBothSides) {
+  std::vector<Sequence> out;
+  CollateReport rep;
+  // An empty completion (no EOS appended) leaves nothing to score: the whole pair goes.
+  EXPECT_FALSE(truncate_example(ids_example(3, {2, 0}), 0, {}, out, rep));
+  EXPECT_EQ(rep.dropped_no_completion, 1);
+  // No prompt and a one-token completion: that token has no predecessor.
+  EXPECT_FALSE(truncate_example(ids_example(0, {1, 3}), 1, {}, out, rep));
+  EXPECT_EQ(rep.dropped_no_completion, 2);
+  EXPECT_TRUE(out.empty());
+  // max_prompt_length keeps the last prompt tokens, max_completion_length the first completion ones.
+  TruncateOptions opt{.max_length = 0, .max_prompt_length = 2, .max_completion_length = 3};
+  ASSERT_TRUE(truncate_example(ids_example(5, {6, 1}), 2, opt, out, rep));
+  EXPECT_EQ(out[0].tokens, (Ids{13, 14, 100, 101, 102}));
+  EXPECT_EQ(out[1].tokens, (Ids{13, 14, 200}));
+  EXPECT_EQ(rep.truncated_prompts, 1);
+  EXPECT_EQ(rep.truncated_sequences, 1);
+  EXPECT_NE(input_error([&] { truncate_example(ids_example(1, {1}), 3, {.max_length = 1}, out, rep); })
+                .find("max_length must be at least 2"),
+            std::string::npos);
+  EXPECT_EQ(parse_truncation_mode("keep_end"), TruncationMode::keep_end);
+  EXPECT_NE(input_error([&] { parse_truncation_mode("left"); }).find("keep_start or keep_end"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing
+
+Sequence seq(int64_t group, int32_t index, int64_t len, int64_t prompt_len) {
+  Sequence s;
+  s.group = group;
+  s.index = index;
+  s.prompt_len = prompt_len;
+  for (int64_t i = 0; i < len; ++i) s.tokens.push_back(static_cast<int32_t>(group * 10 + index * 5 + i + 3));
+  return s;
+}
+
+TEST(Packing, PairsStayTogetherFirstFit) {
+  // Lengths: g0 3+4, g1 5+2, g2 6+6; rows of 8, two rows per batch.
+  const std::vector<Sequence> seqs = {seq(0, 0, 3, 1), seq(0, 1, 4, 1), seq(1, 0, 5, 2),
+                                      seq(1, 1, 2, 1), seq(2, 0, 6, 3), seq(2, 1, 6, 3)};
+  const auto batches = pack_sequences(seqs, {.seq_len = 8, .max_rows = 2, .pad_id = 0});
+  ASSERT_EQ(batches.size(), 2u);
+  const Batch& b0 = batches[0].batch;
+  EXPECT_EQ(b0.B, 2);
+  EXPECT_EQ(b0.T, 8);
+  // row 0: g0c [0,3) g0r [3,7) pad [7,8); row 1: g1c [0,5) g1r [5,7) pad [7,8)
+  EXPECT_EQ(b0.tokens, (Ids{3, 4, 5, 8, 9, 10, 11, 0, 13, 14, 15, 16, 17, 18, 19, 0}));
+  EXPECT_EQ(b0.positions, (Ids{0, 1, 2, 0, 1, 2, 3, 0, 0, 1, 2, 3, 4, 0, 1, 0}));
+  EXPECT_EQ(b0.seg_start, (Ids{0, 0, 0, 3, 3, 3, 3, 7, 0, 0, 0, 0, 0, 5, 5, 7}));
+  // Scored: completion tokens with a predecessor (index >= max(prompt_len, 1)).
+  EXPECT_EQ(b0.scored, (std::vector<int64_t>{1, 2, 4, 5, 6, 10, 11, 12, 14}));
+  ASSERT_EQ(batches[0].spans.size(), 4u);
+  const auto& s = batches[0].spans;
+  EXPECT_EQ(s[0].group, 0);
+  EXPECT_EQ(s[1].index, 1);
+  EXPECT_EQ(s[1].start, 3);
+  EXPECT_EQ(s[2].row, 1);
+  EXPECT_EQ(s[0].scored_begin, 0);
+  EXPECT_EQ(s[0].scored_end, 2);
+  EXPECT_EQ(s[1].scored_begin, 2);
+  EXPECT_EQ(s[1].scored_end, 5);
+  EXPECT_EQ(s[2].scored_begin, 5);
+  EXPECT_EQ(s[2].scored_end, 8);
+  EXPECT_EQ(s[3].scored_begin, 8);
+  EXPECT_EQ(s[3].scored_end, 9);
+  EXPECT_EQ(batches[0].real_tokens, 14);
+  // The third pair needs both rows of a fresh batch.
+  const auto& s1 = batches[1].spans;
+  ASSERT_EQ(s1.size(), 2u);
+  EXPECT_EQ(s1[0].row, 0);
+  EXPECT_EQ(s1[1].row, 1);
+  EXPECT_EQ(batches[1].batch.scored, (std::vector<int64_t>{3, 4, 5, 11, 12, 13}));
+  b0.validate(256, 8);
+  batches[1].batch.validate(256, 8);
+}
+
+TEST(Packing, WithoutPackingOneSequencePerRowAndHeads) {
+  const std::vector<Sequence> seqs = {seq(0, 0, 3, 1), seq(0, 1, 5, 1), seq(1, 0, 2, 1), seq(1, 1, 2, 1)};
+  const auto batches =
+      pack_sequences(seqs, {.seq_len = 16, .max_rows = 4, .packing = false, .pad_multiple = 4, .head_at_last = true});
+  ASSERT_EQ(batches.size(), 1u);
+  const Batch& b = batches[0].batch;
+  EXPECT_EQ(b.B, 4);
+  EXPECT_EQ(b.T, 8);  // longest 5, rounded up to a multiple of 4
+  EXPECT_EQ(b.head_at, (std::vector<int64_t>{2, 8 + 4, 16 + 1, 24 + 1}));
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(batches[0].spans[i].head, static_cast<int64_t>(i));
+  b.validate(256, 8);
+}
+
+TEST(Packing, ErrorsNameTheProblem) {
+  EXPECT_NE(input_error([] { pack_sequences({seq(0, 0, 9, 1)}, {.seq_len = 8, .max_rows = 2}); })
+                .find("longer than the row length 8"),
+            std::string::npos);
+  EXPECT_NE(input_error([] {
+              pack_sequences({seq(4, 0, 6, 1), seq(4, 1, 6, 1), seq(4, 2, 6, 1)}, {.seq_len = 8, .max_rows = 2});
+            }).find("group 4 (3 sequences) does not fit into one batch"),
+            std::string::npos);
+}
+
+TEST(Packing, PackDocumentsStillCutsLongDocuments) {
+  const auto rows = pack_documents({{1, 2, 3, 4, 5}, {6, 7}}, 4, 0);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].tokens, (Ids{1, 2, 3, 4}));
+  EXPECT_EQ(rows[1].tokens, (Ids{5, 6, 7, 0}));
+  EXPECT_EQ(rows[1].seg_start, (Ids{0, 1, 1, 3}));
+  EXPECT_EQ(rows[1].scored, (std::vector<uint8_t>{0, 0, 1, 0}));
+}
+
+TEST(Collate, EndToEndFromPreferenceRecords) {
+  const fs::path p = write_file(scratch_dir() / "x.jsonl",
+                                R"({"prompt":"q: xa","chosen":"b ok","rejected":" no"})" "\n"
+                                R"({"prompt":[{"role":"user","content":"hi"}],"chosen":[{"role":"assistant","content":"yo"}],"rejected":[{"role":"assistant","content":"go"}]})" "\n");
+  const auto recs = read_preferences(p);
+  ASSERT_EQ(recs.size(), 2u);
+  const TextEncoder enc = toy_encoder();
+  EncodeReport erep;
+  CollateReport crep;
+  std::vector<Sequence> seqs;
+  for (size_t i = 0; i < recs.size(); ++i) {
+    const auto ex = encode_example(enc, recs[i].prompt, {&recs[i].chosen, &recs[i].rejected}, {}, &erep, recs[i].line);
+    truncate_example(ex, static_cast<int64_t>(i), {.max_length = 32}, seqs, crep);
+  }
+  EXPECT_EQ(erep.seam_mismatches, 1);  // "xa" + "b ok" merges
+  EXPECT_EQ(crep.kept, 2);
+  const auto batches = pack_sequences(seqs, {.seq_len = 32, .max_rows = 3});
+  ASSERT_EQ(batches.size(), 1u);
+  // Chosen of pair 0: exactly "b ok" + EOS is scored.
+  const auto& sp = batches[0].spans[0];
+  Ids scored_tokens;
+  for (int64_t k = sp.scored_begin; k < sp.scored_end; ++k) scored_tokens.push_back(batches[0].batch.tokens[batches[0].batch.scored[k]]);
+  EXPECT_EQ(scored_tokens, (Ids{'b', ' ', 'o', 'k', kEos}));
+}
+
+}  // namespace
+}  // namespace rlhf
