@@ -20,6 +20,7 @@ const Command kCommands[] = {
     {"init-model", "create a randomly initialised model (GPT-2, Llama, Qwen2, Mistral) in HF format",
      rlhf::cli::cmd_init_model},
     {"lm", "train a language model on token-id documents or generated data", rlhf::cli::cmd_lm},
+    {"data", "dataset tools: stats, clean, decontaminate, binarize, noise, pairs", rlhf::cli::cmd_data},
 };
 
 void print_help() {

@@ -36,12 +36,13 @@ ojson distribution(std::vector<int32_t> v, int bins) {
   d["p90"] = pct(90);
   d["p99"] = pct(99);
   d["max"] = v.back();
-  // Equal-width bins over [0, max].
+  // Equal-width bins over [0, max]: at most `bins`, fewer when the values are small.
   const int64_t hi = v.back();
   const int64_t width = std::max<int64_t>(1, (hi + bins) / bins);
-  std::vector<int64_t> edges, counts(bins, 0);
-  for (int b = 0; b <= bins; ++b) edges.push_back(b * width);
-  for (int32_t x : v) counts[std::min<int64_t>(x / width, bins - 1)]++;
+  const int64_t used = hi / width + 1;
+  std::vector<int64_t> edges, counts(used, 0);
+  for (int64_t b = 0; b <= used; ++b) edges.push_back(b * width);
+  for (int32_t x : v) counts[x / width]++;
   d["histogram"] = {{"edges", edges}, {"counts", counts}};
   return d;
 }
@@ -134,10 +135,10 @@ std::string histogram_text(const ojson& d, const std::string& name) {
   for (const auto& c : counts) top = std::max<int64_t>(top, c.get<int64_t>());
   std::string out = "  " + name + ":\n";
   for (size_t b = 0; b < counts.size(); ++b) {
-    char left[64];
-    std::snprintf(left, sizeof left, "    %7lld-%-7lld %8lld ", static_cast<long long>(edges[b].get<int64_t>()),
-                  static_cast<long long>(edges[b + 1].get<int64_t>() - 1),
-                  static_cast<long long>(counts[b].get<int64_t>()));
+    const int64_t lo = edges[b].get<int64_t>(), hi = edges[b + 1].get<int64_t>() - 1;
+    const std::string range = lo == hi ? std::to_string(lo) : std::to_string(lo) + "-" + std::to_string(hi);
+    char left[96];
+    std::snprintf(left, sizeof left, "    %15s %8lld ", range.c_str(), static_cast<long long>(counts[b].get<int64_t>()));
     const int64_t bar = (counts[b].get<int64_t>() * 40 + top - 1) / top;
     out += left + std::string(static_cast<size_t>(bar), '#') + "\n";
   }
