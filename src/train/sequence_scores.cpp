@@ -7,9 +7,11 @@ namespace rlhf {
 SequenceScores sequence_scores(const CollatedBatch& cb, const Scores& s) {
   SequenceScores out;
   for (const SequenceSpan& sp : cb.spans) {
-    RLHF_CHECK(sp.scored_end <= static_cast<int64_t>(s.logp.size()), "span beyond the scored tokens");
     double sum = 0;  // double: long responses sum thousands of terms
-    for (int64_t i = sp.scored_begin; i < sp.scored_end; ++i) sum += s.logp[i];
+    if (!s.logp.empty()) {  // empty when the model has no LM head (reward models)
+      RLHF_CHECK(sp.scored_end <= static_cast<int64_t>(s.logp.size()), "span beyond the scored tokens");
+      for (int64_t i = sp.scored_begin; i < sp.scored_end; ++i) sum += s.logp[i];
+    }
     out.logp.push_back(sum);
     out.n_tokens.push_back(static_cast<double>(sp.scored_end - sp.scored_begin));
     if (sp.head >= 0) {

@@ -14,7 +14,7 @@
 namespace rlhf {
 
 struct SequenceScores {
-  std::vector<double> logp;     // per span: sum of its completion tokens' log-probs
+  std::vector<double> logp;     // per span: sum of its completion tokens' log-probs (0 without an LM head)
   std::vector<double> n_tokens; // per span: number of scored tokens
   std::vector<double> head;     // per span: scalar head at its head position (when present)
 };

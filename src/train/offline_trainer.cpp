@@ -1,0 +1,226 @@
+#include "train/offline_trainer.h"
+
+#include <cmath>
+#include <numeric>
+
+#include "objective/ranking.h"
+#include "tensor/error.h"
+#include "tensor/rng.h"
+
+namespace rlhf {
+
+// ---- objectives ---------------------------------------------------------------------------------
+
+ObjectiveFn sft_objective() {
+  return [](const CollatedBatch& cb, const SequenceScores& pol, const std::vector<double>&) {
+    ObjectiveOutput o;
+    const double tokens = std::accumulate(pol.n_tokens.begin(), pol.n_tokens.end(), 0.0);
+    const double nll = -std::accumulate(pol.logp.begin(), pol.logp.end(), 0.0);
+    o.loss = nll / tokens;
+    o.d_logp.assign(cb.spans.size(), -1.0 / tokens);
+    o.metrics = {{"num_tokens", tokens}};
+    return o;
+  };
+}
+
+// The two spans (chosen = index 0, rejected = index 1) of every group in the batch, in order.
+static std::vector<std::pair<size_t, size_t>> pair_spans(const CollatedBatch& cb) {
+  std::vector<std::pair<size_t, size_t>> pairs;
+  for (size_t k = 0; k < cb.spans.size(); ++k) {
+    if (cb.spans[k].index != 0) continue;
+    size_t r = k + 1;
+    while (r < cb.spans.size() && !(cb.spans[r].group == cb.spans[k].group && cb.spans[r].index == 1)) ++r;
+    RLHF_CHECK(r < cb.spans.size(), "a pair's rejected sequence is not in its batch");
+    pairs.emplace_back(k, r);
+  }
+  return pairs;
+}
+
+ObjectiveFn pairwise_objective(std::vector<std::pair<std::string, double>> losses, objective::PairParams params) {
+  return [losses, params](const CollatedBatch& cb, const SequenceScores& pol, const std::vector<double>& ref) {
+    const auto spans = pair_spans(cb);
+    std::vector<objective::PairInputs> in;
+    for (auto [c, r] : spans)
+      in.push_back({pol.logp[c], pol.logp[r], ref[c], ref[r], pol.n_tokens[c], pol.n_tokens[r]});
+    const objective::PairBatchResult res = objective::pairwise_loss(losses, in, params);
+    ObjectiveOutput o;
+    o.loss = res.loss;
+    o.d_logp.assign(cb.spans.size(), 0.0);
+    for (size_t i = 0; i < spans.size(); ++i) {
+      o.d_logp[spans[i].first] = res.grads[i].d_chosen;
+      o.d_logp[spans[i].second] = res.grads[i].d_rejected;
+    }
+    o.metrics = objective::pairwise_metrics(in, params.beta);
+    return o;
+  };
+}
+
+ObjectiveFn reward_objective(double eta, std::vector<double> group_margin) {
+  return [eta, group_margin](const CollatedBatch& cb, const SequenceScores& pol, const std::vector<double>&) {
+    const auto spans = pair_spans(cb);
+    std::vector<objective::RewardPair> in;
+    for (auto [c, r] : spans)
+      in.push_back({pol.head[c], pol.head[r], group_margin.empty() ? 0.0 : group_margin[cb.spans[c].group]});
+    const objective::RewardPairResult res = objective::bradley_terry_loss(in, eta);
+    ObjectiveOutput o;
+    o.loss = res.loss;
+    o.d_head.assign(cb.spans.size(), 0.0);
+    for (size_t i = 0; i < spans.size(); ++i) {
+      o.d_head[spans[i].first] = res.d_chosen[i];
+      o.d_head[spans[i].second] = res.d_rejected[i];
+    }
+    o.metrics = {{"accuracy", res.accuracy}, {"margin", res.margin}};
+    return o;
+  };
+}
+
+// ---- data ---------------------------------------------------------------------------------------------
+
+int64_t OfflineDataset::n_groups() const {
+  int64_t n = 0;
+  for (const Sequence& s : seqs) n = std::max(n, s.group + 1);
+  return n;
+}
+
+std::vector<std::vector<size_t>> OfflineDataset::group_members() const {
+  std::vector<std::vector<size_t>> m(n_groups());
+  for (size_t i = 0; i < seqs.size(); ++i) m[seqs[i].group].push_back(i);
+  return m;
+}
+
+BatchOrder shuffled_batch_order(int64_t n_groups, int64_t per_micro, int64_t n_micro, uint64_t seed) {
+  Rng rng(seed, /*stream=*/2);
+  BatchOrder order;
+  std::vector<int64_t> perm;
+  size_t cursor = 0;
+  while (static_cast<int64_t>(order.size()) < n_micro) {
+    std::vector<int64_t> micro;
+    while (static_cast<int64_t>(micro.size()) < per_micro) {
+      if (cursor == perm.size()) {  // a new epoch
+        perm.resize(n_groups);
+        std::iota(perm.begin(), perm.end(), 0);
+        for (size_t i = perm.size() - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+        cursor = 0;
+      }
+      micro.push_back(perm[cursor++]);
+    }
+    order.push_back(std::move(micro));
+  }
+  return order;
+}
+
+// The sequences of the given groups, in group order, and their dataset indices.
+static std::vector<Sequence> gather(const OfflineDataset& data, const std::vector<std::vector<size_t>>& members,
+                                    const std::vector<int64_t>& groups, std::vector<size_t>* index) {
+  std::vector<Sequence> out;
+  for (int64_t g : groups) {
+    if (g < 0 || g >= static_cast<int64_t>(members.size()))
+      throw InputError("batch order names group " + std::to_string(g) + ", the data has " +
+                       std::to_string(members.size()));
+    for (size_t i : members[g]) {
+      out.push_back(data.seqs[i]);
+      if (index) index->push_back(i);
+    }
+  }
+  return out;
+}
+
+// Packs one micro-batch into one engine batch (a micro-batch must fit: it is one objective call).
+static CollatedBatch pack_one(const std::vector<Sequence>& seqs, PackOptions pack, bool want_head) {
+  pack.max_rows = static_cast<int64_t>(seqs.size());
+  pack.head_at_last = want_head;
+  std::vector<CollatedBatch> b = pack_sequences(seqs, pack);
+  RLHF_CHECK(b.size() == 1, "a micro-batch packed into more than one batch");
+  return std::move(b[0]);
+}
+
+std::vector<double> compute_reference_logps(Transformer& ref, const OfflineDataset& data, const PackOptions& pack) {
+  std::vector<double> out(data.seqs.size(), 0.0);
+  const int64_t chunk = std::max<int64_t>(1, pack.max_rows);
+  for (size_t b = 0; b < data.seqs.size(); b += chunk) {
+    std::vector<Sequence> part(data.seqs.begin() + b, data.seqs.begin() + std::min(data.seqs.size(), b + chunk));
+    for (Sequence& s : part) s.group = 0;  // not grouped here: one batch of independent rows
+    PackOptions po = pack;
+    po.max_rows = static_cast<int64_t>(part.size());
+    std::vector<CollatedBatch> cbs = pack_sequences(part, po);
+    RLHF_CHECK(cbs.size() == 1, "reference batch did not pack into one batch");
+    const CollatedBatch& cb = cbs[0];
+    Workspace ws(ref.config(), cb.batch.B, cb.batch.T, cb.batch.n_scored(), 0);
+    const SequenceScores sc = sequence_scores(cb, ref.forward(cb.batch, ws));
+    for (size_t k = 0; k < part.size(); ++k) out[b + k] = sc.logp[k];
+  }
+  return out;
+}
+
+// ---- the loop ---------------------------------------------------------------------------------------
+
+std::vector<OfflineStepLog> train_offline(Transformer& policy, const OfflineDataset& data,
+                                          const std::vector<double>& ref_logp, const ObjectiveFn& objective,
+                                          const OfflineConfig& cfg, const BatchOrder& order,
+                                          const std::function<void(const OfflineStepLog&)>& on_step) {
+  RLHF_CHECK(ref_logp.empty() || ref_logp.size() == data.seqs.size(), "one reference log-prob per sequence");
+  if (static_cast<int64_t>(order.size()) < cfg.max_steps * cfg.grad_accum)
+    throw InputError("batch order covers " + std::to_string(order.size()) + " micro-batches, the run needs " +
+                     std::to_string(cfg.max_steps * cfg.grad_accum));
+  const auto members = data.group_members();
+  size_t largest_group = 1;
+  for (const auto& m : members) largest_group = std::max(largest_group, m.size());
+  // One workspace for the run, sized for the largest micro-batch the packer can produce.
+  const int64_t max_rows = cfg.groups_per_micro_batch * static_cast<int64_t>(largest_group);
+  Workspace ws(policy.config(), max_rows, cfg.pack.seq_len, max_rows * cfg.pack.seq_len, cfg.want_head ? max_rows : 0);
+  AdamW opt(policy, cfg.adam);
+  std::vector<OfflineStepLog> logs;
+  int64_t groups_seen = 0;
+  for (int64_t step = 0; step < cfg.max_steps; ++step) {
+    policy.zero_grad();
+    OfflineStepLog log;
+    log.step = step + 1;
+    std::map<std::string, double> sums;
+    double loss = 0;
+    std::string groups_text;
+    for (int64_t a = 0; a < cfg.grad_accum; ++a) {
+      const std::vector<int64_t>& groups = order[step * cfg.grad_accum + a];
+      for (int64_t g : groups) groups_text += (groups_text.empty() ? "" : ",") + std::to_string(g);
+      std::vector<size_t> index;
+      const CollatedBatch cb = pack_one(gather(data, members, groups, &index), cfg.pack, cfg.want_head);
+      // Each span's dataset sequence, for its reference log-prob.
+      std::vector<double> ref(cb.spans.size(), 0.0);
+      if (!ref_logp.empty()) {
+        for (size_t k = 0; k < cb.spans.size(); ++k) {
+          const SequenceSpan& sp = cb.spans[k];
+          ref[k] = ref_logp[members[sp.group][sp.index]];
+        }
+      }
+      // A reward model has no LM head: its batches score nothing, only read the head.
+      Batch batch = cb.batch;
+      if (!policy.heads().lm_head) batch.scored.clear();
+      const SequenceScores sc = sequence_scores(cb, policy.forward(batch, ws));
+      ObjectiveOutput o = objective(cb, sc, ref);
+      const double inv_accum = 1.0 / static_cast<double>(cfg.grad_accum);
+      for (double& d : o.d_logp) d *= inv_accum;
+      for (double& d : o.d_head) d *= inv_accum;
+      policy.backward(batch, ws, o.d_logp.empty() ? std::vector<float>{} : spread_sequence_grads(cb, o.d_logp),
+                      o.d_head.empty() ? std::vector<float>{} : spread_head_grads(cb, o.d_head));
+      loss += o.loss * inv_accum;
+      for (const auto& [k, v] : o.metrics) sums[k] += v * inv_accum;
+      groups_seen += static_cast<int64_t>(groups.size());
+    }
+    const double gnorm = grad_global_norm(policy);
+    if (!std::isfinite(loss) || !std::isfinite(gnorm))
+      throw NumericError("step " + std::to_string(step + 1) + ": non-finite " +
+                         (std::isfinite(loss) ? "gradient norm" : "loss") + " on groups [" + groups_text +
+                         "]; stopped before the optimizer step");
+    const double lr = cfg.adam.lr * lr_multiplier(cfg.schedule, step, cfg.max_steps, cfg.warmup_steps);
+    opt.step(policy, lr, gnorm);
+    log.values = sums;
+    log.values["loss"] = loss;
+    log.values["grad_norm"] = gnorm;
+    log.values["learning_rate"] = lr;
+    log.values["epoch"] = static_cast<double>(groups_seen) / static_cast<double>(data.n_groups());
+    if (on_step) on_step(log);
+    logs.push_back(std::move(log));
+  }
+  return logs;
+}
+
+}  // namespace rlhf

@@ -1,0 +1,90 @@
+// The offline loop of DESIGN.md, shared by SFT, reward models and the DPO family: grouped,
+// tokenized sequences -> packed micro-batches -> policy forward -> objective (per-sequence
+// numbers in, d loss / d sequence out) -> backward -> clip -> AdamW. Two runs that differ only in
+// their objective share every other line.
+//
+// Conventions (TRL's, so that runs are comparable with it): the objective is evaluated per
+// micro-batch (mean over its groups) and scaled by 1/grad_accum; logged metrics are the mean
+// over the step's micro-batches; grad_norm is the norm before clipping. Reference log-probs are
+// computed once, before training, by the caller (compute_reference_logps) — the reference model
+// is not held while training.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/collate.h"
+#include "model/transformer.h"
+#include "objective/pairwise.h"
+#include "train/optimizer.h"
+#include "train/sequence_scores.h"
+
+namespace rlhf {
+
+// What an objective returns for one micro-batch, per span of the collated batch.
+struct ObjectiveOutput {
+  double loss = 0;
+  std::vector<double> d_logp;  // d loss / d (span's summed log-prob); empty if unused
+  std::vector<double> d_head;  // d loss / d (span's head value); empty if unused
+  std::vector<std::pair<std::string, double>> metrics;
+};
+
+// Policy numbers of the micro-batch's spans, and the reference log-prob of each span
+// (looked up by the sequence's position in the dataset).
+using ObjectiveFn = std::function<ObjectiveOutput(const CollatedBatch& cb, const SequenceScores& policy,
+                                                  const std::vector<double>& ref_logp)>;
+
+// Objectives of the three offline families.
+ObjectiveFn sft_objective();  // token-mean NLL over the micro-batch's completion tokens
+ObjectiveFn pairwise_objective(std::vector<std::pair<std::string, double>> losses, objective::PairParams params);
+// Bradley–Terry on head values; group_margin (may be empty) holds each group's margin.
+ObjectiveFn reward_objective(double center_rewards_coefficient, std::vector<double> group_margin);
+
+struct OfflineConfig {
+  int64_t groups_per_micro_batch = 8;  // pairs (or SFT examples) per micro-batch
+  int64_t grad_accum = 1;
+  int64_t max_steps = 100;
+  int64_t warmup_steps = 0;
+  LrSchedule schedule = LrSchedule::linear;
+  AdamWConfig adam;
+  PackOptions pack;                    // row length and packing; max_rows is derived
+  uint64_t seed = 0;
+  int64_t log_every = 1;
+  bool want_head = false;              // reward models: read the head at each sequence's last token
+};
+
+struct OfflineStepLog {
+  int64_t step = 0;
+  std::map<std::string, double> values;  // loss, grad_norm, learning_rate, epoch, objective metrics
+};
+
+// A dataset of grouped sequences (collate.h). `margins` per group (reward models) may be empty.
+struct OfflineDataset {
+  std::vector<Sequence> seqs;           // consecutive sequences of a group, groups numbered 0..G-1
+  std::vector<double> group_margin;     // optional, per group
+  int64_t n_groups() const;
+  std::vector<std::vector<size_t>> group_members() const;  // sequence indices of each group
+};
+
+// Groups of each optimizer step's micro-batches, in order. Default: a seeded permutation per
+// epoch; a replay of another trainer passes its order explicitly.
+using BatchOrder = std::vector<std::vector<int64_t>>;  // one list of groups per micro-batch
+BatchOrder shuffled_batch_order(int64_t n_groups, int64_t groups_per_micro, int64_t n_micro, uint64_t seed);
+
+// Reference log-prob of every sequence (summed over its completion tokens), computed without
+// gradients in packed batches.
+std::vector<double> compute_reference_logps(Transformer& ref, const OfflineDataset& data, const PackOptions& pack);
+
+// Trains `policy` in place. `on_step` receives every step's log (metrics JSONL, progress bars).
+// Stops with a NumericError naming the step and the groups of the batch when the loss or the
+// gradient norm is not finite — before the optimizer step.
+std::vector<OfflineStepLog> train_offline(Transformer& policy, const OfflineDataset& data,
+                                          const std::vector<double>& ref_logp, const ObjectiveFn& objective,
+                                          const OfflineConfig& cfg, const BatchOrder& order,
+                                          const std::function<void(const OfflineStepLog&)>& on_step = {});
+
+}  // namespace rlhf
