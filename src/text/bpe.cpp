@@ -146,6 +146,11 @@ void BpeModel::finalize() {
     const char name[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
     if (auto it = vocab.find(std::string_view(name, 6)); it != vocab.end()) byte_token[b] = it->second;
   }
+  ascii_token.fill(-1);
+  for (int c = 0; c < 128; ++c) {
+    const char ch = static_cast<char>(c);
+    if (auto it = vocab.find(std::string_view(&ch, 1)); it != vocab.end()) ascii_token[c] = it->second;
+  }
   unk_id = -1;
   if (!unk_token.empty())
     if (auto it = vocab.find(unk_token); it != vocab.end()) unk_id = it->second;
@@ -232,8 +237,18 @@ void BpeModel::merge_word_chars(std::string_view word, std::vector<int32_t>& out
     i += utf8_len(static_cast<unsigned char>(word[i]));
     if (i > word.size()) i = word.size();
     const bool first = b == 0, last = i == word.size();
+    const bool affixed = (!first && !prefix.empty()) || (last && !suffix.empty());
+    const unsigned char c0 = static_cast<unsigned char>(word[b]);
+    if (c0 < 0x80 && !affixed && ascii_token[c0] >= 0) {  // the common case, without hashing
+      if (pending_unk) {
+        ids.push_back(unk_id);
+        pending_unk = false;
+      }
+      ids.push_back(ascii_token[c0]);
+      continue;
+    }
     std::string_view piece = word.substr(b, i - b);
-    if ((!first && !prefix.empty()) || (last && !suffix.empty())) {
+    if (affixed) {
       key.clear();
       if (!first) key += prefix;
       key += piece;

@@ -208,6 +208,7 @@ struct BpeModel {
   std::string prefix;  // continuing_subword_prefix ("" when none)
   std::string suffix;  // end_of_word_suffix
   std::array<int32_t, 256> byte_token{};  // id of "<0xNN>", -1 when absent
+  std::array<int32_t, 128> ascii_token{};  // id of each one-character ASCII token, -1 when absent
 
   // Byte-level input (a ByteLevel pre-tokenizer ends the chain): words arrive as raw bytes and
   // are mapped to GPT-2's characters here. When every byte's character is a token and there is
