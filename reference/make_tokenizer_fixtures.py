@@ -36,9 +36,11 @@ Tokenizers (vocab sizes include added tokens):
   overlap     tiny byte-level BPE with overlapping added tokens danc / nci / ing (test 20),
               added in that order; overlap-rev holds the same tokens added in reverse order;
               expected.jsonl holds the first 60 corpus lines only
-  misc        NFKC + Lowercase + Strip normalizers, WhitespaceSplit + Digits + Metaspace(split)
+  misc        NFKD, StripAccents, NFKC, NFD, NFC, Lowercase, Strip normalizers, WhitespaceSplit +
+              Digits + Metaspace(split)
               pre-tokenizers, continuing_subword_prefix "##", end_of_word_suffix "</w>", unk
-              without byte fallback, added tokens with lstrip / rstrip / single_word / normalized
+              without byte fallback, added tokens with lstrip / rstrip / single_word / normalized;
+              expected.jsonl holds the first 120 corpus lines only
 
 Usage:
   /work/refvenv/bin/python reference/make_tokenizer_fixtures.py [--out tests/fixtures/text/tokenizers]
@@ -308,7 +310,10 @@ def make_overlap(lines, reverse):
 def make_misc(lines):
     tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##", end_of_word_suffix="</w>",
                                fuse_unk=False))
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip()])
+    # Every Unicode normalizer in one chain: NFKD, StripAccents, NFKC, NFD, NFC, then Lowercase, Strip.
+    tok.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents(), normalizers.NFKC(),
+                                           normalizers.NFD(), normalizers.NFC(), normalizers.Lowercase(),
+                                           normalizers.Strip()])
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits(individual_digits=True),
         pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)])
@@ -360,7 +365,32 @@ EXTRA_TEXTS = [
     "mixed עברית and العربية with English",
     "    def f(x):\n        return x  # comment\n",
     "xyzzyplugh and xyzzyplugh, xyzzyplughs",
+    "\u00af\x8f\u09ac",  # panicked a normalizer chain in tokenizers (#692)
+    "\ufb03\u0301 \u1e9b\u0323\u0307 \u0130stanbul \u03a3\u039f\u03a3 \u1f88 \u00df\u1e9e",
+    "\u0000\u0001\u007f\u0085\u00a0\u2028\u2029\u3000\ufeff\u200b end",
+    "\U0001d400\U0001d7d8 \U00010400\U00010428 \u2160\u2170 \u00bd \u2460",
 ]
+
+
+def fuzz_texts(n=150):
+    """Random strings over an alphabet chosen to stress splitting and normalization: ASCII
+    letters and punctuation, whitespace of every kind, digits of several scripts, combining
+    marks, compatibility characters, CJK, emoji with ZWJ/modifiers, and added-token text."""
+    rng = random.Random(99)
+    alphabet = (list("abcXYZ'sStT dm0123456789 .,!?-_<>|/\\\"()\t\n\r") +
+                ["\u00a0", "\u2003", "\u3000", "\u0085", "\u2028", "\u200b", "\u200d", "\ufe0f",
+                 "\u0301", "\u0308", "\u0323", "\u064b", "\u093f", "\u0e31",
+                 "\u0660", "\u0967", "\uff11", "\u2162", "\u00b2", "\u00bd",
+                 "\ufb01", "\u1e9e", "\u0130", "\u03a3", "\u00e9", "\u00c5", "\u212b", "\uac00", "\u1100\u1161",
+                 "\u4e2d", "\u6587", "\u3042", "\u30ab", "\u05d0", "\u0627", "\u0915",
+                 "\U0001f44d", "\U0001f3fd", "\U0001f468", "\U0001f1eb",
+                 "<|endoftext|>", "<|eot_id|>", "<|im_start|>", "<s>", "</s>", "[INST]", "danc", "ing", "nci",
+                 "[MASK]", "<w>", "hello world", "\u216b"])
+    out = []
+    for _ in range(n):
+        k = rng.randint(1, 24)
+        out.append("".join(rng.choice(alphabet) for _ in range(k)))
+    return out
 
 INVALID_HEX = [
     "80",                  # stray continuation byte
@@ -414,7 +444,7 @@ def write_expected(tok, corpus_lines, path, max_lines=None):
     with open(path, "w", encoding="utf-8") as f:
         for i, line in enumerate(corpus_lines[:max_lines]):
             f.write(json.dumps(record(tok, line, {"line": i}, i < 8), ensure_ascii=False) + "\n")
-        for text in EXTRA_TEXTS:
+        for text in EXTRA_TEXTS + fuzz_texts():
             f.write(json.dumps(record(tok, text, {"text": text}, True), ensure_ascii=False) + "\n")
         for h in INVALID_HEX:
             text = sanitize_per_byte(bytes.fromhex(h))
@@ -477,7 +507,7 @@ def main():
     d, cfg = make_overlap(lines, reverse=True)
     save(args.out, "overlap-rev", d, cfg, corpus_lines, expected=False)
     d, cfg = make_misc(generated_lines())
-    save(args.out, "misc", d, cfg, corpus_lines)
+    save(args.out, "misc", d, cfg, corpus_lines, max_lines=120)
 
     total = 0
     for root, _, files in os.walk(args.out):

@@ -201,6 +201,22 @@ std::string Tokenizer::Impl::normalize(std::string_view s) const {
         if (!ascii) cur = unicode::nfkc(cur);
         break;
       }
+      case Normalizer::Kind::nfd:
+      case Normalizer::Kind::nfkd: {
+        bool ascii = true;
+        for (unsigned char c : cur) ascii = ascii && c < 0x80;
+        if (!ascii) cur = n.kind == Normalizer::Kind::nfd ? unicode::nfd(cur) : unicode::nfkd(cur);
+        break;
+      }
+      case Normalizer::Kind::strip_accents: {  // drops every mark (Mn, Mc, Me), as tokenizers does
+        next.clear();
+        for (size_t i = 0; i < cur.size();) {
+          const size_t b = i;
+          if (!unicode::is_mark(utf8_next(cur, i))) next.append(cur, b, i - b);
+        }
+        cur.swap(next);
+        break;
+      }
       case Normalizer::Kind::lowercase: {
         next.clear();
         for (size_t i = 0; i < cur.size();) {

@@ -278,7 +278,7 @@ void split_added_tokens(std::string_view text, const AddedTokenMatcher& m,
 // Components
 
 struct Normalizer {
-  enum class Kind { nfc, nfkc, lowercase, strip, prepend, replace };
+  enum class Kind { nfc, nfkc, nfd, nfkd, strip_accents, lowercase, strip, prepend, replace };
   Kind kind;
   std::string a, b;  // prepend: a; replace: a -> b
   bool left = false, right = false;  // strip

@@ -335,6 +335,12 @@ void Loader::load_normalizer(const json& n, const std::string& path) {
     out.kind = Normalizer::Kind::nfc;
   } else if (type == "NFKC") {
     out.kind = Normalizer::Kind::nfkc;
+  } else if (type == "NFD") {
+    out.kind = Normalizer::Kind::nfd;
+  } else if (type == "NFKD") {
+    out.kind = Normalizer::Kind::nfkd;
+  } else if (type == "StripAccents") {
+    out.kind = Normalizer::Kind::strip_accents;
   } else if (type == "Lowercase") {
     out.kind = Normalizer::Kind::lowercase;
   } else if (type == "Strip") {
