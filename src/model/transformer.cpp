@@ -14,6 +14,7 @@
 #include "model/transformer.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -258,7 +259,8 @@ void Transformer::norm_backward(float* dinp, const float* dout, const float* in,
 static float* slice_or_null(Arena& a, int id) { return id < 0 ? nullptr : a.data(id); }
 
 Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOptions& opt) {
-  batch.validate(cfg_.vocab_size, cfg_.max_position_embeddings);
+  // Learned position embeddings (GPT-2) end at max_position_embeddings; RoPE has no table.
+  batch.validate(cfg_.vocab_size, cfg_.is_gpt2() ? cfg_.max_position_embeddings : INT32_MAX);
   RLHF_CHECK(batch.B <= ws.max_B && batch.T <= ws.max_T && batch.n_scored() <= ws.max_scored &&
                  batch.n_head() <= ws.max_head,
              "Batch larger than the workspace it runs in");

@@ -185,6 +185,10 @@ bool is_pairwise_loss(const std::string& name) {
 
 PairBatchResult pairwise_loss(const std::vector<std::pair<std::string, double>>& weighted_losses,
                               const std::vector<PairInputs>& pairs, const PairParams& params) {
+  for (const auto& [name, weight] : weighted_losses) {  // names and parameters, even for no pairs
+    find(name);
+    check_params(name, params);
+  }
   PairBatchResult out;
   out.grads.resize(pairs.size());
   if (pairs.empty()) return out;

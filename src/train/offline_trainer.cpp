@@ -154,24 +154,67 @@ std::vector<double> compute_reference_logps(Transformer& ref, const OfflineDatas
 
 // ---- the loop ---------------------------------------------------------------------------------------
 
-std::vector<OfflineStepLog> train_offline(Transformer& policy, const OfflineDataset& data,
+// Runs one micro-batch: forward, objective, and (when `train`) backward with the objective's
+// coefficients scaled by `scale`. Returns the objective's output.
+static ObjectiveOutput run_micro_batch(Transformer& policy, Workspace& ws, const CollatedBatch& cb,
+                                       const std::vector<std::vector<size_t>>& members,
+                                       const std::vector<double>& ref_logp, const ObjectiveFn& objective,
+                                       bool train, double scale) {
+  std::vector<double> ref(cb.spans.size(), 0.0);
+  if (!ref_logp.empty())
+    for (size_t k = 0; k < cb.spans.size(); ++k) ref[k] = ref_logp[members[cb.spans[k].group][cb.spans[k].index]];
+  // A reward model has no LM head: its batches score nothing, only read the head.
+  Batch batch = cb.batch;
+  if (!policy.heads().lm_head) batch.scored.clear();
+  const SequenceScores sc = sequence_scores(cb, policy.forward(batch, ws));
+  ObjectiveOutput o = objective(cb, sc, ref);
+  if (train) {
+    for (double& d : o.d_logp) d *= scale;
+    for (double& d : o.d_head) d *= scale;
+    policy.backward(batch, ws, o.d_logp.empty() ? std::vector<float>{} : spread_sequence_grads(cb, o.d_logp),
+                    o.d_head.empty() ? std::vector<float>{} : spread_head_grads(cb, o.d_head));
+  }
+  return o;
+}
+
+static Workspace workspace_for(const Transformer& policy, const std::vector<std::vector<size_t>>& members,
+                               const OfflineConfig& cfg) {
+  size_t largest_group = 1;
+  for (const auto& m : members) largest_group = std::max(largest_group, m.size());
+  // One workspace for the run, sized for the largest micro-batch the packer can produce.
+  const int64_t max_rows = cfg.groups_per_micro_batch * static_cast<int64_t>(largest_group);
+  return Workspace(policy.config(), max_rows, cfg.pack.seq_len, max_rows * cfg.pack.seq_len,
+                   cfg.want_head ? max_rows : 0);
+}
+
+std::map<std::string, double> evaluate_offline(Transformer& policy, const OfflineDataset& data,
+                                               const std::vector<double>& ref_logp, const ObjectiveFn& objective,
+                                               const OfflineConfig& cfg, const BatchOrder& order) {
+  const auto members = data.group_members();
+  Workspace ws = workspace_for(policy, members, cfg);
+  std::map<std::string, double> sums;
+  for (const auto& groups : order) {
+    const CollatedBatch cb = pack_one(gather(data, members, groups, nullptr), cfg.pack, cfg.want_head);
+    const ObjectiveOutput o = run_micro_batch(policy, ws, cb, members, ref_logp, objective, false, 1.0);
+    sums["loss"] += o.loss / static_cast<double>(order.size());
+    for (const auto& [k, v] : o.metrics) sums[k] += v / static_cast<double>(order.size());
+  }
+  return sums;
+}
+
+std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const OfflineDataset& data,
                                           const std::vector<double>& ref_logp, const ObjectiveFn& objective,
-                                          const OfflineConfig& cfg, const BatchOrder& order,
-                                          const std::function<void(const OfflineStepLog&)>& on_step) {
+                                          const OfflineConfig& cfg, const BatchOrder& order, int64_t start_step,
+                                          const OfflineStepHook& on_step) {
   RLHF_CHECK(ref_logp.empty() || ref_logp.size() == data.seqs.size(), "one reference log-prob per sequence");
   if (static_cast<int64_t>(order.size()) < cfg.max_steps * cfg.grad_accum)
     throw InputError("batch order covers " + std::to_string(order.size()) + " micro-batches, the run needs " +
                      std::to_string(cfg.max_steps * cfg.grad_accum));
   const auto members = data.group_members();
-  size_t largest_group = 1;
-  for (const auto& m : members) largest_group = std::max(largest_group, m.size());
-  // One workspace for the run, sized for the largest micro-batch the packer can produce.
-  const int64_t max_rows = cfg.groups_per_micro_batch * static_cast<int64_t>(largest_group);
-  Workspace ws(policy.config(), max_rows, cfg.pack.seq_len, max_rows * cfg.pack.seq_len, cfg.want_head ? max_rows : 0);
-  AdamW opt(policy, cfg.adam);
+  Workspace ws = workspace_for(policy, members, cfg);
   std::vector<OfflineStepLog> logs;
-  int64_t groups_seen = 0;
-  for (int64_t step = 0; step < cfg.max_steps; ++step) {
+  int64_t groups_seen = start_step * cfg.grad_accum * cfg.groups_per_micro_batch;
+  for (int64_t step = start_step; step < cfg.max_steps; ++step) {
     policy.zero_grad();
     OfflineStepLog log;
     log.step = step + 1;
@@ -181,26 +224,9 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, const OfflineData
     for (int64_t a = 0; a < cfg.grad_accum; ++a) {
       const std::vector<int64_t>& groups = order[step * cfg.grad_accum + a];
       for (int64_t g : groups) groups_text += (groups_text.empty() ? "" : ",") + std::to_string(g);
-      std::vector<size_t> index;
-      const CollatedBatch cb = pack_one(gather(data, members, groups, &index), cfg.pack, cfg.want_head);
-      // Each span's dataset sequence, for its reference log-prob.
-      std::vector<double> ref(cb.spans.size(), 0.0);
-      if (!ref_logp.empty()) {
-        for (size_t k = 0; k < cb.spans.size(); ++k) {
-          const SequenceSpan& sp = cb.spans[k];
-          ref[k] = ref_logp[members[sp.group][sp.index]];
-        }
-      }
-      // A reward model has no LM head: its batches score nothing, only read the head.
-      Batch batch = cb.batch;
-      if (!policy.heads().lm_head) batch.scored.clear();
-      const SequenceScores sc = sequence_scores(cb, policy.forward(batch, ws));
-      ObjectiveOutput o = objective(cb, sc, ref);
+      const CollatedBatch cb = pack_one(gather(data, members, groups, nullptr), cfg.pack, cfg.want_head);
       const double inv_accum = 1.0 / static_cast<double>(cfg.grad_accum);
-      for (double& d : o.d_logp) d *= inv_accum;
-      for (double& d : o.d_head) d *= inv_accum;
-      policy.backward(batch, ws, o.d_logp.empty() ? std::vector<float>{} : spread_sequence_grads(cb, o.d_logp),
-                      o.d_head.empty() ? std::vector<float>{} : spread_head_grads(cb, o.d_head));
+      const ObjectiveOutput o = run_micro_batch(policy, ws, cb, members, ref_logp, objective, true, inv_accum);
       loss += o.loss * inv_accum;
       for (const auto& [k, v] : o.metrics) sums[k] += v * inv_accum;
       groups_seen += static_cast<int64_t>(groups.size());
@@ -217,7 +243,7 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, const OfflineData
     log.values["grad_norm"] = gnorm;
     log.values["learning_rate"] = lr;
     log.values["epoch"] = static_cast<double>(groups_seen) / static_cast<double>(data.n_groups());
-    if (on_step) on_step(log);
+    if (on_step) on_step(log, policy, opt);
     logs.push_back(std::move(log));
   }
   return logs;

@@ -79,12 +79,22 @@ BatchOrder shuffled_batch_order(int64_t n_groups, int64_t groups_per_micro, int6
 // gradients in packed batches.
 std::vector<double> compute_reference_logps(Transformer& ref, const OfflineDataset& data, const PackOptions& pack);
 
-// Trains `policy` in place. `on_step` receives every step's log (metrics JSONL, progress bars).
-// Stops with a NumericError naming the step and the groups of the batch when the loss or the
-// gradient norm is not finite — before the optimizer step.
-std::vector<OfflineStepLog> train_offline(Transformer& policy, const OfflineDataset& data,
+// Called after every optimizer step with its log and the state to checkpoint.
+using OfflineStepHook = std::function<void(const OfflineStepLog&, const Transformer&, const AdamW&)>;
+
+// Trains `policy` in place with `opt`, from optimizer step `start_step` (a resumed run passes
+// the checkpoint's step and restored moments; the batch order is a pure function of the seed,
+// so the run continues exactly). Stops with a NumericError naming the step and the groups of
+// the batch when the loss or the gradient norm is not finite — before the optimizer step.
+std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const OfflineDataset& data,
                                           const std::vector<double>& ref_logp, const ObjectiveFn& objective,
-                                          const OfflineConfig& cfg, const BatchOrder& order,
-                                          const std::function<void(const OfflineStepLog&)>& on_step = {});
+                                          const OfflineConfig& cfg, const BatchOrder& order, int64_t start_step = 0,
+                                          const OfflineStepHook& on_step = {});
+
+// Loss and metrics of the objective on `order`'s micro-batches without training (the eval_
+// metrics): means over micro-batches.
+std::map<std::string, double> evaluate_offline(Transformer& policy, const OfflineDataset& data,
+                                               const std::vector<double>& ref_logp, const ObjectiveFn& objective,
+                                               const OfflineConfig& cfg, const BatchOrder& order);
 
 }  // namespace rlhf

@@ -95,7 +95,8 @@ TEST_P(TrlDpoReplay, StepsMatchTrl) {
   std::vector<std::pair<std::string, double>> losses;
   for (size_t i = 0; i < c["loss_type"].size(); ++i)
     losses.emplace_back(c["loss_type"][i], c["loss_weights"].is_null() ? 1.0 : c["loss_weights"][i].get<double>());
-  const auto logs = train_offline(policy, data, ref_logp, pairwise_objective(losses, p), cfg, order_of(run));
+  AdamW opt(policy, cfg.adam);
+  const auto logs = train_offline(policy, opt, data, ref_logp, pairwise_objective(losses, p), cfg, order_of(run));
   compare(logs, run,
           {"loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
            "logps/chosen", "logps/rejected"});
@@ -132,7 +133,8 @@ TEST_P(TrlRewardReplay, StepsMatchTrl) {
   cfg.want_head = true;
   const json& c = run["config"]["center_rewards_coefficient"];
   const bool use_margin = GetParam() == "reward_margin";
-  const auto logs = train_offline(rm, data, {}, reward_objective(c.is_null() ? 0.0 : c.get<double>(),
+  AdamW opt(rm, cfg.adam);
+  const auto logs = train_offline(rm, opt, data, {}, reward_objective(c.is_null() ? 0.0 : c.get<double>(),
                                                                  use_margin ? margins : std::vector<double>{}),
                                   cfg, order_of(run));
   compare(logs, run, {"loss", "grad_norm", "accuracy", "margin"});
