@@ -134,22 +134,33 @@ static CollatedBatch pack_one(const std::vector<Sequence>& seqs, PackOptions pac
   return std::move(b[0]);
 }
 
-std::vector<double> compute_reference_logps(Transformer& ref, const OfflineDataset& data, const PackOptions& pack) {
+// Per-sequence values (summed log-probs, or head values) in packed batches, without gradients.
+static std::vector<double> sequence_values(Transformer& m, const OfflineDataset& data, PackOptions pack, bool head) {
   std::vector<double> out(data.seqs.size(), 0.0);
   const int64_t chunk = std::max<int64_t>(1, pack.max_rows);
+  pack.head_at_last = head;
   for (size_t b = 0; b < data.seqs.size(); b += chunk) {
     std::vector<Sequence> part(data.seqs.begin() + b, data.seqs.begin() + std::min(data.seqs.size(), b + chunk));
     for (Sequence& s : part) s.group = 0;  // not grouped here: one batch of independent rows
-    PackOptions po = pack;
-    po.max_rows = static_cast<int64_t>(part.size());
-    std::vector<CollatedBatch> cbs = pack_sequences(part, po);
-    RLHF_CHECK(cbs.size() == 1, "reference batch did not pack into one batch");
+    pack.max_rows = static_cast<int64_t>(part.size());
+    std::vector<CollatedBatch> cbs = pack_sequences(part, pack);
+    RLHF_CHECK(cbs.size() == 1, "a scoring batch did not pack into one batch");
     const CollatedBatch& cb = cbs[0];
-    Workspace ws(ref.config(), cb.batch.B, cb.batch.T, cb.batch.n_scored(), 0);
-    const SequenceScores sc = sequence_scores(cb, ref.forward(cb.batch, ws));
-    for (size_t k = 0; k < part.size(); ++k) out[b + k] = sc.logp[k];
+    Batch batch = cb.batch;
+    if (head) batch.scored.clear();
+    Workspace ws(m.config(), batch.B, batch.T, batch.n_scored(), batch.n_head());
+    const SequenceScores sc = sequence_scores(cb, m.forward(batch, ws));
+    for (size_t k = 0; k < part.size(); ++k) out[b + k] = head ? sc.head[k] : sc.logp[k];
   }
   return out;
+}
+
+std::vector<double> compute_reference_logps(Transformer& ref, const OfflineDataset& data, const PackOptions& pack) {
+  return sequence_values(ref, data, pack, false);
+}
+
+std::vector<double> compute_head_values(Transformer& rm, const OfflineDataset& data, const PackOptions& pack) {
+  return sequence_values(rm, data, pack, true);
 }
 
 // ---- the loop ---------------------------------------------------------------------------------------

@@ -79,6 +79,9 @@ BatchOrder shuffled_batch_order(int64_t n_groups, int64_t groups_per_micro, int6
 // gradients in packed batches.
 std::vector<double> compute_reference_logps(Transformer& ref, const OfflineDataset& data, const PackOptions& pack);
 
+// The scalar head at the last token of every sequence (a reward model's score), without gradients.
+std::vector<double> compute_head_values(Transformer& rm, const OfflineDataset& data, const PackOptions& pack);
+
 // Called after every optimizer step with its log and the state to checkpoint.
 using OfflineStepHook = std::function<void(const OfflineStepLog&, const Transformer&, const AdamW&)>;
 
