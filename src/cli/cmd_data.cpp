@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "data/collate_text.h"
 #include "data/tools.h"
 #include "model/safetensors.h"
 #include "tensor/error.h"
@@ -65,10 +67,14 @@ fs::path required_path(const Options& o, const char* name, const std::string& to
   return v;
 }
 
-LengthCounter length_counter(const Options& o, const std::string& tool) {
+// Words by default; tokens of the given tokenizer (no special tokens, conversations as their
+// contents joined by newlines, not through the chat template) with --tokenizer.
+LengthCounter length_counter(const Options& o) {
   LengthCounter lc;
-  if (!o.str("tokenizer").empty())
-    throw InputError("rlhf data " + tool + ": --tokenizer is not available in this build yet; lengths are in words");
+  if (o.str("tokenizer").empty()) return lc;
+  auto tok = std::make_shared<Tokenizer>(Tokenizer::load(o.str("tokenizer")));
+  lc.unit = "tokens";
+  lc.count = [tok](const std::string& text) { return token_length(*tok, text); };
   return lc;
 }
 
@@ -102,7 +108,7 @@ int data_stats_cmd(int argc, char** argv) {
   if (!o.parse(argc, argv)) return 0;
   StatsOptions so;
   so.read = read_options(o, "stats");
-  so.length = length_counter(o, "stats");
+  so.length = length_counter(o);
   so.hist_bins = static_cast<int>(o.integer("bins"));
   if (so.hist_bins < 1 || so.hist_bins > 200) throw InputError("rlhf data stats: --bins must be in 1..200");
   return finish(o, data_stats(required_path(o, "in", "stats"), so), "-");
@@ -128,7 +134,7 @@ int data_clean_cmd(int argc, char** argv) {
   if (!o.parse(argc, argv)) return 0;
   CleanOptions co;
   co.read = read_options(o, "clean");
-  co.length = length_counter(o, "clean");
+  co.length = length_counter(o);
   co.max_length = o.integer("max-length");
   co.near = o.str("near");
   co.threshold = o.number("threshold");

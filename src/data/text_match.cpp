@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "tensor/error.h"
+#include "text/unicode.h"
 
 namespace rlhf {
 
@@ -16,19 +17,47 @@ bool is_ascii_punct(unsigned char c) {
 }  // namespace
 
 std::string normalize_text(std::string_view s) {
+  bool ascii = true;
+  for (unsigned char c : s) ascii = ascii && c < 0x80;
   std::string out;
   out.reserve(s.size());
   bool pending_space = false;
-  for (unsigned char c : s) {
-    if (is_space(c) || is_ascii_punct(c)) {
-      pending_space = !out.empty();
-      continue;
-    }
+  auto sep = [&] { pending_space = !out.empty(); };
+  auto put = [&](std::string_view bytes) {
     if (pending_space) {
       out += ' ';
       pending_space = false;
     }
-    out += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    out += bytes;
+  };
+  if (ascii) {
+    for (unsigned char c : s) {
+      if (is_space(c) || is_ascii_punct(c)) {
+        sep();
+        continue;
+      }
+      const char lower = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+      put(std::string_view(&lower, 1));
+    }
+    return out;
+  }
+  // NFKC first (full-width forms, ligatures, compatibility spaces), then per code point.
+  const std::string n = unicode::nfkc(s);
+  size_t i = 0;
+  while (i < n.size()) {
+    char32_t cp;
+    const size_t len = unicode::decode_utf8_char(n, i, &cp);
+    const auto cat = unicode::category(cp);
+    const bool punct = cat >= unicode::Category::Pc && cat <= unicode::Category::Po;
+    if (unicode::is_whitespace(cp) || punct || (cp < 0x80 && is_ascii_punct(static_cast<unsigned char>(cp)))) {
+      sep();
+    } else if (cp >= 'A' && cp <= 'Z') {
+      const char lower = static_cast<char>(cp - 'A' + 'a');
+      put(std::string_view(&lower, 1));
+    } else {
+      put(std::string_view(n).substr(i, len));
+    }
+    i += len;
   }
   return out;
 }

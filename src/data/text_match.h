@@ -1,8 +1,8 @@
 // Text matching for the dataset tools: normalisation, words, stable hashes, MinHash.
 //
-// normalize_text: Unicode NFKC when the text layer provides it (see text_match.cpp), ASCII
-// lower-casing, every ASCII punctuation character replaced by a space, whitespace runs collapsed
-// to one space, no leading/trailing space. Non-ASCII letters are kept as they are.
+// normalize_text: Unicode NFKC, ASCII lower-casing (other letters are kept as they are), every
+// punctuation character (ASCII punctuation and Unicode P* categories) replaced by a space,
+// whitespace runs collapsed to one space, no leading/trailing space.
 // Hashes are FNV-1a + splitmix64 finalisation: stable across machines and runs, so seeds give
 // the same output everywhere.
 #pragma once

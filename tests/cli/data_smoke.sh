@@ -27,6 +27,11 @@ grep -q "lengths in words" "$tmp/stats.txt" || fail "stats human summary"
 grep -q '"duplicate_pairs": 1' "$tmp/stats.json" || fail "stats duplicate_pairs"
 grep -q '"identical_pairs": 1' "$tmp/stats.json" || fail "stats identical_pairs"
 "$RLHF" data stats --in "$tmp/prefs.jsonl" --summary - 2>/dev/null | grep -q '"tool": "stats"' || fail "stats to stdout"
+fixtures="$(dirname "$0")/../fixtures/text/tokenizers/gpt2"
+if [[ -d $fixtures ]]; then
+  "$RLHF" data stats --in "$tmp/prefs.jsonl" --tokenizer "$fixtures" --summary - 2>/dev/null |
+    grep -q '"length_unit": "tokens"' || fail "stats --tokenizer"
+fi
 
 "$RLHF" data clean --in "$tmp/prefs.jsonl" --out "$tmp/clean.jsonl" > /dev/null || fail "clean"
 [[ $(wc -l < "$tmp/clean.jsonl") -eq 3 ]] || fail "clean kept $(wc -l < "$tmp/clean.jsonl") rows, want 3"

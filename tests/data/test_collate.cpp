@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "data/collate.h"
+#include "data/collate_text.h"
 #include "data/records.h"
 #include "data/token_documents.h"
 #include "data_test_util.h"
@@ -335,6 +336,29 @@ TEST(Collate, EndToEndFromPreferenceRecords) {
   Ids scored_tokens;
   for (int64_t k = sp.scored_begin; k < sp.scored_end; ++k) scored_tokens.push_back(batches[0].batch.tokens[batches[0].batch.scored[k]]);
   EXPECT_EQ(scored_tokens, (Ids{'b', ' ', 'o', 'k', kEos}));
+}
+
+TEST(Reliability25, RealBpeSeamIsExact) {
+  const Tokenizer tok = Tokenizer::load(fs::path(RLHF_FIXTURES_DIR) / "text/tokenizers/gpt2");
+  const TextEncoder enc = text_encoder(tok);
+  ASSERT_TRUE(enc.eos_id.has_value());
+  // Seams inside a word force the fallback; seams at a space do not.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"The weather is wonder", "ful today."}, {"Hello wor", "ld"}, {"The sky is", " blue."}};
+  EncodeReport rep;
+  for (const auto& [p, c] : cases) {
+    const Text prompt = str(p), completion = str(c);
+    const TokenizedExample ex = encode_example(enc, prompt, {&completion}, {}, &rep);
+    EXPECT_EQ(ex.prompt, tok.encode(p));
+    Ids comp = ex.completions[0];
+    ASSERT_EQ(comp.back(), *enc.eos_id);
+    comp.pop_back();
+    EXPECT_EQ(tok.decode(ex.prompt), p);
+    EXPECT_EQ(tok.decode(comp), c) << p << "|" << c;  // the loss covers exactly the completion text
+  }
+  EXPECT_GE(rep.seam_mismatches, 1);
+  EXPECT_LE(rep.seam_mismatches, 2);
+  EXPECT_EQ(token_length(tok, "The sky is blue."), static_cast<int64_t>(tok.encode("The sky is blue.").size()));
 }
 
 }  // namespace

@@ -135,6 +135,10 @@ TEST(DataClean, MinHashFindsNearDuplicates) {
   EXPECT_LE(std::pow(1.0 / bands, 1.0 / rows), 0.8);
   const std::string n = normalize_text("  Hello,   WORLD!\n(x) ");
   EXPECT_EQ(n, "hello world x");
+  // NFKC (full-width forms, ideographic space), Unicode punctuation; other letters kept.
+  EXPECT_EQ(normalize_text("\xEF\xBC\xA8\xEF\xBD\x85\xEF\xBD\x8C\xEF\xBD\x8C\xEF\xBD\x8F\xEF\xBC\x8C\xE3\x80\x80W"),
+            "hello w");
+  EXPECT_EQ(normalize_text("\xE2\x80\x9CQuoted\xE2\x80\x9D \xE2\x80\x94 caf\xC3\xA9\xE2\x80\xA6"), "quoted caf\xC3\xA9");
   const auto w = split_words(n);
   EXPECT_EQ(minhash_signature(w, 5, 8, 1), minhash_signature(w, 5, 8, 1));
   EXPECT_NE(minhash_signature(w, 5, 8, 1), minhash_signature(w, 5, 8, 2));

@@ -1,0 +1,22 @@
+// TextEncoder over a Tokenizer (kept apart from collate.cpp so that collation links without the
+// tokenizer).
+#include "data/collate_text.h"
+
+namespace rlhf {
+
+TextEncoder text_encoder(const Tokenizer& tok) {
+  TextEncoder e;
+  e.encode = [&tok](const std::string& text, bool add_special_tokens) {
+    EncodeOptions o;
+    o.add_special_tokens = add_special_tokens;
+    return tok.encode(text, o);
+  };
+  e.eos_id = tok.eos_id();
+  return e;
+}
+
+int64_t token_length(const Tokenizer& tok, const std::string& text) {
+  return static_cast<int64_t>(tok.encode(text, EncodeOptions{.add_special_tokens = false}).size());
+}
+
+}  // namespace rlhf
