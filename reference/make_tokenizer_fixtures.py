@@ -36,9 +36,8 @@ Tokenizers (vocab sizes include added tokens):
   overlap     tiny byte-level BPE with overlapping added tokens danc / nci / ing (test 20),
               added in that order; overlap-rev holds the same tokens added in reverse order;
               expected.jsonl holds the first 60 corpus lines only
-  misc        NFKD, StripAccents, NFKC, NFD, NFC, Lowercase, Strip normalizers, WhitespaceSplit +
-              Digits + Metaspace(split)
-              pre-tokenizers, continuing_subword_prefix "##", end_of_word_suffix "</w>", unk
+  misc        NFKD, StripAccents, NFKC, NFD, NFC, Lowercase, Strip normalizers; WhitespaceSplit,
+              Digits, Metaspace(split) pre-tokenizers; continuing_subword_prefix "##", end_of_word_suffix "</w>", unk
               without byte fallback, added tokens with lstrip / rstrip / single_word / normalized;
               expected.jsonl holds the first 120 corpus lines only
 

@@ -761,7 +761,12 @@ std::string DecodeStream::step(int32_t id) {
   std::string out = s.substr(emitted_);
   auto byte_value = [&](int32_t t) -> int {
     if (t < 0 || t >= tok_.vocab_size()) return -1;
-    const std::string name = tok_.id_to_token(t);
+    std::string name;
+    try {
+      name = tok_.id_to_token(t);
+    } catch (const InputError&) {  // an id the vocabulary skips
+      return -1;
+    }
     if (name.size() != 6 || name.compare(0, 3, "<0x") != 0 || name[5] != '>' ||
         !std::isxdigit(static_cast<unsigned char>(name[3])) || !std::isxdigit(static_cast<unsigned char>(name[4])))
       return -1;

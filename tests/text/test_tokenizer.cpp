@@ -514,16 +514,27 @@ TEST(Tokenizer, OneMegabyteWordEncodesQuickly) {
   std::string letters, cjk;
   for (int i = 0; i < (1 << 20); ++i) letters += static_cast<char>('a' + rng() % 26);
   while (cjk.size() < (1u << 20)) cjk += (rng() % 2) ? "\xE4\xB8\xAD" : "\xE6\x96\x87";
-  const std::string repeated(1 << 20, 'a');
-  for (const std::string name : {"gpt2", "llama3", "qwen2", "llama2", "mistral"}) {
+  const std::string repeated(1 << 20, 'a'), spaces(1 << 20, ' '), newlines(1 << 20, '\n'), digits(1 << 20, '7'),
+      punct(1 << 20, '!');
+  std::string mixed_ws;
+  while (mixed_ws.size() < (1u << 20)) mixed_ws += " \t\r\n\xC2\xA0";
+  for (const std::string name : {"gpt2", "llama3", "qwen2", "llama2", "mistral", "misc"}) {
     const Tokenizer tok = Tokenizer::load(kTokDir / name);
-    for (const std::string* word : std::vector<const std::string*>{&letters, &cjk, &repeated}) {
+    for (const std::string* word : std::vector<const std::string*>{&letters, &cjk, &repeated, &spaces, &newlines,
+                                                                    &digits, &punct, &mixed_ws}) {
       const auto t0 = std::chrono::steady_clock::now();
       const auto ids = tok.encode(*word);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       EXPECT_LT(s, 5.0) << name;
+      if (s > 0.3) std::printf("  %s: %.2f s for 1 MB starting with %s\n", name.c_str(), s, json(word->substr(0, 4)).dump().c_str());
+      if (name == "misc") continue;  // lowercases, strips and maps to [UNK]: no round trip
       EXPECT_FALSE(ids.empty());
-      EXPECT_EQ(tok.decode(ids), *word) << name;
+      // With Metaspace(prepend_scheme first) a leading space becomes the prefix "▁", which the
+      // Strip decoder removes: one space is lost (so it is with tokenizers).
+      const bool spm = name == "mistral";
+      const std::string want = spm && (*word)[0] == ' ' ? word->substr(1) : *word;
+      EXPECT_TRUE(tok.decode(ids) == want) << name << ": round trip of a 1 MB word starting with "
+                                           << json(word->substr(0, 8)).dump();
     }
   }
 }
