@@ -15,6 +15,11 @@ samples, expected.jsonl records what `tokenizers` produces, one JSON object per 
   "decoded":      decode(ids), only where it differs from the input text (always for "hex")
   "decoded_skip": decode(ids, skip_special_tokens=True), only where it differs from decoded
 
+variants.json: the gpt2 and llama2 fixtures with other component settings (ByteLevel prefix
+space, Split string patterns with every behavior, Digits, Metaspace schemes, normalizer chains,
+added-token flags, RobertaProcessing, decoder chains, unk without byte fallback), and per sample
+one 32-bit hash of all the outputs above (see write_variants).
+
 Invalid UTF-8 ("hex" samples): `tokenizers` cannot take it (Python str), so the reference is the
 encoding of the text our documented policy makes of it — every byte that does not start a
 well-formed sequence becomes U+FFFD (tokenizer.h).
@@ -469,6 +474,108 @@ def save(out_dir, name, tok_json, config, corpus_lines, merges_as_strings=False,
     return tok
 
 
+# ---------------------------------------------------------------------------------------------
+# Component variants: the fixture tokenizers with other settings (ByteLevel add_prefix_space, Split
+# string patterns with every behavior, Digits, Metaspace schemes, normalizer chains, added-token
+# flags, other post-processors and decoders, unk without byte fallback). Only a 32-bit hash of the
+# outputs per sample is stored (variants.json), to keep the fixtures small.
+
+
+def variant_overrides():
+    def added(content, id, special=True, **kw):
+        d = {"id": id, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": special}
+        d.update(kw)
+        return d
+
+    gpt2_added = [added("<|endoftext|>", 2000)]
+    spm_added = [added("<unk>", 0), added("<s>", 1), added("</s>", 2)]
+    v = []
+    v.append(("bl_prefix", "gpt2", {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True,
+                                                      "trim_offsets": True, "use_regex": True}}))
+    v.append(("no_decoder", "gpt2", {"decoder": None}))
+    v.append(("bl_lrstrip", "gpt2", {"added_tokens": [added("<|endoftext|>", 2000, lstrip=True, rstrip=True)]}))
+    v.append(("bl_single_word", "gpt2", {"added_tokens": gpt2_added + [
+        added("<w>", 2001, special=False, single_word=True),
+        added("hello world", 2002, special=False, normalized=True)]}))
+    for beh in ["Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"]:
+        v.append(("split_" + beh, "gpt2", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"String": "e"}, "behavior": beh, "invert": False},
+            {"type": "Split", "pattern": {"Regex": "\\."}, "behavior": beh, "invert": False},
+            {"type": "Digits", "individual_digits": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}}))
+    for scheme in ["always", "first", "never"]:
+        for split in [True, False]:
+            v.append((f"meta_{scheme}_{str(split).lower()}", "llama2", {
+                "normalizer": None,
+                "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme,
+                                  "split": split},
+                "decoder": {"type": "Sequence", "decoders": [
+                    {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split},
+                    {"type": "ByteFallback"}, {"type": "Fuse"}]},
+                "added_tokens": spm_added + [added("[INST]", 1000), added("[/INST]", 1001, lstrip=True)]}))
+    v.append(("spm_norm", "llama2", {
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Strip", "strip_left": True, "strip_right": False},
+            {"type": "Replace", "pattern": {"Regex": "\\."}, "content": "!"},
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}, {"type": "Lowercase"}]},
+        "added_tokens": [added("<unk>", 0), added("<s>", 1, normalized=True), added("</s>", 2)]}))
+    v.append(("spm_no_fallback", "llama2", {"model": {"fuse_unk": False, "byte_fallback": False}}))
+    v.append(("spm_fuse_unk", "llama2", {"model": {"byte_fallback": False}}))
+    v.append(("roberta", "gpt2", {"post_processor": {"type": "RobertaProcessing", "sep": ["<|endoftext|>", 2000],
+                                                     "cls": ["<|endoftext|>", 2000], "trim_offsets": True,
+                                                     "add_prefix_space": False}}))
+    v.append(("decoder_chain", "gpt2", {"decoder": {"type": "Sequence", "decoders": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        {"type": "Strip", "content": " ", "start": 2, "stop": 0},  # stop > 0 panics on "" in tokenizers
+        {"type": "Replace", "pattern": {"String": "e"}, "content": "EE"}]}}))
+    v.append(("normalized_added", "gpt2", {
+        "normalizer": {"type": "Replace", "pattern": {"String": "the"}, "content": "<|endoftext|>"},
+        "added_tokens": [added("<|endoftext|>", 2000, normalized=True)]}))
+    return v
+
+
+def fnv1a32(data):
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def sample_hash(tok, text):
+    """FNV-1a (32 bit) of "ids|ids_special|ids_plain|decoded|decoded_skip" (ids comma-separated)."""
+    ids = tok.encode(text, add_special_tokens=False).ids
+    sp = tok.encode(text, add_special_tokens=True).ids
+    tok.encode_special_tokens = True
+    plain = tok.encode(text, add_special_tokens=False).ids
+    tok.encode_special_tokens = False
+    parts = [",".join(map(str, ids)), ",".join(map(str, sp)), ",".join(map(str, plain)),
+             tok.decode(ids, skip_special_tokens=False), tok.decode(ids, skip_special_tokens=True)]
+    return f"{fnv1a32('|'.join(parts).encode('utf-8')):08x}"
+
+
+def write_variants(out_dir, corpus_lines):
+    samples = [{"line": i} for i in range(100)] + [{"text": t} for t in EXTRA_TEXTS + fuzz_texts()]
+    texts = [corpus_lines[s["line"]] if "line" in s else s["text"] for s in samples]
+    variants = []
+    for name, base, over in variant_overrides():
+        with open(os.path.join(out_dir, base, "tokenizer.json"), encoding="utf-8") as f:
+            tj = json.load(f)
+        for k, val in over.items():
+            if k == "model":
+                tj["model"].update(val)
+            else:
+                tj[k] = val
+        tok = Tokenizer.from_str(json.dumps(tj))
+        variants.append({"name": name, "base": base, "override": over,
+                         "hashes": "".join(sample_hash(tok, t) for t in texts)})
+    with open(os.path.join(out_dir, "variants.json"), "w", encoding="utf-8") as f:
+        json.dump({"hash": "fnv1a32 of ids|ids_special|ids_plain|decoded|decoded_skip, 8 hex digits per sample",
+                   "samples": samples, "variants": variants}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures", "text", "tokenizers"))
@@ -507,6 +614,8 @@ def main():
     save(args.out, "overlap-rev", d, cfg, corpus_lines, expected=False)
     d, cfg = make_misc(generated_lines())
     save(args.out, "misc", d, cfg, corpus_lines, max_lines=120)
+
+    write_variants(args.out, corpus_lines)
 
     total = 0
     for root, _, files in os.walk(args.out):

@@ -1,6 +1,6 @@
 // Tokenizer tests: parity with Hugging Face `tokenizers` on committed fixtures (ids with and
 // without special tokens, special tokens as plain text, decode, skip_special_tokens) for every
-// fixture tokenizer (reference/make_tokenizer_fixtures.py), streaming decode, the merge
+// fixture tokenizer (reference/make_tokenizer_fixtures.py) and 21 component variants, streaming decode, the merge
 // algorithm against a naive BPE, and RELIABILITY.md §3 tests 14 (merges "a b" vs ["a","b"],
 // malformed files), 15 (ids outside the vocabulary, bad byte tokens), 16 (invalid UTF-8),
 // 18 (split multi-byte characters through byte fallback), 19 (a 1 MB word) and 20 (overlapping
@@ -171,6 +171,51 @@ TEST_P(TokenizerParity, IdsAndDecodeMatchHuggingFace) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, TokenizerParity,
                          ::testing::Values("gpt2", "llama3", "qwen2", "llama2", "mistral", "overlap", "misc"),
                          [](const auto& info) { return std::string(info.param); });
+
+// Component variants (variants.json): the gpt2 / llama2 fixtures with other settings, checked
+// by a hash per sample of everything the parity test compares.
+std::string join_ids(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(ids[i]);
+  }
+  return s;
+}
+
+TEST(Tokenizer, ComponentVariantsMatchHuggingFace) {
+  const json v = json::parse(read_file(kTokDir / "variants.json"));
+  const auto lines = corpus_lines();
+  std::vector<std::string> texts;
+  for (const json& s : v["samples"])
+    texts.push_back(s.contains("line") ? lines.at(s["line"].get<size_t>()) : s["text"].get<std::string>());
+  ASSERT_GT(v["variants"].size(), 15u);
+  for (const json& var : v["variants"]) {
+    const std::string name = var["name"];
+    json tj = json::parse(read_file(kTokDir / var["base"].get<std::string>() / "tokenizer.json"));
+    for (const auto& [k, val] : var["override"].items()) {
+      if (k == "model") tj["model"].update(val);
+      else tj[k] = val;
+    }
+    const Tokenizer tok = Tokenizer::from_json_text(tj.dump(), name);
+    const std::string hashes = var["hashes"];
+    ASSERT_EQ(hashes.size(), 8 * texts.size()) << name;
+    size_t matched = 0;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const auto ids = tok.encode(texts[i]);
+      const std::string all = join_ids(ids) + "|" + join_ids(tok.encode(texts[i], {.add_special_tokens = true})) +
+                              "|" + join_ids(tok.encode(texts[i], {.parse_special_tokens = false})) + "|" +
+                              tok.decode(ids) + "|" + tok.decode(ids, {.skip_special_tokens = true});
+      uint32_t h = 0x811C9DC5u;
+      for (unsigned char c : all) h = (h ^ c) * 0x01000193u;
+      char hex[9];
+      std::snprintf(hex, sizeof hex, "%08x", h);
+      if (hashes.compare(8 * i, 8, hex) == 0) ++matched;
+      else ADD_FAILURE() << name << ": outputs differ from tokenizers for " << json(texts[i]).dump();
+    }
+    std::printf("[ parity ] variant %-24s %zu/%zu samples\n", name.c_str(), matched, texts.size());
+  }
+}
 
 TEST(Tokenizer, ConfigTokensAndChatTemplates) {
   const Tokenizer llama3 = Tokenizer::load(kTokDir / "llama3");
