@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -103,12 +104,26 @@ int data_stats_cmd(int argc, char** argv) {
             "rejected, chosen-longer rate, duplicate prompts and pairs, contradicting pairs, score ties, and empty or\n"
             "identical pairs of a preference dataset. Lengths are whitespace-separated words unless --tokenizer.");
   add_read_options(o, false);
-  o.add("tokenizer", "", "model directory or tokenizer.json: lengths in tokens instead of words")
+  o.add("tokenizer", "", "model directory or tokenizer.json: lengths in tokens as training sees them (chat "
+                            "template for conversations, EOS on completions) instead of words")
       .add("bins", "10", "histogram bins");
   if (!o.parse(argc, argv)) return 0;
   StatsOptions so;
   so.read = read_options(o, "stats");
-  so.length = length_counter(o);
+  // With a tokenizer: the token counts training sees (its chat template for conversations).
+  std::optional<Tokenizer> tok;
+  std::optional<ChatTemplate> tmpl;
+  TextEncoder enc;
+  if (!o.str("tokenizer").empty()) {
+    tok.emplace(Tokenizer::load(o.str("tokenizer")));
+    if (!tok->chat_template().empty()) {
+      tmpl.emplace(ChatTemplate::parse(tok->chat_template(), o.str("tokenizer") + " chat_template"));
+      enc = text_encoder(*tok, *tmpl);
+    } else {
+      enc = text_encoder(*tok);
+    }
+    so.encoder = &enc;
+  }
   so.hist_bins = static_cast<int>(o.integer("bins"));
   if (so.hist_bins < 1 || so.hist_bins > 200) throw InputError("rlhf data stats: --bins must be in 1..200");
   return finish(o, data_stats(required_path(o, "in", "stats"), so), "-");

@@ -15,6 +15,15 @@ TextEncoder text_encoder(const Tokenizer& tok) {
   return e;
 }
 
+TextEncoder text_encoder(const Tokenizer& tok, const ChatTemplate& tmpl) {
+  TextEncoder e = text_encoder(tok);
+  const nlohmann::json extra = {{"bos_token", tok.bos_token()}, {"eos_token", tok.eos_token()}};
+  e.render = [&tmpl, extra](const nlohmann::json& messages, bool add_generation_prompt) {
+    return tmpl.render(messages, add_generation_prompt, extra);
+  };
+  return e;
+}
+
 int64_t token_length(const Tokenizer& tok, const std::string& text) {
   return static_cast<int64_t>(tok.encode(text, EncodeOptions{.add_special_tokens = false}).size());
 }

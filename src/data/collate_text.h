@@ -1,15 +1,18 @@
 // A TextEncoder (collate.h) over a Hugging Face tokenizer: encode() calls Tokenizer::encode with
 // special-token parsing on (chat templates write BOS/EOS as text), eos_id from the tokenizer's
-// config. `render` is left empty here: set it from a ChatTemplate for conversational data.
+// config; with a ChatTemplate, render() applies it with the tokenizer's bos_token / eos_token
+// as apply_chat_template passes them.
 #pragma once
 
 #include "data/collate.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace rlhf {
 
-// The tokenizer must outlive the encoder.
+// The tokenizer (and template) must outlive the encoder.
 TextEncoder text_encoder(const Tokenizer& tok);
+TextEncoder text_encoder(const Tokenizer& tok, const ChatTemplate& tmpl);
 
 // Length in tokens of plain text (no special tokens): for the data tools' LengthCounter.
 int64_t token_length(const Tokenizer& tok, const std::string& text);

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "data/collate.h"
 #include "data/text_match.h"
 #include "data/tools.h"
 
@@ -65,14 +66,37 @@ ojson data_stats(const std::filesystem::path& in, const StatsOptions& opt) {
   int64_t dup_prompt_rows = 0, dup_pairs = 0, contradicting = 0;
   std::unordered_map<uint64_t, int64_t> prompt_count;
   std::unordered_set<uint64_t> pairs;
+  int64_t encode_errors = 0, seam_mismatch_rows = 0;
+  std::string first_encode_error;
+  EncodeReport erep;
   for_each_preference(in, ro, rep, [&](PreferenceRecord&& r) {
     ++n;
-    const int64_t p = opt.length(r.prompt), c = opt.length(r.chosen), j = opt.length(r.rejected);
-    lp.push_back(static_cast<int32_t>(p));
-    lc.push_back(static_cast<int32_t>(c));
-    lr.push_back(static_cast<int32_t>(j));
-    chosen_longer += c > j;
-    equal_length += c == j;
+    int64_t p = 0, c = 0, j = 0;
+    bool have_lengths = true;
+    if (opt.encoder) {
+      try {
+        const int64_t before = erep.seam_mismatches;
+        const TokenizedExample ex = encode_example(*opt.encoder, r.prompt, {&r.chosen, &r.rejected}, {}, &erep, r.line);
+        seam_mismatch_rows += erep.seam_mismatches > before;
+        p = static_cast<int64_t>(ex.prompt.size());
+        c = static_cast<int64_t>(ex.completions[0].size());
+        j = static_cast<int64_t>(ex.completions[1].size());
+      } catch (const InputError& e) {
+        if (encode_errors++ == 0) first_encode_error = e.what();
+        have_lengths = false;
+      }
+    } else {
+      p = opt.length(r.prompt);
+      c = opt.length(r.chosen);
+      j = opt.length(r.rejected);
+    }
+    if (have_lengths) {
+      lp.push_back(static_cast<int32_t>(p));
+      lc.push_back(static_cast<int32_t>(c));
+      lr.push_back(static_cast<int32_t>(j));
+      chosen_longer += c > j;
+      equal_length += c == j;
+    }
     chat_rows += r.prompt.is_chat || r.chosen.is_chat;
     const bool is_empty = text_blank(r.chosen) || text_blank(r.rejected);
     empty += is_empty;
@@ -94,7 +118,10 @@ ojson data_stats(const std::filesystem::path& in, const StatsOptions& opt) {
   });
   int64_t max_per_prompt = 0;
   for (const auto& [h, k] : prompt_count) max_per_prompt = std::max(max_per_prompt, k);
-  auto rate = [&](int64_t k) { return n ? std::round(static_cast<double>(k) / n * 10000.0) / 10000.0 : 0.0; };
+  auto rate = [&](int64_t k) {
+    const double m = static_cast<double>(lc.size());  // rows with lengths
+    return m > 0 ? std::round(static_cast<double>(k) / m * 10000.0) / 10000.0 : 0.0;
+  };
 
   ojson s;
   s["tool"] = "stats";
@@ -102,7 +129,13 @@ ojson data_stats(const std::filesystem::path& in, const StatsOptions& opt) {
   s["read"] = rep.to_json();
   s["pairs"] = n;
   s["conversational_rows"] = chat_rows;
-  s["length_unit"] = opt.length.unit;
+  s["length_unit"] = opt.encoder ? "tokens" : opt.length.unit;
+  if (opt.encoder) {
+    s["token_lengths"] = "as trained: prompt with specials or the chat template's generation prompt, completions with EOS";
+    s["encode_errors"] = encode_errors;
+    if (encode_errors) s["first_encode_error"] = first_encode_error;
+    s["seam_mismatch_rows"] = seam_mismatch_rows;
+  }
   s["length"] = {{"prompt", distribution(lp, opt.hist_bins)},
                  {"chosen", distribution(lc, opt.hist_bins)},
                  {"rejected", distribution(lr, opt.hist_bins)}};

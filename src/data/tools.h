@@ -35,10 +35,16 @@ struct LengthCounter {
   int64_t operator()(const Text& t) const;
 };
 
+struct TextEncoder;
+
 struct StatsOptions {
   ReadOptions read;
   LengthCounter length;
   int hist_bins = 10;
+  // When set, lengths are the token counts training sees (collate.h encode_example: prompt with
+  // the tokenizer's specials or the chat template's generation prompt, completions with EOS),
+  // and rows that cannot be encoded (e.g. a template that rewrites earlier turns) are counted.
+  const TextEncoder* encoder = nullptr;
 };
 nlohmann::ordered_json data_stats(const std::filesystem::path& in, const StatsOptions& opt);
 

@@ -361,5 +361,28 @@ TEST(Reliability25, RealBpeSeamIsExact) {
   EXPECT_EQ(token_length(tok, "The sky is blue."), static_cast<int64_t>(tok.encode("The sky is blue.").size()));
 }
 
+TEST(Reliability25, RealChatTemplateSeamAndRewriteError) {
+  const fs::path dir = fs::path(RLHF_FIXTURES_DIR) / "text";
+  const Tokenizer tok = Tokenizer::load(dir / "tokenizers/gpt2");
+  const ChatTemplate chatml = ChatTemplate::parse(read_file(dir / "chat_templates/chatml.jinja"), "chatml");
+  const TextEncoder enc = text_encoder(tok, chatml);
+  const Text prompt = chat({{"system", "Be brief."}, {"user", "Is 7 prime?"}});
+  const Text c = chat({{"assistant", "Yes."}}), r = chat({{"assistant", "No, 7 = 2 x 3."}});
+  const TokenizedExample ex = encode_example(enc, prompt, {&c, &r}, {}, nullptr);
+  EXPECT_EQ(tok.decode(ex.prompt),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nIs 7 prime?<|im_end|>\n<|im_start|>assistant\n");
+  Ids comp = ex.completions[0];
+  comp.pop_back();  // EOS
+  EXPECT_EQ(tok.decode(comp), "Yes.<|im_end|>\n");
+  // A template that marks the final user turn renders it differently once a reply follows.
+  const ChatTemplate rewrite = ChatTemplate::parse(
+      "{% for m in messages %}{% if loop.last and m['role'] == 'user' %}[LAST]{% endif %}{{ m['role'] }}: "
+      "{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",
+      "rewrite");
+  const TextEncoder bad = text_encoder(tok, rewrite);
+  EXPECT_NE(input_error([&] { encode_example(bad, prompt, {&c}, {}, nullptr, 5); }).find("line 5: the chat template renders"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace rlhf

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "data/collate_text.h"
 #include "data/text_match.h"
 #include "data/tools.h"
 #include "data_test_util.h"
@@ -70,6 +71,31 @@ TEST(DataStats, CountsDistributionsDuplicatesAndTies) {
   const ojson s2 = data_stats(p, chars);
   EXPECT_EQ(s2["length_unit"], "characters");
   EXPECT_EQ(s2["length"]["prompt"]["max"], 5);
+}
+
+TEST(DataStats, TokenLengthsAsTrainingSeesThem) {
+  const fs::path dir = fs::path(RLHF_FIXTURES_DIR) / "text";
+  const Tokenizer tok = Tokenizer::load(dir / "tokenizers/gpt2");
+  const ChatTemplate chatml = ChatTemplate::parse(read_file(dir / "chat_templates/chatml.jinja"), "chatml");
+  const TextEncoder enc = text_encoder(tok, chatml);
+  const fs::path p = write_file(
+      scratch_dir() / "in.jsonl",
+      lines({R"({"prompt":"The sky is","chosen":" blue.","rejected":" green today."})",
+             R"({"prompt":[{"role":"user","content":"Is 7 prime?"}],"chosen":[{"role":"assistant","content":"Yes."}],"rejected":[{"role":"assistant","content":"No."}]})"}));
+  StatsOptions opt;
+  opt.encoder = &enc;
+  const ojson s = data_stats(p, opt);
+  EXPECT_EQ(s["length_unit"], "tokens");
+  EXPECT_EQ(s["encode_errors"], 0);
+  const int64_t p0 = static_cast<int64_t>(tok.encode("The sky is").size());
+  const int64_t p1 = static_cast<int64_t>(tok.encode("<|im_start|>user\nIs 7 prime?<|im_end|>\n<|im_start|>assistant\n").size());
+  EXPECT_EQ(s["length"]["prompt"]["min"], std::min(p0, p1));
+  EXPECT_EQ(s["length"]["prompt"]["max"], std::max(p0, p1));
+  // Completions include EOS.
+  const int64_t c0 = static_cast<int64_t>(tok.encode(" blue.").size()) + 1;
+  const int64_t c1 = static_cast<int64_t>(tok.encode("Yes.<|im_end|>\n").size()) + 1;
+  EXPECT_EQ(s["length"]["chosen"]["min"], std::min(c0, c1));
+  EXPECT_EQ(s["length"]["chosen"]["max"], std::max(c0, c1));
 }
 
 // ---------------------------------------------------------------------------------------------
