@@ -715,7 +715,8 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
     im.pad = token_name(cfg, "pad_token", src);
     check_name(im.bos, src, "bos_token");
     check_name(im.eos, src, "eos_token");
-    check_name(im.pad, src, "pad_token");
+    // pad_token is not checked: transformers adds an unknown one as a new token; pad_id() is
+    // then empty here.
     if (auto it = cfg.find("chat_template"); it != cfg.end() && !it->is_null()) {
       if (it->is_string()) {
         im.chat_template = it->get<std::string>();
@@ -739,7 +740,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
     if (!m.is_object()) throw InputError(src + ": expected a JSON object");
     if (im.bos.empty()) im.bos = token_name(m, "bos_token", src), check_name(im.bos, src, "bos_token");
     if (im.eos.empty()) im.eos = token_name(m, "eos_token", src), check_name(im.eos, src, "eos_token");
-    if (im.pad.empty()) im.pad = token_name(m, "pad_token", src), check_name(im.pad, src, "pad_token");
+    if (im.pad.empty()) im.pad = token_name(m, "pad_token", src);
   }
   const fs::path jinja = dir.empty() ? fs::path("chat_template.jinja") : dir / "chat_template.jinja";
   if (fs::exists(jinja)) im.chat_template = read_file(jinja);

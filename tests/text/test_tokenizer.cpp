@@ -426,6 +426,12 @@ TEST(Tokenizer, ConfigTokenNotInVocabularyIsRejected) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("eos_token"), std::string::npos) << e.what();
   }
+  {  // an unknown pad token is no error (transformers would add it): no pad id
+    std::ofstream(dir / "tokenizer_config.json") << R"({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "[PAD]"})";
+  }
+  const Tokenizer tok = Tokenizer::load(dir);
+  EXPECT_EQ(tok.eos_id(), 2);
+  EXPECT_FALSE(tok.pad_id().has_value());
   {
     std::ofstream(dir / "tokenizer_config.json") << R"({"bos_token": {"content": "<s>"}, "eos_token": "</s>", "chat_template": 3})";
   }
