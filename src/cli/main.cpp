@@ -20,6 +20,10 @@ const Command kCommands[] = {
     {"init-model", "create a randomly initialised model (GPT-2, Llama, Qwen2, Mistral) in HF format",
      rlhf::cli::cmd_init_model},
     {"lm", "train a language model on token-id documents or generated data", rlhf::cli::cmd_lm},
+    {"sft", "supervised fine-tuning on a TRL-format JSONL file", rlhf::cli::cmd_sft},
+    {"rm", "train a Bradley-Terry reward model on preference pairs", rlhf::cli::cmd_rm},
+    {"dpo", "direct preference optimisation: DPO, IPO, cDPO, SimPO, ORPO, ... (--loss-type)", rlhf::cli::cmd_dpo},
+    {"eval", "preference accuracy/AUC of a reward model and a policy's implicit reward", rlhf::cli::cmd_eval},
     {"data", "dataset tools: stats, clean, decontaminate, binarize, noise, pairs", rlhf::cli::cmd_data},
 };
 

@@ -1,0 +1,461 @@
+// rlhf sft | rm | dpo: offline training from a TRL-format JSONL file and an HF model directory.
+//
+// One flow for the three: tokenize (tokenizer.json + chat template) -> truncate -> grouped
+// sequences -> reference log-probs (DPO; cached in <out>/ref_logps.safetensors) -> the offline
+// loop with the command's objective -> metrics.jsonl (TRL's names), checkpoint-<step>/,
+// --resume, final HF checkpoint with the tokenizer files. Option names follow TRL's configs.
+#include <omp.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "data/collate.h"
+#include "data/collate_text.h"
+#include "data/records.h"
+#include "eval/preference_metrics.h"
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+#include "tensor/error.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
+#include "train/offline_trainer.h"
+#include "train/train_checkpoint.h"
+
+namespace rlhf::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+enum class Task { sft, rm, dpo };
+
+const char* task_name(Task t) { return t == Task::sft ? "sft" : t == Task::rm ? "rm" : "dpo"; }
+
+void declare(Options& o, Task t) {
+  o.add("model", "", "HF model directory: config.json, safetensors, tokenizer.json (required)")
+      .add("data", "", "training JSONL (.gz/.zst): TRL's standard or conversational layout (required)")
+      .add("eval-data", "", "held-out JSONL evaluated every --eval-steps steps (eval_ metrics)")
+      .add("out", "", "output directory (required)")
+      .add("max-length", "1024", "tokens per sequence (prompt + completion)")
+      .add("max-prompt-length", "0", "keep the last N prompt tokens (0: no limit)")
+      .add("max-completion-length", "0", "keep the first N completion tokens (0: no limit)")
+      .add("truncation-mode", "keep_start", "keep_start | keep_end")
+      .add("per-device-train-batch-size", "8", t == Task::sft ? "examples per micro-batch" : "pairs per micro-batch")
+      .add("gradient-accumulation-steps", "1", "micro-batches per optimizer step")
+      .add("max-steps", "0", "optimizer steps (0: from --num-train-epochs)")
+      .add("num-train-epochs", "1", "epochs when --max-steps is 0")
+      .add("learning-rate", t == Task::dpo ? "1e-6" : t == Task::rm ? "1e-4" : "2e-5", "peak learning rate")
+      .add("lr-scheduler-type", "linear", "constant | constant_with_warmup | linear | cosine")
+      .add("warmup-ratio", "0", "warm-up as a fraction of the steps")
+      .add("warmup-steps", "0", "warm-up steps (overrides --warmup-ratio)")
+      .add("weight-decay", "0", "AdamW decoupled weight decay")
+      .add("adam-beta1", "0.9", "AdamW beta1")
+      .add("adam-beta2", "0.999", "AdamW beta2")
+      .add("adam-epsilon", "1e-8", "AdamW epsilon")
+      .add("max-grad-norm", "1.0", "global gradient-norm clipping (0 disables)")
+      .add("seed", "42", "data order")
+      .add("logging-steps", "1", "print progress every N steps")
+      .add("eval-steps", "0", "evaluate --eval-data every N steps (0: at the end only)")
+      .add("save-steps", "0", "write a resumable checkpoint-<step>/ every N steps (0: none)")
+      .add("save-total-limit", "0", "keep only the newest N checkpoints (0: all)")
+      .flag("resume", "continue from the newest checkpoint in --out")
+      .flag("no-packing", "one sequence per row instead of packing rows to --max-length")
+      .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
+      .add("threads", "0", "CPU threads (0 = all cores)");
+  if (t == Task::dpo) {
+    o.add("loss-type", "sigmoid", "comma-separated DPO losses (TRL's loss_type names, plus cdpo, ipo_sum, rdpo, simpo, orpo)")
+        .add("loss-weights", "", "comma-separated weights of --loss-type (default: all 1)")
+        .add("beta", "0.1", "KL strength (IPO's tau, ORPO's lambda)")
+        .add("label-smoothing", "0", "eps of cdpo, robust, exo_pair, aot")
+        .add("simpo-gamma", "0.5", "SimPO target margin")
+        .add("rdpo-alpha", "0", "R-DPO length penalty")
+        .add("discopop-tau", "0.05", "DiscoPOP temperature")
+        .add("ref-model", "", "reference model directory (default: --model)")
+        .flag("reference-free", "use a uniform reference (L_ref = 0)");
+  }
+  if (t == Task::rm) o.add("center-rewards-coefficient", "0", "eta of the reward-centring term");
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+struct TextSide {
+  Tokenizer tok;
+  std::optional<ChatTemplate> tmpl;
+  TextEncoder enc;
+};
+
+std::unique_ptr<TextSide> load_text(const fs::path& model_dir) {
+  auto side = std::make_unique<TextSide>(TextSide{Tokenizer::load(model_dir), std::nullopt, {}});
+  if (!side->tok.chat_template().empty()) side->tmpl = ChatTemplate::parse(side->tok.chat_template());
+  side->enc = text_encoder(side->tok);
+  if (side->tmpl) {
+    const TextSide* s = side.get();
+    side->enc.render = [s](const nlohmann::json& messages, bool gen) {
+      return s->tmpl->render(messages, gen,
+                             {{"bos_token", s->tok.bos_token()}, {"eos_token", s->tok.eos_token()}});
+    };
+  }
+  return side;
+}
+
+struct Built {
+  OfflineDataset data;
+  CollateReport collate;
+  ReadReport read;
+};
+
+Built build_dataset(Task t, const fs::path& path, const TextSide& text, const Options& o) {
+  Built b;
+  ReadOptions ro;
+  ro.skip_bad_rows = o.boolean("skip-bad-rows");
+  TruncateOptions to;
+  to.max_length = o.integer("max-length");
+  to.max_prompt_length = o.integer("max-prompt-length");
+  to.max_completion_length = o.integer("max-completion-length");
+  to.mode = parse_truncation_mode(o.str("truncation-mode"));
+  EncodeReport er;
+  int64_t group = 0;
+  auto add = [&](const TokenizedExample& ex) {
+    if (truncate_example(ex, group, to, b.data.seqs, b.collate)) ++group;
+  };
+  if (t == Task::sft) {
+    for (const SftRecord& r : read_sft(path, ro, &b.read)) {
+      if (r.prompt) {
+        add(encode_example(text.enc, *r.prompt, {&r.completion}, {}, &er, r.line));
+      } else {  // "text" or "messages": every token after the first is trained on
+        TokenizedExample ex;
+        ex.line = r.line;
+        if (r.completion.is_chat) {
+          if (!text.enc.render) throw InputError(path.string() + ": conversational data needs a chat template");
+          nlohmann::json msgs = nlohmann::json::array();
+          for (const auto& m : r.completion.messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
+          ex.completions.push_back(text.enc.encode(text.enc.render(msgs, false), false));
+        } else {
+          std::vector<int32_t> ids = text.enc.encode(r.completion.text, true);
+          if (text.enc.eos_id && (ids.empty() || ids.back() != *text.enc.eos_id)) ids.push_back(*text.enc.eos_id);
+          ex.completions.push_back(std::move(ids));
+        }
+        add(ex);
+      }
+    }
+  } else {
+    for (const PreferenceRecord& r : read_preferences(path, ro, &b.read)) {
+      add(encode_example(text.enc, r.prompt, {&r.chosen, &r.rejected}, {}, &er, r.line));
+      if (t == Task::rm && static_cast<int64_t>(b.data.group_margin.size()) < group)
+        b.data.group_margin.push_back(r.margin.value_or(0.0));
+    }
+  }
+  if (b.data.seqs.empty()) throw InputError(path.string() + ": no usable rows after reading and truncation");
+  return b;
+}
+
+// Reference log-probs, cached with a fingerprint of the reference model and the sequences.
+std::vector<double> reference_logps(const fs::path& out, const fs::path& ref_dir, const OfflineDataset& data,
+                                    const PackOptions& pack) {
+  uLong crc = 0;
+  for (const Sequence& s : data.seqs) {
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(s.tokens.data()), s.tokens.size() * sizeof(int32_t));
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(&s.prompt_len), sizeof(s.prompt_len));
+  }
+  const std::string key = fs::absolute(ref_dir).string() + "|" + std::to_string(crc) + "|" +
+                          std::to_string(fs::last_write_time(ref_dir / "config.json").time_since_epoch().count());
+  const fs::path cache = out / "ref_logps.safetensors";
+  if (fs::exists(cache)) {
+    auto f = SafetensorsFile::open(cache);
+    auto it = f->metadata().find("key");
+    const TensorView* t = f->find("ref_logps");
+    if (it != f->metadata().end() && it->second == key && t && t->dtype == DType::F64 &&
+        t->numel() == static_cast<int64_t>(data.seqs.size())) {
+      std::vector<double> v(data.seqs.size());
+      std::memcpy(v.data(), t->data, v.size() * sizeof(double));
+      std::cout << "reference log-probs: cached in " << cache.string() << "\n";
+      return v;
+    }
+  }
+  std::cout << "reference log-probs: computing for " << data.seqs.size() << " sequences\n";
+  Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
+  std::vector<double> v = compute_reference_logps(ref, data, pack);
+  write_safetensors(cache, {{"ref_logps", DType::F64, {static_cast<int64_t>(v.size())}, v.data()}}, {{"key", key}});
+  return v;
+}
+
+std::string format_eta(double s) {
+  const int64_t t = static_cast<int64_t>(s + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(t / 3600),
+                static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
+  return buf;
+}
+
+int run(Task task, int argc, char** argv) {
+  Options o(task_name(task), task == Task::sft   ? "Supervised fine-tuning (token-mean NLL on completions)."
+                             : task == Task::rm  ? "Bradley-Terry reward model on preference pairs (scalar head)."
+                                                 : "Direct preference optimisation: DPO and its family (--loss-type).");
+  declare(o, task);
+  if (!o.parse(argc, argv)) return 0;
+  for (const char* req : {"model", "data", "out"})
+    if (o.str(req).empty()) throw InputError(std::string("rlhf ") + task_name(task) + ": --" + req + " is required");
+  set_threads(o.integer("threads"));
+  const fs::path model_dir = o.str("model"), out = o.str("out");
+
+  auto text = load_text(model_dir);
+  Built train = build_dataset(task, o.str("data"), *text, o);
+  std::optional<Built> eval;
+  if (!o.str("eval-data").empty()) eval = build_dataset(task, o.str("eval-data"), *text, o);
+
+  OfflineConfig cfg;
+  cfg.groups_per_micro_batch = o.integer("per-device-train-batch-size");
+  cfg.grad_accum = o.integer("gradient-accumulation-steps");
+  if (cfg.groups_per_micro_batch <= 0 || cfg.grad_accum <= 0)
+    throw InputError("batch size and gradient accumulation must be positive");
+  const int64_t groups = train.data.n_groups();
+  const int64_t per_step = cfg.groups_per_micro_batch * cfg.grad_accum;
+  cfg.max_steps = o.integer("max-steps") > 0
+                      ? o.integer("max-steps")
+                      : static_cast<int64_t>(std::ceil(o.number("num-train-epochs") * groups / per_step));
+  cfg.max_steps = std::max<int64_t>(1, cfg.max_steps);
+  cfg.warmup_steps = o.integer("warmup-steps") > 0 ? o.integer("warmup-steps")
+                                                   : static_cast<int64_t>(std::ceil(o.number("warmup-ratio") * cfg.max_steps));
+  cfg.schedule = parse_lr_schedule(o.str("lr-scheduler-type"));
+  cfg.adam = {o.number("learning-rate"), o.number("adam-beta1"), o.number("adam-beta2"), o.number("adam-epsilon"),
+              o.number("weight-decay"), o.number("max-grad-norm")};
+  cfg.seed = static_cast<uint64_t>(o.integer("seed"));
+  cfg.pack.seq_len = o.integer("max-length");
+  cfg.pack.packing = !o.boolean("no-packing");
+  cfg.want_head = task == Task::rm;
+
+  ObjectiveFn objective;
+  std::vector<double> ref_logp, eval_ref_logp;
+  fs::create_directories(out);
+  if (task == Task::sft) {
+    objective = sft_objective();
+  } else if (task == Task::rm) {
+    objective = reward_objective(o.number("center-rewards-coefficient"), train.data.group_margin);
+  } else {
+    std::vector<std::pair<std::string, double>> losses;
+    const auto names = split_commas(o.str("loss-type"));
+    const auto weights = split_commas(o.str("loss-weights"));
+    if (!weights.empty() && weights.size() != names.size())
+      throw InputError("--loss-weights needs one weight per --loss-type entry");
+    for (size_t i = 0; i < names.size(); ++i) losses.emplace_back(names[i], weights.empty() ? 1.0 : std::stod(weights[i]));
+    objective::PairParams p;
+    p.beta = o.number("beta");
+    p.label_smoothing = o.number("label-smoothing");
+    p.simpo_gamma = o.number("simpo-gamma");
+    p.rdpo_alpha = o.number("rdpo-alpha");
+    p.discopop_tau = o.number("discopop-tau");
+    objective::pairwise_loss(losses, {}, p);  // validates names and parameters before any work
+    objective = pairwise_objective(losses, p);
+    if (!o.boolean("reference-free")) {
+      const fs::path ref_dir = o.str("ref-model").empty() ? model_dir : fs::path(o.str("ref-model"));
+      ref_logp = reference_logps(out, ref_dir, train.data, cfg.pack);
+      if (eval) {
+        Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
+        eval_ref_logp = compute_reference_logps(ref, eval->data, cfg.pack);
+      }
+    }
+  }
+
+  const ModelHeads heads{.lm_head = task != Task::rm, .score_head = task == Task::rm};
+  LoadReport lrep;
+  Transformer policy = load_checkpoint(model_dir, heads, &lrep, cfg.seed);
+  if (lrep.score_head_initialised) std::cout << "score head: newly initialised (the checkpoint has none)\n";
+  AdamW opt(policy, cfg.adam);
+  const BatchOrder order = shuffled_batch_order(groups, cfg.groups_per_micro_batch, cfg.max_steps * cfg.grad_accum, cfg.seed);
+
+  TrainerState st;
+  st.fingerprint = {{"task", task_name(task)}, {"batch_size", cfg.groups_per_micro_batch},
+                    {"grad_accum", cfg.grad_accum}, {"max_steps", cfg.max_steps}, {"seed", cfg.seed},
+                    {"groups", groups}, {"options", o.resolved()}};
+  st.fingerprint["options"].erase("resume");
+  st.fingerprint["options"].erase("threads");
+  st.fingerprint["options"].erase("config");
+  std::vector<std::string> kept;
+  if (o.boolean("resume")) {
+    const auto ckpt = latest_checkpoint(out);
+    if (!ckpt) throw InputError(out.string() + ": --resume given but no checkpoint-* directory there");
+    load_training_checkpoint(*ckpt, policy, opt, st, st.fingerprint);
+    std::ifstream old(out / "metrics.jsonl");
+    for (std::string line; std::getline(old, line);)
+      if (!line.empty() && nlohmann::json::parse(line, nullptr, false).value("step", int64_t{0}) <= st.global_step)
+        kept.push_back(line);
+    std::cout << "resumed from " << ckpt->string() << " at step " << st.global_step << "\n";
+  }
+
+  nlohmann::json manifest = {{"command", task_name(task)},
+                             {"version", RLHF_VERSION},
+                             {"git", RLHF_GIT_VERSION},
+                             {"options", o.resolved()},
+                             {"option_sources", o.provenance()},
+                             {"resolved", {{"max_steps", cfg.max_steps}, {"warmup_steps", cfg.warmup_steps}}},
+                             {"model", {{"family", model_family_name(policy.config().family)}, {"parameters", policy.n_params()}}},
+                             {"data", {{"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", groups},
+                                       {"collate", train.collate.to_json()}}}};
+  write_file_atomic(out / "manifest.json", manifest.dump(2) + "\n");
+
+  std::ofstream metrics(out / "metrics.jsonl", std::ios::trunc);
+  for (const auto& line : kept) metrics << line << "\n";
+  std::cout << "rlhf " << task_name(task) << ": " << groups << (task == Task::sft ? " examples" : " pairs") << ", "
+            << cfg.max_steps << " steps of " << per_step << ", " << policy.n_params() << " parameters\n";
+
+  const bool tty = isatty(STDOUT_FILENO);
+  const int64_t log_every = std::max<int64_t>(1, o.integer("logging-steps"));
+  const int64_t eval_every = o.integer("eval-steps");
+  const int64_t save_every = o.integer("save-steps");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t first = st.global_step;
+  auto eval_order = [&] {
+    const int64_t eg = eval->data.n_groups();
+    BatchOrder bo;
+    for (int64_t g = 0; g < eg; g += cfg.groups_per_micro_batch) {
+      std::vector<int64_t> micro;
+      for (int64_t k = g; k < std::min(eg, g + cfg.groups_per_micro_batch); ++k) micro.push_back(k);
+      bo.push_back(micro);
+    }
+    return bo;
+  };
+  // Reward margins are per dataset, so the reward objective is rebuilt for the eval file.
+  const ObjectiveFn eval_objective =
+      task == Task::rm && eval ? reward_objective(o.number("center-rewards-coefficient"), eval->data.group_margin)
+                               : objective;
+  auto run_eval = [&](int64_t step) {
+    nlohmann::json rec = {{"step", step}};
+    for (const auto& [k, v] : evaluate_offline(policy, eval->data, eval_ref_logp, eval_objective, cfg, eval_order()))
+      rec["eval_" + k] = v;
+    metrics << rec.dump() << "\n" << std::flush;
+    std::cout << (tty ? "\r\033[K" : "") << "eval at step " << step << ": loss " << rec["eval_loss"] << "\n";
+  };
+
+  train_offline(policy, opt, train.data, ref_logp, objective, cfg, order, st.global_step,
+                [&](const OfflineStepLog& log, const Transformer& m, const AdamW& a) {
+                  nlohmann::json rec = {{"step", log.step}};
+                  for (const auto& [k, v] : log.values) rec[k] = v;
+                  metrics << rec.dump() << "\n" << std::flush;
+                  st.global_step = log.step;
+                  if (log.step % log_every == 0 || log.step == cfg.max_steps) {
+                    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                    std::ostringstream line;
+                    line << task_name(task) << " step " << log.step << "/" << cfg.max_steps << " | loss " << std::fixed
+                         << std::setprecision(4) << log.values.at("loss");
+                    for (const char* k : {"rewards/accuracies", "rewards/margins", "accuracy", "margin"})
+                      if (log.values.count(k)) line << " | " << k << " " << log.values.at(k);
+                    line << " | lr " << std::scientific << std::setprecision(2) << log.values.at("learning_rate")
+                         << " | ETA " << format_eta(el / (log.step - first) * (cfg.max_steps - log.step));
+                    std::cout << (tty ? "\r" : "") << line.str() << (tty ? "\033[K" : "\n") << std::flush;
+                  }
+                  if (eval && eval_every > 0 && log.step % eval_every == 0) run_eval(log.step);
+                  if (save_every > 0 && log.step % save_every == 0 && log.step < cfg.max_steps)
+                    save_training_checkpoint(out, m, a, st, o.integer("save-total-limit"));
+                });
+  if (tty) std::cout << "\n";
+  if (eval && (eval_every <= 0 || cfg.max_steps % eval_every != 0)) run_eval(cfg.max_steps);
+  metrics.close();
+  save_checkpoint(policy, out, model_dir);
+  std::cout << "model saved to " << out.string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+// rlhf eval: how well a reward model, and a DPO policy's implicit reward beta * log(pi/pi_ref),
+// order the pairs of a preference file; and how the two agree when both are given.
+int cmd_eval(int argc, char** argv) {
+  Options o("eval", "Preference accuracy, margin and AUC of a reward model and/or a policy's implicit reward\n"
+                    "beta * log(pi/pi_ref) on a pairwise JSONL file, and their correlation when both are given.");
+  o.add("data", "", "pairwise JSONL (TRL layout) (required)")
+      .add("reward-model", "", "reward model directory (scalar head)")
+      .add("policy", "", "policy directory (implicit reward)")
+      .add("ref-model", "", "reference model of --policy (required with --policy)")
+      .add("beta", "0.1", "beta of the implicit reward")
+      .add("max-length", "1024", "tokens per sequence")
+      .add("max-prompt-length", "0", "keep the last N prompt tokens (0: no limit)")
+      .add("max-completion-length", "0", "keep the first N completion tokens (0: no limit)")
+      .add("truncation-mode", "keep_start", "keep_start | keep_end")
+      .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
+      .add("out", "", "write the results as JSON to this file")
+      .add("threads", "0", "CPU threads (0 = all cores)");
+  if (!o.parse(argc, argv)) return 0;
+  if (o.str("data").empty()) throw InputError("rlhf eval: --data is required");
+  if (o.str("reward-model").empty() && o.str("policy").empty())
+    throw InputError("rlhf eval: give --reward-model, --policy (with --ref-model), or both");
+  if (!o.str("policy").empty() && o.str("ref-model").empty())
+    throw InputError("rlhf eval: --policy needs --ref-model for the implicit reward");
+  set_threads(o.integer("threads"));
+  const fs::path tok_dir = o.str("policy").empty() ? fs::path(o.str("reward-model")) : fs::path(o.str("policy"));
+  auto text = load_text(tok_dir);
+  const Built b = build_dataset(Task::dpo, o.str("data"), *text, o);
+  PackOptions pack;
+  pack.seq_len = o.integer("max-length");
+
+  nlohmann::json result = {{"data", o.str("data")}, {"pairs", b.data.n_groups()}, {"rows", b.read.rows}};
+  auto pair_scores = [&](const std::vector<double>& per_seq) {
+    eval::PairScores ps;
+    for (const auto& m : b.data.group_members()) {
+      ps.chosen.push_back(per_seq[m[0]]);
+      ps.rejected.push_back(per_seq[m[1]]);
+    }
+    return ps;
+  };
+  auto report = [&](const std::string& name, const eval::PairScores& ps) {
+    const eval::PreferenceMetrics m = eval::preference_metrics(ps);
+    result[name] = {{"accuracy", m.accuracy}, {"ties", m.ties}, {"margin", m.margin}, {"auc", m.auc}};
+    std::cout << std::left << std::setw(18) << name << " accuracy " << std::fixed << std::setprecision(4) << m.accuracy
+              << "  ties " << m.ties << "  margin " << m.margin << "  AUC " << m.auc << "\n";
+  };
+  std::optional<eval::PairScores> rm_scores, implicit_scores;
+  if (!o.str("reward-model").empty()) {
+    Transformer rm = load_checkpoint(o.str("reward-model"), ModelHeads{.lm_head = false, .score_head = true});
+    rm_scores = pair_scores(compute_head_values(rm, b.data, pack));
+    report("reward_model", *rm_scores);
+  }
+  if (!o.str("policy").empty()) {
+    std::vector<double> pol, ref;
+    {
+      Transformer m = load_checkpoint(o.str("policy"), ModelHeads{});
+      pol = compute_reference_logps(m, b.data, pack);
+    }
+    {
+      Transformer m = load_checkpoint(o.str("ref-model"), ModelHeads{});
+      ref = compute_reference_logps(m, b.data, pack);
+    }
+    std::vector<double> implicit(pol.size());
+    for (size_t i = 0; i < pol.size(); ++i) implicit[i] = o.number("beta") * (pol[i] - ref[i]);
+    implicit_scores = pair_scores(implicit);
+    report("implicit_reward", *implicit_scores);
+  }
+  if (rm_scores && implicit_scores) {
+    std::vector<double> a, c;
+    for (size_t i = 0; i < rm_scores->chosen.size(); ++i) {
+      a.push_back(rm_scores->chosen[i] - rm_scores->rejected[i]);
+      c.push_back(implicit_scores->chosen[i] - implicit_scores->rejected[i]);
+    }
+    result["margin_correlation"] = {{"pearson", eval::pearson(a, c)}, {"spearman", eval::spearman(a, c)}};
+    std::cout << "margin correlation (reward model vs implicit): pearson " << eval::pearson(a, c) << "  spearman "
+              << eval::spearman(a, c) << "\n";
+  }
+  if (!o.str("out").empty()) write_file_atomic(o.str("out"), result.dump(2) + "\n");
+  return 0;
+}
+
+int cmd_sft(int argc, char** argv) { return run(Task::sft, argc, argv); }
+int cmd_rm(int argc, char** argv) { return run(Task::rm, argc, argv); }
+int cmd_dpo(int argc, char** argv) { return run(Task::dpo, argc, argv); }
+
+}  // namespace rlhf::cli
