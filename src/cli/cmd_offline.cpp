@@ -166,15 +166,20 @@ Built build_dataset(Task t, const fs::path& path, const TextSide& text, const Op
   return b;
 }
 
-// Reference log-probs, cached with a fingerprint of the reference model and the sequences.
-std::vector<double> reference_logps(const fs::path& out, const fs::path& ref_dir, const OfflineDataset& data,
-                                    const PackOptions& pack) {
+// CRC-32 of the tokenized training data (tokens and prompt boundaries): the data fingerprint.
+uint32_t data_fingerprint(const OfflineDataset& data) {
   uLong crc = 0;
   for (const Sequence& s : data.seqs) {
     crc = crc32_z(crc, reinterpret_cast<const Bytef*>(s.tokens.data()), s.tokens.size() * sizeof(int32_t));
     crc = crc32_z(crc, reinterpret_cast<const Bytef*>(&s.prompt_len), sizeof(s.prompt_len));
   }
-  const std::string key = fs::absolute(ref_dir).string() + "|" + std::to_string(crc) + "|" +
+  return static_cast<uint32_t>(crc);
+}
+
+// Reference log-probs, cached with a fingerprint of the reference model and the sequences.
+std::vector<double> reference_logps(const fs::path& out, const fs::path& ref_dir, const OfflineDataset& data,
+                                    const PackOptions& pack) {
+  const std::string key = fs::absolute(ref_dir).string() + "|" + std::to_string(data_fingerprint(data)) + "|" +
                           std::to_string(fs::last_write_time(ref_dir / "config.json").time_since_epoch().count());
   const fs::path cache = out / "ref_logps.safetensors";
   if (fs::exists(cache)) {
@@ -283,7 +288,7 @@ int run(Task task, int argc, char** argv) {
   TrainerState st;
   st.fingerprint = {{"task", task_name(task)}, {"batch_size", cfg.groups_per_micro_batch},
                     {"grad_accum", cfg.grad_accum}, {"max_steps", cfg.max_steps}, {"seed", cfg.seed},
-                    {"groups", groups}, {"options", o.resolved()}};
+                    {"groups", groups}, {"data_crc32", data_fingerprint(train.data)}, {"options", o.resolved()}};
   st.fingerprint["options"].erase("resume");
   st.fingerprint["options"].erase("threads");
   st.fingerprint["options"].erase("config");
@@ -306,7 +311,8 @@ int run(Task task, int argc, char** argv) {
                              {"option_sources", o.provenance()},
                              {"resolved", {{"max_steps", cfg.max_steps}, {"warmup_steps", cfg.warmup_steps}}},
                              {"model", {{"family", model_family_name(policy.config().family)}, {"parameters", policy.n_params()}}},
-                             {"data", {{"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", groups},
+                             {"data", {{"file", o.str("data")}, {"fingerprint_crc32", data_fingerprint(train.data)},
+                                       {"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", groups},
                                        {"collate", train.collate.to_json()}}}};
   write_file_atomic(out / "manifest.json", manifest.dump(2) + "\n");
 

@@ -323,6 +323,19 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     k::logprob_forward(out.logp.data(), a.data(ws.lse_scored), opt.want_entropy ? out.entropy.data() : nullptr, hs,
                        P(lm_weight_offset()), targets.data(), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
                        a.data(ws.lm_scratch), ws.vocab_chunk);
+    if (opt.want_logit_mean) {
+      // mean_v z_v = inv_temp * h . (mean_v W_v): one pass over W instead of V logits per row.
+      const float* W = P(lm_weight_offset());
+      std::vector<double> wbar(C, 0.0);
+      for (int64_t v = 0; v < cfg_.vocab_size; ++v)
+        for (int64_t c = 0; c < C; ++c) wbar[c] += W[v * C + c];
+      out.logit_mean.resize(S);
+      for (int64_t i = 0; i < S; ++i) {
+        double dot = 0;
+        for (int64_t c = 0; c < C; ++c) dot += hs[i * C + c] * wbar[c];
+        out.logit_mean[i] = static_cast<float>(dot / static_cast<double>(cfg_.vocab_size) / opt.temperature);
+      }
+    }
   }
   const int64_t H = batch.n_head();
   if (H > 0) {

@@ -75,12 +75,14 @@ struct Batch {
 struct Scores {
   std::vector<float> logp;     // (n_scored)
   std::vector<float> entropy;  // (n_scored) when requested
+  std::vector<float> logit_mean;  // (n_scored) when requested: mean over the vocabulary of the logits
   std::vector<float> head;     // (n_head) scalar head values
 };
 
 struct ForwardOptions {
   float temperature = 1.0f;     // log-probs of logits / temperature (sampling-consistent)
   bool want_entropy = false;
+  bool want_logit_mean = false; // TRL's logits/chosen and logits/rejected metrics
 };
 
 // Activation memory for batches up to (max_B, max_T, max_scored, max_head), planned once.

@@ -51,6 +51,17 @@ ObjectiveFn pairwise_objective(std::vector<std::pair<std::string, double>> losse
       o.d_logp[spans[i].second] = res.grads[i].d_rejected;
     }
     o.metrics = objective::pairwise_metrics(in, params.beta);
+    if (!pol.logit_mean_sum.empty()) {
+      // TRL's logits/chosen (rejected): the vocabulary-mean logit averaged over every chosen
+      // (rejected) token of the batch.
+      double lc = 0, lr = 0, nc = 0, nr = 0;
+      for (auto [c, r] : spans) {
+        lc += pol.logit_mean_sum[c], nc += pol.n_tokens[c];
+        lr += pol.logit_mean_sum[r], nr += pol.n_tokens[r];
+      }
+      o.metrics.emplace_back("logits/chosen", lc / nc);
+      o.metrics.emplace_back("logits/rejected", lr / nr);
+    }
     return o;
   };
 }
@@ -177,7 +188,9 @@ static ObjectiveOutput run_micro_batch(Transformer& policy, Workspace& ws, const
   // A reward model has no LM head: its batches score nothing, only read the head.
   Batch batch = cb.batch;
   if (!policy.heads().lm_head) batch.scored.clear();
-  const SequenceScores sc = sequence_scores(cb, policy.forward(batch, ws));
+  ForwardOptions fo;
+  fo.want_logit_mean = policy.heads().lm_head;
+  const SequenceScores sc = sequence_scores(cb, policy.forward(batch, ws, fo));
   ObjectiveOutput o = objective(cb, sc, ref);
   if (train) {
     for (double& d : o.d_logp) d *= scale;

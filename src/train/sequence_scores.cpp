@@ -13,6 +13,11 @@ SequenceScores sequence_scores(const CollatedBatch& cb, const Scores& s) {
       for (int64_t i = sp.scored_begin; i < sp.scored_end; ++i) sum += s.logp[i];
     }
     out.logp.push_back(sum);
+    if (!s.logit_mean.empty()) {
+      double lm = 0;
+      for (int64_t i = sp.scored_begin; i < sp.scored_end; ++i) lm += s.logit_mean[i];
+      out.logit_mean_sum.push_back(lm);
+    }
     out.n_tokens.push_back(static_cast<double>(sp.scored_end - sp.scored_begin));
     if (sp.head >= 0) {
       RLHF_CHECK(sp.head < static_cast<int64_t>(s.head.size()), "span head beyond the head outputs");

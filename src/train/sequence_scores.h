@@ -17,6 +17,7 @@ struct SequenceScores {
   std::vector<double> logp;     // per span: sum of its completion tokens' log-probs (0 without an LM head)
   std::vector<double> n_tokens; // per span: number of scored tokens
   std::vector<double> head;     // per span: scalar head at its head position (when present)
+  std::vector<double> logit_mean_sum;  // per span: sum over its scored tokens of the vocabulary-mean logit
 };
 
 SequenceScores sequence_scores(const CollatedBatch& cb, const Scores& s);

@@ -99,7 +99,7 @@ TEST_P(TrlDpoReplay, StepsMatchTrl) {
   const auto logs = train_offline(policy, opt, data, ref_logp, pairwise_objective(losses, p), cfg, order_of(run));
   compare(logs, run,
           {"loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-           "logps/chosen", "logps/rejected"});
+           "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected"});
 
   if (GetParam() == "sigmoid") {  // final weights against TRL's after three steps
     auto final_file = SafetensorsFile::open(kTrl / "runs" / "sigmoid_final.safetensors");
