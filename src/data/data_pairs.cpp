@@ -41,6 +41,15 @@ struct PairCounts {
   }
 };
 
+// The summary fields binarize and pairs share.
+void add_pair_counts(ojson& s, const PairCounts& n) {
+  s["counts"] = n.to_json();
+  s["ties"] = n.tied_rows + n.tied_pairs;
+  s["below_gap"] = n.below_gap;
+  s["identical"] = n.identical;
+  s["pairs_per_row"] = n.rows ? static_cast<double>(n.pairs) / static_cast<double>(n.rows) : 0.0;
+}
+
 struct Pick {
   size_t chosen, rejected;
 };
@@ -216,11 +225,7 @@ ojson data_binarize(const fs::path& in, const fs::path& out, const BinarizeOptio
   s["min_gap"] = opt.min_gap;
   s["seed"] = opt.seed;
   s["ranked_rows"] = ranked_rows;
-  s["counts"] = n.to_json();
-  s["ties"] = n.tied_rows + n.tied_pairs;
-  s["below_gap"] = n.below_gap;
-  s["identical"] = n.identical;
-  s["pairs_per_row"] = n.rows ? static_cast<double>(n.pairs) / static_cast<double>(n.rows) : 0.0;
+  add_pair_counts(s, n);
   return s;
 }
 
@@ -316,11 +321,7 @@ ojson data_pairs(const fs::path& in, const fs::path& out, const PairsOptions& op
   s["sample_rows"] = sample_rows;
   s["prompt_groups"] = groups.size();
   s["groups_with_one_sample"] = single;
-  s["counts"] = n.to_json();
-  s["ties"] = n.tied_rows + n.tied_pairs;
-  s["below_gap"] = n.below_gap;
-  s["identical"] = n.identical;
-  s["pairs_per_row"] = n.rows ? static_cast<double>(n.pairs) / static_cast<double>(n.rows) : 0.0;
+  add_pair_counts(s, n);
   return s;
 }
 
