@@ -11,6 +11,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$RLHF" --help | grep -q "init-model" || fail "--help lists commands"
 "$RLHF" lm --help | grep -q -- "--learning-rate" || fail "lm --help"
 "$RLHF" init-model --help | grep -q -- "--family" || fail "init-model --help"
+for cmd in sft rm dpo eval data; do
+  "$RLHF" $cmd --help | grep -q "usage: rlhf $cmd" || fail "$cmd --help"
+done
 
 for fam in gpt2 llama qwen2 mistral; do
   "$RLHF" init-model --family "$fam" --preset tiny --kv-heads $([[ $fam == gpt2 ]] && echo 4 || echo 2) \
