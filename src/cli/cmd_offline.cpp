@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -30,6 +29,7 @@
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "train/offline_trainer.h"
+#include "train/progress.h"
 #include "train/train_checkpoint.h"
 
 namespace rlhf::cli {
@@ -201,14 +201,6 @@ std::vector<double> reference_logps(const fs::path& out, const fs::path& ref_dir
   return v;
 }
 
-std::string format_eta(double s) {
-  const int64_t t = static_cast<int64_t>(s + 0.5);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(t / 3600),
-                static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
-  return buf;
-}
-
 int run(Task task, int argc, char** argv) {
   Options o(task_name(task), task == Task::sft   ? "Supervised fine-tuning (token-mean NLL on completions)."
                              : task == Task::rm  ? "Bradley-Terry reward model on preference pairs (scalar head)."
@@ -293,16 +285,7 @@ int run(Task task, int argc, char** argv) {
   st.fingerprint["options"].erase("threads");
   st.fingerprint["options"].erase("config");
   std::vector<std::string> kept;
-  if (o.boolean("resume")) {
-    const auto ckpt = latest_checkpoint(out);
-    if (!ckpt) throw InputError(out.string() + ": --resume given but no checkpoint-* directory there");
-    load_training_checkpoint(*ckpt, policy, opt, st, st.fingerprint);
-    std::ifstream old(out / "metrics.jsonl");
-    for (std::string line; std::getline(old, line);)
-      if (!line.empty() && nlohmann::json::parse(line, nullptr, false).value("step", int64_t{0}) <= st.global_step)
-        kept.push_back(line);
-    std::cout << "resumed from " << ckpt->string() << " at step " << st.global_step << "\n";
-  }
+  if (o.boolean("resume")) kept = resume_from_latest(out, policy, opt, st, st.fingerprint, std::cout);
 
   nlohmann::json manifest = {{"command", task_name(task)},
                              {"version", RLHF_VERSION},
@@ -363,7 +346,7 @@ int run(Task task, int argc, char** argv) {
                     for (const char* k : {"rewards/accuracies", "rewards/margins", "accuracy", "margin"})
                       if (log.values.count(k)) line << " | " << k << " " << log.values.at(k);
                     line << " | lr " << std::scientific << std::setprecision(2) << log.values.at("learning_rate")
-                         << " | ETA " << format_eta(el / (log.step - first) * (cfg.max_steps - log.step));
+                         << " | ETA " << format_hms(el / (log.step - first) * (cfg.max_steps - log.step));
                     std::cout << (tty ? "\r" : "") << line.str() << (tty ? "\033[K" : "\n") << std::flush;
                   }
                   if (eval && eval_every > 0 && log.step % eval_every == 0) run_eval(log.step);

@@ -253,6 +253,12 @@ struct Chunk {
   size_t size;
 };
 
+void fsync_directory_impl(const fs::path& dir) {
+  FdGuard dfd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dfd.fd < 0) throw IoError("cannot open directory " + dir.string() + " to fsync it: " + errno_text(errno));
+  if (::fsync(dfd.fd) != 0) throw IoError("fsync of directory " + dir.string() + " failed: " + errno_text(errno));
+}
+
 // The atomic write protocol: sibling temporary file, write, fsync, close, rename, directory fsync.
 // On failure before the rename the temporary file is removed and `path` is untouched.
 void write_chunks_atomically(const fs::path& path, const std::vector<Chunk>& chunks) {
@@ -286,13 +292,11 @@ void write_chunks_atomically(const fs::path& path, const std::vector<Chunk>& chu
   if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename from " + tmp.string() + " failed", errno);
 
   // The new file is in place; make the rename itself durable.
-  FdGuard dfd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (dfd.fd < 0)
-    throw IoError(path.string() + ": cannot open directory " + dir.string() + " to fsync it: " +
-                  errno_text(errno));
-  if (::fsync(dfd.fd) != 0)
-    throw IoError(path.string() + ": fsync of directory " + dir.string() + " failed: " +
-                  errno_text(errno));
+  try {
+    fsync_directory_impl(dir);
+  } catch (const IoError& e) {
+    throw IoError(path.string() + ": " + e.what());
+  }
 }
 
 // A shard file name from the index must stay inside the model directory: relative, and without
@@ -591,5 +595,7 @@ void write_safetensors(const fs::path& path, const std::vector<TensorToWrite>& t
 void write_file_atomic(const fs::path& path, const std::string& contents) {
   write_chunks_atomically(path, {{contents.data(), contents.size()}});
 }
+
+void fsync_directory(const fs::path& dir) { fsync_directory_impl(dir); }
 
 }  // namespace rlhf

@@ -94,4 +94,7 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
 // Writes any small text file (config.json, manifests) with the same atomic protocol.
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents);
 
+// Makes renames inside `dir` durable (the last step of the protocol above); IoError on failure.
+void fsync_directory(const std::filesystem::path& dir);
+
 }  // namespace rlhf

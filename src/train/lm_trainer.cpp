@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <numeric>
@@ -16,17 +15,10 @@
 #include "model/checkpoint.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
+#include "train/progress.h"
 #include "train/train_checkpoint.h"
 
 namespace rlhf {
-
-static std::string format_duration(double s) {
-  const int64_t t = static_cast<int64_t>(s + 0.5);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(t / 3600),
-                static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
-  return buf;
-}
 
 LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, const LmTrainConfig& cfg,
                        std::ostream& progress) {
@@ -50,16 +42,8 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
   st.fingerprint = fingerprint;
   std::vector<std::string> kept_metrics;
   if (cfg.resume) {
-    const auto ckpt = latest_checkpoint(cfg.out_dir);
-    if (!ckpt) throw InputError(cfg.out_dir.string() + ": --resume given but no checkpoint-* directory there");
-    load_training_checkpoint(*ckpt, m, opt, st, fingerprint);
+    kept_metrics = resume_from_latest(cfg.out_dir, m, opt, st, fingerprint, progress);
     order_rng.set_state(st.data_rng);
-    // Keep the metrics of the steps the checkpoint covers; later lines belong to the lost run.
-    std::ifstream old(cfg.out_dir / "metrics.jsonl");
-    for (std::string line; std::getline(old, line);)
-      if (!line.empty() && nlohmann::json::parse(line, nullptr, false).value("step", int64_t{0}) <= st.global_step)
-        kept_metrics.push_back(line);
-    progress << "resumed from " << ckpt->string() << " at step " << st.global_step << "\n";
   }
   std::filesystem::create_directories(cfg.out_dir);
   std::ofstream metrics(cfg.out_dir / "metrics.jsonl", std::ios::trunc);
@@ -107,10 +91,7 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
     }
     const double loss = nll / static_cast<double>(std::max<int64_t>(1, total_scored));
     const double gnorm = grad_global_norm(m);
-    if (!std::isfinite(loss) || !std::isfinite(gnorm))
-      throw NumericError("step " + std::to_string(step + 1) + ": non-finite " +
-                       (std::isfinite(loss) ? "gradient norm" : "loss") +
-                       "; stopped before the optimizer step (lower the learning rate or check the data)");
+    require_finite_step(step + 1, loss, gnorm, "");
     const double lr = cfg.adam.lr * lr_multiplier(cfg.schedule, step, cfg.max_steps, cfg.warmup_steps);
     opt.step(m, lr, gnorm);
 
@@ -135,7 +116,7 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
       line << "step " << (step + 1) << "/" << cfg.max_steps << " | loss " << std::fixed << std::setprecision(4) << loss
            << " | lr " << std::scientific << std::setprecision(2) << lr << " | grad_norm " << std::fixed
            << std::setprecision(3) << gnorm << " | " << std::setprecision(0) << tps << " tok/s | ETA "
-           << format_duration(eta);
+           << format_hms(eta);
       progress << (tty ? "\r" : "") << line.str() << (tty ? "\033[K" : "\n") << std::flush;
     }
   }

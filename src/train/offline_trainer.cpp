@@ -150,6 +150,8 @@ static std::vector<double> sequence_values(Transformer& m, const OfflineDataset&
   std::vector<double> out(data.seqs.size(), 0.0);
   const int64_t chunk = std::max<int64_t>(1, pack.max_rows);
   pack.head_at_last = head;
+  // One workspace for every chunk: at most `chunk` rows of seq_len tokens.
+  Workspace ws(m.config(), chunk, pack.seq_len, head ? 0 : chunk * pack.seq_len, head ? chunk : 0);
   for (size_t b = 0; b < data.seqs.size(); b += chunk) {
     std::vector<Sequence> part(data.seqs.begin() + b, data.seqs.begin() + std::min(data.seqs.size(), b + chunk));
     for (Sequence& s : part) s.group = 0;  // not grouped here: one batch of independent rows
@@ -159,7 +161,6 @@ static std::vector<double> sequence_values(Transformer& m, const OfflineDataset&
     const CollatedBatch& cb = cbs[0];
     Batch batch = cb.batch;
     if (head) batch.scored.clear();
-    Workspace ws(m.config(), batch.B, batch.T, batch.n_scored(), batch.n_head());
     const SequenceScores sc = sequence_scores(cb, m.forward(batch, ws));
     for (size_t k = 0; k < part.size(); ++k) out[b + k] = head ? sc.head[k] : sc.logp[k];
   }
@@ -256,10 +257,7 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
       groups_seen += static_cast<int64_t>(groups.size());
     }
     const double gnorm = grad_global_norm(policy);
-    if (!std::isfinite(loss) || !std::isfinite(gnorm))
-      throw NumericError("step " + std::to_string(step + 1) + ": non-finite " +
-                         (std::isfinite(loss) ? "gradient norm" : "loss") + " on groups [" + groups_text +
-                         "]; stopped before the optimizer step");
+    require_finite_step(step + 1, loss, gnorm, " on groups [" + groups_text + "]");
     const double lr = cfg.adam.lr * lr_multiplier(cfg.schedule, step, cfg.max_steps, cfg.warmup_steps);
     opt.step(policy, lr, gnorm);
     log.values = sums;

@@ -44,6 +44,12 @@ double grad_global_norm(const Transformer& m) {
   return std::sqrt(kernels::sum_squares(g.data(), static_cast<int64_t>(g.size())));
 }
 
+void require_finite_step(int64_t step, double loss, double grad_norm, const std::string& where) {
+  if (std::isfinite(loss) && std::isfinite(grad_norm)) return;
+  throw NumericError("step " + std::to_string(step) + ": non-finite " + (std::isfinite(loss) ? "gradient norm" : "loss") +
+                     where + "; stopped before the optimizer step (lower the learning rate or check the data)");
+}
+
 void AdamW::step(Transformer& model, double lr, double norm) {
   std::vector<float>& g = model.grads();
   // PyTorch's clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.

@@ -51,4 +51,8 @@ class AdamW {
 // sqrt(sum of squared gradients), accumulated in double.
 double grad_global_norm(const Transformer& m);
 
+// Throws NumericError "step N: non-finite loss|gradient norm<where>; stopped before the optimizer
+// step ..." unless both are finite: a NaN must never reach the weights (RELIABILITY.md 27, 28).
+void require_finite_step(int64_t step, double loss, double grad_norm, const std::string& where);
+
 }  // namespace rlhf

@@ -1,11 +1,8 @@
 #include "train/train_checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -36,14 +33,6 @@ std::pair<uint32_t, int64_t> file_crc(const fs::path& p) {
     size += got;
   }
   return {static_cast<uint32_t>(crc), size};
-}
-
-void fsync_dir(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) throw IoError(dir.string() + ": cannot open directory to sync: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw IoError(dir.string() + ": fsync failed: " + std::strerror(errno));
 }
 
 std::optional<int64_t> step_of(const fs::path& p, const std::string& prefix) {
@@ -88,10 +77,10 @@ fs::path save_training_checkpoint(const fs::path& out_dir, const Transformer& m,
       files[e.path().filename().string()] = {{"crc32", crc}, {"bytes", size}};
     }
     write_file_atomic(tmp / "manifest.json", nlohmann::json{{"files", files}, {"step", state.global_step}}.dump(2));
-    fsync_dir(tmp);
+    fsync_directory(tmp);
     if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run of the same step replaces it
     fs::rename(tmp, final_dir);
-    fsync_dir(out_dir);
+    fsync_directory(out_dir);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
     throw IoError(final_dir.string() + ": writing the checkpoint failed: " + e.what());
@@ -191,6 +180,20 @@ void load_training_checkpoint(const fs::path& dir, Transformer& m, AdamW& opt, T
                 (state.fingerprint.contains(k) ? state.fingerprint[k].dump() : "absent") + ", now: " + v.dump() + ")";
     throw InputError(dir.string() + ": cannot resume with different settings: " + diff);
   }
+}
+
+std::vector<std::string> resume_from_latest(const fs::path& out_dir, Transformer& m, AdamW& opt, TrainerState& state,
+                                            const nlohmann::json& expected_fingerprint, std::ostream& progress) {
+  const auto ckpt = latest_checkpoint(out_dir);
+  if (!ckpt) throw InputError(out_dir.string() + ": --resume given but no checkpoint-* directory there");
+  load_training_checkpoint(*ckpt, m, opt, state, expected_fingerprint);
+  std::vector<std::string> kept;
+  std::ifstream old(out_dir / "metrics.jsonl");
+  for (std::string line; std::getline(old, line);)
+    if (!line.empty() && nlohmann::json::parse(line, nullptr, false).value("step", int64_t{0}) <= state.global_step)
+      kept.push_back(line);
+  progress << "resumed from " << ckpt->string() << " at step " << state.global_step << "\n";
+  return kept;
 }
 
 }  // namespace rlhf

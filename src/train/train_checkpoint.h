@@ -14,7 +14,9 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -50,5 +52,11 @@ std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::pa
 // (InputError listing the settings that differ).
 void load_training_checkpoint(const std::filesystem::path& dir, Transformer& m, AdamW& opt, TrainerState& state,
                               const nlohmann::json& expected_fingerprint);
+
+// --resume: loads the newest checkpoint in out_dir (InputError when there is none) and returns
+// the lines of out_dir/metrics.jsonl for the steps it covers; later lines belong to the lost run.
+std::vector<std::string> resume_from_latest(const std::filesystem::path& out_dir, Transformer& m, AdamW& opt,
+                                            TrainerState& state, const nlohmann::json& expected_fingerprint,
+                                            std::ostream& progress);
 
 }  // namespace rlhf
