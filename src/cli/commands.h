@@ -10,6 +10,7 @@ int cmd_sft(int argc, char** argv);
 int cmd_rm(int argc, char** argv);
 int cmd_dpo(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_generate(int argc, char** argv);
 
 // Applies --threads (0 = all cores) to OpenMP and OpenBLAS.
 void set_threads(long n);

@@ -24,6 +24,8 @@ const Command kCommands[] = {
     {"rm", "train a Bradley-Terry reward model on preference pairs", rlhf::cli::cmd_rm},
     {"dpo", "direct preference optimisation: DPO, IPO, cDPO, SimPO, ORPO, ... (--loss-type)", rlhf::cli::cmd_dpo},
     {"eval", "preference accuracy/AUC of a reward model and a policy's implicit reward", rlhf::cli::cmd_eval},
+    {"generate", "sample completions for JSONL prompts with the chat template (KV cache)",
+     rlhf::cli::cmd_generate},
     {"data", "dataset tools: stats, clean, decontaminate, binarize, noise, pairs", rlhf::cli::cmd_data},
 };
 
