@@ -95,26 +95,6 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-struct TextSide {
-  Tokenizer tok;
-  std::optional<ChatTemplate> tmpl;
-  TextEncoder enc;
-};
-
-std::unique_ptr<TextSide> load_text(const fs::path& model_dir) {
-  auto side = std::make_unique<TextSide>(TextSide{Tokenizer::load(model_dir), std::nullopt, {}});
-  if (!side->tok.chat_template().empty()) side->tmpl = ChatTemplate::parse(side->tok.chat_template());
-  side->enc = text_encoder(side->tok);
-  if (side->tmpl) {
-    const TextSide* s = side.get();
-    side->enc.render = [s](const nlohmann::json& messages, bool gen) {
-      return s->tmpl->render(messages, gen,
-                             {{"bos_token", s->tok.bos_token()}, {"eos_token", s->tok.eos_token()}});
-    };
-  }
-  return side;
-}
-
 struct Built {
   OfflineDataset data;
   CollateReport collate;
@@ -212,7 +192,7 @@ int run(Task task, int argc, char** argv) {
   set_threads(o.integer("threads"));
   const fs::path model_dir = o.str("model"), out = o.str("out");
 
-  auto text = load_text(model_dir);
+  auto text = load_text_side(model_dir);
   Built train = build_dataset(task, o.str("data"), *text, o);
   std::optional<Built> eval;
   if (!o.str("eval-data").empty()) eval = build_dataset(task, o.str("eval-data"), *text, o);
@@ -388,7 +368,7 @@ int cmd_eval(int argc, char** argv) {
     throw InputError("rlhf eval: --policy needs --ref-model for the implicit reward");
   set_threads(o.integer("threads"));
   const fs::path tok_dir = o.str("policy").empty() ? fs::path(o.str("reward-model")) : fs::path(o.str("policy"));
-  auto text = load_text(tok_dir);
+  auto text = load_text_side(tok_dir);
   const Built b = build_dataset(Task::dpo, o.str("data"), *text, o);
   PackOptions pack;
   pack.seq_len = o.integer("max-length");

@@ -28,4 +28,11 @@ int64_t token_length(const Tokenizer& tok, const std::string& text) {
   return static_cast<int64_t>(tok.encode(text, EncodeOptions{.add_special_tokens = false}).size());
 }
 
+std::unique_ptr<TextSide> load_text_side(const std::filesystem::path& model_dir) {
+  auto side = std::make_unique<TextSide>(TextSide{Tokenizer::load(model_dir), std::nullopt, {}});
+  if (!side->tok.chat_template().empty()) side->tmpl = ChatTemplate::parse(side->tok.chat_template());
+  side->enc = side->tmpl ? text_encoder(side->tok, *side->tmpl) : text_encoder(side->tok);
+  return side;
+}
+
 }  // namespace rlhf
