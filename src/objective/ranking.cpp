@@ -67,14 +67,23 @@ double plackett_luce_loss(const std::vector<double>& scores, const std::vector<i
 }
 
 double kwise_pairs_loss(const std::vector<double>& scores, const std::vector<int64_t>& ranking,
-                        std::vector<double>& grad) {
+                        std::vector<double>& grad, const std::vector<double>& label_values) {
   check_ranking(scores, ranking);
+  if (!label_values.empty() && label_values.size() != scores.size())
+    throw InputError("kwise pairs: one label value per response");
   const int64_t K = static_cast<int64_t>(ranking.size());
-  if (K < 2) return 0.0;
-  const double w = 2.0 / static_cast<double>(K * (K - 1));
+  auto tied = [&](int64_t a, int64_t b) {
+    return !label_values.empty() && label_values[ranking[a]] == label_values[ranking[b]];
+  };
+  int64_t n_pairs = 0;
+  for (int64_t a = 0; a < K; ++a)
+    for (int64_t b = a + 1; b < K; ++b) n_pairs += !tied(a, b);
+  if (n_pairs == 0) return 0.0;
+  const double w = 1.0 / static_cast<double>(n_pairs);
   double loss = 0;
   for (int64_t a = 0; a < K; ++a)
     for (int64_t b = a + 1; b < K; ++b) {
+      if (tied(a, b)) continue;
       const double z = scores[ranking[a]] - scores[ranking[b]];
       loss += -w * log_sigmoid(z);
       const double g = w * sigmoid(-z);

@@ -38,8 +38,10 @@ double plackett_luce_loss(const std::vector<double>& scores, const std::vector<i
 
 // K-wise data as all C(K,2) pairs of one prompt in one batch element, weighted 1/C(K,2)
 // (InstructGPT): Bradley–Terry over every pair ordered by the ranking. Adds into grad.
+// `label_values` (optional, per response, higher is better): pairs whose labels are equal are
+// ties and give no term; the weight is then 1 / (number of untied pairs).
 double kwise_pairs_loss(const std::vector<double>& scores, const std::vector<int64_t>& ranking,
-                        std::vector<double>& grad);
+                        std::vector<double>& grad, const std::vector<double>& label_values = {});
 
 // Listwise Plackett–Luce DPO (DPO paper, App. A.3): the Plackett–Luce loss on the implicit
 // rewards s_i = beta * (logp_i - ref_logp_i) of K ranked responses. Adds d loss / d logp_i

@@ -3,87 +3,10 @@
 #include <cmath>
 #include <numeric>
 
-#include "objective/ranking.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
 
 namespace rlhf {
-
-// ---- objectives ---------------------------------------------------------------------------------
-
-ObjectiveFn sft_objective() {
-  return [](const CollatedBatch& cb, const SequenceScores& pol, const std::vector<double>&) {
-    ObjectiveOutput o;
-    const double tokens = std::accumulate(pol.n_tokens.begin(), pol.n_tokens.end(), 0.0);
-    const double nll = -std::accumulate(pol.logp.begin(), pol.logp.end(), 0.0);
-    o.loss = nll / tokens;
-    o.d_logp.assign(cb.spans.size(), -1.0 / tokens);
-    o.metrics = {{"num_tokens", tokens}};
-    return o;
-  };
-}
-
-// The two spans (chosen = index 0, rejected = index 1) of every group in the batch, in order.
-static std::vector<std::pair<size_t, size_t>> pair_spans(const CollatedBatch& cb) {
-  std::vector<std::pair<size_t, size_t>> pairs;
-  for (size_t k = 0; k < cb.spans.size(); ++k) {
-    if (cb.spans[k].index != 0) continue;
-    size_t r = k + 1;
-    while (r < cb.spans.size() && !(cb.spans[r].group == cb.spans[k].group && cb.spans[r].index == 1)) ++r;
-    RLHF_CHECK(r < cb.spans.size(), "a pair's rejected sequence is not in its batch");
-    pairs.emplace_back(k, r);
-  }
-  return pairs;
-}
-
-ObjectiveFn pairwise_objective(std::vector<std::pair<std::string, double>> losses, objective::PairParams params) {
-  return [losses, params](const CollatedBatch& cb, const SequenceScores& pol, const std::vector<double>& ref) {
-    const auto spans = pair_spans(cb);
-    std::vector<objective::PairInputs> in;
-    for (auto [c, r] : spans)
-      in.push_back({pol.logp[c], pol.logp[r], ref[c], ref[r], pol.n_tokens[c], pol.n_tokens[r]});
-    const objective::PairBatchResult res = objective::pairwise_loss(losses, in, params);
-    ObjectiveOutput o;
-    o.loss = res.loss;
-    o.d_logp.assign(cb.spans.size(), 0.0);
-    for (size_t i = 0; i < spans.size(); ++i) {
-      o.d_logp[spans[i].first] = res.grads[i].d_chosen;
-      o.d_logp[spans[i].second] = res.grads[i].d_rejected;
-    }
-    o.metrics = objective::pairwise_metrics(in, params.beta);
-    if (!pol.logit_mean_sum.empty()) {
-      // TRL's logits/chosen (rejected): the vocabulary-mean logit averaged over every chosen
-      // (rejected) token of the batch.
-      double lc = 0, lr = 0, nc = 0, nr = 0;
-      for (auto [c, r] : spans) {
-        lc += pol.logit_mean_sum[c], nc += pol.n_tokens[c];
-        lr += pol.logit_mean_sum[r], nr += pol.n_tokens[r];
-      }
-      o.metrics.emplace_back("logits/chosen", lc / nc);
-      o.metrics.emplace_back("logits/rejected", lr / nr);
-    }
-    return o;
-  };
-}
-
-ObjectiveFn reward_objective(double eta, std::vector<double> group_margin) {
-  return [eta, group_margin](const CollatedBatch& cb, const SequenceScores& pol, const std::vector<double>&) {
-    const auto spans = pair_spans(cb);
-    std::vector<objective::RewardPair> in;
-    for (auto [c, r] : spans)
-      in.push_back({pol.head[c], pol.head[r], group_margin.empty() ? 0.0 : group_margin[cb.spans[c].group]});
-    const objective::RewardPairResult res = objective::bradley_terry_loss(in, eta);
-    ObjectiveOutput o;
-    o.loss = res.loss;
-    o.d_head.assign(cb.spans.size(), 0.0);
-    for (size_t i = 0; i < spans.size(); ++i) {
-      o.d_head[spans[i].first] = res.d_chosen[i];
-      o.d_head[spans[i].second] = res.d_rejected[i];
-    }
-    o.metrics = {{"accuracy", res.accuracy}, {"margin", res.margin}};
-    return o;
-  };
-}
 
 // ---- data ---------------------------------------------------------------------------------------------
 

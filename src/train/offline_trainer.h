@@ -19,30 +19,11 @@
 
 #include "data/collate.h"
 #include "model/transformer.h"
-#include "objective/pairwise.h"
+#include "train/offline_objectives.h"
 #include "train/optimizer.h"
 #include "train/sequence_scores.h"
 
 namespace rlhf {
-
-// What an objective returns for one micro-batch, per span of the collated batch.
-struct ObjectiveOutput {
-  double loss = 0;
-  std::vector<double> d_logp;  // d loss / d (span's summed log-prob); empty if unused
-  std::vector<double> d_head;  // d loss / d (span's head value); empty if unused
-  std::vector<std::pair<std::string, double>> metrics;
-};
-
-// Policy numbers of the micro-batch's spans, and the reference log-prob of each span
-// (looked up by the sequence's position in the dataset).
-using ObjectiveFn = std::function<ObjectiveOutput(const CollatedBatch& cb, const SequenceScores& policy,
-                                                  const std::vector<double>& ref_logp)>;
-
-// Objectives of the three offline families.
-ObjectiveFn sft_objective();  // token-mean NLL over the micro-batch's completion tokens
-ObjectiveFn pairwise_objective(std::vector<std::pair<std::string, double>> losses, objective::PairParams params);
-// Bradley–Terry on head values; group_margin (may be empty) holds each group's margin.
-ObjectiveFn reward_objective(double center_rewards_coefficient, std::vector<double> group_margin);
 
 struct OfflineConfig {
   int64_t groups_per_micro_batch = 8;  // pairs (or SFT examples) per micro-batch
@@ -66,6 +47,10 @@ struct OfflineStepLog {
 struct OfflineDataset {
   std::vector<Sequence> seqs;           // consecutive sequences of a group, groups numbered 0..G-1
   std::vector<double> group_margin;     // optional, per group
+  std::vector<uint8_t> group_desirable; // unpaired data (KTO): per group, the label
+  // Ranked data: per group, the label's value of each sequence in rank order (index 0 = best;
+  // higher is better, equal values are ties).
+  std::vector<std::vector<double>> group_rank_values;
   int64_t n_groups() const;
   std::vector<std::vector<size_t>> group_members() const;  // sequence indices of each group
 };

@@ -93,6 +93,23 @@ TEST(KwisePairs, AllPairsWeightedAndFiniteDifferences) {
       s, g);
 }
 
+TEST(KwisePairs, TiedLabelsGiveNoPair) {
+  // Labels 3, 3, 1: the tied pair (0, 1) is skipped; the two remaining pairs weigh 1/2 each.
+  const std::vector<double> s = {0.2, -0.3, 0.9}, labels = {3, 3, 1};
+  std::vector<double> g(3, 0.0);
+  const double l = kwise_pairs_loss(s, {0, 1, 2}, g, labels);
+  EXPECT_NEAR(l, 0.5 * (std::log1p(std::exp(-(0.2 - 0.9))) + std::log1p(std::exp(-(-0.3 - 0.9)))), 1e-12);
+  expect_fd(
+      [&](const std::vector<double>& v) {
+        std::vector<double> tmp(3, 0.0);
+        return kwise_pairs_loss(v, {0, 1, 2}, tmp, labels);
+      },
+      s, g);
+  std::vector<double> g2(2, 0.0);
+  EXPECT_EQ(kwise_pairs_loss({1.0, 2.0}, {0, 1}, g2, {5, 5}), 0.0);  // all tied: no signal
+  EXPECT_EQ(g2[0], 0.0);
+}
+
 TEST(ListwiseDpo, IsPlackettLuceOnImplicitRewards) {
   const std::vector<double> lp = {-10, -12, -9}, ref = {-11, -11, -11};
   const std::vector<int64_t> ranking = {0, 2, 1};

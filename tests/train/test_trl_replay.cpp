@@ -142,5 +142,44 @@ TEST_P(TrlRewardReplay, StepsMatchTrl) {
 
 INSTANTIATE_TEST_SUITE_P(Runs, TrlRewardReplay, ::testing::Values("reward", "reward_center", "reward_margin"));
 
+// KTOTrainer: each example is a group of its labelled sequence (index 0) and, for "kto", the
+// KL sequence TRL built for it (the prompt with another row's completion, index 1).
+class TrlKtoReplay : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrlKtoReplay, StepsMatchTrl) {
+  const json run = load_run(GetParam());
+  const json& c = run["config"];
+  const std::string loss_type = c["loss_type"];
+  OfflineDataset data;
+  for (const json& row : run["rows"]) {
+    const int64_t g = row["index"];
+    const auto prompt = row["prompt_ids"].get<std::vector<int32_t>>();
+    for (const char* key : {"completion_ids", "KL_completion_ids"}) {
+      if (!row.contains(key)) continue;
+      std::vector<int32_t> tokens = prompt;
+      const auto completion = row[key].get<std::vector<int32_t>>();
+      tokens.insert(tokens.end(), completion.begin(), completion.end());
+      data.seqs.push_back({tokens, static_cast<int64_t>(prompt.size()), g, std::string(key) == "completion_ids" ? 0 : 1});
+    }
+    data.group_desirable.push_back(row["label"].get<bool>());
+  }
+  ASSERT_EQ(data.seqs.size(), run["rows"].size() * (loss_type == "kto" ? 2 : 1));
+  Transformer ref = load_checkpoint(kTrl / "model", ModelHeads{});
+  Transformer policy = load_checkpoint(kTrl / "model", ModelHeads{});
+  const OfflineConfig cfg = config_of(run);
+  const std::vector<double> ref_logp = compute_reference_logps(ref, data, cfg.pack);
+  objective::KtoParams p{c["beta"], c["desirable_weight"], c["undesirable_weight"]};
+  AdamW opt(policy, cfg.adam);
+  const auto logs = train_offline(policy, opt, data, ref_logp, kto_objective(loss_type, p, data.group_desirable),
+                                  cfg, order_of(run));
+  std::vector<std::string> keys = {"loss",          "grad_norm",       "rewards/chosen", "rewards/rejected",
+                                   "logps/chosen",  "logps/rejected",  "logits/chosen",  "logits/rejected",
+                                   "rewards/margins"};
+  if (loss_type == "kto") keys.push_back("kl");
+  compare(logs, run, keys);
+}
+
+INSTANTIATE_TEST_SUITE_P(Runs, TrlKtoReplay, ::testing::Values("kto", "kto_apo_zero_unpaired"));
+
 }  // namespace
 }  // namespace rlhf
