@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -38,9 +39,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class Task { sft, rm, dpo };
+enum class Task { sft, rm, dpo, kto };
 
-const char* task_name(Task t) { return t == Task::sft ? "sft" : t == Task::rm ? "rm" : "dpo"; }
+const char* task_name(Task t) {
+  return t == Task::sft ? "sft" : t == Task::rm ? "rm" : t == Task::dpo ? "dpo" : "kto";
+}
+
+// What a training file holds: the task and its loss decide (ranked data for Plackett–Luce and
+// K-wise reward models and for listwise DPO).
+enum class DataKind { sft, pairs, unpaired, ranked };
+
+const char* group_noun(DataKind k) {
+  return k == DataKind::sft ? "examples" : k == DataKind::pairs ? "pairs" : k == DataKind::unpaired ? "examples" : "rankings";
+}
 
 void declare(Options& o, Task t) {
   o.add("model", "", "HF model directory: config.json, safetensors, tokenizer.json (required)")
@@ -51,11 +62,13 @@ void declare(Options& o, Task t) {
       .add("max-prompt-length", "0", "keep the last N prompt tokens (0: no limit)")
       .add("max-completion-length", "0", "keep the first N completion tokens (0: no limit)")
       .add("truncation-mode", "keep_start", "keep_start | keep_end")
-      .add("per-device-train-batch-size", "8", t == Task::sft ? "examples per micro-batch" : "pairs per micro-batch")
+      .add("per-device-train-batch-size", "8",
+           t == Task::sft || t == Task::kto ? "examples per micro-batch" : "pairs (or rankings) per micro-batch")
       .add("gradient-accumulation-steps", "1", "micro-batches per optimizer step")
       .add("max-steps", "0", "optimizer steps (0: from --num-train-epochs)")
       .add("num-train-epochs", "1", "epochs when --max-steps is 0")
-      .add("learning-rate", t == Task::dpo ? "1e-6" : t == Task::rm ? "1e-4" : "2e-5", "peak learning rate")
+      .add("learning-rate", t == Task::dpo || t == Task::kto ? "1e-6" : t == Task::rm ? "1e-4" : "2e-5",
+           "peak learning rate")
       .add("lr-scheduler-type", "linear", "constant | constant_with_warmup | linear | cosine")
       .add("warmup-ratio", "0", "warm-up as a fraction of the steps")
       .add("warmup-steps", "0", "warm-up steps (overrides --warmup-ratio)")
@@ -74,7 +87,9 @@ void declare(Options& o, Task t) {
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
       .add("threads", "0", "CPU threads (0 = all cores)");
   if (t == Task::dpo) {
-    o.add("loss-type", "sigmoid", "comma-separated DPO losses (TRL's loss_type names, plus cdpo, ipo_sum, rdpo, simpo, orpo)")
+    o.add("loss-type", "sigmoid",
+          "comma-separated DPO losses (TRL's loss_type names, plus cdpo, ipo_sum, rdpo, simpo, orpo); "
+          "listwise (alone) trains on ranked data")
         .add("loss-weights", "", "comma-separated weights of --loss-type (default: all 1)")
         .add("beta", "0.1", "KL strength (IPO's tau, ORPO's lambda)")
         .add("label-smoothing", "0", "eps of cdpo, robust, exo_pair, aot")
@@ -84,7 +99,20 @@ void declare(Options& o, Task t) {
         .add("ref-model", "", "reference model directory (default: --model)")
         .flag("reference-free", "use a uniform reference (L_ref = 0)");
   }
-  if (t == Task::rm) o.add("center-rewards-coefficient", "0", "eta of the reward-centring term");
+  if (t == Task::kto) {
+    o.add("loss-type", "kto", "kto | apo_zero_unpaired")
+        .add("beta", "0.1", "KL strength")
+        .add("desirable-weight", "1.0", "lambda_D, weight of desirable examples")
+        .add("undesirable-weight", "1.0", "lambda_U, weight of undesirable examples")
+        .add("ref-model", "", "reference model directory (default: --model)");
+  }
+  if (t == Task::rm) {
+    o.add("loss", "bradley_terry", "bradley_terry (pairs) | plackett_luce | kwise (ranked data)")
+        .add("center-rewards-coefficient", "0", "eta of the reward-centring term (bradley_terry)");
+  }
+  if (t == Task::rm || t == Task::dpo)
+    o.add("score-field", "", "ranked data: the score to rank by (raw UltraFeedback: overall_score | "
+                             "fine-grained_score | mean)");
 }
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -95,16 +123,35 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
+DataKind data_kind(Task t, const Options& o) {
+  if (t == Task::sft) return DataKind::sft;
+  if (t == Task::kto) return DataKind::unpaired;
+  if (t == Task::rm) {
+    const std::string loss = o.str("loss");
+    if (loss != "bradley_terry" && loss != "plackett_luce" && loss != "kwise")
+      throw InputError("rlhf rm: --loss expected bradley_terry, plackett_luce or kwise, got '" + loss + "'");
+    return loss == "bradley_terry" ? DataKind::pairs : DataKind::ranked;
+  }
+  const auto names = split_commas(o.str("loss-type"));
+  const bool listwise = std::find(names.begin(), names.end(), "listwise") != names.end();
+  if (listwise && names.size() > 1)
+    throw InputError("--loss-type listwise trains on ranked data and combines with no other loss");
+  return listwise ? DataKind::ranked : DataKind::pairs;
+}
+
+
 struct Built {
   OfflineDataset data;
   CollateReport collate;
   ReadReport read;
+  int64_t ties = 0;  // ranked rows with tied scores
 };
 
-Built build_dataset(Task t, const fs::path& path, const TextSide& text, const Options& o) {
+Built build_dataset(DataKind kind, const fs::path& path, const TextSide& text, const Options& o) {
   Built b;
   ReadOptions ro;
   ro.skip_bad_rows = o.boolean("skip-bad-rows");
+  if (o.declared("score-field")) ro.score_field = o.str("score-field");
   TruncateOptions to;
   to.max_length = o.integer("max-length");
   to.max_prompt_length = o.integer("max-prompt-length");
@@ -115,7 +162,7 @@ Built build_dataset(Task t, const fs::path& path, const TextSide& text, const Op
   auto add = [&](const TokenizedExample& ex) {
     if (truncate_example(ex, group, to, b.data.seqs, b.collate)) ++group;
   };
-  if (t == Task::sft) {
+  if (kind == DataKind::sft) {
     for (const SftRecord& r : read_sft(path, ro, &b.read)) {
       if (r.prompt) {
         add(encode_example(text.enc, *r.prompt, {&r.completion}, {}, &er, r.line));
@@ -135,11 +182,47 @@ Built build_dataset(Task t, const fs::path& path, const TextSide& text, const Op
         add(ex);
       }
     }
-  } else {
+  } else if (kind == DataKind::pairs) {
     for (const PreferenceRecord& r : read_preferences(path, ro, &b.read)) {
       add(encode_example(text.enc, r.prompt, {&r.chosen, &r.rejected}, {}, &er, r.line));
-      if (t == Task::rm && static_cast<int64_t>(b.data.group_margin.size()) < group)
-        b.data.group_margin.push_back(r.margin.value_or(0.0));
+      if (static_cast<int64_t>(b.data.group_margin.size()) < group) b.data.group_margin.push_back(r.margin.value_or(0.0));
+    }
+  } else if (kind == DataKind::unpaired) {
+    // KTO's reference point needs mismatched pairs: as TRL's KTOTrainer builds them, within each
+    // chunk of `batch` rows in file order, row j gets the completion of row j-1 and the chunk's
+    // first row the completion of its last. (The apo_zero_unpaired loss needs none.)
+    const std::vector<UnpairedRecord> rows = read_unpaired(path, ro, &b.read);
+    const bool with_kl = o.str("loss-type") == "kto";
+    const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, o.integer("per-device-train-batch-size")));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const size_t start = i / chunk * chunk, end = std::min(rows.size(), start + chunk);
+      const UnpairedRecord& other = rows[i == start ? end - 1 : i - 1];
+      std::vector<const Text*> completions = {&rows[i].completion};
+      if (with_kl) completions.push_back(&other.completion);
+      add(encode_example(text.enc, rows[i].prompt, completions, {}, &er, rows[i].line));
+      if (static_cast<int64_t>(b.data.group_desirable.size()) < group) b.data.group_desirable.push_back(rows[i].label);
+    }
+  } else {
+    // Sequences in rank order (index 0 = best); scored rows are ranked by score, ties kept as
+    // equal label values (Plackett–Luce orders them by file order, K-wise skips tied pairs).
+    for (const RankedRecord& r : read_ranked(path, ro, &b.read)) {
+      std::vector<int64_t> order = r.ranking;
+      std::vector<double> values(r.completions.size());
+      if (order.empty()) {
+        order.resize(r.completions.size());
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t c) { return r.scores[a] > r.scores[c]; });
+        for (size_t k = 0; k < order.size(); ++k) values[k] = r.scores[order[k]];
+      } else {
+        for (size_t k = 0; k < order.size(); ++k) values[k] = -static_cast<double>(k);
+      }
+      std::vector<const Text*> completions;
+      for (int64_t i : order) completions.push_back(&r.completions[i]);
+      add(encode_example(text.enc, r.prompt, completions, {}, &er, r.line));
+      if (static_cast<int64_t>(b.data.group_rank_values.size()) < group) {
+        b.ties += std::adjacent_find(values.begin(), values.end()) != values.end();
+        b.data.group_rank_values.push_back(std::move(values));
+      }
     }
   }
   if (b.data.seqs.empty()) throw InputError(path.string() + ": no usable rows after reading and truncation");
@@ -181,10 +264,44 @@ std::vector<double> reference_logps(const fs::path& out, const fs::path& ref_dir
   return v;
 }
 
+// The command's objective; per-group labels (margins, ranks, KTO labels) come from `data`, so
+// the evaluation file gets its own.
+ObjectiveFn make_objective(Task task, DataKind kind, const Options& o, const OfflineDataset& data) {
+  if (task == Task::sft) return sft_objective();
+  if (task == Task::rm) {
+    if (kind == DataKind::ranked) return ranked_reward_objective(o.str("loss"), data.group_rank_values);
+    return reward_objective(o.number("center-rewards-coefficient"), data.group_margin);
+  }
+  if (task == Task::kto)
+    return kto_objective(o.str("loss-type"),
+                         {o.number("beta"), o.number("desirable-weight"), o.number("undesirable-weight")},
+                         data.group_desirable);
+  if (kind == DataKind::ranked) {
+    if (o.boolean("reference-free")) throw InputError("rlhf dpo: listwise needs a reference model");
+    return listwise_dpo_objective(o.number("beta"), data.group_rank_values);
+  }
+  std::vector<std::pair<std::string, double>> losses;
+  const auto names = split_commas(o.str("loss-type"));
+  const auto weights = split_commas(o.str("loss-weights"));
+  if (!weights.empty() && weights.size() != names.size())
+    throw InputError("--loss-weights needs one weight per --loss-type entry");
+  for (size_t i = 0; i < names.size(); ++i) losses.emplace_back(names[i], weights.empty() ? 1.0 : std::stod(weights[i]));
+  objective::PairParams p;
+  p.beta = o.number("beta");
+  p.label_smoothing = o.number("label-smoothing");
+  p.simpo_gamma = o.number("simpo-gamma");
+  p.rdpo_alpha = o.number("rdpo-alpha");
+  p.discopop_tau = o.number("discopop-tau");
+  objective::pairwise_loss(losses, {}, p);  // validates names and parameters before any work
+  return pairwise_objective(losses, p);
+}
+
 int run(Task task, int argc, char** argv) {
-  Options o(task_name(task), task == Task::sft   ? "Supervised fine-tuning (token-mean NLL on completions)."
-                             : task == Task::rm  ? "Bradley-Terry reward model on preference pairs (scalar head)."
-                                                 : "Direct preference optimisation: DPO and its family (--loss-type).");
+  Options o(task_name(task),
+            task == Task::sft  ? "Supervised fine-tuning (token-mean NLL on completions)."
+            : task == Task::rm ? "Reward model (scalar head): Bradley-Terry on pairs, Plackett-Luce or K-wise on rankings."
+            : task == Task::dpo ? "Direct preference optimisation: DPO and its family (--loss-type)."
+                                : "KTO on unpaired desirable/undesirable examples (TRL's KTOTrainer layout).");
   declare(o, task);
   if (!o.parse(argc, argv)) return 0;
   for (const char* req : {"model", "data", "out"})
@@ -193,9 +310,11 @@ int run(Task task, int argc, char** argv) {
   const fs::path model_dir = o.str("model"), out = o.str("out");
 
   auto text = load_text_side(model_dir);
-  Built train = build_dataset(task, o.str("data"), *text, o);
+  const DataKind kind = data_kind(task, o);
+  Built train = build_dataset(kind, o.str("data"), *text, o);
+  if (train.ties) std::cout << "ranked data: " << train.ties << " rows with tied scores\n";
   std::optional<Built> eval;
-  if (!o.str("eval-data").empty()) eval = build_dataset(task, o.str("eval-data"), *text, o);
+  if (!o.str("eval-data").empty()) eval = build_dataset(kind, o.str("eval-data"), *text, o);
 
   OfflineConfig cfg;
   cfg.groups_per_micro_batch = o.integer("per-device-train-batch-size");
@@ -218,35 +337,15 @@ int run(Task task, int argc, char** argv) {
   cfg.pack.packing = !o.boolean("no-packing");
   cfg.want_head = task == Task::rm;
 
-  ObjectiveFn objective;
+  const ObjectiveFn objective = make_objective(task, kind, o, train.data);
   std::vector<double> ref_logp, eval_ref_logp;
   fs::create_directories(out);
-  if (task == Task::sft) {
-    objective = sft_objective();
-  } else if (task == Task::rm) {
-    objective = reward_objective(o.number("center-rewards-coefficient"), train.data.group_margin);
-  } else {
-    std::vector<std::pair<std::string, double>> losses;
-    const auto names = split_commas(o.str("loss-type"));
-    const auto weights = split_commas(o.str("loss-weights"));
-    if (!weights.empty() && weights.size() != names.size())
-      throw InputError("--loss-weights needs one weight per --loss-type entry");
-    for (size_t i = 0; i < names.size(); ++i) losses.emplace_back(names[i], weights.empty() ? 1.0 : std::stod(weights[i]));
-    objective::PairParams p;
-    p.beta = o.number("beta");
-    p.label_smoothing = o.number("label-smoothing");
-    p.simpo_gamma = o.number("simpo-gamma");
-    p.rdpo_alpha = o.number("rdpo-alpha");
-    p.discopop_tau = o.number("discopop-tau");
-    objective::pairwise_loss(losses, {}, p);  // validates names and parameters before any work
-    objective = pairwise_objective(losses, p);
-    if (!o.boolean("reference-free")) {
-      const fs::path ref_dir = o.str("ref-model").empty() ? model_dir : fs::path(o.str("ref-model"));
-      ref_logp = reference_logps(out, ref_dir, train.data, cfg.pack);
-      if (eval) {
-        Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
-        eval_ref_logp = compute_reference_logps(ref, eval->data, cfg.pack);
-      }
+  if ((task == Task::dpo && !o.boolean("reference-free")) || task == Task::kto) {
+    const fs::path ref_dir = o.str("ref-model").empty() ? model_dir : fs::path(o.str("ref-model"));
+    ref_logp = reference_logps(out, ref_dir, train.data, cfg.pack);
+    if (eval) {
+      Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
+      eval_ref_logp = compute_reference_logps(ref, eval->data, cfg.pack);
     }
   }
 
@@ -281,7 +380,7 @@ int run(Task task, int argc, char** argv) {
 
   std::ofstream metrics(out / "metrics.jsonl", std::ios::trunc);
   for (const auto& line : kept) metrics << line << "\n";
-  std::cout << "rlhf " << task_name(task) << ": " << groups << (task == Task::sft ? " examples" : " pairs") << ", "
+  std::cout << "rlhf " << task_name(task) << ": " << groups << " " << group_noun(kind) << ", "
             << cfg.max_steps << " steps of " << per_step << ", " << policy.n_params() << " parameters\n";
 
   const bool tty = isatty(STDOUT_FILENO);
@@ -300,10 +399,7 @@ int run(Task task, int argc, char** argv) {
     }
     return bo;
   };
-  // Reward margins are per dataset, so the reward objective is rebuilt for the eval file.
-  const ObjectiveFn eval_objective =
-      task == Task::rm && eval ? reward_objective(o.number("center-rewards-coefficient"), eval->data.group_margin)
-                               : objective;
+  const ObjectiveFn eval_objective = eval ? make_objective(task, kind, o, eval->data) : objective;
   auto run_eval = [&](int64_t step) {
     nlohmann::json rec = {{"step", step}};
     for (const auto& [k, v] : evaluate_offline(policy, eval->data, eval_ref_logp, eval_objective, cfg, eval_order()))
@@ -323,7 +419,7 @@ int run(Task task, int argc, char** argv) {
                     std::ostringstream line;
                     line << task_name(task) << " step " << log.step << "/" << cfg.max_steps << " | loss " << std::fixed
                          << std::setprecision(4) << log.values.at("loss");
-                    for (const char* k : {"rewards/accuracies", "rewards/margins", "accuracy", "margin"})
+                    for (const char* k : {"rewards/accuracies", "rewards/margins", "kl", "accuracy", "margin"})
                       if (log.values.count(k)) line << " | " << k << " " << log.values.at(k);
                     line << " | lr " << std::scientific << std::setprecision(2) << log.values.at("learning_rate")
                          << " | ETA " << format_hms(el / (log.step - first) * (cfg.max_steps - log.step));
@@ -369,7 +465,7 @@ int cmd_eval(int argc, char** argv) {
   set_threads(o.integer("threads"));
   const fs::path tok_dir = o.str("policy").empty() ? fs::path(o.str("reward-model")) : fs::path(o.str("policy"));
   auto text = load_text_side(tok_dir);
-  const Built b = build_dataset(Task::dpo, o.str("data"), *text, o);
+  const Built b = build_dataset(DataKind::pairs, o.str("data"), *text, o);
   PackOptions pack;
   pack.seq_len = o.integer("max-length");
 
@@ -426,5 +522,6 @@ int cmd_eval(int argc, char** argv) {
 int cmd_sft(int argc, char** argv) { return run(Task::sft, argc, argv); }
 int cmd_rm(int argc, char** argv) { return run(Task::rm, argc, argv); }
 int cmd_dpo(int argc, char** argv) { return run(Task::dpo, argc, argv); }
+int cmd_kto(int argc, char** argv) { return run(Task::kto, argc, argv); }
 
 }  // namespace rlhf::cli

@@ -9,6 +9,7 @@ int cmd_data(int argc, char** argv);
 int cmd_sft(int argc, char** argv);
 int cmd_rm(int argc, char** argv);
 int cmd_dpo(int argc, char** argv);
+int cmd_kto(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 

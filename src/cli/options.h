@@ -33,6 +33,7 @@ class Options {
   double number(const std::string& name) const;
   bool boolean(const std::string& name) const;
   bool given(const std::string& name) const { return given_.count(name) > 0; }
+  bool declared(const std::string& name) const { return specs_.count(name) > 0; }
   nlohmann::json resolved() const;                  // every option and its value
   nlohmann::json provenance() const;                // option -> "default" | "<recipe>:<line>" | "command line"
   std::string help() const;

@@ -78,6 +78,41 @@ grep -q '"auc"' "$tmp/eval.json" && grep -q '"spearman"' "$tmp/eval.json" || fai
 acc=$(sed -n '/"implicit_reward"/,/}/s/.*"accuracy": \([0-9.e-]*\).*/\1/p' "$tmp/eval.json")
 awk -v a="$acc" 'BEGIN { exit !(a > 0.6) }' || fail "implicit-reward accuracy $acc after DPO"
 
+# KTO on TRL's unpaired layout: the loss falls, TRL's KTO metrics are logged, z0 ("kl") leaves 0.
+"$RLHF" kto --model "$tmp/base" --data "$ROOT/tests/fixtures/trl/unpaired.jsonl" --out "$tmp/kto" \
+  --per-device-train-batch-size 4 --max-steps 30 --learning-rate 1e-3 --max-length 64 > "$tmp/kto.log"
+for k in kl rewards/chosen rewards/rejected rewards/margins logps/chosen logps/rejected logits/chosen; do
+  tail -1 "$tmp/kto/metrics.jsonl" | grep -q "\"$k\"" || fail "kto metric $k missing"
+done
+metric() { tail -1 "$1" | sed "s|.*\"$2\":\([0-9.e+-]*\).*|\1|"; }
+awk -v l="$(metric "$tmp/kto/metrics.jsonl" loss)" -v kl="$(metric "$tmp/kto/metrics.jsonl" kl)" \
+  'BEGIN { exit !(l < 0.45 && kl > 0) }' || fail "kto did not learn: $(tail -1 "$tmp/kto/metrics.jsonl")"
+
+# Ranked data (scores with ties, and explicit rankings): Plackett-Luce and K-wise reward models,
+# listwise DPO. Each learns to order the four completions of every prompt.
+for i in $(seq 0 23); do
+  c=(red green blue yellow black white); c1=${c[$((i % 6))]}; c2=${c[$(((i + 1) % 6))]}
+  if (( i % 2 == 0 )); then
+    printf '{"prompt": "What color is item %d ?", "completions": [" It is %s .", " It is %s , I think .", " Maybe %s .", " No idea ."], "scores": [4, 3, %d, 1]}\n' \
+      "$i" "$c1" "$c1" "$c2" $(( i % 4 == 0 ? 3 : 2 )) >> "$tmp/ranked.jsonl"
+  else
+    printf '{"prompt": "What color is item %d ?", "completions": [" No idea .", " Maybe %s .", " It is %s , I think .", " It is %s ."], "ranking": [3, 2, 1, 0]}\n' \
+      "$i" "$c2" "$c1" "$c1" >> "$tmp/ranked.jsonl"
+  fi
+done
+for loss in plackett_luce kwise; do
+  "$RLHF" rm --model "$tmp/base" --data "$tmp/ranked.jsonl" --loss "$loss" --out "$tmp/rm_$loss" \
+    --per-device-train-batch-size 4 --max-steps 30 --learning-rate 1e-3 --max-length 64 > "$tmp/rm_$loss.log"
+  grep -q "24 rankings" "$tmp/rm_$loss.log" && grep -q "6 rows with tied scores" "$tmp/rm_$loss.log" \
+    || fail "rm $loss data summary: $(cat "$tmp/rm_$loss.log")"
+  awk -v a="$(metric "$tmp/rm_$loss/metrics.jsonl" accuracy)" 'BEGIN { exit !(a > 0.9) }' \
+    || fail "rm $loss accuracy: $(tail -1 "$tmp/rm_$loss/metrics.jsonl")"
+done
+"$RLHF" dpo --model "$tmp/base" --data "$tmp/ranked.jsonl" --loss-type listwise --out "$tmp/listwise" \
+  --per-device-train-batch-size 4 --max-steps 30 --learning-rate 1e-3 --max-length 64 > "$tmp/listwise.log"
+awk -v a="$(metric "$tmp/listwise/metrics.jsonl" rewards/accuracies)" 'BEGIN { exit !(a > 0.7) }' \
+  || fail "listwise DPO accuracy: $(tail -1 "$tmp/listwise/metrics.jsonl")"
+
 # Bad input: a named error and exit code 2.
 printf '{"prompt": "a", "chosen": 3, "rejected": "b"}\n' > "$tmp/bad.jsonl"
 set +e
@@ -88,4 +123,17 @@ set +e
 out=$("$RLHF" dpo --model "$tmp/base" --data "$PREFS" --out "$tmp/bad2" --loss-type sigmod 2>&1); rc=$?
 set -e
 [[ $rc -eq 2 && $out == *"sigmod"* ]] || fail "bad loss type: rc=$rc $out"
+set +e
+out=$("$RLHF" dpo --model "$tmp/base" --data "$tmp/ranked.jsonl" --out "$tmp/bad3" --loss-type listwise,sigmoid 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"listwise"* ]] || fail "listwise combined: rc=$rc $out"
+printf '{"prompt": "a", "completion": "b", "label": true}\n{"prompt": "a", "completion": "b"}\n' > "$tmp/bad_kto.jsonl"
+set +e
+out=$("$RLHF" kto --model "$tmp/base" --data "$tmp/bad_kto.jsonl" --out "$tmp/bad4" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"bad_kto.jsonl:2"*"label"* ]] || fail "kto missing label: rc=$rc $out"
+set +e
+out=$("$RLHF" rm --model "$tmp/base" --data "$PREFS" --out "$tmp/bad5" --loss plackett 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"plackett"* ]] || fail "bad rm loss: rc=$rc $out"
 echo "1 passed, 0 failed"
