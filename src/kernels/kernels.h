@@ -99,6 +99,17 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
                         const int32_t* seg_start, const AttentionShape& s, float* scratch);
 int64_t attention_scratch_floats(const AttentionShape& s);
 
+// Inference attention of new query rows against a key/value cache (src/kernels/cpu/attention_cached.cpp).
+// The cache holds s.B sequences of up to s.T tokens: k_cache, v_cache (s.B, n_kv_heads, s.T, head_dim).
+// Row n of q (N rows, ld_q floats apart, n_heads heads of head_dim) is the token of sequence
+// seq[n] at position pos[n], whose own key and value are already in the cache; it attends to
+// keys [max(0, pos[n] - window + 1), pos[n]]. out (N, n_heads * head_dim). Rows of one sequence
+// at consecutive positions are processed as one block (a prefill is a few GEMMs, not N GEMVs).
+// scratch: attention_cached_scratch_floats(s) floats.
+void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_cache, const float* v_cache,
+                      const int32_t* seq, const int32_t* pos, int64_t N, const AttentionShape& s, float* scratch);
+int64_t attention_cached_scratch_floats(const AttentionShape& s);
+
 // ---- fused log-probability of the next token --------------------------------------------
 
 // For N scored rows: logp[n] = log softmax(h[n] @ W^T * inv_temp)[targets[n]], where

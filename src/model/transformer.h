@@ -106,6 +106,30 @@ class Workspace {
   int d_x, d_norm, d_qkv, d_att, d_mlp_in, d_mlp_act, d_h_scored, d_h_head, att_scratch;
 };
 
+// Keys and values of up to max_seqs sequences (slots) of up to max_len tokens each, so that
+// decoding runs each new token once instead of the whole prefix (Transformer::decode, in
+// transformer_decode.cpp). Slot s holds len(s) tokens at positions 0..len(s)-1. Inference only.
+class KVCache {
+ public:
+  KVCache(const ModelConfig& cfg, int64_t max_seqs, int64_t max_len);
+  int64_t max_seqs() const { return max_seqs_; }
+  int64_t max_len() const { return max_len_; }
+  int64_t len(int64_t slot) const { return len_.at(slot); }
+  void clear(int64_t slot) { len_.at(slot) = 0; }
+  // Slot `to` becomes a copy of slot `from` (the n samples of one prompt share its prefill).
+  void copy(int64_t from, int64_t to);
+  int64_t bytes() const { return static_cast<int64_t>((k_.size() + v_.size()) * sizeof(float)); }
+
+ private:
+  friend class Transformer;
+  float* k(int64_t layer, int64_t slot) { return k_.data() + (layer * max_seqs_ + slot) * per_slot_; }
+  float* v(int64_t layer, int64_t slot) { return v_.data() + (layer * max_seqs_ + slot) * per_slot_; }
+  int64_t n_layers_, max_seqs_, max_len_, kv_heads_, head_dim_, per_slot_;  // per_slot_ = kv_heads_ * max_len_ * head_dim_
+  std::vector<int64_t> len_;
+  std::vector<float> k_, v_;  // (layers, max_seqs, n_kv_heads, max_len, head_dim)
+  std::vector<float> scratch_;  // activations of one decode call, grown on demand
+};
+
 class Transformer {
  public:
   Transformer(ModelConfig cfg, ModelHeads heads);
@@ -131,6 +155,13 @@ class Transformer {
   // Uses the activations of the last forward(batch, ws) call.
   void backward(const Batch& batch, Workspace& ws, const std::vector<float>& dlogp,
                 const std::vector<float>& dhead);
+
+  // Appends tokens[i] (one or more ids) to cache slot slots[i] (distinct slots) in one batched
+  // pass, and writes the next-token logits after the last of them, unscaled, to
+  // logits (slots.size(), vocab_size). A prompt's prefill and other sequences' single decode
+  // tokens can share a call. Needs the LM head; no gradients.
+  void decode(KVCache& cache, const std::vector<int64_t>& slots, const std::vector<std::vector<int32_t>>& tokens,
+              float* logits);
 
   // Forward FLOPs of the matrix products for n tokens of context T (for throughput reports):
   // 2 * params_in_matmuls * n + attention 2 * 2 * n * T_avg * n_heads * head_dim.

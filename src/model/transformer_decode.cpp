@@ -1,0 +1,135 @@
+// Decoding with a key/value cache: the forward of transformer.cpp for new tokens only, their
+// keys and values appended to the cache, attention over the cached prefix (attention_cached).
+//
+// All new tokens of one call (whole prompts being prefilled and single tokens of sequences being
+// decoded) are rows of one (N, C) matrix, so every projection is one GEMM over the batch; only
+// attention looks at per-sequence positions. Nothing is saved for a backward: the residual
+// stream is updated in place and the activation buffers are reused by every layer.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "kernels/kernels.h"
+#include "model/transformer.h"
+#include "tensor/error.h"
+
+namespace rlhf {
+
+namespace k = kernels;
+
+KVCache::KVCache(const ModelConfig& cfg, int64_t max_seqs, int64_t max_len)
+    : n_layers_(cfg.n_layers),
+      max_seqs_(max_seqs),
+      max_len_(max_len),
+      kv_heads_(cfg.n_kv_heads),
+      head_dim_(cfg.head_dim),
+      per_slot_(cfg.n_kv_heads * max_len * cfg.head_dim),
+      len_(max_seqs, 0) {
+  RLHF_CHECK(max_seqs > 0 && max_len > 0, "KVCache: max_seqs and max_len must be positive");
+  k_.assign(n_layers_ * max_seqs_ * per_slot_, 0.0f);
+  v_.assign(k_.size(), 0.0f);
+}
+
+void KVCache::copy(int64_t from, int64_t to) {
+  const int64_t n = len_.at(from);
+  len_.at(to) = n;
+  if (from == to) return;
+  // Per (layer, kv head) only the first n positions are live.
+  for (int64_t l = 0; l < n_layers_; ++l)
+    for (int64_t h = 0; h < kv_heads_; ++h) {
+      const int64_t off = h * max_len_ * head_dim_;
+      std::copy_n(k(l, from) + off, n * head_dim_, k(l, to) + off);
+      std::copy_n(v(l, from) + off, n * head_dim_, v(l, to) + off);
+    }
+}
+
+void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
+                         const std::vector<std::vector<int32_t>>& tokens, float* logits) {
+  RLHF_CHECK(heads_.lm_head, "decode needs an LM head");
+  RLHF_CHECK(slots.size() == tokens.size(), "decode: one token list per slot");
+  RLHF_CHECK(cache.n_layers_ == cfg_.n_layers && cache.kv_heads_ == cfg_.n_kv_heads && cache.head_dim_ == cfg_.head_dim,
+             "decode: the cache was built for another model");
+  const int64_t M = static_cast<int64_t>(slots.size());
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, QKV = cfg_.qkv_dim();
+  const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, D = cfg_.head_dim, A = H * D, T = cache.max_len_;
+  const bool gpt2 = cfg_.is_gpt2();
+  // Learned position embeddings end at max_position_embeddings; RoPE only needs the cache room.
+  const int64_t max_pos = gpt2 ? std::min(T, cfg_.max_position_embeddings) : T;
+
+  std::vector<int32_t> tok, pos, seq;
+  std::vector<int64_t> last(M);  // row of each slot's last new token
+  std::vector<char> seen(cache.max_seqs_, 0);
+  for (int64_t i = 0; i < M; ++i) {
+    const int64_t s = slots[i];
+    RLHF_CHECK(s >= 0 && s < cache.max_seqs_ && !seen[s], "decode: slot " + std::to_string(s) +
+                                                               " is out of range or given twice");
+    seen[s] = 1;
+    const int64_t n = static_cast<int64_t>(tokens[i].size()), p0 = cache.len_[s];
+    RLHF_CHECK(n > 0, "decode: slot " + std::to_string(s) + " has no new tokens");
+    RLHF_CHECK(p0 + n <= max_pos, "decode: slot " + std::to_string(s) + " would hold " + std::to_string(p0 + n) +
+                                      " tokens, beyond its room of " + std::to_string(max_pos));
+    for (int64_t j = 0; j < n; ++j) {
+      const int32_t t = tokens[i][j];
+      RLHF_CHECK(t >= 0 && t < cfg_.vocab_size, "decode: token id " + std::to_string(t) +
+                                                    " outside the vocabulary of " + std::to_string(cfg_.vocab_size));
+      tok.push_back(t);
+      pos.push_back(static_cast<int32_t>(p0 + j));
+      seq.push_back(static_cast<int32_t>(s));
+    }
+    last[i] = static_cast<int64_t>(tok.size()) - 1;
+  }
+  const int64_t N = static_cast<int64_t>(tok.size());
+
+  const k::AttentionShape as{cache.max_seqs_, T, static_cast<int>(H), static_cast<int>(KV), static_cast<int>(D),
+                             static_cast<int>(cfg_.sliding_window)};
+  const int64_t in_w = gpt2 ? I : 2 * I;
+  // Scratch: x, h, y (N, C); mean, rstd (N); qkv; att; mlp_in; act; then the attention kernel's.
+  const int64_t att_scratch = k::attention_cached_scratch_floats(as);
+  const int64_t need = N * (3 * C + 2 + QKV + A + in_w + I) + att_scratch;
+  if (static_cast<int64_t>(cache.scratch_.size()) < need) cache.scratch_.resize(need);
+  float* x = cache.scratch_.data();
+  float* h = x + N * C;
+  float* y = h + N * C;
+  float* mean = y + N * C;
+  float* rstd = mean + N;
+  float* qkv = rstd + N;
+  float* att = qkv + N * QKV;
+  float* mlp_in = att + N * A;
+  float* act = mlp_in + N * in_w;
+  float* att_buf = act + N * I;
+
+  k::embedding_forward(x, tok.data(), pos.data(), P(wte_), P(wpe_), N, C);
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+    const LayerSlots& s = layers_[l];
+    norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
+    k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
+    if (!gpt2) {
+      k::rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads, as.head_dim);
+      k::rope_forward(qkv + A, pos.data(), inv_freq_.data(), N, QKV, as.n_kv_heads, as.head_dim);
+    }
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t g = 0; g < KV; ++g) {
+        const int64_t off = (g * T + pos[n]) * D;
+        std::copy_n(qkv + n * QKV + (H + g) * D, D, cache.k(l, seq[n]) + off);
+        std::copy_n(qkv + n * QKV + (H + KV + g) * D, D, cache.v(l, seq[n]) + off);
+      }
+    k::attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq.data(), pos.data(), N, as, att_buf);
+    k::matmul_forward(y, att, P(s.o_w), P(s.o_b), N, A, C);
+    k::add_inplace(x, y, N * C);
+    norm_forward(h, mean, rstd, x, s.norm2_w, s.norm2_b, N);
+    k::matmul_forward(mlp_in, h, P(s.up_w), P(s.up_b), N, C, in_w);
+    if (gpt2)
+      k::gelu_forward(act, mlp_in, N * I);
+    else
+      k::swiglu_forward(act, mlp_in, N, I);
+    k::matmul_forward(y, act, P(s.down_w), P(s.down_b), N, I, C);
+    k::add_inplace(x, y, N * C);
+  }
+  // Only the last new token of each slot predicts anything: gather, final norm, LM head.
+  for (int64_t i = 0; i < M; ++i) std::copy_n(x + last[i] * C, C, y + i * C);
+  norm_forward(h, mean, rstd, y, normf_w_, normf_b_, M);
+  k::matmul_forward(logits, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size);
+  for (int64_t i = 0; i < M; ++i) cache.len_[slots[i]] += static_cast<int64_t>(tokens[i].size());
+}
+
+}  // namespace rlhf
