@@ -455,6 +455,7 @@ int cmd_eval(int argc, char** argv) {
       .add("truncation-mode", "keep_start", "keep_start | keep_end")
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
       .add("out", "", "write the results as JSON to this file")
+      .add("scores-out", "", "write per-pair scores as JSONL (reward model, policy and reference log-probs, implicit reward)")
       .add("threads", "0", "CPU threads (0 = all cores)");
   if (!o.parse(argc, argv)) return 0;
   if (o.str("data").empty()) throw InputError("rlhf eval: --data is required");
@@ -485,9 +486,15 @@ int cmd_eval(int argc, char** argv) {
               << "  ties " << m.ties << "  margin " << m.margin << "  AUC " << m.auc << "\n";
   };
   std::optional<eval::PairScores> rm_scores, implicit_scores;
+  std::vector<nlohmann::ordered_json> rows(b.data.n_groups());
+  for (size_t k = 0; k < rows.size(); ++k) rows[k]["pair"] = k;
+  auto add_rows = [&](const char* key, const eval::PairScores& ps) {
+    for (size_t k = 0; k < rows.size(); ++k) rows[k][key] = {{"chosen", ps.chosen[k]}, {"rejected", ps.rejected[k]}};
+  };
   if (!o.str("reward-model").empty()) {
     Transformer rm = load_checkpoint(o.str("reward-model"), ModelHeads{.lm_head = false, .score_head = true});
     rm_scores = pair_scores(compute_head_values(rm, b.data, pack));
+    add_rows("reward_model", *rm_scores);
     report("reward_model", *rm_scores);
   }
   if (!o.str("policy").empty()) {
@@ -503,6 +510,9 @@ int cmd_eval(int argc, char** argv) {
     std::vector<double> implicit(pol.size());
     for (size_t i = 0; i < pol.size(); ++i) implicit[i] = o.number("beta") * (pol[i] - ref[i]);
     implicit_scores = pair_scores(implicit);
+    add_rows("policy_logps", pair_scores(pol));
+    add_rows("ref_logps", pair_scores(ref));
+    add_rows("implicit_reward", *implicit_scores);
     report("implicit_reward", *implicit_scores);
   }
   if (rm_scores && implicit_scores) {
@@ -516,6 +526,11 @@ int cmd_eval(int argc, char** argv) {
               << eval::spearman(a, c) << "\n";
   }
   if (!o.str("out").empty()) write_file_atomic(o.str("out"), result.dump(2) + "\n");
+  if (!o.str("scores-out").empty()) {
+    std::string text;
+    for (const auto& r : rows) text += r.dump() + "\n";
+    write_file_atomic(o.str("scores-out"), text);
+  }
   return 0;
 }
 

@@ -71,9 +71,11 @@ cmp -s "$tmp/dpo/model.safetensors" "$tmp/killed/model.safetensors" || fail "res
 
 # Evaluation of the reward model and of the DPO policy's implicit reward on the same pairs.
 "$RLHF" eval --data "$PREFS" --reward-model "$tmp/rm" --policy "$tmp/dpo" --ref-model "$tmp/base" --max-length 64 \
-  --out "$tmp/eval.json" > "$tmp/eval.log"
+  --out "$tmp/eval.json" --scores-out "$tmp/scores.jsonl" > "$tmp/eval.log"
 grep -q "implicit_reward" "$tmp/eval.log" && grep -q "margin correlation" "$tmp/eval.log" || fail "eval output"
 grep -q '"auc"' "$tmp/eval.json" && grep -q '"spearman"' "$tmp/eval.json" || fail "eval json"
+[[ $(grep -c '"reward_model".*"policy_logps".*"implicit_reward"' "$tmp/scores.jsonl") -eq $(grep -c . "$PREFS") ]] \
+  || fail "eval --scores-out: one row per pair"
 # The trained DPO policy orders its own training pairs better than chance.
 acc=$(sed -n '/"implicit_reward"/,/}/s/.*"accuracy": \([0-9.e-]*\).*/\1/p' "$tmp/eval.json")
 awk -v a="$acc" 'BEGIN { exit !(a > 0.6) }' || fail "implicit-reward accuracy $acc after DPO"
