@@ -43,6 +43,19 @@ void Options::load_recipe(const std::string& path) {
                        " (see rlhf " + command_ + " --help)");
     std::string value;
     const YAML::Node& v = kv.second;
+    if (it->second.is_list) {
+      std::vector<std::string>& items = lists_[name];
+      if (v.IsScalar()) items.push_back(v.Scalar());
+      else if (v.IsSequence())
+        for (const auto& item : v) {
+          if (!item.IsScalar())
+            throw InputError(where + ": key '" + kv.first.as<std::string>() + "': expected a list of values");
+          items.push_back(item.Scalar());
+        }
+      given_[name] = true;
+      source_[name] = where;
+      continue;
+    }
     if (v.IsScalar()) {
       value = v.Scalar();
     } else if (v.IsSequence()) {
@@ -66,6 +79,13 @@ Options& Options::add(const std::string& name, const std::string& def, const std
   order_.push_back(name);
   specs_[name] = {def, help, false};
   values_[name] = def;
+  return *this;
+}
+
+Options& Options::repeated(const std::string& name, const std::string& help) {
+  order_.push_back(name);
+  specs_[name] = {"", help, false, true};
+  lists_[name] = {};
   return *this;
 }
 
@@ -108,11 +128,22 @@ bool Options::parse(int argc, char** argv) {
       if (i + 1 >= argc) throw InputError("rlhf " + command_ + ": --" + name + " needs a value");
       value = argv[++i];
     }
-    values_[name] = value;
+    if (it->second.is_list) {
+      if (source_[name] != "command line") lists_[name].clear();  // the command line replaces the recipe
+      lists_[name].push_back(value);
+    } else {
+      values_[name] = value;
+    }
     given_[name] = true;
     source_[name] = "command line";
   }
   return true;
+}
+
+std::vector<std::string> Options::list(const std::string& name) const {
+  auto it = lists_.find(name);
+  if (it == lists_.end()) throw LogicError("option --" + name + " was not declared repeatable");
+  return it->second;
 }
 
 std::string Options::str(const std::string& name) const {
@@ -149,7 +180,7 @@ bool Options::boolean(const std::string& name) const { return str(name) == "true
 
 nlohmann::json Options::resolved() const {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& n : order_) j[n] = values_.at(n);
+  for (const auto& n : order_) j[n] = specs_.at(n).is_list ? nlohmann::json(lists_.at(n)) : nlohmann::json(values_.at(n));
   return j;
 }
 

@@ -25,6 +25,9 @@ class Options {
   // options given without a value (--tie) or as --tie=false.
   Options& add(const std::string& name, const std::string& def, const std::string& help);
   Options& flag(const std::string& name, const std::string& help);
+  // A repeatable option (--reward A --reward B; a YAML list in a recipe). Its values may contain
+  // commas. Command-line occurrences replace the recipe's list.
+  Options& repeated(const std::string& name, const std::string& help);
   // Parses argv (after the subcommand). Returns false if --help was given (help printed).
   bool parse(int argc, char** argv);
 
@@ -32,6 +35,7 @@ class Options {
   int64_t integer(const std::string& name) const;   // InputError naming the flag if not an integer
   double number(const std::string& name) const;
   bool boolean(const std::string& name) const;
+  std::vector<std::string> list(const std::string& name) const;  // a repeated option's values
   bool given(const std::string& name) const { return given_.count(name) > 0; }
   bool declared(const std::string& name) const { return specs_.count(name) > 0; }
   nlohmann::json resolved() const;                  // every option and its value
@@ -42,11 +46,13 @@ class Options {
   struct Spec {
     std::string def, help;
     bool is_flag = false;
+    bool is_list = false;
   };
   std::string command_, summary_;
   std::vector<std::string> order_;
   std::map<std::string, Spec> specs_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> lists_;
   std::map<std::string, bool> given_;
   std::map<std::string, std::string> source_;
   void load_recipe(const std::string& path);

@@ -89,5 +89,30 @@ TEST(Options, FlagErrors) {
   EXPECT_THROW(o2.integer("max-steps"), InputError);
 }
 
+TEST(Options, RepeatedOptionsKeepCommasAndTheCommandLineReplacesTheRecipe) {
+  auto with_list = [] {
+    Options o("demo", "a demo command");
+    o.repeated("reward", "reward specs").add("max-steps", "10", "steps");
+    return o;
+  };
+  const fs::path r = recipe("reward:\n  - 'rm(batch=8,max_length=64):dir'\n  - 2*exact:answer\n");
+  Options a = with_list();
+  Argv args({"--config", r.string()});
+  ASSERT_TRUE(a.parse(args.argc(), args.argv()));
+  EXPECT_EQ(a.list("reward"), (std::vector<std::string>{"rm(batch=8,max_length=64):dir", "2*exact:answer"}));
+  EXPECT_EQ(a.resolved()["reward"].size(), 2u);
+  Options b = with_list();
+  Argv args2({"--config", r.string(), "--reward", "regex:a,b", "--reward", "eos"});
+  ASSERT_TRUE(b.parse(args2.argc(), args2.argv()));
+  EXPECT_EQ(b.list("reward"), (std::vector<std::string>{"regex:a,b", "eos"}));
+  EXPECT_EQ(b.provenance()["reward"], "command line");
+  Options c = with_list();
+  Argv none({});
+  ASSERT_TRUE(c.parse(none.argc(), none.argv()));
+  EXPECT_TRUE(c.list("reward").empty());
+  EXPECT_THROW(c.list("max-steps"), LogicError);
+  fs::remove(r);
+}
+
 }  // namespace
 }  // namespace rlhf::cli
