@@ -18,11 +18,10 @@ void check_size(size_t got, size_t want, const std::string& what) {
     throw InputError(what + ": " + std::to_string(got) + " entries where the layout has " + std::to_string(want));
 }
 
-// max(a, b) with derivatives da, db, split at a tie like torch.maximum.
+// max(a, b) with derivatives da, db. The branches tie where their derivatives agree (the ratio or
+// value inside its clip range), so which one a tie takes does not matter.
 std::pair<double, double> max_with_grad(double a, double da, double b, double db) {
-  if (a > b) return {a, da};
-  if (b > a) return {b, db};
-  return {a, 0.5 * (da + db)};
+  return a >= b ? std::pair{a, da} : std::pair{b, db};
 }
 
 // max(-A rho, -A clip(rho, 1 - lo, 1 + hi)) with rho = exp(log_ratio), and its derivative in

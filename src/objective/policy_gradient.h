@@ -6,10 +6,6 @@
 // Formulas: ../shared/ALGORITHMS.md §5.1 step 9 (PPO), §6 (APA), §7 (RLOO, GRPO), §4 (k3 in a loss).
 // Online DPO needs nothing here: pairwise_loss "sigmoid" / "ipo_sum" on summed log-probs is
 // TRL's OnlineDPOTrainer loss (§8: its IPO is not length-averaged).
-//
-// Where max/min of two branches tie (the ratio inside the clip range), the derivative is split
-// between them as torch.maximum/minimum do; both branches then have the same derivative, so the
-// split does not change the total.
 #pragma once
 
 #include <cstddef>

@@ -260,6 +260,11 @@ TEST(GroupAdvantages, ByHand) {
   expect_all(group_advantages({1, 3, 2, 2}, 2, GroupScaling::none).advantages, {-1, 1, 0, 0}, "none");
   expect_all(group_advantages({1, 3}, 2, GroupScaling::group, 0.0).advantages, {-1 / std::sqrt(2.0), 1 / std::sqrt(2.0)},
              "paper");
+  // one sample per group (TRL's eval with num_generations 1): std taken as 0, advantage 0
+  const auto one = group_advantages({1, 3}, 1, GroupScaling::group);
+  expect_all(one.advantages, {0, 0}, "group of one");
+  expect_rel(metric(one.metrics, "frac_reward_zero_std"), 1.0, "group of one: zero std");
+  expect_rel(metric(group_advantages({4}, 1, GroupScaling::batch).metrics, "frac_reward_zero_std"), 1.0, "batch of one");
   EXPECT_EQ(group_scaling_from_name("batch"), GroupScaling::batch);
   EXPECT_THROW(group_scaling_from_name("global"), InputError);
 }
