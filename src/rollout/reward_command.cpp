@@ -220,7 +220,12 @@ RunOutcome run_command(const std::string& command, const std::string& input, dou
     const int sig = WTERMSIG(child.status);
     o.failure = "was killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
   } else if (WIFEXITED(child.status) && WEXITSTATUS(child.status) != 0) {
-    o.failure = "exited with status " + std::to_string(WEXITSTATUS(child.status));
+    const int code = WEXITSTATUS(child.status);
+    o.failure = "exited with status " + std::to_string(code);
+    // sh -c runs the command as its child and reports a crash as 128 + the signal.
+    if (code > 128 && code - 128 < NSIG)
+      o.failure += " (the shell's code for a command killed by signal " + std::to_string(code - 128) + " (" +
+                   strsignal(code - 128) + "))";
   }
   return o;
 }

@@ -93,7 +93,9 @@ class ModelReward : public RewardSource {
     Workspace ws(rm_.config(), max_b, longest, 0, max_head);
     size_t next = 0;
     for (const CollatedBatch& cb : cbs) {
-      const Scores sc = rm_.forward(cb.batch, ws);
+      Batch b = cb.batch;
+      b.scored.clear();  // no LM head: only the head is read
+      const Scores sc = rm_.forward(b, ws);
       for (const SequenceSpan& sp : cb.spans) r.scores[owner[next++]] = sc.head[sp.head];
     }
     RLHF_CHECK(next == seqs.size(), "reward model: not every sequence was scored");
