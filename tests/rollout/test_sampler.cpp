@@ -1,0 +1,274 @@
+// The sampler: drawn tokens follow softmax(logits / T) and its top-k/top-p/min-p truncations
+// (total-variation tests against an independent reference), log-probs equal the engine's
+// forward at the same temperature, samples depend only on (prompt seed, sample index), and the
+// stopping rules.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "../model/tiny_models.h"
+#include "model/transformer.h"
+#include "rollout/sampler.h"
+#include "tensor/error.h"
+#include "tensor/rng.h"
+
+namespace rlhf::rollout {
+namespace {
+
+std::vector<double> softmax(const std::vector<float>& z, double T) {
+  const double mx = *std::max_element(z.begin(), z.end());
+  std::vector<double> p(z.size());
+  double s = 0;
+  for (size_t v = 0; v < z.size(); ++v) s += p[v] = std::exp((z[v] - mx) / T);
+  for (double& x : p) x /= s;
+  return p;
+}
+
+// The distribution transformers' warpers sample from, written the way they compute it:
+// TopK keeps scores >= the k-th largest; TopP sorts ascending and drops tokens whose cumulative
+// probability is <= 1 - top_p; MinP drops probabilities < min_p * max; renormalised after each.
+std::vector<double> reference_distribution(const std::vector<float>& z, const SamplingParams& sp) {
+  const size_t V = z.size();
+  std::vector<double> p = softmax(z, sp.temperature);
+  auto renorm = [&] {
+    const double s = std::accumulate(p.begin(), p.end(), 0.0);
+    for (double& x : p) x /= s;
+  };
+  if (sp.top_k > 0) {
+    std::vector<double> sorted = p;
+    std::sort(sorted.begin(), sorted.end(), std::greater<double>());
+    for (double& x : p)
+      if (x < sorted[sp.top_k - 1]) x = 0;
+    renorm();
+  }
+  if (sp.top_p < 1) {
+    std::vector<size_t> asc(V);
+    std::iota(asc.begin(), asc.end(), 0);
+    std::sort(asc.begin(), asc.end(), [&](size_t a, size_t b) { return p[a] < p[b]; });
+    double cum = 0;
+    std::vector<double> q = p;
+    for (size_t i = 0; i + 1 < V; ++i) {  // the most likely token is always kept
+      cum += p[asc[i]];
+      if (cum <= 1 - sp.top_p) q[asc[i]] = 0;
+    }
+    p = q;
+    renorm();
+  }
+  if (sp.min_p > 0) {
+    const double mx = *std::max_element(p.begin(), p.end());
+    for (double& x : p)
+      if (x < sp.min_p * mx) x = 0;
+    renorm();
+  }
+  return p;
+}
+
+// Expected total-variation distance between a distribution and the empirical one of M draws,
+// 0.5 sum_v E|f_v - p_v| ~= 0.5 sum_v sqrt(2 p_v (1 - p_v) / (pi M)) (normal approximation).
+double expected_tv(const std::vector<double>& p, int64_t M) {
+  double s = 0;
+  for (double x : p) s += std::sqrt(2 * x * (1 - x) / (M_PI * M));
+  return 0.5 * s;
+}
+
+double tv(const std::vector<double>& p, const std::vector<int64_t>& counts, int64_t M) {
+  double s = 0;
+  for (size_t v = 0; v < p.size(); ++v) s += std::fabs(p[v] - static_cast<double>(counts[v]) / M);
+  return 0.5 * s;
+}
+
+std::vector<float> random_logits(int64_t V, uint64_t seed, double scale) {
+  Rng rng(seed);
+  std::vector<float> z(V);
+  for (float& x : z) x = static_cast<float>(rng.normal() * scale);
+  return z;
+}
+
+// Tolerance: 3x the TV expected from sampling noise alone (a sampler off by a few percent of
+// mass on any token fails; the draws are seeded, so the test is deterministic).
+void expect_matches(const std::vector<float>& z, const SamplingParams& sp, int64_t M) {
+  const std::vector<double> want = reference_distribution(z, sp);
+  std::vector<int64_t> counts(z.size(), 0);
+  Rng rng(99);
+  SampleScratch sc;
+  const std::vector<double> full = softmax(z, sp.temperature);
+  for (int64_t i = 0; i < M; ++i) {
+    const TokenDraw d = sample_token(z.data(), static_cast<int64_t>(z.size()), sp, rng, sc);
+    ++counts[d.token];
+    if (i < 100) EXPECT_NEAR(d.logprob, std::log(full[d.token]), 1e-5);  // untruncated log-prob
+  }
+  for (size_t v = 0; v < z.size(); ++v)
+    if (want[v] == 0) EXPECT_EQ(counts[v], 0) << "token " << v << " is truncated away but was drawn";
+  const double tol = 3 * expected_tv(want, M);
+  EXPECT_LT(tv(want, counts, M), tol) << "T " << sp.temperature << " top_k " << sp.top_k << " top_p " << sp.top_p
+                                      << " min_p " << sp.min_p;
+}
+
+TEST(SampleToken, FollowsTheTemperatureScaledSoftmax) {
+  const std::vector<float> z = random_logits(40, 1, 2.0);
+  for (double T : {1.0, 0.6, 1.7}) expect_matches(z, {.temperature = T}, 200000);
+}
+
+TEST(SampleToken, FollowsTheTruncatedDistributions) {
+  const std::vector<float> z = random_logits(40, 2, 2.0);
+  expect_matches(z, {.temperature = 1.0, .top_k = 5}, 200000);
+  expect_matches(z, {.temperature = 0.8, .top_p = 0.7}, 200000);
+  expect_matches(z, {.temperature = 1.2, .min_p = 0.08}, 200000);
+  expect_matches(z, {.temperature = 1.0, .top_k = 12, .top_p = 0.9, .min_p = 0.05}, 200000);
+  // A wide vocabulary so that top-p bisects over many candidates.
+  const std::vector<float> flat = random_logits(2000, 3, 0.3);
+  expect_matches(flat, {.temperature = 1.0, .top_p = 0.5}, 100000);
+}
+
+TEST(SampleToken, GreedyTakesTheArgmaxWithUnscaledLogprob) {
+  const std::vector<float> z = {0.5f, 2.0f, -1.0f, 2.0f};
+  Rng rng(1);
+  SampleScratch sc;
+  const TokenDraw d = sample_token(z.data(), 4, {.temperature = 0}, rng, sc);
+  EXPECT_EQ(d.token, 1);  // first of the tied maxima
+  EXPECT_NEAR(d.logprob, std::log(softmax(z, 1.0)[1]), 1e-6);
+}
+
+// ---- generate --------------------------------------------------------------------------------
+
+Transformer tiny_model(const std::string& family, uint64_t seed) {
+  Transformer m(test::tiny_config(family), ModelHeads{});
+  m.init_random(seed, 0.4f);
+  return m;
+}
+
+const std::vector<std::vector<int32_t>> kPrompts = {{3, 14, 15}, {9}, {2, 6, 5, 3, 5, 8, 9, 7}, {1, 1}, {44, 45, 46, 47}};
+
+class GenerateTest : public ::testing::TestWithParam<std::string> {};
+
+// Every reported log-prob is the forward's log softmax(logits / T) of that token.
+TEST_P(GenerateTest, LogprobsEqualForwardAtTheTemperature) {
+  Transformer m = tiny_model(GetParam(), 3);
+  for (double T : {1.0, 0.7}) {
+    const SamplingParams sp{.temperature = T, .top_k = 10, .max_new_tokens = 12, .n = 3};
+    const std::vector<Completion> out = generate(m, kPrompts, {1, 2, 3, 4, 5}, sp, {.batch_size = 4});
+    ASSERT_EQ(out.size(), kPrompts.size() * 3);
+    for (const Completion& c : out) {
+      ASSERT_EQ(c.tokens.size(), 12u);
+      EXPECT_EQ(c.finish, FinishReason::length);
+      std::vector<int32_t> row = kPrompts[c.prompt];
+      row.insert(row.end(), c.tokens.begin(), c.tokens.end());
+      Batch b = Batch::from_rows({row}, static_cast<int64_t>(kPrompts[c.prompt].size()));
+      Workspace ws(m.config(), 1, b.T, b.n_scored(), 0);
+      const Scores s = m.forward(b, ws, {.temperature = static_cast<float>(T)});
+      for (size_t t = 0; t < c.tokens.size(); ++t) EXPECT_NEAR(c.logprobs[t], s.logp[t], 1e-4) << t;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFamilies, GenerateTest, ::testing::Values("gpt2", "llama", "qwen2", "mistral"));
+
+// The first token of many samples of one prompt, through the whole loop (prefill, shared
+// prefix copied to n slots, per-sample streams), follows softmax(logits / T) of the forward.
+TEST(Generate, FirstTokenDistributionMatchesTheModel) {
+  Transformer m = tiny_model("llama", 8);
+  const std::vector<int32_t> prompt = {5, 17, 29, 3};
+  const int64_t V = m.config().vocab_size, M = 40000;
+  const double T = 0.8;
+  std::vector<std::vector<int32_t>> rows(V, prompt);
+  for (int64_t v = 0; v < V; ++v) rows[v].push_back(static_cast<int32_t>(v));
+  Batch b = Batch::from_rows(rows, static_cast<int64_t>(prompt.size()));
+  Workspace ws(m.config(), b.B, b.T, b.n_scored(), 0);
+  const Scores s = m.forward(b, ws, {.temperature = static_cast<float>(T)});
+  std::vector<double> want(V);
+  for (int64_t v = 0; v < V; ++v) want[v] = std::exp(static_cast<double>(s.logp[v]));
+  const std::vector<Completion> out = generate(m, {prompt}, {7}, {.temperature = T, .max_new_tokens = 1, .n = M});
+  std::vector<int64_t> counts(V, 0);
+  for (const Completion& c : out) ++counts[c.tokens.at(0)];
+  EXPECT_LT(tv(want, counts, M), 3 * expected_tv(want, M));
+}
+
+// Samples depend on (prompt seed, sample index) only: not on the other prompts in the batch,
+// their order, the batch size or the thread count.
+TEST(Generate, SameSeedSameSamplesWhateverTheBatch) {
+  Transformer m = tiny_model("mistral", 4);
+  const SamplingParams sp{.temperature = 1.0, .top_p = 0.95, .max_new_tokens = 16, .n = 2, .eos_ids = {7}};
+  const std::vector<uint64_t> seeds = {11, 12, 13, 14, 15};
+  const std::vector<Completion> all = generate(m, kPrompts, seeds, sp, {.batch_size = 10});
+  auto same = [&](const Completion& a, const Completion& b) {
+    ASSERT_EQ(a.tokens, b.tokens) << "prompt " << a.prompt << " sample " << a.sample;
+    ASSERT_EQ(a.finish, b.finish);
+    for (size_t t = 0; t < a.logprobs.size(); ++t) EXPECT_NEAR(a.logprobs[t], b.logprobs[t], 1e-5);
+  };
+  for (size_t i = 0; i < kPrompts.size(); ++i) {  // each prompt alone
+    const std::vector<Completion> one = generate(m, {kPrompts[i]}, {seeds[i]}, sp, {.batch_size = 2});
+    for (int j = 0; j < 2; ++j) same(one[j], all[i * 2 + j]);
+  }
+  std::vector<std::vector<int32_t>> rev(kPrompts.rbegin(), kPrompts.rend());
+  std::vector<uint64_t> rev_seeds(seeds.rbegin(), seeds.rend());
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::vector<Completion> reversed = generate(m, rev, rev_seeds, sp, {.batch_size = 3});
+  omp_set_num_threads(threads);
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    for (int j = 0; j < 2; ++j) same(reversed[(kPrompts.size() - 1 - i) * 2 + j], all[i * 2 + j]);
+  // The two samples of a prompt are different draws.
+  int differ = 0;
+  for (size_t i = 0; i < kPrompts.size(); ++i) differ += all[i * 2].tokens != all[i * 2 + 1].tokens;
+  EXPECT_GE(differ, 4);
+}
+
+TEST(Generate, StopsOnEosStopTokensCallbackLengthAndContext) {
+  Transformer m = tiny_model("qwen2", 6);
+  const std::vector<int32_t> prompt = {4, 5, 6};
+  const SamplingParams greedy{.temperature = 0, .max_new_tokens = 10};
+  const std::vector<int32_t> g = generate(m, {prompt}, {0}, greedy).at(0).tokens;
+  ASSERT_EQ(g.size(), 10u);
+
+  SamplingParams sp = greedy;
+  sp.eos_ids = {g[3]};
+  const size_t first = std::find(g.begin(), g.end(), g[3]) - g.begin();
+  Completion c = generate(m, {prompt}, {0}, sp).at(0);
+  EXPECT_EQ(c.finish, FinishReason::eos);
+  EXPECT_EQ(c.tokens, std::vector<int32_t>(g.begin(), g.begin() + first + 1));  // EOS kept
+
+  sp = greedy;
+  sp.stop_ids = {g[first]};
+  c = generate(m, {prompt}, {0}, sp).at(0);
+  EXPECT_EQ(c.finish, FinishReason::stop);
+  EXPECT_EQ(c.tokens.size(), first + 1);
+
+  c = generate(m, {prompt}, {0}, greedy, {.stop = [](int64_t, const std::vector<int32_t>& t) { return t.size() == 2; }})
+          .at(0);
+  EXPECT_EQ(c.finish, FinishReason::stop);
+  EXPECT_EQ(c.tokens.size(), 2u);
+
+  // The context (32 positions) ends a sample: prompt + completion never exceeds it.
+  const std::vector<int32_t> long_prompt(29, 3);
+  c = generate(m, {long_prompt}, {0}, greedy).at(0);
+  EXPECT_EQ(c.finish, FinishReason::length);
+  EXPECT_EQ(c.tokens.size(), 3u);
+}
+
+TEST(Generate, RejectsBadPromptsAndParameters) {
+  Transformer m = tiny_model("gpt2", 1);
+  auto expect_input_error = [&](const std::vector<std::vector<int32_t>>& prompts, const SamplingParams& sp,
+                                const std::string& part) {
+    try {
+      generate(m, prompts, std::vector<uint64_t>(prompts.size(), 0), sp);
+      ADD_FAILURE() << "no error for " << part;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_input_error({{1}, std::vector<int32_t>(32, 1)}, {}, "prompt 1 has 32 tokens; the model's context is 32");
+  expect_input_error({{}}, {}, "prompt 0 has no tokens");
+  expect_input_error({{1, 50}}, {}, "token id 50 outside the model's vocabulary of 50");
+  expect_input_error({{1}}, {.temperature = -1}, "temperature");
+  expect_input_error({{1}}, {.top_p = 0}, "top_p");
+  expect_input_error({{1}}, {.min_p = 1.5}, "min_p");
+  expect_input_error({{1}}, {.top_k = -2}, "top_k");
+  expect_input_error({{1}}, {.max_new_tokens = 0}, "max_new_tokens");
+  expect_input_error({{1}}, {.n = 0}, "samples per prompt");
+}
+
+}  // namespace
+}  // namespace rlhf::rollout
