@@ -12,6 +12,14 @@ int cmd_dpo(int argc, char** argv);
 int cmd_kto(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
+int cmd_ppo(int argc, char** argv);
+int cmd_apa(int argc, char** argv);
+int cmd_reinforce(int argc, char** argv);
+int cmd_rloo(int argc, char** argv);
+int cmd_grpo(int argc, char** argv);
+int cmd_online_dpo(int argc, char** argv);
+int cmd_best_of_n(int argc, char** argv);
+int cmd_iterative_dpo(int argc, char** argv);
 
 // Applies --threads (0 = all cores) to OpenMP and OpenBLAS.
 void set_threads(long n);

@@ -27,6 +27,14 @@ const Command kCommands[] = {
     {"eval", "preference accuracy/AUC of a reward model and a policy's implicit reward", rlhf::cli::cmd_eval},
     {"generate", "sample completions for JSONL prompts with the chat template (KV cache)",
      rlhf::cli::cmd_generate},
+    {"ppo", "PPO with a value head, per-token KL penalty, GAE, clipped surrogate (online)", rlhf::cli::cmd_ppo},
+    {"apa", "advantage-induced policy alignment (online)", rlhf::cli::cmd_apa},
+    {"reinforce", "REINFORCE with a moving-average baseline (online)", rlhf::cli::cmd_reinforce},
+    {"rloo", "REINFORCE leave-one-out over k samples per prompt (online)", rlhf::cli::cmd_rloo},
+    {"grpo", "group-relative policy optimisation (online)", rlhf::cli::cmd_grpo},
+    {"online-dpo", "DPO on pairs sampled from the policy and judged by a reward (online)", rlhf::cli::cmd_online_dpo},
+    {"iterative-dpo", "rounds of sampling, labelling by a reward and offline DPO", rlhf::cli::cmd_iterative_dpo},
+    {"best-of-n", "sample n, keep the best by a reward: the no-training baseline", rlhf::cli::cmd_best_of_n},
     {"data", "dataset tools: stats, clean, decontaminate, binarize, noise, pairs", rlhf::cli::cmd_data},
 };
 

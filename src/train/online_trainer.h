@@ -1,0 +1,151 @@
+// The online loop of DESIGN.md, shared by PPO, APA, REINFORCE, RLOO, GRPO and online DPO:
+//
+//   prompts -> sample n completions each (KV cache, src/rollout/sampler.h)
+//           -> score them (src/rollout/reward.h)
+//           -> per token: the sampling policy's and the reference's log-probs (recomputed by the
+//              training forward at the sampling temperature, so rho = 1 on the first update),
+//              values (PPO, APA: a scalar value head on the policy trunk, read at the state
+//              before each token, as lm-human-preferences)
+//           -> advantages (src/rollout/advantages.h)
+//           -> num_epochs passes of num_mini_batches minibatch updates with the method's
+//              objective (src/objective/policy_gradient.h, pairwise.h)
+//
+// Everything random is a pure function of (seed, step): the prompts of a step (a seeded
+// permutation per epoch), each prompt's sampling seed, the minibatch shuffles. A resumed run
+// therefore needs only the step counter, the weights, the moments and the loop's small state
+// (the adaptive KL coefficient, REINFORCE's moving baseline).
+//
+// Conventions: the KL penalty, the loss and the reward model see the same tokens — the
+// completion up to and including its EOS/stop token, nothing after (TRL's); the sequence score
+// enters at the last real token (ALGORITHMS.md §5.5). Samples whose score is NaN are dropped
+// from PPO/APA/online-DPO updates and get advantage 0 in RLOO/GRPO, counted in reward/undefined.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/collate.h"
+#include "data/records.h"
+#include "model/transformer.h"
+#include "objective/policy_gradient.h"
+#include "rollout/advantages.h"
+#include "rollout/reward.h"
+#include "rollout/sampler.h"
+#include "train/optimizer.h"
+
+namespace rlhf {
+
+enum class OnlineMethod { ppo, apa, reinforce, rloo, grpo, online_dpo };
+OnlineMethod online_method_from_name(const std::string& name);  // InputError on an unknown name
+const char* online_method_name(OnlineMethod m);
+bool method_uses_values(OnlineMethod m);  // PPO and APA: the policy needs a value head
+
+struct OnlinePrompt {
+  Text prompt;                   // as read (for reward sources and logs)
+  std::vector<int32_t> ids;      // tokenized with the chat template's generation prompt
+  nlohmann::json extra = nlohmann::json::object();  // the row's other fields (reference answers)
+};
+
+struct OnlineConfig {
+  OnlineMethod method = OnlineMethod::rloo;
+  int64_t prompts_per_step = 8;        // prompts sampled per step (the rollout batch is this * n)
+  rollout::SamplingParams sampling;             // n = samples per prompt
+  int64_t generate_batch = 32;         // sequences decoded together
+  int64_t max_steps = 100;             // rollout/update iterations
+  int64_t num_epochs = 1;              // passes over each rollout batch
+  int64_t num_mini_batches = 1;        // optimizer steps per pass
+  LrSchedule schedule = LrSchedule::linear;  // over the iterations
+  int64_t warmup_steps = 0;
+  AdamWConfig adam;
+  uint64_t seed = 0;
+  int64_t row_len = 1024;              // packing row length of the training forwards
+
+  // KL to the reference: PPO/APA/REINFORCE/RLOO put beta * KL in the reward (PPO per token,
+  // REINFORCE/RLOO per sequence); GRPO puts beta * k3 in the loss; online DPO's beta.
+  double beta = 0.05;
+  bool adaptive_kl = false;            // PPO: Ziegler et al.'s controller (target, horizon)
+  double kl_target = 6.0, kl_horizon = 10000.0;
+  rollout::PpoShaping shaping;         // PPO/APA: estimator, whitening, gamma, lambda, EOS penalty
+  objective::PpoLossParams ppo;
+  objective::ApaParams apa;
+  objective::SequencePgParams sequence_pg;  // REINFORCE, RLOO
+  bool normalize_advantages = false;        // RLOO (TRL normalize_advantages)
+  double reinforce_baseline_decay = 0.9;    // REINFORCE: moving average of past mean rewards
+  objective::GrpoParams grpo;
+  rollout::GroupScaling group_scaling = rollout::GroupScaling::group;
+  std::string dpo_loss = "sigmoid";         // online DPO: sigmoid | ipo_sum (TRL's "ipo", summed)
+
+  void validate() const;  // InputError naming the bad setting
+};
+
+// One sampled completion as the logs show it.
+struct SampleExample {
+  std::string prompt, completion;
+  double score = 0;
+};
+
+struct OnlineStepLog {
+  int64_t step = 0;
+  std::map<std::string, double> values;  // TRL's metric names (see the CLI docs)
+  std::vector<SampleExample> examples;   // the first samples of the step
+};
+
+// Loop state beyond the step counter that a resumed run needs.
+struct OnlineState {
+  double kl_coef = 0;             // the KL controller's current value
+  double reward_baseline = 0;     // REINFORCE's moving baseline
+  bool baseline_set = false;
+  nlohmann::json to_json() const;
+  static OnlineState from_json(const nlohmann::json& j);
+};
+
+using Detokenize = std::function<std::string(const std::vector<int32_t>&)>;
+// Scores a batch of samples (rollout::CombinedReward::score, or any source).
+using RewardScorer = std::function<rollout::RewardResult(const std::vector<rollout::RewardSample>&)>;
+using OnlineStepHook = std::function<void(const OnlineStepLog&, const Transformer&, const AdamW&, const OnlineState&)>;
+
+// Trains `policy` in place against the frozen `ref`. PPO/APA read values from a scalar head on
+// the policy trunk (lm-human-preferences), or from a separate `critic` (a scalar-head model, e.g.
+// initialised from the reward model, TRL/MOSS style) trained with `critic_opt`, whose learning
+// rate follows the policy's schedule.
+// Stops with NumericError naming the step when a loss or gradient is not finite, before the
+// optimizer step.
+std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transformer& ref,
+                                        const std::vector<OnlinePrompt>& prompts, const RewardScorer& reward,
+                                        const Detokenize& detok, const OnlineConfig& cfg, int64_t start_step,
+                                        OnlineState state, const OnlineStepHook& on_step = {},
+                                        Transformer* critic = nullptr, AdamW* critic_opt = nullptr);
+
+// Samples `sampling.n` completions per prompt and scores them: mean score, completion length,
+// EOS rate and a few examples (the eval_ metrics of the online commands).
+struct OnlineEval {
+  std::map<std::string, double> values;
+  std::vector<SampleExample> examples;
+};
+OnlineEval evaluate_online(Transformer& policy, const std::vector<OnlinePrompt>& prompts, const RewardScorer& reward,
+                           const Detokenize& detok, const rollout::SamplingParams& sampling, int64_t generate_batch,
+                           uint64_t seed);
+
+// Samples of the prompts `which` (n each, prompt-major), scored: the sampling and scoring step
+// of every online method, for loops built outside train_online (iterative DPO).
+struct ScoredSamples {
+  std::vector<Sequence> seqs;        // prompt + completion, group = position
+  std::vector<int64_t> prompt;       // index into `prompts` of each sample
+  std::vector<double> scores;        // NaN = undefined
+  std::map<std::string, double> metrics;
+  std::vector<SampleExample> examples;
+};
+ScoredSamples sample_and_score(Transformer& policy, const std::vector<OnlinePrompt>& prompts,
+                               const std::vector<int64_t>& which, const std::vector<uint64_t>& seeds,
+                               const rollout::SamplingParams& sampling, int64_t generate_batch,
+                               const RewardScorer& reward, const Detokenize& detok);
+
+// Per-prompt sampling seed of step `step` (also used by best-of-n and iterative DPO).
+uint64_t prompt_seed(uint64_t seed, int64_t step, int64_t prompt_index);
+
+}  // namespace rlhf

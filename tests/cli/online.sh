@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# rlhf ppo | apa | reinforce | rloo | grpo | online-dpo | best-of-n from the command line, as a
+# user runs them: a tiny HF model with a tokenizer, a prompt-only JSONL file and programmatic
+# reward specs. Checks TRL's metric names, the outputs, exact resume from a checkpoint, and
+# clear errors for bad input. (That each method raises the reward is tests/train/test_online_trainer.cpp.)
+set -euo pipefail
+RLHF="$1"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+TOK="$ROOT/tests/fixtures/text/tokenizers/qwen2"
+export OMP_NUM_THREADS=1
+
+"$RLHF" init-model --family qwen2 --preset tiny --vocab-size 2048 --kv-heads 2 --out "$tmp/base" >/dev/null
+cp "$TOK/tokenizer.json" "$TOK/tokenizer_config.json" "$tmp/base/"
+for i in $(seq 0 15); do echo "{\"prompt\": \"Say a color $i :\", \"answer\": \"blue\"}"; done > "$tmp/prompts.jsonl"
+common=(--model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=4):tokens" --reward "0.5*eos"
+        --max-new-tokens 6 --prompts-per-step 4 --max-steps 3 --learning-rate 1e-3 --max-length 64)
+
+for cmd in ppo apa reinforce rloo grpo online-dpo; do
+  extra=()
+  [[ $cmd == grpo ]] && extra=(--num-generations 4)
+  "$RLHF" "$cmd" "${common[@]}" "${extra[@]}" --out "$tmp/$cmd" > "$tmp/$cmd.log" || fail "$cmd: $(cat "$tmp/$cmd.log")"
+  [[ $(grep -c '"step"' "$tmp/$cmd/metrics.jsonl") -eq 3 ]] || fail "$cmd: metrics lines"
+  for k in loss grad_norm objective/kl objective/scores objective/entropy kl/k1 kl/k3 completions/mean_length \
+           val/num_eos_tokens rewards/length/mean rewards/eos/mean learning_rate; do
+    tail -1 "$tmp/$cmd/metrics.jsonl" | grep -q "\"$k\"" || fail "$cmd: metric $k missing"
+  done
+  [[ -s "$tmp/$cmd/model.safetensors" && -s "$tmp/$cmd/tokenizer.json" && -s "$tmp/$cmd/manifest.json" ]] \
+    || fail "$cmd outputs"
+  grep -q "score.weight" "$tmp/$cmd/model.safetensors" && fail "$cmd: the value head was exported"
+  true
+done
+for k in policy/approxkl_avg policy/clipfrac_avg loss/policy_avg loss/value_avg val/clipfrac_avg objective/rlhf_reward; do
+  tail -1 "$tmp/ppo/metrics.jsonl" | grep -q "\"$k\"" || fail "ppo: metric $k missing"
+done
+tail -1 "$tmp/grpo/metrics.jsonl" | grep -q '"frac_reward_zero_std"' || fail "grpo: frac_reward_zero_std"
+tail -1 "$tmp/online-dpo/metrics.jsonl" | grep -q '"rewards/margins"' || fail "online-dpo: rewards/margins"
+
+# A reward model (scalar head, the policy's tokenizer) as the reward source, from a recipe.
+"$RLHF" init-model --family qwen2 --preset tiny --vocab-size 2048 --kv-heads 2 --score-head --out "$tmp/rm" >/dev/null
+cp "$TOK/tokenizer.json" "$TOK/tokenizer_config.json" "$tmp/rm/"
+"$RLHF" ppo --config "$ROOT/recipes/ppo-tiny.yaml" --model "$tmp/base" --data "$tmp/prompts.jsonl" \
+  --reward "rm:$tmp/rm" --max-steps 2 --out "$tmp/ppo_rm" > "$tmp/ppo_rm.log" || fail "ppo with rm: $(cat "$tmp/ppo_rm.log")"
+tail -1 "$tmp/ppo_rm/metrics.jsonl" | grep -q '"rewards/rm/mean"' || fail "ppo with rm: metrics"
+grep -q '"rm:' "$tmp/ppo_rm/manifest.json" || fail "ppo with rm: manifest"
+
+# Exact resume: a run with a checkpoint at step 2, resumed after its final model is removed,
+# ends with the same weights as the straight run.
+# The PPO run uses a separate critic initialised from the reward model.
+"$RLHF" ppo "${common[@]}" --max-steps 4 --save-steps 2 --adaptive-kl --kl-target 0.1 --critic "$tmp/rm" \
+  --out "$tmp/straight" > /dev/null
+[[ -s "$tmp/straight/critic/model.safetensors" && -d "$tmp/straight/critic/checkpoint-2" ]] || fail "critic outputs"
+cp -r "$tmp/straight" "$tmp/again"
+rm "$tmp/again/model.safetensors" "$tmp/again/critic/model.safetensors"
+"$RLHF" ppo "${common[@]}" --max-steps 4 --save-steps 2 --adaptive-kl --kl-target 0.1 --critic "$tmp/rm" \
+  --out "$tmp/again" --resume \
+  > "$tmp/resume.log"
+grep -q "resumed from" "$tmp/resume.log" || fail "ppo did not resume: $(cat "$tmp/resume.log")"
+cmp -s "$tmp/straight/model.safetensors" "$tmp/again/model.safetensors" || fail "resumed ppo weights differ"
+cmp -s "$tmp/straight/critic/model.safetensors" "$tmp/again/critic/model.safetensors" || fail "resumed critic differs"
+cmp -s <(cut -d, -f1-400 "$tmp/straight/metrics.jsonl") <(cut -d, -f1-400 "$tmp/again/metrics.jsonl") \
+  || fail "resumed ppo metrics differ"
+
+# Evaluation samples and best-of-n.
+"$RLHF" rloo "${common[@]}" --eval-data "$tmp/prompts.jsonl" --eval-steps 3 --out "$tmp/evald" > "$tmp/evald.log"
+grep -q "eval_objective/scores" "$tmp/evald/metrics.jsonl" && [[ -s "$tmp/evald/samples.jsonl" ]] \
+  || fail "eval metrics / samples"
+"$RLHF" best-of-n --model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=4):tokens" --n 4 \
+  --max-new-tokens 6 --out "$tmp/best.jsonl" > "$tmp/best.log"
+[[ $(grep -c '"score"' "$tmp/best.jsonl") -eq 16 ]] || fail "best-of-n rows"
+awk '/mean best score/ { split($0, a, "mean best score "); split(a[2], b, ","); split($0, c, "mean score ");
+     exit !(b[1] + 0 >= c[2] + 0) }' "$tmp/best.log" || fail "best-of-n: best below mean: $(cat "$tmp/best.log")"
+
+# Iterative DPO: rounds of sampling, best-vs-worst labels and offline DPO.
+"$RLHF" iterative-dpo --model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=10):chars" \
+  --num-generations 4 --rounds 2 --max-new-tokens 6 --learning-rate 1e-3 --per-device-train-batch-size 4 \
+  --max-length 64 --out "$tmp/iterative" > "$tmp/iterative.log"
+[[ $(grep -c '"train/loss"' "$tmp/iterative/metrics.jsonl") -eq 2 ]] && grep -q '"pairs":16' "$tmp/iterative/metrics.jsonl" \
+  || fail "iterative-dpo rounds: $(cat "$tmp/iterative/metrics.jsonl")"
+[[ -s "$tmp/iterative/model.safetensors" ]] || fail "iterative-dpo model"
+
+# Bad input: named errors, exit code 2, never a hang.
+printf '#!/bin/sh\nexit 3\n' > "$tmp/crash.sh"; chmod +x "$tmp/crash.sh"
+set +e
+out=$(timeout 60 "$RLHF" rloo "${common[@]}" --reward "cmd:$tmp/crash.sh" --out "$tmp/bad1" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"crash.sh"* ]] || fail "crashing reward command: rc=$rc $out"
+set +e
+out=$("$RLHF" grpo --model "$tmp/base" --data "$tmp/prompts.jsonl" --out "$tmp/bad2" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"--reward"* ]] || fail "missing reward: rc=$rc $out"
+set +e
+out=$("$RLHF" grpo "${common[@]}" --num-generations 1 --out "$tmp/bad3" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"at least 2 samples"* ]] || fail "grpo with one generation: rc=$rc $out"
+printf '{"prompt": "%s"}\n' "$(printf 'word %.0s' $(seq 1 400))" > "$tmp/long.jsonl"
+set +e
+out=$("$RLHF" rloo "${common[@]}" --data "$tmp/long.jsonl" --out "$tmp/bad4" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"long.jsonl"*"no usable prompts"* ]] || fail "prompt longer than the context: rc=$rc $out"
+echo "1 passed, 0 failed"
