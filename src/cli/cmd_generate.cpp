@@ -10,7 +10,6 @@
 // sample_index, sum_logprob (of logits / temperature), plus the prompt row's other fields.
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -18,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/sampling_options.h"
 #include "data/collate.h"
 #include "data/collate_text.h"
 #include "data/records.h"
@@ -72,25 +72,6 @@ std::vector<int32_t> parse_ids(const std::string& flag, const std::string& s, in
   return ids;
 }
 
-// EOS ids: the tokenizer's, and those of generation_config.json (else config.json), which may
-// list several (chat models end turns with a token other than the base model's EOS).
-std::vector<int32_t> eos_ids(const fs::path& model_dir, const TextEncoder& enc) {
-  std::vector<int32_t> ids;
-  if (enc.eos_id) ids.push_back(*enc.eos_id);
-  for (const char* name : {"generation_config.json", "config.json"}) {
-    std::ifstream in(model_dir / name);
-    if (!in) continue;
-    const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("eos_token_id")) {
-      const nlohmann::json& e = j["eos_token_id"];
-      for (const auto& v : e.is_array() ? e : nlohmann::json::array({e}))
-        if (v.is_number_integer()) ids.push_back(v.get<int32_t>());
-    }
-    break;
-  }
-  return ids;
-}
-
 }  // namespace
 
 int cmd_generate(int argc, char** argv) {
@@ -101,11 +82,6 @@ int cmd_generate(int argc, char** argv) {
   o.add("model", "", "HF model directory: config.json, safetensors, tokenizer.json (required)")
       .add("prompts", "", "prompt JSONL (.gz/.zst) with a \"prompt\" field (required)")
       .add("out", "", "output JSONL, written atomically (required)")
-      .add("temperature", "1.0", "softmax temperature (0: greedy)")
-      .add("top-k", "0", "sample among the k most likely tokens (0: off)")
-      .add("top-p", "1.0", "nucleus sampling: the most likely tokens up to this mass")
-      .add("min-p", "0", "drop tokens below min_p times the most likely one's probability")
-      .add("max-new-tokens", "64", "tokens generated per completion at most")
       .add("num-return-sequences", "1", "completions per prompt")
       .add("seed", "42", "sampling seed (each prompt's stream derives from it and the prompt's line)")
       .add("batch-size", "16", "sequences decoded together")
@@ -113,6 +89,7 @@ int cmd_generate(int argc, char** argv) {
       .add("stop-token-ids", "", "comma-separated token ids that end a completion")
       .flag("skip-bad-rows", "skip malformed rows and prompts that do not fit the context (counted)")
       .add("threads", "0", "CPU threads (0 = all cores)");
+  declare_sampling(o, "1.0", "64");
   if (!o.parse(argc, argv)) return 0;
   for (const char* req : {"model", "prompts", "out"})
     if (o.str(req).empty()) throw InputError("rlhf generate: --" + std::string(req) + " is required");
@@ -123,16 +100,8 @@ int cmd_generate(int argc, char** argv) {
   Transformer model = load_checkpoint(model_dir, ModelHeads{});
   const int64_t ctx = model.config().max_position_embeddings, vocab = model.config().vocab_size;
 
-  rollout::SamplingParams sp;
-  sp.temperature = o.number("temperature");
-  sp.top_k = o.integer("top-k");
-  sp.top_p = o.number("top-p");
-  sp.min_p = o.number("min-p");
-  sp.max_new_tokens = o.integer("max-new-tokens");
-  sp.n = o.integer("num-return-sequences");
-  sp.eos_ids = eos_ids(model_dir, text->enc);
+  rollout::SamplingParams sp = sampling_from(o, o.integer("num-return-sequences"), eos_ids(model_dir, text->enc));
   sp.stop_ids = parse_ids("--stop-token-ids", o.str("stop-token-ids"), vocab);
-  sp.validate();
   const std::vector<std::string> stops = split_escaped(o.str("stop"));
   const uint64_t seed = static_cast<uint64_t>(o.integer("seed"));
 
