@@ -348,9 +348,13 @@ int run_online(OnlineMethod method, int argc, char** argv) {
                    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                    std::ostringstream line;
                    line << name << " step " << log.step << "/" << cfg.max_steps << std::fixed << std::setprecision(4)
-                        << " | score " << log.values.at("objective/scores") << " | kl " << log.values.at("objective/kl")
-                        << " | len " << std::setprecision(1) << log.values.at("completions/mean_length");
-                   if (log.values.count("loss")) line << " | loss " << std::setprecision(4) << log.values.at("loss");
+                        << " | score " << log.values.at("objective/scores");
+                   if (log.values.count("skipped")) line << " | skipped: no defined score";
+                   else {
+                     if (log.values.count("objective/kl")) line << " | kl " << log.values.at("objective/kl");
+                     line << " | len " << std::setprecision(1) << log.values.at("completions/mean_length")
+                          << " | loss " << std::setprecision(4) << log.values.at("loss");
+                   }
                    line << " | ETA " << format_hms(el / (log.step - first) * (cfg.max_steps - log.step));
                    std::cout << (tty ? "\r" : "") << line.str() << (tty ? "\033[K" : "\n") << std::flush;
                  }

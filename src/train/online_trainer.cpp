@@ -288,15 +288,52 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
   const int64_t units_total = dpo ? cfg.prompts_per_step : rollout_size;
   const int64_t max_units_per_mb = (units_total + cfg.num_mini_batches - 1) / cfg.num_mini_batches;
   const int64_t max_rows = std::max<int64_t>(max_units_per_mb * (dpo ? 2 : 1), std::min<int64_t>(rollout_size, 16));
-  const int64_t row_len = std::min<int64_t>(cfg.row_len, policy.config().max_position_embeddings);
+  // Rows as long as the longest possible sequence, not longer: the workspaces stay small.
+  size_t longest_prompt = 0;
+  for (const OnlinePrompt& p : prompts) longest_prompt = std::max(longest_prompt, p.ids.size());
+  const int64_t row_len = std::min<int64_t>({cfg.row_len, policy.config().max_position_embeddings,
+                                             static_cast<int64_t>(longest_prompt) + cfg.sampling.max_new_tokens});
   Workspace ws(policy.config(), max_rows, row_len, max_rows * row_len, trunk_values ? max_rows * row_len : 0);
   std::optional<Workspace> critic_ws;
   if (critic) critic_ws.emplace(critic->config(), max_rows, row_len, 0, max_rows * row_len);
-  Workspace ref_ws(ref.config(), max_rows, row_len, max_rows * row_len, 0);
+  std::optional<Workspace> ref_ws;
   const BatchOrder order = shuffled_batch_order(static_cast<int64_t>(prompts.size()), cfg.prompts_per_step,
                                                 cfg.max_steps, cfg.seed);
   rollout::KlController ctl = cfg.adaptive_kl ? rollout::KlController::adaptive(state.kl_coef, cfg.kl_target, cfg.kl_horizon)
                                               : rollout::KlController::fixed(state.kl_coef);
+  // The reference is read only where the objective or the reward needs it (TRL loads none for
+  // GRPO with beta 0); the kl/* metrics come with it.
+  const bool need_ref = !((cfg.method == OnlineMethod::grpo && cfg.grpo.beta == 0) ||
+                          ((cfg.method == OnlineMethod::rloo || cfg.method == OnlineMethod::reinforce) && cfg.beta == 0));
+  // With one minibatch, the first update's forward runs on the sampling weights: it gives the old
+  // log-probs (and trunk values) too, and its activations serve that update's backward.
+  const bool reuse_first_forward = cfg.num_mini_batches == 1;
+  if (need_ref) ref_ws.emplace(ref.config(), max_rows, row_len, max_rows * row_len, 0);
+  struct Forward {
+    std::vector<size_t> rows;
+    std::vector<Sequence> mb;
+    CollatedBatch cb;
+    Batch batch;
+    TokenNumbers cur;
+  };
+  auto forward_rows = [&](std::vector<size_t> rows, const Rollout& r) {
+    Forward f;
+    f.rows = std::move(rows);
+    for (size_t i : f.rows) f.mb.push_back(r.seqs[i]);
+    f.cb = pack_rows(f.mb, row_len);
+    f.batch = trunk_values ? with_value_positions(f.cb) : f.cb.batch;
+    f.cur = forward_tokens(policy, ws, f.mb, f.cb, f.batch, T, false);
+    return f;
+  };
+  // Minibatch rows of units [b, e) of a permutation (a unit is a sequence, or a pair for online DPO).
+  auto rows_of = [&](const std::vector<size_t>& perm, size_t b, size_t e) {
+    std::vector<size_t> rows;
+    for (size_t u = b; u < e; ++u) {
+      rows.push_back(dpo ? 2 * perm[u] : perm[u]);
+      if (dpo) rows.push_back(2 * perm[u] + 1);
+    }
+    return rows;
+  };
   std::vector<OnlineStepLog> logs;
   for (int64_t step = start_step; step < cfg.max_steps; ++step) {
     OnlineStepLog log;
@@ -335,21 +372,48 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
 
     // 3. Per-token numbers of the sampling policy and the reference, at the sampling temperature.
     const int64_t chunk = max_rows;
-    TokenNumbers old = score_rollout(policy, ws, r.seqs, chunk, row_len, T, trunk_values, false);
-    r.lp_old = std::move(old.logp);
-    r.values = std::move(old.values);
+    const size_t units = dpo ? r.seqs.size() / 2 : r.seqs.size();
+    Rng shuffle(cfg.seed ^ 0x5EED, static_cast<uint64_t>(step) + 1);
+    auto permutation = [&] {
+      std::vector<size_t> perm(units);
+      std::iota(perm.begin(), perm.end(), 0);
+      for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[shuffle.below(i)]);
+      return perm;
+    };
+    std::vector<size_t> first_perm;
+    std::optional<Forward> pending;
+    if (reuse_first_forward) {
+      first_perm = permutation();
+      pending = forward_rows(rows_of(first_perm, 0, units), r);
+      r.lp_old.assign(r.tokens.size(), 0.0);
+      if (trunk_values) r.values.assign(r.tokens.size(), 0.0);
+      const Ragged layout = r.tokens.select(pending->rows);
+      for (size_t k = 0; k < pending->rows.size(); ++k)
+        for (size_t t = 0; t < layout.length(k); ++t) {
+          r.lp_old[r.tokens.begin(pending->rows[k]) + t] = pending->cur.logp[layout.begin(k) + t];
+          if (trunk_values) r.values[r.tokens.begin(pending->rows[k]) + t] = pending->cur.values[layout.begin(k) + t];
+        }
+    } else {
+      TokenNumbers old = score_rollout(policy, ws, r.seqs, chunk, row_len, T, trunk_values, false);
+      r.lp_old = std::move(old.logp);
+      r.values = std::move(old.values);
+    }
     if (critic)
       for (size_t b = 0; b < r.seqs.size(); b += chunk) {
         const std::vector<Sequence> part(r.seqs.begin() + b, r.seqs.begin() + std::min(r.seqs.size(), b + chunk));
         const std::vector<double> v = critic_values(*critic, *critic_ws, critic_batch(pack_rows(part, row_len)));
         r.values.insert(r.values.end(), v.begin(), v.end());
       }
-    r.lp_ref = score_rollout(ref, ref_ws, r.seqs, chunk, row_len, T, false, false).logp;
-    const std::vector<double> k1 = rollout::sequence_sums(r.tokens, rollout::kl_per_token(objective::KlEstimator::k1, r.lp_old, r.lp_ref));
-    const std::vector<double> k3 = rollout::sequence_sums(r.tokens, rollout::kl_per_token(objective::KlEstimator::k3, r.lp_old, r.lp_ref));
-    mv["kl/k1"] = mean_of(k1);
-    mv["kl/k3"] = mean_of(k3);
-    mv["objective/kl"] = mean_of(k1);
+    std::vector<double> k1;  // per sequence, when the reference is read
+    if (need_ref) {
+      r.lp_ref = score_rollout(ref, *ref_ws, r.seqs, chunk, row_len, T, false, false).logp;
+      k1 = rollout::sequence_sums(r.tokens, rollout::kl_per_token(objective::KlEstimator::k1, r.lp_old, r.lp_ref));
+      const std::vector<double> k3 =
+          rollout::sequence_sums(r.tokens, rollout::kl_per_token(objective::KlEstimator::k3, r.lp_old, r.lp_ref));
+      mv["kl/k1"] = mean_of(k1);
+      mv["kl/k3"] = mean_of(k3);
+      mv["objective/kl"] = mean_of(k1);
+    }
     {  // TRL's objective/entropy: the mean over samples of -sum_t log p (a sequence-entropy estimate)
       std::vector<double> neg(r.lp_old.size());
       for (size_t i = 0; i < neg.size(); ++i) neg[i] = -r.lp_old[i];
@@ -386,7 +450,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
         std::vector<double> rew(r.scores.size());
         std::vector<double> defined;
         for (size_t i = 0; i < rew.size(); ++i) {
-          rew[i] = r.scores[i] - beta * k1[i];
+          rew[i] = r.scores[i] - (k1.empty() ? 0.0 : beta * k1[i]);
           if (!std::isnan(rew[i])) defined.push_back(rew[i]);
         }
         const double batch_mean = mean_of(defined);
@@ -414,32 +478,19 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
       }
     }
 
-    // 5. Epochs of minibatch updates. Units are sequences, or pairs for online DPO.
-    const size_t units = dpo ? r.seqs.size() / 2 : r.seqs.size();
-    Rng shuffle(cfg.seed ^ 0x5EED, static_cast<uint64_t>(step) + 1);
+    // 5. Epochs of minibatch updates, over a fresh permutation of the units each epoch.
     std::map<std::string, double> loss_sums;
     double updates = 0, grad_norm_sum = 0, loss_sum = 0;
     for (int64_t epoch = 0; epoch < cfg.num_epochs; ++epoch) {
-      std::vector<size_t> perm(units);
-      std::iota(perm.begin(), perm.end(), 0);
-      for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[shuffle.below(i)]);
+      const std::vector<size_t> perm = epoch == 0 && reuse_first_forward ? first_perm : permutation();
       const size_t per_mb = (units + cfg.num_mini_batches - 1) / cfg.num_mini_batches;
       for (size_t b = 0; b < units; b += per_mb) {
-        std::vector<size_t> rows;
-        for (size_t u = b; u < std::min(units, b + per_mb); ++u) {
-          if (dpo) {
-            rows.push_back(2 * perm[u]);
-            rows.push_back(2 * perm[u] + 1);
-          } else {
-            rows.push_back(perm[u]);
-          }
-        }
-        std::vector<Sequence> mb;
-        for (size_t i : rows) mb.push_back(r.seqs[i]);
-        const CollatedBatch cb = pack_rows(mb, row_len);
-        const Batch batch = trunk_values ? with_value_positions(cb) : cb.batch;
-        policy.zero_grad();
-        TokenNumbers cur = forward_tokens(policy, ws, mb, cb, batch, T, false);
+        Forward f = pending ? std::move(*pending) : forward_rows(rows_of(perm, b, std::min(units, b + per_mb)), r);
+        pending.reset();
+        const std::vector<size_t>& rows = f.rows;
+        const CollatedBatch& cb = f.cb;
+        const Batch& batch = f.batch;
+        TokenNumbers& cur = f.cur;
         Batch cbatch;
         if (critic) {
           cbatch = critic_batch(cb);
@@ -527,6 +578,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
           RLHF_CHECK(res.d_value.size() == cur.values.size(), "one value gradient per token");
           dhead.assign(res.d_value.begin(), res.d_value.end());
         }
+        policy.zero_grad();
         policy.backward(batch, ws, to_scored(cb, res.d_logp), trunk_values ? dhead : std::vector<float>{});
         const double gnorm = grad_global_norm(policy);
         require_finite_step(step + 1, res.loss, gnorm, " (epoch " + std::to_string(epoch + 1) + ")");

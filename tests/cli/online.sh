@@ -20,7 +20,7 @@ common=(--model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=
 
 for cmd in ppo apa reinforce rloo grpo online-dpo; do
   extra=()
-  [[ $cmd == grpo ]] && extra=(--num-generations 4)
+  [[ $cmd == grpo ]] && extra=(--num-generations 4 --beta 0.04)
   "$RLHF" "$cmd" "${common[@]}" "${extra[@]}" --out "$tmp/$cmd" > "$tmp/$cmd.log" || fail "$cmd: $(cat "$tmp/$cmd.log")"
   [[ $(grep -c '"step"' "$tmp/$cmd/metrics.jsonl") -eq 3 ]] || fail "$cmd: metrics lines"
   for k in loss grad_norm objective/kl objective/scores objective/entropy kl/k1 kl/k3 completions/mean_length \
@@ -36,6 +36,9 @@ for k in policy/approxkl_avg policy/clipfrac_avg loss/policy_avg loss/value_avg 
   tail -1 "$tmp/ppo/metrics.jsonl" | grep -q "\"$k\"" || fail "ppo: metric $k missing"
 done
 tail -1 "$tmp/grpo/metrics.jsonl" | grep -q '"frac_reward_zero_std"' || fail "grpo: frac_reward_zero_std"
+# GRPO with beta 0 (TRL's default) never reads the reference, so it logs no KL.
+"$RLHF" grpo "${common[@]}" --num-generations 4 --out "$tmp/grpo0" > /dev/null
+tail -1 "$tmp/grpo0/metrics.jsonl" | grep -q '"kl/k1"' && fail "grpo beta 0 logged a KL"
 tail -1 "$tmp/online-dpo/metrics.jsonl" | grep -q '"rewards/margins"' || fail "online-dpo: rewards/margins"
 
 # A reward model (scalar head, the policy's tokenizer) as the reward source, from a recipe.

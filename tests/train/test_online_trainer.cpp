@@ -58,6 +58,7 @@ OnlineConfig base_config(OnlineMethod m) {
   c.num_mini_batches = 2;
   c.dpo_loss = "sigmoid";
   if (m == OnlineMethod::online_dpo) c.beta = 0.1;
+  if (m == OnlineMethod::grpo) c.grpo.beta = 0.01;
   return c;
 }
 
@@ -182,6 +183,47 @@ TEST(OnlineLoop, ContinuesExactlyFromAStep) {
   ASSERT_EQ(rest.size(), 2u);
   EXPECT_EQ(rest[1].values, all[3].values);
   EXPECT_NE(mid.kl_coef, cfg.beta) << "the adaptive controller should have moved";
+}
+
+// Undefined (NaN) scores are counted; PPO and online DPO drop those samples, RLOO/GRPO give them
+// advantage 0; a step whose samples are all undefined leaves the weights alone.
+TEST(OnlineLoop, NanScoresAreCountedNeverTrainedOn) {
+  const auto prompts = make_prompts(16);
+  int calls = 0;
+  const RewardScorer half_nan = [&](const std::vector<rollout::RewardSample>& b) {
+    rollout::RewardResult r = target_share(b);
+    for (size_t i = 0; i < r.scores.size(); i += 2) r.scores[i] = std::nan("");
+    if (++calls == 2) std::fill(r.scores.begin(), r.scores.end(), std::nan(""));  // all of step 2
+    return r;
+  };
+  for (const char* name : {"ppo", "grpo", "online_dpo"}) {
+    const OnlineMethod m = online_method_from_name(name);
+    Transformer policy(test::tiny_config("llama"), ModelHeads{.lm_head = true, .score_head = method_uses_values(m)});
+    policy.init_random(3);
+    Transformer ref(test::tiny_config("llama"), ModelHeads{});
+    for (const ParamSlot& s : ref.slots()) std::copy_n(policy.param(s.name), s.numel, ref.param(s.name));
+    OnlineConfig cfg = base_config(m);
+    cfg.max_steps = 3;
+    AdamW opt(policy, cfg.adam);
+    OnlineState st;
+    st.kl_coef = cfg.beta;
+    calls = 0;
+    std::vector<float> after_step1, after_step2;
+    const auto logs = train_online(policy, opt, ref, prompts, half_nan, no_text, cfg, 0, st,
+                                   [&](const OnlineStepLog& log, const Transformer& p, const AdamW&, const OnlineState&) {
+                                     if (log.step == 1) after_step1 = p.params();
+                                     if (log.step == 2) after_step2 = p.params();
+                                   });
+    const double rollout = static_cast<double>(cfg.prompts_per_step * cfg.sampling.n);
+    EXPECT_EQ(logs[0].values.at("reward/undefined"), rollout / 2) << name;
+    EXPECT_EQ(logs[1].values.at("reward/undefined"), rollout) << name;
+    for (const auto& log : logs)
+      if (!log.values.count("skipped")) EXPECT_TRUE(std::isfinite(log.values.at("objective/kl"))) << name;
+    EXPECT_NE(after_step1, std::vector<float>(policy.params().size())) << name;
+    if (m == OnlineMethod::grpo) continue;  // GRPO's all-zero advantages still take a (zero-gradient) AdamW step
+    EXPECT_EQ(logs[1].values.count("skipped"), 1u) << name;
+    EXPECT_EQ(after_step1, after_step2) << name << ": a step with no defined score changed the weights";
+  }
 }
 
 TEST(OnlineLoop, RejectsBadSettings) {
