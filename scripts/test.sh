@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cd build
-OMP_NUM_THREADS=2 ctest --output-on-failure -j2
+OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE ctest --output-on-failure -j2
