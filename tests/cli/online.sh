@@ -84,6 +84,18 @@ awk '/mean best score/ { split($0, a, "mean best score "); split(a[2], b, ","); 
   || fail "iterative-dpo rounds: $(cat "$tmp/iterative/metrics.jsonl")"
 [[ -s "$tmp/iterative/model.safetensors" ]] || fail "iterative-dpo model"
 
+# The user's own scorer: JSONL on stdin, one score per line (here: 1 when the row's answer field
+# arrived, which also checks the prompt row's fields reach the command).
+cat > "$tmp/score.sh" <<'SH'
+#!/bin/sh
+while IFS= read -r line; do
+  case "$line" in *'"answer":"blue"'*) echo 1 ;; *) echo 0 ;; esac
+done
+SH
+chmod +x "$tmp/score.sh"
+"$RLHF" rloo "${common[@]}" --reward "cmd:$tmp/score.sh" --out "$tmp/cmd" > "$tmp/cmd.log" || fail "cmd reward: $(cat "$tmp/cmd.log")"
+tail -1 "$tmp/cmd/metrics.jsonl" | grep -q '"rewards/cmd/mean":1.0' || fail "cmd reward: $(tail -1 "$tmp/cmd/metrics.jsonl")"
+
 # Bad input: named errors, exit code 2, never a hang.
 printf '#!/bin/sh\nexit 3\n' > "$tmp/crash.sh"; chmod +x "$tmp/crash.sh"
 set +e
