@@ -64,7 +64,9 @@ TEST_P(MatmulTest, ForwardAndBackwardMatchReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                          ::testing::Values(MatmulCase{7, 13, 5, true}, MatmulCase{64, 96, 80, false},
                                            MatmulCase{130, 70, 300, true},  // threaded bias sum, OC % 64 != 0
-                                           MatmulCase{3, 16, 1, true}));    // score head: OC = 1
+                                           MatmulCase{3, 16, 1, true},      // score head: OC = 1
+                                           // decode steps (few rows: the weight-streaming path), threaded
+                                           MatmulCase{8, 300, 301, false}, MatmulCase{1, 256, 1003, true}));
 
 TEST(Matmul, BackwardFiniteDifference) {
   const int64_t N = 6, C = 9, OC = 7;
