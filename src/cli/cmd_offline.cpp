@@ -23,6 +23,7 @@
 #include "data/collate.h"
 #include "data/collate_text.h"
 #include "data/records.h"
+#include "dist/communicator.h"
 #include "eval/preference_metrics.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
@@ -308,6 +309,11 @@ int run(Task task, int argc, char** argv) {
     if (o.str(req).empty()) throw InputError(std::string("rlhf ") + task_name(task) + ": --" + req + " is required");
   set_threads(o.integer("threads"));
   const fs::path model_dir = o.str("model"), out = o.str("out");
+  // Under mpirun every rank runs this function on its slice of each batch; rank 0 alone prints
+  // and writes (manifest, metrics, checkpoints, the model, the reference cache).
+  dist::Communicator& comm = dist::world();
+  const bool lead = comm.rank() == 0;
+  if (!lead) std::cout.setstate(std::ios::failbit);
 
   auto text = load_text_side(model_dir);
   const DataKind kind = data_kind(task, o);
@@ -317,7 +323,8 @@ int run(Task task, int argc, char** argv) {
   if (!o.str("eval-data").empty()) eval = build_dataset(kind, o.str("eval-data"), *text, o);
 
   OfflineConfig cfg;
-  cfg.groups_per_micro_batch = o.integer("per-device-train-batch-size");
+  cfg.comm = &comm;
+  cfg.groups_per_micro_batch = o.integer("per-device-train-batch-size") * comm.size();
   cfg.grad_accum = o.integer("gradient-accumulation-steps");
   if (cfg.groups_per_micro_batch <= 0 || cfg.grad_accum <= 0)
     throw InputError("batch size and gradient accumulation must be positive");
@@ -342,7 +349,12 @@ int run(Task task, int argc, char** argv) {
   fs::create_directories(out);
   if ((task == Task::dpo && !o.boolean("reference-free")) || task == Task::kto) {
     const fs::path ref_dir = o.str("ref-model").empty() ? model_dir : fs::path(o.str("ref-model"));
-    ref_logp = reference_logps(out, ref_dir, train.data, cfg.pack);
+    if (lead) {
+      ref_logp = reference_logps(out, ref_dir, train.data, cfg.pack);
+    } else {
+      Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
+      ref_logp = compute_reference_logps(ref, train.data, cfg.pack);
+    }
     if (eval) {
       Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
       eval_ref_logp = compute_reference_logps(ref, eval->data, cfg.pack);
@@ -357,12 +369,13 @@ int run(Task task, int argc, char** argv) {
   const BatchOrder order = shuffled_batch_order(groups, cfg.groups_per_micro_batch, cfg.max_steps * cfg.grad_accum, cfg.seed);
 
   TrainerState st;
-  st.fingerprint = {{"task", task_name(task)}, {"batch_size", cfg.groups_per_micro_batch},
+  st.fingerprint = {{"task", task_name(task)}, {"batch_size", cfg.groups_per_micro_batch}, {"ranks", comm.size()},
                     {"grad_accum", cfg.grad_accum}, {"max_steps", cfg.max_steps}, {"seed", cfg.seed},
                     {"groups", groups}, {"data_crc32", data_fingerprint(train.data)}, {"options", o.resolved()}};
   st.fingerprint["options"].erase("resume");
   st.fingerprint["options"].erase("threads");
   st.fingerprint["options"].erase("config");
+  st.fingerprint["options"].erase("out");  // a moved output directory resumes
   std::vector<std::string> kept;
   if (o.boolean("resume")) kept = resume_from_latest(out, policy, opt, st, st.fingerprint, std::cout);
 
@@ -376,9 +389,12 @@ int run(Task task, int argc, char** argv) {
                              {"data", {{"file", o.str("data")}, {"fingerprint_crc32", data_fingerprint(train.data)},
                                        {"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", groups},
                                        {"collate", train.collate.to_json()}}}};
-  write_file_atomic(out / "manifest.json", manifest.dump(2) + "\n");
+  manifest["resolved"]["ranks"] = comm.size();
+  manifest["resolved"]["communicator"] = comm.name();
+  if (lead) write_file_atomic(out / "manifest.json", manifest.dump(2) + "\n");
 
-  std::ofstream metrics(out / "metrics.jsonl", std::ios::trunc);
+  std::ofstream metrics;  // rank 0's; writes elsewhere go nowhere
+  if (lead) metrics.open(out / "metrics.jsonl", std::ios::trunc);
   for (const auto& line : kept) metrics << line << "\n";
   std::cout << "rlhf " << task_name(task) << ": " << groups << " " << group_noun(kind) << ", "
             << cfg.max_steps << " steps of " << per_step << ", " << policy.n_params() << " parameters\n";
@@ -427,12 +443,12 @@ int run(Task task, int argc, char** argv) {
                   }
                   if (eval && eval_every > 0 && log.step % eval_every == 0) run_eval(log.step);
                   if (save_every > 0 && log.step % save_every == 0 && log.step < cfg.max_steps)
-                    save_training_checkpoint(out, m, a, st, o.integer("save-total-limit"));
+                    if (lead) save_training_checkpoint(out, m, a, st, o.integer("save-total-limit"));
                 });
   if (tty) std::cout << "\n";
   if (eval && (eval_every <= 0 || cfg.max_steps % eval_every != 0)) run_eval(cfg.max_steps);
   metrics.close();
-  save_checkpoint(policy, out, model_dir);
+  if (lead) save_checkpoint(policy, out, model_dir);
   std::cout << "model saved to " << out.string() << "\n";
   return 0;
 }

@@ -285,7 +285,7 @@ int run_online(OnlineMethod method, int argc, char** argv) {
   AdamW opt(policy, cfg.adam);
   TrainerState st;
   st.fingerprint = {{"task", name}, {"prompts", prompts.size()}, {"options", o.resolved()}};
-  for (const char* k : {"resume", "threads", "config", "eval-steps", "logging-steps", "save-steps", "save-total-limit"})
+  for (const char* k : {"resume", "threads", "config", "out", "eval-steps", "logging-steps", "save-steps", "save-total-limit"})
     st.fingerprint["options"].erase(k);
   OnlineState ost;
   ost.kl_coef = cfg.beta;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "dist/communicator.h"
 #include "tensor/error.h"
 
 namespace {
@@ -62,20 +63,24 @@ int main(int argc, char** argv) {
   }
   for (const auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
+    // Under mpirun an error on any rank stops every rank (MPI_Abort), never a hang.
+    auto fail = [](const std::string& message, int code) {
+      if (rlhf::dist::world().size() > 1) rlhf::dist::world().abort(message, code);
+      std::cerr << message << "\n";
+      return code;
+    };
     try {
-      return c.run(argc - 2, argv + 2);
+      const int rc = c.run(argc - 2, argv + 2);
+      rlhf::dist::finalize();
+      return rc;
     } catch (const rlhf::InputError& e) {
-      std::cerr << "error: " << e.what() << "\n";
-      return 2;
+      return fail(std::string("error: ") + e.what(), 2);
     } catch (const rlhf::IoError& e) {
-      std::cerr << "error: " << e.what() << "\n";
-      return 3;
+      return fail(std::string("error: ") + e.what(), 3);
     } catch (const rlhf::NumericError& e) {
-      std::cerr << "error: " << e.what() << "\n";
-      return 4;
+      return fail(std::string("error: ") + e.what(), 4);
     } catch (const std::exception& e) {
-      std::cerr << "internal error: " << e.what() << "\n";
-      return 70;
+      return fail(std::string("internal error: ") + e.what(), 70);
     }
   }
   std::cerr << "error: unknown command '" << argv[1] << "' (see rlhf --help)\n";

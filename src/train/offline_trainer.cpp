@@ -3,6 +3,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/kernels.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
 
@@ -125,12 +126,49 @@ static ObjectiveOutput run_micro_batch(Transformer& policy, Workspace& ws, const
   return o;
 }
 
+static void scale_grads(Transformer& m, float s) {
+  kernels::scale_inplace(m.grads().data(), s, static_cast<int64_t>(m.grads().size()));
+}
+
+static int world_size(const OfflineConfig& cfg) { return cfg.comm ? cfg.comm->size() : 1; }
+
+// This rank's slice of a micro-batch's groups (all of them without data parallelism).
+static std::vector<int64_t> rank_slice(const std::vector<int64_t>& groups, const OfflineConfig& cfg) {
+  const int64_t world = world_size(cfg);
+  if (world == 1) return groups;
+  const int64_t n = static_cast<int64_t>(groups.size());
+  if (n % world != 0)
+    throw InputError("a micro-batch of " + std::to_string(n) + " groups does not split evenly over " +
+                     std::to_string(world) + " ranks");
+  const int64_t per = n / world, r = cfg.comm->rank();
+  return std::vector<int64_t>(groups.begin() + r * per, groups.begin() + (r + 1) * per);
+}
+
+// Sums `values` over the ranks and divides by their number (metrics with the same keys on every
+// rank; a key set that differs between ranks, e.g. KTO with no desirable example on one rank,
+// keeps rank-local values).
+static void average_over_ranks(std::map<std::string, double>& values, const OfflineConfig& cfg) {
+  const int world = world_size(cfg);
+  if (world == 1) return;
+  double key_hash = 0;
+  for (const auto& [k, v] : values) key_hash += static_cast<double>(std::hash<std::string>{}(k) % 1000003);
+  std::vector<double> check = {key_hash, key_hash * key_hash};
+  cfg.comm->allreduce_sum(check.data(), 2);
+  if (check[0] * check[0] != check[1] * world) return;  // not the same keys everywhere
+  std::vector<double> buf;
+  for (const auto& [k, v] : values) buf.push_back(v);
+  cfg.comm->allreduce_sum(buf.data(), static_cast<int64_t>(buf.size()));
+  size_t i = 0;
+  for (auto& [k, v] : values) v = buf[i++] / world;
+}
+
 static Workspace workspace_for(const Transformer& policy, const std::vector<std::vector<size_t>>& members,
                                const OfflineConfig& cfg) {
   size_t largest_group = 1;
   for (const auto& m : members) largest_group = std::max(largest_group, m.size());
-  // One workspace for the run, sized for the largest micro-batch the packer can produce.
-  const int64_t max_rows = cfg.groups_per_micro_batch * static_cast<int64_t>(largest_group);
+  // One workspace for the run, sized for the largest micro-batch slice the packer can produce.
+  const int64_t max_rows =
+      (cfg.groups_per_micro_batch + world_size(cfg) - 1) / world_size(cfg) * static_cast<int64_t>(largest_group);
   return Workspace(policy.config(), max_rows, cfg.pack.seq_len, max_rows * cfg.pack.seq_len,
                    cfg.want_head ? max_rows : 0);
 }
@@ -141,12 +179,16 @@ std::map<std::string, double> evaluate_offline(Transformer& policy, const Offlin
   const auto members = data.group_members();
   Workspace ws = workspace_for(policy, members, cfg);
   std::map<std::string, double> sums;
-  for (const auto& groups : order) {
-    const CollatedBatch cb = pack_one(gather(data, members, groups, nullptr), cfg.pack, cfg.want_head);
+  const int world = world_size(cfg), rank = cfg.comm ? cfg.comm->rank() : 0;
+  // Micro-batches are dealt to the ranks in turn; the means are summed over ranks.
+  for (size_t i = rank; i < order.size(); i += world) {
+    const CollatedBatch cb = pack_one(gather(data, members, order[i], nullptr), cfg.pack, cfg.want_head);
     const ObjectiveOutput o = run_micro_batch(policy, ws, cb, members, ref_logp, objective, false, 1.0);
     sums["loss"] += o.loss / static_cast<double>(order.size());
     for (const auto& [k, v] : o.metrics) sums[k] += v / static_cast<double>(order.size());
   }
+  average_over_ranks(sums, cfg);
+  for (auto& [k, v] : sums) v *= world;  // sums, not means, over the ranks' shares
   return sums;
 }
 
@@ -172,12 +214,20 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
     for (int64_t a = 0; a < cfg.grad_accum; ++a) {
       const std::vector<int64_t>& groups = order[step * cfg.grad_accum + a];
       for (int64_t g : groups) groups_text += (groups_text.empty() ? "" : ",") + std::to_string(g);
-      const CollatedBatch cb = pack_one(gather(data, members, groups, nullptr), cfg.pack, cfg.want_head);
+      const CollatedBatch cb = pack_one(gather(data, members, rank_slice(groups, cfg), nullptr), cfg.pack, cfg.want_head);
       const double inv_accum = 1.0 / static_cast<double>(cfg.grad_accum);
       const ObjectiveOutput o = run_micro_batch(policy, ws, cb, members, ref_logp, objective, true, inv_accum);
       loss += o.loss * inv_accum;
       for (const auto& [k, v] : o.metrics) sums[k] += v * inv_accum;
       groups_seen += static_cast<int64_t>(groups.size());
+    }
+    if (world_size(cfg) > 1) {  // the mean gradient of the whole batch, on every rank
+      cfg.comm->allreduce_sum(policy.grads().data(), static_cast<int64_t>(policy.grads().size()));
+      scale_grads(policy, 1.0f / static_cast<float>(world_size(cfg)));
+      sums["loss"] = loss;
+      average_over_ranks(sums, cfg);
+      loss = sums["loss"];
+      sums.erase("loss");
     }
     const double gnorm = grad_global_norm(policy);
     require_finite_step(step + 1, loss, gnorm, " on groups [" + groups_text + "]");

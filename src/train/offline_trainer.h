@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "data/collate.h"
+#include "dist/communicator.h"
 #include "model/transformer.h"
 #include "train/offline_objectives.h"
 #include "train/optimizer.h"
@@ -26,7 +27,10 @@
 namespace rlhf {
 
 struct OfflineConfig {
-  int64_t groups_per_micro_batch = 8;  // pairs (or SFT examples) per micro-batch
+  // Pairs (or SFT examples) per micro-batch, over all ranks. With a communicator of N ranks each
+  // rank runs its 1/N slice of every micro-batch and the gradients are averaged over ranks, so N
+  // ranks with per-rank batch B train as one process with N micro-batches of B accumulated.
+  int64_t groups_per_micro_batch = 8;
   int64_t grad_accum = 1;
   int64_t max_steps = 100;
   int64_t warmup_steps = 0;
@@ -36,6 +40,7 @@ struct OfflineConfig {
   uint64_t seed = 0;
   int64_t log_every = 1;
   bool want_head = false;              // reward models: read the head at each sequence's last token
+  dist::Communicator* comm = nullptr;  // data parallelism (null: this process alone)
 };
 
 struct OfflineStepLog {

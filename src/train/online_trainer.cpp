@@ -147,7 +147,9 @@ Rollout sample_rollout(Transformer& policy, const std::vector<OnlinePrompt>& pro
                          std::vector<SampleExample>* examples) {
   std::vector<std::vector<int32_t>> ids;
   for (int64_t p : which) ids.push_back(prompts[p].ids);
-  const std::vector<rollout::Completion> done = rollout::generate(policy, ids, seeds, sp, {.batch_size = generate_batch});
+  rollout::GenerateOptions go;
+  go.batch_size = generate_batch;
+  const std::vector<rollout::Completion> done = rollout::generate(policy, ids, seeds, sp, go);
   Rollout r;
   std::vector<rollout::RewardSample> samples;
   std::vector<size_t> lengths;

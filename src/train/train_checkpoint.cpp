@@ -113,7 +113,9 @@ std::optional<fs::path> latest_checkpoint(const fs::path& out_dir) {
 }
 
 void load_training_checkpoint(const fs::path& dir, Transformer& m, AdamW& opt, TrainerState& state,
-                              const nlohmann::json& expected_fingerprint) {
+                              const nlohmann::json& expected) {
+  // A copy: callers pass their own state.fingerprint, which loading overwrites.
+  const nlohmann::json expected_fingerprint = expected;
   // Verify every file against the manifest before trusting any of them.
   const fs::path manifest_path = dir / "manifest.json";
   std::ifstream mf(manifest_path);
@@ -173,11 +175,21 @@ void load_training_checkpoint(const fs::path& dir, Transformer& m, AdamW& opt, T
     throw InputError((dir / "trainer_state.json").string() + ": " + e.what());
   }
   if (state.fingerprint != expected_fingerprint) {
+    // Names each differing setting (one level into objects such as the command's options).
     std::string diff;
-    for (const auto& [k, v] : expected_fingerprint.items())
-      if (!state.fingerprint.contains(k) || state.fingerprint[k] != v)
-        diff += (diff.empty() ? "" : ", ") + k + " (checkpoint: " +
-                (state.fingerprint.contains(k) ? state.fingerprint[k].dump() : "absent") + ", now: " + v.dump() + ")";
+    auto compare = [&](const nlohmann::json& was, const nlohmann::json& now, const std::string& prefix, auto& self) -> void {
+      for (const auto& [k, v] : now.items()) {
+        const bool has = was.contains(k);
+        if (has && was[k] == v) continue;
+        if (has && was[k].is_object() && v.is_object() && prefix.empty()) {
+          self(was[k], v, k + ".", self);
+          continue;
+        }
+        diff += (diff.empty() ? "" : ", ") + prefix + k + " (checkpoint: " + (has ? was[k].dump() : "absent") +
+                ", now: " + v.dump() + ")";
+      }
+    };
+    compare(state.fingerprint, expected_fingerprint, "", compare);
     throw InputError(dir.string() + ": cannot resume with different settings: " + diff);
   }
 }

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 #include <thread>
 
@@ -77,6 +78,18 @@ TEST(TrainCheckpoint, ChangedSettingsAreRefusedByName) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("seed (checkpoint: 1, now: 2)"), std::string::npos) << e.what();
   }
+  fs::remove_all(out);
+}
+
+// The commands pass their own state's fingerprint as the expected one (resume_from_latest(out,
+// m, opt, st, st.fingerprint)); loading must compare against it before overwriting it.
+TEST(TrainCheckpoint, ExpectedFingerprintMayBeTheStatesOwn) {
+  Fixture a;
+  const fs::path out = temp_dir("fingerprint_alias");
+  save_training_checkpoint(out, a.m, a.opt, a.st);
+  TrainerState st;
+  st.fingerprint = {{"seed", 2}, {"batch_size", 4}};
+  EXPECT_THROW(resume_from_latest(out, a.m, a.opt, st, st.fingerprint, std::cout), InputError);
   fs::remove_all(out);
 }
 

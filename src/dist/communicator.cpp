@@ -1,0 +1,96 @@
+#include "dist/communicator.h"
+
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "tensor/error.h"
+
+namespace rlhf::dist {
+
+namespace {
+
+class LocalCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void allreduce_sum(float*, int64_t) override {}
+  void allreduce_sum(double*, int64_t) override {}
+  void barrier() override {}
+  [[noreturn]] void abort(const std::string& message, int code) override {
+    std::fprintf(stderr, "%s\n", message.c_str());
+    std::exit(code);
+  }
+  std::string name() const override { return "local"; }
+};
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    int provided = 0;
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void allreduce_sum(float* data, int64_t n) override { reduce(data, n, MPI_FLOAT); }
+  void allreduce_sum(double* data, int64_t n) override { reduce(data, n, MPI_DOUBLE); }
+  void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
+  [[noreturn]] void abort(const std::string& message, int code) override {
+    std::fprintf(stderr, "rank %d: %s\n", rank_, message.c_str());
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::exit(code);
+  }
+  std::string name() const override { return "mpi"; }
+  void finalize() {
+    int done = 0;
+    MPI_Finalized(&done);
+    if (!done) MPI_Finalize();
+  }
+
+ private:
+  // MPI counts are int: large buffers go in slices.
+  void reduce(void* data, int64_t n, MPI_Datatype type) {
+    const int64_t kSlice = int64_t(1) << 30;
+    int bytes = 0;
+    MPI_Type_size(type, &bytes);
+    for (int64_t off = 0; off < n; off += kSlice) {
+      const int count = static_cast<int>(std::min(kSlice, n - off));
+      check(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + off * bytes, count, type, MPI_SUM, MPI_COMM_WORLD),
+            "all-reduce");
+    }
+  }
+  void check(int rc, const char* what) {
+    if (rc != MPI_SUCCESS) throw IoError("rank " + std::to_string(rank_) + ": MPI " + what + " failed (code " + std::to_string(rc) + ")");
+  }
+  int rank_ = 0, size_ = 1;
+};
+
+bool launched_by_mpi() { return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE"); }
+
+std::unique_ptr<Communicator>& instance() {
+  static std::unique_ptr<Communicator> comm;
+  return comm;
+}
+
+}  // namespace
+
+Communicator& world() {
+  auto& c = instance();
+  if (!c) {
+    if (launched_by_mpi()) c = std::make_unique<MpiCommunicator>();
+    else c = std::make_unique<LocalCommunicator>();
+  }
+  return *c;
+}
+
+void finalize() {
+  auto& c = instance();
+  if (auto* m = dynamic_cast<MpiCommunicator*>(c.get())) m->finalize();
+}
+
+}  // namespace rlhf::dist

@@ -1,0 +1,40 @@
+// Data-parallel collectives behind one interface, on the field's engines: MPI for process
+// launch and CPU collectives (Open MPI from Debian), NCCL for GPU buffers (not built yet).
+//
+// A run launched by `mpirun -np N` gets an MPI communicator; any other run a local one (one
+// rank, collectives are no-ops), so single-process use needs no MPI runtime at all.
+//
+// Example (the offline loop):
+//   Communicator& comm = world();
+//   ... backward on this rank's share of the batch ...
+//   comm.allreduce_sum(grads.data(), grads.size());   // then scale by 1 / comm.size()
+//   if (comm.rank() == 0) write_metrics(...);
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace rlhf::dist {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // In-place sums over every rank (same count on every rank).
+  virtual void allreduce_sum(float* data, int64_t n) = 0;
+  virtual void allreduce_sum(double* data, int64_t n) = 0;
+  virtual void barrier() = 0;
+  // Stops every rank: prints `message` (prefixed with this rank) and exits with `code`.
+  [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
+  virtual std::string name() const = 0;  // "local" | "mpi"
+};
+
+// The process's communicator, created on first use: MPI when the process was started by an
+// MPI launcher (OMPI_COMM_WORLD_SIZE / PMI_SIZE in the environment), else local.
+Communicator& world();
+
+// Shuts MPI down cleanly (call once before a normal exit; a no-op for the local communicator).
+void finalize();
+
+}  // namespace rlhf::dist
