@@ -1,6 +1,7 @@
 // rlhf: the command-line entry point. Dispatches to subcommands and turns every exception into
 // a one-line "error: ..." message with a non-zero exit code (2: bad input, 3: I/O, 4: numerics,
 // 70: internal error).
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -70,6 +71,13 @@ int main(int argc, char** argv) {
       return code;
     };
     try {
+      // Data parallelism covers the offline commands so far; other commands on several ranks
+      // would each run the whole job and write the same files.
+      static const char* const kParallel[] = {"sft", "rm", "dpo", "kto"};
+      if (rlhf::dist::world().size() > 1 &&
+          std::none_of(std::begin(kParallel), std::end(kParallel), [&](const char* n) { return !std::strcmp(n, c.name); }))
+        throw rlhf::InputError(std::string("rlhf ") + c.name + " does not run data-parallel yet (only sft, rm, dpo, kto " +
+                               "do); start it without mpirun");
       const int rc = c.run(argc - 2, argv + 2);
       rlhf::dist::finalize();
       return rc;

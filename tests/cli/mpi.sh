@@ -74,4 +74,8 @@ set +e
 out=$(timeout 60 "${MPIRUN[@]}" "$RLHF" dpo --model "$tmp/base" --data "$tmp/bad.jsonl" --out "$tmp/bad" 2>&1); rc=$?
 set -e
 [[ $rc -ne 0 && $rc -ne 124 && $out == *"bad.jsonl:1"* ]] || fail "bad input under mpirun: rc=$rc $out"
+set +e
+out=$(timeout 60 "${MPIRUN[@]}" "$RLHF" grpo --model "$tmp/base" --data "$tmp/sft.jsonl" --reward eos --out "$tmp/bad2" 2>&1); rc=$?
+set -e
+[[ $rc -ne 0 && $rc -ne 124 && $out == *"does not run data-parallel yet"* ]] || fail "online under mpirun: rc=$rc $out"
 echo "1 passed, 0 failed"
