@@ -3,7 +3,7 @@
 # with per-rank batch B train like 1 process with gradient accumulation 2 x B (and, for DPO's
 # per-pair mean, like batch 2B): same loss curve and, through rlhf eval's per-pair log-probs,
 # the same weights, to fp32 tolerance. A failing rank stops every rank; a resume with another
-# number of ranks is refused.
+# number of ranks is refused; a killed rank fails the job and its checkpoint resumes exactly.
 set -euo pipefail
 RLHF="$1"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -67,6 +67,28 @@ out=$("$RLHF" dpo --model "$tmp/base" --data "$PREFS" --per-device-train-batch-s
   --max-length 64 --threads 1 --out "$tmp/ckpt" --resume 2>&1); rc=$?
 set -e
 [[ $rc -eq 2 && $out == *"ranks"* ]] || fail "resume on 1 rank of a 2-rank run: rc=$rc $out"
+
+# kill -9 of one rank mid-run ends the whole job with a non-zero exit; its last checkpoint is
+# valid, and resuming it on 2 ranks ends with the same weights, byte for byte, as a run that was
+# never interrupted (the reduction order is fixed).
+long=(--model "$tmp/base" --data "$PREFS" --per-device-train-batch-size 2 --max-steps 300 --save-steps 20
+      --learning-rate 1e-4 --max-length 64 --threads 1)
+"${MPIRUN[@]}" "$RLHF" dpo "${long[@]}" --out "$tmp/whole" > /dev/null 2>&1 || fail "uninterrupted 2-rank run"
+"${MPIRUN[@]}" "$RLHF" dpo "${long[@]}" --out "$tmp/killed" > /dev/null 2>&1 &
+job=$!
+for _ in $(seq 1 600); do [[ -d "$tmp/killed/checkpoint-20" ]] && break; sleep 0.05; done
+victim=$(pgrep -f -n "^$RLHF dpo .*$tmp/killed" || true)  # a rank, not mpirun
+[[ -n $victim ]] || fail "no rank process found to kill"
+kill -9 "$victim"
+set +e
+timeout 60 tail --pid="$job" -f /dev/null; wait "$job"; rc=$?
+set -e
+[[ -d "$tmp/killed/checkpoint-20" && ! -f "$tmp/killed/model.safetensors" ]] \
+  || fail "the 2-rank run was not killed after its first checkpoint; make it longer"
+[[ $rc -ne 0 ]] || fail "killing one rank did not fail the job"
+"${MPIRUN[@]}" "$RLHF" dpo "${long[@]}" --out "$tmp/killed" --resume > "$tmp/resumed.log" 2>&1 \
+  || fail "resume on 2 ranks: $(cat "$tmp/resumed.log")"
+cmp -s "$tmp/whole/model.safetensors" "$tmp/killed/model.safetensors" || fail "resumed 2-rank weights differ"
 
 # An error on the ranks stops all of them with a non-zero exit, never a hang.
 printf '{"prompt": "a", "chosen": 3, "rejected": "b"}\n' > "$tmp/bad.jsonl"
