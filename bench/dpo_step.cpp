@@ -22,6 +22,8 @@
 // and is not part of step_ms. Steps: AdamW (lr 1e-6, weight decay 0, clip 1.0, linear decay as
 // HF's default scheduler), beta 0.1. step_ms is the mean over the timed steps (warm-up steps
 // excluded), measured between the optimizer-step hooks of train_offline.
+// Under mpirun -np N each rank trains on its pairs / N of every batch (data parallelism; rank 0
+// prints, with the mean time of the gradient all-reduce per step as allreduce_ms).
 // Prints one JSON line; peak_rss_mb is getrusage(RUSAGE_SELF).ru_maxrss of the whole process.
 #include <cblas.h>
 #include <omp.h>
@@ -35,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/communicator.h"
 #include "model/transformer.h"
 #include "tensor/rng.h"
 #include "train/offline_trainer.h"
@@ -119,7 +122,10 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Under mpirun the ranks split each batch of `pairs` (data parallelism); rank 0 reports.
+  dist::Communicator& comm = dist::world();
   OfflineConfig oc;
+  oc.comm = &comm;
   oc.groups_per_micro_batch = pairs;
   oc.grad_accum = 1;
   oc.max_steps = warmup + steps;
@@ -155,8 +161,12 @@ int main(int argc, char** argv) {
                                   });
 
   std::vector<double> each_ms;
-  for (int64_t s = warmup; s < warmup + steps; ++s)
+  double allreduce_ms = 0;
+  for (int64_t s = warmup; s < warmup + steps; ++s) {
     each_ms.push_back(std::chrono::duration<double, std::milli>(marks[s + 1] - marks[s]).count());
+    const auto it = logs[s].values.find("dist/allreduce_seconds");
+    if (it != logs[s].values.end()) allreduce_ms += 1000.0 * it->second / static_cast<double>(steps);
+  }
   double sum = 0, mn = each_ms[0];
   for (double v : each_ms) sum += v, mn = std::min(mn, v);
   const double step_ms = sum / static_cast<double>(each_ms.size());
@@ -187,7 +197,10 @@ int main(int argc, char** argv) {
       {"loss_last", logs.back().values.at("loss")},
       {"peak_rss_mb", r1(peak_rss_mb())},
       {"threads", threads},
+      {"ranks", comm.size()},
+      {"allreduce_ms", r1(allreduce_ms)},
   };
-  std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  if (comm.rank() == 0) std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  dist::finalize();
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "train/offline_trainer.h"
 
+#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -221,8 +222,11 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
       for (const auto& [k, v] : o.metrics) sums[k] += v * inv_accum;
       groups_seen += static_cast<int64_t>(groups.size());
     }
+    double allreduce_seconds = 0;
     if (world_size(cfg) > 1) {  // the mean gradient of the whole batch, on every rank
+      const auto t0 = std::chrono::steady_clock::now();
       cfg.comm->allreduce_sum(policy.grads().data(), static_cast<int64_t>(policy.grads().size()));
+      allreduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       scale_grads(policy, 1.0f / static_cast<float>(world_size(cfg)));
       sums["loss"] = loss;
       average_over_ranks(sums, cfg);
@@ -238,6 +242,7 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
     log.values["grad_norm"] = gnorm;
     log.values["learning_rate"] = lr;
     log.values["epoch"] = static_cast<double>(groups_seen) / static_cast<double>(data.n_groups());
+    if (world_size(cfg) > 1) log.values["dist/allreduce_seconds"] = allreduce_seconds;
     if (on_step) on_step(log, policy, opt);
     logs.push_back(std::move(log));
   }
