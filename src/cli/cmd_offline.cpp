@@ -86,7 +86,8 @@ void declare(Options& o, Task t) {
       .flag("resume", "continue from the newest checkpoint in --out")
       .flag("no-packing", "one sequence per row instead of packing rows to --max-length")
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
-      .add("threads", "0", "CPU threads (0 = all cores)");
+      .add("threads", "0", "CPU threads (0 = all cores)")
+      .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
   if (t == Task::dpo) {
     o.add("loss-type", "sigmoid",
           "comma-separated DPO losses (TRL's loss_type names, plus cdpo, ipo_sum, rdpo, simpo, orpo); "
@@ -314,6 +315,7 @@ int run(Task task, int argc, char** argv) {
   dist::Communicator& comm = dist::world();
   const bool lead = comm.rank() == 0;
   if (!lead) std::cout.setstate(std::ios::failbit);
+  comm.set_timeout(o.number("dist-timeout"));
 
   auto text = load_text_side(model_dir);
   const DataKind kind = data_kind(task, o);
@@ -376,6 +378,7 @@ int run(Task task, int argc, char** argv) {
   st.fingerprint["options"].erase("threads");
   st.fingerprint["options"].erase("config");
   st.fingerprint["options"].erase("out");  // a moved output directory resumes
+  st.fingerprint["options"].erase("dist-timeout");
   std::vector<std::string> kept;
   if (o.boolean("resume")) kept = resume_from_latest(out, policy, opt, st, st.fingerprint, std::cout);
 

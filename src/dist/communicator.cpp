@@ -2,9 +2,13 @@
 
 #include <mpi.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "tensor/error.h"
 
@@ -24,6 +28,8 @@ class LocalCommunicator final : public Communicator {
     std::exit(code);
   }
   std::string name() const override { return "local"; }
+  void set_timeout(double) override {}
+  void set_context(const std::string&) override {}
 };
 
 class MpiCommunicator final : public Communicator {
@@ -33,12 +39,23 @@ class MpiCommunicator final : public Communicator {
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    watchdog_ = std::thread([this] { watch(); });
+  }
+  ~MpiCommunicator() override { stop_watchdog(); }
+  void set_timeout(double seconds) override { timeout_ = seconds; }
+  void set_context(const std::string& context) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    context_ = context;
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   void allreduce_sum(float* data, int64_t n) override { reduce(data, n, MPI_FLOAT); }
   void allreduce_sum(double* data, int64_t n) override { reduce(data, n, MPI_DOUBLE); }
-  void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
+  void barrier() override {
+    busy_since_ = now();
+    check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+    busy_since_ = 0;
+  }
   [[noreturn]] void abort(const std::string& message, int code) override {
     std::fprintf(stderr, "rank %d: %s\n", rank_, message.c_str());
     std::fflush(stderr);
@@ -47,14 +64,44 @@ class MpiCommunicator final : public Communicator {
   }
   std::string name() const override { return "mpi"; }
   void finalize() {
+    stop_watchdog();
     int done = 0;
     MPI_Finalized(&done);
     if (!done) MPI_Finalize();
   }
 
  private:
+  // The watchdog thread makes no MPI call (MPI_THREAD_FUNNELED): it exits the process, and the
+  // launcher then stops every other rank.
+  void watch() {
+    while (!stopping_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      const double since = busy_since_;
+      if (since <= 0 || timeout_ <= 0 || now() - since < timeout_) continue;
+      std::string context;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        context = context_;
+      }
+      std::fprintf(stderr,
+                   "rank %d: a collective did not complete in %.0f s%s%s: another rank is hung or dead; "
+                   "stopping every rank\n",
+                   rank_, timeout_.load(), context.empty() ? "" : " at ", context.c_str());
+      std::fflush(stderr);
+      std::_Exit(5);
+    }
+  }
+  void stop_watchdog() {
+    stopping_ = true;
+    if (watchdog_.joinable()) watchdog_.join();
+  }
+  static double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+
   // MPI counts are int: large buffers go in slices.
   void reduce(void* data, int64_t n, MPI_Datatype type) {
+    busy_since_ = now();
     const int64_t kSlice = int64_t(1) << 30;
     int bytes = 0;
     MPI_Type_size(type, &bytes);
@@ -63,11 +110,17 @@ class MpiCommunicator final : public Communicator {
       check(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + off * bytes, count, type, MPI_SUM, MPI_COMM_WORLD),
             "all-reduce");
     }
+    busy_since_ = 0;
   }
   void check(int rc, const char* what) {
     if (rc != MPI_SUCCESS) throw IoError("rank " + std::to_string(rank_) + ": MPI " + what + " failed (code " + std::to_string(rc) + ")");
   }
   int rank_ = 0, size_ = 1;
+  std::thread watchdog_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<double> busy_since_{0}, timeout_{1800};
+  std::mutex mu_;
+  std::string context_;
 };
 
 bool launched_by_mpi() { return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE"); }

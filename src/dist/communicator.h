@@ -28,6 +28,11 @@ class Communicator {
   // Stops every rank: prints `message` (prefixed with this rank) and exits with `code`.
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
   virtual std::string name() const = 0;  // "local" | "mpi"
+  // A collective that does not complete within `seconds` (a rank hung or died without the
+  // launcher noticing) aborts every rank with a message naming this rank and `context` (e.g. the
+  // step); 0 turns the watchdog off.
+  virtual void set_timeout(double seconds) = 0;
+  virtual void set_context(const std::string& context) = 0;
 };
 
 // The process's communicator, created on first use: MPI when the process was started by an

@@ -206,6 +206,7 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
   std::vector<OfflineStepLog> logs;
   int64_t groups_seen = start_step * cfg.grad_accum * cfg.groups_per_micro_batch;
   for (int64_t step = start_step; step < cfg.max_steps; ++step) {
+    if (cfg.comm) cfg.comm->set_context("step " + std::to_string(step + 1));
     policy.zero_grad();
     OfflineStepLog log;
     log.step = step + 1;

@@ -90,6 +90,25 @@ set -e
   || fail "resume on 2 ranks: $(cat "$tmp/resumed.log")"
 cmp -s "$tmp/whole/model.safetensors" "$tmp/killed/model.safetensors" || fail "resumed 2-rank weights differ"
 
+# A hung rank (SIGSTOP) stops the job after --dist-timeout: the waiting rank names itself and the
+# step; no process is left behind, and the last checkpoint still resumes.
+"${MPIRUN[@]}" "$RLHF" dpo "${long[@]}" --dist-timeout 3 --out "$tmp/hung" > "$tmp/hung.log" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do [[ -d "$tmp/hung/checkpoint-20" ]] && break; sleep 0.05; done
+victim=$(pgrep -f -n "^$RLHF dpo .*$tmp/hung" || true)
+[[ -n $victim ]] || fail "no rank process found to stop"
+kill -STOP "$victim"
+set +e
+timeout 60 tail --pid="$job" -f /dev/null; wait "$job"; rc=$?
+set -e
+pgrep -f "^$RLHF dpo .*$tmp/hung" > /dev/null && { pkill -9 -f "^$RLHF dpo .*$tmp/hung"; fail "ranks left after the hang"; }
+[[ $rc -ne 0 ]] && grep -q "a collective did not complete in 3 s at step" "$tmp/hung.log" \
+  || fail "hung rank: rc=$rc $(tail -5 "$tmp/hung.log")"
+rm -rf "$tmp/hung/model.safetensors"
+"${MPIRUN[@]}" "$RLHF" dpo "${long[@]}" --dist-timeout 3 --out "$tmp/hung" --resume > "$tmp/hung-resumed.log" 2>&1 \
+  || fail "resume after the hang: $(tail -5 "$tmp/hung-resumed.log")"
+cmp -s "$tmp/whole/model.safetensors" "$tmp/hung/model.safetensors" || fail "weights after resuming the hung run differ"
+
 # An error on the ranks stops all of them with a non-zero exit, never a hang.
 printf '{"prompt": "a", "chosen": 3, "rejected": "b"}\n' > "$tmp/bad.jsonl"
 set +e
