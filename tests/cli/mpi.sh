@@ -15,6 +15,9 @@ PREFS="$ROOT/tests/fixtures/trl/prefs.jsonl"
 MPIRUN=(mpirun --oversubscribe -np 2)
 [[ $(id -u) -eq 0 ]] && MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np 2)
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+# Containers often forbid the cross-process memory copy Open MPI's shared-memory transport tries
+# first (CMA needs ptrace rights); plain copies work everywhere.
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 
 "$RLHF" init-model --family qwen2 --preset tiny --vocab-size 2048 --kv-heads 2 --out "$tmp/base" >/dev/null
 cp "$TOK/tokenizer.json" "$TOK/tokenizer_config.json" "$tmp/base/"
