@@ -33,6 +33,7 @@
 #include "train/offline_trainer.h"
 #include "train/progress.h"
 #include "train/train_checkpoint.h"
+#include "train/zero.h"
 
 namespace rlhf::cli {
 
@@ -87,7 +88,8 @@ void declare(Options& o, Task t) {
       .flag("no-packing", "one sequence per row instead of packing rows to --max-length")
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
       .add("threads", "0", "CPU threads (0 = all cores)")
-      .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
+      .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop")
+      .flag("zero1", "under mpirun: shard the AdamW moments over the ranks (ZeRO-1)");
   if (t == Task::dpo) {
     o.add("loss-type", "sigmoid",
           "comma-separated DPO losses (TRL's loss_type names, plus cdpo, ipo_sum, rdpo, simpo, orpo); "
@@ -379,8 +381,14 @@ int run(Task task, int argc, char** argv) {
   st.fingerprint["options"].erase("config");
   st.fingerprint["options"].erase("out");  // a moved output directory resumes
   st.fingerprint["options"].erase("dist-timeout");
+  st.fingerprint["options"].erase("zero1");  // checkpoints hold the whole optimizer either way
   std::vector<std::string> kept;
   if (o.boolean("resume")) kept = resume_from_latest(out, policy, opt, st, st.fingerprint, std::cout);
+  if (o.boolean("zero1") && comm.size() > 1) {
+    shard_optimizer(opt, policy, comm);
+    std::cout << "ZeRO-1: AdamW moments " << (opt.shard_end() - opt.shard_begin()) * 8 / (1 << 20) << " MB per rank (of "
+              << policy.n_params() * 8 / (1 << 20) << " MB)\n";
+  }
 
   nlohmann::json manifest = {{"command", task_name(task)},
                              {"version", RLHF_VERSION},
@@ -394,6 +402,7 @@ int run(Task task, int argc, char** argv) {
                                        {"collate", train.collate.to_json()}}}};
   manifest["resolved"]["ranks"] = comm.size();
   manifest["resolved"]["communicator"] = comm.name();
+  manifest["resolved"]["optimizer_state_mb_per_rank"] = (opt.shard_end() - opt.shard_begin()) * 8.0 / (1 << 20);
   if (lead) write_file_atomic(out / "manifest.json", manifest.dump(2) + "\n");
 
   std::ofstream metrics;  // rank 0's; writes elsewhere go nowhere
@@ -446,7 +455,12 @@ int run(Task task, int argc, char** argv) {
                   }
                   if (eval && eval_every > 0 && log.step % eval_every == 0) run_eval(log.step);
                   if (save_every > 0 && log.step % save_every == 0 && log.step < cfg.max_steps)
-                    if (lead) save_training_checkpoint(out, m, a, st, o.integer("save-total-limit"));
+                    if (a.sharded()) {  // every rank helps assemble the whole optimizer; rank 0 writes it
+                      const AdamW full = gathered_optimizer(a, m, comm);
+                      if (lead) save_training_checkpoint(out, m, full, st, o.integer("save-total-limit"));
+                    } else if (lead) {
+                      save_training_checkpoint(out, m, a, st, o.integer("save-total-limit"));
+                    }
                 });
   if (tty) std::cout << "\n";
   if (eval && (eval_every <= 0 || cfg.max_steps % eval_every != 0)) run_eval(cfg.max_steps);

@@ -22,6 +22,7 @@ class LocalCommunicator final : public Communicator {
   int size() const override { return 1; }
   void allreduce_sum(float*, int64_t) override {}
   void allreduce_sum(double*, int64_t) override {}
+  void allgather(float*, const std::vector<int64_t>&) override {}
   void barrier() override {}
   [[noreturn]] void abort(const std::string& message, int code) override {
     std::fprintf(stderr, "%s\n", message.c_str());
@@ -51,6 +52,21 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
   void allreduce_sum(float* data, int64_t n) override { reduce(data, n, MPI_FLOAT); }
   void allreduce_sum(double* data, int64_t n) override { reduce(data, n, MPI_DOUBLE); }
+  void allgather(float* data, const std::vector<int64_t>& offsets) override {
+    RLHF_CHECK(static_cast<int>(offsets.size()) == size_ + 1, "all-gather: one range per rank");
+    std::vector<int> counts(size_), displs(size_);
+    for (int r = 0; r < size_; ++r) {
+      RLHF_CHECK(offsets[r + 1] - offsets[r] < (int64_t(1) << 31) && offsets[r] < (int64_t(1) << 31),
+                 "all-gather: ranges beyond 2^31 elements");
+      counts[r] = static_cast<int>(offsets[r + 1] - offsets[r]);
+      displs[r] = static_cast<int>(offsets[r]);
+    }
+    busy_since_ = now();
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT,
+                         MPI_COMM_WORLD),
+          "all-gather");
+    busy_since_ = 0;
+  }
   void barrier() override {
     busy_since_ = now();
     check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
@@ -63,7 +79,13 @@ class MpiCommunicator final : public Communicator {
     std::exit(code);
   }
   std::string name() const override { return "mpi"; }
-  void finalize() {
+  std::vector<int64_t> even_split(int64_t n, int parts) {
+  std::vector<int64_t> off(parts + 1);
+  for (int r = 0; r <= parts; ++r) off[r] = n * r / parts;
+  return off;
+}
+
+void finalize() {
     stop_watchdog();
     int done = 0;
     MPI_Finalized(&done);
@@ -139,6 +161,12 @@ Communicator& world() {
     else c = std::make_unique<LocalCommunicator>();
   }
   return *c;
+}
+
+std::vector<int64_t> even_split(int64_t n, int parts) {
+  std::vector<int64_t> off(parts + 1);
+  for (int r = 0; r <= parts; ++r) off[r] = n * r / parts;
+  return off;
 }
 
 void finalize() {

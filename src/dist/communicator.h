@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rlhf::dist {
 
@@ -24,6 +25,9 @@ class Communicator {
   // In-place sums over every rank (same count on every rank).
   virtual void allreduce_sum(float* data, int64_t n) = 0;
   virtual void allreduce_sum(double* data, int64_t n) = 0;
+  // In place: rank r owns data[offsets[r], offsets[r + 1]); afterwards every rank has every
+  // rank's range (offsets has size() + 1 entries, the same on every rank).
+  virtual void allgather(float* data, const std::vector<int64_t>& offsets) = 0;
   virtual void barrier() = 0;
   // Stops every rank: prints `message` (prefixed with this rank) and exits with `code`.
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
@@ -38,6 +42,9 @@ class Communicator {
 // The process's communicator, created on first use: MPI when the process was started by an
 // MPI launcher (OMPI_COMM_WORLD_SIZE / PMI_SIZE in the environment), else local.
 Communicator& world();
+
+// `n` elements split into `parts` contiguous ranges of near-equal size: the part boundaries.
+std::vector<int64_t> even_split(int64_t n, int parts);
 
 // Shuts MPI down cleanly (call once before a normal exit; a no-op for the local communicator).
 void finalize();

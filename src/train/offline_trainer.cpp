@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "kernels/kernels.h"
+#include "train/zero.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
 
@@ -238,6 +239,7 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
     require_finite_step(step + 1, loss, gnorm, " on groups [" + groups_text + "]");
     const double lr = cfg.adam.lr * lr_multiplier(cfg.schedule, step, cfg.max_steps, cfg.warmup_steps);
     opt.step(policy, lr, gnorm);
+    if (opt.sharded()) gather_parameters(policy, opt, *cfg.comm);  // ZeRO-1
     log.values = sums;
     log.values["loss"] = loss;
     log.values["grad_norm"] = gnorm;

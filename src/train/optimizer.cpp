@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/kernels.h"
@@ -37,7 +38,19 @@ double lr_multiplier(LrSchedule s, int64_t step, int64_t total, int64_t warmup) 
 }
 
 AdamW::AdamW(const Transformer& m, AdamWConfig cfg)
-    : cfg_(cfg), m_(m.params().size(), 0.0f), v_(m.params().size(), 0.0f) {}
+    : cfg_(cfg),
+      m_(m.params().size(), 0.0f),
+      v_(m.params().size(), 0.0f),
+      n_params_(m.params().size()),
+      end_(static_cast<int64_t>(m.params().size())) {}
+
+void AdamW::shard(int64_t begin, int64_t end) {
+  RLHF_CHECK(begin_ <= begin && begin <= end && end <= end_, "AdamW::shard: the range must lie in the current one");
+  m_ = std::vector<float>(m_.begin() + (begin - begin_), m_.begin() + (end - begin_));
+  v_ = std::vector<float>(v_.begin() + (begin - begin_), v_.begin() + (end - begin_));
+  begin_ = begin;
+  end_ = end;
+}
 
 double grad_global_norm(const Transformer& m) {
   const auto& g = const_cast<Transformer&>(m).grads();
@@ -59,10 +72,13 @@ void AdamW::step(Transformer& model, double lr, double norm) {
   }
   ++t_;
   for (const ParamSlot& s : model.slots()) {
-    kernels::adamw_step(model.params().data() + s.offset, g.data() + s.offset, m_.data() + s.offset,
-                        v_.data() + s.offset, s.numel, static_cast<float>(lr), static_cast<float>(cfg_.beta1),
-                        static_cast<float>(cfg_.beta2), static_cast<float>(cfg_.eps),
-                        s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f, t_);
+    // The part of the slot inside this optimizer's range (all of it unless sharded).
+    const int64_t lo = std::max(s.offset, begin_), hi = std::min(s.offset + s.numel, end_);
+    if (lo >= hi) continue;
+    kernels::adamw_step(model.params().data() + lo, g.data() + lo, m_.data() + (lo - begin_), v_.data() + (lo - begin_),
+                        hi - lo, static_cast<float>(lr), static_cast<float>(cfg_.beta1), static_cast<float>(cfg_.beta2),
+                        static_cast<float>(cfg_.eps), s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f,
+                        t_);
   }
 }
 

@@ -42,10 +42,20 @@ class AdamW {
   std::vector<float>& second_moment() { return v_; }
   void set_steps_taken(int64_t t) { t_ = t; }
 
+  // ZeRO-1: keep the moments of the flat-parameter range [begin, end) only; step() then updates
+  // only those parameters (the caller all-gathers the rest from the other ranks). The moments of
+  // the range are kept. shard_begin()/shard_end() give the range (0, n_params unsharded).
+  void shard(int64_t begin, int64_t end);
+  int64_t shard_begin() const { return begin_; }
+  int64_t shard_end() const { return end_; }
+  bool sharded() const { return end_ - begin_ != static_cast<int64_t>(n_params_); }
+
  private:
   AdamWConfig cfg_;
-  std::vector<float> m_, v_;
+  std::vector<float> m_, v_;  // moments of [begin_, end_)
   int64_t t_ = 0;
+  size_t n_params_ = 0;
+  int64_t begin_ = 0, end_ = 0;
 };
 
 // sqrt(sum of squared gradients), accumulated in double.

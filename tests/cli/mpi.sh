@@ -61,6 +61,20 @@ done
 same "$(column "$tmp/dpo-dp2/metrics.jsonl" loss)" "$(column "$tmp/dpo-b4/metrics.jsonl" loss)" 1e-5 \
   || fail "dpo: 2 ranks vs batch 2B: loss curves differ"
 
+# ZeRO-1 (AdamW moments sharded over the ranks) gives the plain data-parallel weights bit for bit,
+# also across a checkpoint (saved whole) and a resume.
+zargs=(--model "$tmp/base" --data "$PREFS" --per-device-train-batch-size 2 --max-steps 6 --save-steps 3
+       --learning-rate 1e-3 --lr-scheduler-type constant --max-length 64 --threads 1)
+"${MPIRUN[@]}" "$RLHF" dpo "${zargs[@]}" --out "$tmp/plain" > /dev/null 2>&1 || fail "plain 2-rank dpo"
+"${MPIRUN[@]}" "$RLHF" dpo "${zargs[@]}" --zero1 --out "$tmp/zero1" > "$tmp/zero1.log" 2>&1 || fail "zero1: $(cat "$tmp/zero1.log")"
+grep -q "ZeRO-1: AdamW moments" "$tmp/zero1.log" || fail "zero1: memory per rank not reported"
+cmp -s "$tmp/plain/model.safetensors" "$tmp/zero1/model.safetensors" || fail "zero1 weights differ from plain DP"
+cmp -s "$tmp/plain/checkpoint-3/optimizer.safetensors" "$tmp/zero1/checkpoint-3/optimizer.safetensors" \
+  || fail "zero1 checkpoint's optimizer state differs"
+rm "$tmp/zero1/model.safetensors"
+"${MPIRUN[@]}" "$RLHF" dpo "${zargs[@]}" --zero1 --out "$tmp/zero1" --resume > /dev/null 2>&1 || fail "zero1 resume"
+cmp -s "$tmp/plain/model.safetensors" "$tmp/zero1/model.safetensors" || fail "resumed zero1 weights differ"
+
 # A resume with a different number of ranks is refused, naming the setting.
 "${MPIRUN[@]}" "$RLHF" dpo --model "$tmp/base" --data "$PREFS" --per-device-train-batch-size 2 --max-steps 4 \
   --save-steps 2 --max-length 64 --threads 1 --out "$tmp/ckpt" > /dev/null 2>&1 || fail "dpo with checkpoints"

@@ -53,6 +53,35 @@ TEST(AdamW, TwoStepsMatchHandComputation) {
   EXPECT_NEAR(m.params()[ln.offset], 1.0 - 0.2, 1e-6);
 }
 
+// ZeRO-1's building block: two optimizers holding the moments of two halves of the parameters,
+// each stepping its half, give the unsharded optimizer's weights bit for bit (the halves cut a
+// slot in two, and weight decay applies to some slots only).
+TEST(AdamW, ShardsStepExactlyTheirRange) {
+  Transformer m(test::tiny_config("llama"), ModelHeads{});
+  m.init_random(1);
+  for (size_t i = 0; i < m.grads().size(); ++i) m.grads()[i] = std::sin(0.37 * static_cast<double>(i));
+  const AdamWConfig cfg{.lr = 1e-2, .weight_decay = 0.1, .max_grad_norm = 0};
+  Transformer whole = m, lo = m, hi = m;
+  AdamW a(whole, cfg), b(lo, cfg), c(hi, cfg);
+  const int64_t cut = m.n_params() / 2 + 7;
+  b.shard(0, cut);
+  c.shard(cut, m.n_params());
+  EXPECT_TRUE(b.sharded());
+  EXPECT_EQ(b.first_moment().size(), static_cast<size_t>(cut));
+  for (int step = 0; step < 3; ++step) {
+    a.step(whole, 1e-2, 0);
+    b.step(lo, 1e-2, 0);
+    c.step(hi, 1e-2, 0);
+  }
+  std::vector<float> joined(lo.params().begin(), lo.params().begin() + cut);
+  joined.insert(joined.end(), hi.params().begin() + cut, hi.params().end());
+  EXPECT_EQ(joined, whole.params());
+  EXPECT_NE(std::vector<float>(lo.params().begin() + cut, lo.params().end()),
+            std::vector<float>(whole.params().begin() + cut, whole.params().end()))
+      << "a shard must leave the other range alone";
+  EXPECT_THROW(b.shard(cut - 1, cut + 1), LogicError);
+}
+
 TEST(AdamW, ClipsToMaxGradNorm) {
   Transformer m(test::tiny_config("llama"), ModelHeads{});
   AdamW opt(m, AdamWConfig{.lr = 0.0, .max_grad_norm = 1.0});

@@ -1,0 +1,43 @@
+#include "train/zero.h"
+
+#include <algorithm>
+
+#include "tensor/error.h"
+
+namespace rlhf {
+
+namespace {
+
+std::vector<int64_t> ranges(const Transformer& m, dist::Communicator& comm) {
+  return dist::even_split(m.n_params(), comm.size());
+}
+
+}  // namespace
+
+void shard_optimizer(AdamW& opt, const Transformer& m, dist::Communicator& comm) {
+  RLHF_CHECK(!opt.sharded(), "shard_optimizer: already sharded");
+  const auto r = ranges(m, comm);
+  opt.shard(r[comm.rank()], r[comm.rank() + 1]);
+}
+
+void gather_parameters(Transformer& m, const AdamW& opt, dist::Communicator& comm) {
+  const auto r = ranges(m, comm);
+  RLHF_CHECK(opt.shard_begin() == r[comm.rank()] && opt.shard_end() == r[comm.rank() + 1],
+             "gather_parameters: the optimizer's shard is not this rank's range");
+  comm.allgather(m.params().data(), r);
+}
+
+AdamW gathered_optimizer(const AdamW& opt, const Transformer& m, dist::Communicator& comm) {
+  AdamW full(m, opt.config());
+  full.set_steps_taken(opt.steps_taken());
+  const auto r = ranges(m, comm);
+  AdamW& src = const_cast<AdamW&>(opt);  // read only: the accessors are non-const
+  for (auto [from, to] : {std::pair{&src.first_moment(), &full.first_moment()},
+                          std::pair{&src.second_moment(), &full.second_moment()}}) {
+    std::copy(from->begin(), from->end(), to->begin() + opt.shard_begin());
+    comm.allgather(to->data(), r);
+  }
+  return full;
+}
+
+}  // namespace rlhf
