@@ -386,8 +386,10 @@ int run(Task task, int argc, char** argv) {
   if (o.boolean("resume")) kept = resume_from_latest(out, policy, opt, st, st.fingerprint, std::cout);
   if (o.boolean("zero1") && comm.size() > 1) {
     shard_optimizer(opt, policy, comm);
-    std::cout << "ZeRO-1: AdamW moments " << (opt.shard_end() - opt.shard_begin()) * 8 / (1 << 20) << " MB per rank (of "
-              << policy.n_params() * 8 / (1 << 20) << " MB)\n";
+    std::cout << "ZeRO-1: AdamW moments " << std::fixed << std::setprecision(1)
+              << (opt.shard_end() - opt.shard_begin()) * 8.0 / (1 << 20) << " MB per rank (of "
+              << policy.n_params() * 8.0 / (1 << 20) << " MB)\n"
+              << std::defaultfloat;
   }
 
   nlohmann::json manifest = {{"command", task_name(task)},
