@@ -92,7 +92,8 @@ void declare_method(Options& o, OnlineMethod m) {
             .flag("adaptive-kl", "Ziegler et al.'s adaptive KL controller")
             .add("kl-target", "6.0", "adaptive controller target (nats per sequence)")
             .add("kl-horizon", "10000", "adaptive controller horizon (episodes)")
-            .add("cliprange", "0.2", "ratio clipping epsilon");
+            .add("cliprange", "0.2", "ratio clipping epsilon")
+            .add("entropy-coef", "0", "entropy bonus weight (0: off, as TRL and PPO-max)");
       else
         o.add("apa-lambda", "0.1", "lambda of the target log pi_init + A / lambda");
       break;
@@ -160,6 +161,7 @@ OnlineConfig config_from(const Options& o, OnlineMethod m, std::vector<int32_t> 
         c.ppo.cliprange = o.number("cliprange");
         c.ppo.cliprange_value = inf_or_number("cliprange-value");
         c.ppo.vf_coef = o.number("vf-coef");
+        c.ppo.entropy_coef = o.number("entropy-coef");
       } else {
         c.beta = 0;
         c.apa.lambda = o.number("apa-lambda");

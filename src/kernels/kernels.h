@@ -121,9 +121,11 @@ void logprob_forward(float* logp, float* lse, float* entropy, const float* h, co
                      const int32_t* targets, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
                      int64_t chunk);
 // Given dlogp (N): dh (N, C) += d/dh, dW (V, C) += d/dW. Recomputes the logits chunk by chunk.
+// With dentropy (N) and the forward's entropy (N), the entropy's gradient is added too
+// (an entropy bonus in the loss): dH/dz_k = -p_k (log p_k + H).
 void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W,
                       const int32_t* targets, const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp,
-                      float* scratch, int64_t chunk);
+                      float* scratch, int64_t chunk, const float* dentropy = nullptr, const float* entropy = nullptr);
 
 // ---- small elementwise helpers ---------------------------------------------------------------
 

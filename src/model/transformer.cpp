@@ -221,6 +221,7 @@ Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, in
   normf_rstd = arena_.reserve("norm_final_rstd", {N});
   h_scored = arena_.reserve("h_scored", {S, C});
   lse_scored = arena_.reserve("lse_scored", {S});
+  entropy_scored = arena_.reserve("entropy_scored", {S});
   h_head = arena_.reserve("h_head", {H, C});
   lm_scratch = arena_.reserve("lm_scratch", {S, vocab_chunk});
   d_x = arena_.reserve("d_x", {N, C});
@@ -320,9 +321,11 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     }
     out.logp.resize(S);
     if (opt.want_entropy) out.entropy.resize(S);
+    last_had_entropy_ = opt.want_entropy;
     k::logprob_forward(out.logp.data(), a.data(ws.lse_scored), opt.want_entropy ? out.entropy.data() : nullptr, hs,
                        P(lm_weight_offset()), targets.data(), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
                        a.data(ws.lm_scratch), ws.vocab_chunk);
+    if (opt.want_entropy) std::memcpy(a.data(ws.entropy_scored), out.entropy.data(), S * sizeof(float));
     if (opt.want_logit_mean) {
       // mean_v z_v = inv_temp * h . (mean_v W_v): one pass over W instead of V logits per row.
       const float* W = P(lm_weight_offset());
@@ -352,7 +355,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
 // ---- backward ----------------------------------------------------------------------------------------
 
 void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<float>& dlogp,
-                           const std::vector<float>& dhead) {
+                           const std::vector<float>& dhead, const std::vector<float>& dentropy) {
   Arena& a = ws.arena_;
   const int64_t N = batch.B * batch.T, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t QKV = cfg_.qkv_dim(), A = cfg_.n_heads * cfg_.head_dim;
@@ -361,18 +364,21 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   const int64_t S = batch.n_scored(), H = batch.n_head();
   RLHF_CHECK(dlogp.empty() || static_cast<int64_t>(dlogp.size()) == S, "dlogp must have one entry per scored token");
   RLHF_CHECK(dhead.empty() || static_cast<int64_t>(dhead.size()) == H, "dhead must have one entry per head position");
+  RLHF_CHECK(dentropy.empty() || (static_cast<int64_t>(dentropy.size()) == S && last_had_entropy_),
+             "dentropy needs one entry per scored token and a forward with want_entropy");
 
   // d loss / d final hidden, gathered back from the scored and head rows.
   float* d_hf = a.data(ws.d_norm);
   std::memset(d_hf, 0, N * C * sizeof(float));
-  if (!dlogp.empty() && S > 0) {
+  if ((!dlogp.empty() || !dentropy.empty()) && S > 0) {
     std::vector<int32_t> targets(S);
     for (int64_t i = 0; i < S; ++i) targets[i] = batch.tokens[batch.scored[i]];
     float* dhs = a.data(ws.d_h_scored);
     std::memset(dhs, 0, S * C * sizeof(float));
-    k::logprob_backward(dhs, G(lm_weight_offset()), dlogp.data(), a.data(ws.h_scored), P(lm_weight_offset()),
-                        targets.data(), a.data(ws.lse_scored), S, C, cfg_.vocab_size, 1.0f / last_temperature_,
-                        a.data(ws.lm_scratch), ws.vocab_chunk);
+    k::logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : dlogp.data(), a.data(ws.h_scored),
+                        P(lm_weight_offset()), targets.data(), a.data(ws.lse_scored), S, C, cfg_.vocab_size,
+                        1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
+                        dentropy.empty() ? nullptr : dentropy.data(), a.data(ws.entropy_scored));
     for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + (batch.scored[i] - 1) * C, dhs + i * C, C);
   }
   if (!dhead.empty() && H > 0) {

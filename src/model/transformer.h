@@ -101,7 +101,7 @@ class Workspace {
       mlp_in, mlp_act;
   int x_final, normf, normf_mean, normf_rstd;
   // Gathered rows and logprob outputs.
-  int h_scored, lse_scored, h_head, lm_scratch;
+  int h_scored, lse_scored, entropy_scored, h_head, lm_scratch;
   // Backward temporaries reused by every layer.
   int d_x, d_norm, d_qkv, d_att, d_mlp_in, d_mlp_act, d_h_scored, d_h_head, att_scratch;
 };
@@ -153,8 +153,10 @@ class Transformer {
   Scores forward(const Batch& batch, Workspace& ws, const ForwardOptions& opt = {});
   // dlogp (n_scored) and dhead (n_head) may be empty when the loss does not use them.
   // Uses the activations of the last forward(batch, ws) call.
+  // dentropy (n_scored, may be empty): d loss / d entropy per scored token (an entropy bonus); it
+  // needs a forward with want_entropy.
   void backward(const Batch& batch, Workspace& ws, const std::vector<float>& dlogp,
-                const std::vector<float>& dhead);
+                const std::vector<float>& dhead, const std::vector<float>& dentropy = {});
 
   // Appends tokens[i] (one or more ids) to cache slot slots[i] (distinct slots) in one batched
   // pass, and writes the next-token logits after the last of them, unscaled, to
@@ -187,6 +189,7 @@ class Transformer {
   std::vector<LayerSlots> layers_;
   std::vector<float> inv_freq_;  // RoPE frequencies (head_dim / 2)
   float last_temperature_ = 1.0f;  // of the last forward, which backward differentiates
+  bool last_had_entropy_ = false;   // the last forward kept the entropies (an entropy gradient may follow)
 };
 
 // RoPE inverse frequencies with rope_theta and rope_scaling ("llama3", "linear"), as HF computes.

@@ -233,7 +233,6 @@ void OnlineConfig::validate() const {
   if (num_mini_batches > units)
     throw InputError("num_mini_batches (" + std::to_string(num_mini_batches) + ") exceeds the " +
                      std::to_string(units) + " sequences (pairs) of a rollout");
-  if (ppo.entropy_coef != 0) throw InputError("an entropy bonus is not supported (entropy_coef must be 0)");
   if (shaping.placement != rollout::ScorePlacement::last_token)
     throw InputError("the online loop puts the score on the last real token (score placement last_token)");
   if (method == OnlineMethod::online_dpo && dpo_loss != "sigmoid" && dpo_loss != "ipo_sum")
@@ -303,6 +302,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
                                                 cfg.max_steps, cfg.seed);
   rollout::KlController ctl = cfg.adaptive_kl ? rollout::KlController::adaptive(state.kl_coef, cfg.kl_target, cfg.kl_horizon)
                                               : rollout::KlController::fixed(state.kl_coef);
+  const bool entropy_bonus = cfg.method == OnlineMethod::ppo && cfg.ppo.entropy_coef != 0;
   // The reference is read only where the objective or the reward needs it (TRL loads none for
   // GRPO with beta 0); the kl/* metrics come with it.
   const bool need_ref = !((cfg.method == OnlineMethod::grpo && cfg.grpo.beta == 0) ||
@@ -324,7 +324,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
     for (size_t i : f.rows) f.mb.push_back(r.seqs[i]);
     f.cb = pack_rows(f.mb, row_len);
     f.batch = trunk_values ? with_value_positions(f.cb) : f.cb.batch;
-    f.cur = forward_tokens(policy, ws, f.mb, f.cb, f.batch, T, false);
+    f.cur = forward_tokens(policy, ws, f.mb, f.cb, f.batch, T, entropy_bonus);
     return f;
   };
   // Minibatch rows of units [b, e) of a permutation (a unit is a sequence, or a pair for online DPO).
@@ -509,6 +509,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
             in.lp = cur.logp;
             in.lp_old = lp_old;
             in.advantages = r.tokens.gather(ppo_adv.advantages, rows);
+            in.entropy = cur.entropy;
             in.value = {layout, cur.values, r.tokens.gather(r.values, rows), r.tokens.gather(ppo_adv.returns, rows)};
             res = objective::ppo_loss(in, cfg.ppo);
             break;
@@ -581,7 +582,8 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
           dhead.assign(res.d_value.begin(), res.d_value.end());
         }
         policy.zero_grad();
-        policy.backward(batch, ws, to_scored(cb, res.d_logp), trunk_values ? dhead : std::vector<float>{});
+        policy.backward(batch, ws, to_scored(cb, res.d_logp), trunk_values ? dhead : std::vector<float>{},
+                        res.d_entropy.empty() ? std::vector<float>{} : to_scored(cb, res.d_entropy));
         const double gnorm = grad_global_norm(policy);
         require_finite_step(step + 1, res.loss, gnorm, " (epoch " + std::to_string(epoch + 1) + ")");
         if (critic) {

@@ -137,6 +137,27 @@ TEST(Logprob, FiniteDifference) {
   EXPECT_TRUE(check_fd(W, dW, loss, 150, 2));
 }
 
+// L = sum dlogp * logp + sum dent * entropy: the entropy bonus's gradient through the chunks.
+TEST(Logprob, EntropyGradientFiniteDifference) {
+  const int64_t N = 3, C = 6, V = 37, chunk = 10;
+  const float inv_temp = 1.0f / 0.7f;
+  auto h = randn(N * C, 18), W = randn(V * C, 19, 0.5f);
+  const auto dlogp = randn(N, 20), dent = randn(N, 21);
+  const auto tgt = random_targets(N, V, 22);
+  std::vector<float> logp(N), lse(N), ent(N), scratch(N * chunk);
+  auto loss = [&] {
+    logprob_forward(logp.data(), lse.data(), ent.data(), h.data(), W.data(), tgt.data(), N, C, V, inv_temp,
+                    scratch.data(), chunk);
+    return dot(logp, dlogp) + dot(ent, dent);
+  };
+  loss();
+  std::vector<float> dh(N * C, 0.0f), dW(V * C, 0.0f);
+  logprob_backward(dh.data(), dW.data(), dlogp.data(), h.data(), W.data(), tgt.data(), lse.data(), N, C, V, inv_temp,
+                   scratch.data(), chunk, dent.data(), ent.data());
+  EXPECT_TRUE(check_fd(h, dh, loss, 1000, 1));
+  EXPECT_TRUE(check_fd(W, dW, loss, 150, 2));
+}
+
 TEST(Logprob, RejectsTargetOutsideVocabulary) {
   const int64_t N = 1, C = 2, V = 5;
   std::vector<float> h(N * C, 1.0f), W(V * C, 1.0f), logp(N), lse(N), scratch(N * V);

@@ -152,6 +152,50 @@ TEST(Transformer, SlidingWindowLimitsAttention) {
   EXPECT_GT(max_diff, 1e-4);
 }
 
+// An entropy bonus through the whole model: L = sum_i c_i H_i (temperature 0.8) against central
+// differences on parameters of the LM head, a block and the embedding.
+TEST(Transformer, EntropyGradientMatchesFiniteDifferences) {
+  Transformer m(test::tiny_config("llama"), ModelHeads{});
+  m.init_random(5, 0.3f);
+  const Batch b = Batch::from_rows({{1, 7, 3, 9, 4, 2}, {5, 5, 8, 1, 6, 3}}, 2);
+  Workspace ws(m.config(), b.B, b.T, b.n_scored(), 0);
+  ForwardOptions fo;
+  fo.temperature = 0.8f;
+  fo.want_entropy = true;
+  std::vector<float> c(b.n_scored());
+  for (size_t i = 0; i < c.size(); ++i) c[i] = 0.5f - 0.3f * static_cast<float>(i % 3);
+  auto loss = [&] {
+    const Scores s = m.forward(b, ws, fo);
+    double l = 0;
+    for (size_t i = 0; i < c.size(); ++i) l += c[i] * s.entropy[i];
+    return l;
+  };
+  loss();
+  m.zero_grad();
+  m.backward(b, ws, {}, {}, c);
+  const std::vector<float> g = m.grads();
+  int checked = 0;
+  for (const char* name : {"lm_head.weight", "layers.1.mlp.up.weight", "embed.tokens"}) {
+    const ParamSlot& s = m.slot(name);
+    for (int64_t k = 0; k < s.numel; k += s.numel / 5 + 1) {
+      float& p = m.params()[s.offset + k];
+      const float keep = p, eps = 1e-2f;
+      p = keep + eps;
+      const double up = loss();
+      p = keep - eps;
+      const double down = loss();
+      p = keep;
+      const double fd = (up - down) / (2 * eps);
+      EXPECT_NEAR(g[s.offset + k], fd, 2e-3 + 2e-2 * std::fabs(fd)) << name << "[" << k << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 15);
+  fo.want_entropy = false;
+  m.forward(b, ws, fo);
+  EXPECT_THROW(m.backward(b, ws, {}, {}, c), LogicError);  // no entropies kept by that forward
+}
+
 TEST(Transformer, RejectsTokensOutsideVocabulary) {
   const ModelConfig cfg = test::tiny_config("gpt2");
   Transformer m(cfg, ModelHeads{});

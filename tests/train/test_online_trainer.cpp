@@ -135,6 +135,36 @@ TEST(OnlineLoop, PpoWithASeparateCriticRaisesTheReward) {
   EXPECT_TRUE(logs.back().values.count("loss/value_avg"));
 }
 
+// PPO's entropy bonus flows through the engine: with a reward that says nothing, a run with
+// entropy_coef > 0 ends with higher-entropy samples than one without, and logs the bonus.
+TEST(OnlineLoop, PpoEntropyBonusRaisesEntropy) {
+  const auto prompts = make_prompts(16);
+  const RewardScorer flat = [](const std::vector<rollout::RewardSample>& b) {
+    rollout::RewardResult r;
+    r.scores.assign(b.size(), 0.0);
+    return r;
+  };
+  auto final_entropy = [&](double coef, double* logged) {
+    Transformer policy(test::tiny_config("llama"), ModelHeads{.lm_head = true, .score_head = true});
+    policy.init_random(3, 0.2f);  // a peaked start, so there is entropy to gain
+    Transformer ref(test::tiny_config("llama"), ModelHeads{});
+    for (const ParamSlot& s : ref.slots()) std::copy_n(policy.param(s.name), s.numel, ref.param(s.name));
+    OnlineConfig cfg = base_config(OnlineMethod::ppo);
+    cfg.max_steps = 10;
+    cfg.ppo.entropy_coef = coef;
+    AdamW opt(policy, cfg.adam);
+    OnlineState st;
+    st.kl_coef = cfg.beta;
+    const auto logs = train_online(policy, opt, ref, prompts, flat, no_text, cfg, 0, st);
+    if (logged) *logged = logs.back().values.count("policy/entropy_avg") ? logs.back().values.at("policy/entropy_avg") : -1;
+    return logs.back().values.at("objective/entropy");
+  };
+  double logged = 0;
+  const double without = final_entropy(0.0, nullptr), with = final_entropy(1.0, &logged);
+  EXPECT_GT(with, without + 1.0) << "entropy of the samples: " << without << " vs " << with;
+  EXPECT_GT(logged, 0.0);
+}
+
 TEST(OnlineLoop, DeterministicBySeed) {
   const Outcome a = run(OnlineMethod::rloo, 3), b = run(OnlineMethod::rloo, 3);
   EXPECT_EQ(a.weights, b.weights);

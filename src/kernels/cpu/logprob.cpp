@@ -85,8 +85,9 @@ void logprob_forward(float* logp, float* lse, float* entropy, const float* h, co
 // Per chunk: G = dlogp[n] (onehot - p) (N x cs), dh += inv_temp G W_chunk, dW_chunk += inv_temp G^T h.
 void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W, const int32_t* targets,
                       const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
-                      int64_t chunk) {
+                      int64_t chunk, const float* dentropy, const float* entropy) {
   RLHF_CHECK(chunk > 0, "logprob: chunk must be positive");
+  RLHF_CHECK(!dentropy || entropy, "logprob: the entropy gradient needs the forward's entropy");
   check_targets(targets, N, V);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     const int64_t cs = std::min(chunk, V - v0);
@@ -94,9 +95,18 @@ void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, 
 #pragma omp parallel for schedule(static) if (N * cs > 32768)
     for (int64_t n = 0; n < N; ++n) {
       float* __restrict z = scratch + n * cs;
-      const float g = dlogp[n], l = lse[n];
+      const float g = dlogp ? dlogp[n] : 0.0f, l = lse[n];
+      if (dentropy) {
+        const float gh = dentropy[n], hn = entropy[n];
 #pragma omp simd
-      for (int64_t j = 0; j < cs; ++j) z[j] = -g * cpu::fast_expf(z[j] - l);
+        for (int64_t j = 0; j < cs; ++j) {
+          const float lp = z[j] - l, p = cpu::fast_expf(lp);
+          z[j] = -g * p - gh * p * (lp + hn);
+        }
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < cs; ++j) z[j] = -g * cpu::fast_expf(z[j] - l);
+      }
       const int64_t tgt = targets[n];
       if (tgt >= v0 && tgt < v0 + cs) z[tgt - v0] += g;
     }
