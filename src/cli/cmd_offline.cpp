@@ -119,13 +119,6 @@ void declare(Options& o, Task t) {
                              "fine-grained_score | mean)");
 }
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 DataKind data_kind(Task t, const Options& o) {
   if (t == Task::sft) return DataKind::sft;

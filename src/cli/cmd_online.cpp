@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <optional>
 #include <sstream>
 
@@ -413,27 +414,16 @@ int cmd_best_of_n(int argc, char** argv) {
   rollout::CombinedReward reward(rollout::parse_reward_specs(o.list("reward")), {.policy_dir = o.str("model")},
                                  rollout::parse_nan_policy(o.str("reward-nan")));
   const rollout::SamplingParams sp = sampling_from(o, o.integer("n"), eos_ids(o.str("model"), text->enc));
-  std::vector<std::vector<int32_t>> ids;
+  std::vector<int64_t> which(prompts.size());
+  std::iota(which.begin(), which.end(), 0);
   std::vector<uint64_t> seeds;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    ids.push_back(prompts[i].ids);
-    seeds.push_back(prompt_seed(static_cast<uint64_t>(o.integer("seed")), 0, static_cast<int64_t>(i)));
-  }
-  const auto done = rollout::generate(policy, ids, seeds, sp, {.batch_size = o.integer("generate-batch-size")});
-  std::vector<rollout::RewardSample> batch;
-  for (const auto& c : done) {
-    rollout::RewardSample s;
-    s.prompt = prompts[c.prompt].prompt;
-    s.prompt_ids = prompts[c.prompt].ids;
-    s.completion_ids = c.tokens;
-    s.eos = c.finish == rollout::FinishReason::eos;
-    std::vector<int32_t> t = c.tokens;
-    if (c.finish != rollout::FinishReason::length && !t.empty()) t.pop_back();
-    s.completion = text->tok.decode(t, {.skip_special_tokens = true});
-    s.extra = prompts[c.prompt].extra;
-    batch.push_back(std::move(s));
-  }
-  const rollout::RewardResult r = reward.score(batch);
+  for (int64_t p : which) seeds.push_back(prompt_seed(static_cast<uint64_t>(o.integer("seed")), 0, p));
+  const Detokenize detok = [&](const std::vector<int32_t>& t) {
+    return text->tok.decode(t, {.skip_special_tokens = true});
+  };
+  const ScoredSamples r = sample_and_score(
+      policy, prompts, which, seeds, sp, o.integer("generate-batch-size"),
+      [&](const std::vector<rollout::RewardSample>& b) { return reward.score(b); }, detok);
   std::string lines;
   double best_sum = 0, mean_sum = 0;
   int64_t scored = 0;
@@ -446,12 +436,13 @@ int cmd_best_of_n(int argc, char** argv) {
       sum += r.scores[i], cnt += 1;
       if (best < 0 || r.scores[i] > r.scores[p * sp.n + best]) best = j;
     }
-    nlohmann::ordered_json row = {{"prompt", batch[p * sp.n].prompt.is_chat ? nlohmann::json("(messages)") : nlohmann::json(batch[p * sp.n].prompt.text)}};
+    const Text& prompt = prompts[p].prompt;
+    nlohmann::ordered_json row = {{"prompt", prompt.is_chat ? nlohmann::json("(messages)") : nlohmann::json(prompt.text)}};
     if (best < 0) {
       row["completion"] = nullptr;
       row["score"] = nullptr;
     } else {
-      row["completion"] = batch[p * sp.n + best].completion;
+      row["completion"] = r.completions[p * sp.n + best];
       row["score"] = r.scores[p * sp.n + best];
       row["mean_score"] = sum / cnt;
       best_sum += r.scores[p * sp.n + best], mean_sum += sum / cnt, ++scored;
@@ -515,9 +506,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
     throw InputError("rlhf iterative-dpo: --num-generations must be at least 2 (best vs worst)");
   const rollout::SamplingParams sp = sampling_from(o, o.integer("num-generations"), eos_ids(model_dir, text->enc));
   std::vector<std::pair<std::string, double>> losses;
-  std::stringstream loss_names(o.str("loss-type"));
-  for (std::string item; std::getline(loss_names, item, ',');)
-    if (!item.empty()) losses.emplace_back(item, 1.0);
+  for (const std::string& name : split_commas(o.str("loss-type"))) losses.emplace_back(name, 1.0);
   objective::PairParams pp;
   pp.beta = o.number("beta");
   objective::pairwise_loss(losses, {}, pp);  // validates before any work

@@ -58,4 +58,7 @@ class Options {
   void load_recipe(const std::string& path);
 };
 
+// "a,b,,c" -> {"a", "b", "c"}: the comma-separated lists of loss names and weights.
+std::vector<std::string> split_commas(const std::string& s);
+
 }  // namespace rlhf::cli

@@ -146,10 +146,10 @@ static std::vector<int64_t> rank_slice(const std::vector<int64_t>& groups, const
   return std::vector<int64_t>(groups.begin() + r * per, groups.begin() + (r + 1) * per);
 }
 
-// Sums `values` over the ranks and divides by their number (metrics with the same keys on every
-// rank; a key set that differs between ranks, e.g. KTO with no desirable example on one rank,
-// keeps rank-local values).
-static void average_over_ranks(std::map<std::string, double>& values, const OfflineConfig& cfg) {
+// Sums `values` over the ranks, then divides by their number when `average` (metrics with the
+// same keys on every rank; a key set that differs between ranks, e.g. KTO with no desirable
+// example on one rank, keeps rank-local values).
+static void reduce_over_ranks(std::map<std::string, double>& values, const OfflineConfig& cfg, bool average) {
   const int world = world_size(cfg);
   if (world == 1) return;
   double key_hash = 0;
@@ -161,7 +161,7 @@ static void average_over_ranks(std::map<std::string, double>& values, const Offl
   for (const auto& [k, v] : values) buf.push_back(v);
   cfg.comm->allreduce_sum(buf.data(), static_cast<int64_t>(buf.size()));
   size_t i = 0;
-  for (auto& [k, v] : values) v = buf[i++] / world;
+  for (auto& [k, v] : values) v = average ? buf[i++] / world : buf[i++];
 }
 
 static Workspace workspace_for(const Transformer& policy, const std::vector<std::vector<size_t>>& members,
@@ -189,8 +189,7 @@ std::map<std::string, double> evaluate_offline(Transformer& policy, const Offlin
     sums["loss"] += o.loss / static_cast<double>(order.size());
     for (const auto& [k, v] : o.metrics) sums[k] += v / static_cast<double>(order.size());
   }
-  average_over_ranks(sums, cfg);
-  for (auto& [k, v] : sums) v *= world;  // sums, not means, over the ranks' shares
+  reduce_over_ranks(sums, cfg, /*average=*/false);  // each rank holds its share of the means
   return sums;
 }
 
@@ -231,7 +230,7 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
       allreduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       scale_grads(policy, 1.0f / static_cast<float>(world_size(cfg)));
       sums["loss"] = loss;
-      average_over_ranks(sums, cfg);
+      reduce_over_ranks(sums, cfg, /*average=*/true);
       loss = sums["loss"];
       sums.erase("loss");
     }

@@ -27,6 +27,7 @@ struct Rollout {
   Ragged tokens;                 // completion tokens of each sequence
   std::vector<double> scores;    // per sequence
   std::vector<uint8_t> has_eos;  // per sequence: ended with an EOS or stop token
+  std::vector<std::string> text; // per sequence: the completion as the reward saw it
   std::vector<double> lp_old, lp_ref, values;  // per token
 };
 
@@ -127,6 +128,7 @@ Rollout select(const Rollout& r, const std::vector<size_t>& keep) {
     out.prompt.push_back(r.prompt[i]);
     out.scores.push_back(r.scores[i]);
     out.has_eos.push_back(r.has_eos[i]);
+    out.text.push_back(r.text[i]);
   }
   out.tokens = r.tokens.select(keep);
   return out;
@@ -175,6 +177,7 @@ Rollout sample_rollout(Transformer& policy, const std::vector<OnlinePrompt>& pro
     std::vector<int32_t> text_ids = c.tokens;
     if (ended && !text_ids.empty()) text_ids.pop_back();
     rs.completion = detok(text_ids);
+    r.text.push_back(rs.completion);
     rs.extra = p.extra;
     samples.push_back(std::move(rs));
   }
@@ -262,6 +265,7 @@ ScoredSamples sample_and_score(Transformer& policy, const std::vector<OnlineProm
   out.seqs = std::move(r.seqs);
   out.prompt = std::move(r.prompt);
   out.scores = std::move(r.scores);
+  out.completions = std::move(r.text);
   return out;
 }
 

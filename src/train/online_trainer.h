@@ -137,6 +137,7 @@ struct ScoredSamples {
   std::vector<Sequence> seqs;        // prompt + completion, group = position
   std::vector<int64_t> prompt;       // index into `prompts` of each sample
   std::vector<double> scores;        // NaN = undefined
+  std::vector<std::string> completions;  // decoded, as the reward saw them (no final EOS/stop token)
   std::map<std::string, double> metrics;
   std::vector<SampleExample> examples;
 };

@@ -40,6 +40,8 @@ class AdamW {
   const AdamWConfig& config() const { return cfg_; }
   std::vector<float>& first_moment() { return m_; }
   std::vector<float>& second_moment() { return v_; }
+  const std::vector<float>& first_moment() const { return m_; }
+  const std::vector<float>& second_moment() const { return v_; }
   void set_steps_taken(int64_t t) { t_ = t; }
 
   // ZeRO-1: keep the moments of the flat-parameter range [begin, end) only; step() then updates

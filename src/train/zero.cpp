@@ -31,9 +31,8 @@ AdamW gathered_optimizer(const AdamW& opt, const Transformer& m, dist::Communica
   AdamW full(m, opt.config());
   full.set_steps_taken(opt.steps_taken());
   const auto r = ranges(m, comm);
-  AdamW& src = const_cast<AdamW&>(opt);  // read only: the accessors are non-const
-  for (auto [from, to] : {std::pair{&src.first_moment(), &full.first_moment()},
-                          std::pair{&src.second_moment(), &full.second_moment()}}) {
+  for (auto [from, to] : {std::pair{&opt.first_moment(), &full.first_moment()},
+                          std::pair{&opt.second_moment(), &full.second_moment()}}) {
     std::copy(from->begin(), from->end(), to->begin() + opt.shard_begin());
     comm.allgather(to->data(), r);
   }
