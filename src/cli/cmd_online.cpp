@@ -19,6 +19,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/reward_options.h"
 #include "cli/sampling_options.h"
 #include "data/collate.h"
 #include "data/collate_text.h"
@@ -271,13 +272,12 @@ int run_online(OnlineMethod method, int argc, char** argv) {
   if (!o.str("eval-data").empty()) eval_prompts = load_prompts(o.str("eval-data"), *text, o, context, &eval_dropped);
   if (dropped) std::cout << "prompts: " << dropped << " dropped (too long for the context)\n";
 
-  rollout::CombinedReward reward(rollout::parse_reward_specs(o.list("reward")), {.policy_dir = model_dir},
-                                 rollout::parse_nan_policy(o.str("reward-nan")));
+  const auto reward = reward_from(o, model_dir);
   const double eos_penalty = o.declared("missing-eos-penalty") ? o.number("missing-eos-penalty") : 0.0;
   // Online DPO applies the missing-EOS penalty to the scores that pick chosen and rejected;
   // PPO/APA apply it inside their reward shaping.
   const RewardScorer scorer = [&](const std::vector<rollout::RewardSample>& b) {
-    rollout::RewardResult r = reward.score(b);
+    rollout::RewardResult r = reward->score(b);
     if (method == OnlineMethod::online_dpo && eos_penalty != 0)
       for (size_t i = 0; i < b.size(); ++i)
         if (!b[i].eos) r.scores[i] -= eos_penalty;
@@ -411,8 +411,7 @@ int cmd_best_of_n(int argc, char** argv) {
   Transformer policy = load_checkpoint(o.str("model"), ModelHeads{});
   int64_t dropped = 0;
   const auto prompts = load_prompts(o.str("data"), *text, o, policy.config().max_position_embeddings, &dropped);
-  rollout::CombinedReward reward(rollout::parse_reward_specs(o.list("reward")), {.policy_dir = o.str("model")},
-                                 rollout::parse_nan_policy(o.str("reward-nan")));
+  const auto reward = reward_from(o, o.str("model"));
   const rollout::SamplingParams sp = sampling_from(o, o.integer("n"), eos_ids(o.str("model"), text->enc));
   std::vector<int64_t> which(prompts.size());
   std::iota(which.begin(), which.end(), 0);
@@ -423,7 +422,7 @@ int cmd_best_of_n(int argc, char** argv) {
   };
   const ScoredSamples r = sample_and_score(
       policy, prompts, which, seeds, sp, o.integer("generate-batch-size"),
-      [&](const std::vector<rollout::RewardSample>& b) { return reward.score(b); }, detok);
+      [&](const std::vector<rollout::RewardSample>& b) { return reward->score(b); }, detok);
   std::string lines;
   double best_sum = 0, mean_sum = 0;
   int64_t scored = 0;
@@ -496,9 +495,8 @@ int cmd_iterative_dpo(int argc, char** argv) {
   Transformer ref = policy;
   int64_t dropped = 0;
   const auto prompts = load_prompts(o.str("data"), *text, o, policy.config().max_position_embeddings, &dropped);
-  rollout::CombinedReward reward(rollout::parse_reward_specs(o.list("reward")), {.policy_dir = model_dir},
-                                 rollout::parse_nan_policy(o.str("reward-nan")));
-  const RewardScorer scorer = [&](const std::vector<rollout::RewardSample>& b) { return reward.score(b); };
+  const auto reward = reward_from(o, model_dir);
+  const RewardScorer scorer = [&](const std::vector<rollout::RewardSample>& b) { return reward->score(b); };
   const Detokenize detok = [&](const std::vector<int32_t>& ids) {
     return text->tok.decode(ids, {.skip_special_tokens = true});
   };
