@@ -20,6 +20,7 @@ int cmd_grpo(int argc, char** argv);
 int cmd_online_dpo(int argc, char** argv);
 int cmd_best_of_n(int argc, char** argv);
 int cmd_iterative_dpo(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 
 // Applies --threads (0 = all cores) to OpenMP and OpenBLAS.
 void set_threads(long n);

@@ -19,6 +19,8 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"bench", "the testbed benchmark: every direct and RL method on tasks with exact gold rewards (no downloads)",
+     rlhf::cli::cmd_bench},
     {"init-model", "create a randomly initialised model (GPT-2, Llama, Qwen2, Mistral) in HF format",
      rlhf::cli::cmd_init_model},
     {"lm", "train a language model on token-id documents or generated data", rlhf::cli::cmd_lm},
@@ -71,13 +73,15 @@ int main(int argc, char** argv) {
       return code;
     };
     try {
-      // Data parallelism covers the offline commands so far; other commands on several ranks
-      // would each run the whole job and write the same files.
-      static const char* const kParallel[] = {"sft", "rm", "dpo", "kto"};
+      // The training commands run data-parallel; the others on several ranks would each run the
+      // whole job and write the same files.
+      static const char* const kParallel[] = {"sft",  "rm",   "dpo",       "kto",        "ppo",
+                                              "apa",  "reinforce", "rloo", "grpo", "online-dpo"};
       if (rlhf::dist::world().size() > 1 &&
           std::none_of(std::begin(kParallel), std::end(kParallel), [&](const char* n) { return !std::strcmp(n, c.name); }))
-        throw rlhf::InputError(std::string("rlhf ") + c.name + " does not run data-parallel yet (only sft, rm, dpo, kto " +
-                               "do); start it without mpirun");
+        throw rlhf::InputError(std::string("rlhf ") + c.name +
+                               " does not run data-parallel (sft, rm, dpo, kto, ppo, apa, reinforce, rloo, grpo and "
+                               "online-dpo do); start it without mpirun");
       const int rc = c.run(argc - 2, argv + 2);
       rlhf::dist::finalize();
       return rc;

@@ -144,6 +144,7 @@ void SpecOptions::finish() const {
 std::unique_ptr<RewardSource> make_reward_source(const RewardSpec& spec, const RewardContext& ctx) {
   SpecOptions opt(spec);
   std::unique_ptr<RewardSource> src;
+  if (const auto it = ctx.extra_kinds.find(spec.kind); it != ctx.extra_kinds.end()) return it->second(spec);
   if (spec.kind == "rm")
     src = make_model_reward(spec, opt, ctx);
   else if (spec.kind == "cmd")
@@ -152,7 +153,8 @@ std::unique_ptr<RewardSource> make_reward_source(const RewardSpec& spec, const R
            spec.kind == "length")
     src = make_rule_reward(spec, opt);
   else
-    opt.fail("unknown kind '" + spec.kind + "' (rm, exact, regex, format, eos, length, cmd)");
+    opt.fail("unknown kind '" + spec.kind + "' (rm, exact, regex, format, eos, length, cmd" +
+             (ctx.extra_kinds.empty() ? "" : ", " + ctx.extra_kinds.begin()->first) + ")");
   opt.finish();
   return src;
 }

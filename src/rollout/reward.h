@@ -14,7 +14,9 @@
 //   eos      1 when the completion ended with the policy's EOS token, else 0.
 //   length   a function of the completion's length in tokens or characters.
 //   cmd      an external command: JSONL on stdin, one score per line on stdout (reward_command.cpp).
-//   callback a C++ function (testbed gold rewards); built with callback_reward, no spec string.
+//   callback a C++ function; built with callback_reward, no spec string.
+//   gold     the testbed's gold rewards (src/testbed/gold_reward.h), a kind the CLI adds through
+//            RewardContext::extra_kinds.
 //
 // Spec syntax (CLI `--reward`, one per source, repeatable; in recipes a YAML list of the same
 // strings):
@@ -102,8 +104,11 @@ class RewardSource {
 
 // Where the sources are used: the policy directory decides whether a reward model shares its
 // tokenizer (empty: always re-tokenize).
+struct RewardSpec;
 struct RewardContext {
   std::filesystem::path policy_dir;
+  // Kinds defined by layers above src/rollout (the testbed's "gold"), by name.
+  std::map<std::string, std::function<std::unique_ptr<RewardSource>(const RewardSpec&)>> extra_kinds;
 };
 
 struct RewardSpec {

@@ -1,0 +1,48 @@
+// rlhf bench: the built-in testbed benchmark (src/testbed/bench.h, TESTBED.md).
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "tensor/error.h"
+#include "testbed/bench.h"
+
+namespace rlhf::cli {
+
+int cmd_bench(int argc, char** argv) {
+  Options o("bench",
+            "The testbed benchmark: direct vs RL methods on procedural tasks with exact gold rewards and\n"
+            "simulated annotators (no downloads). Writes OUT/results.json, OUT/report.html and per-run\n"
+            "metrics; stages are cached in OUT/stages, so an interrupted bench resumes where it stopped.");
+  o.add("profile", "quick", "quick (nano models, 1 seed) | standard (micro, 3 seeds) | full (mini, 5 seeds) | mini (CI)")
+      .add("out", "bench-out", "output directory")
+      .add("suites", "", "comma-separated subset of rq1,rq2,rq3,rq4,rq5,rq6,length,overopt,bandits (default: all)")
+      .add("seeds", "", "comma-separated seeds (default: the profile's)")
+      .add("jobs", "0", "stages run in parallel, one thread each (0: one per core)")
+      .flag("predict", "measure the machine, print the plan and its predicted run time, and stop");
+  if (!o.parse(argc, argv)) return 0;
+  testbed::BenchOptions opt;
+  opt.profile = o.str("profile");
+  opt.out = o.str("out");
+  opt.suites = split_commas(o.str("suites"));
+  for (const auto& s : split_commas(o.str("seeds"))) {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(s, &used);
+      if (used != s.size() || v < 0) throw std::invalid_argument(s);
+      opt.seeds.push_back(static_cast<uint64_t>(v));
+    } catch (const std::exception&) {
+      throw InputError("rlhf bench: --seeds: '" + s + "' is not a non-negative integer");
+    }
+  }
+  opt.jobs = static_cast<int>(o.integer("jobs"));
+  if (opt.jobs < 0) throw InputError("rlhf bench: --jobs must be >= 0");
+  opt.predict_only = o.boolean("predict");
+  opt.exe = std::filesystem::read_symlink("/proc/self/exe");
+  opt.version = std::string(RLHF_VERSION) + " (" + RLHF_GIT_VERSION + ")";
+  return testbed::run_bench(opt);
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,714 @@
+#include "testbed/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <omp.h>
+
+#include "eval/preference_metrics.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/transformer.h"
+#include "tensor/error.h"
+#include "testbed/bandits.h"
+#include "testbed/bench_runs.h"
+#include "testbed/patterns.h"
+#include "testbed/report.h"
+#include "testbed/stats.h"
+
+namespace rlhf::testbed {
+
+namespace {
+
+const std::vector<std::string> kSuites = {"rq1", "rq2", "rq3", "rq4", "rq5", "rq6", "length", "overopt", "bandits"};
+
+const std::map<std::string, std::string> kQuestions = {
+    {"rq1", "Does a separate reward model matter at equal data and compute?"},
+    {"rq2", "Is DPO's implicit reward a classifier reward model?"},
+    {"rq3", "How robust is each method to label noise (70% vs 80% agreement)?"},
+    {"rq4", "K-wise rankings: Plackett-Luce RM + RL vs pairwise DPO"},
+    {"rq5", "Pairs bootstrapped from a scalar reward vs RL on the scalar"},
+    {"rq6", "How much does online feedback help?"},
+    {"length", "Do length-biased labels lengthen the outputs?"},
+    {"overopt", "Over-optimization: gold vs proxy as the policy moves away (d = sqrt KL)"},
+    {"bandits", "Bandit checks of the losses"},
+};
+
+// The KL grid of the frontier summaries (nats per sequence).
+const std::vector<double> kKlGrid = {0.5, 1, 2, 5};
+
+std::string fmt(double x) {
+  std::ostringstream s;
+  s << x;
+  return s.str();
+}
+
+// Everything one bench needs, shared by the suites.
+struct Bench {
+  Stages& stages;
+  const Profile& profile;
+  std::map<std::string, std::unique_ptr<World>> worlds;  // "task/seed=S"
+  json runs = json::array();
+  json suites = json::object();
+  json bon = json::object();
+  std::mutex mu;
+
+  World& world(const std::string& task, uint64_t seed) {
+    const std::string key = task + "/seed=" + std::to_string(seed);
+    auto& w = worlds[key];
+    if (!w) w = std::make_unique<World>(stages, profile, task, seed, 1);
+    return *w;
+  }
+
+  // Runs the specs in parallel, appending their results; returns them in order.
+  std::vector<json> run_all(const std::vector<RunSpec>& specs) {
+    std::vector<json> out(specs.size());
+    std::vector<std::function<void()>> tasks;
+    for (size_t i = 0; i < specs.size(); ++i) tasks.push_back([&, i] { out[i] = execute(specs[i]); });
+    stages.parallel(tasks);
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& r : out) {
+      const bool seen = std::any_of(runs.begin(), runs.end(), [&](const json& x) { return x["id"] == r["id"]; });
+      if (!seen) runs.push_back(r);
+    }
+    return out;
+  }
+};
+
+// The frontier summary row of a method: gold at fixed KL, area, best gold, final gold with CI.
+json frontier_row(const std::string& task, const std::string& method, const std::vector<json>& runs) {
+  std::vector<KlGold> pts;
+  double best = -INFINITY;
+  json best_ci = nullptr;
+  for (const auto& r : runs)
+    for (const auto& c : r["checkpoints"]) {
+      pts.push_back({c["kl"].get<double>(), c["gold"].get<double>()});
+      if (c["gold"].get<double>() > best) best = c["gold"].get<double>(), best_ci = c["gold_ci"];
+    }
+  const std::vector<KlGold> f = pareto_frontier(pts);
+  json at = json::object();
+  for (double kl : kKlGrid) {
+    const double g = frontier_gold_at(f, kl);
+    at[fmt(kl)] = std::isfinite(g) ? json(g) : json(nullptr);
+  }
+  return {{"task", task}, {"method", method}, {"gold_at_kl", at}, {"auc_0_5", frontier_area(f, 5.0)},
+          {"best_gold", best}, {"ci", best_ci}, {"max_kl", f.empty() ? 0.0 : f.back().kl}};
+}
+
+// Groups runs by method and returns one frontier row per method.
+json frontier_table(const std::vector<json>& runs) {
+  std::map<std::pair<std::string, std::string>, std::vector<json>> by;
+  std::vector<std::pair<std::string, std::string>> order;
+  for (const auto& r : runs) {
+    auto key = std::make_pair(r["task"].get<std::string>(), r["method"].get<std::string>());
+    if (!by.count(key)) order.push_back(key);
+    by[key].push_back(r);
+  }
+  json table = json::array();
+  for (const auto& k : order) table.push_back(frontier_row(k.first, k.second, by[k]));
+  return table;
+}
+
+// ---- suites ---------------------------------------------------------------------------------------
+
+const std::string kCleanish = "bt:0.9";  // RQ1's annotator (TESTBED §7: BT, agreement ≈ 0.9)
+
+json suite_rq1(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  const fs::path prefs = w.prefs(kCleanish), rm = w.reward_model(kCleanish);
+  const double pairs = static_cast<double>(w.n_pairs(kCleanish));
+  std::vector<RunSpec> specs;
+  for (double beta : p.dpo_betas)
+    specs.push_back(offline_run(w, "rq1", "dpo", prefs, pairs, "sigmoid", beta, {{"beta", beta}}));
+  specs.push_back(offline_run(w, "rq1", "ipo", prefs, pairs, "ipo", 0.1, {{"tau", 0.1}}));
+  for (double kl : p.kl_coefs) {
+    RunSpec r = online_run(w, "rq1", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", kl}},
+                           {"--kl-coef", fmt(kl), "--missing-eos-penalty", "1"});
+    r.proxy_rm = rm, r.labels = pairs;
+    specs.push_back(r);
+  }
+  RunSpec rloo = online_run(w, "rq1", "rm+rloo", "rloo", "rm:" + rm.string(), {{"k", 4}},
+                            {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+  rloo.proxy_rm = rm, rloo.labels = pairs;
+  specs.push_back(rloo);
+  RunSpec gold = online_run(w, "rq1", "gold+ppo", "ppo", w.gold_spec(), {{"kl_coef", p.kl_coefs.front()}},
+                            {"--kl-coef", fmt(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
+  specs.push_back(gold);
+  for (auto& s : specs)
+    if (s.proxy_rm.empty()) s.proxy_rm = rm;
+  const std::vector<json> runs = b.run_all(specs);
+  json table = frontier_table(runs);
+  const json bon = best_of_n(w, "rq1", rm, p.bon_ns);
+  b.bon[w.key()] = bon;
+  return {{"question", kQuestions.at("rq1")}, {"table", table}, {"best_of_n", bon}};
+}
+
+// Pairs of base samples on a split, labelled by gold (chosen = higher gold), for RQ2.
+struct GoldPairs {
+  fs::path file;
+  std::vector<double> gold_gap;
+};
+
+GoldPairs gold_pairs(World& w, Split split, double temperature, const fs::path& policy, const std::string& name) {
+  const fs::path prompts = w.prompts(split);
+  const fs::path dir = w.stages().stage(w.key() + "/rq2/" + name, [&](const fs::path& d) {
+    w.stages().rlhf({"generate", "--model", policy.string(), "--prompts", prompts.string(), "--out",
+                     (d / "samples.jsonl").string(), "--num-return-sequences", "2", "--temperature", fmt(temperature),
+                     "--max-new-tokens", std::to_string(w.task().max_new_tokens()), "--seed", std::to_string(w.seed())},
+                    d / "log.txt");
+    const auto rows = read_jsonl(d / "samples.jsonl");
+    std::string out;
+    for (size_t i = 0; i + 1 < rows.size(); i += 2) {
+      const std::string prompt = rows[i]["prompt"];
+      auto gold = [&](const json& r) {
+        return w.task().gold(prompt, r["completion"].get<std::string>(), r["finish_reason"] == "eos");
+      };
+      const double g0 = gold(rows[i]), g1 = gold(rows[i + 1]);
+      if (std::fabs(g0 - g1) <= 0.02) continue;  // near-ties carry no gold label
+      const json &c = g0 > g1 ? rows[i] : rows[i + 1], &r = g0 > g1 ? rows[i + 1] : rows[i];
+      out += json{{"prompt", prompt},
+                  {"chosen", " " + c["completion"].get<std::string>()},
+                  {"rejected", " " + r["completion"].get<std::string>()},
+                  {"gold_gap", std::fabs(g0 - g1)}}
+                 .dump() +
+             "\n";
+    }
+    write_text_atomic(d / "pairs.jsonl", out);
+  });
+  GoldPairs g{dir / "pairs.jsonl", {}};
+  for (const auto& row : read_jsonl(g.file)) g.gold_gap.push_back(row["gold_gap"].get<double>());
+  return g;
+}
+
+json suite_rq2(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  const fs::path rm = w.reward_model(kCleanish);
+  const double pairs = static_cast<double>(w.n_pairs(kCleanish));
+  const std::vector<json> policies =
+      b.run_all({offline_run(w, "rq1", "dpo", w.prefs(kCleanish), pairs, "sigmoid", p.dpo_betas.front(),
+                             {{"beta", p.dpo_betas.front()}}),
+                 offline_run(w, "rq1", "ipo", w.prefs(kCleanish), pairs, "ipo", 0.1, {{"tau", 0.1}})});
+  RunSpec dpo_spec = offline_run(w, "rq1", "dpo", w.prefs(kCleanish), pairs, "sigmoid", p.dpo_betas.front(),
+                                 {{"beta", p.dpo_betas.front()}});
+  RunSpec ipo_spec = offline_run(w, "rq1", "ipo", w.prefs(kCleanish), pairs, "ipo", 0.1, {{"tau", 0.1}});
+  RunSpec ppo_spec = online_run(w, "rq1", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", p.kl_coefs.front()}},
+                                {"--kl-coef", fmt(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
+  ppo_spec.proxy_rm = rm;
+  b.run_all({ppo_spec});
+  const std::vector<std::pair<std::string, GoldPairs>> sets = {
+      {"id", gold_pairs(w, Split::test, 1.0, w.base(), "id")},
+      {"prompt_shift", gold_pairs(w, Split::ood, 1.0, w.base(), "prompt-shift")},
+      {"response_shift_t1.5", gold_pairs(w, Split::test, 1.5, w.base(), "response-shift-t15")},
+      {"response_shift_rl", gold_pairs(w, Split::test, 1.0, run_model(ppo_spec), "response-shift-rl")},
+  };
+  struct Scorer {
+    std::string name;
+    fs::path policy;
+    double beta;
+  };
+  const std::vector<Scorer> scorers = {{"dpo_implicit", run_model(dpo_spec), p.dpo_betas.front()},
+                                       {"ipo_implicit", run_model(ipo_spec), 0.1}};
+  json table = json::array();
+  std::vector<std::function<void()>> jobs;
+  std::vector<json> rows(sets.size() * (scorers.size() + 2));
+  for (size_t si = 0; si < sets.size(); ++si)
+    for (size_t ci = 0; ci < scorers.size(); ++ci)
+      jobs.push_back([&, si, ci] {
+        const auto& [set, pairs_file] = sets[si];
+        const Scorer& sc = scorers[ci];
+        const fs::path dir = w.stages().stage(w.key() + "/rq2/eval-" + sc.name + "-" + set, [&](const fs::path& d) {
+          w.stages().rlhf({"eval", "--data", pairs_file.file.string(), "--reward-model", rm.string(), "--policy",
+                           sc.policy.string(), "--ref-model", w.base().string(), "--beta", fmt(sc.beta),
+                           "--max-length", std::to_string(p.preset.max_positions), "--scores-out",
+                           (d / "scores.jsonl").string()},
+                          d / "log.txt");
+        });
+        eval::PairScores rm_s, imp_s, free_s;
+        const std::vector<double>& gold_gap = pairs_file.gold_gap;
+        for (const auto& r : read_jsonl(dir / "scores.jsonl")) {
+          rm_s.chosen.push_back(r["reward_model"]["chosen"]), rm_s.rejected.push_back(r["reward_model"]["rejected"]);
+          imp_s.chosen.push_back(r["implicit_reward"]["chosen"]);
+          imp_s.rejected.push_back(r["implicit_reward"]["rejected"]);
+          free_s.chosen.push_back(r["policy_logps"]["chosen"]), free_s.rejected.push_back(r["policy_logps"]["rejected"]);
+        }
+        auto row = [&](const std::string& scorer, const eval::PairScores& s) {
+          const eval::PreferenceMetrics m = eval::preference_metrics(s);
+          std::vector<double> margin;
+          for (size_t i = 0; i < s.chosen.size(); ++i) margin.push_back(s.chosen[i] - s.rejected[i]);
+          return json{{"scorer", scorer}, {"set", set}, {"pairs", m.pairs}, {"accuracy", m.accuracy}, {"auc", m.auc},
+                      {"spearman_gold_gap", gold_gap.size() == margin.size() ? eval::spearman(margin, gold_gap) : 0.0}};
+        };
+        const size_t base = si * (scorers.size() + 2);
+        rows[base + 2 + ci] = row(sc.name, imp_s);
+        if (ci == 0) {
+          rows[base] = row("rm", rm_s);
+          rows[base + 1] = row("dpo_logp_only", free_s);
+        }
+      });
+  w.stages().parallel(jobs);
+  for (auto& r : rows) table.push_back(r);
+  (void)policies;
+  return {{"question", kQuestions.at("rq2")}, {"table", table}};
+}
+
+json suite_rq3(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  std::vector<RunSpec> specs;
+  std::vector<std::string> names;
+  for (double a : p.agreements) names.push_back(a >= 1.0 ? "clean" : "flip:" + fmt(a));
+  names.push_back("human-like");
+  names.push_back("gpt4-like");
+  json annotators = json::array();
+  for (const auto& name : names) {
+    const Annotator& ann = w.annotator(name);
+    const double agreement = name == "clean" ? 1.0 : ann.measured_agreement;
+    const fs::path prefs = w.prefs(name), rm = w.reward_model(name);
+    const double pairs = static_cast<double>(w.n_pairs(name));
+    const json params = {{"annotator", name}, {"agreement", std::round(agreement * 1000) / 1000}};
+    specs.push_back(offline_run(w, "rq3", "dpo", prefs, pairs, "sigmoid", 0.1, params));
+    specs.push_back(offline_run(w, "rq3", "cdpo", prefs, pairs, "cdpo", 0.1, params,
+                                {"--label-smoothing", fmt(std::clamp(1.0 - agreement, 0.0, 0.4))}));
+    specs.push_back(offline_run(w, "rq3", "ipo", prefs, pairs, "ipo", 0.1, params));
+    RunSpec rl = online_run(w, "rq3", "rm+rloo", "rloo", "rm:" + rm.string(), params,
+                            {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+    rl.labels = pairs;
+    specs.push_back(rl);
+    for (auto& s : specs)
+      if (s.proxy_rm.empty()) s.proxy_rm = rm;
+  }
+  const std::vector<json> runs = b.run_all(specs);
+  json table = json::array();
+  for (const auto& r : runs)
+    table.push_back({{"task", r["task"]}, {"method", r["method"]}, {"annotator", r["params"]["annotator"]},
+                     {"agreement", r["params"]["agreement"]}, {"final_gold", r["final"]["gold"]},
+                     {"final_ci", r["final"]["gold_ci"]}, {"final_kl", r["final"]["kl"]},
+                     {"best_gold", std::max_element(r["checkpoints"].begin(), r["checkpoints"].end(),
+                                                    [](const json& x, const json& y) { return x["gold"] < y["gold"]; })
+                                       ->at("gold")}});
+  return {{"question", kQuestions.at("rq3")}, {"table", table}};
+}
+
+json suite_rq4(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  const std::string ann = "bt:0.8";
+  const fs::path ranked = w.ranked(ann), prefs = w.prefs(ann);
+  const fs::path pl_rm = w.reward_model(ann, "plackett_luce"), bt_rm = w.reward_model(ann);
+  const double pairs = static_cast<double>(w.n_pairs(ann));
+  const double rankings = static_cast<double>(w.samples().size() / p.pref_samples);
+  // Best-vs-worst pairs from the rankings.
+  const fs::path bw = w.stages().stage(w.key() + "/rq4/best-worst", [&](const fs::path& d) {
+    std::string out;
+    for (const auto& r : read_jsonl(ranked))
+      out += json{{"prompt", r["prompt"]},
+                  {"chosen", r["completions"][r["ranking"].front().get<int>()]},
+                  {"rejected", r["completions"][r["ranking"].back().get<int>()]}}
+                 .dump() +
+             "\n";
+    write_text_atomic(d / "pairs.jsonl", out);
+  }) / "pairs.jsonl";
+  std::vector<RunSpec> specs;
+  const json params = {{"K", p.pref_samples}};
+  RunSpec pl = online_run(w, "rq4", "pl-rm+rloo", "rloo", "rm:" + pl_rm.string(), params,
+                          {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+  pl.proxy_rm = pl_rm, pl.labels = rankings;
+  RunSpec bt = online_run(w, "rq4", "bt-rm+rloo", "rloo", "rm:" + bt_rm.string(), params,
+                          {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+  bt.proxy_rm = bt_rm, bt.labels = rankings;
+  specs = {pl, bt,
+           offline_run(w, "rq4", "dpo-all-pairs", prefs, pairs, "sigmoid", 0.1, params),
+           offline_run(w, "rq4", "dpo-best-worst", bw, rankings, "sigmoid", 0.1, params),
+           offline_run(w, "rq4", "listwise-dpo", ranked, rankings, "listwise", 0.1, params)};
+  for (auto& s : specs) {
+    if (s.proxy_rm.empty()) s.proxy_rm = pl_rm;
+    s.labels = rankings;
+  }
+  const std::vector<json> runs = b.run_all(specs);
+  // Each reward model's ranking quality on held-out gold-labelled pairs of base samples:
+  // pairwise accuracy a, and Kendall's tau over those pairs, 2a - 1.
+  const GoldPairs held_out = gold_pairs(w, Split::test, 1.0, w.base(), "id");
+  json rm_rows = json::array();
+  for (const auto& [name, rm] : {std::make_pair(std::string("plackett_luce"), pl_rm),
+                                 std::make_pair(std::string("bradley_terry"), bt_rm)}) {
+    const fs::path dir = w.stages().stage(w.key() + "/rq4/rm-eval-" + name, [&](const fs::path& d) {
+      w.stages().rlhf({"eval", "--data", held_out.file.string(), "--reward-model", rm.string(), "--max-length",
+                       std::to_string(p.preset.max_positions), "--out", (d / "eval.json").string()},
+                      d / "log.txt");
+    });
+    std::ifstream f(dir / "eval.json");
+    const json e = json::parse(f);
+    const double acc = e.at("reward_model").at("accuracy").get<double>();
+    rm_rows.push_back({{"rm", name}, {"accuracy", acc}, {"kendall_tau", 2 * acc - 1}});
+  }
+  return {{"question", kQuestions.at("rq4")}, {"table", frontier_table(runs)}, {"reward_models", rm_rows}};
+}
+
+json suite_rq5(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  // Pairs bootstrapped from the verifier: per prompt, correct ≻ incorrect samples (binary), up to
+  // 4 pairs; prompts whose samples all agree give none.
+  const auto& s = w.samples();
+  const auto& prompts = w.prompt_texts(Split::train);
+  double n_pairs = 0;
+  const fs::path pairs = w.stages().stage(w.key() + "/rq5/verifier-pairs", [&](const fs::path& d) {
+    std::string out;
+    const int K = p.pref_samples;
+    for (size_t i = 0; i + K <= s.size(); i += K) {
+      std::vector<const BaseSample*> good, bad;
+      for (int j = 0; j < K; ++j) (s[i + j].gold >= 1.0 ? good : bad).push_back(&s[i + j]);
+      for (size_t k = 0; k < std::min<size_t>(4, std::min(good.size(), bad.size()) * 2) && !good.empty() && !bad.empty(); ++k)
+        out += json{{"prompt", prompts[s[i].prompt]},
+                    {"chosen", " " + good[k % good.size()]->completion},
+                    {"rejected", " " + bad[(k / good.size()) % bad.size()]->completion}}
+                   .dump() +
+               "\n";
+    }
+    write_text_atomic(d / "pairs.jsonl", out);
+  }) / "pairs.jsonl";
+  n_pairs = static_cast<double>(read_jsonl(pairs).size());
+  const double calls = static_cast<double>(s.size());  // the verifier scored every base sample
+  std::vector<RunSpec> specs = {
+      offline_run(w, "rq5", "dpo", pairs, n_pairs, "sigmoid", 0.1, {{"beta", 0.1}}),
+      offline_run(w, "rq5", "dpo+nll", pairs, n_pairs, "sigmoid", 0.1, {{"beta", 0.1}}, {"--rpo-alpha", "1"}),
+      offline_run(w, "rq5", "ipo", pairs, n_pairs, "ipo", 0.1, {{"tau", 0.1}}),
+      online_run(w, "rq5", "rloo", "rloo", w.gold_spec(), {{"k", 4}}, {"--num-generations", "4", "--beta", "0.01"}),
+      online_run(w, "rq5", "grpo", "grpo", w.gold_spec(), {{"k", 4}}, {"--num-generations", "4", "--beta", "0.01"}),
+      online_run(w, "rq5", "rloo-dense", "rloo", w.gold_spec("detail=partial"), {{"k", 4}},
+                 {"--num-generations", "4", "--beta", "0.01"}),
+  };
+  for (auto& r : specs)
+    if (r.args.front() == "dpo") r.verifier_calls = calls, r.labels = 0;
+  const std::vector<json> runs = b.run_all(specs);
+  json table = json::array();
+  for (const auto& r : runs)
+    table.push_back({{"task", r["task"]}, {"method", r["method"]}, {"verifier_calls", r["accounting"]["verifier_calls"]},
+                     {"pass_at_1", r["final"]["pass"]}, {"final_gold", r["final"]["gold"]},
+                     {"final_ci", r["final"]["gold_ci"]}, {"final_kl", r["final"]["kl"]},
+                     {"base_pass_at_1", r["checkpoints"][0]["pass"]}});
+  return {{"question", kQuestions.at("rq5")}, {"table", table}, {"verifier_pairs", n_pairs}};
+}
+
+json suite_rq6(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  const double pairs = static_cast<double>(w.n_pairs(kCleanish));
+  // Online DPO judges its own pairs with a Gaussian annotator on the gold reward, one label per
+  // prompt; its steps are set so that it uses the offline run's label budget.
+  const int online_steps = std::max(1, static_cast<int>(pairs / p.rl_prompts));
+  const double sigma = 0.1;
+  RunSpec online = online_run(w, "rq6", "online-dpo", "online-dpo", w.gold_spec("noise=" + fmt(sigma)),
+                              {{"labels", pairs}}, {"--beta", "0.1"}, online_steps);
+  online.labels = pairs;
+  online.verifier_calls = 0;
+  RunSpec offline = offline_run(w, "rq6", "offline-dpo", w.prefs(kCleanish), pairs, "sigmoid", 0.1, {{"labels", pairs}});
+  const std::vector<json> runs = b.run_all({offline, online});
+  for (auto& r : {0, 1}) (void)r;
+  return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)},
+          {"note", "online DPO labels each of its prompts' two samples once with a Gaussian annotator (sigma " +
+                       fmt(sigma) + ") on the gold reward; the offline run labels base-sample pairs with " + kCleanish}};
+}
+
+json suite_length(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  std::vector<RunSpec> specs;
+  for (double gamma : {0.0, 0.05}) {
+    const std::string ann = "bt:0.9+len=" + fmt(gamma);
+    const fs::path prefs = w.prefs(ann), rm = w.reward_model(ann);
+    const double pairs = static_cast<double>(w.n_pairs(ann));
+    const json params = {{"gamma", gamma}};
+    RunSpec ppo = online_run(w, "length", "rm+ppo", "ppo", "rm:" + rm.string(), params,
+                             {"--kl-coef", fmt(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
+    ppo.labels = pairs;
+    specs.push_back(ppo);
+    specs.push_back(offline_run(w, "length", "dpo", prefs, pairs, "sigmoid", 0.1, params));
+    specs.push_back(offline_run(w, "length", "r-dpo", prefs, pairs, "rdpo", 0.1, params, {"--rdpo-alpha", "0.05"}));
+    for (auto& s : specs)
+      if (s.proxy_rm.empty()) s.proxy_rm = rm;
+  }
+  specs.push_back(online_run(w, "length", "length-only-ppo", "ppo", "0.1*length:tokens", {{"gamma", 0.0}},
+                             {"--kl-coef", fmt(p.kl_coefs.front())}));
+  specs.back().proxy_rm = w.reward_model("bt:0.9+len=0.05");
+  const std::vector<json> runs = b.run_all(specs);
+  const double near_tie_long_win = w.annotator("bt:0.9+len=0.05").near_tie_long_win;
+  json table = json::array();
+  for (const auto& r : runs)
+    table.push_back({{"task", r["task"]}, {"method", r["method"]}, {"gamma", r["params"]["gamma"]},
+                     {"base_length", r["checkpoints"][0]["length"]}, {"final_length", r["final"]["length"]},
+                     {"final_gold", r["final"]["gold"]}, {"final_proxy", r["final"]["proxy"]},
+                     {"final_kl", r["final"]["kl"]}});
+  return {{"question", kQuestions.at("length")}, {"table", table}, {"near_tie_long_win", near_tie_long_win}};
+}
+
+json suite_overopt(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  const fs::path rm = w.reward_model(kCleanish);
+  RunSpec ppo = online_run(w, "overopt", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", 0.0}},
+                           {"--kl-coef", "0", "--missing-eos-penalty", "1"}, p.rl_steps * 2);
+  ppo.proxy_rm = rm;
+  RunSpec dpo = offline_run(w, "overopt", "dpo", w.prefs(kCleanish), static_cast<double>(w.n_pairs(kCleanish)),
+                            "sigmoid", p.dpo_betas.front(), {{"beta", p.dpo_betas.front()}, {"epochs", 3}},
+                            {"--num-train-epochs", "3"});
+  dpo.steps *= 3;
+  dpo.proxy_rm = rm;
+  const std::vector<json> runs = b.run_all({ppo, dpo});
+  json bon = b.bon.contains(w.key()) ? b.bon[w.key()] : best_of_n(w, "rq1", rm, p.bon_ns);
+  json fits = json::array();
+  // Points (d, gold gain over the base, proxy); the fitted forms pass through the origin.
+  struct Point {
+    double kl, gain, proxy;
+  };
+  auto fit = [&](const std::string& optimizer, bool bon_form, const std::vector<Point>& pts) {
+    std::vector<double> kl, gain;
+    json points = json::array();
+    for (const auto& q : pts) {
+      kl.push_back(q.kl), gain.push_back(q.gain);
+      points.push_back({std::sqrt(q.kl), q.gain, std::isfinite(q.proxy) ? json(q.proxy) : json(nullptr)});
+    }
+    OveroptFit f;
+    std::string note;
+    try {
+      f = bon_form ? fit_overopt_bon(kl, gain) : fit_overopt_rl(kl, gain);
+    } catch (const InputError& e) {
+      f.alpha = f.beta = f.kl_peak = f.r2 = NAN;  // too few points away from the base to fit
+      note = e.what();
+    }
+    auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
+    fits.push_back({{"task", w.name()}, {"optimizer", optimizer}, {"form", bon_form ? "d(a-b d)" : "d(a-b log d)"},
+                    {"alpha", num(f.alpha)}, {"beta", num(f.beta)}, {"peak_kl", num(f.kl_peak)}, {"r2", num(f.r2)},
+                    {"points", points}, {"note", note}});
+  };
+  std::vector<Point> bon_pts;
+  const double g0 = bon[0]["gold"].get<double>();
+  for (const auto& q : bon) bon_pts.push_back({q["kl"].get<double>(), q["gold"].get<double>() - g0, q["proxy"].get<double>()});
+  fit("best-of-n", true, bon_pts);
+  for (const auto& r : runs) {
+    std::vector<Point> pts;
+    const double base = r["checkpoints"][0]["gold"].get<double>();
+    for (const auto& c : r["checkpoints"])
+      pts.push_back({std::max(0.0, c["kl"].get<double>()), c["gold"].get<double>() - base,
+                     c["proxy"].is_null() ? NAN : c["proxy"].get<double>()});
+    fit(r["method"].get<std::string>(), false, pts);
+  }
+  return {{"question", kQuestions.at("overopt")}, {"fits", fits}};
+}
+
+json suite_bandits() {
+  const IpoVsDpoResult a = bandit_ipo_vs_dpo();
+  const UnseenMassResult b = bandit_unseen_mass();
+  const DisplacementResult c = bandit_likelihood_displacement();
+  json table = json::array();
+  table.push_back({{"check", "ipo_vs_dpo"}, {"observed", a.observed}, {"explanation", a.explanation},
+                   {"numbers", {{"dpo_pi2", a.dpo_pi2}, {"ipo_pi2", a.ipo_pi2}, {"ipo_pi2_closed_form", a.ipo_pi2_closed_form}}}});
+  table.push_back({{"check", "unseen_output_mass"}, {"observed", b.observed}, {"explanation", b.explanation},
+                   {"numbers", {{"pi3_ref", b.pi3_ref}, {"pi3_dpo", b.pi3_dpo}, {"pi3_rl", b.pi3_rl}}}});
+  table.push_back({{"check", "likelihood_displacement"}, {"observed", c.observed}, {"explanation", c.explanation},
+                   {"numbers", {{"logp_chosen_start", c.logp_chosen_start}, {"logp_chosen_end", c.logp_chosen_end},
+                                {"logp_rejected_start", c.logp_rejected_start}, {"logp_rejected_end", c.logp_rejected_end}}}});
+  return {{"question", kQuestions.at("bandits")}, {"table", table}};
+}
+
+// ---- machine speed and the predicted run time ----------------------------------------------------
+
+struct MachineSpeed {
+  double train_tokens_per_second = 0;  // one core, the profile's preset, forward + backward
+};
+
+// Times a few training steps of a random model of the preset on one thread.
+MachineSpeed measure_machine(const ModelPreset& m) {
+  omp_set_num_threads(1);
+  const ModelConfig cfg =
+      ModelConfig::make(ModelFamily::llama, 100, m.hidden, m.layers, m.heads, m.heads, m.ff, m.max_positions);
+  Transformer model(cfg, ModelHeads{});
+  model.init_random(1);
+  std::vector<std::vector<int32_t>> rows(16, std::vector<int32_t>(m.max_positions));
+  Rng rng(3);
+  for (auto& r : rows)
+    for (auto& t : r) t = static_cast<int32_t>(rng.below(100));
+  const Batch batch = Batch::from_rows(rows);
+  Workspace ws(cfg, static_cast<int64_t>(rows.size()), m.max_positions, batch.n_scored(), 0);
+  std::vector<float> dlogp(batch.n_scored(), -1.0f / batch.n_scored());
+  model.forward(batch, ws);  // warm-up
+  const auto t0 = std::chrono::steady_clock::now();
+  int steps = 0;
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 0.5) {
+    model.forward(batch, ws);
+    model.backward(batch, ws, dlogp, {});
+    ++steps;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  omp_set_num_threads(0 + static_cast<int>(std::thread::hardware_concurrency()));
+  return {static_cast<double>(steps) * rows.size() * m.max_positions / s};
+}
+
+// Training-token equivalents of the whole profile (sampling and evaluation counted at their
+// forward share), over the measured speed and the parallel jobs; a planning estimate.
+double predict_seconds(const Profile& p, const MachineSpeed& speed, int jobs) {
+  const double ctx = p.preset.max_positions;
+  const double seq = 24;  // typical prompt + completion tokens of the testbed
+  const double base = (p.lm_steps * 32.0 * ctx + p.sft_steps * 32.0 * seq) * 3;  // three tasks
+  const double pairs = p.train_prompts * p.pref_samples * (p.pref_samples - 1) / 2.0;
+  const double offline_run = pairs * p.offline_epochs * 2 * seq * 1.3;
+  const double online_run = p.rl_steps * p.rl_prompts * 4.0 * seq * 2.5;
+  const double eval_run = (p.checkpoints + 2) * p.test_prompts * p.eval_samples * seq * 1.5;
+  const double reward_models = 9 * pairs * p.offline_epochs * 2 * seq;
+  const double offline_runs = 24, online_runs = 16;  // per seed, every suite
+  const double tokens = base + reward_models + offline_runs * (offline_run + eval_run) + online_runs * (online_run + eval_run);
+  return tokens * p.seeds.size() / (speed.train_tokens_per_second * std::max(1, jobs));
+}
+
+json annotator_config_json(const AnnotatorConfig& c) {
+  return {{"bt_tau", c.bt_tau}, {"flip_eps", c.flip_eps}, {"gauss_sigma", c.gauss_sigma},
+          {"length_gamma", c.length_gamma}, {"pool", c.pool}, {"taste_jitter", c.taste_jitter},
+          {"calibrate", c.calibrate}, {"tie_delta", c.tie_delta}};
+}
+
+}  // namespace
+
+// ---- profiles -------------------------------------------------------------------------------------
+
+Profile make_profile(const std::string& name) {
+  const ModelPreset nano{"nano", 2, 64, 4, 256, 48}, micro{"micro", 4, 96, 4, 384, 64}, mini{"mini", 4, 128, 4, 512, 64};
+  Profile p;
+  p.name = name;
+  p.suites = kSuites;
+  if (name == "quick" || name == "mini") {
+    p.preset = nano;
+    p.seeds = {1};
+    p.lm_steps = 300, p.sft_steps = 150;
+    p.train_prompts = 256, p.test_prompts = 64;
+    p.pref_samples = 4, p.eval_samples = 2;
+    p.offline_epochs = 1;
+    p.rl_steps = 60, p.rl_prompts = 16;
+    p.checkpoints = 3;
+    p.dpo_betas = {0.1, 0.5};
+    p.kl_coefs = {0.05, 0.2};
+    p.agreements = {1.0, 0.8};
+    p.bon_ns = {1, 2, 4, 8, 16};
+    if (name == "mini") {  // the CI profile: every suite, tiny budgets
+      p.lm_steps = 40, p.sft_steps = 20;
+      p.train_prompts = 32, p.test_prompts = 16;
+      p.rl_steps = 6, p.rl_prompts = 8;
+      p.checkpoints = 2;
+      p.dpo_betas = {0.1};
+      p.kl_coefs = {0.05};
+      p.bon_ns = {1, 4};
+    }
+  } else if (name == "standard" || name == "full") {
+    p.preset = name == "full" ? mini : micro;
+    p.seeds = name == "full" ? std::vector<uint64_t>{1, 2, 3, 4, 5} : std::vector<uint64_t>{1, 2, 3};
+    p.lm_steps = 1500, p.sft_steps = 400;
+    p.train_prompts = 1000, p.test_prompts = 256;
+    p.pref_samples = 4, p.eval_samples = 4;
+    p.offline_epochs = 1;
+    p.rl_steps = 200, p.rl_prompts = 32;
+    p.checkpoints = 8;
+    p.dpo_betas = {0.03, 0.1, 0.3, 1.0};
+    p.kl_coefs = {0.01, 0.03, 0.1, 0.3};
+    p.agreements = {1.0, 0.9, 0.8, 0.7, 0.6};
+    p.bon_ns = {1, 2, 4, 8, 16, 32, 64, 128};
+  } else {
+    throw InputError("rlhf bench: unknown profile '" + name + "' (quick, standard, full, mini)");
+  }
+  return p;
+}
+
+std::vector<std::string> bench_profiles() { return {"quick", "standard", "full", "mini"}; }
+std::vector<std::string> bench_suites() { return kSuites; }
+
+int run_bench(const BenchOptions& opt) {
+  Profile profile = make_profile(opt.profile);
+  if (!opt.seeds.empty()) profile.seeds = opt.seeds;
+  if (!opt.suites.empty()) {
+    for (const auto& s : opt.suites)
+      if (std::find(kSuites.begin(), kSuites.end(), s) == kSuites.end())
+        throw InputError("rlhf bench: unknown suite '" + s + "' (rq1 rq2 rq3 rq4 rq5 rq6 length overopt bandits)");
+    profile.suites = opt.suites;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  fs::create_directories(opt.out);
+  const int jobs = opt.jobs > 0 ? opt.jobs : std::max(1u, std::thread::hardware_concurrency());
+  Stages stages(opt.out, opt.exe, jobs);
+  const MachineSpeed speed = measure_machine(profile.preset);
+  const double predicted = predict_seconds(profile, speed, jobs);
+  std::cout << "rlhf bench: profile " << profile.name << " (" << profile.preset.name << " models, "
+            << profile.seeds.size() << " seed(s), suites " << profile.suites.size() << "), " << jobs
+            << " parallel jobs\nmachine: " << std::round(speed.train_tokens_per_second) << " training tokens/s per core"
+            << "; predicted run time " << std::round(predicted / 60 * 10) / 10 << " min (cached stages are skipped)\n"
+            << std::flush;
+  if (opt.predict_only) return 0;
+  Bench b{stages, profile, {}, json::array(), json::object(), json::object(), {}};
+  auto wants = [&](const std::string& s) {
+    return std::find(profile.suites.begin(), profile.suites.end(), s) != profile.suites.end();
+  };
+  // The base policies first, all tasks in parallel: everything else starts from them.
+  std::vector<std::string> tasks = {"valence"};
+  if (wants("rq5")) tasks.push_back("sort");
+  if (wants("length")) tasks.push_back("lists");
+  json task_info = json::object();
+  for (uint64_t seed : profile.seeds) {
+    std::vector<std::function<void()>> base_jobs;
+    for (const auto& t : tasks) base_jobs.push_back([&, t] { b.world(t, seed).samples(); });
+    stages.parallel(base_jobs);
+  }
+  for (const auto& t : tasks) {
+    World& w = b.world(t, profile.seeds.front());
+    const json e = w.evaluate(w.base(), {});
+    task_info[t] = {{"base", {{"gold", e["gold"]}, {"length", e["length"]}, {"pass", e["pass"]}}}};
+  }
+  using SuiteFn = std::function<json(Bench&, World&)>;
+  const std::vector<std::tuple<std::string, std::string, SuiteFn>> plan = {
+      {"rq1", "valence", suite_rq1},     {"rq2", "valence", suite_rq2},       {"rq3", "valence", suite_rq3},
+      {"rq4", "valence", suite_rq4},     {"rq5", "sort", suite_rq5},          {"rq6", "valence", suite_rq6},
+      {"length", "lists", suite_length}, {"overopt", "valence", suite_overopt}};
+  for (const auto& [suite, task, fn] : plan) {
+    if (!wants(suite)) continue;
+    std::cout << suite << ": " << kQuestions.at(suite) << std::endl;
+    json per_seed = json::array();
+    for (uint64_t seed : profile.seeds) per_seed.push_back(fn(b, b.world(task, seed)));
+    json merged = per_seed[0];
+    if (per_seed.size() > 1) merged["per_seed"] = per_seed;
+    b.suites[suite] = merged;
+  }
+  if (wants("bandits")) b.suites["bandits"] = suite_bandits();
+
+  json annotators = json::array();
+  for (auto& [key, w] : b.worlds)
+    for (const auto& [name, ann] : w->annotators())
+      annotators.push_back({{"name", name}, {"task", w->name()}, {"seed", w->seed()},
+                            {"target", ann->config().target_agreement}, {"measured", ann->measured_agreement},
+                            {"near_tie_long_win", ann->near_tie_long_win}, {"inter_annotator", ann->inter_annotator},
+                            {"config", annotator_config_json(ann->config())}});
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  json results = {{"schema", "rlhf-bench/1"},
+                  {"version", opt.version},
+                  {"profile", profile.name},
+                  {"preset", profile.preset.name},
+                  {"seeds", profile.seeds},
+                  {"world_seed", opt.world_seed},
+                  {"machine", {{"threads", jobs}, {"train_tokens_per_second", speed.train_tokens_per_second},
+                               {"predicted_seconds", predicted}}},
+                  {"wall_seconds", wall},
+                  {"stages", stages.timings()},
+                  {"tasks", task_info},
+                  {"annotators", annotators},
+                  {"runs", b.runs},
+                  {"suites", b.suites}};
+  results["patterns"] = judge_patterns(results);
+  write_text_atomic(opt.out / "results.json", results.dump(2) + "\n");
+  const nlohmann::json plain = nlohmann::json::parse(results.dump());
+  write_text_atomic(opt.out / "report.html", render_report(plain));
+  for (const auto& r : b.runs) {
+    const fs::path src = opt.out / "stages" / "runs" / r["id"].get<std::string>() / "model" / "metrics.jsonl";
+    const fs::path dst = opt.out / "runs" / r["id"].get<std::string>() / "metrics.jsonl";
+    fs::create_directories(dst.parent_path());
+    if (fs::exists(src)) fs::copy_file(src, dst, fs::copy_options::overwrite_existing);
+  }
+  std::cout << "\n" << summary_table(plain) << "\nwrote " << (opt.out / "results.json").string() << ", "
+            << (opt.out / "report.html").string() << " (" << std::round(wall) << " s)\n";
+  return 0;
+}
+
+}  // namespace rlhf::testbed

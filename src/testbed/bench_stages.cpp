@@ -1,0 +1,442 @@
+#include "testbed/bench_stages.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <omp.h>
+
+#include "model/checkpoint.h"
+#include "rollout/reward.h"
+#include "tensor/error.h"
+
+extern char** environ;
+
+namespace rlhf::testbed {
+
+void write_text_atomic(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << text;
+    if (!f) throw IoError("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, path);
+}
+
+std::vector<json> read_jsonl(const fs::path& path) {
+  std::ifstream f(path);
+  if (!f) throw IoError("cannot read " + path.string());
+  std::vector<json> rows;
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(f, line)) {
+    ++n;
+    if (line.empty()) continue;
+    try {
+      rows.push_back(json::parse(line));
+    } catch (const std::exception& e) {
+      throw InputError(path.string() + ":" + std::to_string(n) + ": not JSON (" + e.what() + ")");
+    }
+  }
+  return rows;
+}
+
+// ---- stages ------------------------------------------------------------------------------------
+
+Stages::Stages(fs::path root, fs::path exe, int jobs) : root_(std::move(root)), exe_(std::move(exe)), jobs_(jobs) {}
+
+fs::path Stages::stage(const std::string& name, const std::function<void(const fs::path& dir)>& body) {
+  const fs::path dir = root_ / "stages" / name;
+  std::shared_ptr<std::once_flag> once;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = once_[name];
+    if (!slot) slot = std::make_shared<std::once_flag>();
+    once = slot;
+  }
+  std::call_once(*once, [&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool cached = fs::exists(dir / "DONE");
+    if (!cached) {
+      fs::remove_all(dir);
+      fs::create_directories(dir);
+      body(dir);
+      write_text_atomic(dir / "DONE", "");
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::lock_guard<std::mutex> lock(mu_);
+    timings_.push_back({{"name", name}, {"seconds", std::round(s * 100) / 100}, {"cached", cached}});
+    std::cout << (cached ? "  cached  " : "  done    ") << name;
+    if (!cached) std::cout << "  (" << std::round(s * 10) / 10 << " s)";
+    std::cout << std::endl;
+  });
+  return dir;
+}
+
+std::string Stages::command_line(const std::vector<std::string>& args) const {
+  std::string s = "rlhf";
+  for (const auto& a : args) {
+    const bool quote = a.find_first_of(" ()*:,") != std::string::npos;
+    s += " " + (quote ? "'" + a + "'" : a);
+  }
+  return s;
+}
+
+void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) const {
+  std::vector<std::string> full = {exe_.string()};
+  full.insert(full.end(), args.begin(), args.end());
+  if (args.front() != "init-model") {  // one thread per stage: the bench runs stages side by side
+    full.push_back("--threads");
+    full.push_back("1");
+  }
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  {
+    std::ofstream f(log, std::ios::app);
+    f << "$ " << command_line(std::vector<std::string>(full.begin() + 1, full.end())) << "\n";
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  const int err = posix_spawn(&pid, exe_.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (err) throw IoError("cannot start " + exe_.string() + ": " + std::strerror(err));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  std::ifstream f(log);
+  std::string line, tail;
+  std::vector<std::string> lines;
+  while (std::getline(f, line)) lines.push_back(line);
+  for (size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); ++i) tail += "\n    " + lines[i];
+  const std::string message = "bench stage failed (" +
+                              (WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                                 : "signal " + std::to_string(WTERMSIG(status))) +
+                              "): " + command_line(args) + "\n  log " + log.string() + ":" + tail;
+  // The stage's own exit code keeps its meaning (2: bad input, 3: I/O, 4: numerics).
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+  if (code == 2) throw InputError(message);
+  if (code == 3) throw IoError(message);
+  if (code == 4) throw NumericError(message);
+  throw std::runtime_error(message);
+}
+
+void Stages::parallel(const std::vector<std::function<void()>>& tasks) const {
+  std::atomic<size_t> next{0};
+  std::exception_ptr first;
+  std::mutex err_mu;
+  auto worker = [&] {
+    omp_set_num_threads(1);  // in-process evaluation shares the cores with the other workers
+    for (size_t i; (i = next++) < tasks.size();) {
+      {
+        std::lock_guard<std::mutex> lock(err_mu);
+        if (first) return;
+      }
+      try {
+        tasks[i]();
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(err_mu);
+        if (!first) first = std::current_exception();
+      }
+    }
+  };
+  const int n = std::max(1, std::min<int>(jobs_, static_cast<int>(tasks.size())));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  if (first) std::rethrow_exception(first);
+}
+
+json Stages::timings() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return timings_;
+}
+
+// ---- the world of one task and seed --------------------------------------------------------------
+
+AnnotatedItem BaseSample::item() const {
+  return {.gold = gold, .length = static_cast<double>(length),
+          .id = std::hash<std::string>{}(std::to_string(prompt) + "\x1f" + completion + (eos ? "\x1e" : ""))};
+}
+
+World::World(Stages& stages, const Profile& profile, std::string task, uint64_t seed, uint64_t world_seed)
+    : stages_(stages), profile_(profile), name_(std::move(task)), seed_(seed), world_seed_(world_seed),
+      task_(make_task(name_, world_seed)) {}
+
+std::string World::key() const { return name_ + "/seed=" + std::to_string(seed_); }
+
+std::string World::gold_spec(const std::string& options) const {
+  std::string opts = "world=" + std::to_string(world_seed_) + (options.empty() ? "" : "," + options);
+  return "gold(" + opts + "):" + name_;
+}
+
+namespace {
+
+const char* split_name(Split s) { return s == Split::train ? "train" : s == Split::test ? "test" : "ood"; }
+
+std::string prompt_rows(const std::vector<std::string>& prompts) {
+  std::string out;
+  for (const auto& p : prompts) out += json{{"prompt", p}}.dump() + "\n";
+  return out;
+}
+
+}  // namespace
+
+fs::path World::data_dir() {
+  return stages_.stage(key() + "/data", [&](const fs::path& dir) {
+    const std::vector<std::string> specials = {"<pad>", "<eos>", "<unk>"};
+    write_text_atomic(dir / "tokenizer.json", word_level_tokenizer_json(task_->words(), specials));
+    write_text_atomic(dir / "tokenizer_config.json",
+                      json{{"eos_token", "<eos>"}, {"pad_token", "<pad>"}, {"unk_token", "<unk>"},
+                           {"model_max_length", profile_.preset.max_positions}}
+                          .dump(2));
+    const Tokenizer tok = Tokenizer::load(dir / "tokenizer.json");
+    const int32_t eos = *tok.token_to_id("<eos>");
+    // Prompts: disjoint streams per split; the test split is what every evaluation uses.
+    const std::pair<Split, int> counts[] = {{Split::train, profile_.train_prompts},
+                                            {Split::test, profile_.test_prompts},
+                                            {Split::ood, profile_.test_prompts}};
+    for (const auto& [split, n] : counts) {
+      Rng rng(seed_ * 7919 + world_seed_, 10 + static_cast<int>(split));
+      std::vector<std::string> prompts;
+      for (int i = 0; i < n; ++i) prompts.push_back(task_->prompt(rng, split));
+      write_text_atomic(dir / (std::string(split_name(split)) + ".jsonl"), prompt_rows(prompts));
+    }
+    // Pretraining documents as token ids, and SFT demonstrations in TRL's prompt/completion layout.
+    Rng rng(seed_ * 7919 + world_seed_, 1);
+    std::string docs;
+    const int n_docs = profile_.lm_steps * 32 * profile_.preset.max_positions / 16;
+    for (int i = 0; i < n_docs; ++i) {
+      std::vector<int32_t> ids = tok.encode(task_->pretraining_text(rng));
+      ids.push_back(eos);
+      for (size_t j = 0; j < ids.size(); ++j) docs += (j ? " " : "") + std::to_string(ids[j]);
+      docs += "\n";
+    }
+    write_text_atomic(dir / "docs.txt", docs);
+    std::string sft;
+    for (int i = 0; i < profile_.sft_steps * 32; ++i) {
+      const Demonstration d = task_->demonstration(rng);
+      sft += json{{"prompt", d.prompt}, {"completion", " " + d.completion}}.dump() + "\n";
+    }
+    write_text_atomic(dir / "sft.jsonl", sft);
+  });
+}
+
+fs::path World::prompts(Split split) { return data_dir() / (std::string(split_name(split)) + ".jsonl"); }
+
+const std::vector<std::string>& World::prompt_texts(Split split) {
+  const fs::path file = prompts(split);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& p = prompt_texts_[split];
+  if (p.empty())
+    for (const auto& row : read_jsonl(file)) p.push_back(row.at("prompt").get<std::string>());
+  return p;
+}
+
+fs::path World::base() {
+  const fs::path data = data_dir();
+  return stages_.stage(key() + "/base", [&](const fs::path& dir) {
+    const ModelPreset& m = profile_.preset;
+    const Tokenizer tok = Tokenizer::load(data / "tokenizer.json");
+    const fs::path init = dir / "init", lm = dir / "lm";
+    stages_.rlhf({"init-model", "--family", "llama", "--out", init.string(), "--vocab-size",
+                  std::to_string(tok.vocab_size()), "--layers", std::to_string(m.layers), "--hidden-size",
+                  std::to_string(m.hidden), "--heads", std::to_string(m.heads), "--intermediate-size",
+                  std::to_string(m.ff), "--max-positions", std::to_string(m.max_positions), "--seed",
+                  std::to_string(seed_)},
+                 dir / "log.txt");
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(data / f, init / f);
+    stages_.rlhf({"lm", "--model", init.string(), "--data", (data / "docs.txt").string(), "--out", lm.string(),
+                  "--seq-len", std::to_string(m.max_positions), "--batch-size", "32", "--max-steps",
+                  std::to_string(profile_.lm_steps), "--learning-rate", "3e-3", "--warmup-steps", "20",
+                  "--log-every", "50", "--seed", std::to_string(seed_)},
+                 dir / "log.txt");
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+      if (!fs::exists(lm / f)) fs::copy_file(data / f, lm / f);
+    stages_.rlhf({"sft", "--model", lm.string(), "--data", (data / "sft.jsonl").string(), "--out",
+                  (dir / "model").string(), "--max-length", std::to_string(m.max_positions), "--max-steps",
+                  std::to_string(profile_.sft_steps), "--per-device-train-batch-size", "32", "--learning-rate",
+                  "1e-3", "--lr-scheduler-type", "cosine", "--logging-steps", "50", "--seed", std::to_string(seed_)},
+                 dir / "log.txt");
+    fs::remove_all(init);
+    fs::remove_all(lm);
+  }) / "model";
+}
+
+const std::vector<BaseSample>& World::samples() {
+  const fs::path model = base();
+  const fs::path train = prompts(Split::train);
+  const fs::path dir = stages_.stage(key() + "/samples", [&](const fs::path& d) {
+    stages_.rlhf({"generate", "--model", model.string(), "--prompts", train.string(), "--out",
+                  (d / "samples.jsonl").string(), "--num-return-sequences", std::to_string(profile_.pref_samples),
+                  "--max-new-tokens", std::to_string(task_->max_new_tokens()), "--seed", std::to_string(seed_),
+                  "--batch-size", "64"},
+                 d / "log.txt");
+  });
+  const auto& prompts = prompt_texts(Split::train);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (samples_.empty()) {
+    std::map<std::string, int> index;
+    for (size_t i = 0; i < prompts.size(); ++i) index.emplace(prompts[i], static_cast<int>(i));
+    for (const auto& row : read_jsonl(dir / "samples.jsonl")) {
+      BaseSample s;
+      s.prompt = index.at(row.at("prompt").get<std::string>());
+      s.completion = row.at("completion").get<std::string>();
+      s.eos = row.at("finish_reason") == "eos";
+      s.length = static_cast<int>(row.at("completion_ids").size());
+      s.gold = task_->gold(prompts[s.prompt], s.completion, s.eos);
+      samples_.push_back(std::move(s));
+    }
+  }
+  return samples_;
+}
+
+const Annotator& World::annotator(const std::string& name) {
+  const auto& s = samples();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = annotators_[name];
+  if (!slot) {
+    // Calibrated on pairs of base samples of the same prompt, as the labels will be drawn.
+    std::vector<AnnotatedItem> a, b;
+    const int K = profile_.pref_samples;
+    for (size_t p = 0; p + K <= s.size(); p += K)
+      for (int i = 0; i < K; ++i)
+        for (int j = i + 1; j < K; ++j) a.push_back(s[p + i].item()), b.push_back(s[p + j].item());
+    // "PRESET+len=G" adds a length bias of G per token to the preset.
+    const size_t plus = name.find("+len=");
+    AnnotatorConfig cfg = preset(name.substr(0, plus));
+    if (plus != std::string::npos) {
+      cfg.length_gamma = std::stod(name.substr(plus + 5));
+      cfg.name = name;
+    }
+    slot = std::make_unique<Annotator>(calibrate(cfg, a, b, seed_ * 31 + 17));
+  }
+  return *slot;
+}
+
+fs::path World::prefs(const std::string& name) {
+  const auto& s = samples();
+  const Annotator& ann = annotator(name);
+  const auto& prompts = prompt_texts(Split::train);
+  return stages_.stage(key() + "/prefs/" + name, [&](const fs::path& dir) {
+    Rng rng(seed_ * 104729 + 3, std::hash<std::string>{}(name));
+    std::string out;
+    const int K = profile_.pref_samples;
+    for (size_t p = 0; p + K <= s.size(); p += K)
+      for (int i = 0; i < K; ++i)
+        for (int j = i + 1; j < K; ++j) {
+          const BaseSample &x = s[p + i], &y = s[p + j];
+          const bool first = ann.prefers(x.item(), y.item(), rng);
+          const BaseSample &c = first ? x : y, &r = first ? y : x;
+          out += json{{"prompt", prompts[x.prompt]}, {"chosen", " " + c.completion}, {"rejected", " " + r.completion}}
+                     .dump() +
+                 "\n";
+        }
+    write_text_atomic(dir / "prefs.jsonl", out);
+  }) / "prefs.jsonl";
+}
+
+int64_t World::n_pairs(const std::string& name) {
+  const int K = profile_.pref_samples;
+  (void)name;
+  return static_cast<int64_t>(samples().size() / K) * K * (K - 1) / 2;
+}
+
+fs::path World::ranked(const std::string& name) {
+  const auto& s = samples();
+  const Annotator& ann = annotator(name);
+  const auto& prompts = prompt_texts(Split::train);
+  return stages_.stage(key() + "/ranked/" + name, [&](const fs::path& dir) {
+    Rng rng(seed_ * 104729 + 5, std::hash<std::string>{}(name));
+    std::string out;
+    const int K = profile_.pref_samples;
+    for (size_t p = 0; p + K <= s.size(); p += K) {
+      std::vector<AnnotatedItem> items;
+      json completions = json::array();
+      for (int i = 0; i < K; ++i) {
+        items.push_back(s[p + i].item());
+        completions.push_back(" " + s[p + i].completion);
+      }
+      out += json{{"prompt", prompts[s[p].prompt]}, {"completions", completions}, {"ranking", ann.rank(items, rng)}}
+                 .dump() +
+             "\n";
+    }
+    write_text_atomic(dir / "ranked.jsonl", out);
+  }) / "ranked.jsonl";
+}
+
+fs::path World::reward_model(const std::string& name, const std::string& loss) {
+  const fs::path model = base();
+  const fs::path data = loss == "bradley_terry" ? prefs(name) : ranked(name);
+  return stages_.stage(key() + "/rm/" + name + (loss == "bradley_terry" ? "" : "-" + loss), [&](const fs::path& dir) {
+    stages_.rlhf({"rm", "--model", model.string(), "--data", data.string(), "--out", (dir / "model").string(),
+                  "--loss", loss, "--max-length", std::to_string(profile_.preset.max_positions),
+                  "--num-train-epochs", std::to_string(profile_.offline_epochs), "--per-device-train-batch-size", "16",
+                  "--learning-rate", "1e-3", "--logging-steps", "50", "--seed", std::to_string(seed_)},
+                 dir / "log.txt");
+  }) / "model";
+}
+
+EvalSetup World::eval_setup(Split split) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!tok_) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(data_dir() / "tokenizer.json"));
+  EvalSetup setup;
+  setup.task = task_.get();
+  setup.tok = tok_.get();
+  setup.samples = profile_.eval_samples;
+  setup.seed = seed_ * 1000 + 7 + static_cast<uint64_t>(split);
+  setup.eos_id = *tok_->token_to_id("<eos>");
+  return setup;
+}
+
+const EvalBaseline& World::baseline() {
+  const fs::path model = base();
+  EvalSetup setup = eval_setup();
+  setup.prompts = prompt_texts(Split::test);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!baseline_) {
+    Transformer ref = load_checkpoint(model, ModelHeads{});
+    baseline_ = std::make_unique<EvalBaseline>(evaluate_baseline(ref, setup));
+  }
+  return *baseline_;
+}
+
+json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm) {
+  const EvalBaseline& b = baseline();
+  EvalSetup setup = eval_setup();
+  setup.prompts = prompt_texts(Split::test);
+  Transformer ref = load_checkpoint(base(), ModelHeads{});
+  Transformer policy = load_checkpoint(model_dir, ModelHeads{});
+  ProxyScorer proxy;
+  std::unique_ptr<rollout::RewardSource> rm;
+  if (!proxy_rm.empty()) {
+    rm = rollout::make_reward_source(rollout::parse_reward_spec("rm:" + proxy_rm.string()),
+                                     {.policy_dir = model_dir});
+    proxy = [&](const std::vector<rollout::RewardSample>& batch) { return rm->score(batch).scores; };
+  }
+  const PolicyEval e = evaluate_policy(policy, ref, setup, b, proxy);
+  auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
+  return {{"gold", e.gold},       {"gold_ci", {e.gold_lo, e.gold_hi}}, {"proxy", num(e.proxy)},
+          {"kl", e.kl},           {"kl_k1", e.kl_k1},                   {"kl_k3", e.kl_k3},
+          {"win_rate", e.win_rate}, {"length", e.length},               {"distinct2", e.distinct2},
+          {"entropy", e.entropy}, {"pass", num(e.pass)}};
+}
+
+}  // namespace rlhf::testbed

@@ -1,0 +1,136 @@
+// Internal to the bench: running `rlhf` subcommands as cached stages, in parallel, and the
+// per-(task, seed) world they share (TESTBED.md §6: the base policy, preference data and reward
+// models are built once and reused by every method).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "testbed/annotator.h"
+#include "testbed/evaluate.h"
+#include "testbed/task.h"
+#include "text/tokenizer.h"
+
+namespace rlhf::testbed {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+struct ModelPreset {
+  std::string name;
+  int layers, hidden, heads, ff, max_positions;
+};
+
+// Everything a profile fixes: sizes, step counts and sweeps.
+struct Profile {
+  std::string name;
+  ModelPreset preset;
+  std::vector<uint64_t> seeds;
+  std::vector<std::string> suites;
+  int lm_steps, sft_steps;          // base policy
+  int train_prompts, test_prompts;  // per task
+  int pref_samples;                 // base samples per train prompt (all pairs labelled)
+  int eval_samples;                 // per test prompt
+  int offline_epochs;               // DPO-family and RM epochs
+  int rl_steps, rl_prompts;         // online runs: steps and prompts per step
+  int checkpoints;                  // evaluations along each run (besides step 0)
+  std::vector<double> dpo_betas, kl_coefs, agreements;
+  std::vector<int> bon_ns;
+};
+
+Profile make_profile(const std::string& name);
+
+// Runs stages: each is a directory with a DONE marker, skipped when present (an interrupted bench
+// resumes where it stopped); a stage's commands log to its log.txt.
+class Stages {
+ public:
+  Stages(fs::path root, fs::path exe, int jobs);
+  // `body` fills `dir` (created fresh: a half-written one from an interrupted run is removed).
+  // Returns the directory. Thread-safe; the same stage asked twice concurrently runs once.
+  fs::path stage(const std::string& name, const std::function<void(const fs::path& dir)>& body);
+  // Runs `rlhf ARGS` with one thread, output to `log`; throws naming the stage and log on failure.
+  void rlhf(const std::vector<std::string>& args, const fs::path& log) const;
+  std::string command_line(const std::vector<std::string>& args) const;
+  // Runs the tasks, `jobs` at a time; rethrows the first failure after all have stopped.
+  void parallel(const std::vector<std::function<void()>>& tasks) const;
+  json timings() const;
+  const fs::path& root() const { return root_; }
+  int jobs() const { return jobs_; }
+
+ private:
+  fs::path root_, exe_;
+  int jobs_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<std::once_flag>> once_;
+  json timings_ = json::array();
+};
+
+// One sampled response of the base policy with what annotators see of it.
+struct BaseSample {
+  int prompt = 0;
+  std::string completion;  // decoded, without EOS
+  bool eos = false;
+  double gold = 0;
+  int length = 0;
+  AnnotatedItem item() const;
+};
+
+// A task at one seed: its files, its base policy and the data built from it.
+class World {
+ public:
+  World(Stages& stages, const Profile& profile, std::string task, uint64_t seed, uint64_t world_seed);
+  const Task& task() const { return *task_; }
+  const std::string& name() const { return name_; }
+  uint64_t seed() const { return seed_; }
+  const Profile& profile() const { return profile_; }
+  Stages& stages() { return stages_; }
+  std::string key() const;  // "valence/seed=1"
+
+  fs::path data_dir();   // tokenizer, prompts, corpora
+  fs::path base();       // the SFT policy = π_ref of every method
+  fs::path prompts(Split split);
+  const std::vector<std::string>& prompt_texts(Split split);
+  // The base policy's pref_samples samples per train prompt, with gold rewards.
+  const std::vector<BaseSample>& samples();
+  // The annotator (calibrated on base-sample pairs), its pairwise labels of all pairs of each
+  // prompt's samples, and a Bradley–Terry reward model trained on them.
+  const Annotator& annotator(const std::string& preset);
+  fs::path prefs(const std::string& preset);
+  fs::path reward_model(const std::string& preset, const std::string& loss = "bradley_terry");
+  fs::path ranked(const std::string& preset);  // Plackett–Luce rankings of each prompt's samples
+  int64_t n_pairs(const std::string& preset);
+  std::string gold_spec(const std::string& options = "") const;
+
+  // Evaluation against the base policy on the test split (cached per model directory).
+  EvalSetup eval_setup(Split split = Split::test);
+  json evaluate(const fs::path& model_dir, const fs::path& proxy_rm);
+  const EvalBaseline& baseline();
+  const std::map<std::string, std::unique_ptr<Annotator>>& annotators() const { return annotators_; }
+
+ private:
+  Stages& stages_;
+  const Profile& profile_;
+  std::string name_;
+  uint64_t seed_, world_seed_;
+  std::unique_ptr<Task> task_;
+  std::mutex mu_;
+  std::map<Split, std::vector<std::string>> prompt_texts_;
+  std::vector<BaseSample> samples_;
+  std::map<std::string, std::unique_ptr<Annotator>> annotators_;
+  std::unique_ptr<EvalBaseline> baseline_;
+  std::unique_ptr<Tokenizer> tok_;
+};
+
+// Calls stage bodies write with this, so a crash never leaves a half-written file.
+void write_text_atomic(const fs::path& path, const std::string& text);
+std::vector<json> read_jsonl(const fs::path& path);
+
+}  // namespace rlhf::testbed
