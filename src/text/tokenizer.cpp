@@ -3,7 +3,8 @@
 //
 // encode(text): invalid UTF-8 bytes -> U+FFFD each; added tokens matched on the raw text; each
 // other segment normalized; added tokens matched on the normalized text; pre-tokenizers; the BPE
-// model per pre-token; the post-processor's ids around the result when add_special_tokens.
+// or WordLevel model per pre-token; the post-processor's ids around the result when
+// add_special_tokens.
 // decode(ids): ids outside the vocabulary are dropped (as tokenizers does), special tokens too
 // when asked, then the decoder chain; without a decoder the tokens are joined by spaces.
 #include <algorithm>
@@ -120,6 +121,11 @@ std::string utf8_lossy(std::string_view s) {
 bool is_word_char(char32_t c) {
   if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
   if (c == 0x200C || c == 0x200D) return true;
+  // Alphabetic symbols (So with Other_Alphabetic): circled, squared and negative circled /
+  // squared Latin letters. Checked over every code point against tokenizers' Whitespace.
+  if ((c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) ||
+      (c >= 0x1F170 && c <= 0x1F189))
+    return true;
   if (unicode::is_letter(c) || unicode::is_mark(c)) return true;
   const unicode::Category k = unicode::category(c);
   return k == unicode::Category::Nd || k == unicode::Category::Nl || k == unicode::Category::Pc;
@@ -280,6 +286,26 @@ struct Piece {
   bool origin;  // starts at offset 0 of the input (Metaspace prepend_scheme "first")
 };
 
+// Calls f(begin, end) for each piece of `v` by the WhitespaceSplit pre-tokenizer (maximal runs
+// of non-whitespace) or, with `punct`, the Whitespace one (\w+|[^\w\s]+: maximal runs of word
+// characters and maximal runs of other non-whitespace characters). Whitespace is dropped.
+template <class F>
+void for_each_whitespace_piece(std::string_view v, bool punct, F&& f) {
+  enum { kSpace, kWord, kOther };
+  auto cls = [&](char32_t c) { return unicode::is_whitespace(c) ? kSpace : !punct || is_word_char(c) ? kWord : kOther; };
+  size_t start = 0;
+  int run = kSpace;
+  for (size_t i = 0; i < v.size();) {
+    const size_t b = i;
+    const int k = cls(utf8_next(v, i));
+    if (k == run) continue;
+    if (run != kSpace) f(start, b);
+    start = b;
+    run = k;
+  }
+  if (run != kSpace) f(start, v.size());
+}
+
 // Cuts piece p (text at arena[p.off..]) around `matches` (sorted, disjoint, relative to p) by
 // tokenizers' SplitDelimiterBehavior; empty pieces are dropped.
 void split_by(const Piece& p, std::vector<std::pair<size_t, size_t>>& matches, SplitBehavior behavior,
@@ -326,16 +352,21 @@ void split_by(const Piece& p, std::vector<std::pair<size_t, size_t>>& matches, S
 void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_origin, std::vector<int32_t>& out) const {
   if (text.empty()) return;
   if (pre_tokenizers.empty()) {
-    model.tokenize(text, out);
+    run_model(text, out);
     return;
   }
-  // One pre-tokenizer splitting with a regex and nothing else (GPT-2 style ByteLevel with
-  // use_regex, or a lone Split): no copies at all.
+  // One pre-tokenizer splitting with a regex or on whitespace and nothing else (GPT-2 style
+  // ByteLevel with use_regex, a lone Split, WhitespaceSplit, Whitespace): no copies at all.
   if (pre_tokenizers.size() == 1) {
     const PreTokenizer& p = pre_tokenizers[0];
+    if (p.kind == PreTokenizer::Kind::whitespace_split || p.kind == PreTokenizer::Kind::whitespace) {
+      for_each_whitespace_piece(text, p.kind == PreTokenizer::Kind::whitespace,
+                                [&](size_t b, size_t e) { run_model(text.substr(b, e - b), out); });
+      return;
+    }
     if ((p.kind == PreTokenizer::Kind::byte_level && p.use_regex && !p.add_prefix_space) ||
         p.kind == PreTokenizer::Kind::split_regex) {
-      for (const auto& [b, e] : unicode::split(text, p.pattern)) model.tokenize(text.substr(b, e - b), out);
+      for (const auto& [b, e] : unicode::split(text, p.pattern)) run_model(text.substr(b, e - b), out);
       return;
     }
   }
@@ -343,7 +374,7 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
   if (pre_tokenizers.size() == 2 && pre_tokenizers[0].kind == PreTokenizer::Kind::split_regex &&
       pre_tokenizers[1].kind == PreTokenizer::Kind::byte_level && !pre_tokenizers[1].use_regex &&
       !pre_tokenizers[1].add_prefix_space) {
-    for (const auto& [b, e] : unicode::split(text, pre_tokenizers[0].pattern)) model.tokenize(text.substr(b, e - b), out);
+    for (const auto& [b, e] : unicode::split(text, pre_tokenizers[0].pattern)) run_model(text.substr(b, e - b), out);
     return;
   }
 
@@ -384,6 +415,13 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
           if (p.kind == PreTokenizer::Kind::digits)
             beh = p.individual_digits ? SplitBehavior::isolated : SplitBehavior::contiguous;
           split_by(pc, matches, beh, nxt);
+          break;
+        }
+        case PreTokenizer::Kind::whitespace: {
+          const std::string_view v(arena.data() + pc.off, pc.len);
+          for_each_whitespace_piece(v, true, [&](size_t b, size_t e) {
+            nxt.push_back({pc.off + b, e - b, pc.origin && b == 0});
+          });
           break;
         }
         case PreTokenizer::Kind::metaspace: {
@@ -429,7 +467,7 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
     }
     cur.swap(nxt);
   }
-  for (const Piece& pc : cur) model.tokenize(std::string_view(arena.data() + pc.off, pc.len), out);
+  for (const Piece& pc : cur) run_model(std::string_view(arena.data() + pc.off, pc.len), out);
 }
 
 // ---------------------------------------------------------------------------------------------

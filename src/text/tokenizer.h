@@ -1,12 +1,16 @@
 // Hugging Face tokenizer.json, encoded and decoded exactly as the `tokenizers` library does.
 //
-// Supported: BPE models, byte-level (GPT-2, Llama-3, Qwen2: ByteLevel pre-tokenizer and
-// decoder, Split pre-tokenizers with the GPT-2 / Llama-3 / Qwen2 regexes) and SentencePiece-style
-// (Llama-2, Mistral: Metaspace or Prepend/Replace normalizers, byte fallback, ByteFallback/Fuse/
-// Strip/Replace decoders); NFC/NFKC normalizers; added and special tokens (leftmost-longest,
-// lstrip/rstrip/single_word/normalized flags); merges as "a b" or ["a", "b"]; the post-processor's
-// BOS/EOS (TemplateProcessing, ByteLevel). Anything else is an InputError naming the JSON path
-// of the unsupported component.
+// Supported: WordLevel models (one token per word) and BPE models, byte-level (GPT-2, Llama-3,
+// Qwen2: ByteLevel pre-tokenizer and decoder, Split pre-tokenizers with the GPT-2 / Llama-3 /
+// Qwen2 regexes) and SentencePiece-style (Llama-2, Mistral: Metaspace or Prepend/Replace
+// normalizers, byte fallback, ByteFallback/Fuse/Strip/Replace decoders); NFC/NFKC normalizers;
+// added and special tokens (leftmost-longest, lstrip/rstrip/single_word/normalized flags); merges
+// as "a b" or ["a", "b"]; WhitespaceSplit, Whitespace (\w+|[^\w\s]+) and Digits pre-tokenizers;
+// the post-processor's BOS/EOS (TemplateProcessing, ByteLevel). Without a decoder, decode joins
+// the tokens with one space, as tokenizers does. Anything else is an InputError naming the JSON
+// path of the unsupported component. A WordLevel model maps an unknown word to its unk_token;
+// when that is not in the vocabulary, encode throws an InputError naming the word (tokenizers
+// raises too).
 //
 // Invalid UTF-8 in input text: each invalid byte is replaced by U+FFFD before encoding (the
 // Python stack cannot receive invalid UTF-8 at all; this is our documented policy).
@@ -70,6 +74,18 @@ class Tokenizer {
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// tokenizer.json text of a WordLevel tokenizer (one token per word), as `tokenizers` saves one:
+// the special tokens with ids 0.., then the words; the specials also as special added tokens;
+// pre-tokenizer WhitespaceSplit; no normalizer, post-processor or decoder (decode joins words
+// with one space); unk_token "<unk>", which stands for unknown words when it is among
+// `special_tokens` or `words` (otherwise an unknown word is an encode error). InputError for an
+// empty or repeated token, invalid UTF-8, or a word holding whitespace (it could never be
+// encoded).
+//   word_level_tokenizer_json({"the", "cat"}, {"<pad>", "<eos>", "<unk>"})
+//   // vocab {"<pad>": 0, "<eos>": 1, "<unk>": 2, "the": 3, "cat": 4}
+std::string word_level_tokenizer_json(const std::vector<std::string>& words,
+                                      const std::vector<std::string>& special_tokens);
 
 // Incremental decoding for streaming generation: feeds ids one at a time and returns only
 // text that is final — never half of a UTF-8 character (bytes of an incomplete sequence are

@@ -2,6 +2,7 @@
 //   tokenizer_json.cpp  — reading and validating tokenizer.json / tokenizer_config.json
 //   added_tokens.cpp    — leftmost-longest matching of added tokens
 //   bpe.cpp             — the BPE model: merges, byte fallback, the word cache
+//   wordlevel.cpp       — the WordLevel model (one pre-token, one token) and a writer for it
 //   tokenizer.cpp       — the encode/decode pipeline, DecodeStream, the public API
 //
 // The pipeline mirrors Hugging Face `tokenizers` step by step (Tokenizer::encode_single_sequence):
@@ -117,8 +118,9 @@ bool sanitize_per_byte(std::string_view s, std::string* out);
 // Rust's String::from_utf8_lossy: each maximal ill-formed subpart becomes one U+FFFD.
 std::string utf8_lossy(std::string_view s);
 
-// \w of the Rust regex crate (used by single_word added tokens): letters, marks, decimal
-// numbers, connector punctuation, join controls.
+// \w of the Rust regex crate (used by single_word added tokens and the Whitespace pre-tokenizer):
+// letters, marks, decimal and letter numbers, connector punctuation, join controls, and the
+// alphabetic symbols (circled / squared Latin letters).
 bool is_word_char(char32_t c);
 // char::to_lowercase (full mapping; İ becomes two characters), as the Lowercase normalizer does.
 void append_lowercase(std::string& out, char32_t c);
@@ -128,7 +130,8 @@ const std::array<char32_t, 256>& byte_to_char();
 int byte_from_char(char32_t c);  // -1 when c is not one of the 256 mapped characters
 
 // ---------------------------------------------------------------------------------------------
-// BPE model (models/bpe in tokenizers)
+// BPE model (models/bpe in tokenizers). Its vocabulary tables and unk_token / unk_id also serve
+// the WordLevel model (Tokenizer::Impl::model_type), which has nothing else.
 
 // (left id, right id) -> (rank, merged id), open addressing.
 class MergeTable {
@@ -287,7 +290,8 @@ struct Normalizer {
 enum class SplitBehavior { removed, isolated, merged_with_previous, merged_with_next, contiguous };
 
 struct PreTokenizer {
-  enum class Kind { byte_level, split_regex, split_string, metaspace, digits, whitespace_split };
+  // whitespace_split: runs of non-whitespace; whitespace: \w+|[^\w\s]+ (tokenizers' Whitespace)
+  enum class Kind { byte_level, split_regex, split_string, metaspace, digits, whitespace_split, whitespace };
   Kind kind;
   bool add_prefix_space = false;  // byte_level
   bool use_regex = false;         // byte_level
@@ -318,6 +322,9 @@ namespace rlhf {
 
 struct Tokenizer::Impl {
   std::string source;
+  // word_level: each pre-token is looked up whole in model.vocab, else model.unk_id, else an
+  // InputError naming the word (models/wordlevel in tokenizers).
+  enum class ModelType { bpe, word_level } model_type = ModelType::bpe;
   tok::BpeModel model;
   std::vector<tok::Normalizer> normalizers;
   std::vector<tok::PreTokenizer> pre_tokenizers;
@@ -340,6 +347,12 @@ struct Tokenizer::Impl {
 
   void build_tables();  // after the components are loaded
   void pre_tokenize_and_model(std::string_view text, bool at_origin, std::vector<int32_t>& out) const;
+  // Appends the ids of one pre-token.
+  void run_model(std::string_view word, std::vector<int32_t>& out) const {
+    if (model_type == ModelType::word_level) word_level_tokenize(word, out);
+    else model.tokenize(word, out);
+  }
+  void word_level_tokenize(std::string_view word, std::vector<int32_t>& out) const;  // wordlevel.cpp
   std::string normalize(std::string_view s) const;
   std::string decode_tokens(std::vector<std::string>& tokens) const;
 };

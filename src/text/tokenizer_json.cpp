@@ -1,4 +1,4 @@
-// Reading tokenizer.json: the BPE model, added tokens and the normalizer / pre-tokenizer /
+// Reading tokenizer.json: the BPE or WordLevel model, added tokens and the normalizer / pre-tokenizer /
 // post-processor / decoder components, validated at load so that encode and decode never meet
 // an id outside the vocabulary.
 //
@@ -98,6 +98,7 @@ class Loader {
   std::string literal_pattern(const json& obj, const std::string& path) const;
 
   void load_model(const json& m, const std::string& path);
+  void load_vocab(const json& m, const std::string& path);
   void load_added_tokens(const json& arr);
   void load_normalizer(const json& n, const std::string& path);
   void load_pre_tokenizer(const json& p, const std::string& path);
@@ -185,24 +186,8 @@ void Loader::load(const std::string& text) {
     load_post_processor(*p, "post_processor", impl_.post);
 }
 
-void Loader::load_model(const json& m, const std::string& path) {
-  object(m, path);
-  std::string type = optional_string(m, "type", path, "BPE");
-  if (type != "BPE") unsupported(path, type);
+void Loader::load_vocab(const json& m, const std::string& path) {
   BpeModel& bpe = impl_.model;
-
-  if (const json* d = member(m, "dropout"); d && !d->is_null()) {
-    if (!d->is_number()) fail(join(path, "dropout"), "expected a number or null");
-    if (d->get<double>() != 0.0) fail(join(path, "dropout"), "BPE dropout is not supported (non-deterministic)");
-  }
-  bpe.unk_token = optional_string(m, "unk_token", path);
-  bpe.prefix = optional_string(m, "continuing_subword_prefix", path);
-  bpe.suffix = optional_string(m, "end_of_word_suffix", path);
-  bpe.fuse_unk = bool_field(m, "fuse_unk", path, false);
-  bpe.byte_fallback = bool_field(m, "byte_fallback", path, false);
-  bpe.ignore_merges = bool_field(m, "ignore_merges", path, false);
-
-  // Vocabulary.
   const std::string vpath = join(path, "vocab");
   const json& vocab = required(m, "vocab", path);
   if (!vocab.is_object()) fail(vpath, "expected an object {token: id}, got " + detail::json_excerpt(vocab));
@@ -232,6 +217,36 @@ void Loader::load_model(const json& m, const std::string& path) {
     bpe.vocab_r[id] = token;
     bpe.vocab_has[id] = 1;
   }
+}
+
+void Loader::load_model(const json& m, const std::string& path) {
+  object(m, path);
+  std::string type = optional_string(m, "type", path, "BPE");
+  BpeModel& bpe = impl_.model;
+  if (type == "WordLevel") {
+    // models/wordlevel: a vocabulary and an unk_token (a required string). The unk_token need
+    // not be in the vocabulary: tokenizers then fails only on an unknown word, and so do we.
+    impl_.model_type = Tokenizer::Impl::ModelType::word_level;
+    if (bpe.byte_level_input)
+      fail("pre_tokenizer", "a ByteLevel pre-tokenizer with a WordLevel model is not supported");
+    load_vocab(m, path);
+    bpe.unk_token = string_field(m, "unk_token", path);
+    bpe.finalize();
+    return;
+  }
+  if (type != "BPE") unsupported(path, type);
+
+  if (const json* d = member(m, "dropout"); d && !d->is_null()) {
+    if (!d->is_number()) fail(join(path, "dropout"), "expected a number or null");
+    if (d->get<double>() != 0.0) fail(join(path, "dropout"), "BPE dropout is not supported (non-deterministic)");
+  }
+  bpe.unk_token = optional_string(m, "unk_token", path);
+  bpe.prefix = optional_string(m, "continuing_subword_prefix", path);
+  bpe.suffix = optional_string(m, "end_of_word_suffix", path);
+  bpe.fuse_unk = bool_field(m, "fuse_unk", path, false);
+  bpe.byte_fallback = bool_field(m, "byte_fallback", path, false);
+  bpe.ignore_merges = bool_field(m, "ignore_merges", path, false);
+  load_vocab(m, path);
   if (!bpe.unk_token.empty() && !bpe.vocab.count(bpe.unk_token))
     fail(join(path, "unk_token"), quote(bpe.unk_token) + " is not in the vocabulary");
 
@@ -414,6 +429,8 @@ void Loader::load_pre_tokenizer(const json& p, const std::string& path) {
     out.individual_digits = bool_field(p, "individual_digits", path, false);
   } else if (type == "WhitespaceSplit") {
     out.kind = PreTokenizer::Kind::whitespace_split;
+  } else if (type == "Whitespace") {
+    out.kind = PreTokenizer::Kind::whitespace;
   } else {
     unsupported(path, type);
   }
