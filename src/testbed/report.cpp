@@ -1,0 +1,1203 @@
+// The bench report: results.json to one HTML page with inline SVG plots, and to a terminal table.
+//
+// Everything read from the JSON goes through the lenient accessors below (at, num, text): a
+// missing key, a null, a string where a number was expected or a non-finite number reads as
+// "absent", so a partial results.json renders with notes instead of failing. Every string from
+// the JSON is HTML-escaped where it is written.
+#include "testbed/report.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rlhf::testbed {
+
+using json = nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// "1.20" -> "1.2", "3.00" -> "3", "612" -> "612".
+std::string strip_zeros(std::string s) {
+  if (s.find('.') == std::string::npos) return s;
+  while (!s.empty() && s.back() == '0') s.pop_back();
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+std::string format_number(double x) {
+  if (!std::isfinite(x)) return "—";
+  if (x == 0) return "0";
+  int e = static_cast<int>(std::floor(std::log10(std::fabs(x))));
+  const double unit = std::pow(10.0, e - 2);
+  const double r = std::round(x / unit) * unit;
+  if (std::fabs(r) >= std::pow(10.0, e + 1)) ++e;  // 999.7 rounds to 1000
+  char buf[64];
+  if (e >= -3 && e < 6) {
+    std::snprintf(buf, sizeof buf, "%.*f", std::max(0, 2 - e), r);
+    return strip_zeros(buf);
+  }
+  std::snprintf(buf, sizeof buf, "%.2e", x);  // "1.20e+12"
+  std::string s(buf);
+  const size_t at = s.find('e');
+  return strip_zeros(s.substr(0, at)) + "e" + std::to_string(std::atoi(s.c_str() + at + 1));
+}
+
+std::string format_value(const json& v) {
+  if (v.is_null()) return "—";
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_unsigned()) return std::to_string(v.get<std::uint64_t>());
+  if (v.is_number_integer()) return std::to_string(v.get<std::int64_t>());
+  if (v.is_number()) return format_number(v.get<double>());
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    bool scalars = true;
+    for (const auto& e : v) scalars = scalars && !e.is_structured();
+    if (!scalars || v.size() > 4) return "(" + std::to_string(v.size()) + " values)";
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + format_value(v[i]);
+    return s + "]";
+  }
+  std::string s;  // object
+  for (auto it = v.begin(); it != v.end(); ++it)
+    s += (s.empty() ? "" : ", ") + it.key() + ": " + format_value(it.value());
+  return s;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Lenient access
+
+const json& at(const json& obj, const std::string& key) {
+  static const json null_value;
+  if (!obj.is_object()) return null_value;
+  auto it = obj.find(key);
+  return it == obj.end() ? null_value : *it;
+}
+
+const json& items(const json& v) {
+  static const json empty = json::array();
+  return v.is_array() ? v : empty;
+}
+
+std::optional<double> num(const json& v) {
+  double d;
+  if (v.is_number()) {
+    d = v.get<double>();
+  } else if (v.is_string()) {  // a sweep point written as a string ("0.7")
+    const std::string& s = v.get_ref<const std::string&>();
+    char* end = nullptr;
+    d = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0') return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  if (!std::isfinite(d)) return std::nullopt;
+  return d;
+}
+
+std::string text(const json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) return v.get<std::string>();
+  return format_value(v);
+}
+
+// Characters on a terminal: UTF-8 code points.
+size_t display_width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string format_seconds(double s) {
+  if (s < 60) return format_number(s) + " s";
+  const long t = std::lround(s);
+  if (t < 3600) return std::to_string(t / 60) + " min " + std::to_string(t % 60) + " s";
+  return std::to_string(t / 3600) + " h " + std::to_string(t / 60 % 60) + " min";
+}
+
+// "[lo, hi]" from a CI pair, "" when either end is absent.
+std::string ci_text(const json& ci) {
+  if (!ci.is_array() || ci.size() != 2) return "";
+  auto lo = num(ci[0]), hi = num(ci[1]);
+  if (!lo || !hi) return "";
+  return "[" + format_number(*lo) + ", " + format_number(*hi) + "]";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runs, as the plots and tables group them
+
+struct Run {
+  const json* run;
+  std::string id, suite, task, method;
+};
+
+std::vector<Run> collect_runs(const json& results) {
+  std::vector<Run> runs;
+  for (const auto& r : items(at(results, "runs"))) {
+    if (!r.is_object()) continue;
+    std::string method = text(at(r, "method"));
+    runs.push_back({&r, text(at(r, "id")), text(at(r, "suite")), text(at(r, "task")),
+                    method.empty() ? "?" : method});
+  }
+  return runs;
+}
+
+const json& checkpoints(const Run& r) { return items(at(*r.run, "checkpoints")); }
+
+// run.final, or the last checkpoint when final is absent.
+const json& final_of(const Run& r) {
+  const json& f = at(*r.run, "final");
+  if (f.is_object() && !f.empty()) return f;
+  static const json none;
+  const json& cps = checkpoints(r);
+  return cps.empty() ? none : cps.back();
+}
+
+// A run's name within its (suite, task): the id without "suite/task/", else method and params.
+std::string run_label(const Run& r) {
+  const std::string prefix = r.suite + "/" + r.task + "/";
+  if (!r.id.empty() && r.id.rfind(prefix, 0) == 0) return r.id.substr(prefix.size());
+  if (!r.id.empty()) return r.id;
+  std::string s = r.method;
+  const json& params = at(*r.run, "params");
+  if (params.is_object())
+    for (auto it = params.begin(); it != params.end(); ++it)
+      s += " " + it.key() + "=" + format_value(it.value());
+  return s;
+}
+
+// rq1..rqN by number, then length, overopt, then the rest by name.
+bool suite_before(const std::string& a, const std::string& b) {
+  auto key = [](const std::string& s) {
+    if (s.size() > 2 && s.rfind("rq", 0) == 0 &&
+        s.find_first_not_of("0123456789", 2) == std::string::npos)
+      return std::make_tuple(0, std::atoi(s.c_str() + 2), s);
+    if (s == "length") return std::make_tuple(1, 0, s);
+    if (s == "overopt") return std::make_tuple(2, 0, s);
+    return std::make_tuple(3, 0, s);
+  };
+  return key(a) < key(b);
+}
+
+std::vector<std::string> suite_names(const json& results, const std::vector<Run>& runs) {
+  std::set<std::string> names;
+  const json& suites = at(results, "suites");
+  if (suites.is_object())
+    for (auto it = suites.begin(); it != suites.end(); ++it) names.insert(it.key());
+  for (const auto& r : runs) names.insert(r.suite);
+  std::vector<std::string> out(names.begin(), names.end());
+  std::sort(out.begin(), out.end(), suite_before);
+  return out;
+}
+
+std::vector<const Run*> runs_of(const std::vector<Run>& runs, const std::string& suite,
+                                const std::string& task) {
+  std::vector<const Run*> out;
+  for (const auto& r : runs)
+    if (r.suite == suite && r.task == task) out.push_back(&r);
+  return out;
+}
+
+std::vector<std::string> tasks_of(const std::vector<Run>& runs, const std::string& suite) {
+  std::set<std::string> tasks;
+  for (const auto& r : runs)
+    if (r.suite == suite) tasks.insert(r.task);
+  return {tasks.begin(), tasks.end()};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Colours: a method (or optimizer, or fit label) keeps one colour across the report. Common
+// methods have fixed colours, so two reports agree; others get golden-angle hues.
+
+const std::map<std::string, std::string>& known_colours() {
+  static const std::map<std::string, std::string> m = {
+      {"dpo", "#1f77b4"},           {"ppo", "#d62728"},       {"ppo_tuned", "#ff7f0e"},
+      {"rloo", "#2ca02c"},          {"ipo", "#9467bd"},       {"bon", "#8c564b"},
+      {"best_of_n", "#8c564b"},     {"cdpo", "#e377c2"},      {"online_dpo", "#17becf"},
+      {"grpo", "#bcbd22"},          {"apa", "#393b79"},       {"iterative_dpo", "#637939"},
+      {"rdpo", "#843c39"},          {"reinforce", "#7b4173"}, {"kto", "#e7ba52"},
+  };
+  return m;
+}
+
+std::string hsl_hex(double h, double s, double l) {
+  auto f = [&](double n) {
+    const double k = std::fmod(n + h / 30.0, 12.0);
+    const double a = s * std::min(l, 1 - l);
+    return l - a * std::max(-1.0, std::min({k - 3, 9 - k, 1.0}));
+  };
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "#%02x%02x%02x", static_cast<int>(std::lround(f(0) * 255)),
+                static_cast<int>(std::lround(f(8) * 255)), static_cast<int>(std::lround(f(4) * 255)));
+  return buf;
+}
+
+class Colours {
+ public:
+  const std::string& of(const std::string& name) {
+    auto it = assigned_.find(name);
+    if (it != assigned_.end()) return it->second;
+    auto k = known_colours().find(name);
+    std::string c = k != known_colours().end()
+                        ? k->second
+                        : hsl_hex(std::fmod(20.0 + 137.508 * next_++, 360.0), 0.7, 0.42);
+    return assigned_.emplace(name, c).first->second;
+  }
+
+ private:
+  std::map<std::string, std::string> assigned_;
+  int next_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// SVG plots
+
+enum class Marker { none, circle, square, triangle, diamond };
+
+struct Point {
+  double x, y;
+  double lo = NAN, hi = NAN;  // error bar, when both are finite
+};
+
+struct Series {
+  std::string name{};  // legend text; empty: not in the legend
+  std::string colour{};
+  std::vector<Point> points{};
+  bool line = false;
+  Marker marker = Marker::circle;
+  bool hollow = false;
+  std::string dash{};        // stroke-dasharray, empty for solid
+  bool legend_line = false;  // draw a line in the legend sample even if the series has none
+};
+
+struct Plot {
+  std::string title{}, xlabel{}, ylabel{}, caption{};
+  std::vector<Series> series{};
+  bool log_x_allowed = false;  // log x when the positive x span two decades or more
+};
+
+constexpr double kWidth = 560, kLeft = 64, kRight = 14, kTop = 34, kPlotH = 240;
+constexpr double kPlotW = kWidth - kLeft - kRight;
+
+std::string px(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+struct Axis {
+  double lo, hi;
+  bool log = false;
+  std::vector<double> ticks{};
+  double step = 0;  // linear tick spacing
+
+  double frac(double v) const {
+    return log ? (std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo))
+               : (v - lo) / (hi - lo);
+  }
+  std::string label(double t) const {
+    if (log || std::max(std::fabs(lo), std::fabs(hi)) >= 1e6 || step < 1e-4) return format_number(t);
+    if (std::fabs(t) < step * 1e-9) t = 0;
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.*f",
+                  std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9))), t);
+    return buf;
+  }
+};
+
+Axis linear_axis(double lo, double hi) {
+  if (hi - lo <= std::max(std::fabs(lo), std::fabs(hi)) * 1e-9) {
+    const double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
+    lo -= pad;
+    hi += pad;
+  }
+  const double raw = (hi - lo) / 5;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double n = raw / mag;
+  const double step = (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * mag;
+  Axis a{std::floor(lo / step + 1e-9) * step, std::ceil(hi / step - 1e-9) * step};
+  a.step = step;
+  for (double t = a.lo; t <= a.hi + step * 0.5; t += step) a.ticks.push_back(t);
+  return a;
+}
+
+Axis log_axis(double lo, double hi) {
+  int e0 = static_cast<int>(std::floor(std::log10(lo) + 1e-9));
+  int e1 = static_cast<int>(std::ceil(std::log10(hi) - 1e-9));
+  if (e1 <= e0) e1 = e0 + 1;
+  Axis a{std::pow(10.0, e0), std::pow(10.0, e1), true};
+  const int every = (e1 - e0 + 7) / 8;  // at most about 8 labelled decades
+  for (int e = e0; e <= e1; e += every) a.ticks.push_back(std::pow(10.0, e));
+  return a;
+}
+
+std::string marker_svg(Marker m, double x, double y, const std::string& colour, bool hollow) {
+  if (m == Marker::none) return "";
+  const std::string paint = hollow ? "fill=\"#ffffff\" stroke=\"" + colour + "\" stroke-width=\"1.5\""
+                                   : "fill=\"" + colour + "\"";
+  switch (m) {
+    case Marker::circle:
+      return "<circle cx=\"" + px(x) + "\" cy=\"" + px(y) + "\" r=\"3.5\" " + paint + "/>";
+    case Marker::square:
+      return "<rect x=\"" + px(x - 3.2) + "\" y=\"" + px(y - 3.2) +
+             "\" width=\"6.4\" height=\"6.4\" " + paint + "/>";
+    case Marker::triangle:
+      return "<path d=\"M" + px(x) + " " + px(y - 4.2) + "L" + px(x + 4) + " " + px(y + 3) + "L" +
+             px(x - 4) + " " + px(y + 3) + "Z\" " + paint + "/>";
+    case Marker::diamond:
+      return "<path d=\"M" + px(x) + " " + px(y - 4.4) + "L" + px(x + 4) + " " + px(y) + "L" +
+             px(x) + " " + px(y + 4.4) + "L" + px(x - 4) + " " + px(y) + "Z\" " + paint + "/>";
+    case Marker::none: break;
+  }
+  return "";
+}
+
+std::string plot_html(Plot p) {
+  // Keep the drawable points: finite x and y; with a log axis, x > 0.
+  double min_pos = INFINITY, max_pos = 0;
+  for (const auto& s : p.series)
+    for (const auto& q : s.points)
+      if (std::isfinite(q.x) && std::isfinite(q.y) && q.x > 0) {
+        min_pos = std::min(min_pos, q.x);
+        max_pos = std::max(max_pos, q.x);
+      }
+  const bool log_x = p.log_x_allowed && max_pos > 0 && max_pos / min_pos >= 100;
+  bool dropped = false;
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (auto& s : p.series) {
+    std::vector<Point> kept;
+    for (auto q : s.points) {
+      if (!std::isfinite(q.x) || !std::isfinite(q.y)) continue;
+      if (log_x && q.x <= 0) {
+        dropped = true;
+        continue;
+      }
+      if (!(std::isfinite(q.lo) && std::isfinite(q.hi))) q.lo = q.hi = NAN;
+      kept.push_back(q);
+      x0 = std::min(x0, q.x);
+      x1 = std::max(x1, q.x);
+      y0 = std::min({y0, q.y, std::isfinite(q.lo) ? q.lo : q.y});
+      y1 = std::max({y1, q.y, std::isfinite(q.hi) ? q.hi : q.y});
+    }
+    s.points = std::move(kept);
+  }
+  p.series.erase(std::remove_if(p.series.begin(), p.series.end(),
+                                [](const Series& s) { return s.points.empty(); }),
+                 p.series.end());
+  if (p.series.empty())
+    return "<p class=\"nodata\">" + html_escape(p.title) + ": no data.</p>\n";
+
+  const Axis ax = log_x ? log_axis(x0, x1) : linear_axis(x0, x1);
+  const Axis ay = linear_axis(y0, y1);
+  auto sx = [&](double x) { return kLeft + ax.frac(x) * kPlotW; };
+  auto sy = [&](double y) { return kTop + (1 - ay.frac(y)) * kPlotH; };
+
+  // Legend entries, wrapped into rows under the x label.
+  struct Entry {
+    const Series* s;
+    double x, y;
+  };
+  std::vector<Entry> legend;
+  double lx = 10, ly = kTop + kPlotH + 56;
+  for (const auto& s : p.series) {
+    if (s.name.empty()) continue;
+    const double w = 30 + 6.4 * display_width(s.name) + 16;
+    if (lx + w > kWidth - 6 && lx > 10) {
+      lx = 10;
+      ly += 17;
+    }
+    legend.push_back({&s, lx, ly});
+    lx += w;
+  }
+  const double height = (legend.empty() ? kTop + kPlotH + 44 : ly + 12);
+
+  std::string o;
+  o += "<figure class=\"plot\">\n<svg class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
+       px(kWidth) + "\" height=\"" + px(height) + "\" viewBox=\"0 0 " + px(kWidth) + " " +
+       px(height) + "\" font-family=\"Helvetica, Arial, sans-serif\" role=\"img\" aria-label=\"" +
+       html_escape(p.title) + "\">\n";
+  o += "<title>" + html_escape(p.title) + "</title>\n";
+  o += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
+  o += "<text x=\"" + px(kWidth / 2) + "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" "
+       "font-weight=\"600\" fill=\"#222\">" + html_escape(p.title) + "</text>\n";
+  // Grid, frame, ticks.
+  o += "<g class=\"axes\" font-size=\"11\" fill=\"#444\">\n";
+  for (double t : ax.ticks) {
+    const double x = sx(t);
+    o += "<line x1=\"" + px(x) + "\" y1=\"" + px(kTop) + "\" x2=\"" + px(x) + "\" y2=\"" +
+         px(kTop + kPlotH) + "\" stroke=\"#ececec\"/>";
+    o += "<line x1=\"" + px(x) + "\" y1=\"" + px(kTop + kPlotH) + "\" x2=\"" + px(x) + "\" y2=\"" +
+         px(kTop + kPlotH + 4) + "\" stroke=\"#666\"/>";
+    o += "<text x=\"" + px(x) + "\" y=\"" + px(kTop + kPlotH + 16) + "\" text-anchor=\"middle\">" +
+         html_escape(ax.label(t)) + "</text>\n";
+  }
+  for (double t : ay.ticks) {
+    const double y = sy(t);
+    o += "<line x1=\"" + px(kLeft) + "\" y1=\"" + px(y) + "\" x2=\"" + px(kLeft + kPlotW) +
+         "\" y2=\"" + px(y) + "\" stroke=\"#ececec\"/>";
+    o += "<line x1=\"" + px(kLeft - 4) + "\" y1=\"" + px(y) + "\" x2=\"" + px(kLeft) + "\" y2=\"" +
+         px(y) + "\" stroke=\"#666\"/>";
+    o += "<text x=\"" + px(kLeft - 7) + "\" y=\"" + px(y + 4) + "\" text-anchor=\"end\">" +
+         html_escape(ay.label(t)) + "</text>\n";
+  }
+  o += "<rect x=\"" + px(kLeft) + "\" y=\"" + px(kTop) + "\" width=\"" + px(kPlotW) +
+       "\" height=\"" + px(kPlotH) + "\" fill=\"none\" stroke=\"#888\"/>\n";
+  o += "<text x=\"" + px(kLeft + kPlotW / 2) + "\" y=\"" + px(kTop + kPlotH + 36) +
+       "\" text-anchor=\"middle\" font-size=\"12\" fill=\"#222\">" +
+       html_escape(p.xlabel + (log_x ? " (log scale)" : "")) + "</text>\n";
+  const double yc = kTop + kPlotH / 2;
+  o += "<text x=\"16\" y=\"" + px(yc) + "\" transform=\"rotate(-90 16 " + px(yc) +
+       ")\" text-anchor=\"middle\" font-size=\"12\" fill=\"#222\">" + html_escape(p.ylabel) +
+       "</text>\n</g>\n";
+
+  // Series: error bars, then lines, then markers on top.
+  for (const auto& s : p.series) {
+    const std::string c = html_escape(s.colour);
+    o += "<g class=\"series\" data-series=\"" + html_escape(s.name) + "\" data-colour=\"" + c +
+         "\">\n";
+    for (const auto& q : s.points) {
+      if (!std::isfinite(q.lo)) continue;
+      const double x = sx(q.x), a = sy(q.lo), b = sy(q.hi);
+      o += "<path d=\"M" + px(x) + " " + px(a) + "V" + px(b) + "M" + px(x - 3) + " " + px(a) + "H" +
+           px(x + 3) + "M" + px(x - 3) + " " + px(b) + "H" + px(x + 3) + "\" stroke=\"" + c +
+           "\" stroke-width=\"1.2\" fill=\"none\"/>\n";
+    }
+    if (s.line && s.points.size() > 1) {
+      o += "<polyline fill=\"none\" stroke=\"" + c + "\" stroke-width=\"2\" stroke-linejoin=\"round\"";
+      if (!s.dash.empty()) o += " stroke-dasharray=\"" + s.dash + "\"";
+      o += " points=\"";
+      for (const auto& q : s.points) o += px(sx(q.x)) + "," + px(sy(q.y)) + " ";
+      o += "\"/>\n";
+    }
+    for (const auto& q : s.points) o += marker_svg(s.marker, sx(q.x), sy(q.y), c, s.hollow);
+    o += "\n</g>\n";
+  }
+
+  o += "<g class=\"legend\" font-size=\"11\" fill=\"#222\">\n";
+  for (const auto& e : legend) {
+    const Series& s = *e.s;
+    const std::string c = html_escape(s.colour);
+    if (s.line || s.legend_line) {
+      o += "<line x1=\"" + px(e.x) + "\" y1=\"" + px(e.y) + "\" x2=\"" + px(e.x + 24) + "\" y2=\"" +
+           px(e.y) + "\" stroke=\"" + c + "\" stroke-width=\"2\"";
+      if (!s.dash.empty()) o += " stroke-dasharray=\"" + s.dash + "\"";
+      o += "/>";
+    }
+    o += marker_svg(s.marker, e.x + 12, e.y, c, s.hollow);
+    o += "<text x=\"" + px(e.x + 30) + "\" y=\"" + px(e.y + 4) + "\">" + html_escape(s.name) +
+         "</text>\n";
+  }
+  o += "</g>\n</svg>\n";
+  std::string caption = p.caption;
+  if (dropped) caption += (caption.empty() ? "" : " ") + std::string("Points at x = 0 are not shown on the log axis.");
+  if (!caption.empty()) o += "<figcaption>" + html_escape(caption) + "</figcaption>\n";
+  return o + "</figure>\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plots of the bench
+
+// Upper frontier of (kl, gold): the points whose gold beats every point at lower or equal KL.
+std::vector<Point> upper_frontier(std::vector<Point> pts) {
+  std::sort(pts.begin(), pts.end(), [](const Point& a, const Point& b) {
+    return a.x != b.x ? a.x < b.x : a.y > b.y;
+  });
+  std::vector<Point> out;
+  for (const auto& q : pts)
+    if (out.empty() || q.y > out.back().y) out.push_back({q.x, q.y});
+  return out;
+}
+
+Plot frontier_plot(const std::string& suite, const std::string& task,
+                   const std::vector<const Run*>& runs, Colours& colours) {
+  std::map<std::string, std::vector<Point>> by_method;
+  for (const Run* r : runs) {
+    auto& pts = by_method[r->method];
+    for (const auto& cp : checkpoints(*r)) {
+      auto kl = num(at(cp, "kl")), gold = num(at(cp, "gold"));
+      if (kl && gold) pts.push_back({*kl, *gold});
+    }
+  }
+  Plot p{"Reward–KL frontier: " + suite + " / " + task, "KL(π‖π_ref) (nats)", "gold reward",
+         "Markers: every checkpoint of every run of a method; line: the method's upper frontier "
+         "(the best gold reached at or below each KL).",
+         {}};
+  for (const auto& [method, pts] : by_method) {
+    const std::string& c = colours.of(method);
+    Series marks{method, c, pts};
+    marks.legend_line = true;
+    p.series.push_back(marks);
+    Series front{"", c, upper_frontier(pts), true, Marker::none};
+    p.series.push_back(front);
+  }
+  return p;
+}
+
+Plot flops_plot(const std::string& suite, const std::string& task,
+                const std::vector<const Run*>& runs, Colours& colours) {
+  Plot p{"Gold vs compute: " + suite + " / " + task, "cumulative training + sampling FLOPs",
+         "gold reward", "One line per run, coloured by method; markers are checkpoints.", {}, true};
+  std::set<std::string> named;
+  for (const Run* r : runs) {
+    Series s{named.insert(r->method).second ? r->method : "", colours.of(r->method), {}, true};
+    for (const auto& cp : checkpoints(*r)) {
+      auto f = num(at(cp, "flops")), gold = num(at(cp, "gold"));
+      if (f && gold) s.points.push_back({*f, *gold});
+    }
+    p.series.push_back(s);
+  }
+  return p;
+}
+
+Plot agreement_plot(const std::string& suite, const std::string& task,
+                    const std::vector<const Run*>& runs, Colours& colours) {
+  // Series: the method, plus string-valued params other than agreement (e.g. noise=bt).
+  struct Cell {
+    double gold = 0, lo = 0, hi = 0;
+    int n = 0, n_ci = 0;
+  };
+  auto categorical = [](const json& v) { return v.is_string() && !num(v); };
+  std::map<std::string, std::set<std::string>> values;  // string param -> its values here
+  for (const Run* r : runs) {
+    const json& params = at(*r->run, "params");
+    if (params.is_object())
+      for (auto it = params.begin(); it != params.end(); ++it)
+        if (categorical(it.value())) values[it.key()].insert(it.value().get<std::string>());
+  }
+  std::map<std::string, std::pair<std::string, std::map<double, Cell>>> series;  // name -> method, x -> cell
+  for (const Run* r : runs) {
+    const json& params = at(*r->run, "params");
+    auto agreement = num(at(params, "agreement"));
+    auto gold = num(at(final_of(*r), "gold"));
+    if (!agreement || !gold) continue;
+    std::string name = r->method;
+    if (params.is_object())  // only the string params that differ between runs name a series
+      for (auto it = params.begin(); it != params.end(); ++it)
+        if (it.key() != "agreement" && categorical(it.value()) && values[it.key()].size() > 1)
+          name += " " + it.key() + "=" + it.value().get<std::string>();
+    auto& entry = series[name];
+    entry.first = r->method;
+    Cell& c = entry.second[*agreement];
+    c.gold += *gold;
+    ++c.n;
+    const json& ci = at(final_of(*r), "gold_ci");
+    if (ci.is_array() && ci.size() == 2 && num(ci[0]) && num(ci[1])) {
+      c.lo += *num(ci[0]);
+      c.hi += *num(ci[1]);
+      ++c.n_ci;
+    }
+  }
+  Plot p{"Gold vs annotator agreement: " + suite + " / " + task, "annotator agreement with gold",
+         "final-checkpoint gold",
+         "One line per method; bars: 95% CI of the final gold (where several seeds share a point: "
+         "their mean gold and the mean of their CI bounds).",
+         {}};
+  std::vector<std::string> dashes = {"", "6 3", "2 3", "8 3 2 3"};
+  std::map<std::string, int> per_method;
+  for (const auto& [name, entry] : series) {
+    Series s{name, colours.of(entry.first), {}, true};
+    const int k = per_method[entry.first]++;
+    s.dash = dashes[k % dashes.size()];
+    for (const auto& [x, c] : entry.second) {  // std::map: sorted by agreement
+      Point q{x, c.gold / c.n};
+      if (c.n_ci > 0) {
+        q.lo = c.lo / c.n_ci;
+        q.hi = c.hi / c.n_ci;
+      }
+      s.points.push_back(q);
+    }
+    p.series.push_back(s);
+  }
+  return p;
+}
+
+Plot length_plot(const std::string& suite, const std::string& task,
+                 const std::vector<const Run*>& runs, Colours& colours) {
+  Plot p{"Length over training: " + suite + " / " + task, "step", "mean completion length (tokens)",
+         "One line per run, coloured by method.", {}};
+  const std::vector<std::string> dashes = {"", "6 3", "2 3", "8 3 2 3"};
+  const std::vector<Marker> marks = {Marker::circle, Marker::square, Marker::triangle, Marker::diamond};
+  std::map<std::string, int> per_method;
+  for (const Run* r : runs) {
+    const int k = per_method[r->method]++;
+    Series s{run_label(*r), colours.of(r->method), {}, true, marks[k % marks.size()]};
+    s.dash = dashes[k % dashes.size()];
+    for (const auto& cp : checkpoints(*r)) {
+      auto step = num(at(cp, "step")), len = num(at(cp, "length"));
+      if (step && len) s.points.push_back({*step, *len});
+    }
+    p.series.push_back(s);
+  }
+  return p;
+}
+
+// The fitted gold reward R(d) of an over-optimization fit, when its form is one we draw.
+std::optional<double> fitted(const std::string& form, double alpha, double beta, double d) {
+  std::string f;
+  for (char c : form)
+    if (c != ' ' && c != '*') f += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (f.find("log") != std::string::npos) return d <= 0 ? 0 : d * (alpha - beta * std::log(d));
+  if (f == "d(a-bd)" || f == "d(α-βd)") return d * (alpha - beta * d);
+  return std::nullopt;
+}
+
+// A fit's name: its optimizer plus whatever else tells fits of one task apart (RM size, data).
+std::string fit_label(const json& fit) {
+  static const std::set<std::string> known = {"task", "optimizer", "form", "alpha", "beta",
+                                              "peak_kl", "points", "offset"};
+  std::string s = text(at(fit, "optimizer"));
+  if (s.empty()) s = "?";
+  for (auto it = fit.begin(); it != fit.end(); ++it)
+    if (!known.count(it.key()) && !it.value().is_structured() && !it.value().is_null())
+      s += " " + it.key() + "=" + format_value(it.value());
+  return s;
+}
+
+Plot overopt_plot(const std::string& task, const std::vector<const json*>& fits, Colours& colours) {
+  Plot p{"Over-optimization: " + task, "d = √KL", "reward",
+         "Filled markers: gold; hollow: proxy; curve: the fitted form for the gold reward "
+         "(R_BoN = d(α − βd), R_RL = d(α − β log d)).",
+         {}};
+  for (const json* fit : fits) {
+    const std::string label = fit_label(*fit);
+    const std::string& c = colours.of(label);
+    Series gold{label + " gold", c}, proxy{label + " proxy", c};
+    proxy.hollow = true;
+    double dmax = 0;
+    for (const auto& pt : items(at(*fit, "points"))) {
+      if (!pt.is_array() || pt.empty()) continue;
+      auto d = num(pt[0]);
+      if (!d) continue;
+      dmax = std::max(dmax, *d);
+      if (pt.size() > 1 && num(pt[1])) gold.points.push_back({*d, *num(pt[1])});
+      if (pt.size() > 2 && num(pt[2])) proxy.points.push_back({*d, *num(pt[2])});
+    }
+    p.series.push_back(gold);
+    p.series.push_back(proxy);
+    auto alpha = num(at(*fit, "alpha")), beta = num(at(*fit, "beta"));
+    const std::string form = text(at(*fit, "form"));
+    const double offset = num(at(*fit, "offset")).value_or(0);
+    if (auto pk = num(at(*fit, "peak_kl")); pk && *pk > 0) dmax = std::max(dmax, std::sqrt(*pk));
+    if (alpha && beta && dmax > 0 && fitted(form, *alpha, *beta, 1)) {
+      Series curve{label + " fit " + form + " (α=" + format_number(*alpha) +
+                       ", β=" + format_number(*beta) + ")",
+                   c, {}, true, Marker::none};
+      for (int i = 0; i <= 60; ++i) {
+        const double d = dmax * 1.05 * i / 60;
+        curve.points.push_back({d, offset + *fitted(form, *alpha, *beta, d)});
+      }
+      p.series.push_back(curve);
+    }
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic tables: whatever columns the rows have. An object cell of a few numbers (gold_at_kl)
+// becomes one column per key ("gold_at_kl.5"); other cells are format_value'd.
+
+struct Column {
+  std::string key, sub;  // sub: the key inside a flattened object cell
+  std::string title() const { return sub.empty() ? key : key + "." + sub; }
+};
+
+bool flattenable(const json& v) {
+  if (!v.is_object() || v.empty() || v.size() > 6) return false;
+  for (const auto& e : v)
+    if (!e.is_number() && !e.is_null()) return false;
+  return true;
+}
+
+bool sub_before(const std::string& a, const std::string& b) {
+  auto na = num(json(a)), nb = num(json(b));
+  if (na && nb) return *na < *nb;
+  if (na || nb) return na.has_value();
+  return a < b;
+}
+
+const json& cell(const json& row, const Column& c) {
+  const json& v = at(row, c.key);
+  return c.sub.empty() ? v : at(v, c.sub);
+}
+
+// Columns in this order: `lead` (those present), string-valued columns, the rest, each group by
+// name with "x_ci" right after "x".
+std::vector<Column> table_columns(const json& rows, const std::vector<std::string>& lead) {
+  std::map<std::string, std::set<std::string, decltype(&sub_before)>> subs;
+  std::set<std::string> keys, strings, others;
+  for (const auto& row : items(rows)) {
+    if (!row.is_object()) continue;
+    for (auto it = row.begin(); it != row.end(); ++it) {
+      keys.insert(it.key());
+      if (it.value().is_string()) strings.insert(it.key());
+      else if (!it.value().is_null()) others.insert(it.key());
+      if (flattenable(it.value())) {
+        auto& s = subs.try_emplace(it.key(), &sub_before).first->second;
+        for (auto jt = it.value().begin(); jt != it.value().end(); ++jt) s.insert(jt.key());
+      }
+    }
+  }
+  std::vector<std::string> order;
+  for (const auto& k : lead)
+    if (keys.count(k)) order.push_back(k);
+  auto rest = [&](bool want_strings) {
+    std::vector<std::string> group;
+    for (const auto& k : keys) {
+      const bool is_string = strings.count(k) && !others.count(k);
+      if (is_string == want_strings && std::find(lead.begin(), lead.end(), k) == lead.end())
+        group.push_back(k);
+    }
+    std::vector<std::string> sorted;
+    for (const auto& k : group) {
+      if (k.size() > 3 && k.compare(k.size() - 3, 3, "_ci") == 0 &&
+          std::count(group.begin(), group.end(), k.substr(0, k.size() - 3)))
+        continue;  // placed after its base column
+      sorted.push_back(k);
+      if (std::count(group.begin(), group.end(), k + "_ci")) sorted.push_back(k + "_ci");
+    }
+    order.insert(order.end(), sorted.begin(), sorted.end());
+  };
+  rest(true);
+  rest(false);
+  std::vector<Column> cols;
+  for (const auto& k : order) {
+    auto it = subs.find(k);
+    bool all_objects = it != subs.end();
+    for (const auto& row : items(rows))
+      if (all_objects && !at(row, k).is_null() && !flattenable(at(row, k))) all_objects = false;
+    if (all_objects)
+      for (const auto& s : it->second) cols.push_back({k, s});
+    else
+      cols.push_back({k, ""});
+  }
+  return cols;
+}
+
+bool numeric_cell(const json& v) {
+  if (v.is_number()) return true;
+  return v.is_array() && v.size() == 2 && (v[0].is_number() || v[0].is_null()) &&
+         (v[1].is_number() || v[1].is_null());
+}
+
+std::string html_table(const json& rows, const std::vector<std::string>& lead,
+                       const std::string& what = "rows") {
+  size_t n = 0;
+  for (const auto& row : items(rows)) n += row.is_object();
+  if (n == 0) return "<p class=\"nodata\">No " + html_escape(what) + ".</p>\n";
+  const auto cols = table_columns(rows, lead);
+  std::string o = "<div class=\"tablewrap\"><table>\n<thead><tr>";
+  for (const auto& c : cols) o += "<th>" + html_escape(c.title()) + "</th>";
+  o += "</tr></thead>\n<tbody>\n";
+  for (const auto& row : items(rows)) {
+    if (!row.is_object()) continue;
+    o += "<tr>";
+    for (const auto& c : cols) {
+      const json& v = cell(row, c);
+      o += numeric_cell(v) ? "<td class=\"num\">" : "<td>";
+      o += html_escape(format_value(v)) + "</td>";
+    }
+    o += "</tr>\n";
+  }
+  return o + "</tbody></table></div>\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page
+
+const char* kCss = R"(
+body { font-family: Helvetica, Arial, sans-serif; color: #222; margin: 24px auto; max-width: 1180px;
+       padding: 0 12px; line-height: 1.4; background: #ffffff; }
+h1 { font-size: 24px; margin-bottom: 4px; }
+h2 { font-size: 20px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; margin: 8px 0; }
+dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
+pre { background: #f5f5f5; border: 1px solid #ddd; padding: 8px; overflow-x: auto; white-space: pre-wrap; }
+.tablewrap { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; margin: 6px 0 12px; }
+th, td { border: 1px solid #d6d6d6; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.question { font-style: italic; }
+.plots { display: flex; flex-wrap: wrap; gap: 14px; }
+figure.plot { margin: 0; width: 562px; }
+figure.plot svg { border: 1px solid #ddd; display: block; }
+figcaption { font-size: 12px; color: #555; margin-top: 3px; }
+.nodata { color: #777; font-style: italic; }
+.verdict { font-weight: 600; white-space: nowrap; }
+.v-reproduced { background: #dafbe1; color: #116329; }
+.v-not-reproduced { background: #ffebe9; color: #a40e26; }
+.v-inconclusive { background: #fff8c5; color: #7d4e00; }
+.v-other { background: #eeeeee; color: #444; }
+nav a { margin-right: 12px; }
+details { margin: 12px 0; }
+)";
+
+std::string verdict_class(const std::string& v) {
+  if (v == "reproduced") return "v-reproduced";
+  if (v == "not reproduced") return "v-not-reproduced";
+  if (v == "inconclusive") return "v-inconclusive";
+  return "v-other";
+}
+
+// results.command when the bench records it; else the flags that rlhf bench takes (the profile
+// implies the preset; the world seed is the default).
+std::string reproduce_command(const json& results) {
+  if (at(results, "command").is_string()) return at(results, "command").get<std::string>();
+  std::string cmd = "rlhf bench";
+  if (auto p = text(at(results, "profile")); !p.empty()) cmd += " --profile " + p;
+  std::string seeds;
+  for (const auto& s : items(at(results, "seeds"))) {
+    if (!seeds.empty()) seeds += ',';
+    seeds += format_value(s);
+  }
+  if (!seeds.empty()) cmd += " --seeds " + seeds;
+  return cmd + " --out DIR";
+}
+
+std::string machine_text(const json& m) {
+  if (!m.is_object()) return "—";
+  std::vector<std::string> parts;
+  if (auto t = num(at(m, "threads"))) parts.push_back(format_number(*t) + " threads");
+  if (auto g = num(at(m, "gflops"))) parts.push_back(format_number(*g) + " GFLOP/s measured");
+  if (auto s = num(at(m, "predicted_seconds"))) parts.push_back("predicted " + format_seconds(*s));
+  for (auto it = m.begin(); it != m.end(); ++it)
+    if (it.key() != "threads" && it.key() != "gflops" && it.key() != "predicted_seconds")
+      parts.push_back(it.key() + " " + format_value(it.value()));
+  std::string s;
+  for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
+  return s.empty() ? "—" : s;
+}
+
+std::map<std::string, int> verdict_counts(const json& results) {
+  std::map<std::string, int> counts;
+  for (const auto& p : items(at(results, "patterns"))) ++counts[text(at(p, "verdict"))];
+  return counts;
+}
+
+std::string counts_text(const std::map<std::string, int>& counts) {
+  std::string s;
+  for (const char* v : {"reproduced", "not reproduced", "inconclusive"})
+    if (counts.count(v)) s += (s.empty() ? "" : ", ") + std::to_string(counts.at(v)) + " " + v;
+  for (const auto& [v, n] : counts)
+    if (v != "reproduced" && v != "not reproduced" && v != "inconclusive")
+      s += (s.empty() ? "" : ", ") + std::to_string(n) + " " + (v.empty() ? "without verdict" : v);
+  return s;
+}
+
+std::string anchor(const std::string& s) {
+  std::string a = "suite-";
+  for (unsigned char c : s) a += std::isalnum(c) ? static_cast<char>(c) : '-';
+  return a;
+}
+
+std::string suite_section(const std::string& name, const json& suite, const std::vector<Run>& runs,
+                          Colours& colours) {
+  std::string o = "<section id=\"" + anchor(name) + "\">\n<h2>" + html_escape(name) + "</h2>\n";
+  if (auto q = text(at(suite, "question")); !q.empty())
+    o += "<p class=\"question\">" + html_escape(q) + "</p>\n";
+  const auto tasks = tasks_of(runs, name);
+  size_t n_runs = 0;
+  for (const auto& r : runs) n_runs += r.suite == name;
+  if (n_runs) {
+    std::string t;
+    for (const auto& task : tasks) t += (t.empty() ? "" : ", ") + (task.empty() ? "(no task)" : task);
+    o += "<p>" + std::to_string(n_runs) + " runs; tasks: " + html_escape(t) + ".</p>\n";
+  }
+  bool any = n_runs > 0;
+  if (suite.is_object()) {
+    if (suite.contains("table")) {
+      o += "<h3>Table</h3>\n" + html_table(at(suite, "table"), {"task", "method", "scorer", "set", "optimizer"});
+      any = true;
+    }
+    for (auto it = suite.begin(); it != suite.end(); ++it) {
+      if (it.key() == "table" || !it.value().is_array()) continue;
+      o += "<h3>" + html_escape(it.key()) + "</h3>\n" + html_table(it.value(), {"task", "method", "optimizer", "form"});
+      any = true;
+    }
+  }
+
+  std::string plots;
+  for (const auto& task : tasks) {
+    const auto rs = runs_of(runs, name, task);
+    plots += plot_html(frontier_plot(name, task, rs, colours));
+    if (name == "rq1") plots += plot_html(flops_plot(name, task, rs, colours));
+    if (name == "rq3") plots += plot_html(agreement_plot(name, task, rs, colours));
+    if (name == "length") plots += plot_html(length_plot(name, task, rs, colours));
+  }
+  if (name == "rq3" && tasks.empty())
+    plots += "<p class=\"nodata\">Gold vs annotator agreement: no runs.</p>\n";
+  if (name == "overopt") {
+    std::map<std::string, std::vector<const json*>> by_task;
+    for (const auto& f : items(at(suite, "fits")))
+      if (f.is_object()) by_task[text(at(f, "task"))].push_back(&f);
+    for (const auto& [task, fits] : by_task) plots += plot_html(overopt_plot(task, fits, colours));
+    if (by_task.empty()) plots += "<p class=\"nodata\">Over-optimization fits: no data.</p>\n";
+  }
+  if (!plots.empty()) o += "<h3>Plots</h3>\n<div class=\"plots\">\n" + plots + "</div>\n";
+  if (!any && plots.empty()) o += "<p class=\"nodata\">No data.</p>\n";
+  return o + "</section>\n";
+}
+
+}  // namespace
+
+std::string render_report(const json& results) {
+  const auto runs = collect_runs(results);
+  const auto suites = suite_names(results, runs);
+  const json& suites_obj = at(results, "suites");
+
+  // Colours by sorted name first, so they do not depend on which plot comes first.
+  Colours colours;
+  std::set<std::string> methods;
+  for (const auto& r : runs) methods.insert(r.method);
+  for (const auto& f : items(at(at(suites_obj, "overopt"), "fits")))
+    if (f.is_object()) methods.insert(fit_label(f));
+  for (const auto& m : methods) colours.of(m);
+
+  std::string o;
+  o += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+       "<title>rlhf bench report</title>\n<style>" + std::string(kCss) + "</style>\n</head>\n<body>\n";
+  o += "<h1>rlhf bench report</h1>\n<dl class=\"meta\">\n";
+  auto meta = [&](const std::string& k, const std::string& v) {
+    o += "<dt>" + html_escape(k) + "</dt><dd>" + html_escape(v.empty() ? "—" : v) + "</dd>\n";
+  };
+  meta("profile", text(at(results, "profile")));
+  meta("preset", text(at(results, "preset")));
+  meta("seeds", at(results, "seeds").is_null() ? "" : format_value(at(results, "seeds")));
+  meta("world seed", text(at(results, "world_seed")));
+  meta("machine", machine_text(at(results, "machine")));
+  auto wall = num(at(results, "wall_seconds"));
+  meta("wall time", wall ? format_seconds(*wall) : "");
+  meta("runs", std::to_string(runs.size()));
+  meta("version", text(at(results, "version")));
+  meta("schema", text(at(results, "schema")));
+  const auto counts = verdict_counts(results);
+  if (!counts.empty()) meta("patterns (§8)", counts_text(counts));
+  o += "</dl>\n<p>Reproduce with:</p>\n<pre><code>" + html_escape(reproduce_command(results)) +
+       "</code></pre>\n";
+
+  o += "<nav><a href=\"#annotators\">annotators</a><a href=\"#tasks\">base policies</a>";
+  for (const auto& s : suites) o += "<a href=\"#" + anchor(s) + "\">" + html_escape(s) + "</a>";
+  o += "<a href=\"#patterns\">patterns</a></nav>\n";
+
+  // Annotators, with measured − target.
+  json annotators = json::array();
+  for (const auto& a : items(at(results, "annotators"))) {
+    if (!a.is_object()) continue;
+    json row = a;
+    auto t = num(at(a, "target")), m = num(at(a, "measured"));
+    if (t && m) row["measured − target"] = *m - *t;
+    annotators.push_back(row);
+  }
+  o += "<section id=\"annotators\">\n<h2>Annotators</h2>\n<p>Agreement with the gold ordering, "
+       "targeted by calibration and measured.</p>\n" +
+       html_table(annotators, {"name", "target", "measured", "measured − target"}, "annotators") +
+       "</section>\n";
+
+  json bases = json::array();
+  const json& tasks = at(results, "tasks");
+  if (tasks.is_object())
+    for (auto it = tasks.begin(); it != tasks.end(); ++it) {
+      json row = json::object();
+      const json& base = at(it.value(), "base");
+      if (base.is_object()) row = base;
+      row["task"] = it.key();
+      bases.push_back(row);
+    }
+  o += "<section id=\"tasks\">\n<h2>Base policies</h2>\n<p>The SFT policy (π_ref) of each task on "
+       "its test split.</p>\n" + html_table(bases, {"task", "gold", "length", "pass"}, "tasks") +
+       "</section>\n";
+
+  for (const auto& s : suites) o += suite_section(s, at(suites_obj, s), runs, colours);
+
+  o += "<section id=\"patterns\">\n<h2>Patterns (TESTBED.md §8)</h2>\n";
+  const json& patterns = at(results, "patterns");
+  if (items(patterns).empty()) {
+    o += "<p class=\"nodata\">No patterns judged.</p>\n";
+  } else {
+    o += "<div class=\"tablewrap\"><table>\n<thead><tr><th>#</th><th>pattern</th><th>where</th>"
+         "<th>verdict</th><th>evidence</th></tr></thead>\n<tbody>\n";
+    for (const auto& p : items(patterns)) {
+      const std::string v = text(at(p, "verdict"));
+      o += "<tr><td class=\"num\">" + html_escape(text(at(p, "id"))) + "</td><td>" +
+           html_escape(text(at(p, "pattern"))) + "</td><td>" + html_escape(text(at(p, "where"))) +
+           "</td><td class=\"verdict " + verdict_class(v) + "\">" +
+           html_escape(v.empty() ? "—" : v) + "</td><td>" + html_escape(text(at(p, "evidence"))) +
+           "</td></tr>\n";
+    }
+    o += "</tbody></table></div>\n";
+  }
+  o += "</section>\n";
+
+  // Every run, for reproduction; and the stages with their timings.
+  json run_rows = json::array();
+  for (const auto& r : runs) {
+    const json& f = final_of(r);
+    json row = {{"id", r.id}, {"seed", at(*r.run, "seed")}, {"params", at(*r.run, "params")},
+                {"final gold", at(f, "gold")}, {"final gold_ci", at(f, "gold_ci")},
+                {"final kl", at(f, "kl")}, {"flops", at(at(*r.run, "accounting"), "flops")},
+                {"labels", at(at(*r.run, "accounting"), "labels")}, {"command", at(*r.run, "command")}};
+    if (row["params"].is_object()) row["params"] = format_value(row["params"]);
+    run_rows.push_back(row);
+  }
+  o += "<details><summary>All runs (" + std::to_string(runs.size()) + ")</summary>\n" +
+       html_table(run_rows, {"id", "seed", "params", "final gold", "final gold_ci", "final kl",
+                             "flops", "labels", "command"}, "runs") +
+       "</details>\n";
+  o += "<details><summary>Stages (" + std::to_string(items(at(results, "stages")).size()) +
+       ")</summary>\n" + html_table(at(results, "stages"), {"name", "seconds", "cached"}, "stages") +
+       "</details>\n";
+  return o + "</body>\n</html>\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminal summary
+
+namespace {
+
+std::string text_table(const std::vector<std::string>& header,
+                       const std::vector<std::vector<std::string>>& rows,
+                       const std::vector<bool>& right) {
+  std::vector<size_t> w(header.size());
+  for (size_t c = 0; c < header.size(); ++c) w[c] = display_width(header[c]);
+  for (const auto& r : rows)
+    for (size_t c = 0; c < r.size() && c < w.size(); ++c) w[c] = std::max(w[c], display_width(r[c]));
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string s = " ";
+    for (size_t c = 0; c < w.size(); ++c) {
+      const std::string v = c < r.size() ? r[c] : "";
+      const std::string pad(w[c] - display_width(v), ' ');
+      s += (c ? "  " : "") + (c < right.size() && right[c] ? pad + v : v + (c + 1 < w.size() ? pad : ""));
+    }
+    return s + "\n";
+  };
+  std::string o = line(header);
+  size_t total = 0;
+  for (size_t c = 0; c < w.size(); ++c) total += w[c] + (c ? 2 : 0);
+  o += " " + std::string(total, '-') + "\n";
+  for (const auto& r : rows) o += line(r);
+  return o;
+}
+
+}  // namespace
+
+std::string summary_table(const json& results) {
+  const auto runs = collect_runs(results);
+  const auto suites = suite_names(results, runs);
+  const json& suites_obj = at(results, "suites");
+  std::string o = "rlhf bench: profile " + (text(at(results, "profile")).empty() ? "—" : text(at(results, "profile"))) +
+                  ", preset " + (text(at(results, "preset")).empty() ? "—" : text(at(results, "preset")));
+  if (!at(results, "seeds").is_null()) o += ", seeds " + format_value(at(results, "seeds"));
+  if (auto w = num(at(results, "wall_seconds"))) o += ", wall " + format_seconds(*w);
+  o += ", " + std::to_string(runs.size()) + " runs\n\n";
+
+  // Per suite/task/method: the run with the best final gold.
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& suite : suites)
+    for (const auto& task : tasks_of(runs, suite)) {
+      std::map<std::string, std::vector<const Run*>> by_method;
+      for (const Run* r : runs_of(runs, suite, task)) by_method[r->method].push_back(r);
+      for (const auto& [method, rs] : by_method) {
+        const Run* best = nullptr;
+        double best_gold = -INFINITY;
+        for (const Run* r : rs)
+          if (auto g = num(at(final_of(*r), "gold")); g && *g > best_gold) {
+            best_gold = *g;
+            best = r;
+          }
+        std::vector<std::string> row = {suite, task, method, std::to_string(rs.size())};
+        if (best) {
+          const json& f = final_of(*best);
+          const std::string ci = ci_text(at(f, "gold_ci"));
+          row.push_back(format_number(best_gold) + (ci.empty() ? "" : " " + ci));
+          row.push_back(format_number(num(at(f, "kl")).value_or(NAN)));
+          row.push_back(format_number(num(at(f, "length")).value_or(NAN)));
+          row.push_back(run_label(*best));
+        } else {
+          row.insert(row.end(), {"—", "—", "—", "—"});
+        }
+        rows.push_back(row);
+      }
+    }
+  if (rows.empty()) {
+    o += "No runs.\n";
+  } else {
+    o += "Best final checkpoint per suite/task/method (gold with its 95% CI):\n";
+    o += text_table({"suite", "task", "method", "runs", "final gold [95% CI]", "KL", "length", "best run"},
+                    rows, {false, false, false, true, true, true, true, false});
+  }
+
+  // Suites without runs show their own table (rq2's classifier metrics).
+  for (const auto& suite : suites) {
+    if (!tasks_of(runs, suite).empty()) continue;
+    const json& table = at(at(suites_obj, suite), "table");
+    if (items(table).empty()) continue;
+    o += "\n" + suite;
+    if (auto q = text(at(at(suites_obj, suite), "question")); !q.empty()) o += ": " + q;
+    o += "\n";
+    const auto cols = table_columns(table, {"task", "method", "scorer", "set", "optimizer"});
+    std::vector<std::string> header;
+    std::vector<bool> right;
+    for (const auto& c : cols) header.push_back(c.title());
+    std::vector<std::vector<std::string>> trows;
+    for (const auto& row : items(table)) {
+      if (!row.is_object()) continue;
+      std::vector<std::string> r;
+      for (const auto& c : cols) r.push_back(format_value(cell(row, c)));
+      trows.push_back(r);
+    }
+    for (const auto& c : cols) {
+      bool numeric = true;
+      for (const auto& row : items(table))
+        if (!cell(row, c).is_null() && !numeric_cell(cell(row, c))) numeric = false;
+      right.push_back(numeric);
+    }
+    o += text_table(header, trows, right);
+  }
+
+  const json& patterns = at(results, "patterns");
+  o += "\nPatterns (TESTBED.md §8)";
+  if (items(patterns).empty()) return o + ": none judged.\n";
+  o += ": " + counts_text(verdict_counts(results)) + "\n";
+  std::vector<std::vector<std::string>> prow;
+  for (const auto& p : items(patterns)) {
+    const std::string v = text(at(p, "verdict"));
+    prow.push_back({text(at(p, "id")), v.empty() ? "—" : v, text(at(p, "where")), text(at(p, "pattern"))});
+    if (auto e = text(at(p, "evidence")); !e.empty()) prow.push_back({"", "", "", "  " + e});
+  }
+  o += text_table({"#", "verdict", "where", "pattern / evidence"}, prow, {true, false, false, false});
+  return o;
+}
+
+}  // namespace rlhf::testbed
