@@ -349,21 +349,31 @@ json suite_rq4(Bench& b, World& w) {
 
 json suite_rq5(Bench& b, World& w) {
   const Profile& p = b.profile;
-  // Pairs bootstrapped from the verifier: per prompt, correct ≻ incorrect samples (binary), up to
-  // 4 pairs; prompts whose samples all agree give none.
+  // Pairs bootstrapped from the verifier, per prompt: correct ≻ incorrect samples (binary), or,
+  // where no sample is correct, the dense variant: partial credit higher by ≥ 0.25. Up to 4 pairs
+  // per prompt; prompts whose samples all agree give none.
   const auto& s = w.samples();
   const auto& prompts = w.prompt_texts(Split::train);
   double n_pairs = 0;
   const fs::path pairs = w.stages().stage(w.key() + "/rq5/verifier-pairs", [&](const fs::path& d) {
     std::string out;
     const int K = p.pref_samples;
+    auto partial = [&](const BaseSample& x) {
+      for (const auto& [name, v] : w.task().gold_details(prompts[x.prompt], x.completion, x.eos))
+        if (name == "partial") return v;
+      return 0.0;
+    };
     for (size_t i = 0; i + K <= s.size(); i += K) {
-      std::vector<const BaseSample*> good, bad;
-      for (int j = 0; j < K; ++j) (s[i + j].gold >= 1.0 ? good : bad).push_back(&s[i + j]);
-      for (size_t k = 0; k < std::min<size_t>(4, std::min(good.size(), bad.size()) * 2) && !good.empty() && !bad.empty(); ++k)
-        out += json{{"prompt", prompts[s[i].prompt]},
-                    {"chosen", " " + good[k % good.size()]->completion},
-                    {"rejected", " " + bad[(k / good.size()) % bad.size()]->completion}}
+      std::vector<std::pair<const BaseSample*, const BaseSample*>> found;
+      for (int a = 0; a < K; ++a)
+        for (int b = 0; b < K; ++b) {
+          const BaseSample &x = s[i + a], &y = s[i + b];
+          const bool binary = x.gold >= 1.0 && y.gold < 1.0;
+          const bool dense = x.gold < 1.0 && y.gold < 1.0 && partial(x) >= partial(y) + 0.25;
+          if ((binary || dense) && found.size() < 4) found.emplace_back(&x, &y);
+        }
+      for (const auto& [c, r] : found)
+        out += json{{"prompt", prompts[s[i].prompt]}, {"chosen", " " + c->completion}, {"rejected", " " + r->completion}}
                    .dump() +
                "\n";
     }
@@ -373,7 +383,7 @@ json suite_rq5(Bench& b, World& w) {
   const double calls = static_cast<double>(s.size());  // the verifier scored every base sample
   std::vector<RunSpec> specs = {
       offline_run(w, "rq5", "dpo", pairs, n_pairs, "sigmoid", 0.1, {{"beta", 0.1}}),
-      offline_run(w, "rq5", "dpo+nll", pairs, n_pairs, "sigmoid", 0.1, {{"beta", 0.1}}, {"--rpo-alpha", "1"}),
+      offline_run(w, "rq5", "dpo+nll", pairs, n_pairs, "sigmoid,sft", 0.1, {{"beta", 0.1}}),
       offline_run(w, "rq5", "ipo", pairs, n_pairs, "ipo", 0.1, {{"tau", 0.1}}),
       online_run(w, "rq5", "rloo", "rloo", w.gold_spec(), {{"k", 4}}, {"--num-generations", "4", "--beta", "0.01"}),
       online_run(w, "rq5", "grpo", "grpo", w.gold_spec(), {{"k", 4}}, {"--num-generations", "4", "--beta", "0.01"}),
