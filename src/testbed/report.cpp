@@ -236,18 +236,29 @@ std::vector<std::string> tasks_of(const std::vector<Run>& runs, const std::strin
 }
 
 // ---------------------------------------------------------------------------------------------
-// Colours: a method (or optimizer, or fit label) keeps one colour across the report. Common
-// methods have fixed colours, so two reports agree; others get golden-angle hues.
+// Colours: a method (or optimizer, or fit label) keeps one colour across the report. The bench's
+// methods have fixed colours (names compared in lower case with '-' as '_'), so two reports
+// agree; a name whose colour another name already took, and any other name, gets the next
+// golden-angle hue. No two names of one report share a colour.
 
 const std::map<std::string, std::string>& known_colours() {
   static const std::map<std::string, std::string> m = {
-      {"dpo", "#1f77b4"},           {"ppo", "#d62728"},       {"ppo_tuned", "#ff7f0e"},
-      {"rloo", "#2ca02c"},          {"ipo", "#9467bd"},       {"bon", "#8c564b"},
-      {"best_of_n", "#8c564b"},     {"cdpo", "#e377c2"},      {"online_dpo", "#17becf"},
-      {"grpo", "#bcbd22"},          {"apa", "#393b79"},       {"iterative_dpo", "#637939"},
-      {"rdpo", "#843c39"},          {"reinforce", "#7b4173"}, {"kto", "#e7ba52"},
+      {"dpo", "#1f77b4"},         {"offline_dpo", "#1f77b4"},  {"ppo", "#d62728"},
+      {"rm+ppo", "#d62728"},      {"ppo_tuned", "#ff7f0e"},    {"rm+ppo_tuned", "#ff7f0e"},
+      {"pl_rm+rloo", "#ff7f0e"},  {"rloo", "#2ca02c"},         {"rm+rloo", "#2ca02c"},
+      {"ipo", "#9467bd"},         {"bon", "#8c564b"},          {"best_of_n", "#8c564b"},
+      {"bt_rm+rloo", "#8c564b"},  {"cdpo", "#e377c2"},         {"online_dpo", "#17becf"},
+      {"grpo", "#bcbd22"},        {"gold+ppo", "#393b79"},     {"rloo_dense", "#637939"},
+      {"iterative_dpo", "#6b6ecf"}, {"rdpo", "#843c39"},       {"apa", "#7b4173"},
+      {"reinforce", "#bd9e39"},   {"kto", "#a55194"},
   };
   return m;
+}
+
+std::string colour_key(const std::string& name) {
+  std::string k;
+  for (unsigned char c : name) k += c == '-' ? '_' : static_cast<char>(std::tolower(c));
+  return k;
 }
 
 std::string hsl_hex(double h, double s, double l) {
@@ -267,15 +278,17 @@ class Colours {
   const std::string& of(const std::string& name) {
     auto it = assigned_.find(name);
     if (it != assigned_.end()) return it->second;
-    auto k = known_colours().find(name);
-    std::string c = k != known_colours().end()
-                        ? k->second
-                        : hsl_hex(std::fmod(20.0 + 137.508 * next_++, 360.0), 0.7, 0.42);
+    auto k = known_colours().find(colour_key(name));
+    std::string c;
+    if (k != known_colours().end() && !used_.count(k->second)) c = k->second;
+    while (c.empty() || used_.count(c)) c = hsl_hex(std::fmod(20.0 + 137.508 * next_++, 360.0), 0.7, 0.42);
+    used_.insert(c);
     return assigned_.emplace(name, c).first->second;
   }
 
  private:
   std::map<std::string, std::string> assigned_;
+  std::set<std::string> used_;
   int next_ = 0;
 };
 
@@ -431,7 +444,7 @@ std::string plot_html(Plot p) {
   double lx = 10, ly = kTop + kPlotH + 56;
   for (const auto& s : p.series) {
     if (s.name.empty()) continue;
-    const double w = 30 + 6.4 * display_width(s.name) + 16;
+    const double w = 30 + 5.8 * display_width(s.name) + 16;  // ~5 px a character at 11 px
     if (lx + w > kWidth - 6 && lx > 10) {
       lx = 10;
       ly += 17;
@@ -538,9 +551,26 @@ std::vector<Point> upper_frontier(std::vector<Point> pts) {
   return out;
 }
 
+// rq1's best-of-n rows ({n, kl, gold, flops, ...}) for a task: those naming it, or all of them
+// when they name no task and the suite has one.
+json bon_rows(const json& suite, const std::string& task, size_t n_tasks) {
+  json rows = json::array();
+  for (const auto& row : items(at(suite, "best_of_n"))) {
+    const std::string t = text(at(row, "task"));
+    if (t == task || (t.empty() && n_tasks == 1)) rows.push_back(row);
+  }
+  return rows;
+}
+
+const char* kBestOfN = "best-of-n";
+
 Plot frontier_plot(const std::string& suite, const std::string& task,
-                   const std::vector<const Run*>& runs, Colours& colours) {
+                   const std::vector<const Run*>& runs, const json& bon, Colours& colours) {
   std::map<std::string, std::vector<Point>> by_method;
+  for (const auto& row : items(bon)) {
+    auto kl = num(at(row, "kl")), gold = num(at(row, "gold"));
+    if (kl && gold) by_method[kBestOfN].push_back({*kl, *gold});
+  }
   for (const Run* r : runs) {
     auto& pts = by_method[r->method];
     for (const auto& cp : checkpoints(*r)) {
@@ -564,7 +594,7 @@ Plot frontier_plot(const std::string& suite, const std::string& task,
 }
 
 Plot flops_plot(const std::string& suite, const std::string& task,
-                const std::vector<const Run*>& runs, Colours& colours) {
+                const std::vector<const Run*>& runs, const json& bon, Colours& colours) {
   Plot p{"Gold vs compute: " + suite + " / " + task, "cumulative training + sampling FLOPs",
          "gold reward", "One line per run, coloured by method; markers are checkpoints.", {}, true};
   std::set<std::string> named;
@@ -576,24 +606,43 @@ Plot flops_plot(const std::string& suite, const std::string& task,
     }
     p.series.push_back(s);
   }
+  Series b{kBestOfN, colours.of(kBestOfN), {}, true};
+  for (const auto& row : items(bon)) {
+    auto f = num(at(row, "flops")), gold = num(at(row, "gold"));
+    if (f && gold) b.points.push_back({*f, *gold});
+  }
+  std::sort(b.points.begin(), b.points.end(), [](const Point& x, const Point& y) { return x.x < y.x; });
+  p.series.push_back(b);
   return p;
 }
 
 Plot agreement_plot(const std::string& suite, const std::string& task,
                     const std::vector<const Run*>& runs, Colours& colours) {
-  // Series: the method, plus string-valued params other than agreement (e.g. noise=bt).
   struct Cell {
     double gold = 0, lo = 0, hi = 0;
     int n = 0, n_ci = 0;
   };
+  // A string param names series when it is a variant axis: it takes several values at one
+  // (method, agreement), and each of its values recurs at several agreements (noise=bt and
+  // noise=flip). The annotator behind each agreement level (one level per name) is not one.
   auto categorical = [](const json& v) { return v.is_string() && !num(v); };
-  std::map<std::string, std::set<std::string>> values;  // string param -> its values here
+  std::map<std::tuple<std::string, std::string, double>, std::set<std::string>> values;
+  std::map<std::pair<std::string, std::string>, std::set<double>> levels;  // (key, value) -> agreements
   for (const Run* r : runs) {
     const json& params = at(*r->run, "params");
-    if (params.is_object())
+    auto agreement = num(at(params, "agreement"));
+    if (params.is_object() && agreement)
       for (auto it = params.begin(); it != params.end(); ++it)
-        if (categorical(it.value())) values[it.key()].insert(it.value().get<std::string>());
+        if (categorical(it.value())) {
+          values[{it.key(), r->method, *agreement}].insert(it.value().get<std::string>());
+          levels[{it.key(), it.value().get<std::string>()}].insert(*agreement);
+        }
   }
+  std::set<std::string> splitting;
+  for (const auto& [key, vals] : values)
+    if (vals.size() > 1) splitting.insert(std::get<0>(key));
+  for (const auto& [kv, agreements] : levels)
+    if (agreements.size() < 2) splitting.erase(kv.first);
   std::map<std::string, std::pair<std::string, std::map<double, Cell>>> series;  // name -> method, x -> cell
   for (const Run* r : runs) {
     const json& params = at(*r->run, "params");
@@ -601,9 +650,9 @@ Plot agreement_plot(const std::string& suite, const std::string& task,
     auto gold = num(at(final_of(*r), "gold"));
     if (!agreement || !gold) continue;
     std::string name = r->method;
-    if (params.is_object())  // only the string params that differ between runs name a series
+    if (params.is_object())
       for (auto it = params.begin(); it != params.end(); ++it)
-        if (it.key() != "agreement" && categorical(it.value()) && values[it.key()].size() > 1)
+        if (it.key() != "agreement" && categorical(it.value()) && splitting.count(it.key()))
           name += " " + it.key() + "=" + it.value().get<std::string>();
     auto& entry = series[name];
     entry.first = r->method;
@@ -671,14 +720,17 @@ std::optional<double> fitted(const std::string& form, double alpha, double beta,
   return std::nullopt;
 }
 
-// A fit's name: its optimizer plus whatever else tells fits of one task apart (RM size, data).
+// A fit's name: its optimizer plus the string or integer fields that tell fits of one task
+// apart (an RM preset, a number of pairs); not its statistics (r2) or note.
 std::string fit_label(const json& fit) {
   static const std::set<std::string> known = {"task", "optimizer", "form", "alpha", "beta",
-                                              "peak_kl", "points", "offset"};
+                                              "peak_kl", "points", "offset", "note", "r2"};
   std::string s = text(at(fit, "optimizer"));
   if (s.empty()) s = "?";
   for (auto it = fit.begin(); it != fit.end(); ++it)
-    if (!known.count(it.key()) && !it.value().is_structured() && !it.value().is_null())
+    if (!known.count(it.key()) &&
+        ((it.value().is_string() && !it.value().get_ref<const std::string&>().empty()) ||
+         it.value().is_number_integer()))
       s += " " + it.key() + "=" + format_value(it.value());
   return s;
 }
@@ -708,6 +760,7 @@ Plot overopt_plot(const std::string& task, const std::vector<const json*>& fits,
     const std::string form = text(at(*fit, "form"));
     const double offset = num(at(*fit, "offset")).value_or(0);
     if (auto pk = num(at(*fit, "peak_kl")); pk && *pk > 0) dmax = std::max(dmax, std::sqrt(*pk));
+    if (auto note = text(at(*fit, "note")); !note.empty()) p.caption += " " + label + ": " + note;
     if (alpha && beta && dmax > 0 && fitted(form, *alpha, *beta, 1)) {
       Series curve{label + " fit " + form + " (α=" + format_number(*alpha) +
                        ", β=" + format_number(*beta) + ")",
@@ -891,9 +944,12 @@ std::string machine_text(const json& m) {
   if (auto t = num(at(m, "threads"))) parts.push_back(format_number(*t) + " threads");
   if (auto g = num(at(m, "gflops"))) parts.push_back(format_number(*g) + " GFLOP/s measured");
   if (auto s = num(at(m, "predicted_seconds"))) parts.push_back("predicted " + format_seconds(*s));
-  for (auto it = m.begin(); it != m.end(); ++it)
-    if (it.key() != "threads" && it.key() != "gflops" && it.key() != "predicted_seconds")
-      parts.push_back(it.key() + " " + format_value(it.value()));
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    if (it.key() == "threads" || it.key() == "gflops" || it.key() == "predicted_seconds") continue;
+    std::string k = it.key();
+    std::replace(k.begin(), k.end(), '_', ' ');
+    parts.push_back(k + " " + format_value(it.value()));
+  }
   std::string s;
   for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
   return s.empty() ? "—" : s;
@@ -921,8 +977,29 @@ std::string anchor(const std::string& s) {
   return a;
 }
 
+// A suite's tables: "table" first, then its other arrays (rq1's best_of_n, rq4's reward_models,
+// overopt's fits), then its scalar values.
+std::string suite_tables(const json& suite, const std::string& h) {
+  if (!suite.is_object()) return "";
+  std::string o;
+  if (suite.contains("table"))
+    o += "<" + h + ">Table</" + h + ">\n" +
+         html_table(at(suite, "table"), {"task", "method", "scorer", "set", "optimizer"});
+  std::string scalars;
+  for (auto it = suite.begin(); it != suite.end(); ++it) {
+    if (it.key() == "table" || it.key() == "question" || it.key() == "per_seed") continue;
+    if (it.value().is_array())
+      o += "<" + h + ">" + html_escape(it.key()) + "</" + h + ">\n" +
+           html_table(it.value(), {"task", "method", "optimizer", "form", "n"});
+    else
+      scalars += "<dt>" + html_escape(it.key()) + "</dt><dd>" + html_escape(format_value(it.value())) + "</dd>\n";
+  }
+  if (!scalars.empty()) o += "<dl class=\"meta\">\n" + scalars + "</dl>\n";
+  return o;
+}
+
 std::string suite_section(const std::string& name, const json& suite, const std::vector<Run>& runs,
-                          Colours& colours) {
+                          const json& seeds, Colours& colours) {
   std::string o = "<section id=\"" + anchor(name) + "\">\n<h2>" + html_escape(name) + "</h2>\n";
   if (auto q = text(at(suite, "question")); !q.empty())
     o += "<p class=\"question\">" + html_escape(q) + "</p>\n";
@@ -934,24 +1011,24 @@ std::string suite_section(const std::string& name, const json& suite, const std:
     for (const auto& task : tasks) t += (t.empty() ? "" : ", ") + (task.empty() ? "(no task)" : task);
     o += "<p>" + std::to_string(n_runs) + " runs; tasks: " + html_escape(t) + ".</p>\n";
   }
-  bool any = n_runs > 0;
-  if (suite.is_object()) {
-    if (suite.contains("table")) {
-      o += "<h3>Table</h3>\n" + html_table(at(suite, "table"), {"task", "method", "scorer", "set", "optimizer"});
-      any = true;
-    }
-    for (auto it = suite.begin(); it != suite.end(); ++it) {
-      if (it.key() == "table" || !it.value().is_array()) continue;
-      o += "<h3>" + html_escape(it.key()) + "</h3>\n" + html_table(it.value(), {"task", "method", "optimizer", "form"});
-      any = true;
-    }
+  const std::string tables = suite_tables(suite, "h3");
+  o += tables;
+  const json& per_seed = at(suite, "per_seed");
+  if (!items(per_seed).empty()) {  // several seeds: the top-level tables are the first seed's
+    o += "<details><summary>Per seed (" + std::to_string(per_seed.size()) + ")</summary>\n";
+    for (size_t i = 0; i < per_seed.size(); ++i)
+      o += "<h4>seed " + html_escape(i < items(seeds).size() ? format_value(seeds[i]) : std::to_string(i + 1)) +
+           "</h4>\n" + suite_tables(per_seed[i], "h5");
+    o += "</details>\n";
   }
+  const bool any = n_runs > 0 || !tables.empty();
 
   std::string plots;
   for (const auto& task : tasks) {
     const auto rs = runs_of(runs, name, task);
-    plots += plot_html(frontier_plot(name, task, rs, colours));
-    if (name == "rq1") plots += plot_html(flops_plot(name, task, rs, colours));
+    const json bon = name == "rq1" ? bon_rows(suite, task, tasks.size()) : json::array();
+    plots += plot_html(frontier_plot(name, task, rs, bon, colours));
+    if (name == "rq1") plots += plot_html(flops_plot(name, task, rs, bon, colours));
     if (name == "rq3") plots += plot_html(agreement_plot(name, task, rs, colours));
     if (name == "length") plots += plot_html(length_plot(name, task, rs, colours));
   }
@@ -980,6 +1057,7 @@ std::string render_report(const json& results) {
   Colours colours;
   std::set<std::string> methods;
   for (const auto& r : runs) methods.insert(r.method);
+  if (!items(at(at(suites_obj, "rq1"), "best_of_n")).empty()) methods.insert(kBestOfN);
   for (const auto& f : items(at(at(suites_obj, "overopt"), "fits")))
     if (f.is_object()) methods.insert(fit_label(f));
   for (const auto& m : methods) colours.of(m);
@@ -1022,7 +1100,7 @@ std::string render_report(const json& results) {
   }
   o += "<section id=\"annotators\">\n<h2>Annotators</h2>\n<p>Agreement with the gold ordering, "
        "targeted by calibration and measured.</p>\n" +
-       html_table(annotators, {"name", "target", "measured", "measured − target"}, "annotators") +
+       html_table(annotators, {"name", "task", "seed", "target", "measured", "measured − target"}, "annotators") +
        "</section>\n";
 
   json bases = json::array();
@@ -1039,7 +1117,7 @@ std::string render_report(const json& results) {
        "its test split.</p>\n" + html_table(bases, {"task", "gold", "length", "pass"}, "tasks") +
        "</section>\n";
 
-  for (const auto& s : suites) o += suite_section(s, at(suites_obj, s), runs, colours);
+  for (const auto& s : suites) o += suite_section(s, at(suites_obj, s), runs, at(results, "seeds"), colours);
 
   o += "<section id=\"patterns\">\n<h2>Patterns (TESTBED.md §8)</h2>\n";
   const json& patterns = at(results, "patterns");

@@ -80,15 +80,23 @@ TEST(Report, FixtureHasEveryPlot) {
         "Over-optimization: valence"})
     EXPECT_EQ(count(html, std::string("aria-label=\"") + title + "\""), 1u) << title;
 
-  // Legend entries and series: methods, runs, fits.
-  for (const char* name : {"dpo", "ppo", "cdpo", "ppo/gamma=0.05/seed=1", "dpo/gamma=0.05/seed=1",
-                           "bon gold", "bon proxy", "ppo gold", "ppo proxy"})
+  // Legend entries: methods (rq1's best-of-n rows too), runs, fits. A fit without alpha and beta
+  // (dpo) has points but no curve, and its note goes to the caption.
+  for (const char* name : {"dpo", "rm+ppo", "best-of-n", "cdpo", "rm+rloo", "rm+ppo/gamma=0.05/seed=1",
+                           "dpo/gamma=0.05/seed=1", "best-of-n gold", "best-of-n proxy", "rm+ppo gold",
+                           "rm+ppo proxy", "dpo gold"})
     EXPECT_NE(html.find(std::string(">") + name + "</text>"), std::string::npos) << name;
-  EXPECT_NE(html.find(">bon fit d(a-b d) (α=0.3, β=0.1)</text>"), std::string::npos);
-  EXPECT_NE(html.find(">ppo fit d(a-b log d) (α=0.18, β=0.12)</text>"), std::string::npos);
+  EXPECT_NE(html.find(">best-of-n fit d(a-b d) (α=0.3, β=0.1)</text>"), std::string::npos);
+  EXPECT_NE(html.find(">rm+ppo fit d(a-b log d) (α=0.18, β=0.12)</text>"), std::string::npos);
+  EXPECT_EQ(html.find(">dpo fit"), std::string::npos);
+  EXPECT_EQ(html.find(">dpo proxy</text>"), std::string::npos);  // all its proxies are null
+  EXPECT_NE(html.find("dpo: too few points away from the base to fit"), std::string::npos);
+  // rq3's series are methods, not annotators (one per agreement level).
+  EXPECT_EQ(html.find(">dpo annotator="), std::string::npos);
   // A method keeps its colour in every plot.
-  EXPECT_GE(count(html, "data-series=\"dpo\" data-colour=\"#1f77b4\""), 3u);
+  EXPECT_GE(count(html, "data-series=\"dpo\" data-colour=\"#1f77b4\""), 5u);
   EXPECT_EQ(count(html, "data-series=\"dpo\" data-colour=\"#"), count(html, "data-series=\"dpo\" data-colour=\"#1f77b4\""));
+  EXPECT_GE(count(html, "data-series=\"rm+ppo\" data-colour=\"#d62728\""), 3u);
 
   // Header, tables, verdicts.
   EXPECT_NE(html.find("rlhf bench --profile mini --seeds 1 --out DIR"),
@@ -105,7 +113,7 @@ TEST(Report, FixtureHasEveryPlot) {
   // Strings from the JSON are escaped.
   EXPECT_NE(html.find("gpt4-like &lt;len-bias&gt;"), std::string::npos);
   EXPECT_EQ(html.find("<len-bias>"), std::string::npos);
-  EXPECT_NE(html.find("&gt; ppo 0.64 [0.61, 0.67] &amp; frontier"), std::string::npos);
+  EXPECT_NE(html.find("&gt; rm+ppo 0.64 [0.61, 0.67] &amp; frontier"), std::string::npos);
 
   // Self-contained: no script, no external resource, no non-finite text.
   EXPECT_EQ(html.find("<script"), std::string::npos);
@@ -126,11 +134,12 @@ TEST(Report, NonFiniteValuesAreSkipped) {
   results["runs"][0]["final"]["gold_ci"] = json::array({-inf, nan});
   results["suites"]["rq1"]["table"][0]["best_gold"] = nan;
   results["suites"]["overopt"]["fits"][0]["alpha"] = nan;
+  results["suites"]["rq1"]["best_of_n"][1]["kl"] = inf;
   results["wall_seconds"] = inf;
   const std::string html = render_report(results);
   EXPECT_FALSE(has_nonfinite_text(html));
   EXPECT_EQ(count(html, "<svg"), 7u);
-  EXPECT_EQ(html.find(">bon fit"), std::string::npos);  // no curve without alpha
+  EXPECT_EQ(html.find(">best-of-n fit"), std::string::npos);  // no curve without alpha
   EXPECT_FALSE(has_nonfinite_text(summary_table(results)));
 }
 
@@ -158,18 +167,50 @@ TEST(Report, MissingDataGivesNotesNotCrashes) {
   EXPECT_NE(html.find("No patterns judged."), std::string::npos);
 }
 
+// rq3 lines: one per method, split by a variant param (noise) but not by the annotator that
+// stands behind each agreement level.
+TEST(Report, AgreementSeriesSplitByVariantNotByAnnotator) {
+  json results = {{"runs", json::array()}};
+  auto add = [&](const std::string& method, json params, double gold) {
+    results["runs"].push_back({{"suite", "rq3"}, {"task", "valence"}, {"method", method}, {"params", params},
+                               {"checkpoints", {{{"step", 0}, {"kl", 0.0}, {"gold", 0.5}},
+                                                {{"step", 10}, {"kl", 2.0}, {"gold", gold}}}}});
+  };
+  for (double a : {0.7, 0.8, 0.9}) {
+    add("dpo", {{"agreement", a}, {"noise", "bt"}}, a - 0.1);
+    add("dpo", {{"agreement", a}, {"noise", "flip"}}, a - 0.15);
+    add("ipo", {{"agreement", a}, {"annotator", "flip:" + std::to_string(a)}}, a - 0.2);
+  }
+  const std::string html = render_report(results);
+  for (const char* name : {">dpo noise=bt</text>", ">dpo noise=flip</text>", ">ipo</text>"})
+    EXPECT_NE(html.find(name), std::string::npos) << name;
+  EXPECT_EQ(html.find("annotator=flip"), std::string::npos);
+}
+
+TEST(Report, PerSeedTablesAndSuiteScalars) {
+  const json results = json::parse(R"({"seeds": [3, 4], "suites": {"rq2": {
+      "table": [{"scorer": "rm", "accuracy": 0.8}], "verifier_pairs": 120,
+      "per_seed": [{"table": [{"scorer": "rm", "accuracy": 0.8}]}, {"table": [{"scorer": "rm", "accuracy": 0.7}]}]}}})");
+  const std::string html = render_report(results);
+  EXPECT_NE(html.find("<summary>Per seed (2)</summary>"), std::string::npos);
+  EXPECT_NE(html.find("<h4>seed 4</h4>"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">0.7</td>"), std::string::npos);
+  EXPECT_NE(html.find("<dt>verifier_pairs</dt><dd>120</dd>"), std::string::npos);
+}
+
 TEST(Report, SummaryTableHasHeadlinesAndVerdicts) {
   const std::string s = summary_table(fixture());
   // The best rq1 DPO run by final gold, with its CI, KL, length and sweep point.
-  EXPECT_NE(s.find(" rq1     valence  dpo        2  0.729 [0.709, 0.749]  2.88     9.7  dpo/beta=0.1/seed=1\n"),
-            std::string::npos) << s;
-  EXPECT_NE(s.find("length  lists    ppo"), std::string::npos) << s;
+  EXPECT_TRUE(std::regex_search(
+      s, std::regex(R"(\n rq1 +valence +dpo +2 +0\.729 \[0\.709, 0\.749\] +2\.88 +9\.7 +dpo/beta=0\.1/seed=1\n)")))
+      << s;
+  EXPECT_TRUE(std::regex_search(s, std::regex(R"(\n length +lists +rm\+ppo +1 +0\.404 )"))) << s;
   EXPECT_NE(s.find("rq2: Is DPO's implicit reward a classifier reward model?"), std::string::npos) << s;
   EXPECT_NE(s.find("Patterns (TESTBED.md §8): 2 reproduced, 1 not reproduced, 1 inconclusive"),
             std::string::npos) << s;
   for (const char* v : {" reproduced ", " not reproduced ", " inconclusive "})
     EXPECT_NE(s.find(v), std::string::npos) << v;
-  EXPECT_NE(s.find("gold@KL=5: dpo 0.71 [0.69, 0.73] > ppo"), std::string::npos);  // raw text
+  EXPECT_NE(s.find("gold@KL=5: dpo 0.71 [0.69, 0.73] > rm+ppo"), std::string::npos);  // raw text
   EXPECT_FALSE(has_nonfinite_text(s));
 }
 
