@@ -61,8 +61,8 @@ TEST(BenchStats, TwoLevelBootstrapCarriesTheSeedVariance) {
   EXPECT_GT(crossed.hi - crossed.lo, 5 * (pooled.hi - pooled.lo));
   EXPECT_GT(nested.hi - nested.lo, 5 * (pooled.hi - pooled.lo));
   EXPECT_EQ(bootstrap_mean_ci_two_level(v, 1, BootstrapDesign::crossed).lo, crossed.lo);
-  // One seed: the crossed design is the one-level bootstrap of the prompts (same resampling of
-  // prompts, one seed index drawn and discarded), close to it in width.
+  // One seed: the nested design reduces to the one-level bootstrap of the prompts (the drawn seed
+  // index is always 0), so its width is close to the plain one's.
   const MeanCi single = bootstrap_mean_ci_two_level({v[0]}, 2, BootstrapDesign::nested);
   const MeanCi plain = bootstrap_mean_ci(v[0], 2);
   EXPECT_NEAR(single.hi - single.lo, plain.hi - plain.lo, 0.15 * (plain.hi - plain.lo));
