@@ -52,6 +52,7 @@ std::string fmt(double x) {
 struct Bench {
   Stages& stages;
   const Profile& profile;
+  uint64_t world_seed;
   std::map<std::string, std::unique_ptr<World>> worlds;  // "task/seed=S"
   json runs = json::array();
   json suites = json::object();
@@ -61,7 +62,7 @@ struct Bench {
   World& world(const std::string& task, uint64_t seed) {
     const std::string key = task + "/seed=" + std::to_string(seed);
     auto& w = worlds[key];
-    if (!w) w = std::make_unique<World>(stages, profile, task, seed, 1);
+    if (!w) w = std::make_unique<World>(stages, profile, task, seed, world_seed);
     return *w;
   }
 
@@ -638,9 +639,27 @@ int run_bench(const BenchOptions& opt) {
     profile.suites = opt.suites;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  fs::create_directories(opt.out);
+  fs::create_directories(opt.out / "stages");
+  // Cached stages are only valid for the profile and world they were built with.
+  const json fingerprint = {{"profile", profile.name}, {"world_seed", opt.world_seed}};
+  const fs::path fp_file = opt.out / "stages" / "bench.json";
+  if (fs::exists(fp_file)) {
+    std::ifstream f(fp_file);
+    json old;
+    try {
+      old = json::parse(f);
+    } catch (const std::exception&) {
+    }
+    if (old != fingerprint)
+      throw InputError("rlhf bench: " + opt.out.string() + " holds stages of another bench (" + old.dump() +
+                       "); use another --out or remove it");
+  } else {
+    write_text_atomic(fp_file, fingerprint.dump() + "\n");
+  }
   const int jobs = opt.jobs > 0 ? opt.jobs : std::max(1u, std::thread::hardware_concurrency());
-  Stages stages(opt.out, opt.exe, jobs);
+  fs::path root = fs::absolute(opt.out).lexically_normal();
+  if (root.filename().empty()) root = root.parent_path();  // "out/" -> "out"
+  Stages stages(root, opt.exe, jobs);
   const MachineSpeed speed = measure_machine(profile.preset);
   const double predicted = predict_seconds(profile, speed, jobs);
   std::cout << "rlhf bench: profile " << profile.name << " (" << profile.preset.name << " models, "
@@ -649,7 +668,7 @@ int run_bench(const BenchOptions& opt) {
             << "; predicted run time " << std::round(predicted / 60 * 10) / 10 << " min (cached stages are skipped)\n"
             << std::flush;
   if (opt.predict_only) return 0;
-  Bench b{stages, profile, {}, json::array(), json::object(), json::object(), {}};
+  Bench b{stages, profile, opt.world_seed, {}, json::array(), json::object(), json::object(), {}};
   auto wants = [&](const std::string& s) {
     return std::find(profile.suites.begin(), profile.suites.end(), s) != profile.suites.end();
   };

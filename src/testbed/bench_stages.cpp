@@ -86,7 +86,18 @@ fs::path Stages::stage(const std::string& name, const std::function<void(const f
   return dir;
 }
 
-std::string Stages::command_line(const std::vector<std::string>& args) const {
+std::vector<std::string> Stages::relative(const std::vector<std::string>& args) const {
+  const std::string prefix = root_.string() + "/";
+  std::vector<std::string> out;
+  for (const auto& a : args) {
+    const size_t at = a.find(prefix);  // also inside a reward spec such as rm:PATH
+    out.push_back(at == std::string::npos ? a : a.substr(0, at) + a.substr(at + prefix.size()));
+  }
+  return out;
+}
+
+std::string Stages::command_line(const std::vector<std::string>& raw) const {
+  const std::vector<std::string> args = relative(raw);
   std::string s = "rlhf";
   for (const auto& a : args) {
     const bool quote = a.find_first_of(" ()*:,") != std::string::npos;
@@ -96,8 +107,10 @@ std::string Stages::command_line(const std::vector<std::string>& args) const {
 }
 
 void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) const {
+  // Paths inside the bench directory are passed relative to it (the stage runs there), so that
+  // commands and manifests read the same wherever the bench was written.
   std::vector<std::string> full = {exe_.string()};
-  full.insert(full.end(), args.begin(), args.end());
+  for (const auto& a : relative(args)) full.push_back(a);
   if (args.front() != "init-model") {  // one thread per stage: the bench runs stages side by side
     full.push_back("--threads");
     full.push_back("1");
@@ -111,7 +124,9 @@ void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) con
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  const std::string log_abs = fs::absolute(log).string();
+  posix_spawn_file_actions_addchdir_np(&fa, root_.c_str());
+  posix_spawn_file_actions_addopen(&fa, 1, log_abs.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid = 0;
   const int err = posix_spawn(&pid, exe_.c_str(), &fa, nullptr, argv.data(), environ);

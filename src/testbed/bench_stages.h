@@ -52,13 +52,15 @@ Profile make_profile(const std::string& name);
 // resumes where it stopped); a stage's commands log to its log.txt.
 class Stages {
  public:
-  Stages(fs::path root, fs::path exe, int jobs);
+  Stages(fs::path root, fs::path exe, int jobs);  // root: absolute
   // `body` fills `dir` (created fresh: a half-written one from an interrupted run is removed).
   // Returns the directory. Thread-safe; the same stage asked twice concurrently runs once.
   fs::path stage(const std::string& name, const std::function<void(const fs::path& dir)>& body);
   // Runs `rlhf ARGS` with one thread, output to `log`; throws naming the stage and log on failure.
   void rlhf(const std::vector<std::string>& args, const fs::path& log) const;
+  // The command as a user runs it from the bench directory (paths relative to it).
   std::string command_line(const std::vector<std::string>& args) const;
+  std::vector<std::string> relative(const std::vector<std::string>& args) const;
   // Runs the tasks, `jobs` at a time; rethrows the first failure after all have stopped.
   void parallel(const std::vector<std::function<void()>>& tasks) const;
   json timings() const;

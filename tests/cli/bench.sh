@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# rlhf bench end to end on the miniature profile (every suite, tiny budgets): the results.json
+# schema (docs/bench-results.md), finite metrics for every run, calibrated annotators, all twelve
+# pattern verdicts, the same results from the same seed (apart from timings), resuming after a
+# kill, and clear errors for bad options. The report's rendering is tests/testbed/report_render.sh.
+set -euo pipefail
+RLHF="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$RLHF" bench --profile mini --out "$tmp/a" > "$tmp/a.log" 2>&1 || fail "bench: $(tail -20 "$tmp/a.log")"
+grep -q "predicted run time" "$tmp/a.log" || fail "no predicted run time"
+grep -q "Patterns (TESTBED.md §8)" "$tmp/a.log" || fail "no pattern table in the summary"
+[[ -s "$tmp/a/report.html" ]] || fail "no report.html"
+
+python3 - "$tmp/a/results.json" <<'PY'
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+def need(cond, what):
+    if not cond:
+        print("FAIL:", what); sys.exit(1)
+need(r["schema"] == "rlhf-bench/1", "schema")
+for k in ["version", "profile", "preset", "seeds", "world_seed", "machine", "wall_seconds", "stages", "tasks",
+          "annotators", "runs", "suites", "patterns"]:
+    need(k in r, "top-level field " + k)
+need(set(r["suites"]) == {"rq1", "rq2", "rq3", "rq4", "rq5", "rq6", "length", "overopt", "bandits"}, "suites")
+methods = set()
+for run in r["runs"]:
+    methods.add(run["method"])
+    for k in ["id", "suite", "task", "method", "params", "seed", "command", "manifest", "accounting", "checkpoints", "final"]:
+        need(k in run, run.get("id", "?") + ": field " + k)
+    need(run["command"].startswith("rlhf "), run["id"] + ": command")
+    need(len(run["checkpoints"]) >= 2 and run["checkpoints"][0]["step"] == 0, run["id"] + ": checkpoints")
+    need(run["accounting"]["flops"] > 0, run["id"] + ": flops")
+    for c in run["checkpoints"]:
+        for k in ["gold", "kl", "kl_k1", "kl_k3", "win_rate", "length", "distinct2", "entropy", "flops"]:
+            need(isinstance(c[k], (int, float)) and math.isfinite(c[k]), "%s step %s: %s = %r" % (run["id"], c["step"], k, c[k]))
+        need(c["kl"] >= -1e-6, run["id"] + ": exact KL negative")
+        need(c["gold_ci"][0] <= c["gold"] <= c["gold_ci"][1], run["id"] + ": gold outside its CI")
+    need(abs(run["checkpoints"][0]["kl"]) < 1e-6, run["id"] + ": the base policy's KL to itself is not 0")
+for m in ["dpo", "ipo", "cdpo", "rm+ppo", "rm+rloo", "gold+ppo", "pl-rm+rloo", "listwise-dpo", "dpo-best-worst",
+          "dpo+nll", "rloo", "grpo", "online-dpo", "offline-dpo", "r-dpo", "length-only-ppo"]:
+    need(m in methods, "method " + m + " did not run")
+for a in r["annotators"]:
+    if a["target"] > 0:
+        need(abs(a["measured"] - a["target"]) <= 0.02, "annotator %s: measured %.3f vs target %.2f" % (a["name"], a["measured"], a["target"]))
+need([p["id"] for p in r["patterns"]] == list(range(1, 13)), "pattern ids")
+for p in r["patterns"]:
+    need(p["verdict"] in ("reproduced", "not reproduced", "inconclusive") and p["evidence"], "pattern %d" % p["id"])
+need(len(r["suites"]["overopt"]["fits"]) >= 2, "over-optimization fits")
+print("schema ok: %d runs, %d annotators" % (len(r["runs"]), len(r["annotators"])))
+PY
+
+# Resume: a second call finds every stage cached and writes the same results.
+"$RLHF" bench --profile mini --out "$tmp/a" > "$tmp/a2.log" 2>&1 || fail "rerun: $(tail -5 "$tmp/a2.log")"
+! grep -q "^  done " "$tmp/a2.log" || fail "rerun trained again: $(grep '^  done ' "$tmp/a2.log" | head -3)"
+
+# An interrupted bench resumes where it stopped, and the same seed gives the same results.
+set +e
+timeout -s KILL 6 "$RLHF" bench --profile mini --out "$tmp/b" > "$tmp/b1.log" 2>&1
+set -e
+"$RLHF" bench --profile mini --out "$tmp/b" > "$tmp/b2.log" 2>&1 || fail "resume after kill: $(tail -20 "$tmp/b2.log")"
+python3 - "$tmp/a/results.json" "$tmp/b/results.json" <<'PY'
+import json, sys
+def strip(path):
+    r = json.load(open(path))
+    for k in ["wall_seconds", "machine", "stages"]:
+        r.pop(k)
+    return r
+a, b = strip(sys.argv[1]), strip(sys.argv[2])
+if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
+    for x, y in zip(a["runs"], b["runs"]):
+        if x != y:
+            print("FAIL: first differing run", x["id"]); break
+    print("FAIL: results differ between two runs of the same seed"); sys.exit(1)
+print("same seed, same results (apart from timings)")
+PY
+
+# Bad options: exit 2 with the reason.
+for bad in "--profile huge" "--suites rq1,rq9" "--seeds 1,x" "--jobs -1"; do
+  set +e
+  out=$("$RLHF" bench $bad --out "$tmp/bad" 2>&1); code=$?
+  set -e
+  [[ $code -eq 2 ]] || fail "bench $bad: exit $code ($out)"
+  [[ $out == *error:* ]] || fail "bench $bad: no error message"
+done
+echo "bench: passed"
