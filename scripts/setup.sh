@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the build dependencies (Debian 12 packages only) and builds rlhf into build/.
-# Idempotent: apt-get is skipped when every package is already installed.
+# --tests also installs what only the tests use (python3 for their checks, chromium to render
+# the bench report headless). Idempotent: apt-get is skipped when every package is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake git libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libbenchmark-dev libyaml-cpp-dev libzstd-dev zlib1g-dev libopenmpi-dev openmpi-bin)
+[[ "${1:-}" == --tests ]] && PACKAGES+=(python3 chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
