@@ -138,6 +138,15 @@ size_t display_width(const std::string& s) {
   return n;
 }
 
+// At most n code points, the last one "…" when cut.
+std::string clip(const std::string& s, size_t n) {
+  if (display_width(s) <= n) return s;
+  size_t points = 0, i = 0;
+  for (; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && ++points == n) break;
+  return s.substr(0, i) + "…";
+}
+
 std::string format_seconds(double s) {
   if (s < 60) return format_number(s) + " s";
   const long t = std::lround(s);
@@ -243,14 +252,16 @@ std::vector<std::string> tasks_of(const std::vector<Run>& runs, const std::strin
 
 const std::map<std::string, std::string>& known_colours() {
   static const std::map<std::string, std::string> m = {
-      {"dpo", "#1f77b4"},         {"offline_dpo", "#1f77b4"},  {"ppo", "#d62728"},
-      {"rm+ppo", "#d62728"},      {"ppo_tuned", "#ff7f0e"},    {"rm+ppo_tuned", "#ff7f0e"},
-      {"pl_rm+rloo", "#ff7f0e"},  {"rloo", "#2ca02c"},         {"rm+rloo", "#2ca02c"},
-      {"ipo", "#9467bd"},         {"bon", "#8c564b"},          {"best_of_n", "#8c564b"},
-      {"bt_rm+rloo", "#8c564b"},  {"cdpo", "#e377c2"},         {"online_dpo", "#17becf"},
-      {"grpo", "#bcbd22"},        {"gold+ppo", "#393b79"},     {"rloo_dense", "#637939"},
-      {"iterative_dpo", "#6b6ecf"}, {"rdpo", "#843c39"},       {"apa", "#7b4173"},
-      {"reinforce", "#bd9e39"},   {"kto", "#a55194"},
+      {"dpo", "#1f77b4"},            {"offline_dpo", "#4e79a7"},    {"online_dpo", "#17becf"},
+      {"rm+ppo", "#d62728"},         {"ppo", "#d62728"},            {"gold+ppo", "#393b79"},
+      {"rm+ppo_tuned", "#ff7f0e"},   {"ppo_tuned", "#ff7f0e"},      {"rm+rloo", "#2ca02c"},
+      {"rloo", "#59a14f"},           {"rloo_dense", "#637939"},     {"grpo", "#bcbd22"},
+      {"ipo", "#9467bd"},            {"cdpo", "#e377c2"},           {"dpo+nll", "#e6550d"},
+      {"best_of_n", "#8c564b"},      {"bon", "#8c564b"},            {"r_dpo", "#843c39"},
+      {"rdpo", "#843c39"},           {"length_only_ppo", "#bd9e39"}, {"pl_rm+rloo", "#f28e2b"},
+      {"bt_rm+rloo", "#8c6d31"},     {"dpo_all_pairs", "#6b6ecf"},  {"dpo_best_worst", "#ad494a"},
+      {"listwise_dpo", "#a55194"},   {"iterative_dpo", "#756bb1"},  {"apa", "#7b4173"},
+      {"reinforce", "#b5a000"},      {"kto", "#ce6dbd"},
   };
   return m;
 }
@@ -311,6 +322,7 @@ struct Series {
   bool hollow = false;
   std::string dash{};        // stroke-dasharray, empty for solid
   bool legend_line = false;  // draw a line in the legend sample even if the series has none
+  double dodge = 0;          // px to the right, so error bars at one x stay apart
 };
 
 struct Plot {
@@ -432,7 +444,7 @@ std::string plot_html(Plot p) {
 
   const Axis ax = log_x ? log_axis(x0, x1) : linear_axis(x0, x1);
   const Axis ay = linear_axis(y0, y1);
-  auto sx = [&](double x) { return kLeft + ax.frac(x) * kPlotW; };
+  auto sx0 = [&](double x) { return kLeft + ax.frac(x) * kPlotW; };
   auto sy = [&](double y) { return kTop + (1 - ay.frac(y)) * kPlotH; };
 
   // Legend entries, wrapped into rows under the x label.
@@ -466,7 +478,7 @@ std::string plot_html(Plot p) {
   // Grid, frame, ticks.
   o += "<g class=\"axes\" font-size=\"11\" fill=\"#444\">\n";
   for (double t : ax.ticks) {
-    const double x = sx(t);
+    const double x = sx0(t);
     o += "<line x1=\"" + px(x) + "\" y1=\"" + px(kTop) + "\" x2=\"" + px(x) + "\" y2=\"" +
          px(kTop + kPlotH) + "\" stroke=\"#ececec\"/>";
     o += "<line x1=\"" + px(x) + "\" y1=\"" + px(kTop + kPlotH) + "\" x2=\"" + px(x) + "\" y2=\"" +
@@ -496,6 +508,7 @@ std::string plot_html(Plot p) {
   // Series: error bars, then lines, then markers on top.
   for (const auto& s : p.series) {
     const std::string c = html_escape(s.colour);
+    auto sx = [&](double x) { return sx0(x) + s.dodge; };
     o += "<g class=\"series\" data-series=\"" + html_escape(s.name) + "\" data-colour=\"" + c +
          "\">\n";
     for (const auto& q : s.points) {
@@ -668,15 +681,17 @@ Plot agreement_plot(const std::string& suite, const std::string& task,
   }
   Plot p{"Gold vs annotator agreement: " + suite + " / " + task, "annotator agreement with gold",
          "final-checkpoint gold",
-         "One line per method; bars: 95% CI of the final gold (where several seeds share a point: "
-         "their mean gold and the mean of their CI bounds).",
+         "One line per method, drawn a few pixels apart; bars: 95% CI of the final gold (where "
+         "several runs share a point: their mean gold and the mean of their CI bounds).",
          {}};
   std::vector<std::string> dashes = {"", "6 3", "2 3", "8 3 2 3"};
   std::map<std::string, int> per_method;
+  int i = 0;
   for (const auto& [name, entry] : series) {
     Series s{name, colours.of(entry.first), {}, true};
     const int k = per_method[entry.first]++;
     s.dash = dashes[k % dashes.size()];
+    s.dodge = 3.0 * (i++ - (static_cast<double>(series.size()) - 1) / 2);
     for (const auto& [x, c] : entry.second) {  // std::map: sorted by agreement
       Point q{x, c.gold / c.n};
       if (c.n_ci > 0) {
@@ -1236,7 +1251,7 @@ std::string summary_table(const json& results) {
                     rows, {false, false, false, true, true, true, true, false});
   }
 
-  // Suites without runs show their own table (rq2's classifier metrics).
+  // Suites without runs show their own table (rq2's classifier metrics), long cells clipped.
   for (const auto& suite : suites) {
     if (!tasks_of(runs, suite).empty()) continue;
     const json& table = at(at(suites_obj, suite), "table");
@@ -1252,7 +1267,7 @@ std::string summary_table(const json& results) {
     for (const auto& row : items(table)) {
       if (!row.is_object()) continue;
       std::vector<std::string> r;
-      for (const auto& c : cols) r.push_back(format_value(cell(row, c)));
+      for (const auto& c : cols) r.push_back(clip(format_value(cell(row, c)), 48));
       trows.push_back(r);
     }
     for (const auto& c : cols) {

@@ -198,6 +198,14 @@ TEST(Report, PerSeedTablesAndSuiteScalars) {
   EXPECT_NE(html.find("<dt>verifier_pairs</dt><dd>120</dd>"), std::string::npos);
 }
 
+TEST(Report, SummaryClipsLongCellsOfRunlessSuites) {
+  json results = json::parse(R"({"suites": {"bandits": {"table": [{"check": "ipo_vs_dpo"}]}}})");
+  results["suites"]["bandits"]["table"][0]["explanation"] = std::string(80, 'x') + "é";
+  const std::string s = summary_table(results);
+  EXPECT_NE(s.find(std::string(47, 'x') + "…"), std::string::npos) << s;
+  EXPECT_EQ(s.find(std::string(48, 'x')), std::string::npos) << s;
+}
+
 TEST(Report, SummaryTableHasHeadlinesAndVerdicts) {
   const std::string s = summary_table(fixture());
   // The best rq1 DPO run by final gold, with its CI, KL, length and sweep point.
