@@ -42,6 +42,8 @@ int cmd_bench(int argc, char** argv) {
   opt.predict_only = o.boolean("predict");
   opt.exe = std::filesystem::read_symlink("/proc/self/exe");
   opt.version = std::string(RLHF_VERSION) + " (" + RLHF_GIT_VERSION + ")";
+  opt.command = "rlhf bench";
+  for (int i = 1; i < argc; ++i) opt.command += std::string(" ") + argv[i];
   return testbed::run_bench(opt);
 }
 

@@ -40,7 +40,7 @@ const std::map<std::string, std::string> kQuestions = {
 };
 
 // The KL grid of the frontier summaries (nats per sequence).
-const std::vector<double> kKlGrid = {0.5, 1, 2, 5};
+const std::vector<double> kKlGrid = {0.25, 0.5, 1, 2, 5};
 
 std::string fmt(double x) {
   std::ostringstream s;
@@ -459,11 +459,16 @@ json suite_overopt(Bench& b, World& w) {
   RunSpec ppo = online_run(w, "overopt", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", 0.0}},
                            {"--kl-coef", "0", "--missing-eos-penalty", "1"}, p.rl_steps * 2);
   ppo.proxy_rm = rm;
+  ppo.checkpoints = 4 * p.checkpoints;  // the rise before the fall is quick without a KL penalty
+  // DPO for twice the profile's epochs.
   RunSpec dpo = offline_run(w, "overopt", "dpo", w.prefs(kCleanish), static_cast<double>(w.n_pairs(kCleanish)),
-                            "sigmoid", p.dpo_betas.front(), {{"beta", p.dpo_betas.front()}, {"epochs", 3}},
-                            {"--num-train-epochs", "3"});
-  dpo.steps *= 3;
+                            "sigmoid", p.dpo_betas.front(), {{"beta", p.dpo_betas.front()}, {"epochs", 2 * p.offline_epochs}});
+  const auto epochs = std::find(dpo.args.begin(), dpo.args.end(), "--num-train-epochs") + 1;
+  *epochs = std::to_string(2 * p.offline_epochs);
+  dpo.steps *= 2;
+  dpo.flops *= 2;
   dpo.proxy_rm = rm;
+  dpo.checkpoints = 2 * p.checkpoints;
   const std::vector<json> runs = b.run_all({ppo, dpo});
   json bon = b.bon.contains(w.key()) ? b.bon[w.key()] : best_of_n(w, "rq1", rm, p.bon_ns);
   json fits = json::array();
@@ -588,11 +593,11 @@ Profile make_profile(const std::string& name) {
   if (name == "quick" || name == "mini") {
     p.preset = nano;
     p.seeds = {1};
-    p.lm_steps = 300, p.sft_steps = 150;
-    p.train_prompts = 256, p.test_prompts = 64;
+    p.lm_steps = 400, p.sft_steps = 200;
+    p.train_prompts = 512, p.test_prompts = 128;
     p.pref_samples = 4, p.eval_samples = 2;
-    p.offline_epochs = 1;
-    p.rl_steps = 60, p.rl_prompts = 16;
+    p.offline_epochs = 2;
+    p.rl_steps = 100, p.rl_prompts = 16;
     p.checkpoints = 3;
     p.dpo_betas = {0.1, 0.5};
     p.kl_coefs = {0.05, 0.2};
@@ -713,6 +718,7 @@ int run_bench(const BenchOptions& opt) {
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   json results = {{"schema", "rlhf-bench/1"},
                   {"version", opt.version},
+                  {"command", opt.command},
                   {"profile", profile.name},
                   {"preset", profile.preset.name},
                   {"seeds", profile.seeds},

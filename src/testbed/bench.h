@@ -24,7 +24,8 @@ struct BenchOptions {
   uint64_t world_seed = 1;
   int jobs = 0;                              // parallel single-threaded stages (0: cores)
   bool predict_only = false;
-  std::string version;                       // written into results.json                 // measure the machine, print the plan and predicted time, stop
+  std::string version;                       // written into results.json
+  std::string command;                       // the command line, written into results.json                 // measure the machine, print the plan and predicted time, stop
 };
 
 // Returns the process exit code (0 when every stage ran; failures throw with the stage's log).

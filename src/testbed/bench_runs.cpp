@@ -62,7 +62,7 @@ RunSpec offline_run(World& w, const std::string& suite, const std::string& metho
   r.args = {"dpo", "--model", w.base().string(), "--data", data.string(), "--loss-type", loss, "--beta", num(beta),
             "--max-length", std::to_string(p.preset.max_positions), "--num-train-epochs",
             std::to_string(p.offline_epochs), "--per-device-train-batch-size", std::to_string(kOfflineBatch),
-            "--learning-rate", "5e-4", "--lr-scheduler-type", "constant", "--logging-steps", "50", "--seed",
+            "--learning-rate", "2e-4", "--lr-scheduler-type", "constant", "--logging-steps", "50", "--seed",
             std::to_string(w.seed())};
   r.args.insert(r.args.end(), extra.begin(), extra.end());
   r.steps = static_cast<int>(std::ceil(pairs * p.offline_epochs / kOfflineBatch));
@@ -102,7 +102,7 @@ RunSpec online_run(World& w, const std::string& suite, const std::string& method
 json execute(const RunSpec& spec) {
   World& w = *spec.world;
   const std::string id = run_id(spec);
-  const int every = std::max(1, spec.steps / std::max(1, w.profile().checkpoints));
+  const int every = std::max(1, spec.steps / std::max(1, spec.checkpoints ? spec.checkpoints : w.profile().checkpoints));
   std::vector<std::string> args = spec.args;
   const fs::path dir = w.stages().root() / "stages" / "runs" / id;
   args.insert(args.end(), {"--out", (dir / "model").string(), "--save-steps", std::to_string(every)});

@@ -19,7 +19,7 @@ struct RunSpec {
   int steps = 0;                    // optimizer steps (offline) or rollout steps (online)
   double flops = 0;                 // whole run, by TESTBED §5's formula
   double labels = 0, verifier_calls = 0;
-  bool reuse = false;               // another suite's identical run: evaluated once (same id)
+  int checkpoints = 0;              // evaluations along the run (0: the profile's)
 };
 
 // Trains (cached stage), evaluates step 0 (the base), every saved checkpoint and the final model;

@@ -214,13 +214,18 @@ std::string prompt_rows(const std::vector<std::string>& prompts) {
 
 }  // namespace
 
+std::pair<int, int> World::base_steps() const {
+  const double scale = name_ == "sort" ? 0.5 : name_ == "lists" ? 2.0 : 1.0;
+  return {std::max(1, static_cast<int>(profile_.lm_steps * scale)), std::max(1, static_cast<int>(profile_.sft_steps * scale))};
+}
+
 fs::path World::data_dir() {
   return stages_.stage(key() + "/data", [&](const fs::path& dir) {
     const std::vector<std::string> specials = {"<pad>", "<eos>", "<unk>"};
     write_text_atomic(dir / "tokenizer.json", word_level_tokenizer_json(task_->words(), specials));
     write_text_atomic(dir / "tokenizer_config.json",
                       json{{"eos_token", "<eos>"}, {"pad_token", "<pad>"}, {"unk_token", "<unk>"},
-                           {"model_max_length", profile_.preset.max_positions}}
+                           {"model_max_length", profile_.preset.max_positions}, {"clean_up_tokenization_spaces", false}}
                           .dump(2));
     const Tokenizer tok = Tokenizer::load(dir / "tokenizer.json");
     const int32_t eos = *tok.token_to_id("<eos>");
@@ -237,7 +242,8 @@ fs::path World::data_dir() {
     // Pretraining documents as token ids, and SFT demonstrations in TRL's prompt/completion layout.
     Rng rng(seed_ * 7919 + world_seed_, 1);
     std::string docs;
-    const int n_docs = profile_.lm_steps * 32 * profile_.preset.max_positions / 16;
+    const auto [lm_steps, sft_steps] = base_steps();
+    const int n_docs = lm_steps * 32 * profile_.preset.max_positions / 16;
     for (int i = 0; i < n_docs; ++i) {
       std::vector<int32_t> ids = tok.encode(task_->pretraining_text(rng));
       ids.push_back(eos);
@@ -246,7 +252,7 @@ fs::path World::data_dir() {
     }
     write_text_atomic(dir / "docs.txt", docs);
     std::string sft;
-    for (int i = 0; i < profile_.sft_steps * 32; ++i) {
+    for (int i = 0; i < sft_steps * 32; ++i) {
       const Demonstration d = task_->demonstration(rng);
       sft += json{{"prompt", d.prompt}, {"completion", " " + d.completion}}.dump() + "\n";
     }
@@ -269,6 +275,7 @@ fs::path World::base() {
   const fs::path data = data_dir();
   return stages_.stage(key() + "/base", [&](const fs::path& dir) {
     const ModelPreset& m = profile_.preset;
+    const auto [lm_steps, sft_steps] = base_steps();
     const Tokenizer tok = Tokenizer::load(data / "tokenizer.json");
     const fs::path init = dir / "init", lm = dir / "lm";
     stages_.rlhf({"init-model", "--family", "llama", "--out", init.string(), "--vocab-size",
@@ -280,14 +287,14 @@ fs::path World::base() {
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(data / f, init / f);
     stages_.rlhf({"lm", "--model", init.string(), "--data", (data / "docs.txt").string(), "--out", lm.string(),
                   "--seq-len", std::to_string(m.max_positions), "--batch-size", "32", "--max-steps",
-                  std::to_string(profile_.lm_steps), "--learning-rate", "3e-3", "--warmup-steps", "20",
+                  std::to_string(lm_steps), "--learning-rate", "3e-3", "--warmup-steps", "20",
                   "--log-every", "50", "--seed", std::to_string(seed_)},
                  dir / "log.txt");
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
       if (!fs::exists(lm / f)) fs::copy_file(data / f, lm / f);
     stages_.rlhf({"sft", "--model", lm.string(), "--data", (data / "sft.jsonl").string(), "--out",
                   (dir / "model").string(), "--max-length", std::to_string(m.max_positions), "--max-steps",
-                  std::to_string(profile_.sft_steps), "--per-device-train-batch-size", "32", "--learning-rate",
+                  std::to_string(sft_steps), "--per-device-train-batch-size", "32", "--learning-rate",
                   "1e-3", "--lr-scheduler-type", "cosine", "--logging-steps", "50", "--seed", std::to_string(seed_)},
                  dir / "log.txt");
     fs::remove_all(init);

@@ -97,6 +97,9 @@ class World {
   std::string key() const;  // "valence/seed=1"
 
   fs::path data_dir();   // tokenizer, prompts, corpora
+  // The base policy's LM and SFT steps: the profile's, scaled per task toward TESTBED §9's
+  // imperfect base (Valence gold ≈ 0.5, Verify pass@1 0.3–0.6, Lists mostly well-formed).
+  std::pair<int, int> base_steps() const;
   fs::path base();       // the SFT policy = π_ref of every method
   fs::path prompts(Split split);
   const std::vector<std::string>& prompt_texts(Split split);

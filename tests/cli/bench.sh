@@ -52,6 +52,14 @@ need(len(r["suites"]["overopt"]["fits"]) >= 2, "over-optimization fits")
 print("schema ok: %d runs, %d annotators" % (len(r["runs"]), len(r["annotators"])))
 PY
 
+# The bench's own report as headless Chromium draws it (skipped where chromium is missing).
+render="$(dirname "$0")/../testbed/report_render.sh"
+set +e
+"$render" none "$tmp/a/report.html" 20 16000 > "$tmp/render.log" 2>&1; code=$?
+set -e
+[[ $code -eq 0 || $code -eq 77 ]] || fail "report rendering: $(tail -15 "$tmp/render.log")"
+grep -E "plots|OK|SKIP" "$tmp/render.log" | head -3
+
 # Resume: a second call finds every stage cached and writes the same results.
 "$RLHF" bench --profile mini --out "$tmp/a" > "$tmp/a2.log" 2>&1 || fail "rerun: $(tail -5 "$tmp/a2.log")"
 ! grep -q "^  done " "$tmp/a2.log" || fail "rerun trained again: $(grep '^  done ' "$tmp/a2.log" | head -3)"
@@ -65,7 +73,7 @@ python3 - "$tmp/a/results.json" "$tmp/b/results.json" <<'PY'
 import json, sys
 def strip(path):
     r = json.load(open(path))
-    for k in ["wall_seconds", "machine", "stages"]:
+    for k in ["wall_seconds", "machine", "stages", "command"]:
         r.pop(k)
     return r
 a, b = strip(sys.argv[1]), strip(sys.argv[2])

@@ -5,9 +5,14 @@
 # colour the SVGs use covers at least MIN_PER_PLOT pixels per plot it is drawn in, the page is
 # not blank and ends inside the screenshot. Skips (exit 77) only when Chromium is not installed.
 #
-# usage: report_render.sh path/to/rlhf_tests
+# usage: report_render.sh path/to/rlhf_tests [report.html [min-pixels-per-plot [page-height]]]
+#   with a report (tests/cli/bench.sh passes the mini bench's own) that page is checked instead
+#   of the fixture's; a bench's barely moving runs draw small markers, hence the threshold.
 set -euo pipefail
 TESTS="$1"
+HTML="${2:-}"
+export MIN_PER_PLOT="${3:-100}"
+HEIGHT="${4:-6000}"
 fail() { echo "FAIL: $*"; exit 1; }
 
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
@@ -20,24 +25,28 @@ command -v python3 >/dev/null || fail "python3 is needed to read the screenshot"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-RLHF_REPORT_OUT="$tmp/report.html" "$TESTS" --gtest_filter=Report.FixtureHasEveryPlot >"$tmp/gtest.log" 2>&1 ||
-  { cat "$tmp/gtest.log"; fail "the gtest that renders the report failed"; }
+if [[ -n "$HTML" ]]; then
+  cp "$HTML" "$tmp/report.html"
+else
+  RLHF_REPORT_OUT="$tmp/report.html" "$TESTS" --gtest_filter=Report.FixtureHasEveryPlot >"$tmp/gtest.log" 2>&1 ||
+    { cat "$tmp/gtest.log"; fail "the gtest that renders the report failed"; }
+fi
 [[ -s "$tmp/report.html" ]] || fail "no report written to RLHF_REPORT_OUT"
 
 # Offline: a file:// page with nothing external, and Chromium's own background traffic off.
 timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --hide-scrollbars \
   --force-color-profile=srgb --force-device-scale-factor=1 --no-first-run --disable-extensions \
   --disable-sync --disable-background-networking --disable-component-update \
-  --user-data-dir="$tmp/profile" --window-size=1200,6000 --screenshot="$tmp/shot.png" \
+  --user-data-dir="$tmp/profile" --window-size=1200,$HEIGHT --screenshot="$tmp/shot.png" \
   "file://$tmp/report.html" >"$tmp/chromium.log" 2>&1 ||
   { tail -20 "$tmp/chromium.log"; fail "chromium did not take the screenshot"; }
 [[ -s "$tmp/shot.png" ]] || { tail -20 "$tmp/chromium.log"; fail "chromium wrote no screenshot"; }
 
 python3 - "$tmp/report.html" "$tmp/shot.png" <<'PY'
-import re, struct, sys, zlib
+import os, re, struct, sys, zlib
 from collections import Counter
 
-MIN_PER_PLOT = 100   # pixels of a series colour per plot that draws it
+MIN_PER_PLOT = int(os.environ.get("MIN_PER_PLOT", "100"))   # pixels of a series colour per plot that draws it
 TOLERANCE = 2        # per channel: interiors of lines and markers are drawn in the exact colour
 
 html = open(sys.argv[1], encoding="utf-8").read()
