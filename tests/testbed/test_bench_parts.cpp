@@ -1,0 +1,152 @@
+// The bench's own pieces: the exact sequence KL of the evaluation against full forwards, the gold
+// reward as a reward source, and the §8 verdicts on hand-made results.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "model/config.h"
+#include "model/transformer.h"
+#include "rollout/reward.h"
+#include "tensor/error.h"
+#include "tensor/rng.h"
+#include "testbed/evaluate.h"
+#include "testbed/gold_reward.h"
+#include "testbed/patterns.h"
+#include "testbed/task.h"
+
+namespace rlhf::testbed {
+namespace {
+
+constexpr int64_t kVocab = 11;
+
+Transformer tiny_model(uint64_t seed) {
+  Transformer m(ModelConfig::make(ModelFamily::llama, kVocab, 16, 2, 2, 2, 32, 32), ModelHeads{});
+  m.init_random(seed, 0.3f);
+  return m;
+}
+
+// log p(. | prefix) over the whole vocabulary from full forwards (no KV cache): one row per
+// candidate next token, only the last position scored.
+std::vector<double> next_token_logprobs(Transformer& m, const std::vector<int32_t>& prefix) {
+  std::vector<std::vector<int32_t>> rows;
+  for (int32_t v = 0; v < kVocab; ++v) {
+    rows.push_back(prefix);
+    rows.back().push_back(v);
+  }
+  const Batch b = Batch::from_rows(rows, static_cast<int64_t>(prefix.size()));
+  Workspace ws(m.config(), b.B, b.T, b.n_scored(), 0);
+  const Scores s = m.forward(b, ws);
+  return std::vector<double>(s.logp.begin(), s.logp.end());
+}
+
+TEST(BenchSequenceKl, EqualsTheFullForwardSumOverPositions) {
+  Transformer p = tiny_model(1), q = tiny_model(2);
+  const std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4}, {5, 6}};
+  const std::vector<std::vector<int32_t>> completions = {{7, 8, 9, 1}, {2}, {3, 3, 10}};
+  const SequenceKl got = sequence_kl(p, q, prompts, completions);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    double kl = 0, k1 = 0, k3 = 0, h = 0;
+    std::vector<int32_t> prefix = prompts[i];
+    for (int32_t tok : completions[i]) {
+      const std::vector<double> lp = next_token_logprobs(p, prefix), lq = next_token_logprobs(q, prefix);
+      for (int64_t v = 0; v < kVocab; ++v) {
+        kl += std::exp(lp[v]) * (lp[v] - lq[v]);
+        h -= std::exp(lp[v]) * lp[v];
+      }
+      const double r = lq[tok] - lp[tok];
+      k1 -= r;
+      k3 += std::exp(r) - 1 - r;
+      prefix.push_back(tok);
+    }
+    EXPECT_NEAR(got.exact[i], kl, 1e-4 * (1 + kl)) << i;
+    EXPECT_NEAR(got.k1[i], k1, 1e-4 * (1 + std::fabs(k1))) << i;
+    EXPECT_NEAR(got.k3[i], k3, 1e-4 * (1 + k3)) << i;
+    EXPECT_NEAR(got.entropy[i], h, 1e-4 * (1 + h)) << i;
+    EXPECT_GT(got.exact[i], 0.0);
+  }
+  const SequenceKl self = sequence_kl(p, p, prompts, completions);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_NEAR(self.exact[i], 0.0, 1e-6);
+    EXPECT_NEAR(self.k1[i], 0.0, 1e-6);
+  }
+}
+
+std::vector<double> score(rollout::RewardSource& src, const std::string& prompt, const std::vector<std::string>& completions,
+                          bool eos = true) {
+  std::vector<rollout::RewardSample> batch;
+  for (const auto& c : completions) {
+    rollout::RewardSample s;
+    s.prompt.text = prompt;
+    s.completion = c;
+    s.eos = eos;
+    batch.push_back(s);
+  }
+  return src.score(batch).scores;
+}
+
+TEST(BenchGoldReward, ScoresWithTheTasksGoldAndItsDetails) {
+  const auto task = make_task("sort", 1);
+  auto gold = gold_reward(rollout::parse_reward_spec("gold:sort"));
+  auto partial = gold_reward(rollout::parse_reward_spec("gold(detail=partial):sort"));
+  const std::string prompt = "sort 3 1 2 =";
+  EXPECT_EQ(score(*gold, prompt, {"1 2 3 .", "1 3 2 ."}), (std::vector<double>{1.0, 0.0}));
+  EXPECT_EQ(score(*gold, prompt, {"1 2 3 ."}, /*eos=*/false), std::vector<double>{0.0});
+  const double p = score(*partial, prompt, {"1 3 2 ."})[0];
+  EXPECT_GT(p, 0.0);
+  EXPECT_LT(p, 1.0);
+  for (const auto& [name, v] : task->gold_details(prompt, "1 3 2 .", true))
+    if (name == "partial") EXPECT_DOUBLE_EQ(p, v);
+}
+
+TEST(BenchGoldReward, NoiseIsAFixedGaussianViewOfEachText) {
+  auto noisy = gold_reward(rollout::parse_reward_spec("gold(noise=0.5,seed=3):sort"));
+  const std::string prompt = "sort 3 1 2 =";
+  const auto a = score(*noisy, prompt, {"1 2 3 .", "1 3 2 .", "1 2 3 ."});
+  EXPECT_EQ(a[0], a[2]);  // same text, same score
+  EXPECT_NE(a[0], 1.0);
+  // Over many texts the noise averages out around the gold value (0 for these wrong answers).
+  std::vector<std::string> many;
+  for (int i = 0; i < 400; ++i) many.push_back(std::to_string(i % 10) + " " + std::to_string(i / 10) + " .");
+  double mean = 0;
+  for (double x : score(*noisy, prompt, many)) mean += x / many.size();
+  EXPECT_NEAR(mean, 0.0, 0.1);
+}
+
+TEST(BenchGoldReward, BadSpecsAreErrorsNamingThem) {
+  EXPECT_THROW(gold_reward(rollout::parse_reward_spec("gold:chess")), InputError);
+  EXPECT_THROW(gold_reward(rollout::parse_reward_spec("gold(detail=nope):sort")), InputError);
+  EXPECT_THROW(gold_reward(rollout::parse_reward_spec("gold(temperature=2):sort")), InputError);
+  EXPECT_THROW(gold_reward(rollout::parse_reward_spec("gold(noise=x):sort")), InputError);
+  auto gold = gold_reward(rollout::parse_reward_spec("gold:sort"));
+  rollout::RewardSample chat;
+  chat.prompt.is_chat = true;
+  EXPECT_THROW(gold->score({chat}), InputError);
+}
+
+nlohmann::ordered_json rq3_results(double noisy_lo, double noisy_hi) {
+  using json = nlohmann::ordered_json;
+  auto row = [](const char* ann, double agreement, double g, double lo, double hi) {
+    return json{{"task", "valence"}, {"method", "dpo"}, {"annotator", ann}, {"agreement", agreement},
+                {"final_gold", g},   {"final_ci", {lo, hi}}};
+  };
+  return {{"suites",
+           {{"rq3",
+             {{"table", json::array({row("clean", 1.0, 0.62, 0.57, 0.67),
+                                     row("human-like", 0.7, (noisy_lo + noisy_hi) / 2, noisy_lo, noisy_hi)})}}}}},
+          {"runs", json::array()}};
+}
+
+TEST(BenchPatterns, VerdictsFollowTheIntervals) {
+  const auto separated = judge_patterns(rq3_results(0.42, 0.52));
+  ASSERT_EQ(separated.size(), 12u);
+  EXPECT_EQ(separated[6]["id"], 7);
+  EXPECT_EQ(separated[6]["verdict"], "reproduced");
+  EXPECT_NE(separated[6]["evidence"].get<std::string>().find("0.62 [0.57, 0.67]"), std::string::npos);
+  EXPECT_EQ(judge_patterns(rq3_results(0.55, 0.65))[6]["verdict"], "inconclusive");   // overlapping
+  EXPECT_EQ(judge_patterns(rq3_results(0.70, 0.80))[6]["verdict"], "not reproduced");  // noise helped
+  for (const auto& p : separated)
+    if (p["id"] != 7) EXPECT_EQ(p["verdict"], "inconclusive") << p["id"];  // their suites did not run
+}
+
+}  // namespace
+}  // namespace rlhf::testbed
