@@ -594,7 +594,7 @@ Profile make_profile(const std::string& name) {
     p.preset = nano;
     p.seeds = {1};
     p.lm_steps = 400, p.sft_steps = 200;
-    p.train_prompts = 512, p.test_prompts = 128;
+    p.train_prompts = 512, p.test_prompts = 256;
     p.pref_samples = 4, p.eval_samples = 2;
     p.offline_epochs = 2;
     p.rl_steps = 100, p.rl_prompts = 16;
