@@ -526,6 +526,34 @@ json suite_bandits() {
   return {{"question", kQuestions.at("bandits")}, {"table", table}};
 }
 
+// With several seeds: each run's final gold pooled over the seeds with a two-level bootstrap
+// (seeds, then prompts within a seed), one row per suite/task/method/sweep point.
+json pooled_over_seeds(const json& runs, const std::string& suite) {
+  std::map<std::string, std::vector<const json*>> groups;
+  std::vector<std::string> order;
+  for (const auto& r : runs) {
+    if (r["suite"] != suite) continue;
+    std::string key = r["id"].get<std::string>();
+    key = key.substr(0, key.rfind("/seed="));
+    if (!groups.count(key)) order.push_back(key);
+    groups[key].push_back(&r);
+  }
+  json rows = json::array();
+  for (const auto& key : order) {
+    const auto& g = groups[key];
+    std::vector<std::vector<double>> gold;
+    double kl = 0;
+    for (const json* r : g) {
+      gold.push_back((*r)["final"]["prompt_gold"].get<std::vector<double>>());
+      kl += (*r)["final"]["kl"].get<double>() / g.size();
+    }
+    const MeanCi ci = bootstrap_mean_ci_two_level(gold, 97);
+    rows.push_back({{"task", (*g[0])["task"]}, {"method", (*g[0])["method"]}, {"params", (*g[0])["params"]},
+                    {"seeds", g.size()}, {"final_gold", ci.mean}, {"ci", {ci.lo, ci.hi}}, {"final_kl", kl}});
+  }
+  return rows;
+}
+
 // ---- machine speed and the predicted run time ----------------------------------------------------
 
 struct MachineSpeed {
@@ -704,6 +732,7 @@ int run_bench(const BenchOptions& opt) {
     for (uint64_t seed : profile.seeds) per_seed.push_back(fn(b, b.world(task, seed)));
     json merged = per_seed[0];
     if (per_seed.size() > 1) merged["per_seed"] = per_seed;
+    if (profile.seeds.size() > 1) merged["pooled"] = pooled_over_seeds(b.runs, suite);
     b.suites[suite] = merged;
   }
   if (wants("bandits")) b.suites["bandits"] = suite_bandits();

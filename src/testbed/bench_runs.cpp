@@ -123,6 +123,8 @@ json execute(const RunSpec& spec) {
       e["flops"] = spec.flops * step / std::max(1, spec.steps);
       checkpoints.push_back(e);
     }
+    // Per-prompt gold stays on the final checkpoint only (it pools seeds' intervals).
+    for (size_t i = 0; i + 1 < checkpoints.size(); ++i) checkpoints[i].erase("prompt_gold");
     for (const auto& e : fs::directory_iterator(d / "model"))
       if (e.path().filename().string().rfind("checkpoint-", 0) == 0) fs::remove_all(e.path());
     json manifest = json::object();

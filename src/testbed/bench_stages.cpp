@@ -458,7 +458,7 @@ json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm) {
   return {{"gold", e.gold},       {"gold_ci", {e.gold_lo, e.gold_hi}}, {"proxy", num(e.proxy)},
           {"kl", e.kl},           {"kl_k1", e.kl_k1},                   {"kl_k3", e.kl_k3},
           {"win_rate", e.win_rate}, {"length", e.length},               {"distinct2", e.distinct2},
-          {"entropy", e.entropy}, {"pass", num(e.pass)}};
+          {"entropy", e.entropy}, {"pass", num(e.pass)}, {"prompt_gold", e.prompt_gold}};
 }
 
 }  // namespace rlhf::testbed

@@ -79,7 +79,12 @@ Verdict inconclusive(const std::string& why) { return {"inconclusive", why}; }
 
 json judge_patterns(const json& results) {
   const json& suites = results.contains("suites") ? results["suites"] : json::object();
-  const json& runs = results.contains("runs") ? results["runs"] : json::array();
+  // With several seeds the verdicts read the first seed's runs, as the suite tables do (the
+  // suites' "pooled" rows carry the seed-pooled intervals).
+  json runs = json::array();
+  if (results.contains("runs"))
+    for (const auto& r : results["runs"])
+      if (!results.contains("seeds") || results["seeds"].empty() || r["seed"] == results["seeds"][0]) runs.push_back(r);
   auto has = [&](const char* s) { return suites.contains(s); };
   json out = json::array();
   auto add = [&](int id, const char* pattern, const char* where, const Verdict& v) {

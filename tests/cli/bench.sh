@@ -85,6 +85,19 @@ if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
 print("same seed, same results (apart from timings)")
 PY
 
+# Several seeds: each suite pools its sweep points over seeds × prompts.
+"$RLHF" bench --profile mini --seeds 1,2 --suites rq6 --out "$tmp/s" > "$tmp/s.log" 2>&1 || fail "two seeds: $(tail -5 "$tmp/s.log")"
+python3 - "$tmp/s/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rows = r["suites"]["rq6"]["pooled"]
+assert r["seeds"] == [1, 2] and len(r["suites"]["rq6"]["per_seed"]) == 2, "per-seed tables"
+assert {x["method"] for x in rows} == {"online-dpo", "offline-dpo"} and all(x["seeds"] == 2 for x in rows), rows
+assert all(x["ci"][0] <= x["final_gold"] <= x["ci"][1] for x in rows), rows
+print("two seeds pooled:", [(x["method"], round(x["final_gold"], 3)) for x in rows])
+PY
+[[ $("$RLHF" bench --profile quick --out "$tmp/s" 2>&1) == *"holds stages of another bench"* ]] || fail "a profile change reused the stages"
+
 # Bad options: exit 2 with the reason.
 for bad in "--profile huge" "--suites rq1,rq9" "--seeds 1,x" "--jobs -1"; do
   set +e
