@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +24,7 @@ class LocalCommunicator final : public Communicator {
   void allreduce_sum(float*, int64_t) override {}
   void allreduce_sum(double*, int64_t) override {}
   void allgather(float*, const std::vector<int64_t>&) override {}
+  void allgather(double*, const std::vector<int64_t>&) override {}
   void barrier() override {}
   [[noreturn]] void abort(const std::string& message, int code) override {
     std::fprintf(stderr, "%s\n", message.c_str());
@@ -53,19 +55,7 @@ class MpiCommunicator final : public Communicator {
   void allreduce_sum(float* data, int64_t n) override { reduce(data, n, MPI_FLOAT); }
   void allreduce_sum(double* data, int64_t n) override { reduce(data, n, MPI_DOUBLE); }
   void allgather(float* data, const std::vector<int64_t>& offsets) override {
-    RLHF_CHECK(static_cast<int>(offsets.size()) == size_ + 1, "all-gather: one range per rank");
-    std::vector<int> counts(size_), displs(size_);
-    for (int r = 0; r < size_; ++r) {
-      RLHF_CHECK(offsets[r + 1] - offsets[r] < (int64_t(1) << 31) && offsets[r] < (int64_t(1) << 31),
-                 "all-gather: ranges beyond 2^31 elements");
-      counts[r] = static_cast<int>(offsets[r + 1] - offsets[r]);
-      displs[r] = static_cast<int>(offsets[r]);
-    }
-    busy_since_ = now();
-    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT,
-                         MPI_COMM_WORLD),
-          "all-gather");
-    busy_since_ = 0;
+    gather(data, offsets, MPI_FLOAT, "all-gather");
   }
   void barrier() override {
     busy_since_ = now();
@@ -78,14 +68,11 @@ class MpiCommunicator final : public Communicator {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::exit(code);
   }
+  void allgather(double* data, const std::vector<int64_t>& offsets) override {
+    gather(data, offsets, MPI_DOUBLE, "all-gather");
+  }
   std::string name() const override { return "mpi"; }
-  std::vector<int64_t> even_split(int64_t n, int parts) {
-  std::vector<int64_t> off(parts + 1);
-  for (int r = 0; r <= parts; ++r) off[r] = n * r / parts;
-  return off;
-}
-
-void finalize() {
+  void finalize() {
     stop_watchdog();
     int done = 0;
     MPI_Finalized(&done);
@@ -119,6 +106,21 @@ void finalize() {
   }
   static double now() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+
+  void gather(void* data, const std::vector<int64_t>& offsets, MPI_Datatype type, const char* what) {
+    RLHF_CHECK(static_cast<int>(offsets.size()) == size_ + 1, "all-gather: one range per rank");
+    std::vector<int> counts(size_), displs(size_);
+    for (int r = 0; r < size_; ++r) {
+      RLHF_CHECK(offsets[r + 1] - offsets[r] < (int64_t(1) << 31) && offsets[r] < (int64_t(1) << 31),
+                 "all-gather: ranges beyond 2^31 elements");
+      counts[r] = static_cast<int>(offsets[r + 1] - offsets[r]);
+      displs[r] = static_cast<int>(offsets[r]);
+    }
+    busy_since_ = now();
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), type, MPI_COMM_WORLD),
+          what);
+    busy_since_ = 0;
   }
 
   // MPI counts are int: large buffers go in slices.
@@ -161,6 +163,26 @@ Communicator& world() {
     else c = std::make_unique<LocalCommunicator>();
   }
   return *c;
+}
+
+void Communicator::allgather(double* data, const std::vector<int64_t>& offsets) {
+  RLHF_CHECK(static_cast<int>(offsets.size()) == size() + 1, "all-gather: one range per rank");
+  std::fill(data, data + offsets[rank()], 0.0);
+  std::fill(data + offsets[rank() + 1], data + offsets.back(), 0.0);
+  allreduce_sum(data, offsets.back());
+}
+
+std::vector<double> allgather_concat(Communicator& comm, const std::vector<double>& local, std::vector<int64_t>* offsets) {
+  std::vector<double> counts(comm.size(), 0.0);
+  counts[comm.rank()] = static_cast<double>(local.size());
+  comm.allreduce_sum(counts.data(), comm.size());
+  std::vector<int64_t> off(comm.size() + 1, 0);
+  for (int r = 0; r < comm.size(); ++r) off[r + 1] = off[r] + static_cast<int64_t>(counts[r]);
+  std::vector<double> all(off.back(), 0.0);
+  std::copy(local.begin(), local.end(), all.begin() + off[comm.rank()]);
+  comm.allgather(all.data(), off);
+  if (offsets) *offsets = std::move(off);
+  return all;
 }
 
 std::vector<int64_t> even_split(int64_t n, int parts) {

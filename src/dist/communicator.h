@@ -28,6 +28,9 @@ class Communicator {
   // In place: rank r owns data[offsets[r], offsets[r + 1]); afterwards every rank has every
   // rank's range (offsets has size() + 1 entries, the same on every rank).
   virtual void allgather(float* data, const std::vector<int64_t>& offsets) = 0;
+  // The same for doubles. The default goes through allreduce_sum (every other rank adds zeros,
+  // which is exact); the MPI communicator gathers directly.
+  virtual void allgather(double* data, const std::vector<int64_t>& offsets);
   virtual void barrier() = 0;
   // Stops every rank: prints `message` (prefixed with this rank) and exits with `code`.
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
@@ -45,6 +48,12 @@ Communicator& world();
 
 // `n` elements split into `parts` contiguous ranges of near-equal size: the part boundaries.
 std::vector<int64_t> even_split(int64_t n, int parts);
+
+// Every rank's `local` values concatenated in rank order (the counts may differ between ranks);
+// `offsets`, when given, receives each rank's range (size() + 1 entries). Exact: values travel
+// unchanged.
+std::vector<double> allgather_concat(Communicator& comm, const std::vector<double>& local,
+                                     std::vector<int64_t>* offsets = nullptr);
 
 // Shuts MPI down cleanly (call once before a normal exit; a no-op for the local communicator).
 void finalize();
