@@ -188,6 +188,8 @@ void load_training_checkpoint(const fs::path& dir, Transformer& m, AdamW& opt, T
         diff += (diff.empty() ? "" : ", ") + prefix + k + " (checkpoint: " + (has ? was[k].dump() : "absent") +
                 ", now: " + v.dump() + ")";
       }
+      for (const auto& [k, v] : was.items())  // settings the checkpoint has and this run has not
+        if (!now.contains(k)) diff += (diff.empty() ? "" : ", ") + prefix + k + " (checkpoint: " + v.dump() + ", now: absent)";
     };
     compare(state.fingerprint, expected_fingerprint, "", compare);
     throw InputError(dir.string() + ": cannot resume with different settings: " + diff);

@@ -78,6 +78,13 @@ TEST(TrainCheckpoint, ChangedSettingsAreRefusedByName) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("seed (checkpoint: 1, now: 2)"), std::string::npos) << e.what();
   }
+  // A setting only the checkpoint has (a multi-rank run's "ranks", resumed on one process) is named too.
+  try {
+    load_training_checkpoint(dir, a.m, a.opt, a.st, {{"seed", 1}});
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("batch_size (checkpoint: 4, now: absent)"), std::string::npos) << e.what();
+  }
   fs::remove_all(out);
 }
 
