@@ -24,6 +24,7 @@
 #include "data/collate.h"
 #include "data/collate_text.h"
 #include "data/records.h"
+#include "dist/communicator.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "tensor/error.h"
@@ -48,10 +49,12 @@ void declare_common(Options& o) {
                           "(see README)")
       .add("reward-nan", "propagate", "a NaN term makes the score NaN (propagate) or is left out (ignore)")
       .add("max-prompt-length", "0", "drop prompts longer than this many tokens, counted (0: the context minus max-new-tokens)")
-      .add("prompts-per-step", "8", "prompts sampled per step")
+      .add("prompts-per-step", "8", "prompts sampled per step on each rank (mpirun -np N: N times this per step)")
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("max-steps", "100", "rollout/update iterations")
       .add("num-mini-batches", "1", "optimizer steps per pass over a rollout")
+      .add("micro-batches", "1", "forward/backward passes per minibatch on each rank; their gradients add up (less memory, "
+                                 "the same update)")
       .add("learning-rate", "1e-6", "peak learning rate")
       .add("lr-scheduler-type", "linear", "constant | constant_with_warmup | linear | cosine (over the steps)")
       .add("warmup-steps", "0", "warm-up steps")
@@ -69,7 +72,8 @@ void declare_common(Options& o) {
       .add("save-total-limit", "0", "keep only the newest N checkpoints (0: all)")
       .flag("resume", "continue from the newest checkpoint in --out")
       .flag("skip-bad-rows", "skip malformed prompt rows (counted) instead of stopping")
-      .add("threads", "0", "CPU threads (0 = all cores)");
+      .add("threads", "0", "CPU threads (0 = all cores)")
+      .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
 }
 
 void declare_method(Options& o, OnlineMethod m) {
@@ -128,14 +132,16 @@ void declare_method(Options& o, OnlineMethod m) {
   }
 }
 
-OnlineConfig config_from(const Options& o, OnlineMethod m, std::vector<int32_t> eos) {
+OnlineConfig config_from(const Options& o, OnlineMethod m, std::vector<int32_t> eos, dist::Communicator& comm) {
   OnlineConfig c;
   c.method = m;
-  c.prompts_per_step = o.integer("prompts-per-step");
+  c.comm = &comm;
+  c.prompts_per_step = o.integer("prompts-per-step") * comm.size();
   c.sampling = sampling_from(o, m == OnlineMethod::online_dpo ? 2 : o.integer("num-generations"), eos);
   c.generate_batch = o.integer("generate-batch-size");
   c.max_steps = o.integer("max-steps");
   c.num_mini_batches = o.integer("num-mini-batches");
+  c.micro_batches = o.integer("micro-batches");
   c.schedule = parse_lr_schedule(o.str("lr-scheduler-type"));
   c.warmup_steps = o.integer("warmup-steps");
   c.adam = {o.number("learning-rate"), o.number("adam-beta1"), o.number("adam-beta2"), o.number("adam-epsilon"),
@@ -228,6 +234,41 @@ std::vector<OnlinePrompt> load_prompts(const fs::path& path, const TextSide& tex
   return out;
 }
 
+// Every rank's `text`, concatenated in rank order (each byte through the exact double all-gather).
+std::string gather_text(dist::Communicator& comm, const std::string& text) {
+  std::vector<double> bytes;
+  for (unsigned char c : text) bytes.push_back(c);
+  std::string out;
+  for (double b : dist::allgather_concat(comm, bytes)) out += static_cast<char>(static_cast<unsigned char>(b));
+  return out;
+}
+
+// Replaces this rank's sequences and scores by every rank's, in rank order (token ids and lengths
+// travel exactly through the double all-gather).
+void gather_samples(dist::Communicator& comm, ScoredSamples& ss) {
+  std::vector<double> lengths, prompt_lens, tokens;
+  for (const Sequence& s : ss.seqs) {
+    lengths.push_back(static_cast<double>(s.tokens.size()));
+    prompt_lens.push_back(static_cast<double>(s.prompt_len));
+    tokens.insert(tokens.end(), s.tokens.begin(), s.tokens.end());
+  }
+  lengths = dist::allgather_concat(comm, lengths);
+  prompt_lens = dist::allgather_concat(comm, prompt_lens);
+  tokens = dist::allgather_concat(comm, tokens);
+  ss.scores = dist::allgather_concat(comm, ss.scores);
+  ss.seqs.assign(lengths.size(), Sequence{});
+  size_t at = 0;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    const size_t len = static_cast<size_t>(lengths[i]);
+    ss.seqs[i].tokens.assign(tokens.begin() + at, tokens.begin() + at + len);
+    ss.seqs[i].prompt_len = static_cast<int64_t>(prompt_lens[i]);
+    ss.seqs[i].group = static_cast<int64_t>(i);
+    at += len;
+  }
+  ss.prompt.clear();
+  ss.completions.clear();
+}
+
 // The policy as transformers expects it: the value head is training state, not part of the model.
 Transformer without_value_head(const Transformer& m) {
   Transformer out(m.config(), ModelHeads{});
@@ -245,10 +286,16 @@ int run_online(OnlineMethod method, int argc, char** argv) {
     if (o.str(req).empty()) throw InputError("rlhf " + name + ": --" + req + " is required");
   if (o.list("reward").empty()) throw InputError("rlhf " + name + ": give at least one --reward source");
   set_threads(o.integer("threads"));
+  // Under mpirun every rank runs this function on its slice of each step's prompts; rank 0 alone
+  // prints and writes (manifest, metrics, samples, checkpoints, the model).
+  dist::Communicator& comm = dist::world();
+  const bool lead = comm.rank() == 0;
+  if (!lead) std::cout.setstate(std::ios::failbit);
+  comm.set_timeout(o.number("dist-timeout"));
   const fs::path model_dir = o.str("model"), out = o.str("out");
   const fs::path ref_dir = o.str("ref-model").empty() ? model_dir : fs::path(o.str("ref-model"));
   auto text = load_text_side(model_dir);
-  const OnlineConfig cfg = config_from(o, method, eos_ids(model_dir, text->enc));
+  const OnlineConfig cfg = config_from(o, method, eos_ids(model_dir, text->enc), comm);
   LoadReport lrep;
   const bool separate_critic = method_uses_values(method) && !o.str("critic").empty();
   Transformer policy = load_checkpoint(
@@ -288,8 +335,11 @@ int run_online(OnlineMethod method, int argc, char** argv) {
   AdamW opt(policy, cfg.adam);
   TrainerState st;
   st.fingerprint = {{"task", name}, {"prompts", prompts.size()}, {"options", o.resolved()}};
-  for (const char* k : {"resume", "threads", "config", "out", "eval-steps", "logging-steps", "save-steps", "save-total-limit"})
+  for (const char* k : {"resume", "threads", "config", "out", "eval-steps", "logging-steps", "save-steps", "save-total-limit",
+                        "dist-timeout"})
     st.fingerprint["options"].erase(k);
+  // A run's samples and batches depend on its number of ranks (--prompts-per-step is per rank).
+  if (comm.size() > 1) st.fingerprint["ranks"] = comm.size();
   OnlineState ost;
   ost.kl_coef = cfg.beta;
   std::vector<std::string> kept;
@@ -310,14 +360,20 @@ int run_online(OnlineMethod method, int argc, char** argv) {
                              {"option_sources", o.provenance()},
                              {"model", {{"family", model_family_name(policy.config().family)}, {"parameters", policy.n_params()}}},
                              {"data", {{"file", o.str("data")}, {"prompts", prompts.size()}, {"dropped_too_long", dropped}}},
-                             {"rewards", o.list("reward")}};
-  write_file_atomic(out / "manifest.json", manifest.dump(2) + "\n");
-  std::ofstream metrics(out / "metrics.jsonl", std::ios::trunc);
+                             {"rewards", o.list("reward")},
+                             {"resolved", {{"ranks", comm.size()}, {"communicator", comm.name()},
+                                           {"prompts_per_step", cfg.prompts_per_step}}}};
+  if (lead) write_file_atomic(out / "manifest.json", manifest.dump(2) + "\n");
+  std::ofstream metrics, samples;  // rank 0's; writes elsewhere go nowhere
+  if (lead) {
+    metrics.open(out / "metrics.jsonl", std::ios::trunc);
+    samples.open(out / "samples.jsonl", o.boolean("resume") ? std::ios::app : std::ios::trunc);
+  }
   for (const auto& line : kept) metrics << line << "\n";
-  std::ofstream samples(out / "samples.jsonl", o.boolean("resume") ? std::ios::app : std::ios::trunc);
   std::cout << "rlhf " << name << ": " << prompts.size() << " prompts, " << cfg.max_steps << " steps of "
-            << cfg.prompts_per_step << " prompts x " << cfg.sampling.n << " samples, " << policy.n_params()
-            << " parameters\n";
+            << cfg.prompts_per_step << " prompts x " << cfg.sampling.n << " samples";
+  if (comm.size() > 1) std::cout << " (" << comm.size() << " ranks)";
+  std::cout << ", " << policy.n_params() << " parameters\n";
 
   const bool tty = isatty(STDOUT_FILENO);
   const int64_t log_every = std::max<int64_t>(1, o.integer("logging-steps"));
@@ -325,7 +381,8 @@ int run_online(OnlineMethod method, int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = st.global_step;
   auto run_eval = [&](int64_t step) {
-    const OnlineEval ev = evaluate_online(policy, eval_prompts, scorer, detok, cfg.sampling, cfg.generate_batch, cfg.seed);
+    const OnlineEval ev =
+        evaluate_online(policy, eval_prompts, scorer, detok, cfg.sampling, cfg.generate_batch, cfg.seed, &comm);
     nlohmann::json rec = {{"step", step}};
     for (const auto& [k, v] : ev.values) rec["eval_" + k] = v;
     metrics << rec.dump() << "\n" << std::flush;
@@ -362,7 +419,7 @@ int run_online(OnlineMethod method, int argc, char** argv) {
                    std::cout << (tty ? "\r" : "") << line.str() << (tty ? "\033[K" : "\n") << std::flush;
                  }
                  if (!eval_prompts.empty() && eval_every > 0 && log.step % eval_every == 0) run_eval(log.step);
-                 if (save_every > 0 && log.step % save_every == 0 && log.step < cfg.max_steps) {
+                 if (lead && save_every > 0 && log.step % save_every == 0 && log.step < cfg.max_steps) {
                    if (critic) save_training_checkpoint(out / "critic", *critic, *critic_opt, st, o.integer("save-total-limit"));
                    save_training_checkpoint(out, m, a, st, o.integer("save-total-limit"));
                  }
@@ -371,8 +428,10 @@ int run_online(OnlineMethod method, int argc, char** argv) {
   if (tty) std::cout << "\n";
   if (!eval_prompts.empty() && (eval_every <= 0 || cfg.max_steps % eval_every != 0)) run_eval(cfg.max_steps);
   metrics.close();
-  save_checkpoint(method_uses_values(method) && !critic ? without_value_head(policy) : policy, out, model_dir);
-  if (critic) save_checkpoint(*critic, out / "critic", o.str("critic"));
+  if (lead) {
+    save_checkpoint(method_uses_values(method) && !critic ? without_value_head(policy) : policy, out, model_dir);
+    if (critic) save_checkpoint(*critic, out / "critic", o.str("critic"));
+  }
   std::cout << "model saved to " << out.string() << "\n";
   return 0;
 }
@@ -400,21 +459,27 @@ int cmd_best_of_n(int argc, char** argv) {
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("seed", "42", "sampling seed")
       .flag("skip-bad-rows", "skip malformed prompt rows (counted)")
-      .add("threads", "0", "CPU threads (0 = all cores)");
+      .add("threads", "0", "CPU threads (0 = all cores)")
+      .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
   declare_sampling(o, "1.0", "53");
   if (!o.parse(argc, argv)) return 0;
   for (const char* req : {"model", "data", "out"})
     if (o.str(req).empty()) throw InputError(std::string("rlhf best-of-n: --") + req + " is required");
   if (o.list("reward").empty()) throw InputError("rlhf best-of-n: give at least one --reward source");
   set_threads(o.integer("threads"));
+  // Under mpirun each rank samples a contiguous slice of the prompts; rank 0 writes the file.
+  dist::Communicator& comm = dist::world();
+  if (comm.rank() != 0) std::cout.setstate(std::ios::failbit);
+  comm.set_timeout(o.number("dist-timeout"));
   auto text = load_text_side(o.str("model"));
   Transformer policy = load_checkpoint(o.str("model"), ModelHeads{});
   int64_t dropped = 0;
   const auto prompts = load_prompts(o.str("data"), *text, o, policy.config().max_position_embeddings, &dropped);
   const auto reward = reward_from(o, o.str("model"));
   const rollout::SamplingParams sp = sampling_from(o, o.integer("n"), eos_ids(o.str("model"), text->enc));
-  std::vector<int64_t> which(prompts.size());
-  std::iota(which.begin(), which.end(), 0);
+  const std::vector<int64_t> range = dist::even_split(static_cast<int64_t>(prompts.size()), comm.size());
+  std::vector<int64_t> which(range[comm.rank() + 1] - range[comm.rank()]);
+  std::iota(which.begin(), which.end(), range[comm.rank()]);
   std::vector<uint64_t> seeds;
   for (int64_t p : which) seeds.push_back(prompt_seed(static_cast<uint64_t>(o.integer("seed")), 0, p));
   const Detokenize detok = [&](const std::vector<int32_t>& t) {
@@ -426,7 +491,7 @@ int cmd_best_of_n(int argc, char** argv) {
   std::string lines;
   double best_sum = 0, mean_sum = 0;
   int64_t scored = 0;
-  for (size_t p = 0; p < prompts.size(); ++p) {
+  for (size_t p = 0; p < which.size(); ++p) {  // this rank's prompts; samples p * n + j
     int64_t best = -1;
     double sum = 0, cnt = 0;
     for (int64_t j = 0; j < sp.n; ++j) {
@@ -435,7 +500,7 @@ int cmd_best_of_n(int argc, char** argv) {
       sum += r.scores[i], cnt += 1;
       if (best < 0 || r.scores[i] > r.scores[p * sp.n + best]) best = j;
     }
-    const Text& prompt = prompts[p].prompt;
+    const Text& prompt = prompts[which[p]].prompt;
     nlohmann::ordered_json row = {{"prompt", prompt.is_chat ? nlohmann::json("(messages)") : nlohmann::json(prompt.text)}};
     if (best < 0) {
       row["completion"] = nullptr;
@@ -448,7 +513,13 @@ int cmd_best_of_n(int argc, char** argv) {
     }
     lines += row.dump() + "\n";
   }
-  write_file_atomic(o.str("out"), lines);
+  if (comm.size() > 1) {  // every rank's rows, in prompt order, and the sums
+    lines = gather_text(comm, lines);
+    std::vector<double> sums = {best_sum, mean_sum, static_cast<double>(scored)};
+    comm.allreduce_sum(sums.data(), 3);
+    best_sum = sums[0], mean_sum = sums[1], scored = static_cast<int64_t>(sums[2]);
+  }
+  if (comm.rank() == 0) write_file_atomic(o.str("out"), lines);
   std::cout << "best-of-" << sp.n << " on " << prompts.size() << " prompts: mean best score "
             << (scored ? best_sum / scored : 0.0) << ", mean score " << (scored ? mean_sum / scored : 0.0) << "\n";
   return 0;
@@ -472,7 +543,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
       .add("loss-type", "sigmoid", "DPO loss(es), as rlhf dpo")
       .add("beta", "0.1", "DPO beta")
       .add("num-train-epochs", "1", "passes over each round's pairs")
-      .add("per-device-train-batch-size", "8", "pairs per optimizer step")
+      .add("per-device-train-batch-size", "8", "pairs per optimizer step on each rank")
       .add("learning-rate", "5e-7", "learning rate (constant)")
       .add("max-grad-norm", "1.0", "global gradient-norm clipping (0 disables)")
       .add("max-prompt-length", "0", "drop longer prompts, counted (0: the context minus max-new-tokens)")
@@ -480,7 +551,8 @@ int cmd_iterative_dpo(int argc, char** argv) {
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("seed", "42", "sampling and data order")
       .flag("skip-bad-rows", "skip malformed prompt rows (counted)")
-      .add("threads", "0", "CPU threads (0 = all cores)");
+      .add("threads", "0", "CPU threads (0 = all cores)")
+      .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
   declare_sampling(o, "0.9", "53");
   if (!o.parse(argc, argv)) return 0;
   for (const char* req : {"model", "data", "out"})
@@ -489,6 +561,12 @@ int cmd_iterative_dpo(int argc, char** argv) {
   if (o.str("ref-update") != "fixed" && o.str("ref-update") != "previous")
     throw InputError("rlhf iterative-dpo: --ref-update expected fixed or previous, got '" + o.str("ref-update") + "'");
   set_threads(o.integer("threads"));
+  // Under mpirun each rank samples a contiguous slice of the prompts, every rank gets every
+  // round's pairs, and the DPO rounds run data-parallel (train_offline); rank 0 writes.
+  dist::Communicator& comm = dist::world();
+  const bool lead = comm.rank() == 0;
+  if (!lead) std::cout.setstate(std::ios::failbit);
+  comm.set_timeout(o.number("dist-timeout"));
   const fs::path model_dir = o.str("model"), out = o.str("out");
   auto text = load_text_side(model_dir);
   Transformer policy = load_checkpoint(model_dir, ModelHeads{});
@@ -509,7 +587,8 @@ int cmd_iterative_dpo(int argc, char** argv) {
   pp.beta = o.number("beta");
   objective::pairwise_loss(losses, {}, pp);  // validates before any work
   OfflineConfig oc;
-  oc.groups_per_micro_batch = o.integer("per-device-train-batch-size");
+  oc.comm = &comm;
+  oc.groups_per_micro_batch = o.integer("per-device-train-batch-size") * comm.size();
   oc.schedule = LrSchedule::constant;
   oc.adam.lr = o.number("learning-rate");
   oc.adam.max_grad_norm = o.number("max-grad-norm");
@@ -518,19 +597,25 @@ int cmd_iterative_dpo(int argc, char** argv) {
   AdamW opt(policy, oc.adam);
   const uint64_t seed = static_cast<uint64_t>(o.integer("seed"));
   fs::create_directories(out);
-  write_file_atomic(out / "manifest.json",
-                    nlohmann::json{{"command", "iterative-dpo"}, {"version", RLHF_VERSION}, {"git", RLHF_GIT_VERSION},
-                                   {"options", o.resolved()}, {"option_sources", o.provenance()},
-                                   {"data", {{"file", o.str("data")}, {"prompts", prompts.size()}, {"dropped_too_long", dropped}}}}
-                            .dump(2) + "\n");
-  std::ofstream metrics(out / "metrics.jsonl", std::ios::trunc);
-  std::vector<int64_t> all(prompts.size());
-  std::iota(all.begin(), all.end(), 0);
+  if (lead)
+    write_file_atomic(out / "manifest.json",
+                      nlohmann::json{{"command", "iterative-dpo"}, {"version", RLHF_VERSION}, {"git", RLHF_GIT_VERSION},
+                                     {"options", o.resolved()}, {"option_sources", o.provenance()},
+                                     {"data", {{"file", o.str("data")}, {"prompts", prompts.size()}, {"dropped_too_long", dropped}}},
+                                     {"resolved", {{"ranks", comm.size()}, {"communicator", comm.name()}}}}
+                              .dump(2) + "\n");
+  std::ofstream metrics;  // rank 0's; writes elsewhere go nowhere
+  if (lead) metrics.open(out / "metrics.jsonl", std::ios::trunc);
+  const std::vector<int64_t> range = dist::even_split(static_cast<int64_t>(prompts.size()), comm.size());
+  std::vector<int64_t> mine(range[comm.rank() + 1] - range[comm.rank()]);
+  std::iota(mine.begin(), mine.end(), range[comm.rank()]);
   int64_t global_step = 0;
   for (int64_t round = 0; round < o.integer("rounds"); ++round) {
     std::vector<uint64_t> seeds;
-    for (int64_t p : all) seeds.push_back(prompt_seed(seed, round, p));
-    const ScoredSamples ss = sample_and_score(policy, prompts, all, seeds, sp, o.integer("generate-batch-size"), scorer, detok);
+    for (int64_t p : mine) seeds.push_back(prompt_seed(seed, round, p));
+    ScoredSamples ss = sample_and_score(policy, prompts, mine, seeds, sp, o.integer("generate-batch-size"), scorer, detok,
+                                        &comm);
+    if (comm.size() > 1) gather_samples(comm, ss);  // every rank's, in prompt order
     OfflineDataset data;
     for (size_t p = 0; p < prompts.size(); ++p) {
       int64_t best = -1, worst = -1;
@@ -570,7 +655,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
     if (o.str("ref-update") == "previous") ref = policy;
   }
   metrics.close();
-  save_checkpoint(policy, out, model_dir);
+  if (lead) save_checkpoint(policy, out, model_dir);
   std::cout << "model saved to " << out.string() << "\n";
   return 0;
 }

@@ -73,15 +73,15 @@ int main(int argc, char** argv) {
       return code;
     };
     try {
-      // The training commands run data-parallel; the others on several ranks would each run the
-      // whole job and write the same files.
-      static const char* const kParallel[] = {"sft",  "rm",   "dpo",       "kto",        "ppo",
-                                              "apa",  "reinforce", "rloo", "grpo", "online-dpo"};
+      // These commands run data-parallel; the others on several ranks would each run the whole
+      // job and write the same files.
+      static const char* const kParallel[] = {"sft", "rm", "dpo", "kto", "ppo", "apa", "reinforce",
+                                              "rloo", "grpo", "online-dpo", "iterative-dpo", "best-of-n"};
       if (rlhf::dist::world().size() > 1 &&
           std::none_of(std::begin(kParallel), std::end(kParallel), [&](const char* n) { return !std::strcmp(n, c.name); }))
         throw rlhf::InputError(std::string("rlhf ") + c.name +
-                               " does not run data-parallel (sft, rm, dpo, kto, ppo, apa, reinforce, rloo, grpo and "
-                               "online-dpo do); start it without mpirun");
+                               " does not run data-parallel (sft, rm, dpo, kto, the online methods, iterative-dpo and "
+                               "best-of-n do); start it without mpirun");
       const int rc = c.run(argc - 2, argv + 2);
       rlhf::dist::finalize();
       return rc;

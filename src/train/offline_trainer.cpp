@@ -2,9 +2,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "kernels/kernels.h"
+#include "train/faults.h"
 #include "train/zero.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
@@ -223,8 +225,18 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
       for (const auto& [k, v] : o.metrics) sums[k] += v * inv_accum;
       groups_seen += static_cast<int64_t>(groups.size());
     }
+    const int rank = cfg.comm ? cfg.comm->rank() : 0;
+    if (test_nan_injected(rank, step + 1)) {  // tests/cli/mpi.sh: a numeric fault on one rank
+      loss = std::numeric_limits<double>::quiet_NaN();
+      policy.grads()[0] = std::numeric_limits<float>::quiet_NaN();
+    }
     double allreduce_seconds = 0;
+    std::string on_ranks;  // the ranks whose own loss or gradient was not finite
     if (world_size(cfg) > 1) {  // the mean gradient of the whole batch, on every rank
+      std::vector<double> bad(world_size(cfg), 0.0);
+      bad[rank] = std::isfinite(loss) && std::isfinite(grad_global_norm(policy)) ? 0.0 : 1.0;
+      cfg.comm->allreduce_sum(bad.data(), static_cast<int64_t>(bad.size()));
+      on_ranks = ranks_named(bad);
       const auto t0 = std::chrono::steady_clock::now();
       cfg.comm->allreduce_sum(policy.grads().data(), static_cast<int64_t>(policy.grads().size()));
       allreduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -235,7 +247,7 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
       sums.erase("loss");
     }
     const double gnorm = grad_global_norm(policy);
-    require_finite_step(step + 1, loss, gnorm, " on groups [" + groups_text + "]");
+    require_finite_step(step + 1, loss, gnorm, on_ranks + " on groups [" + groups_text + "]");
     const double lr = cfg.adam.lr * lr_multiplier(cfg.schedule, step, cfg.max_steps, cfg.warmup_steps);
     opt.step(policy, lr, gnorm);
     if (opt.sharded()) gather_parameters(policy, opt, *cfg.comm);  // ZeRO-1

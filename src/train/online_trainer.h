@@ -19,6 +19,21 @@
 // completion up to and including its EOS/stop token, nothing after (TRL's); the sequence score
 // enters at the last real token (ALGORITHMS.md §5.5). Samples whose score is NaN are dropped
 // from PPO/APA/online-DPO updates and get advantage 0 in RLOO/GRPO, counted in reward/undefined.
+//
+// Data parallelism (OnlineConfig::comm with N ranks): each rank takes its contiguous 1/N slice
+// of the step's prompts (all n samples of a prompt stay on one rank), samples and scores them,
+// and computes their per-token numbers (old and reference log-probs, values). Those numbers, the
+// scores and the lengths are then all-gathered, so that every rank computes the same advantages
+// over the global batch in the same order as one process would: reward and advantage whitening,
+// GRPO group statistics, RLOO leave-one-out baselines, REINFORCE's moving baseline, the adaptive
+// KL controller's KL and every logged metric. The minibatches are the one-process minibatches
+// (one permutation of the global units): each rank runs the forward and backward of its own
+// units of a minibatch, weights the gradient by their share of the minibatch's normaliser
+// (tokens or sequences, as the objective averages), and the gradients are summed with an
+// all-reduce before the identical optimizer step on every rank. N ranks thus train as one
+// process with the N-times batch, up to fp32 summation order (tests/cli/mpi.sh). A minibatch's
+// units fall to the ranks at random when num_mini_batches > 1, so the ranks' work per minibatch
+// varies around 1/N; with one minibatch (the default) each rank has exactly its own samples.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +46,7 @@
 
 #include "data/collate.h"
 #include "data/records.h"
+#include "dist/communicator.h"
 #include "model/transformer.h"
 #include "objective/policy_gradient.h"
 #include "rollout/advantages.h"
@@ -53,12 +69,15 @@ struct OnlinePrompt {
 
 struct OnlineConfig {
   OnlineMethod method = OnlineMethod::rloo;
-  int64_t prompts_per_step = 8;        // prompts sampled per step (the rollout batch is this * n)
+  int64_t prompts_per_step = 8;        // prompts sampled per step over all ranks (the rollout batch is this * n)
   rollout::SamplingParams sampling;             // n = samples per prompt
   int64_t generate_batch = 32;         // sequences decoded together
   int64_t max_steps = 100;             // rollout/update iterations
   int64_t num_epochs = 1;              // passes over each rollout batch
   int64_t num_mini_batches = 1;        // optimizer steps per pass
+  // Forward/backward passes per minibatch on each rank, whose gradients add up before the
+  // optimizer step: the same update (to fp32 rounding) in a 1/micro_batches activation workspace.
+  int64_t micro_batches = 1;
   LrSchedule schedule = LrSchedule::linear;  // over the iterations
   int64_t warmup_steps = 0;
   AdamWConfig adam;
@@ -79,6 +98,7 @@ struct OnlineConfig {
   objective::GrpoParams grpo;
   rollout::GroupScaling group_scaling = rollout::GroupScaling::group;
   std::string dpo_loss = "sigmoid";         // online DPO: sigmoid | ipo_sum (TRL's "ipo", summed)
+  dist::Communicator* comm = nullptr;       // data parallelism (null: this process alone)
 
   void validate() const;  // InputError naming the bad setting
 };
@@ -127,12 +147,16 @@ struct OnlineEval {
   std::map<std::string, double> values;
   std::vector<SampleExample> examples;
 };
+// Under data parallelism (`comm`, on every rank) each rank samples its slice of the prompts;
+// the metrics are those of all samples, the examples rank 0's.
 OnlineEval evaluate_online(Transformer& policy, const std::vector<OnlinePrompt>& prompts, const RewardScorer& reward,
                            const Detokenize& detok, const rollout::SamplingParams& sampling, int64_t generate_batch,
-                           uint64_t seed);
+                           uint64_t seed, dist::Communicator* comm = nullptr);
 
 // Samples of the prompts `which` (n each, prompt-major), scored: the sampling and scoring step
-// of every online method, for loops built outside train_online (iterative DPO).
+// of every online method, for loops built outside train_online (iterative DPO). Under data
+// parallelism (`comm`, on every rank) each rank passes its own prompts and gets its own samples;
+// the metrics are those of every rank's samples.
 struct ScoredSamples {
   std::vector<Sequence> seqs;        // prompt + completion, group = position
   std::vector<int64_t> prompt;       // index into `prompts` of each sample
@@ -144,7 +168,8 @@ struct ScoredSamples {
 ScoredSamples sample_and_score(Transformer& policy, const std::vector<OnlinePrompt>& prompts,
                                const std::vector<int64_t>& which, const std::vector<uint64_t>& seeds,
                                const rollout::SamplingParams& sampling, int64_t generate_batch,
-                               const RewardScorer& reward, const Detokenize& detok);
+                               const RewardScorer& reward, const Detokenize& detok,
+                               dist::Communicator* comm = nullptr);
 
 // Per-prompt sampling seed of step `step` (also used by best-of-n and iterative DPO).
 uint64_t prompt_seed(uint64_t seed, int64_t step, int64_t prompt_index);

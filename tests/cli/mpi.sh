@@ -2,8 +2,11 @@
 # Data parallelism on MPI, as a user launches it (mpirun -np 2 on this 2-core machine): 2 ranks
 # with per-rank batch B train like 1 process with gradient accumulation 2 x B (and, for DPO's
 # per-pair mean, like batch 2B): same loss curve and, through rlhf eval's per-pair log-probs,
-# the same weights, to fp32 tolerance. A failing rank stops every rank; a resume with another
-# number of ranks is refused; a killed rank fails the job and its checkpoint resumes exactly.
+# the same weights, to fp32 tolerance; the same for RLOO (online: 2 ranks x B prompts per step
+# against 1 process with 2B prompts, and with 2B in 2 micro-batches). A failing rank stops every
+# rank; a NaN on one rank stops every rank naming it and the step, and the last checkpoint
+# resumes; a resume with another number of ranks is refused; a killed rank fails the job and its
+# checkpoint resumes exactly.
 set -euo pipefail
 RLHF="$1"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -126,6 +129,105 @@ rm -rf "$tmp/hung/model.safetensors"
   || fail "resume after the hang: $(tail -5 "$tmp/hung-resumed.log")"
 cmp -s "$tmp/whole/model.safetensors" "$tmp/hung/model.safetensors" || fail "weights after resuming the hung run differ"
 
+# A NaN loss on one rank (the test hook RLHF_TEST_NAN_RANK/STEP, src/train/faults.h) stops every
+# rank before the optimizer step with a non-zero exit and a message naming the rank and the step;
+# the last checkpoint stays valid and resumes to the uninterrupted run's weights, byte for byte.
+nan_env=(-x RLHF_TEST_NAN_RANK=1 -x RLHF_TEST_NAN_STEP=5)
+set +e
+out=$(timeout 60 "${MPIRUN[@]}" "${nan_env[@]}" "$RLHF" dpo "${zargs[@]}" --out "$tmp/nan" 2>&1); rc=$?
+set -e
+[[ $rc -ne 0 && $rc -ne 124 && $out == *"step 5: non-finite loss on rank 1"* ]] || fail "dpo NaN on rank 1: rc=$rc $out"
+[[ -d "$tmp/nan/checkpoint-3" && ! -d "$tmp/nan/checkpoint-6" && ! -f "$tmp/nan/model.safetensors" ]] \
+  || fail "dpo NaN: outputs $(ls "$tmp/nan")"
+pgrep -f "^$RLHF dpo .*$tmp/nan" > /dev/null && fail "ranks left after the NaN"
+"${MPIRUN[@]}" "$RLHF" dpo "${zargs[@]}" --out "$tmp/nan" --resume > "$tmp/nan-resumed.log" 2>&1 \
+  || fail "resume after the NaN: $(tail -5 "$tmp/nan-resumed.log")"
+cmp -s "$tmp/plain/model.safetensors" "$tmp/nan/model.safetensors" || fail "weights after resuming the NaN run differ"
+
+# ---- The online methods under mpirun ----
+for i in $(seq 0 15); do echo "{\"prompt\": \"Say a color $i :\", \"answer\": \"blue\"}"; done > "$tmp/prompts.jsonl"
+oargs=(--model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=12):chars" --max-new-tokens 6
+       --max-steps 4 --learning-rate 1e-3 --lr-scheduler-type constant --max-length 64 --threads 1)
+# RLOO: 2 ranks x 2 prompts (x 2 samples) per step against 1 process with 4 prompts, and with 4
+# prompts in 2 micro-batches; two passes of two minibatches, so that the global minibatches mix
+# the ranks' samples. Each rank samples its own prompts with their own seeds; the advantages
+# (leave-one-out baselines) are computed over the gathered batch; the gradients are summed.
+rargs=("${oargs[@]}" --num-iterations 2 --num-mini-batches 2)
+"${MPIRUN[@]}" "$RLHF" rloo "${rargs[@]}" --prompts-per-step 2 --out "$tmp/rloo-dp2" > "$tmp/rloo-dp2.log" 2>&1 \
+  || fail "rloo under mpirun: $(cat "$tmp/rloo-dp2.log")"
+grep -q '"ranks": 2' "$tmp/rloo-dp2/manifest.json" || fail "rloo manifest: ranks"
+[[ $(grep -c . "$tmp/rloo-dp2/metrics.jsonl") -eq 4 ]] || fail "rloo: rank 0 alone writes the metrics"
+"$RLHF" rloo "${rargs[@]}" --prompts-per-step 4 --out "$tmp/rloo-b4" > /dev/null
+"$RLHF" rloo "${rargs[@]}" --prompts-per-step 4 --micro-batches 2 --out "$tmp/rloo-mb2" > /dev/null
+for ref in rloo-b4 rloo-mb2; do
+  same "$(column "$tmp/rloo-dp2/metrics.jsonl" objective/scores)" "$(column "$tmp/$ref/metrics.jsonl" objective/scores)" 1e-6 \
+    || fail "rloo: 2 ranks vs $ref: scores differ (different samples)"
+  same "$(column "$tmp/rloo-dp2/metrics.jsonl" loss)" "$(column "$tmp/$ref/metrics.jsonl" loss)" 1e-4 \
+    || fail "rloo: 2 ranks vs $ref: loss curves differ"
+  same "$(column "$tmp/rloo-dp2/metrics.jsonl" grad_norm)" "$(column "$tmp/$ref/metrics.jsonl" grad_norm)" 1e-5 \
+    || fail "rloo: 2 ranks vs $ref: grad norms differ"
+  same "$(logps "$tmp/rloo-dp2")" "$(logps "$tmp/$ref")" 1e-5 || fail "rloo: 2 ranks vs $ref: final weights differ"
+done
+
+# Every online method runs on 2 ranks; a checkpointed 2-rank run resumes to the same weights,
+# byte for byte (the samples of a step depend on the step and the prompt alone).
+for cmd in ppo apa reinforce grpo online-dpo; do
+  extra=()
+  [[ $cmd == grpo ]] && extra=(--num-generations 4 --beta 0.04)
+  [[ $cmd == ppo ]] && extra=(--whiten-rewards --adaptive-kl --kl-target 0.1 --num-mini-batches 2)
+  "${MPIRUN[@]}" "$RLHF" "$cmd" "${oargs[@]}" "${extra[@]}" --prompts-per-step 2 --save-steps 2 --out "$tmp/$cmd-dp2" \
+    > "$tmp/$cmd-dp2.log" 2>&1 || fail "$cmd under mpirun: $(tail -5 "$tmp/$cmd-dp2.log")"
+  [[ $(grep -c '"step"' "$tmp/$cmd-dp2/metrics.jsonl") -eq 4 && -s "$tmp/$cmd-dp2/model.safetensors" ]] \
+    || fail "$cmd under mpirun: outputs"
+done
+cp -r "$tmp/ppo-dp2" "$tmp/ppo-again"
+rm "$tmp/ppo-again/model.safetensors"
+"${MPIRUN[@]}" "$RLHF" ppo "${oargs[@]}" --whiten-rewards --adaptive-kl --kl-target 0.1 --num-mini-batches 2 \
+  --prompts-per-step 2 --save-steps 2 --out "$tmp/ppo-again" --resume > "$tmp/ppo-again.log" 2>&1 \
+  || fail "ppo resume on 2 ranks: $(tail -5 "$tmp/ppo-again.log")"
+cmp -s "$tmp/ppo-dp2/model.safetensors" "$tmp/ppo-again/model.safetensors" || fail "resumed 2-rank ppo weights differ"
+rm "$tmp/ppo-again/model.safetensors"
+set +e
+out=$("$RLHF" ppo "${oargs[@]}" --whiten-rewards --adaptive-kl --kl-target 0.1 --num-mini-batches 2 \
+  --prompts-per-step 2 --save-steps 2 --out "$tmp/ppo-again" --resume 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"ranks"* ]] || fail "online resume on 1 rank of a 2-rank run: rc=$rc $out"
+
+# best-of-n: each rank samples its slice of the prompts, rank 0 writes every row in prompt order.
+bargs=(--model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=12):chars" --n 4 --max-new-tokens 6
+       --threads 1)
+"${MPIRUN[@]}" "$RLHF" best-of-n "${bargs[@]}" --out "$tmp/best2.jsonl" > "$tmp/best2.log" 2>&1 \
+  || fail "best-of-n under mpirun: $(tail -5 "$tmp/best2.log")"
+"$RLHF" best-of-n "${bargs[@]}" --out "$tmp/best1.jsonl" > "$tmp/best1.log"
+[[ $(grep -c '"score"' "$tmp/best2.jsonl") -eq 16 && "$(cat "$tmp/best2.log")" == "$(cat "$tmp/best1.log")" ]] \
+  || fail "best-of-n on 2 ranks: $(cat "$tmp/best2.log") vs $(cat "$tmp/best1.log")"
+same "$(sed 's/.*"score":\([0-9.e+-]*\).*/\1/' "$tmp/best2.jsonl")" "$(sed 's/.*"score":\([0-9.e+-]*\).*/\1/' "$tmp/best1.jsonl")" 1e-6 \
+  || fail "best-of-n: 2 ranks' rows differ"
+# iterative DPO: sampling split over the ranks, the rounds' DPO data-parallel (per-device batch 2
+# on 2 ranks against 4 on one process; DPO's loss is a mean over pairs).
+iargs=(--model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=12):chars" --num-generations 4
+       --rounds 2 --max-new-tokens 6 --learning-rate 1e-3 --max-length 64 --threads 1)
+"${MPIRUN[@]}" "$RLHF" iterative-dpo "${iargs[@]}" --per-device-train-batch-size 2 --out "$tmp/it2" > "$tmp/it2.log" 2>&1 \
+  || fail "iterative-dpo under mpirun: $(tail -5 "$tmp/it2.log")"
+"$RLHF" iterative-dpo "${iargs[@]}" --per-device-train-batch-size 4 --out "$tmp/it1" > /dev/null
+same "$(column "$tmp/it2/metrics.jsonl" train/loss)" "$(column "$tmp/it1/metrics.jsonl" train/loss)" 1e-5 \
+  || fail "iterative-dpo: 2 ranks vs batch 2B: losses differ"
+same "$(logps "$tmp/it2")" "$(logps "$tmp/it1")" 1e-5 || fail "iterative-dpo: final weights differ"
+
+# A NaN loss on rank 1 at step 3 of a 2-rank RLOO run: every rank stops naming it; checkpoint-2
+# resumes to the uninterrupted run's weights.
+cargs=("${oargs[@]}" --prompts-per-step 2 --save-steps 2)
+"${MPIRUN[@]}" "$RLHF" rloo "${cargs[@]}" --out "$tmp/rloo-whole" > /dev/null 2>&1 || fail "2-rank rloo with checkpoints"
+set +e
+out=$(timeout 60 "${MPIRUN[@]}" -x RLHF_TEST_NAN_RANK=1 -x RLHF_TEST_NAN_STEP=3 "$RLHF" rloo "${cargs[@]}" \
+  --out "$tmp/rloo-nan" 2>&1); rc=$?
+set -e
+[[ $rc -ne 0 && $rc -ne 124 && $out == *"step 3: non-finite loss on rank 1"* ]] || fail "rloo NaN on rank 1: rc=$rc $out"
+[[ -d "$tmp/rloo-nan/checkpoint-2" && ! -f "$tmp/rloo-nan/model.safetensors" ]] || fail "rloo NaN: outputs"
+"${MPIRUN[@]}" "$RLHF" rloo "${cargs[@]}" --out "$tmp/rloo-nan" --resume > "$tmp/rloo-nan.log" 2>&1 \
+  || fail "rloo resume after the NaN: $(tail -5 "$tmp/rloo-nan.log")"
+cmp -s "$tmp/rloo-whole/model.safetensors" "$tmp/rloo-nan/model.safetensors" || fail "rloo weights after the NaN resume differ"
+
 # An error on the ranks stops all of them with a non-zero exit, never a hang.
 printf '{"prompt": "a", "chosen": 3, "rejected": "b"}\n' > "$tmp/bad.jsonl"
 set +e
@@ -133,7 +235,8 @@ out=$(timeout 60 "${MPIRUN[@]}" "$RLHF" dpo --model "$tmp/base" --data "$tmp/bad
 set -e
 [[ $rc -ne 0 && $rc -ne 124 && $out == *"bad.jsonl:1"* ]] || fail "bad input under mpirun: rc=$rc $out"
 set +e
-out=$(timeout 60 "${MPIRUN[@]}" "$RLHF" grpo --model "$tmp/base" --data "$tmp/sft.jsonl" --reward eos --out "$tmp/bad2" 2>&1); rc=$?
+out=$(timeout 60 "${MPIRUN[@]}" "$RLHF" generate --model "$tmp/base" --prompts "$tmp/prompts.jsonl" --out "$tmp/gen.jsonl" 2>&1)
+rc=$?
 set -e
-[[ $rc -ne 0 && $rc -ne 124 && $out == *"does not run data-parallel yet"* ]] || fail "online under mpirun: rc=$rc $out"
+[[ $rc -ne 0 && $rc -ne 124 && $out == *"does not run data-parallel"* ]] || fail "generate under mpirun: rc=$rc $out"
 echo "1 passed, 0 failed"

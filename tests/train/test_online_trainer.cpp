@@ -256,6 +256,50 @@ TEST(OnlineLoop, NanScoresAreCountedNeverTrainedOn) {
   }
 }
 
+// Micro-batches split each minibatch into forward/backward passes whose gradients, weighted by
+// their share of the minibatch's tokens or sequences (as each objective averages), add up: the
+// same gradient to fp32 rounding (the data-parallel loop splits minibatches over ranks the same
+// way). Compared on the first step: AdamW's first updates are nearly the gradient's sign, so
+// rounding noise in near-zero components would show up as weight differences of order lr.
+TEST(OnlineLoop, MicroBatchesGiveTheSameGradient) {
+  const auto prompts = make_prompts(16);
+  for (const char* name : {"ppo", "grpo", "rloo", "online_dpo"}) {
+    const OnlineMethod m = online_method_from_name(name);
+    auto train = [&](int64_t micro) {
+      Transformer policy(test::tiny_config("llama"), ModelHeads{.lm_head = true, .score_head = method_uses_values(m)});
+      policy.init_random(3);
+      Transformer ref(test::tiny_config("llama"), ModelHeads{});
+      for (const ParamSlot& s : ref.slots()) std::copy_n(policy.param(s.name), s.numel, ref.param(s.name));
+      OnlineConfig cfg = base_config(m);
+      cfg.max_steps = 1;
+      cfg.num_epochs = 1;
+      cfg.micro_batches = micro;
+      AdamW opt(policy, cfg.adam);
+      OnlineState st;
+      st.kl_coef = cfg.beta;
+      std::vector<float> grads;  // of the step's last minibatch
+      auto logs = train_online(policy, opt, ref, prompts, target_share, no_text, cfg, 0, st,
+                               [&](const OnlineStepLog&, const Transformer&, const AdamW&, const OnlineState&) {
+                                 grads = policy.grads();
+                               });
+      return std::make_pair(logs.at(0).values, grads);
+    };
+    const auto [one, g1] = train(1);
+    const auto [three, g3] = train(3);
+    for (const char* k : {"loss", "grad_norm", "objective/scores"})
+      EXPECT_NEAR(three.at(k), one.at(k), 1e-6 * std::max(1.0, std::fabs(one.at(k)))) << name << " " << k;
+    double worst = 0, largest = 0;
+    for (size_t i = 0; i < g1.size(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(g1[i] - g3[i])));
+      largest = std::max(largest, static_cast<double>(std::fabs(g1[i])));
+    }
+    // fp32 sums in another order; GRPO's whitened advantages cancel within each group, so its
+    // components lose more digits (measured 7e-5 of the largest; a wrong weighting is >= 1e-2).
+    EXPECT_GT(largest, 0.0) << name;
+    EXPECT_LT(worst, 2e-4 * largest) << name;
+  }
+}
+
 TEST(OnlineLoop, RejectsBadSettings) {
   OnlineConfig c = base_config(OnlineMethod::grpo);
   c.sampling.n = 1;
@@ -265,6 +309,9 @@ TEST(OnlineLoop, RejectsBadSettings) {
   EXPECT_THROW(c.validate(), InputError);
   c = base_config(OnlineMethod::rloo);
   c.num_mini_batches = 1000;
+  EXPECT_THROW(c.validate(), InputError);
+  c = base_config(OnlineMethod::rloo);
+  c.micro_batches = 0;
   EXPECT_THROW(c.validate(), InputError);
   EXPECT_THROW(online_method_from_name("ppo2"), InputError);
 }
