@@ -137,6 +137,9 @@ json suite_rq1(Bench& b, World& w) {
                             {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
   rloo.proxy_rm = rm, rloo.labels = pairs;
   specs.push_back(rloo);
+  RunSpec apa = online_run(w, "rq1", "rm+apa", "apa", "rm:" + rm.string(), {{"lambda", 0.1}}, {"--apa-lambda", "0.1"});
+  apa.proxy_rm = rm, apa.labels = pairs;
+  specs.push_back(apa);
   RunSpec gold = online_run(w, "rq1", "gold+ppo", "ppo", w.gold_spec(), {{"kl_coef", p.kl_coefs.front()}},
                             {"--kl-coef", fmt(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
   specs.push_back(gold);
@@ -390,6 +393,7 @@ json suite_rq5(Bench& b, World& w) {
       online_run(w, "rq5", "grpo", "grpo", w.gold_spec(), {{"k", 4}}, {"--num-generations", "4", "--beta", "0.01"}),
       online_run(w, "rq5", "rloo-dense", "rloo", w.gold_spec("detail=partial"), {{"k", 4}},
                  {"--num-generations", "4", "--beta", "0.01"}),
+      iterative_run(w, "rq5", "iterative-dpo", w.gold_spec(), 2, 4, {{"rounds", 2}}),
   };
   for (auto& r : specs)
     if (r.args.front() == "dpo") r.verifier_calls = calls, r.labels = 0;
@@ -411,11 +415,13 @@ json suite_rq6(Bench& b, World& w) {
   const int online_steps = std::max(1, static_cast<int>(pairs / p.rl_prompts));
   const double sigma = 0.1;
   RunSpec online = online_run(w, "rq6", "online-dpo", "online-dpo", w.gold_spec("noise=" + fmt(sigma)),
-                              {{"labels", pairs}}, {"--beta", "0.1"}, online_steps);
+                              {{"labels", static_cast<int64_t>(pairs)}}, {"--beta", "0.1"}, online_steps);
   online.labels = pairs;
   online.verifier_calls = 0;
-  RunSpec offline = offline_run(w, "rq6", "offline-dpo", w.prefs(kCleanish), pairs, "sigmoid", 0.1, {{"labels", pairs}});
-  const std::vector<json> runs = b.run_all({offline, online});
+  RunSpec offline = offline_run(w, "rq6", "offline-dpo", w.prefs(kCleanish), pairs, "sigmoid", 0.1, {{"labels", static_cast<int64_t>(pairs)}});
+  // Iterative DPO: two rounds of best-vs-worst of two samples per prompt, judged the same way.
+  RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", w.gold_spec("noise=" + fmt(sigma)), 2, 2, {{"rounds", 2}});
+  const std::vector<json> runs = b.run_all({offline, online, iterative});
   for (auto& r : {0, 1}) (void)r;
   return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)},
           {"note", "online DPO labels each of its prompts' two samples once with a Gaussian annotator (sigma " +
@@ -456,10 +462,13 @@ json suite_length(Bench& b, World& w) {
 json suite_overopt(Bench& b, World& w) {
   const Profile& p = b.profile;
   const fs::path rm = w.reward_model(kCleanish);
-  RunSpec ppo = online_run(w, "overopt", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", 0.0}},
+  // PPO without a KL penalty for twice the steps, at a third of the learning rate and with dense
+  // checkpoints: the rise before the fall is quick without the penalty.
+  RunSpec ppo = online_run(w, "overopt", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", 0.0}, {"lr", 1e-4}},
                            {"--kl-coef", "0", "--missing-eos-penalty", "1"}, p.rl_steps * 2);
+  *(std::find(ppo.args.begin(), ppo.args.end(), "--learning-rate") + 1) = "1e-4";
   ppo.proxy_rm = rm;
-  ppo.checkpoints = 4 * p.checkpoints;  // the rise before the fall is quick without a KL penalty
+  ppo.checkpoints = 5 * p.checkpoints;
   // DPO for twice the profile's epochs.
   RunSpec dpo = offline_run(w, "overopt", "dpo", w.prefs(kCleanish), static_cast<double>(w.n_pairs(kCleanish)),
                             "sigmoid", p.dpo_betas.front(), {{"beta", p.dpo_betas.front()}, {"epochs", 2 * p.offline_epochs}});
@@ -621,11 +630,11 @@ Profile make_profile(const std::string& name) {
   if (name == "quick" || name == "mini") {
     p.preset = nano;
     p.seeds = {1};
-    p.lm_steps = 400, p.sft_steps = 200;
-    p.train_prompts = 512, p.test_prompts = 256;
+    p.lm_steps = 600, p.sft_steps = 300;
+    p.train_prompts = 1000, p.test_prompts = 512;
     p.pref_samples = 4, p.eval_samples = 2;
     p.offline_epochs = 2;
-    p.rl_steps = 100, p.rl_prompts = 16;
+    p.rl_steps = 200, p.rl_prompts = 16;
     p.checkpoints = 3;
     p.dpo_betas = {0.1, 0.5};
     p.kl_coefs = {0.05, 0.2};

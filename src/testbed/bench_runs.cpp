@@ -99,13 +99,37 @@ RunSpec online_run(World& w, const std::string& suite, const std::string& method
   return r;
 }
 
+RunSpec iterative_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
+                      int rounds, int n, json params) {
+  const Profile& p = w.profile();
+  RunSpec r;
+  r.suite = suite;
+  r.method = method;
+  r.world = &w;
+  r.params = std::move(params);
+  r.steps = rounds;
+  r.checkpoints = -1;
+  r.args = {"iterative-dpo", "--model", w.base().string(), "--data", w.prompts(Split::train).string(), "--reward",
+            reward, "--rounds", std::to_string(rounds), "--num-generations", std::to_string(n), "--temperature", "1",
+            "--beta", "0.1", "--learning-rate", "2e-4", "--per-device-train-batch-size", std::to_string(kOfflineBatch),
+            "--max-new-tokens", std::to_string(w.task().max_new_tokens()), "--max-length",
+            std::to_string(p.preset.max_positions), "--seed", std::to_string(w.seed())};
+  const double samples = static_cast<double>(rounds) * p.train_prompts * n;
+  // Sampling (2N per token) and the reward, then DPO on one pair per prompt (8N per sequence token).
+  r.flops = samples * mean_sequence_length(w) * 4 * model_params(w) +
+            rounds * p.train_prompts * 2 * mean_sequence_length(w) * 8 * model_params(w);
+  if (reward.rfind("gold", 0) == 0) (reward.find("noise") == std::string::npos ? r.verifier_calls : r.labels) = samples;
+  return r;
+}
+
 json execute(const RunSpec& spec) {
   World& w = *spec.world;
   const std::string id = run_id(spec);
   const int every = std::max(1, spec.steps / std::max(1, spec.checkpoints ? spec.checkpoints : w.profile().checkpoints));
   std::vector<std::string> args = spec.args;
   const fs::path dir = w.stages().root() / "stages" / "runs" / id;
-  args.insert(args.end(), {"--out", (dir / "model").string(), "--save-steps", std::to_string(every)});
+  args.insert(args.end(), {"--out", (dir / "model").string()});
+  if (spec.checkpoints >= 0) args.insert(args.end(), {"--save-steps", std::to_string(every)});
   w.stages().stage("runs/" + id, [&](const fs::path& d) {
     w.stages().rlhf(args, d / "log.txt");
     // Evaluate step 0 (the base policy), each checkpoint and the final model.

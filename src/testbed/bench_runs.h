@@ -19,7 +19,7 @@ struct RunSpec {
   int steps = 0;                    // optimizer steps (offline) or rollout steps (online)
   double flops = 0;                 // whole run, by TESTBED §5's formula
   double labels = 0, verifier_calls = 0;
-  int checkpoints = 0;              // evaluations along the run (0: the profile's)
+  int checkpoints = 0;              // evaluations along the run (0: the profile's; -1: the final model only)
 };
 
 // Trains (cached stage), evaluates step 0 (the base), every saved checkpoint and the final model;
@@ -38,6 +38,11 @@ RunSpec offline_run(World& w, const std::string& suite, const std::string& metho
                     std::vector<std::string> extra = {});
 RunSpec online_run(World& w, const std::string& suite, const std::string& method, const std::string& command,
                    const std::string& reward, json params, std::vector<std::string> extra = {}, int steps = 0);
+
+// Rounds of sample -> label by `reward` (best vs worst of n) -> DPO (`rlhf iterative-dpo`);
+// evaluated at the start and the end.
+RunSpec iterative_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
+                      int rounds, int n, json params);
 
 // Best-of-n from the base policy against `reward` on the test prompts: one point per n, with KL the
 // analytic upper bound log n − (n−1)/n (Beirami et al.), evaluated by gold and proxy.

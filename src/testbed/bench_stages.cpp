@@ -215,7 +215,7 @@ std::string prompt_rows(const std::vector<std::string>& prompts) {
 }  // namespace
 
 std::pair<int, int> World::base_steps() const {
-  const double scale = name_ == "sort" ? 0.5 : name_ == "lists" ? 2.0 : 1.0;
+  const double scale = name_ == "sort" ? 0.25 : name_ == "lists" ? 2.0 : 1.0;
   return {std::max(1, static_cast<int>(profile_.lm_steps * scale)), std::max(1, static_cast<int>(profile_.sft_steps * scale))};
 }
 
