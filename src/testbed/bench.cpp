@@ -122,7 +122,7 @@ const std::string kCleanish = "bt:0.9";  // RQ1's annotator (TESTBED §7: BT, ag
 json suite_rq1(Bench& b, World& w) {
   const Profile& p = b.profile;
   const fs::path prefs = w.prefs(kCleanish), rm = w.reward_model(kCleanish);
-  const double pairs = static_cast<double>(w.n_pairs(kCleanish));
+  const double pairs = static_cast<double>(w.n_pairs());
   std::vector<RunSpec> specs;
   for (double beta : p.dpo_betas)
     specs.push_back(offline_run(w, "rq1", "dpo", prefs, pairs, "sigmoid", beta, {{"beta", beta}}));
@@ -192,7 +192,7 @@ GoldPairs gold_pairs(World& w, Split split, double temperature, const fs::path& 
 json suite_rq2(Bench& b, World& w) {
   const Profile& p = b.profile;
   const fs::path rm = w.reward_model(kCleanish);
-  const double pairs = static_cast<double>(w.n_pairs(kCleanish));
+  const double pairs = static_cast<double>(w.n_pairs());
   const std::vector<json> policies =
       b.run_all({offline_run(w, "rq1", "dpo", w.prefs(kCleanish), pairs, "sigmoid", p.dpo_betas.front(),
                              {{"beta", p.dpo_betas.front()}}),
@@ -272,7 +272,7 @@ json suite_rq3(Bench& b, World& w) {
     const Annotator& ann = w.annotator(name);
     const double agreement = name == "clean" ? 1.0 : ann.measured_agreement;
     const fs::path prefs = w.prefs(name), rm = w.reward_model(name);
-    const double pairs = static_cast<double>(w.n_pairs(name));
+    const double pairs = static_cast<double>(w.n_pairs());
     const json params = {{"annotator", name}, {"agreement", std::round(agreement * 1000) / 1000}};
     specs.push_back(offline_run(w, "rq3", "dpo", prefs, pairs, "sigmoid", 0.1, params));
     specs.push_back(offline_run(w, "rq3", "cdpo", prefs, pairs, "cdpo", 0.1, params,
@@ -302,7 +302,7 @@ json suite_rq4(Bench& b, World& w) {
   const std::string ann = "bt:0.8";
   const fs::path ranked = w.ranked(ann), prefs = w.prefs(ann);
   const fs::path pl_rm = w.reward_model(ann, "plackett_luce"), bt_rm = w.reward_model(ann);
-  const double pairs = static_cast<double>(w.n_pairs(ann));
+  const double pairs = static_cast<double>(w.n_pairs());
   const double rankings = static_cast<double>(w.samples().size() / p.pref_samples);
   // Best-vs-worst pairs from the rankings.
   const fs::path bw = w.stages().stage(w.key() + "/rq4/best-worst", [&](const fs::path& d) {
@@ -409,7 +409,7 @@ json suite_rq5(Bench& b, World& w) {
 
 json suite_rq6(Bench& b, World& w) {
   const Profile& p = b.profile;
-  const double pairs = static_cast<double>(w.n_pairs(kCleanish));
+  const double pairs = static_cast<double>(w.n_pairs());
   // Online DPO judges its own pairs with a Gaussian annotator on the gold reward, one label per
   // prompt; its steps are set so that it uses the offline run's label budget.
   const int online_steps = std::max(1, static_cast<int>(pairs / p.rl_prompts));
@@ -434,7 +434,7 @@ json suite_length(Bench& b, World& w) {
   for (double gamma : {0.0, 0.05}) {
     const std::string ann = "bt:0.9+len=" + fmt(gamma);
     const fs::path prefs = w.prefs(ann), rm = w.reward_model(ann);
-    const double pairs = static_cast<double>(w.n_pairs(ann));
+    const double pairs = static_cast<double>(w.n_pairs());
     const json params = {{"gamma", gamma}};
     RunSpec ppo = online_run(w, "length", "rm+ppo", "ppo", "rm:" + rm.string(), params,
                              {"--kl-coef", fmt(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
@@ -470,7 +470,7 @@ json suite_overopt(Bench& b, World& w) {
   ppo.proxy_rm = rm;
   ppo.checkpoints = 5 * p.checkpoints;
   // DPO for twice the profile's epochs.
-  RunSpec dpo = offline_run(w, "overopt", "dpo", w.prefs(kCleanish), static_cast<double>(w.n_pairs(kCleanish)),
+  RunSpec dpo = offline_run(w, "overopt", "dpo", w.prefs(kCleanish), static_cast<double>(w.n_pairs()),
                             "sigmoid", p.dpo_betas.front(), {{"beta", p.dpo_betas.front()}, {"epochs", 2 * p.offline_epochs}});
   const auto epochs = std::find(dpo.args.begin(), dpo.args.end(), "--num-train-epochs") + 1;
   *epochs = std::to_string(2 * p.offline_epochs);

@@ -21,6 +21,15 @@ std::string num(double x) {
 
 constexpr int kOfflineBatch = 16;
 
+RunSpec run_spec(World& w, const std::string& suite, const std::string& method, json params) {
+  RunSpec r;
+  r.suite = suite;
+  r.method = method;
+  r.world = &w;
+  r.params = std::move(params);
+  return r;
+}
+
 }  // namespace
 
 std::string run_id(const RunSpec& spec) {
@@ -54,11 +63,7 @@ double mean_sequence_length(World& w) {
 RunSpec offline_run(World& w, const std::string& suite, const std::string& method, const fs::path& data,
                     double pairs, const std::string& loss, double beta, json params, std::vector<std::string> extra) {
   const Profile& p = w.profile();
-  RunSpec r;
-  r.suite = suite;
-  r.method = method;
-  r.world = &w;
-  r.params = std::move(params);
+  RunSpec r = run_spec(w, suite, method, std::move(params));
   r.args = {"dpo", "--model", w.base().string(), "--data", data.string(), "--loss-type", loss, "--beta", num(beta),
             "--max-length", std::to_string(p.preset.max_positions), "--num-train-epochs",
             std::to_string(p.offline_epochs), "--per-device-train-batch-size", std::to_string(kOfflineBatch),
@@ -75,11 +80,7 @@ RunSpec offline_run(World& w, const std::string& suite, const std::string& metho
 RunSpec online_run(World& w, const std::string& suite, const std::string& method, const std::string& command,
                    const std::string& reward, json params, std::vector<std::string> extra, int steps) {
   const Profile& p = w.profile();
-  RunSpec r;
-  r.suite = suite;
-  r.method = method;
-  r.world = &w;
-  r.params = std::move(params);
+  RunSpec r = run_spec(w, suite, method, std::move(params));
   r.steps = steps ? steps : p.rl_steps;
   int k = 1;
   for (size_t i = 0; i + 1 < extra.size(); ++i)
@@ -102,11 +103,7 @@ RunSpec online_run(World& w, const std::string& suite, const std::string& method
 RunSpec iterative_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
                       int rounds, int n, json params) {
   const Profile& p = w.profile();
-  RunSpec r;
-  r.suite = suite;
-  r.method = method;
-  r.world = &w;
-  r.params = std::move(params);
+  RunSpec r = run_spec(w, suite, method, std::move(params));
   r.steps = rounds;
   r.checkpoints = -1;
   r.args = {"iterative-dpo", "--model", w.base().string(), "--data", w.prompts(Split::train).string(), "--reward",

@@ -375,9 +375,8 @@ fs::path World::prefs(const std::string& name) {
   }) / "prefs.jsonl";
 }
 
-int64_t World::n_pairs(const std::string& name) {
+int64_t World::n_pairs() {
   const int K = profile_.pref_samples;
-  (void)name;
   return static_cast<int64_t>(samples().size() / K) * K * (K - 1) / 2;
 }
 

@@ -111,7 +111,7 @@ class World {
   fs::path prefs(const std::string& preset);
   fs::path reward_model(const std::string& preset, const std::string& loss = "bradley_terry");
   fs::path ranked(const std::string& preset);  // Plackett–Luce rankings of each prompt's samples
-  int64_t n_pairs(const std::string& preset);
+  int64_t n_pairs();  // every annotator labels the same pairs
   std::string gold_spec(const std::string& options = "") const;
 
   // Evaluation against the base policy on the test split (cached per model directory).

@@ -253,7 +253,9 @@ json judge_patterns(const json& results) {
     const std::string ev = "final length, unbiased -> biased labels: rm+ppo " + f3(ppo0) + " -> " + f3(ppo1) +
                            ", dpo " + f3(dpo0) + " -> " + f3(dpo1) + "; r-dpo (biased) " + f3(rdpo1);
     if (std::isnan(ppo0 + ppo1 + dpo0 + dpo1)) return inconclusive(ev);
-    return {ppo1 > ppo0 && dpo1 > dpo0 ? "reproduced" : "not reproduced", ev};
+    // The verdict is on the lengthening; whether R-DPO limits it is reported beside it.
+    const std::string rdpo = std::isnan(rdpo1) ? "" : rdpo1 < dpo1 ? "; R-DPO shorter than DPO" : "; R-DPO not shorter than DPO";
+    return {ppo1 > ppo0 && dpo1 > dpo0 ? "reproduced" : "not reproduced", ev + rdpo};
   }());
 
   // 12. Bandits.
