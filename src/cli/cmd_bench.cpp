@@ -43,7 +43,7 @@ int cmd_bench(int argc, char** argv) {
   opt.exe = std::filesystem::read_symlink("/proc/self/exe");
   opt.version = std::string(RLHF_VERSION) + " (" + RLHF_GIT_VERSION + ")";
   opt.command = "rlhf bench";
-  for (int i = 1; i < argc; ++i) opt.command += std::string(" ") + argv[i];
+  for (int i = 0; i < argc; ++i) opt.command += std::string(" ") + argv[i];  // argv: the options after "bench"
   return testbed::run_bench(opt);
 }
 

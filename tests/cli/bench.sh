@@ -24,6 +24,7 @@ need(r["schema"] == "rlhf-bench/1", "schema")
 for k in ["version", "profile", "preset", "seeds", "world_seed", "machine", "wall_seconds", "stages", "tasks",
           "annotators", "runs", "suites", "patterns"]:
     need(k in r, "top-level field " + k)
+need(r["command"].startswith("rlhf bench --profile mini --out "), "command: " + r["command"])
 need(set(r["suites"]) == {"rq1", "rq2", "rq3", "rq4", "rq5", "rq6", "length", "overopt", "bandits"}, "suites")
 methods = set()
 for run in r["runs"]:
