@@ -93,7 +93,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 rows = r["suites"]["rq6"]["pooled"]
 assert r["seeds"] == [1, 2] and len(r["suites"]["rq6"]["per_seed"]) == 2, "per-seed tables"
-assert {x["method"] for x in rows} == {"online-dpo", "offline-dpo"} and all(x["seeds"] == 2 for x in rows), rows
+assert {x["method"] for x in rows} == {"online-dpo", "offline-dpo", "iterative-dpo"} and all(x["seeds"] == 2 for x in rows), rows
 assert all(x["ci"][0] <= x["final_gold"] <= x["ci"][1] for x in rows), rows
 print("two seeds pooled:", [(x["method"], round(x["final_gold"], 3)) for x in rows])
 PY
