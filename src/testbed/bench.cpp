@@ -127,6 +127,11 @@ json suite_rq1(Bench& b, World& w) {
   for (double beta : p.dpo_betas)
     specs.push_back(offline_run(w, "rq1", "dpo", prefs, pairs, "sigmoid", beta, {{"beta", beta}}));
   specs.push_back(offline_run(w, "rq1", "ipo", prefs, pairs, "ipo", 0.1, {{"tau", 0.1}}));
+  specs.push_back(offline_run(w, "rq1", "simpo", prefs, pairs, "simpo", 2.0, {{"beta", 2.0}, {"gamma", 1.0}},
+                              {"--simpo-gamma", "1"}));
+  specs.push_back(offline_run(w, "rq1", "orpo", prefs, pairs, "orpo", 0.1, {{"lambda", 0.1}}));
+  specs.push_back(offline_run(w, "rq1", "kto", w.unpaired(kCleanish), 2 * pairs, "kto", 0.1, {{"beta", 0.1}}, {}, "kto"));
+  specs.back().labels = pairs;
   for (double kl : p.kl_coefs) {
     RunSpec r = online_run(w, "rq1", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", kl}},
                            {"--kl-coef", fmt(kl), "--missing-eos-penalty", "1"});
@@ -137,6 +142,10 @@ json suite_rq1(Bench& b, World& w) {
                             {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
   rloo.proxy_rm = rm, rloo.labels = pairs;
   specs.push_back(rloo);
+  RunSpec grpo = online_run(w, "rq1", "rm+grpo", "grpo", "rm:" + rm.string(), {{"k", 4}},
+                            {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+  grpo.proxy_rm = rm, grpo.labels = pairs;
+  specs.push_back(grpo);
   RunSpec apa = online_run(w, "rq1", "rm+apa", "apa", "rm:" + rm.string(), {{"lambda", 0.1}}, {"--apa-lambda", "0.1"});
   apa.proxy_rm = rm, apa.labels = pairs;
   specs.push_back(apa);

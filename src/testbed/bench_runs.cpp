@@ -61,16 +61,19 @@ double mean_sequence_length(World& w) {
 }
 
 RunSpec offline_run(World& w, const std::string& suite, const std::string& method, const fs::path& data,
-                    double pairs, const std::string& loss, double beta, json params, std::vector<std::string> extra) {
+                    double groups, const std::string& loss, double beta, json params, std::vector<std::string> extra,
+                    const std::string& command) {
+  // A KTO row is one sequence, a pair two.
+  const double pairs = command == "kto" ? groups / 2 : groups;
   const Profile& p = w.profile();
   RunSpec r = run_spec(w, suite, method, std::move(params));
-  r.args = {"dpo", "--model", w.base().string(), "--data", data.string(), "--loss-type", loss, "--beta", num(beta),
+  r.args = {command, "--model", w.base().string(), "--data", data.string(), "--loss-type", loss, "--beta", num(beta),
             "--max-length", std::to_string(p.preset.max_positions), "--num-train-epochs",
             std::to_string(p.offline_epochs), "--per-device-train-batch-size", std::to_string(kOfflineBatch),
             "--learning-rate", "2e-4", "--lr-scheduler-type", "constant", "--logging-steps", "50", "--seed",
             std::to_string(w.seed())};
   r.args.insert(r.args.end(), extra.begin(), extra.end());
-  r.steps = static_cast<int>(std::ceil(pairs * p.offline_epochs / kOfflineBatch));
+  r.steps = static_cast<int>(std::ceil(groups * p.offline_epochs / kOfflineBatch));
   // Per pair: two sequences trained (6N per token) plus the cached reference forward (2N).
   r.flops = pairs * p.offline_epochs * 2 * mean_sequence_length(w) * 8 * model_params(w);
   r.labels = pairs;

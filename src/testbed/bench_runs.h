@@ -33,9 +33,10 @@ double model_params(World& w);
 double mean_sequence_length(World& w);
 
 // Argument lists (shared hyperparameters per family).
+// `rlhf dpo` (or `command`: kto) on `data` with `groups` examples (pairs, rankings or KTO rows).
 RunSpec offline_run(World& w, const std::string& suite, const std::string& method, const fs::path& data,
-                    double pairs, const std::string& loss, double beta, json params,
-                    std::vector<std::string> extra = {});
+                    double groups, const std::string& loss, double beta, json params,
+                    std::vector<std::string> extra = {}, const std::string& command = "dpo");
 RunSpec online_run(World& w, const std::string& suite, const std::string& method, const std::string& command,
                    const std::string& reward, json params, std::vector<std::string> extra = {}, int steps = 0);
 

@@ -375,6 +375,18 @@ fs::path World::prefs(const std::string& name) {
   }) / "prefs.jsonl";
 }
 
+fs::path World::unpaired(const std::string& name) {
+  const fs::path pairs = prefs(name);
+  return stages_.stage(key() + "/unpaired/" + name, [&](const fs::path& dir) {
+    std::string out;
+    for (const auto& r : read_jsonl(pairs)) {
+      out += json{{"prompt", r["prompt"]}, {"completion", r["chosen"]}, {"label", true}}.dump() + "\n";
+      out += json{{"prompt", r["prompt"]}, {"completion", r["rejected"]}, {"label", false}}.dump() + "\n";
+    }
+    write_text_atomic(dir / "unpaired.jsonl", out);
+  }) / "unpaired.jsonl";
+}
+
 int64_t World::n_pairs() {
   const int K = profile_.pref_samples;
   return static_cast<int64_t>(samples().size() / K) * K * (K - 1) / 2;

@@ -111,6 +111,7 @@ class World {
   fs::path prefs(const std::string& preset);
   fs::path reward_model(const std::string& preset, const std::string& loss = "bradley_terry");
   fs::path ranked(const std::string& preset);  // Plackett–Luce rankings of each prompt's samples
+  fs::path unpaired(const std::string& preset);  // the pairs as KTO rows: chosen desirable, rejected not
   int64_t n_pairs();  // every annotator labels the same pairs
   std::string gold_spec(const std::string& options = "") const;
 

@@ -41,7 +41,7 @@ for run in r["runs"]:
         need(c["gold_ci"][0] <= c["gold"] <= c["gold_ci"][1], run["id"] + ": gold outside its CI")
     need(abs(run["checkpoints"][0]["kl"]) < 1e-6, run["id"] + ": the base policy's KL to itself is not 0")
 for m in ["dpo", "ipo", "cdpo", "rm+ppo", "rm+rloo", "gold+ppo", "pl-rm+rloo", "listwise-dpo", "dpo-best-worst",
-          "dpo+nll", "rloo", "grpo", "online-dpo", "offline-dpo", "r-dpo", "length-only-ppo", "rm+apa", "iterative-dpo"]:
+          "dpo+nll", "rloo", "grpo", "online-dpo", "offline-dpo", "r-dpo", "length-only-ppo", "rm+apa", "iterative-dpo", "simpo", "orpo", "kto", "rm+grpo"]:
     need(m in methods, "method " + m + " did not run")
 for a in r["annotators"]:
     if a["target"] > 0:
