@@ -1,11 +1,13 @@
 // rlhf init-model: a randomly initialised model of any supported family and size, written as
 // an HF checkpoint (config.json + model.safetensors) that transformers loads unchanged.
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "model/checkpoint.h"
 #include "tensor/error.h"
+#include "text/tokenizer.h"
 
 namespace rlhf::cli {
 
@@ -21,7 +23,8 @@ constexpr Preset kPresets[] = {
     {"gpt2-small", 50257, 768, 12, 12, 1024},
 };
 
-nlohmann::json build_config(const Options& o) {
+// With a tokenizer: its vocabulary size (unless --vocab-size says more) and its BOS/EOS/PAD ids.
+nlohmann::json build_config(const Options& o, const Tokenizer* tok) {
   int64_t vocab = 256, hidden = 64, layers = 2, heads = 4, positions = 256;
   const std::string preset = o.str("preset");
   bool found = false;
@@ -32,7 +35,11 @@ nlohmann::json build_config(const Options& o) {
     }
   }
   if (!found) throw InputError("rlhf init-model: --preset '" + preset + "' is not one of tiny, small, gpt2-small");
+  if (tok) vocab = tok->vocab_size();
   if (o.given("vocab-size")) vocab = o.integer("vocab-size");
+  if (tok && vocab < tok->vocab_size())
+    throw InputError("rlhf init-model: --vocab-size " + std::to_string(vocab) + " is smaller than the tokenizer's " +
+                     std::to_string(tok->vocab_size()) + " tokens");
   if (o.given("hidden-size")) hidden = o.integer("hidden-size");
   if (o.given("layers")) layers = o.integer("layers");
   if (o.given("heads")) heads = o.integer("heads");
@@ -66,6 +73,11 @@ nlohmann::json build_config(const Options& o) {
   } else {
     throw InputError("rlhf init-model: --family '" + family + "' is not one of gpt2, llama, qwen2, mistral");
   }
+  if (tok) {
+    if (tok->bos_id()) j["bos_token_id"] = *tok->bos_id();
+    if (tok->eos_id()) j["eos_token_id"] = *tok->eos_id();
+    if (tok->pad_id()) j["pad_token_id"] = *tok->pad_id();
+  }
   return j;
 }
 
@@ -88,14 +100,18 @@ int cmd_init_model(int argc, char** argv) {
       .add("tie-embeddings", "true", "share the input embedding and the LM head (true|false)")
       .flag("score-head", "create a scalar-head model (*ForSequenceClassification, num_labels=1) instead of an LM")
       .add("init-std", "0.02", "standard deviation of the normal initialisation")
-      .add("seed", "0", "random seed");
+      .add("seed", "0", "random seed")
+      .add("tokenizer", "", "directory with tokenizer.json (+ tokenizer_config.json): copied into --out; sets the "
+                            "vocabulary size and the BOS/EOS/PAD ids in config.json");
   if (!o.parse(argc, argv)) return 0;
   if (o.str("out").empty()) throw InputError("rlhf init-model: --out is required");
-  const ModelConfig cfg = ModelConfig::from_json(build_config(o), "rlhf init-model");
+  std::optional<Tokenizer> tok;
+  if (!o.str("tokenizer").empty()) tok = Tokenizer::load(o.str("tokenizer"));
+  const ModelConfig cfg = ModelConfig::from_json(build_config(o, tok ? &*tok : nullptr), "rlhf init-model");
   const bool score = o.boolean("score-head");
   Transformer m(cfg, ModelHeads{.lm_head = !score, .score_head = score});
   m.init_random(static_cast<uint64_t>(o.integer("seed")), static_cast<float>(o.number("init-std")));
-  save_checkpoint(m, o.str("out"));
+  save_checkpoint(m, o.str("out"), o.str("tokenizer"));
   std::cout << "wrote " << o.str("out") << ": " << model_family_name(cfg.family) << ", " << cfg.n_layers
             << " layers x " << cfg.hidden_size << ", " << cfg.n_heads << " heads, vocab " << cfg.vocab_size << ", "
             << m.n_params() << " parameters\n";

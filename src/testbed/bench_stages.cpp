@@ -276,15 +276,13 @@ fs::path World::base() {
   return stages_.stage(key() + "/base", [&](const fs::path& dir) {
     const ModelPreset& m = profile_.preset;
     const auto [lm_steps, sft_steps] = base_steps();
-    const Tokenizer tok = Tokenizer::load(data / "tokenizer.json");
     const fs::path init = dir / "init", lm = dir / "lm";
-    stages_.rlhf({"init-model", "--family", "llama", "--out", init.string(), "--vocab-size",
-                  std::to_string(tok.vocab_size()), "--layers", std::to_string(m.layers), "--hidden-size",
+    stages_.rlhf({"init-model", "--family", "llama", "--out", init.string(), "--tokenizer", data.string(),
+                  "--layers", std::to_string(m.layers), "--hidden-size",
                   std::to_string(m.hidden), "--heads", std::to_string(m.heads), "--intermediate-size",
                   std::to_string(m.ff), "--max-positions", std::to_string(m.max_positions), "--seed",
                   std::to_string(seed_)},
                  dir / "log.txt");
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(data / f, init / f);
     stages_.rlhf({"lm", "--model", init.string(), "--data", (data / "docs.txt").string(), "--out", lm.string(),
                   "--seq-len", std::to_string(m.max_positions), "--batch-size", "32", "--max-steps",
                   std::to_string(lm_steps), "--learning-rate", "3e-3", "--warmup-steps", "20",

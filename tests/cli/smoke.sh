@@ -21,6 +21,20 @@ for fam in gpt2 llama qwen2 mistral; do
   [[ -s "$tmp/$fam/model.safetensors" && -s "$tmp/$fam/config.json" ]] || fail "init-model $fam files"
 done
 
+# A model for a given tokenizer: its files copied, its vocabulary size and special-token ids.
+TOK="$(cd "$(dirname "$0")/../fixtures/text/tokenizers/qwen2" && pwd)"
+"$RLHF" init-model --family qwen2 --preset tiny --kv-heads 2 --tokenizer "$TOK" --out "$tmp/withtok" >/dev/null ||
+  fail "init-model --tokenizer"
+cmp -s "$TOK/tokenizer.json" "$tmp/withtok/tokenizer.json" || fail "init-model --tokenizer: tokenizer.json not copied"
+python3 - "$tmp/withtok/config.json" "$TOK/tokenizer.json" <<'PY' || fail "init-model --tokenizer: config ids"
+import json, sys
+c, t = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+ids = {a["content"]: a["id"] for a in t["added_tokens"]}
+size = max(max(t["model"]["vocab"].values()), max(ids.values())) + 1
+assert c["vocab_size"] == size, (c["vocab_size"], size)
+assert c["eos_token_id"] == ids["<|im_end|>"] and c["pad_token_id"] == ids["<|endoftext|>"], c
+PY
+
 "$RLHF" lm --model "$tmp/llama" --synthetic --out "$tmp/run" --seq-len 32 --batch-size 8 --max-steps 60 \
   --learning-rate 1e-2 --log-every 60 > "$tmp/lm.log" || { cat "$tmp/lm.log"; fail "lm run"; }
 first=$(head -1 "$tmp/run/metrics.jsonl" | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
