@@ -24,18 +24,22 @@ std::vector<std::pair<size_t, size_t>> pair_spans(const CollatedBatch& cb) {
   return pairs;
 }
 
-// The spans of every group in the batch, ordered by their index (a ranking: best first).
+// The spans of every group in the batch, ordered by their index (a ranking: best first). A group
+// can appear twice in one batch (a batch that spans an epoch boundary of a small dataset): its
+// n-th span of each index belongs to its n-th occurrence, and each occurrence is its own entry.
 std::vector<std::vector<size_t>> group_spans(const CollatedBatch& cb) {
-  std::map<int64_t, std::vector<size_t>> by_group;
-  std::vector<int64_t> order;
+  std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> by_occurrence;  // (group, occurrence)
+  std::map<std::pair<int64_t, int64_t>, int64_t> seen;                       // (group, index) -> count
+  std::vector<std::pair<int64_t, int64_t>> order;
   for (size_t k = 0; k < cb.spans.size(); ++k) {
-    auto [it, fresh] = by_group.try_emplace(cb.spans[k].group);
-    if (fresh) order.push_back(cb.spans[k].group);
+    const int64_t occurrence = seen[{cb.spans[k].group, cb.spans[k].index}]++;
+    auto [it, fresh] = by_occurrence.try_emplace({cb.spans[k].group, occurrence});
+    if (fresh) order.push_back(it->first);
     it->second.push_back(k);
   }
   std::vector<std::vector<size_t>> out;
-  for (int64_t g : order) {
-    std::vector<size_t> m = by_group[g];
+  for (const auto& key : order) {
+    std::vector<size_t> m = by_occurrence[key];
     std::sort(m.begin(), m.end(), [&](size_t a, size_t b) { return cb.spans[a].index < cb.spans[b].index; });
     out.push_back(std::move(m));
   }

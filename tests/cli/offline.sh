@@ -114,6 +114,14 @@ done
   --per-device-train-batch-size 4 --max-steps 30 --learning-rate 1e-3 --max-length 64 > "$tmp/listwise.log"
 awk -v a="$(metric "$tmp/listwise/metrics.jsonl" rewards/accuracies)" 'BEGIN { exit !(a > 0.7) }' \
   || fail "listwise DPO accuracy: $(tail -1 "$tmp/listwise/metrics.jsonl")"
+# Batches of 3 from 2 rankings span epoch boundaries, so a ranking sits in one batch twice.
+head -2 "$tmp/ranked.jsonl" > "$tmp/ranked2.jsonl"
+"$RLHF" dpo --model "$tmp/base" --data "$tmp/ranked2.jsonl" --loss-type listwise --out "$tmp/listwise5" \
+  --per-device-train-batch-size 3 --max-steps 4 --max-length 64 > "$tmp/listwise5.log" 2>&1 \
+  || fail "listwise DPO, batches across epochs: $(tail -2 "$tmp/listwise5.log")"
+"$RLHF" rm --model "$tmp/base" --data "$tmp/ranked2.jsonl" --loss plackett_luce --out "$tmp/rm5" \
+  --per-device-train-batch-size 3 --max-steps 4 --max-length 64 > "$tmp/rm5.log" 2>&1 \
+  || fail "PL reward model, batches across epochs: $(tail -2 "$tmp/rm5.log")"
 
 # Bad input: a named error and exit code 2.
 printf '{"prompt": "a", "chosen": 3, "rejected": "b"}\n' > "$tmp/bad.jsonl"
