@@ -340,7 +340,47 @@ json suite_rq4(Bench& b, World& w) {
     if (s.proxy_rm.empty()) s.proxy_rm = pl_rm;
     s.labels = rankings;
   }
-  const std::vector<json> runs = b.run_all(specs);
+  // The list length K: each prompt's ranking restricted to its first K samples (a Plackett–Luce
+  // ranking restricted to a subset is Plackett–Luce over the subset), trained listwise and as
+  // all of its C(K, 2) pairs.
+  for (int K : p.ranking_ks) {
+    const fs::path dir = w.stages().stage(w.key() + "/rq4/k" + std::to_string(K), [&](const fs::path& d) {
+      std::string lists, pairs_out;
+      for (const auto& r : read_jsonl(ranked)) {
+        json order = json::array(), completions = json::array();
+        for (const auto& i : r["ranking"])
+          if (i.get<int>() < K) order.push_back(i);
+        for (int i = 0; i < K; ++i) completions.push_back(r["completions"][i]);
+        lists += json{{"prompt", r["prompt"]}, {"completions", completions}, {"ranking", order}}.dump() + "\n";
+        for (size_t a = 0; a < order.size(); ++a)
+          for (size_t c = a + 1; c < order.size(); ++c)
+            pairs_out += json{{"prompt", r["prompt"]}, {"chosen", completions[order[a].get<int>()]},
+                              {"rejected", completions[order[c].get<int>()]}}
+                             .dump() +
+                         "\n";
+      }
+      write_text_atomic(d / "ranked.jsonl", lists);
+      write_text_atomic(d / "pairs.jsonl", pairs_out);
+    });
+    const json kp = {{"K", K}};
+    specs.push_back(offline_run(w, "rq4", "listwise-dpo-k", dir / "ranked.jsonl", rankings, "listwise", 0.1, kp));
+    specs.push_back(offline_run(w, "rq4", "dpo-ranking-pairs-k", dir / "pairs.jsonl", rankings * K * (K - 1) / 2,
+                                "sigmoid", 0.1, kp));
+    specs.back().labels = specs[specs.size() - 2].labels = rankings;
+    specs.back().proxy_rm = specs[specs.size() - 2].proxy_rm = pl_rm;
+  }
+  const std::vector<json> all = b.run_all(specs);
+  std::vector<json> runs;
+  json k_sweep = json::array();
+  for (const auto& r : all) {
+    const std::string m = r["method"];
+    if (m.size() < 2 || m.substr(m.size() - 2) != "-k") {
+      runs.push_back(r);
+      continue;
+    }
+    k_sweep.push_back({{"K", r["params"]["K"]}, {"method", m.substr(0, m.size() - 2)}, {"final_gold", r["final"]["gold"]},
+                       {"final_ci", r["final"]["gold_ci"]}, {"final_kl", r["final"]["kl"]}});
+  }
   // Each reward model's ranking quality on held-out gold-labelled pairs of base samples:
   // pairwise accuracy a, and Kendall's tau over those pairs, 2a - 1.
   const GoldPairs held_out = gold_pairs(w, Split::test, 1.0, w.base(), "id");
@@ -357,7 +397,8 @@ json suite_rq4(Bench& b, World& w) {
     const double acc = e.at("reward_model").at("accuracy").get<double>();
     rm_rows.push_back({{"rm", name}, {"accuracy", acc}, {"kendall_tau", 2 * acc - 1}});
   }
-  return {{"question", kQuestions.at("rq4")}, {"table", frontier_table(runs)}, {"reward_models", rm_rows}};
+  return {{"question", kQuestions.at("rq4")}, {"table", frontier_table(runs)}, {"reward_models", rm_rows},
+          {"k_sweep", k_sweep}};
 }
 
 json suite_rq5(Bench& b, World& w) {
@@ -649,6 +690,7 @@ Profile make_profile(const std::string& name) {
     p.kl_coefs = {0.05, 0.2};
     p.agreements = {1.0, 0.8};
     p.bon_ns = {1, 2, 4, 8, 16};
+    p.ranking_ks = {2, 3, 4};
     if (name == "mini") {  // the CI profile: every suite, tiny budgets
       p.lm_steps = 40, p.sft_steps = 20;
       p.train_prompts = 32, p.test_prompts = 16;
@@ -657,6 +699,7 @@ Profile make_profile(const std::string& name) {
       p.dpo_betas = {0.1};
       p.kl_coefs = {0.05};
       p.bon_ns = {1, 4};
+      p.ranking_ks = {2, 4};
     }
   } else if (name == "standard" || name == "full") {
     p.preset = name == "full" ? mini : micro;
@@ -671,6 +714,7 @@ Profile make_profile(const std::string& name) {
     p.kl_coefs = {0.01, 0.03, 0.1, 0.3};
     p.agreements = {1.0, 0.9, 0.8, 0.7, 0.6};
     p.bon_ns = {1, 2, 4, 8, 16, 32, 64, 128};
+    p.ranking_ks = {2, 3, 4};
   } else {
     throw InputError("rlhf bench: unknown profile '" + name + "' (quick, standard, full, mini)");
   }

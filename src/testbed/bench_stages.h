@@ -44,6 +44,7 @@ struct Profile {
   int checkpoints;                  // evaluations along each run (besides step 0)
   std::vector<double> dpo_betas, kl_coefs, agreements;
   std::vector<int> bon_ns;
+  std::vector<int> ranking_ks;      // rq4's list lengths (at most pref_samples)
 };
 
 Profile make_profile(const std::string& name);
