@@ -183,6 +183,10 @@ GoldPairs gold_pairs(World& w, Split split, double temperature, const fs::path& 
       };
       const double g0 = gold(rows[i]), g1 = gold(rows[i + 1]);
       if (std::fabs(g0 - g1) <= 0.02) continue;  // near-ties carry no gold label
+      // An empty completion has no token to score (the CLI drops such a pair), so it is left out
+      // here too and the scores stay aligned with the gold gaps.
+      if (rows[i]["completion"].get<std::string>().empty() || rows[i + 1]["completion"].get<std::string>().empty())
+        continue;
       const json &c = g0 > g1 ? rows[i] : rows[i + 1], &r = g0 > g1 ? rows[i + 1] : rows[i];
       out += json{{"prompt", prompt},
                   {"chosen", " " + c["completion"].get<std::string>()},
@@ -227,6 +231,7 @@ json suite_rq2(Bench& b, World& w) {
   const std::vector<Scorer> scorers = {{"dpo_implicit", run_model(dpo_spec), p.dpo_betas.front()},
                                        {"ipo_implicit", run_model(ipo_spec), 0.1}};
   json table = json::array();
+  const double tau = w.annotator(kCleanish).config().bt_tau;
   std::vector<std::function<void()>> jobs;
   std::vector<json> rows(sets.size() * (scorers.size() + 2));
   for (size_t si = 0; si < sets.size(); ++si)
@@ -251,10 +256,18 @@ json suite_rq2(Bench& b, World& w) {
         }
         auto row = [&](const std::string& scorer, const eval::PairScores& s) {
           const eval::PreferenceMetrics m = eval::preference_metrics(s);
-          std::vector<double> margin;
+          std::vector<double> margin, pred, target;
           for (size_t i = 0; i < s.chosen.size(); ++i) margin.push_back(s.chosen[i] - s.rejected[i]);
+          const bool aligned = gold_gap.size() == margin.size();
+          // Calibration: sigmoid of the margin against the gold Bradley–Terry probability of the
+          // pair under RQ1's annotator temperature.
+          for (size_t i = 0; aligned && i < margin.size(); ++i) {
+            pred.push_back(1 / (1 + std::exp(-margin[i])));
+            target.push_back(1 / (1 + std::exp(-gold_gap[i] / tau)));
+          }
           return json{{"scorer", scorer}, {"set", set}, {"pairs", m.pairs}, {"accuracy", m.accuracy}, {"auc", m.auc},
-                      {"spearman_gold_gap", gold_gap.size() == margin.size() ? eval::spearman(margin, gold_gap) : 0.0}};
+                      {"spearman_gold_gap", aligned ? eval::spearman(margin, gold_gap) : 0.0},
+                      {"ece", aligned && !pred.empty() ? json(expected_calibration_error(pred, target, 10)) : json(nullptr)}};
         };
         const size_t base = si * (scorers.size() + 2);
         rows[base + 2 + ci] = row(sc.name, imp_s);
@@ -448,12 +461,29 @@ json suite_rq5(Bench& b, World& w) {
   for (auto& r : specs)
     if (r.args.front() == "dpo") r.verifier_calls = calls, r.labels = 0;
   const std::vector<json> runs = b.run_all(specs);
+  // Out of distribution (longer lists): pass@1 of the base and of every final policy.
+  std::vector<json> ood(specs.size() + 1);
+  std::vector<std::function<void()>> jobs;
+  for (size_t i = 0; i <= specs.size(); ++i)
+    jobs.push_back([&, i] {
+      const std::string name = i < specs.size() ? run_id(specs[i]) : w.key() + "/base";
+      const fs::path model = i < specs.size() ? run_model(specs[i]) : w.base();
+      const fs::path dir = w.stages().stage("ood/" + name, [&](const fs::path& d) {
+        write_text_atomic(d / "eval.json", w.evaluate(model, {}, Split::ood).dump());
+      });
+      std::ifstream f(dir / "eval.json");
+      ood[i] = json::parse(f);
+    });
+  w.stages().parallel(jobs);
   json table = json::array();
-  for (const auto& r : runs)
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const json& r = runs[i];
     table.push_back({{"task", r["task"]}, {"method", r["method"]}, {"verifier_calls", r["accounting"]["verifier_calls"]},
                      {"pass_at_1", r["final"]["pass"]}, {"final_gold", r["final"]["gold"]},
                      {"final_ci", r["final"]["gold_ci"]}, {"final_kl", r["final"]["kl"]},
-                     {"base_pass_at_1", r["checkpoints"][0]["pass"]}});
+                     {"base_pass_at_1", r["checkpoints"][0]["pass"]}, {"ood_pass_at_1", ood[i]["pass"]},
+                     {"ood_ci", ood[i]["gold_ci"]}, {"base_ood_pass_at_1", ood.back()["pass"]}});
+  }
   return {{"question", kQuestions.at("rq5")}, {"table", table}, {"verifier_pairs", n_pairs}};
 }
 

@@ -437,22 +437,23 @@ EvalSetup World::eval_setup(Split split) {
   return setup;
 }
 
-const EvalBaseline& World::baseline() {
+const EvalBaseline& World::baseline(Split split) {
   const fs::path model = base();
-  EvalSetup setup = eval_setup();
-  setup.prompts = prompt_texts(Split::test);
+  EvalSetup setup = eval_setup(split);
+  setup.prompts = prompt_texts(split);
   std::lock_guard<std::mutex> lock(mu_);
-  if (!baseline_) {
+  auto& slot = baselines_[split];
+  if (!slot) {
     Transformer ref = load_checkpoint(model, ModelHeads{});
-    baseline_ = std::make_unique<EvalBaseline>(evaluate_baseline(ref, setup));
+    slot = std::make_unique<EvalBaseline>(evaluate_baseline(ref, setup));
   }
-  return *baseline_;
+  return *slot;
 }
 
-json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm) {
-  const EvalBaseline& b = baseline();
-  EvalSetup setup = eval_setup();
-  setup.prompts = prompt_texts(Split::test);
+json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split split) {
+  const EvalBaseline& b = baseline(split);
+  EvalSetup setup = eval_setup(split);
+  setup.prompts = prompt_texts(split);
   Transformer ref = load_checkpoint(base(), ModelHeads{});
   Transformer policy = load_checkpoint(model_dir, ModelHeads{});
   ProxyScorer proxy;

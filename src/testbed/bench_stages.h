@@ -118,8 +118,8 @@ class World {
 
   // Evaluation against the base policy on the test split (cached per model directory).
   EvalSetup eval_setup(Split split = Split::test);
-  json evaluate(const fs::path& model_dir, const fs::path& proxy_rm);
-  const EvalBaseline& baseline();
+  json evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split split = Split::test);
+  const EvalBaseline& baseline(Split split = Split::test);
   const std::map<std::string, std::unique_ptr<Annotator>>& annotators() const { return annotators_; }
 
  private:
@@ -132,7 +132,7 @@ class World {
   std::map<Split, std::vector<std::string>> prompt_texts_;
   std::vector<BaseSample> samples_;
   std::map<std::string, std::unique_ptr<Annotator>> annotators_;
-  std::unique_ptr<EvalBaseline> baseline_;
+  std::map<Split, std::unique_ptr<EvalBaseline>> baselines_;
   std::unique_ptr<Tokenizer> tok_;
 };
 

@@ -50,6 +50,10 @@ need([p["id"] for p in r["patterns"]] == list(range(1, 13)), "pattern ids")
 for p in r["patterns"]:
     need(p["verdict"] in ("reproduced", "not reproduced", "inconclusive") and p["evidence"], "pattern %d" % p["id"])
 need(len(r["suites"]["overopt"]["fits"]) >= 2, "over-optimization fits")
+for row in r["suites"]["rq2"]["table"]:  # scores aligned with the gold gaps of their pairs
+    if row["pairs"] >= 3:
+        need(row["ece"] is not None and row["spearman_gold_gap"] is not None, "rq2 row %s/%s" % (row["scorer"], row["set"]))
+need(all("ood_pass_at_1" in row for row in r["suites"]["rq5"]["table"]), "rq5 out-of-distribution pass@1")
 print("schema ok: %d runs, %d annotators" % (len(r["runs"]), len(r["annotators"])))
 PY
 
