@@ -9,6 +9,7 @@
 // and appends example completions to samples.jsonl.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iomanip>
@@ -451,7 +452,7 @@ int cmd_best_of_n(int argc, char** argv) {
   Options o("best-of-n", "Sample n completions per prompt, score them with --reward, keep the best (no training).");
   o.add("model", "", "policy directory (required)")
       .add("data", "", "prompt JSONL (required)")
-      .add("out", "", "output JSONL: prompt, best completion, its score, mean score of the n (required)")
+      .add("out", "", "output JSONL: prompt, best completion, its score, mean score of the n, finish_reason (required)")
       .repeated("reward", "reward source spec, repeatable (as the online commands)")
       .add("reward-nan", "propagate", "propagate | ignore")
       .add("n", "4", "samples per prompt")
@@ -509,6 +510,12 @@ int cmd_best_of_n(int argc, char** argv) {
       row["completion"] = r.completions[p * sp.n + best];
       row["score"] = r.scores[p * sp.n + best];
       row["mean_score"] = sum / cnt;
+      // How the best sample ended, as rlhf generate reports it (its last token says).
+      const int32_t last = r.seqs[p * sp.n + best].tokens.back();
+      const auto ends = [&](const std::vector<int32_t>& ids) { return std::count(ids.begin(), ids.end(), last) > 0; };
+      row["finish_reason"] = rollout::finish_reason_name(ends(sp.eos_ids)    ? rollout::FinishReason::eos
+                                                         : ends(sp.stop_ids) ? rollout::FinishReason::stop
+                                                                             : rollout::FinishReason::length);
       best_sum += r.scores[p * sp.n + best], mean_sum += sum / cnt, ++scored;
     }
     lines += row.dump() + "\n";

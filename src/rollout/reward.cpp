@@ -144,8 +144,9 @@ void SpecOptions::finish() const {
 std::unique_ptr<RewardSource> make_reward_source(const RewardSpec& spec, const RewardContext& ctx) {
   SpecOptions opt(spec);
   std::unique_ptr<RewardSource> src;
-  if (const auto it = ctx.extra_kinds.find(spec.kind); it != ctx.extra_kinds.end()) return it->second(spec);
-  if (spec.kind == "rm")
+  if (const auto it = ctx.extra_kinds.find(spec.kind); it != ctx.extra_kinds.end())
+    src = it->second(spec, opt);
+  else if (spec.kind == "rm")
     src = make_model_reward(spec, opt, ctx);
   else if (spec.kind == "cmd")
     src = make_command_reward(spec, opt);

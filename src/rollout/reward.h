@@ -67,6 +67,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -102,21 +103,40 @@ class RewardSource {
   virtual RewardResult score(const std::vector<RewardSample>& batch) = 0;
 };
 
-// Where the sources are used: the policy directory decides whether a reward model shares its
-// tokenizer (empty: always re-tokenize).
-struct RewardSpec;
-struct RewardContext {
-  std::filesystem::path policy_dir;
-  // Kinds defined by layers above src/rollout (the testbed's "gold"), by name.
-  std::map<std::string, std::function<std::unique_ptr<RewardSource>(const RewardSpec&)>> extra_kinds;
-};
-
 struct RewardSpec {
   std::string text;  // as given, for messages
   double weight = 1.0;
   std::string kind;
   std::map<std::string, std::string> options;
   std::string arg;
+};
+
+// The reader of a spec's options that every kind's constructor uses: unknown or malformed
+// options are InputErrors naming the spec.
+class SpecOptions {
+ public:
+  explicit SpecOptions(const RewardSpec& spec) : spec_(spec) {}
+  bool has(const std::string& key);
+  double number(const std::string& key, double def);
+  bool flag(const std::string& key);  // a bare key, 1/0, true/false
+  std::string str(const std::string& key, const std::string& def);
+  // Throws InputError listing the options nobody asked for.
+  void finish() const;
+  [[noreturn]] void fail(const std::string& what) const;  // InputError "reward 'SPEC': what"
+
+ private:
+  const RewardSpec& spec_;
+  std::set<std::string> used_;
+};
+
+// Where the sources are used: the policy directory decides whether a reward model shares its
+// tokenizer (empty: always re-tokenize).
+struct RewardContext {
+  std::filesystem::path policy_dir;
+  // Kinds defined by layers above src/rollout (the testbed's "gold"), by name; their options are
+  // read through `opt` and checked like the built-in kinds'.
+  std::map<std::string, std::function<std::unique_ptr<RewardSource>(const RewardSpec&, SpecOptions& opt)>>
+      extra_kinds;
 };
 
 // Throws InputError naming the spec.

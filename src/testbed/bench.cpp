@@ -13,6 +13,7 @@
 #include "eval/preference_metrics.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
+#include "model/safetensors.h"
 #include "model/transformer.h"
 #include "tensor/error.h"
 #include "testbed/bandits.h"
@@ -41,12 +42,6 @@ const std::map<std::string, std::string> kQuestions = {
 
 // The KL grid of the frontier summaries (nats per sequence).
 const std::vector<double> kKlGrid = {0.25, 0.5, 1, 2, 5};
-
-std::string fmt(double x) {
-  std::ostringstream s;
-  s << x;
-  return s.str();
-}
 
 // Everything one bench needs, shared by the suites.
 struct Bench {
@@ -95,7 +90,7 @@ json frontier_row(const std::string& task, const std::string& method, const std:
   json at = json::object();
   for (double kl : kKlGrid) {
     const double g = frontier_gold_at(f, kl);
-    at[fmt(kl)] = std::isfinite(g) ? json(g) : json(nullptr);
+    at[arg(kl)] = finite_or_null(g);
   }
   return {{"task", task}, {"method", method}, {"gold_at_kl", at}, {"auc_0_5", frontier_area(f, 5.0)},
           {"best_gold", best}, {"ci", best_ci}, {"max_kl", f.empty() ? 0.0 : f.back().kl}};
@@ -119,38 +114,53 @@ json frontier_table(const std::vector<json>& runs) {
 
 const std::string kCleanish = "bt:0.9";  // RQ1's annotator (TESTBED §7: BT, agreement ≈ 0.9)
 
+// RQ1's runs that RQ2 scores again: built in one place so both suites name the same stage.
+RunSpec rq1_dpo(World& w, double beta) {
+  RunSpec r = offline_run(w, "rq1", "dpo", w.prefs(kCleanish), static_cast<double>(w.n_pairs()), "sigmoid", beta,
+                          {{"beta", beta}});
+  r.proxy_rm = w.reward_model(kCleanish);
+  return r;
+}
+RunSpec rq1_ipo(World& w) {
+  RunSpec r = offline_run(w, "rq1", "ipo", w.prefs(kCleanish), static_cast<double>(w.n_pairs()), "ipo", 0.1,
+                          {{"tau", 0.1}});
+  r.proxy_rm = w.reward_model(kCleanish);
+  return r;
+}
+RunSpec rq1_ppo(World& w, double kl) {
+  const fs::path rm = w.reward_model(kCleanish);
+  RunSpec r = online_run(w, "rq1", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", kl}},
+                         {"--kl-coef", arg(kl), "--missing-eos-penalty", "1"});
+  r.proxy_rm = rm, r.labels = static_cast<double>(w.n_pairs());
+  return r;
+}
+
 json suite_rq1(Bench& b, World& w) {
   const Profile& p = b.profile;
   const fs::path prefs = w.prefs(kCleanish), rm = w.reward_model(kCleanish);
   const double pairs = static_cast<double>(w.n_pairs());
   std::vector<RunSpec> specs;
-  for (double beta : p.dpo_betas)
-    specs.push_back(offline_run(w, "rq1", "dpo", prefs, pairs, "sigmoid", beta, {{"beta", beta}}));
-  specs.push_back(offline_run(w, "rq1", "ipo", prefs, pairs, "ipo", 0.1, {{"tau", 0.1}}));
+  for (double beta : p.dpo_betas) specs.push_back(rq1_dpo(w, beta));
+  specs.push_back(rq1_ipo(w));
   specs.push_back(offline_run(w, "rq1", "simpo", prefs, pairs, "simpo", 2.0, {{"beta", 2.0}, {"gamma", 1.0}},
                               {"--simpo-gamma", "1"}));
   specs.push_back(offline_run(w, "rq1", "orpo", prefs, pairs, "orpo", 0.1, {{"lambda", 0.1}}));
   specs.push_back(offline_run(w, "rq1", "kto", w.unpaired(kCleanish), 2 * pairs, "kto", 0.1, {{"beta", 0.1}}, {}, "kto"));
   specs.back().labels = pairs;
-  for (double kl : p.kl_coefs) {
-    RunSpec r = online_run(w, "rq1", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", kl}},
-                           {"--kl-coef", fmt(kl), "--missing-eos-penalty", "1"});
-    r.proxy_rm = rm, r.labels = pairs;
-    specs.push_back(r);
-  }
+  for (double kl : p.kl_coefs) specs.push_back(rq1_ppo(w, kl));
   RunSpec rloo = online_run(w, "rq1", "rm+rloo", "rloo", "rm:" + rm.string(), {{"k", 4}},
-                            {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+                            {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())});
   rloo.proxy_rm = rm, rloo.labels = pairs;
   specs.push_back(rloo);
   RunSpec grpo = online_run(w, "rq1", "rm+grpo", "grpo", "rm:" + rm.string(), {{"k", 4}},
-                            {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+                            {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())});
   grpo.proxy_rm = rm, grpo.labels = pairs;
   specs.push_back(grpo);
   RunSpec apa = online_run(w, "rq1", "rm+apa", "apa", "rm:" + rm.string(), {{"lambda", 0.1}}, {"--apa-lambda", "0.1"});
   apa.proxy_rm = rm, apa.labels = pairs;
   specs.push_back(apa);
   RunSpec gold = online_run(w, "rq1", "gold+ppo", "ppo", w.gold_spec(), {{"kl_coef", p.kl_coefs.front()}},
-                            {"--kl-coef", fmt(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
+                            {"--kl-coef", arg(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
   specs.push_back(gold);
   for (auto& s : specs)
     if (s.proxy_rm.empty()) s.proxy_rm = rm;
@@ -171,7 +181,7 @@ GoldPairs gold_pairs(World& w, Split split, double temperature, const fs::path& 
   const fs::path prompts = w.prompts(split);
   const fs::path dir = w.stages().stage(w.key() + "/rq2/" + name, [&](const fs::path& d) {
     w.stages().rlhf({"generate", "--model", policy.string(), "--prompts", prompts.string(), "--out",
-                     (d / "samples.jsonl").string(), "--num-return-sequences", "2", "--temperature", fmt(temperature),
+                     (d / "samples.jsonl").string(), "--num-return-sequences", "2", "--temperature", arg(temperature),
                      "--max-new-tokens", std::to_string(w.task().max_new_tokens()), "--seed", std::to_string(w.seed())},
                     d / "log.txt");
     const auto rows = read_jsonl(d / "samples.jsonl");
@@ -195,7 +205,7 @@ GoldPairs gold_pairs(World& w, Split split, double temperature, const fs::path& 
                  .dump() +
              "\n";
     }
-    write_text_atomic(d / "pairs.jsonl", out);
+    write_file_atomic(d / "pairs.jsonl", out);
   });
   GoldPairs g{dir / "pairs.jsonl", {}};
   for (const auto& row : read_jsonl(g.file)) g.gold_gap.push_back(row["gold_gap"].get<double>());
@@ -205,18 +215,9 @@ GoldPairs gold_pairs(World& w, Split split, double temperature, const fs::path& 
 json suite_rq2(Bench& b, World& w) {
   const Profile& p = b.profile;
   const fs::path rm = w.reward_model(kCleanish);
-  const double pairs = static_cast<double>(w.n_pairs());
-  const std::vector<json> policies =
-      b.run_all({offline_run(w, "rq1", "dpo", w.prefs(kCleanish), pairs, "sigmoid", p.dpo_betas.front(),
-                             {{"beta", p.dpo_betas.front()}}),
-                 offline_run(w, "rq1", "ipo", w.prefs(kCleanish), pairs, "ipo", 0.1, {{"tau", 0.1}})});
-  RunSpec dpo_spec = offline_run(w, "rq1", "dpo", w.prefs(kCleanish), pairs, "sigmoid", p.dpo_betas.front(),
-                                 {{"beta", p.dpo_betas.front()}});
-  RunSpec ipo_spec = offline_run(w, "rq1", "ipo", w.prefs(kCleanish), pairs, "ipo", 0.1, {{"tau", 0.1}});
-  RunSpec ppo_spec = online_run(w, "rq1", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", p.kl_coefs.front()}},
-                                {"--kl-coef", fmt(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
-  ppo_spec.proxy_rm = rm;
-  b.run_all({ppo_spec});
+  const RunSpec dpo_spec = rq1_dpo(w, p.dpo_betas.front()), ipo_spec = rq1_ipo(w),
+                ppo_spec = rq1_ppo(w, p.kl_coefs.front());
+  b.run_all({dpo_spec, ipo_spec, ppo_spec});
   const std::vector<std::pair<std::string, GoldPairs>> sets = {
       {"id", gold_pairs(w, Split::test, 1.0, w.base(), "id")},
       {"prompt_shift", gold_pairs(w, Split::ood, 1.0, w.base(), "prompt-shift")},
@@ -241,7 +242,7 @@ json suite_rq2(Bench& b, World& w) {
         const Scorer& sc = scorers[ci];
         const fs::path dir = w.stages().stage(w.key() + "/rq2/eval-" + sc.name + "-" + set, [&](const fs::path& d) {
           w.stages().rlhf({"eval", "--data", pairs_file.file.string(), "--reward-model", rm.string(), "--policy",
-                           sc.policy.string(), "--ref-model", w.base().string(), "--beta", fmt(sc.beta),
+                           sc.policy.string(), "--ref-model", w.base().string(), "--beta", arg(sc.beta),
                            "--max-length", std::to_string(p.preset.max_positions), "--scores-out",
                            (d / "scores.jsonl").string()},
                           d / "log.txt");
@@ -278,7 +279,6 @@ json suite_rq2(Bench& b, World& w) {
       });
   w.stages().parallel(jobs);
   for (auto& r : rows) table.push_back(r);
-  (void)policies;
   return {{"question", kQuestions.at("rq2")}, {"table", table}};
 }
 
@@ -286,7 +286,7 @@ json suite_rq3(Bench& b, World& w) {
   const Profile& p = b.profile;
   std::vector<RunSpec> specs;
   std::vector<std::string> names;
-  for (double a : p.agreements) names.push_back(a >= 1.0 ? "clean" : "flip:" + fmt(a));
+  for (double a : p.agreements) names.push_back(a >= 1.0 ? "clean" : "flip:" + arg(a));
   names.push_back("human-like");
   names.push_back("gpt4-like");
   json annotators = json::array();
@@ -298,10 +298,10 @@ json suite_rq3(Bench& b, World& w) {
     const json params = {{"annotator", name}, {"agreement", std::round(agreement * 1000) / 1000}};
     specs.push_back(offline_run(w, "rq3", "dpo", prefs, pairs, "sigmoid", 0.1, params));
     specs.push_back(offline_run(w, "rq3", "cdpo", prefs, pairs, "cdpo", 0.1, params,
-                                {"--label-smoothing", fmt(std::clamp(1.0 - agreement, 0.0, 0.4))}));
+                                {"--label-smoothing", arg(std::clamp(1.0 - agreement, 0.0, 0.4))}));
     specs.push_back(offline_run(w, "rq3", "ipo", prefs, pairs, "ipo", 0.1, params));
     RunSpec rl = online_run(w, "rq3", "rm+rloo", "rloo", "rm:" + rm.string(), params,
-                            {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+                            {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())});
     rl.labels = pairs;
     specs.push_back(rl);
     for (auto& s : specs)
@@ -335,15 +335,15 @@ json suite_rq4(Bench& b, World& w) {
                   {"rejected", r["completions"][r["ranking"].back().get<int>()]}}
                  .dump() +
              "\n";
-    write_text_atomic(d / "pairs.jsonl", out);
+    write_file_atomic(d / "pairs.jsonl", out);
   }) / "pairs.jsonl";
   std::vector<RunSpec> specs;
   const json params = {{"K", p.pref_samples}};
   RunSpec pl = online_run(w, "rq4", "pl-rm+rloo", "rloo", "rm:" + pl_rm.string(), params,
-                          {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+                          {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())});
   pl.proxy_rm = pl_rm, pl.labels = rankings;
   RunSpec bt = online_run(w, "rq4", "bt-rm+rloo", "rloo", "rm:" + bt_rm.string(), params,
-                          {"--num-generations", "4", "--beta", fmt(p.kl_coefs.front())});
+                          {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())});
   bt.proxy_rm = bt_rm, bt.labels = rankings;
   specs = {pl, bt,
            offline_run(w, "rq4", "dpo-all-pairs", prefs, pairs, "sigmoid", 0.1, params),
@@ -372,8 +372,8 @@ json suite_rq4(Bench& b, World& w) {
                              .dump() +
                          "\n";
       }
-      write_text_atomic(d / "ranked.jsonl", lists);
-      write_text_atomic(d / "pairs.jsonl", pairs_out);
+      write_file_atomic(d / "ranked.jsonl", lists);
+      write_file_atomic(d / "pairs.jsonl", pairs_out);
     });
     const json kp = {{"K", K}};
     specs.push_back(offline_run(w, "rq4", "listwise-dpo-k", dir / "ranked.jsonl", rankings, "listwise", 0.1, kp));
@@ -444,7 +444,7 @@ json suite_rq5(Bench& b, World& w) {
                    .dump() +
                "\n";
     }
-    write_text_atomic(d / "pairs.jsonl", out);
+    write_file_atomic(d / "pairs.jsonl", out);
   }) / "pairs.jsonl";
   n_pairs = static_cast<double>(read_jsonl(pairs).size());
   const double calls = static_cast<double>(s.size());  // the verifier scored every base sample
@@ -469,7 +469,7 @@ json suite_rq5(Bench& b, World& w) {
       const std::string name = i < specs.size() ? run_id(specs[i]) : w.key() + "/base";
       const fs::path model = i < specs.size() ? run_model(specs[i]) : w.base();
       const fs::path dir = w.stages().stage("ood/" + name, [&](const fs::path& d) {
-        write_text_atomic(d / "eval.json", w.evaluate(model, {}, Split::ood).dump());
+        write_file_atomic(d / "eval.json", w.evaluate(model, {}, Split::ood).dump());
       });
       std::ifstream f(dir / "eval.json");
       ood[i] = json::parse(f);
@@ -494,30 +494,29 @@ json suite_rq6(Bench& b, World& w) {
   // prompt; its steps are set so that it uses the offline run's label budget.
   const int online_steps = std::max(1, static_cast<int>(pairs / p.rl_prompts));
   const double sigma = 0.1;
-  RunSpec online = online_run(w, "rq6", "online-dpo", "online-dpo", w.gold_spec("noise=" + fmt(sigma)),
+  RunSpec online = online_run(w, "rq6", "online-dpo", "online-dpo", w.gold_spec("noise=" + arg(sigma)),
                               {{"labels", static_cast<int64_t>(pairs)}}, {"--beta", "0.1"}, online_steps);
   online.labels = pairs;
   online.verifier_calls = 0;
   RunSpec offline = offline_run(w, "rq6", "offline-dpo", w.prefs(kCleanish), pairs, "sigmoid", 0.1, {{"labels", static_cast<int64_t>(pairs)}});
   // Iterative DPO: two rounds of best-vs-worst of two samples per prompt, judged the same way.
-  RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", w.gold_spec("noise=" + fmt(sigma)), 2, 2, {{"rounds", 2}});
+  RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", w.gold_spec("noise=" + arg(sigma)), 2, 2, {{"rounds", 2}});
   const std::vector<json> runs = b.run_all({offline, online, iterative});
-  for (auto& r : {0, 1}) (void)r;
   return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)},
           {"note", "online DPO labels each of its prompts' two samples once with a Gaussian annotator (sigma " +
-                       fmt(sigma) + ") on the gold reward; the offline run labels base-sample pairs with " + kCleanish}};
+                       arg(sigma) + ") on the gold reward; the offline run labels base-sample pairs with " + kCleanish}};
 }
 
 json suite_length(Bench& b, World& w) {
   const Profile& p = b.profile;
   std::vector<RunSpec> specs;
   for (double gamma : {0.0, 0.05}) {
-    const std::string ann = "bt:0.9+len=" + fmt(gamma);
+    const std::string ann = "bt:0.9+len=" + arg(gamma);
     const fs::path prefs = w.prefs(ann), rm = w.reward_model(ann);
     const double pairs = static_cast<double>(w.n_pairs());
     const json params = {{"gamma", gamma}};
     RunSpec ppo = online_run(w, "length", "rm+ppo", "ppo", "rm:" + rm.string(), params,
-                             {"--kl-coef", fmt(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
+                             {"--kl-coef", arg(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
     ppo.labels = pairs;
     specs.push_back(ppo);
     specs.push_back(offline_run(w, "length", "dpo", prefs, pairs, "sigmoid", 0.1, params));
@@ -526,7 +525,7 @@ json suite_length(Bench& b, World& w) {
       if (s.proxy_rm.empty()) s.proxy_rm = rm;
   }
   specs.push_back(online_run(w, "length", "length-only-ppo", "ppo", "0.1*length:tokens", {{"gamma", 0.0}},
-                             {"--kl-coef", fmt(p.kl_coefs.front())}));
+                             {"--kl-coef", arg(p.kl_coefs.front())}));
   specs.back().proxy_rm = w.reward_model("bt:0.9+len=0.05");
   const std::vector<json> runs = b.run_all(specs);
   const double near_tie_long_win = w.annotator("bt:0.9+len=0.05").near_tie_long_win;
@@ -570,7 +569,7 @@ json suite_overopt(Bench& b, World& w) {
     json points = json::array();
     for (const auto& q : pts) {
       kl.push_back(q.kl), gain.push_back(q.gain);
-      points.push_back({std::sqrt(q.kl), q.gain, std::isfinite(q.proxy) ? json(q.proxy) : json(nullptr)});
+      points.push_back({std::sqrt(q.kl), q.gain, finite_or_null(q.proxy)});
     }
     OveroptFit f;
     std::string note;
@@ -580,9 +579,9 @@ json suite_overopt(Bench& b, World& w) {
       f.alpha = f.beta = f.kl_peak = f.r2 = NAN;  // too few points away from the base to fit
       note = e.what();
     }
-    auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
     fits.push_back({{"task", w.name()}, {"optimizer", optimizer}, {"form", bon_form ? "d(a-b d)" : "d(a-b log d)"},
-                    {"alpha", num(f.alpha)}, {"beta", num(f.beta)}, {"peak_kl", num(f.kl_peak)}, {"r2", num(f.r2)},
+                    {"alpha", finite_or_null(f.alpha)}, {"beta", finite_or_null(f.beta)},
+                    {"peak_kl", finite_or_null(f.kl_peak)}, {"r2", finite_or_null(f.r2)},
                     {"points", points}, {"note", note}});
   };
   std::vector<Point> bon_pts;
@@ -779,7 +778,7 @@ int run_bench(const BenchOptions& opt) {
       throw InputError("rlhf bench: " + opt.out.string() + " holds stages of another bench (" + old.dump() +
                        "); use another --out or remove it");
   } else {
-    write_text_atomic(fp_file, fingerprint.dump() + "\n");
+    write_file_atomic(fp_file, fingerprint.dump() + "\n");
   }
   const int jobs = opt.jobs > 0 ? opt.jobs : std::max(1u, std::thread::hardware_concurrency());
   fs::path root = fs::absolute(opt.out).lexically_normal();
@@ -853,9 +852,9 @@ int run_bench(const BenchOptions& opt) {
                   {"runs", b.runs},
                   {"suites", b.suites}};
   results["patterns"] = judge_patterns(results);
-  write_text_atomic(opt.out / "results.json", results.dump(2) + "\n");
+  write_file_atomic(opt.out / "results.json", results.dump(2) + "\n");
   const nlohmann::json plain = nlohmann::json::parse(results.dump());
-  write_text_atomic(opt.out / "report.html", render_report(plain));
+  write_file_atomic(opt.out / "report.html", render_report(plain));
   for (const auto& r : b.runs) {
     const fs::path src = opt.out / "stages" / "runs" / r["id"].get<std::string>() / "model" / "metrics.jsonl";
     const fs::path dst = opt.out / "runs" / r["id"].get<std::string>() / "metrics.jsonl";

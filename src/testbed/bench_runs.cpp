@@ -6,18 +6,13 @@
 
 #include "model/checkpoint.h"
 #include "model/config.h"
+#include "model/safetensors.h"
 #include "tensor/error.h"
 #include "testbed/stats.h"
 
 namespace rlhf::testbed {
 
 namespace {
-
-std::string num(double x) {
-  std::ostringstream s;
-  s << x;
-  return s.str();
-}
 
 constexpr int kOfflineBatch = 16;
 
@@ -67,7 +62,7 @@ RunSpec offline_run(World& w, const std::string& suite, const std::string& metho
   const double pairs = command == "kto" ? groups / 2 : groups;
   const Profile& p = w.profile();
   RunSpec r = run_spec(w, suite, method, std::move(params));
-  r.args = {command, "--model", w.base().string(), "--data", data.string(), "--loss-type", loss, "--beta", num(beta),
+  r.args = {command, "--model", w.base().string(), "--data", data.string(), "--loss-type", loss, "--beta", arg(beta),
             "--max-length", std::to_string(p.preset.max_positions), "--num-train-epochs",
             std::to_string(p.offline_epochs), "--per-device-train-batch-size", std::to_string(kOfflineBatch),
             "--learning-rate", "2e-4", "--lr-scheduler-type", "constant", "--logging-steps", "50", "--seed",
@@ -167,7 +162,7 @@ json execute(const RunSpec& spec) {
                 {"accounting", {{"flops", spec.flops}, {"labels", spec.labels}, {"verifier_calls", spec.verifier_calls}}},
                 {"checkpoints", checkpoints},
                 {"final", checkpoints.back()}};
-    write_text_atomic(d / "run.json", run.dump());
+    write_file_atomic(d / "run.json", run.dump());
   });
   std::ifstream f(dir / "run.json");
   return json::parse(f);
@@ -192,11 +187,7 @@ json best_of_n(World& w, const std::string& suite, const fs::path& rm, const std
       const std::string prompt = row.at("prompt").get<std::string>();
       if (row.at("completion").is_null()) throw std::runtime_error(id + ": a prompt without a scored sample");
       const std::string completion = row.at("completion").get<std::string>();
-      // best-of-n keeps the text only: a sample stops at EOS or after max_new_tokens, so one
-      // shorter than the budget (its words plus the EOS fit) ended with EOS.
-      int words = completion.empty() ? 0 : 1;
-      for (char c : completion) words += c == ' ';
-      const bool eos = words < w.task().max_new_tokens();
+      const bool eos = row.at("finish_reason") == "eos";
       gold.push_back(w.task().gold(prompt, completion, eos));
       proxy.push_back(row.at("score").get<double>());
     }

@@ -18,7 +18,9 @@
 
 #include <omp.h>
 
+#include "data/jsonl.h"
 #include "model/checkpoint.h"
+#include "model/safetensors.h"
 #include "rollout/reward.h"
 #include "tensor/error.h"
 
@@ -26,32 +28,27 @@ extern char** environ;
 
 namespace rlhf::testbed {
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    if (!f) throw IoError("cannot write " + tmp.string());
-  }
-  fs::rename(tmp, path);
-}
-
 std::vector<json> read_jsonl(const fs::path& path) {
-  std::ifstream f(path);
-  if (!f) throw IoError("cannot read " + path.string());
+  LineReader reader(path);
   std::vector<json> rows;
   std::string line;
-  int64_t n = 0;
-  while (std::getline(f, line)) {
-    ++n;
+  while (reader.next(line)) {
     if (line.empty()) continue;
     try {
       rows.push_back(json::parse(line));
     } catch (const std::exception& e) {
-      throw InputError(path.string() + ":" + std::to_string(n) + ": not JSON (" + e.what() + ")");
+      throw InputError(path.string() + ":" + std::to_string(reader.line_no()) + ": not JSON (" + e.what() + ")");
     }
   }
   return rows;
+}
+
+json finite_or_null(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
+
+std::string arg(double x) {
+  std::ostringstream s;
+  s << x;
+  return s.str();
 }
 
 // ---- stages ------------------------------------------------------------------------------------
@@ -74,7 +71,7 @@ fs::path Stages::stage(const std::string& name, const std::function<void(const f
       fs::remove_all(dir);
       fs::create_directories(dir);
       body(dir);
-      write_text_atomic(dir / "DONE", "");
+      write_file_atomic(dir / "DONE", "");
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::lock_guard<std::mutex> lock(mu_);
@@ -222,8 +219,8 @@ std::pair<int, int> World::base_steps() const {
 fs::path World::data_dir() {
   return stages_.stage(key() + "/data", [&](const fs::path& dir) {
     const std::vector<std::string> specials = {"<pad>", "<eos>", "<unk>"};
-    write_text_atomic(dir / "tokenizer.json", word_level_tokenizer_json(task_->words(), specials));
-    write_text_atomic(dir / "tokenizer_config.json",
+    write_file_atomic(dir / "tokenizer.json", word_level_tokenizer_json(task_->words(), specials));
+    write_file_atomic(dir / "tokenizer_config.json",
                       json{{"eos_token", "<eos>"}, {"pad_token", "<pad>"}, {"unk_token", "<unk>"},
                            {"model_max_length", profile_.preset.max_positions}, {"clean_up_tokenization_spaces", false}}
                           .dump(2));
@@ -237,7 +234,7 @@ fs::path World::data_dir() {
       Rng rng(seed_ * 7919 + world_seed_, 10 + static_cast<int>(split));
       std::vector<std::string> prompts;
       for (int i = 0; i < n; ++i) prompts.push_back(task_->prompt(rng, split));
-      write_text_atomic(dir / (std::string(split_name(split)) + ".jsonl"), prompt_rows(prompts));
+      write_file_atomic(dir / (std::string(split_name(split)) + ".jsonl"), prompt_rows(prompts));
     }
     // Pretraining documents as token ids, and SFT demonstrations in TRL's prompt/completion layout.
     Rng rng(seed_ * 7919 + world_seed_, 1);
@@ -250,13 +247,13 @@ fs::path World::data_dir() {
       for (size_t j = 0; j < ids.size(); ++j) docs += (j ? " " : "") + std::to_string(ids[j]);
       docs += "\n";
     }
-    write_text_atomic(dir / "docs.txt", docs);
+    write_file_atomic(dir / "docs.txt", docs);
     std::string sft;
     for (int i = 0; i < sft_steps * 32; ++i) {
       const Demonstration d = task_->demonstration(rng);
       sft += json{{"prompt", d.prompt}, {"completion", " " + d.completion}}.dump() + "\n";
     }
-    write_text_atomic(dir / "sft.jsonl", sft);
+    write_file_atomic(dir / "sft.jsonl", sft);
   });
 }
 
@@ -369,7 +366,7 @@ fs::path World::prefs(const std::string& name) {
                      .dump() +
                  "\n";
         }
-    write_text_atomic(dir / "prefs.jsonl", out);
+    write_file_atomic(dir / "prefs.jsonl", out);
   }) / "prefs.jsonl";
 }
 
@@ -381,7 +378,7 @@ fs::path World::unpaired(const std::string& name) {
       out += json{{"prompt", r["prompt"]}, {"completion", r["chosen"]}, {"label", true}}.dump() + "\n";
       out += json{{"prompt", r["prompt"]}, {"completion", r["rejected"]}, {"label", false}}.dump() + "\n";
     }
-    write_text_atomic(dir / "unpaired.jsonl", out);
+    write_file_atomic(dir / "unpaired.jsonl", out);
   }) / "unpaired.jsonl";
 }
 
@@ -409,7 +406,7 @@ fs::path World::ranked(const std::string& name) {
                  .dump() +
              "\n";
     }
-    write_text_atomic(dir / "ranked.jsonl", out);
+    write_file_atomic(dir / "ranked.jsonl", out);
   }) / "ranked.jsonl";
 }
 
@@ -464,11 +461,10 @@ json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split 
     proxy = [&](const std::vector<rollout::RewardSample>& batch) { return rm->score(batch).scores; };
   }
   const PolicyEval e = evaluate_policy(policy, ref, setup, b, proxy);
-  auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
-  return {{"gold", e.gold},       {"gold_ci", {e.gold_lo, e.gold_hi}}, {"proxy", num(e.proxy)},
+  return {{"gold", e.gold},       {"gold_ci", {e.gold_lo, e.gold_hi}}, {"proxy", finite_or_null(e.proxy)},
           {"kl", e.kl},           {"kl_k1", e.kl_k1},                   {"kl_k3", e.kl_k3},
           {"win_rate", e.win_rate}, {"length", e.length},               {"distinct2", e.distinct2},
-          {"entropy", e.entropy}, {"pass", num(e.pass)}, {"prompt_gold", e.prompt_gold}};
+          {"entropy", e.entropy}, {"pass", finite_or_null(e.pass)}, {"prompt_gold", e.prompt_gold}};
 }
 
 }  // namespace rlhf::testbed

@@ -136,8 +136,11 @@ class World {
   std::unique_ptr<Tokenizer> tok_;
 };
 
-// Calls stage bodies write with this, so a crash never leaves a half-written file.
-void write_text_atomic(const fs::path& path, const std::string& text);
+// Every row of a JSONL file (InputError naming the file and line for one that is not JSON).
 std::vector<json> read_jsonl(const fs::path& path);
+// A number as a command-line argument or a run-id part ("0.1", "1e-4").
+std::string arg(double x);
+// x, or null when it is not finite (results.json has no NaN).
+json finite_or_null(double x);
 
 }  // namespace rlhf::testbed

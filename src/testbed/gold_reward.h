@@ -15,7 +15,8 @@
 
 namespace rlhf::testbed {
 
-// InputError naming the spec for an unknown task, detail or option.
-std::unique_ptr<rollout::RewardSource> gold_reward(const rollout::RewardSpec& spec);
+// The "gold" kind for RewardContext::extra_kinds: InputError naming the spec for an unknown task
+// or detail (unknown options are make_reward_source's check).
+std::unique_ptr<rollout::RewardSource> gold_reward(const rollout::RewardSpec& spec, rollout::SpecOptions& opt);
 
 }  // namespace rlhf::testbed

@@ -71,6 +71,13 @@ TEST(BenchSequenceKl, EqualsTheFullForwardSumOverPositions) {
   }
 }
 
+// The gold kind as the CLI installs it (make_reward_source checks the options).
+std::unique_ptr<rollout::RewardSource> gold_source(const std::string& spec) {
+  rollout::RewardContext ctx;
+  ctx.extra_kinds = {{"gold", gold_reward}};
+  return rollout::make_reward_source(rollout::parse_reward_spec(spec), ctx);
+}
+
 std::vector<double> score(rollout::RewardSource& src, const std::string& prompt, const std::vector<std::string>& completions,
                           bool eos = true) {
   std::vector<rollout::RewardSample> batch;
@@ -86,8 +93,8 @@ std::vector<double> score(rollout::RewardSource& src, const std::string& prompt,
 
 TEST(BenchGoldReward, ScoresWithTheTasksGoldAndItsDetails) {
   const auto task = make_task("sort", 1);
-  auto gold = gold_reward(rollout::parse_reward_spec("gold:sort"));
-  auto partial = gold_reward(rollout::parse_reward_spec("gold(detail=partial):sort"));
+  auto gold = gold_source("gold:sort");
+  auto partial = gold_source("gold(detail=partial):sort");
   const std::string prompt = "sort 3 1 2 =";
   EXPECT_EQ(score(*gold, prompt, {"1 2 3 .", "1 3 2 ."}), (std::vector<double>{1.0, 0.0}));
   EXPECT_EQ(score(*gold, prompt, {"1 2 3 ."}, /*eos=*/false), std::vector<double>{0.0});
@@ -99,7 +106,7 @@ TEST(BenchGoldReward, ScoresWithTheTasksGoldAndItsDetails) {
 }
 
 TEST(BenchGoldReward, NoiseIsAFixedGaussianViewOfEachText) {
-  auto noisy = gold_reward(rollout::parse_reward_spec("gold(noise=0.5,seed=3):sort"));
+  auto noisy = gold_source("gold(noise=0.5,seed=3):sort");
   const std::string prompt = "sort 3 1 2 =";
   const auto a = score(*noisy, prompt, {"1 2 3 .", "1 3 2 .", "1 2 3 ."});
   EXPECT_EQ(a[0], a[2]);  // same text, same score
@@ -113,11 +120,11 @@ TEST(BenchGoldReward, NoiseIsAFixedGaussianViewOfEachText) {
 }
 
 TEST(BenchGoldReward, BadSpecsAreErrorsNamingThem) {
-  EXPECT_THROW(gold_reward(rollout::parse_reward_spec("gold:chess")), InputError);
-  EXPECT_THROW(gold_reward(rollout::parse_reward_spec("gold(detail=nope):sort")), InputError);
-  EXPECT_THROW(gold_reward(rollout::parse_reward_spec("gold(temperature=2):sort")), InputError);
-  EXPECT_THROW(gold_reward(rollout::parse_reward_spec("gold(noise=x):sort")), InputError);
-  auto gold = gold_reward(rollout::parse_reward_spec("gold:sort"));
+  EXPECT_THROW(gold_source("gold:chess"), InputError);
+  EXPECT_THROW(gold_source("gold(detail=nope):sort"), InputError);
+  EXPECT_THROW(gold_source("gold(temperature=2):sort"), InputError);
+  EXPECT_THROW(gold_source("gold(noise=x):sort"), InputError);
+  auto gold = gold_source("gold:sort");
   rollout::RewardSample chat;
   chat.prompt.is_chat = true;
   EXPECT_THROW(gold->score({chat}), InputError);
