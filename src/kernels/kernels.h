@@ -2,16 +2,17 @@
 //
 // One implementation per backend lives in src/kernels/<backend>/; this header is the CPU one
 // (src/kernels/cpu). Kernels work on raw fp32 row-major buffers whose shapes are given in the
-// comments; they never allocate, except where a scratch buffer is passed in by the caller.
+// comments; they never allocate, except where a scratch buffer is passed in by the caller (and
+// the GEMM's packing buffers, kept per thread: kernels/cpu/gemm.h).
 //
 // Accumulation convention (the one rule to remember when reading a backward):
 //   every *_backward ADDS (+=) into all of its gradient outputs — parameter gradients and
 //   input gradients alike. Callers zero gradient buffers before a backward pass. The only
 //   exception is rope_backward, which rotates its buffer in place (documented there).
 //
-// Threading: elementwise and per-row kernels use OpenMP; matrix products go through BLAS
-// (the OpenMP build of OpenBLAS, so both share one thread pool). Call kernels from outside
-// an OpenMP parallel region.
+// Threading: everything uses OpenMP: elementwise and per-row kernels, the dense products (our
+// GEMM, kernels/cpu/gemm.h) and attention's small per-head products (the OpenMP build of
+// OpenBLAS, so all share one thread pool). Call kernels from outside an OpenMP parallel region.
 #pragma once
 
 #include <cstdint>

@@ -68,6 +68,29 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                                            // decode steps (few rows: the weight-streaming path), threaded
                                            MatmulCase{8, 300, 301, false}, MatmulCase{1, 256, 1003, true}));
 
+// The few-row path starts its vector loads on a cache-line boundary of the weights: every
+// misalignment of the weight pointer (C a multiple of 16, so all rows share it, and C not, so
+// they do not), every row count up to the streaming limit, threaded and not. The result must
+// also be the same bits wherever the weights sit (resumed runs reproduce uninterrupted ones).
+TEST(Matmul, FewRowsAnyAlignment) {
+  for (const int64_t C : {64, 70, 256})
+    for (const int64_t N : {1, 3, 8}) {
+      const int64_t OC = C == 256 ? 300 : 37;  // 256 x 300 runs threaded
+      const auto inp = randn(N * C, 31), w = randn(OC * C, 32, 0.3f), b = randn(OC, 33);
+      const MatmulRef ref = matmul_ref(inp, w, b.data(), std::vector<float>(N * OC, 0.0f), N, C, OC);
+      std::vector<float> first;
+      for (int64_t offset = 0; offset < 16; ++offset) {
+        std::vector<float> storage(offset + OC * C);
+        std::copy(w.begin(), w.end(), storage.begin() + offset);
+        std::vector<float> out(N * OC, 123.0f);
+        matmul_forward(out.data(), inp.data(), storage.data() + offset, b.data(), N, C, OC);
+        EXPECT_TRUE(close_scaled(out, ref.out, 1e-5)) << "N=" << N << " C=" << C << " offset=" << offset;
+        if (offset == 0) first = out;
+        EXPECT_EQ(out, first) << "N=" << N << " C=" << C << ": offset " << offset << " changed the rounding";
+      }
+    }
+}
+
 TEST(Matmul, BackwardFiniteDifference) {
   const int64_t N = 6, C = 9, OC = 7;
   auto inp = randn(N * C, 11), w = randn(OC * C, 12, 0.5f), b = randn(OC, 13);

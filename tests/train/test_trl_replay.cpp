@@ -72,6 +72,13 @@ void compare(const std::vector<OfflineStepLog>& ours, const json& run, const std
     const json& m = run["steps"][s]["metrics"];
     for (const std::string& k : keys) {
       const double trl = m[k].get<double>();
+      // While the policy equals the reference (TRL's first step) every implicit reward is 0 and
+      // every chosen-vs-rejected comparison a tie; TRL's identical forwards count none of them,
+      // ours (reference log-probs from other batches) count rounding noise. The rewards and
+      // margins themselves are still compared.
+      if (k == "rewards/accuracies" && m.contains("rewards/chosen") && m["rewards/chosen"].get<double>() == 0.0 &&
+          m["rewards/rejected"].get<double>() == 0.0)
+        continue;
       ASSERT_TRUE(ours[s].values.count(k)) << k;
       EXPECT_NEAR(ours[s].values.at(k), trl, tol * std::max(std::fabs(trl), 1e-2))
           << run["name"].get<std::string>() << " step " << s + 1 << " " << k;

@@ -6,13 +6,12 @@
 // running log-sum-exp (online softmax). The backward recomputes each chunk's logits from h, W
 // and the saved lse. The output buffers double as running state in the forward: lse holds the
 // running log-sum-exp, logp the target logit, entropy the running sum_j exp(z_j - lse) z_j.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
 #include "tensor/error.h"
@@ -30,7 +29,7 @@ void check_targets(const int32_t* targets, int64_t N, int64_t V) {
 // z (N x cs) = inv_temp * h (N x C) @ W[v0 : v0 + cs]^T
 void chunk_logits(float* z, const float* h, const float* W, int64_t N, int64_t C, int64_t v0, int64_t cs,
                   float inv_temp) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, cs, C, inv_temp, h, C, W + v0 * C, C, 0.0f, z, cs);
+  cpu::gemm(N, cs, C, inv_temp, cpu::row_major(h, C), cpu::transposed(W + v0 * C, C), false, z, cs);
 }
 
 }  // namespace
@@ -110,11 +109,9 @@ void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, 
       const int64_t tgt = targets[n];
       if (tgt >= v0 && tgt < v0 + cs) z[tgt - v0] += g;
     }
-    if (dh)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, cs, inv_temp, scratch, cs, W + v0 * C, C, 1.0f, dh,
-                  C);
+    if (dh) cpu::gemm(N, C, cs, inv_temp, cpu::row_major(scratch, cs), cpu::row_major(W + v0 * C, C), true, dh, C);
     if (dW)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cs, C, N, inv_temp, scratch, cs, h, C, 1.0f, dW + v0 * C, C);
+      cpu::gemm(cs, C, N, inv_temp, cpu::transposed(scratch, cs), cpu::row_major(h, C), true, dW + v0 * C, C);
   }
 }
 

@@ -1,45 +1,121 @@
-// Dense layers: out = inp @ weight^T + bias, forward and backward, on CBLAS (OpenMP OpenBLAS).
+// Dense layers: out = inp @ weight^T + bias, forward and backward, on the GEMM of gemm.h, and
+// a weight-streaming product for the few rows of a decode step.
 //
 // Weights are stored PyTorch-style as (OC, C) row-major, so the forward multiplies by the
-// transpose. BLAS does the threading for the products; only the bias column sum is our loop.
-#include <cblas.h>
-
+// transpose.
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
 
 namespace rlhf::kernels {
 
 namespace {
 
-// Rows up to which a product streams the weights instead of calling sgemm. A decode step
-// multiplies a handful of rows by every weight: the cost is reading the weights once, and
-// sgemm would first copy (pack) each weight panel, reading and writing it again.
+// Rows up to which a product streams the weights instead of calling the GEMM. A decode step
+// multiplies a handful of rows by every weight: the cost is reading the weights once, and the
+// GEMM would first copy (pack) each weight panel, reading and writing it again.
 constexpr int64_t kStreamRows = 8;
 
-// out = inp @ weight^T + bias for N <= kStreamRows: four weight rows at a time stay in L1 while
-// every input row is dotted with them, so each weight is read from memory once.
+// 16 fp32 lanes: one AVX-512 register where the build's CPU has them (-march=native); GCC splits
+// the type into narrower registers elsewhere, so the code stays portable.
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x4 __attribute__((vector_size(16)));
+constexpr int64_t kLanes = 16;
+
+f32x16 load16(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);  // an unaligned vector load
+  return v;
+}
+
+// A butterfly (lanes 8, 4, 2, then 1 apart): every rotation of v sums to the same bits, since
+// rotating permutes the pairs of each level and each pair's sum commutes.
+float lane_sum(f32x16 v) {
+  const f32x8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                  __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const f32x4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+// Weight rows per tile, and how far ahead (in weight rows) the next tiles' weights are
+// prefetched: the stream from memory is what bounds a decode step, and the hardware prefetcher
+// alone kept it at about half of what the memory delivers (bench/run_generate.sh).
+constexpr int64_t kTileW = 2;
+constexpr int64_t kPrefetchRows = 16;
+
+// out[r * kTileW + k] = x[r] . w[k] over C for RX input rows and kTileW weight rows: RX * kTileW
+// vector accumulators stay in registers, each weight vector is loaded once per tile and each
+// input vector once per kTileW weight rows. The vector loads start `head` elements in, on a
+// cache line of the weights. Whatever `head`, each lane of an accumulator sums one class of
+// c mod 16 in increasing c (the partial first and last vectors are staged into zero-padded
+// vectors at their elements' lanes), and lane_sum gives the same bits for every rotation of the
+// lanes, so the result does not depend on where the weights sit in memory: a resumed run must
+// reproduce an uninterrupted one bit for bit.
+template <int RX>
+void dot_tile(float* out, const float* const* x, const float* const* w, int64_t C, int64_t head, bool prefetch) {
+  f32x16 acc[RX][kTileW] = {};
+  // Loads see element c in lane (c - head) mod 16; [c0, c1) goes to lanes from `lane`.
+  auto partial = [&](int64_t c0, int64_t c1, int64_t lane) {
+    float xs[RX][kLanes] = {}, ws[kTileW][kLanes] = {};
+    for (int r = 0; r < RX; ++r) std::copy(x[r] + c0, x[r] + c1, xs[r] + lane);
+    for (int k = 0; k < kTileW; ++k) std::copy(w[k] + c0, w[k] + c1, ws[k] + lane);
+    for (int r = 0; r < RX; ++r)
+      for (int k = 0; k < kTileW; ++k) acc[r][k] += load16(xs[r]) * load16(ws[k]);
+  };
+  if (head > 0) partial(0, std::min(head, C), kLanes - head);
+  int64_t c = head;
+  for (; c + kLanes <= C; c += kLanes) {
+    f32x16 wv[kTileW];
+    for (int k = 0; k < kTileW; ++k) {
+      wv[k] = load16(w[k] + c);
+      if (prefetch) __builtin_prefetch(w[k] + kPrefetchRows * C + c);
+    }
+    for (int r = 0; r < RX; ++r) {
+      const f32x16 xv = load16(x[r] + c);
+      for (int k = 0; k < kTileW; ++k) acc[r][k] += xv * wv[k];
+    }
+  }
+  if (c < C) partial(c, C, 0);
+  for (int r = 0; r < RX; ++r)
+    for (int k = 0; k < kTileW; ++k) out[r * kTileW + k] = lane_sum(acc[r][k]);
+}
+
+// out = inp @ weight^T + bias for N <= kStreamRows: each thread walks its share of the weight rows
+// once, kTileW rows at a time, against all input rows.
 void matmul_forward_streaming(float* out, const float* inp, const float* weight, const float* bias, int64_t N,
                               int64_t C, int64_t OC) {
+  // Rows start on a common cache-line offset only when C is a multiple of the line.
+  const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(weight) / sizeof(float) % kLanes);
+  const int64_t head = C % kLanes == 0 ? (kLanes - misaligned) % kLanes : 0;
+  const int64_t n_tiles = (OC + kTileW - 1) / kTileW;
 #pragma omp parallel for schedule(static) if (OC * C > 65536)
-  for (int64_t o = 0; o < OC; o += 4) {
-    const int64_t no = std::min<int64_t>(4, OC - o);
-    const float* w0 = weight + o * C;
-    const float* w1 = weight + (o + std::min<int64_t>(1, no - 1)) * C;
-    const float* w2 = weight + (o + std::min<int64_t>(2, no - 1)) * C;
-    const float* w3 = weight + (o + std::min<int64_t>(3, no - 1)) * C;
-    for (int64_t n = 0; n < N; ++n) {
-      const float* x = inp + n * C;
-      float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-      for (int64_t c = 0; c < C; ++c) {
-        a0 += x[c] * w0[c];
-        a1 += x[c] * w1[c];
-        a2 += x[c] * w2[c];
-        a3 += x[c] * w3[c];
+  for (int64_t t = 0; t < n_tiles; ++t) {
+    const int64_t o = t * kTileW, nw = std::min(kTileW, OC - o);
+    const float* w[kTileW];
+    for (int64_t k = 0; k < kTileW; ++k) w[k] = weight + (o + std::min(k, nw - 1)) * C;  // a short last tile repeats
+    // Only the first row block reads the weights from memory; later ones find them in L1.
+    for (int64_t n0 = 0; n0 < N; n0 += 8) {
+      const int64_t nx = std::min<int64_t>(8, N - n0);
+      const float* x[8];
+      for (int64_t r = 0; r < nx; ++r) x[r] = inp + (n0 + r) * C;
+      float tile[8 * kTileW];
+      const bool prefetch = n0 == 0 && t + kPrefetchRows / kTileW < n_tiles;
+      switch (nx) {
+        case 1: dot_tile<1>(tile, x, w, C, head, prefetch); break;
+        case 2: dot_tile<2>(tile, x, w, C, head, prefetch); break;
+        case 3: dot_tile<3>(tile, x, w, C, head, prefetch); break;
+        case 4: dot_tile<4>(tile, x, w, C, head, prefetch); break;
+        case 5: dot_tile<5>(tile, x, w, C, head, prefetch); break;
+        case 6: dot_tile<6>(tile, x, w, C, head, prefetch); break;
+        case 7: dot_tile<7>(tile, x, w, C, head, prefetch); break;
+        default: dot_tile<8>(tile, x, w, C, head, prefetch); break;
       }
-      const float acc[4] = {a0, a1, a2, a3};
-      for (int64_t k = 0; k < no; ++k) out[n * OC + o + k] = acc[k] + (bias ? bias[o + k] : 0.0f);
+      for (int64_t r = 0; r < nx; ++r)
+        for (int64_t k = 0; k < nw; ++k) out[(n0 + r) * OC + o + k] = tile[r * kTileW + k] + (bias ? bias[o + k] : 0.0f);
     }
   }
 }
@@ -47,24 +123,22 @@ void matmul_forward_streaming(float* out, const float* inp, const float* weight,
 }  // namespace
 
 // out (N, OC) = inp (N, C) @ weight^T (C, OC) + bias. The bias is broadcast into out first and
-// the product accumulated on top (beta = 1), which costs one write pass but no extra read.
+// the product accumulated on top, which costs one write pass but no extra read.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t C,
                     int64_t OC) {
   if (N <= kStreamRows) return matmul_forward_streaming(out, inp, weight, bias, N, C, OC);
-  float beta = 0.0f;
   if (bias) {
 #pragma omp parallel for if (N * OC > 32768)
     for (int64_t n = 0; n < N; ++n) std::copy(bias, bias + OC, out + n * OC);
-    beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
+  cpu::gemm(N, OC, C, 1.0f, cpu::row_major(inp, C), cpu::transposed(weight, C), bias != nullptr, out, OC);
 }
 
 // With Y = X W^T + 1 b^T:  dX = dY W,  dW = dY^T X,  db = colsum(dY)  (all accumulated, beta = 1).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int64_t N, int64_t C, int64_t OC) {
-  if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-  if (dweight) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+  if (dinp) cpu::gemm(N, C, OC, 1.0f, cpu::row_major(dout, OC), cpu::row_major(weight, C), true, dinp, C);
+  if (dweight) cpu::gemm(OC, C, N, 1.0f, cpu::transposed(dout, OC), cpu::row_major(inp, C), true, dweight, C);
   if (dbias) {
     // Column sums, threaded over column blocks so no two threads touch the same dbias entry.
     constexpr int64_t kCols = 64;

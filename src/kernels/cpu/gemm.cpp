@@ -1,0 +1,199 @@
+// The GEMM of gemm.h, organised as in BLIS (Van Zee & van de Geijn): B is packed in K-blocks
+// of kKc rows into panels of kNr columns, A into panels of kMr rows per block of kMc rows, and
+// a register-tiled micro-kernel multiplies one A panel by one B panel. Packing absorbs every layout (row-major, transposed),
+// so one micro-kernel serves the forward (A B^T) and both backward products (A B, A^T B).
+#include "kernels/cpu/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace rlhf::kernels::cpu {
+
+namespace {
+
+// The micro-tile is kMr x kNr = kMr x 2 vectors: 2 kMr accumulators, two B vectors and a
+// broadcast A value must fit the register file (32 AVX-512 registers, 16 AVX ones).
+#if defined(__AVX512F__)
+#define RLHF_GEMM_LANES 16
+constexpr int kMr = 12;
+#elif defined(__AVX__)
+#define RLHF_GEMM_LANES 8
+constexpr int kMr = 6;
+#else
+#define RLHF_GEMM_LANES 4
+constexpr int kMr = 6;
+#endif
+typedef float Vec __attribute__((vector_size(RLHF_GEMM_LANES * sizeof(float))));
+constexpr int kLanes = RLHF_GEMM_LANES;
+constexpr int kNr = 2 * kLanes;
+
+// Cache blocking: a B panel (kKc x kNr) stays in L1 while the A panels of an M block
+// (kMc x kKc) stream from L2; the packed B block (kKc x kNc) sits in L3.
+constexpr int64_t kKc = 256;
+constexpr int64_t kMc = 12 * kMr;
+constexpr int64_t kNc = 4096;
+
+Vec load(const float* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+void store(float* p, Vec v) { std::memcpy(p, &v, sizeof v); }
+
+// c (mr x nr of a kMr x kNr tile) = alpha * ap bp (+ c): ap is kc x kMr (k-major), bp kc x kNr.
+void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restrict bp, float* c, int64_t ldc,
+                  float alpha, bool accumulate, int mr, int nr) {
+  Vec acc[kMr][2] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    const Vec b0 = load(bp + k * kNr), b1 = load(bp + k * kNr + kLanes);
+#pragma GCC unroll 16
+    for (int i = 0; i < kMr; ++i) {
+      const float a = ap[k * kMr + i];
+      acc[i][0] += a * b0;
+      acc[i][1] += a * b1;
+    }
+  }
+  if (mr == kMr && nr == kNr) {
+    for (int i = 0; i < kMr; ++i) {
+      float* row = c + i * ldc;
+      store(row, alpha * acc[i][0] + (accumulate ? load(row) : Vec{}));
+      store(row + kLanes, alpha * acc[i][1] + (accumulate ? load(row + kLanes) : Vec{}));
+    }
+    return;
+  }
+  float tile[kMr][kNr];  // an edge tile: only its valid part reaches C
+  for (int i = 0; i < kMr; ++i) {
+    store(tile[i], acc[i][0]);
+    store(tile[i] + kLanes, acc[i][1]);
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) c[i * ldc + j] = alpha * tile[i][j] + (accumulate ? c[i * ldc + j] : 0.0f);
+}
+
+// Columns [j0, j0 + kNr) of rows [k0, k0 + kc) of B into dst (kc x kNr), zero past column N.
+void pack_b_panel(float* dst, const MatrixView& B, int64_t k0, int64_t kc, int64_t j0, int64_t N) {
+  const int64_t nj = std::min<int64_t>(kNr, N - j0);
+  if (nj < kNr) std::fill(dst, dst + kc * kNr, 0.0f);
+  if (B.col_stride == 1) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNr, B.data + (k0 + k) * B.row_stride + j0, nj * sizeof(float));
+  } else if (B.row_stride == 1) {  // a transposed operand: read along its rows
+    for (int64_t j = 0; j < nj; ++j) {
+      const float* src = B.data + (j0 + j) * B.col_stride + k0;
+      for (int64_t k = 0; k < kc; ++k) dst[k * kNr + j] = src[k];
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = 0; j < nj; ++j) dst[k * kNr + j] = B.data[(k0 + k) * B.row_stride + (j0 + j) * B.col_stride];
+  }
+}
+
+// Rows [i0, i0 + kMr) of columns [k0, k0 + kc) of A into dst (kc x kMr), zero past row M.
+void pack_a_panel(float* dst, const MatrixView& A, int64_t i0, int64_t M, int64_t k0, int64_t kc) {
+  const int64_t ni = std::min<int64_t>(kMr, M - i0);
+  if (ni < kMr) std::fill(dst, dst + kc * kMr, 0.0f);
+  if (A.row_stride == 1) {  // a transposed operand: its columns are contiguous
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kMr, A.data + (k0 + k) * A.col_stride + i0, ni * sizeof(float));
+  } else if (A.col_stride == 1) {
+    for (int64_t i = 0; i < ni; ++i) {
+      const float* src = A.data + (i0 + i) * A.row_stride + k0;
+      for (int64_t k = 0; k < kc; ++k) dst[k * kMr + i] = src[k];
+    }
+  } else {
+    for (int64_t i = 0; i < ni; ++i)
+      for (int64_t k = 0; k < kc; ++k) dst[k * kMr + i] = A.data[(i0 + i) * A.row_stride + (k0 + k) * A.col_stride];
+  }
+}
+
+// This thread's packing memory (null when it cannot be had).
+float* packing_buffer(size_t floats) {
+  struct Buffer {
+    float* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buf;
+  if (buf.size < floats) {
+    std::free(buf.data);
+    buf.data = static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64));
+    buf.size = buf.data ? floats : 0;
+  }
+  return buf.data;
+}
+
+// The product on one thread; false when the packing memory could not be allocated.
+bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A, const MatrixView& B,
+                     bool accumulate, float* C, int64_t ldc) {
+  const int64_t nc_max = std::min(kNc, (N + kNr - 1) / kNr * kNr), kc_max = std::min(kKc, K);
+  const int64_t mc_max = std::min(kMc, (M + kMr - 1) / kMr * kMr);
+  float* b_pack = packing_buffer(static_cast<size_t>((nc_max + mc_max) * kc_max));
+  if (!b_pack) return false;
+  float* a_pack = b_pack + nc_max * kc_max;
+  for (int64_t jc = 0; jc < N; jc += kNc) {
+    const int64_t nc = std::min(kNc, N - jc), n_panels = (nc + kNr - 1) / kNr;
+    for (int64_t pc = 0; pc < K; pc += kKc) {
+      const int64_t kc = std::min(kKc, K - pc);
+      const bool acc = accumulate || pc > 0;
+      for (int64_t p = 0; p < n_panels; ++p) pack_b_panel(b_pack + p * kc * kNr, B, pc, kc, jc + p * kNr, N);
+      for (int64_t ic = 0; ic < M; ic += kMc) {
+        const int64_t rows = std::min(kMc, M - ic), a_panels = (rows + kMr - 1) / kMr;
+        for (int64_t p = 0; p < a_panels; ++p) pack_a_panel(a_pack + p * kc * kMr, A, ic + p * kMr, M, pc, kc);
+        for (int64_t jp = 0; jp < n_panels; ++jp) {
+          const int64_t j0 = jc + jp * kNr;
+          const int nr = static_cast<int>(std::min<int64_t>(kNr, N - j0));
+          for (int64_t ip = 0; ip < a_panels; ++ip) {
+            const int64_t i0 = ic + ip * kMr;
+            const int mr = static_cast<int>(std::min<int64_t>(kMr, M - i0));
+            micro_kernel(kc, a_pack + ip * kc * kMr, b_pack + jp * kc * kNr, C + i0 * ldc + j0, ldc, alpha, acc, mr, nr);
+          }
+        }
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatrixView A, MatrixView B, bool accumulate, float* C,
+          int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    return;
+  }
+  const bool threaded = !omp_in_parallel() && omp_get_max_threads() > 1 && M * N * K > (int64_t{1} << 18);
+  if (!threaded) {
+    if (!gemm_one_thread(M, N, K, alpha, A, B, accumulate, C, ldc)) throw std::bad_alloc();
+    return;
+  }
+  // Each thread computes its own slice of C along the longer side, packing what it reads
+  // itself: the shared operand is packed once per thread, which costs 1/(slice width) of the
+  // arithmetic and saves every barrier (a sleeping OpenMP thread takes long to wake).
+  bool failed = false;
+#pragma omp parallel reduction(|| : failed)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    const bool by_rows = M >= N;
+    const int64_t len = by_rows ? M : N, unit = by_rows ? kMr : kNr;
+    const int64_t per = ((len + T - 1) / T + unit - 1) / unit * unit;
+    const int64_t lo = std::min(len, t * per), hi = std::min(len, lo + per);
+    if (lo < hi) {
+      if (by_rows) {
+        const MatrixView a{A.data + lo * A.row_stride, A.row_stride, A.col_stride};
+        failed = !gemm_one_thread(hi - lo, N, K, alpha, a, B, accumulate, C + lo * ldc, ldc);
+      } else {
+        const MatrixView b{B.data + lo * B.col_stride, B.row_stride, B.col_stride};
+        failed = !gemm_one_thread(M, hi - lo, K, alpha, A, b, accumulate, C + lo, ldc);
+      }
+    }
+  }
+  if (failed) throw std::bad_alloc();
+}
+
+}  // namespace rlhf::kernels::cpu
