@@ -90,6 +90,10 @@ void declare_method(Options& o, OnlineMethod m) {
           .flag("whiten-rewards", "whiten the per-token rewards over the batch (lm-human-preferences)")
           .flag("no-whiten-advantages", "keep raw GAE advantages")
           .add("missing-eos-penalty", "0", "subtracted from the score of completions without EOS")
+          .add("score-placement", "last_token",
+               "last_token | trl_after_eos: the score on the last completion token, or (TRL's PPOTrainer) on "
+               "the padding slot after it, which also gets a value and a value-loss term (full-length "
+               "completions keep it on their last token)")
           .add("critic", "", "separate value model initialised from this scalar-head directory (e.g. the reward "
                              "model); default: a value head on the policy trunk")
           .add("critic-learning-rate", "0", "learning rate of --critic (0: --learning-rate)");
@@ -161,6 +165,7 @@ OnlineConfig config_from(const Options& o, OnlineMethod m, std::vector<int32_t> 
       c.shaping.whiten_rewards = o.boolean("whiten-rewards");
       c.shaping.whiten_advantages = !o.boolean("no-whiten-advantages");
       c.shaping.missing_eos_penalty = o.number("missing-eos-penalty");
+      c.shaping.placement = rollout::score_placement_from_name(o.str("score-placement"));
       if (m == OnlineMethod::ppo) {
         c.beta = o.number("kl-coef");
         c.shaping.kl_estimator = rollout::kl_estimator_from_name(o.str("kl-estimator"));

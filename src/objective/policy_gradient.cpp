@@ -75,6 +75,8 @@ std::vector<double> sequence_sums(const Ragged& r, const std::vector<double>& x)
 
 }  // namespace
 
+bool is_value_metric(const std::string& name) { return name == "loss/value_avg" || name == "val/clipfrac_avg"; }
+
 PolicyLossResult ppo_loss(const PpoLossInputs& in, const PpoLossParams& p) {
   const size_t n = in.tokens.size();
   check_size(in.lp.size(), n, "ppo lp");
@@ -96,7 +98,8 @@ PolicyLossResult ppo_loss(const PpoLossInputs& in, const PpoLossParams& p) {
     ratio += s.rho * inv_n;
   }
   const ValueTerm vf = value_term(in.value, p.cliprange_value);
-  r.loss = pg + p.vf_coef * vf.loss;
+  r.value_loss = p.vf_coef * vf.loss;
+  r.loss = pg + r.value_loss;
   r.d_value = vf.d;
   for (double& d : r.d_value) d *= p.vf_coef;
   r.metrics = {{"loss/policy_avg", pg},          {"loss/value_avg", vf.loss},   {"policy/approxkl_avg", approxkl},
@@ -128,7 +131,8 @@ PolicyLossResult apa_loss(const ApaInputs& in, const ApaParams& p) {
     r.d_logp[i] = 2 * e * inv_n;
   }
   const ValueTerm vf = value_term(in.value, p.cliprange_value);
-  r.loss = pol + p.vf_coef * vf.loss;
+  r.value_loss = p.vf_coef * vf.loss;
+  r.loss = pol + r.value_loss;
   r.d_value = vf.d;
   for (double& d : r.d_value) d *= p.vf_coef;
   r.metrics = {{"loss/policy_avg", pol}, {"loss/value_avg", vf.loss}};

@@ -25,6 +25,7 @@ struct PolicyLossResult {
   std::vector<double> d_logp;     // per token: d loss / d lp_theta
   std::vector<double> d_value;    // per value slot: d loss / d V_theta (PPO, APA; else empty)
   std::vector<double> d_entropy;  // per token: d loss / d entropy (PPO with entropy_coef != 0; else empty)
+  double value_loss = 0;          // vf_coef * L_vf, the part of `loss` that is a mean over value slots (PPO, APA)
   PgMetrics metrics;
 };
 
@@ -35,6 +36,9 @@ struct ValueInputs {
   Ragged slots;
   std::vector<double> values, values_old, returns;
 };
+// The value term's metrics (loss/value_avg, val/clipfrac_avg): means over the value slots, where
+// every other metric is a mean over tokens or sequences.
+bool is_value_metric(const std::string& name);
 
 // ---- PPO (§5.1 step 9, TRL PPOTrainer) ----------------------------------------------------------
 //   rho_t  = exp(lp_t - lp_old_t)

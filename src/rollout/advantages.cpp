@@ -93,7 +93,7 @@ std::vector<double> masked_whiten(const std::vector<double>& x, const std::vecto
 ScorePlacement score_placement_from_name(const std::string& name) {
   if (name == "last_token") return ScorePlacement::last_token;
   if (name == "trl_after_eos") return ScorePlacement::trl_after_eos;
-  throw InputError("score placement '" + name + "' is not known (expected last_token or trl_after_eos)");
+  throw InputError("score_placement '" + name + "' is not known (expected last_token or trl_after_eos)");
 }
 
 Ragged value_slots(const Ragged& tokens, ScorePlacement placement, size_t max_response_length) {

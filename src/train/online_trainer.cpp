@@ -31,20 +31,40 @@ struct Rollout {
   std::vector<double> scores;    // per sequence
   std::vector<uint8_t> has_eos;  // per sequence: ended with an EOS or stop token
   std::vector<std::string> text; // per sequence: the completion as the reward saw it
-  std::vector<double> lp_old, lp_ref, values;  // per token
+  std::vector<double> lp_old, lp_ref;  // per token
+  std::vector<double> values;          // per value slot (rollout::value_slots of `tokens`)
 };
 
-// Per completion token of each sequence: log p at temperature T, and (with `values`) the value
-// head at the state before the token — the hidden state of the previous position.
+// Where PPO/APA read values: the value slots of the completions (rollout::value_slots).
+struct ValueSlots {
+  rollout::ScorePlacement placement = rollout::ScorePlacement::last_token;
+  size_t max_new_tokens = 0;
+};
+
+// Per completion token of each sequence: log p at temperature T; and (with value positions in
+// the batch) per value slot, the value head's output.
 struct TokenNumbers {
   std::vector<double> logp, values, entropy;
 };
 
-// The engine batch of `cb` with the value head read before every scored token.
-Batch with_value_positions(const CollatedBatch& cb) {
+// The engine batch of `cb` with the value head read at every value slot, sequence by sequence
+// (the order of the value arrays and their gradients, which packing's row order is not): at the
+// state before each completion token — the hidden state of the previous position — and, for a
+// sequence with a slot more than tokens (trl_after_eos), at the state before that slot's padding
+// token, i.e. the hidden state of the last token. TRL reads it from a forward over the response
+// followed by padding (value[:, context_length - 1 + t]); the model is causal, so the padding
+// cannot change it and none is fed here.
+Batch with_value_positions(const CollatedBatch& cb, const ValueSlots& vs) {
+  std::vector<size_t> lengths;
+  for (const SequenceSpan& sp : cb.spans) lengths.push_back(static_cast<size_t>(sp.scored_end - sp.scored_begin));
+  const Ragged slots = rollout::value_slots(Ragged::from_lengths(lengths), vs.placement, vs.max_new_tokens);
   Batch b = cb.batch;
   b.head_at.clear();
-  for (int64_t q : b.scored) b.head_at.push_back(q - 1);
+  for (size_t k = 0; k < cb.spans.size(); ++k) {
+    const SequenceSpan& sp = cb.spans[k];
+    for (int64_t i = sp.scored_begin; i < sp.scored_end; ++i) b.head_at.push_back(b.scored[i] - 1);
+    if (slots.length(k) > lengths[k]) b.head_at.push_back(b.scored[sp.scored_end - 1]);
+  }
   return b;
 }
 
@@ -73,20 +93,21 @@ TokenNumbers forward_tokens(Transformer& m, Workspace& ws, const std::vector<Seq
     for (int64_t q = sp.scored_begin; q < sp.scored_end; ++q) {
       out.logp.push_back(s.logp[q]);
       if (want_entropy) out.entropy.push_back(s.entropy[q]);
-      if (!batch.head_at.empty()) out.values.push_back(s.head[q]);
     }
   }
+  out.values.assign(s.head.begin(), s.head.end());  // already in value-slot order
   return out;
 }
 
-// The same numbers for a whole rollout, without gradients, in chunks of `chunk` sequences.
+// The same numbers for a whole rollout, without gradients, in chunks of `chunk` sequences;
+// values where `values` is given.
 TokenNumbers score_rollout(Transformer& m, Workspace& ws, const std::vector<Sequence>& seqs, int64_t chunk,
-                           int64_t row_len, double temperature, bool values, bool entropy) {
+                           int64_t row_len, double temperature, const ValueSlots* values, bool entropy) {
   TokenNumbers all;
   for (size_t b = 0; b < seqs.size(); b += chunk) {
     const std::vector<Sequence> part(seqs.begin() + b, seqs.begin() + std::min(seqs.size(), b + chunk));
     const CollatedBatch cb = pack_rows(part, row_len);
-    const Batch batch = values ? with_value_positions(cb) : cb.batch;
+    const Batch batch = values ? with_value_positions(cb, *values) : cb.batch;
     TokenNumbers t = forward_tokens(m, ws, part, cb, batch, temperature, entropy);
     all.logp.insert(all.logp.end(), t.logp.begin(), t.logp.end());
     all.values.insert(all.values.end(), t.values.begin(), t.values.end());
@@ -95,10 +116,10 @@ TokenNumbers score_rollout(Transformer& m, Workspace& ws, const std::vector<Sequ
   return all;
 }
 
-// The engine batch of a separate critic (scalar head, no LM head): head before every completion
-// token, nothing scored.
-Batch critic_batch(const CollatedBatch& cb) {
-  Batch b = with_value_positions(cb);
+// The engine batch of a separate critic (scalar head, no LM head): head at every value slot,
+// nothing scored.
+Batch critic_batch(const CollatedBatch& cb, const ValueSlots& vs) {
+  Batch b = with_value_positions(cb, vs);
   b.scored.clear();
   return b;
 }
@@ -366,8 +387,9 @@ void OnlineConfig::validate() const {
   if (num_mini_batches > units)
     throw InputError("num_mini_batches (" + std::to_string(num_mini_batches) + ") exceeds the " +
                      std::to_string(units) + " sequences (pairs) of a rollout");
-  if (shaping.placement != rollout::ScorePlacement::last_token)
-    throw InputError("the online loop puts the score on the last real token (score placement last_token)");
+  if (shaping.placement != rollout::ScorePlacement::last_token && !method_uses_values(method))
+    throw InputError("score placement trl_after_eos places a value slot, so it applies to ppo and apa only, not " +
+                     std::string(online_method_name(method)));
   if (method == OnlineMethod::online_dpo && dpo_loss != "sigmoid" && dpo_loss != "ipo_sum")
     throw InputError("online_dpo loss: expected sigmoid or ipo_sum, got '" + dpo_loss + "'");
   if (!(beta >= 0)) throw InputError("beta must be >= 0");
@@ -414,6 +436,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
   if (prompts.empty()) throw InputError("no prompts to train on");
   const bool values = method_uses_values(cfg.method);
   const bool trunk_values = values && !critic;  // else the critic holds the value head
+  const ValueSlots vslots{cfg.shaping.placement, static_cast<size_t>(cfg.sampling.max_new_tokens)};
   RLHF_CHECK(!trunk_values || policy.heads().score_head, "PPO/APA need a value head on the policy or a critic");
   RLHF_CHECK(!critic || (critic_opt && critic->heads().score_head && !critic->heads().lm_head),
              "a critic is a scalar-head model with its own optimizer");
@@ -538,7 +561,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
       f.rows = std::move(rows);
       for (size_t i : f.rows) f.mb.push_back(mine.seqs[i - first_row]);
       f.cb = pack_rows(f.mb, row_len);
-      f.batch = trunk_values ? with_value_positions(f.cb) : f.cb.batch;
+      f.batch = trunk_values ? with_value_positions(f.cb, vslots) : f.cb.batch;
       f.cur = forward_tokens(policy, ws, f.mb, f.cb, f.batch, T, entropy_bonus);
       return f;
     };
@@ -565,34 +588,38 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
     if (reuse_first_forward) {
       first_perm = permutation();
       mine.lp_old.assign(mine.tokens.size(), 0.0);
-      if (trunk_values) mine.values.assign(mine.tokens.size(), 0.0);
+      const Ragged mine_slots = rollout::value_slots(mine.tokens, vslots.placement, vslots.max_new_tokens);
+      if (trunk_values) mine.values.assign(mine_slots.size(), 0.0);
       const std::vector<size_t> us = owned(first_perm.begin(), first_perm.end());
       RLHF_CHECK(static_cast<int64_t>(us.size()) <= pass_units, "the first minibatch fits one pass");
       if (!us.empty()) {
         pending = forward_rows(rows_of(us));
         std::vector<size_t> local_rows;
         for (size_t row : pending->rows) local_rows.push_back(row - first_row);
-        const Ragged layout = mine.tokens.select(local_rows);
+        const Ragged layout = mine.tokens.select(local_rows), slot_layout = mine_slots.select(local_rows);
         for (size_t k = 0; k < local_rows.size(); ++k) {
           const size_t row = local_rows[k];
-          for (size_t t = 0; t < layout.length(k); ++t) {
-            mine.lp_old[mine.tokens.begin(row) + t] = pending->cur.logp[layout.begin(k) + t];
-            if (trunk_values) mine.values[mine.tokens.begin(row) + t] = pending->cur.values[layout.begin(k) + t];
-          }
+          std::copy_n(pending->cur.logp.begin() + layout.begin(k), layout.length(k),
+                      mine.lp_old.begin() + mine.tokens.begin(row));
+          if (trunk_values)
+            std::copy_n(pending->cur.values.begin() + slot_layout.begin(k), slot_layout.length(k),
+                        mine.values.begin() + mine_slots.begin(row));
         }
       }
     } else {
-      TokenNumbers old = score_rollout(policy, ws, mine.seqs, chunk, row_len, T, trunk_values, false);
+      TokenNumbers old =
+          score_rollout(policy, ws, mine.seqs, chunk, row_len, T, trunk_values ? &vslots : nullptr, false);
       mine.lp_old = std::move(old.logp);
       mine.values = std::move(old.values);
     }
     if (critic)
       for (size_t b = 0; b < mine.seqs.size(); b += chunk) {
         const std::vector<Sequence> part(mine.seqs.begin() + b, mine.seqs.begin() + std::min(mine.seqs.size(), b + chunk));
-        const std::vector<double> v = critic_values(*critic, *critic_ws, critic_batch(pack_rows(part, row_len)));
+        const std::vector<double> v =
+            critic_values(*critic, *critic_ws, critic_batch(pack_rows(part, row_len), vslots));
         mine.values.insert(mine.values.end(), v.begin(), v.end());
       }
-    if (need_ref) mine.lp_ref = score_rollout(ref, *ref_ws, mine.seqs, chunk, row_len, T, false, false).logp;
+    if (need_ref) mine.lp_ref = score_rollout(ref, *ref_ws, mine.seqs, chunk, row_len, T, nullptr, false).logp;
     // From here on every number is over the global batch, the same on every rank.
     std::optional<Rollout> global;
     if (comm) global = gather_rollout(*comm, mine);
@@ -624,6 +651,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
       case OnlineMethod::apa: {
         rollout::PpoRollout pr{r.tokens, r.lp_old, r.lp_ref, r.values, r.scores, r.has_eos};
         rollout::PpoShaping sh = cfg.shaping;
+        sh.max_response_length = vslots.max_new_tokens;
         // APA's KL control is the squared loss towards the initial policy alone (§6).
         sh.kl_coef = cfg.method == OnlineMethod::apa ? 0.0 : beta;
         ppo_adv = rollout::ppo_advantages(pr, sh);
@@ -682,9 +710,11 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
       for (size_t b = 0; b < units; b += per_mb) {
         const auto mb_begin = perm.begin() + b, mb_end = perm.begin() + std::min(units, b + per_mb);
         // The minibatch's counts over every rank.
-        double mb_seqs = 0, mb_tokens = 0;
-        for (size_t row : rows_of(std::vector<size_t>(mb_begin, mb_end)))
+        double mb_seqs = 0, mb_tokens = 0, mb_slots = 0;
+        for (size_t row : rows_of(std::vector<size_t>(mb_begin, mb_end))) {
           mb_seqs += 1, mb_tokens += static_cast<double>(r.tokens.length(row));
+          if (values) mb_slots += static_cast<double>(ppo_adv.slots.length(row));
+        }
         const std::vector<size_t> my_units = owned(mb_begin, mb_end);
         policy.zero_grad();
         if (critic) critic->zero_grad();
@@ -700,11 +730,15 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
           TokenNumbers& cur = f.cur;
           Batch cbatch;
           if (critic) {
-            cbatch = critic_batch(cb);
+            cbatch = critic_batch(cb, vslots);
             cur.values = critic_values(*critic, *critic_ws, cbatch);
           }
           const Ragged layout = r.tokens.select(rows);
           const std::vector<double> lp_old = r.tokens.gather(r.lp_old, rows);
+          objective::ValueInputs value_in;  // PPO, APA: per value slot
+          if (values)
+            value_in = {ppo_adv.slots.select(rows), cur.values, ppo_adv.slots.gather(r.values, rows),
+                        ppo_adv.slots.gather(ppo_adv.returns, rows)};
           objective::PolicyLossResult res;
           switch (cfg.method) {
             case OnlineMethod::ppo: {
@@ -714,7 +748,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
               in.lp_old = lp_old;
               in.advantages = r.tokens.gather(ppo_adv.advantages, rows);
               in.entropy = cur.entropy;
-              in.value = {layout, cur.values, r.tokens.gather(r.values, rows), r.tokens.gather(ppo_adv.returns, rows)};
+              in.value = value_in;
               res = objective::ppo_loss(in, cfg.ppo);
               break;
             }
@@ -724,7 +758,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
               in.lp = cur.logp;
               in.lp_init = r.tokens.gather(r.lp_ref, rows);
               in.advantages = r.tokens.gather(ppo_adv.advantages, rows);
-              in.value = {layout, cur.values, r.tokens.gather(r.values, rows), r.tokens.gather(ppo_adv.returns, rows)};
+              in.value = value_in;
               res = objective::apa_loss(in, cfg.apa);
               break;
             }
@@ -780,27 +814,31 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
               break;
             }
           }
-          // This pass's share of the minibatch (1 for a minibatch in one pass on one process).
+          // This pass's share of the minibatch (1 for a minibatch in one pass on one process); the
+          // value term is a mean over value slots, which trl_after_eos makes more than the tokens.
           const double pass_tokens = static_cast<double>(layout.size()), pass_seqs = static_cast<double>(rows.size());
           const double w_grad = grad_norm_by == Norm::fixed    ? 1.0
                                 : grad_norm_by == Norm::tokens ? pass_tokens / mb_tokens
                                                                : pass_seqs / mb_seqs;
           const double w_metric = metric_norm_by == Norm::tokens ? pass_tokens / mb_tokens : pass_seqs / mb_seqs;
+          const double w_value = values ? static_cast<double>(value_in.slots.size()) / mb_slots : 0.0;
           if (w_grad != 1.0) {
             for (double& d : res.d_logp) d *= w_grad;
-            for (double& d : res.d_value) d *= w_grad;
             for (double& d : res.d_entropy) d *= w_grad;
           }
+          if (w_value != 1.0)
+            for (double& d : res.d_value) d *= w_value;
           std::vector<float> dhead;
           if (values) {
-            RLHF_CHECK(res.d_value.size() == cur.values.size(), "one value gradient per token");
+            RLHF_CHECK(res.d_value.size() == cur.values.size(), "one value gradient per value slot");
             dhead.assign(res.d_value.begin(), res.d_value.end());
           }
           policy.backward(batch, ws, to_scored(cb, res.d_logp), trunk_values ? dhead : std::vector<float>{},
                           res.d_entropy.empty() ? std::vector<float>{} : to_scored(cb, res.d_entropy));
           if (critic) critic->backward(cbatch, *critic_ws, {}, dhead);
-          mb_loss += w_grad * res.loss;
-          for (const auto& [k, v] : res.metrics) loss_sums[k] += w_metric * v;
+          mb_loss += w_grad * res.loss + (w_value - w_grad) * res.value_loss;  // the value term by its slot share
+          for (const auto& [k, v] : res.metrics)
+            loss_sums[k] += (objective::is_value_metric(k) ? w_value : w_metric) * v;
         }
         if (test_nan_injected(rank, step + 1)) {  // tests/cli/mpi.sh: a numeric fault on one rank
           mb_loss = std::numeric_limits<double>::quiet_NaN();

@@ -5,7 +5,7 @@
 //           -> per token: the sampling policy's and the reference's log-probs (recomputed by the
 //              training forward at the sampling temperature, so rho = 1 on the first update),
 //              values (PPO, APA: a scalar value head on the policy trunk, read at the state
-//              before each token, as lm-human-preferences)
+//              before each token, as lm-human-preferences; per value slot, see below)
 //           -> advantages (src/rollout/advantages.h)
 //           -> num_epochs passes of num_mini_batches minibatch updates with the method's
 //              objective (src/objective/policy_gradient.h, pairwise.h)
@@ -17,8 +17,12 @@
 //
 // Conventions: the KL penalty, the loss and the reward model see the same tokens — the
 // completion up to and including its EOS/stop token, nothing after (TRL's); the sequence score
-// enters at the last real token (ALGORITHMS.md §5.5). Samples whose score is NaN are dropped
-// from PPO/APA/online-DPO updates and get advantage 0 in RLOO/GRPO, counted in reward/undefined.
+// enters at the last real token (ALGORITHMS.md §5.5), or, for PPO/APA with shaping.placement
+// trl_after_eos, TRL PPOTrainer's way: one slot later, on the first padding slot of a completion
+// shorter than max_new_tokens. That slot also gets a value (read at the state after the last
+// token), a return and a value-loss term; the policy loss and the KL stay per token. Samples
+// whose score is NaN are dropped from PPO/APA/online-DPO updates and get advantage 0 in
+// RLOO/GRPO, counted in reward/undefined.
 //
 // Data parallelism (OnlineConfig::comm with N ranks): each rank takes its contiguous 1/N slice
 // of the step's prompts (all n samples of a prompt stay on one rank), samples and scores them,
@@ -29,7 +33,7 @@
 // KL controller's KL and every logged metric. The minibatches are the one-process minibatches
 // (one permutation of the global units): each rank runs the forward and backward of its own
 // units of a minibatch, weights the gradient by their share of the minibatch's normaliser
-// (tokens or sequences, as the objective averages), and the gradients are summed with an
+// (tokens, value slots or sequences, as each term averages), and the gradients are summed with an
 // all-reduce before the identical optimizer step on every rank. N ranks thus train as one
 // process with the N-times batch, up to fp32 summation order (tests/cli/mpi.sh). A minibatch's
 // units fall to the ranks at random when num_mini_batches > 1, so the ranks' work per minibatch
@@ -89,7 +93,9 @@ struct OnlineConfig {
   double beta = 0.05;
   bool adaptive_kl = false;            // PPO: Ziegler et al.'s controller (target, horizon)
   double kl_target = 6.0, kl_horizon = 10000.0;
-  rollout::PpoShaping shaping;         // PPO/APA: estimator, whitening, gamma, lambda, EOS penalty
+  // PPO/APA: estimator, whitening, gamma, lambda, EOS penalty, score placement (trl_after_eos:
+  // PPO/APA only; max_response_length is taken from sampling.max_new_tokens).
+  rollout::PpoShaping shaping;
   objective::PpoLossParams ppo;
   objective::ApaParams apa;
   objective::SequencePgParams sequence_pg;  // REINFORCE, RLOO

@@ -2,11 +2,11 @@
 # Data parallelism on MPI, as a user launches it (mpirun -np 2 on this 2-core machine): 2 ranks
 # with per-rank batch B train like 1 process with gradient accumulation 2 x B (and, for DPO's
 # per-pair mean, like batch 2B): same loss curve and, through rlhf eval's per-pair log-probs,
-# the same weights, to fp32 tolerance; the same for RLOO (online: 2 ranks x B prompts per step
-# against 1 process with 2B prompts, and with 2B in 2 micro-batches). A failing rank stops every
-# rank; a NaN on one rank stops every rank naming it and the step, and the last checkpoint
-# resumes; a resume with another number of ranks is refused; a killed rank fails the job and its
-# checkpoint resumes exactly.
+# the same weights, to fp32 tolerance; the same for RLOO and for PPO with TRL's score placement
+# (online: 2 ranks x B prompts per step against 1 process with 2B prompts, and with 2B in 2
+# micro-batches). A failing rank stops every rank; a NaN on one rank stops every rank naming it
+# and the step, and the last checkpoint resumes; a resume with another number of ranks is
+# refused; a killed rank fails the job and its checkpoint resumes exactly.
 set -euo pipefail
 RLHF="$1"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -167,6 +167,31 @@ for ref in rloo-b4 rloo-mb2; do
   same "$(column "$tmp/rloo-dp2/metrics.jsonl" grad_norm)" "$(column "$tmp/$ref/metrics.jsonl" grad_norm)" 1e-5 \
     || fail "rloo: 2 ranks vs $ref: grad norms differ"
   same "$(logps "$tmp/rloo-dp2")" "$(logps "$tmp/$ref")" 1e-5 || fail "rloo: 2 ranks vs $ref: final weights differ"
+done
+
+# PPO with TRL's score placement: completions that stop early (a generation config with 200 more
+# stop ids) have an extra value slot, so a rank's (or a micro-batch's) share of the value loss is
+# its share of the value slots, not of the tokens. 2 ranks x 2 prompts against 1 process with 4
+# prompts, and with 4 in 2 micro-batches.
+mkdir "$tmp/stops"
+cp "$tmp/base/"* "$tmp/stops/"
+echo "{\"eos_token_id\": [$(seq -s, 100 299)]}" > "$tmp/stops/generation_config.json"
+pargs=("${oargs[@]}" --model "$tmp/stops" --score-placement trl_after_eos --num-ppo-epochs 2 --num-mini-batches 2)
+"${MPIRUN[@]}" "$RLHF" ppo "${pargs[@]}" --prompts-per-step 2 --out "$tmp/trl-dp2" > "$tmp/trl-dp2.log" 2>&1 \
+  || fail "ppo trl_after_eos under mpirun: $(cat "$tmp/trl-dp2.log")"
+head -1 "$tmp/trl-dp2/metrics.jsonl" | grep -q '"val/num_eos_tokens":0.0' && fail "ppo trl_after_eos: no early stop"
+"$RLHF" ppo "${pargs[@]}" --prompts-per-step 4 --out "$tmp/trl-b4" > /dev/null
+"$RLHF" ppo "${pargs[@]}" --prompts-per-step 4 --micro-batches 2 --out "$tmp/trl-mb2" > /dev/null
+for ref in trl-b4 trl-mb2; do
+  same "$(column "$tmp/trl-dp2/metrics.jsonl" objective/scores)" "$(column "$tmp/$ref/metrics.jsonl" objective/scores)" 1e-6 \
+    || fail "ppo trl_after_eos: 2 ranks vs $ref: scores differ (different samples)"
+  for k in loss loss/value_avg; do
+    same "$(column "$tmp/trl-dp2/metrics.jsonl" $k)" "$(column "$tmp/$ref/metrics.jsonl" $k)" 1e-4 \
+      || fail "ppo trl_after_eos: 2 ranks vs $ref: $k differs"
+  done
+  same "$(column "$tmp/trl-dp2/metrics.jsonl" grad_norm)" "$(column "$tmp/$ref/metrics.jsonl" grad_norm)" 1e-5 \
+    || fail "ppo trl_after_eos: 2 ranks vs $ref: grad norms differ"
+  same "$(logps "$tmp/trl-dp2")" "$(logps "$tmp/$ref")" 1e-5 || fail "ppo trl_after_eos: 2 ranks vs $ref: final weights differ"
 done
 
 # Every online method runs on 2 ranks; a checkpointed 2-rank run resumes to the same weights,

@@ -41,6 +41,32 @@ tail -1 "$tmp/grpo/metrics.jsonl" | grep -q '"frac_reward_zero_std"' || fail "gr
 tail -1 "$tmp/grpo0/metrics.jsonl" | grep -q '"kl/k1"' && fail "grpo beta 0 logged a KL"
 tail -1 "$tmp/online-dpo/metrics.jsonl" | grep -q '"rewards/margins"' || fail "online-dpo: rewards/margins"
 
+# TRL's score placement (--score-placement trl_after_eos, PPO and APA): a copy of the base model
+# whose generation config stops at 200 more ids, so that completions end early and get the extra
+# value slot. The option lands in the manifest, from the command line and from a recipe; a bad
+# value, or the option for a method without values, exits 2 naming it.
+mkdir "$tmp/stops"
+cp "$tmp/base/"* "$tmp/stops/"
+echo "{\"eos_token_id\": [$(seq -s, 100 299)]}" > "$tmp/stops/generation_config.json"
+"$RLHF" ppo "${common[@]}" --model "$tmp/stops" --score-placement trl_after_eos --out "$tmp/ppo_trl" > "$tmp/ppo_trl.log" \
+  || fail "ppo trl_after_eos: $(cat "$tmp/ppo_trl.log")"
+grep -q '"score-placement": "trl_after_eos"' "$tmp/ppo_trl/manifest.json" || fail "ppo trl_after_eos: manifest"
+head -1 "$tmp/ppo_trl/metrics.jsonl" | grep -q '"val/num_eos_tokens":0.0' && fail "ppo trl_after_eos: no completion stopped early"
+grep -q '"loss/value_avg"' "$tmp/ppo_trl/metrics.jsonl" || fail "ppo trl_after_eos: metrics"
+printf 'score_placement: trl_after_eos\n' > "$tmp/trl.yaml"
+"$RLHF" apa "${common[@]}" --model "$tmp/stops" --config "$tmp/trl.yaml" --out "$tmp/apa_trl" > "$tmp/apa_trl.log" \
+  || fail "apa trl_after_eos from a recipe: $(cat "$tmp/apa_trl.log")"
+grep -q '"score-placement": "trl_after_eos"' "$tmp/apa_trl/manifest.json" || fail "apa trl_after_eos: manifest"
+grep -q '"score-placement": "last_token"' "$tmp/ppo/manifest.json" || fail "ppo: default score placement in the manifest"
+set +e
+out=$("$RLHF" ppo "${common[@]}" --score-placement after_eos --out "$tmp/bad_placement" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"score_placement 'after_eos'"*"last_token or trl_after_eos"* ]] || fail "bad score placement: rc=$rc $out"
+set +e
+out=$("$RLHF" rloo "${common[@]}" --score-placement trl_after_eos --out "$tmp/bad_placement" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"--score-placement"* ]] || fail "score placement for rloo: rc=$rc $out"
+
 # A reward model (scalar head, the policy's tokenizer) as the reward source, from a recipe.
 "$RLHF" init-model --family qwen2 --preset tiny --vocab-size 2048 --kv-heads 2 --score-head --out "$tmp/rm" >/dev/null
 cp "$TOK/tokenizer.json" "$TOK/tokenizer_config.json" "$tmp/rm/"

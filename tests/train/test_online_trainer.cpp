@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "../model/tiny_models.h"
 #include "tensor/rng.h"
@@ -68,7 +69,17 @@ struct Outcome {
   std::vector<float> weights;
 };
 
-Outcome run(OnlineMethod m, int64_t steps, uint64_t seed = 5) {
+// Completions also stop at these ids (about 10% a token for the untrained model), so that a
+// rollout has completions that end before max_new_tokens and completions that fill it.
+const std::vector<int32_t> kStops = {0, 1, 2, 3, 4};
+
+// PPO with TRL's score placement, which differs from last_token only where completions stop early.
+void trl_placement(OnlineConfig& c) {
+  c.shaping.placement = rollout::ScorePlacement::trl_after_eos;
+  c.sampling.eos_ids = kStops;
+}
+
+Outcome run(OnlineMethod m, int64_t steps, uint64_t seed = 5, const std::function<void(OnlineConfig&)>& tweak = {}) {
   const ModelHeads heads{.lm_head = true, .score_head = method_uses_values(m)};
   Transformer policy(test::tiny_config("llama"), heads);
   policy.init_random(3);
@@ -78,6 +89,7 @@ Outcome run(OnlineMethod m, int64_t steps, uint64_t seed = 5) {
   OnlineConfig cfg = base_config(m);
   cfg.max_steps = steps;
   cfg.seed = seed;
+  if (tweak) tweak(cfg);
   const auto prompts = make_prompts(16);
   rollout::SamplingParams eval_sp = cfg.sampling;
   eval_sp.n = 4;
@@ -110,6 +122,103 @@ TEST_P(OnlineMethods, RaiseTheRewardWithFiniteKl) {
 
 INSTANTIATE_TEST_SUITE_P(All, OnlineMethods,
                          ::testing::Values("ppo", "apa", "reinforce", "rloo", "grpo", "online_dpo"));
+
+// The same for PPO with TRL's score placement, with completions that stop early (the extra value
+// slots exist) and fewer target tokens for them (the policy must also learn not to stop).
+TEST(OnlineLoop, PpoWithTrlScorePlacementRaisesTheReward) {
+  const Outcome o = run(OnlineMethod::ppo, 30, 5, trl_placement);
+  EXPECT_LT(o.before, 0.1);
+  EXPECT_GT(o.after, o.before + 0.3) << "mean reward " << o.before << " -> " << o.after;
+  EXPECT_GT(o.logs.front().values.at("val/num_eos_tokens"), 0.0) << "no completion stopped early";
+  EXPECT_TRUE(std::isfinite(o.last_kl));
+  for (const auto& log : o.logs) ASSERT_TRUE(std::isfinite(log.values.at("loss/value_avg")));
+  EXPECT_EQ(run(OnlineMethod::ppo, 3, 5, trl_placement).weights, run(OnlineMethod::ppo, 3, 5, trl_placement).weights);
+}
+
+// The value slots of TRL's placement through the loop (policy trunk and separate critic): one
+// PPO step, one minibatch, no KL in the reward, so that the logged value loss, 0.5 * mean over
+// the value slots of (V - R)^2 with V = V_old, is 0.5 * mean A^2 of GAE over the slots with the
+// score on the last one. The test recomputes it from each sample's values by a plain full forward
+// over prompt + completion + a padding token, TRL's input: slot t of a completion of n tokens is
+// read at position prompt_len - 1 + t (TRL's value[:, context_length - 1 + t]), and a completion
+// shorter than max_new_tokens has the slot t = n, the padding token's, read at its last token.
+// Placing the score on the last token, omitting the extra slot, giving a full-length completion
+// one, or reading the extra slot at the padding token itself each change the number (checked).
+TEST(OnlineLoop, TrlScorePlacementValueSlots) {
+  const auto prompts = make_prompts(16);
+  for (const bool with_critic : {false, true}) {
+    Transformer policy(test::tiny_config("llama"), ModelHeads{.lm_head = true, .score_head = !with_critic});
+    policy.init_random(3);
+    Transformer ref(test::tiny_config("llama"), ModelHeads{});
+    for (const ParamSlot& s : ref.slots()) std::copy_n(policy.param(s.name), s.numel, ref.param(s.name));
+    Transformer critic(test::tiny_config("llama"), ModelHeads{.lm_head = false, .score_head = true});
+    critic.init_random(4);
+    Transformer& value_model = with_critic ? critic : policy;
+    OnlineConfig cfg = base_config(OnlineMethod::ppo);
+    trl_placement(cfg);
+    cfg.max_steps = 1;
+    cfg.num_epochs = 1;
+    cfg.num_mini_batches = 1;
+    cfg.beta = 0;
+    auto score_of = [](size_t n) { return 0.02 * static_cast<double>(n) - 0.1; };
+    std::vector<rollout::RewardSample> seen;
+    const RewardScorer scorer = [&](const std::vector<rollout::RewardSample>& b) {
+      rollout::RewardResult r;
+      for (const auto& s : b) r.scores.push_back(score_of(s.completion_ids.size()));
+      seen = b;
+      return r;
+    };
+    AdamW opt(policy, cfg.adam), copt(critic, cfg.adam);
+    OnlineState st;
+    Transformer plain = value_model;  // the weights the step's values are read with
+    const auto logs = train_online(policy, opt, ref, prompts, scorer, no_text, cfg, 0, st, {},
+                                   with_critic ? &critic : nullptr, with_critic ? &copt : nullptr);
+    const size_t T = static_cast<size_t>(cfg.sampling.max_new_tokens);
+    std::vector<std::vector<double>> heads;  // per sample, the head at every position of its row
+    size_t ended = 0, full = 0;
+    for (const auto& s : seen) {
+      std::vector<int32_t> row = s.prompt_ids;
+      row.insert(row.end(), s.completion_ids.begin(), s.completion_ids.end());
+      row.push_back(kStops[0]);  // TRL's padding token; these configs have no pad id, so EOS's
+      Batch b = Batch::from_rows({row});
+      b.scored.clear();
+      for (int64_t q = 0; q < b.T; ++q) b.head_at.push_back(q);
+      Workspace ws(plain.config(), 1, b.T, 0, b.T);
+      const Scores sc = plain.forward(b, ws);
+      heads.emplace_back(sc.head.begin(), sc.head.end());
+      (s.completion_ids.size() < T ? ended : full) += 1;
+    }
+    ASSERT_GT(ended, 0u);
+    ASSERT_GT(full, 0u);
+    // 0.5 * mean A^2 over the value slots, with the extra slot or not, read at `extra_at`
+    // positions after the last completion token (0: TRL's; 1: the padding token itself).
+    auto value_loss = [&](bool extra_slots, bool for_full_length, int extra_at) {
+      double sum = 0, count = 0;
+      for (size_t i = 0; i < seen.size(); ++i) {
+        const size_t P = seen[i].prompt_ids.size(), n = seen[i].completion_ids.size();
+        const bool extra = extra_slots && (n < T || for_full_length);
+        std::vector<double> V;
+        for (size_t t = 0; t < n; ++t) V.push_back(heads[i][P - 1 + t]);
+        if (extra) V.push_back(heads[i][P - 1 + n + extra_at]);
+        const double gamma = cfg.shaping.gamma, lambda = cfg.shaping.lambda;
+        double next_v = 0, adv = 0;
+        for (size_t t = V.size(); t-- > 0;) {
+          const double r = t + 1 == V.size() ? score_of(n) : 0.0;
+          adv = r + gamma * next_v - V[t] + gamma * lambda * adv;
+          next_v = V[t];
+          sum += adv * adv, count += 1;
+        }
+      }
+      return 0.5 * sum / count;
+    };
+    const double logged = logs.at(0).values.at("loss/value_avg");
+    const double want = value_loss(true, false, 0);
+    const char* who = with_critic ? "critic" : "policy trunk";
+    EXPECT_NEAR(logged, want, 1e-5 * want) << who;
+    for (const double wrong : {value_loss(false, false, 0), value_loss(true, true, 0), value_loss(true, false, 1)})
+      EXPECT_GT(std::fabs(wrong - want), 1e-3 * want) << who << ": the check cannot tell a wrong layout apart";
+  }
+}
 
 TEST(OnlineLoop, PpoWithASeparateCriticRaisesTheReward) {
   Transformer policy(test::tiny_config("llama"), ModelHeads{});
@@ -257,14 +366,16 @@ TEST(OnlineLoop, NanScoresAreCountedNeverTrainedOn) {
 }
 
 // Micro-batches split each minibatch into forward/backward passes whose gradients, weighted by
-// their share of the minibatch's tokens or sequences (as each objective averages), add up: the
-// same gradient to fp32 rounding (the data-parallel loop splits minibatches over ranks the same
-// way). Compared on the first step: AdamW's first updates are nearly the gradient's sign, so
+// their share of the minibatch's tokens, value slots or sequences (as each term averages), add
+// up: the same gradient to fp32 rounding (the data-parallel loop splits minibatches over ranks
+// the same way). PPO with TRL's score placement has more value slots than tokens, and its early
+// stops pack several sequences into a row, out of their order. Compared on the first step: AdamW's first updates are nearly the gradient's sign, so
 // rounding noise in near-zero components would show up as weight differences of order lr.
 TEST(OnlineLoop, MicroBatchesGiveTheSameGradient) {
   const auto prompts = make_prompts(16);
-  for (const char* name : {"ppo", "grpo", "rloo", "online_dpo"}) {
-    const OnlineMethod m = online_method_from_name(name);
+  for (const std::string name : {"ppo", "ppo_trl_after_eos", "grpo", "rloo", "online_dpo"}) {
+    const bool trl = name == "ppo_trl_after_eos";
+    const OnlineMethod m = online_method_from_name(trl ? "ppo" : name);
     auto train = [&](int64_t micro) {
       Transformer policy(test::tiny_config("llama"), ModelHeads{.lm_head = true, .score_head = method_uses_values(m)});
       policy.init_random(3);
@@ -274,6 +385,7 @@ TEST(OnlineLoop, MicroBatchesGiveTheSameGradient) {
       cfg.max_steps = 1;
       cfg.num_epochs = 1;
       cfg.micro_batches = micro;
+      if (trl) trl_placement(cfg);
       AdamW opt(policy, cfg.adam);
       OnlineState st;
       st.kl_coef = cfg.beta;
@@ -286,8 +398,9 @@ TEST(OnlineLoop, MicroBatchesGiveTheSameGradient) {
     };
     const auto [one, g1] = train(1);
     const auto [three, g3] = train(3);
-    for (const char* k : {"loss", "grad_norm", "objective/scores"})
-      EXPECT_NEAR(three.at(k), one.at(k), 1e-6 * std::max(1.0, std::fabs(one.at(k)))) << name << " " << k;
+    for (const char* k : {"loss", "grad_norm", "objective/scores", "loss/value_avg"})
+      if (one.count(k))
+        EXPECT_NEAR(three.at(k), one.at(k), 1e-6 * std::max(1.0, std::fabs(one.at(k)))) << name << " " << k;
     double worst = 0, largest = 0;
     for (size_t i = 0; i < g1.size(); ++i) {
       worst = std::max(worst, static_cast<double>(std::fabs(g1[i] - g3[i])));
@@ -313,6 +426,11 @@ TEST(OnlineLoop, RejectsBadSettings) {
   c = base_config(OnlineMethod::rloo);
   c.micro_batches = 0;
   EXPECT_THROW(c.validate(), InputError);
+  c = base_config(OnlineMethod::rloo);
+  c.shaping.placement = rollout::ScorePlacement::trl_after_eos;  // no values to place
+  EXPECT_THROW(c.validate(), InputError);
+  c.method = OnlineMethod::apa;
+  EXPECT_NO_THROW(c.validate());
   EXPECT_THROW(online_method_from_name("ppo2"), InputError);
 }
 
