@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the training-step benchmark side by side: OpenBLAS SGEMM peak, rlhf.cpp, PyTorch eager.
+# Runs the training-step benchmark side by side: our GEMM's peak, rlhf.cpp, PyTorch eager.
 # Two shapes: GPT-2 small (12 x 768, vocab 50257) and a 4-layer 256-wide model, batch 4 x 256,
 # 2 threads. Needs the build (scripts/setup.sh) and the reference venv (reference/setup_venv.sh).
 set -euo pipefail

@@ -74,7 +74,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
 // also be the same bits wherever the weights sit (resumed runs reproduce uninterrupted ones).
 TEST(Matmul, FewRowsAnyAlignment) {
   for (const int64_t C : {64, 70, 256})
-    for (const int64_t N : {1, 3, 8}) {
+    for (const int64_t N : {1, 3, 8, 21, 32}) {
       const int64_t OC = C == 256 ? 300 : 37;  // 256 x 300 runs threaded
       const auto inp = randn(N * C, 31), w = randn(OC * C, 32, 0.3f), b = randn(OC, 33);
       const MatmulRef ref = matmul_ref(inp, w, b.data(), std::vector<float>(N * OC, 0.0f), N, C, OC);

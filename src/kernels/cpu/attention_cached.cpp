@@ -1,7 +1,8 @@
 // Attention of new query rows against a key/value cache, for decoding (inference only).
 //
-// The same arithmetic as attention_forward (scaled Q K^T by sgemm, fast_expf softmax, P V by
-// sgemm, rows rescaled by 1 / sum), so cached and uncached logits agree to rounding. Work unit:
+// The same arithmetic as attention_forward (scaled Q K^T, fast_expf softmax, P V, rows rescaled
+// by 1 / sum; the products by sgemm, or by loops for a decode step's single rows), so cached and
+// uncached logits agree to rounding. Work unit:
 // a block of query rows of one sequence at consecutive positions (a prompt being prefilled, or
 // the single new token of a decode step) and one kv head; blocks are cut at positions that are
 // multiples of kBlockQ, so a row's block is known from its neighbours alone and the kernel needs
@@ -23,6 +24,9 @@ namespace rlhf::kernels {
 namespace {
 
 constexpr int64_t kBlockQ = 64;
+// Blocks of at most this many query rows (decode steps) use plain loops: sgemm would copy (pack)
+// the whole key and value block for one row, which took more time than the products.
+constexpr int64_t kLoopRows = 4;
 
 int64_t max_keys(const AttentionShape& s) {
   return s.sliding_window > 0 ? std::min<int64_t>(s.T, kBlockQ + s.sliding_window - 1) : s.T;
@@ -71,8 +75,18 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
       const float* K = k_cache + cache_off + kmin * D;
       const float* V = v_cache + cache_off + kmin * D;
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, D, scale, q + n0 * ld_q + h * D, ld_q, K, D,
-                    0.0f, S, L);
+        const float* qh = q + n0 * ld_q + h * D;
+        if (nq <= kLoopRows) {
+          for (int64_t i = 0; i < nq; ++i)
+            for (int64_t j = 0; j < L; ++j) {
+              float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+              for (int64_t d = 0; d < D; ++d) dot += qh[i * ld_q + d] * K[j * D + d];
+              S[i * L + j] = scale * dot;
+            }
+        } else {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, D, scale, qh, ld_q, K, D, 0.0f, S, L);
+        }
         for (int64_t i = 0; i < nq; ++i) {
           const int64_t a = key_lo(p0 + i) - kmin, e = p0 + i - kmin + 1;
           float* __restrict row = S + i * L;
@@ -91,7 +105,19 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
           inv_sum[i] = 1.0f / sum;
         }
         float* o = out + n0 * ldo + h * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, L, 1.0f, S, L, V, D, 0.0f, o, ldo);
+        if (nq <= kLoopRows) {
+          for (int64_t i = 0; i < nq; ++i) {
+            float* __restrict orow = o + i * ldo;
+            std::fill(orow, orow + D, 0.0f);
+            for (int64_t j = 0; j < L; ++j) {
+              const float p = S[i * L + j];
+#pragma omp simd
+              for (int64_t d = 0; d < D; ++d) orow[d] += p * V[j * D + d];
+            }
+          }
+        } else {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, L, 1.0f, S, L, V, D, 0.0f, o, ldo);
+        }
         for (int64_t i = 0; i < nq; ++i) {
           float* __restrict orow = o + i * ldo;
           const float r = inv_sum[i];

@@ -6,6 +6,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
@@ -17,7 +22,7 @@ namespace {
 // Rows up to which a product streams the weights instead of calling the GEMM. A decode step
 // multiplies a handful of rows by every weight: the cost is reading the weights once, and the
 // GEMM would first copy (pack) each weight panel, reading and writing it again.
-constexpr int64_t kStreamRows = 8;
+constexpr int64_t kStreamRows = 32;
 
 // 16 fp32 lanes: one AVX-512 register where the build's CPU has them (-march=native); GCC splits
 // the type into narrower registers elsewhere, so the code stays portable.
@@ -47,28 +52,56 @@ float lane_sum(f32x16 v) {
 constexpr int64_t kTileW = 2;
 constexpr int64_t kPrefetchRows = 16;
 
+// p[0, count) in lanes [lane, lane + count) of a zero vector.
+f32x16 load_partial(const float* p, int64_t lane, int64_t count) {
+#if defined(__AVX512F__)
+  // Masked-off lanes are never read, so the load may start before p.
+  const auto mask = static_cast<__mmask16>(((1u << count) - 1) << lane);
+  const auto* start = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(p) - lane * sizeof(float));
+  return reinterpret_cast<f32x16>(_mm512_maskz_loadu_ps(mask, start));
+#else
+  f32x16 v = {};
+  for (int64_t i = 0; i < count; ++i) v[lane + i] = p[i];
+  return v;
+#endif
+}
+
+// Where a row's vector loads start and end: `head` elements in (on a cache line of the weights
+// when every row starts at the same offset in its line), `tail` the elements past the last
+// whole vector. The partial vectors at both ends carry their elements in the lanes the whole
+// vectors would give them: element c in lane (c - head) mod 16.
+struct RowSplit {
+  int64_t head, body_end, tail;
+};
+
+// The partial first and last vectors of input row x.
+struct RowEnds {
+  f32x16 first, last;
+};
+
+RowEnds row_ends(const float* x, const RowSplit& s) {
+  return {load_partial(x, kLanes - s.head, s.head), load_partial(x + s.body_end, 0, s.tail)};
+}
+
 // out[r * kTileW + k] = x[r] . w[k] over C for RX input rows and kTileW weight rows: RX * kTileW
 // vector accumulators stay in registers, each weight vector is loaded once per tile and each
-// input vector once per kTileW weight rows. The vector loads start `head` elements in, on a
-// cache line of the weights. Whatever `head`, each lane of an accumulator sums one class of
-// c mod 16 in increasing c (the partial first and last vectors are staged into zero-padded
-// vectors at their elements' lanes), and lane_sum gives the same bits for every rotation of the
-// lanes, so the result does not depend on where the weights sit in memory: a resumed run must
-// reproduce an uninterrupted one bit for bit.
+// input vector once per kTileW weight rows. Each lane of an accumulator sums one class of
+// c mod 16 in increasing c, and lane_sum gives the same bits for every rotation of the lanes, so
+// the result does not depend on where the weights sit in memory (which moves `head`): a resumed
+// run must reproduce an uninterrupted one bit for bit.
 template <int RX>
-void dot_tile(float* out, const float* const* x, const float* const* w, int64_t C, int64_t head, bool prefetch) {
+void dot_tile(float* out, const float* const* x, const RowEnds* x_ends, const float* const* w, const RowSplit& s,
+              bool prefetch) {
   f32x16 acc[RX][kTileW] = {};
-  // Loads see element c in lane (c - head) mod 16; [c0, c1) goes to lanes from `lane`.
-  auto partial = [&](int64_t c0, int64_t c1, int64_t lane) {
-    float xs[RX][kLanes] = {}, ws[kTileW][kLanes] = {};
-    for (int r = 0; r < RX; ++r) std::copy(x[r] + c0, x[r] + c1, xs[r] + lane);
-    for (int k = 0; k < kTileW; ++k) std::copy(w[k] + c0, w[k] + c1, ws[k] + lane);
-    for (int r = 0; r < RX; ++r)
-      for (int k = 0; k < kTileW; ++k) acc[r][k] += load16(xs[r]) * load16(ws[k]);
+  auto add_ends = [&](bool first) {
+    for (int k = 0; k < kTileW; ++k) {
+      const f32x16 wv = first ? load_partial(w[k], kLanes - s.head, s.head) : load_partial(w[k] + s.body_end, 0, s.tail);
+      for (int r = 0; r < RX; ++r) acc[r][k] += (first ? x_ends[r].first : x_ends[r].last) * wv;
+    }
   };
-  if (head > 0) partial(0, std::min(head, C), kLanes - head);
-  int64_t c = head;
-  for (; c + kLanes <= C; c += kLanes) {
+  if (s.head > 0) add_ends(true);
+  const int64_t C = s.body_end + s.tail;
+  for (int64_t c = s.head; c < s.body_end; c += kLanes) {
     f32x16 wv[kTileW];
     for (int k = 0; k < kTileW; ++k) {
       wv[k] = load16(w[k] + c);
@@ -79,7 +112,7 @@ void dot_tile(float* out, const float* const* x, const float* const* w, int64_t 
       for (int k = 0; k < kTileW; ++k) acc[r][k] += xv * wv[k];
     }
   }
-  if (c < C) partial(c, C, 0);
+  if (s.tail > 0) add_ends(false);
   for (int r = 0; r < RX; ++r)
     for (int k = 0; k < kTileW; ++k) out[r * kTileW + k] = lane_sum(acc[r][k]);
 }
@@ -90,7 +123,21 @@ void matmul_forward_streaming(float* out, const float* inp, const float* weight,
                               int64_t C, int64_t OC) {
   // Rows start on a common cache-line offset only when C is a multiple of the line.
   const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(weight) / sizeof(float) % kLanes);
-  const int64_t head = C % kLanes == 0 ? (kLanes - misaligned) % kLanes : 0;
+  const int64_t head = C % kLanes == 0 && C >= kLanes ? (kLanes - misaligned) % kLanes : 0;
+  const int64_t body_end = head + (C - head) / kLanes * kLanes;
+  const RowSplit split{head, body_end, C - body_end};
+  // The input rows are staged at the weights' offset in a cache line, so that the vector loads
+  // of both are whole lines (a load split across two lines costs two, and was half the time).
+  thread_local std::vector<float> staging;
+  const int64_t stride = (C + kLanes - 1) / kLanes * kLanes;
+  staging.resize(N * stride + kLanes);
+  const int64_t base_offset = static_cast<int64_t>(reinterpret_cast<uintptr_t>(staging.data()) / sizeof(float) % kLanes);
+  float* xs = staging.data() + (2 * kLanes - base_offset - head) % kLanes;
+  RowEnds x_ends[kStreamRows];
+  for (int64_t n = 0; n < N; ++n) {
+    std::copy(inp + n * C, inp + (n + 1) * C, xs + n * stride);
+    x_ends[n] = row_ends(xs + n * stride, split);
+  }
   const int64_t n_tiles = (OC + kTileW - 1) / kTileW;
 #pragma omp parallel for schedule(static) if (OC * C > 65536)
   for (int64_t t = 0; t < n_tiles; ++t) {
@@ -101,18 +148,19 @@ void matmul_forward_streaming(float* out, const float* inp, const float* weight,
     for (int64_t n0 = 0; n0 < N; n0 += 8) {
       const int64_t nx = std::min<int64_t>(8, N - n0);
       const float* x[8];
-      for (int64_t r = 0; r < nx; ++r) x[r] = inp + (n0 + r) * C;
+      for (int64_t r = 0; r < nx; ++r) x[r] = xs + (n0 + r) * stride;
       float tile[8 * kTileW];
       const bool prefetch = n0 == 0 && t + kPrefetchRows / kTileW < n_tiles;
+      const RowEnds* ends = x_ends + n0;
       switch (nx) {
-        case 1: dot_tile<1>(tile, x, w, C, head, prefetch); break;
-        case 2: dot_tile<2>(tile, x, w, C, head, prefetch); break;
-        case 3: dot_tile<3>(tile, x, w, C, head, prefetch); break;
-        case 4: dot_tile<4>(tile, x, w, C, head, prefetch); break;
-        case 5: dot_tile<5>(tile, x, w, C, head, prefetch); break;
-        case 6: dot_tile<6>(tile, x, w, C, head, prefetch); break;
-        case 7: dot_tile<7>(tile, x, w, C, head, prefetch); break;
-        default: dot_tile<8>(tile, x, w, C, head, prefetch); break;
+        case 1: dot_tile<1>(tile, x, ends, w, split, prefetch); break;
+        case 2: dot_tile<2>(tile, x, ends, w, split, prefetch); break;
+        case 3: dot_tile<3>(tile, x, ends, w, split, prefetch); break;
+        case 4: dot_tile<4>(tile, x, ends, w, split, prefetch); break;
+        case 5: dot_tile<5>(tile, x, ends, w, split, prefetch); break;
+        case 6: dot_tile<6>(tile, x, ends, w, split, prefetch); break;
+        case 7: dot_tile<7>(tile, x, ends, w, split, prefetch); break;
+        default: dot_tile<8>(tile, x, ends, w, split, prefetch); break;
       }
       for (int64_t r = 0; r < nx; ++r)
         for (int64_t k = 0; k < nw; ++k) out[(n0 + r) * OC + o + k] = tile[r * kTileW + k] + (bias ? bias[o + k] : 0.0f);
