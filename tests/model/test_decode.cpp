@@ -121,6 +121,37 @@ TEST_P(DecodeTest, CopiedSlotContinuesLikeItsSource) {
   EXPECT_LT(max_error(m, logits, {{}, {4, 8, 15, 16, 23}, {4, 8, 15, 16, 23}}, {1, 2}), 1e-4f);
 }
 
+// Decode steps with head_dim 64 and 128, whose single query rows take the vectorised path of
+// attention_cached (sixteen keys at a time, then the rest), with the keys spanning both.
+TEST(Decode, WideHeadsMatchFullForward) {
+  for (const std::string family : {"gpt2", "llama"})
+    for (const int64_t D : {64, 128}) {
+      nlohmann::json j;
+      if (family == "gpt2")
+        j = {{"model_type", "gpt2"}, {"vocab_size", 50}, {"n_embd", 2 * D}, {"n_layer", 1},
+             {"n_head", 2},          {"n_positions", 64}, {"n_inner", 32}};
+      else
+        j = {{"model_type", "llama"},   {"vocab_size", 50},      {"hidden_size", 2 * D},
+             {"num_hidden_layers", 1},  {"num_attention_heads", 2}, {"num_key_value_heads", 1},
+             {"intermediate_size", 32}, {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-5},
+             {"rope_theta", 10000.0},   {"hidden_act", "silu"},  {"tie_word_embeddings", false}};
+      Transformer m(ModelConfig::from_json(j, "wide heads"), ModelHeads{});
+      m.init_random(8, 0.1f);  // at width 256 a 0.3 init puts fp32 rounding near the tolerance
+      const int64_t V = m.config().vocab_size;
+      std::vector<std::vector<int32_t>> seqs(2);
+      for (int i = 0; i < 29; ++i) seqs[0].push_back(static_cast<int32_t>((i * 7 + 3) % V));
+      seqs[1] = {9, 8, 7};
+      KVCache cache(m.config(), 2, 64);
+      std::vector<float> logits(2 * V);
+      m.decode(cache, {0, 1}, seqs, logits.data());
+      for (int step = 0; step < 6; ++step) {  // 30..35 keys for the long row, 4..9 for the short
+        for (auto& q : seqs) q.push_back(static_cast<int32_t>(step + 1));
+        m.decode(cache, {0, 1}, {{step + 1}, {step + 1}}, logits.data());
+        EXPECT_LT(max_error(m, logits, seqs, {0, 1}), 1e-4f) << family << " head_dim " << D << " step " << step;
+      }
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllFamilies, DecodeTest, ::testing::Values("gpt2", "llama", "qwen2", "mistral"));
 
 TEST(Decode, RejectsOverflowAndBadSlots) {

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -27,6 +28,66 @@ constexpr int64_t kBlockQ = 64;
 // Blocks of at most this many query rows (decode steps) use plain loops: sgemm would copy (pack)
 // the whole key and value block for one row, which took more time than the products.
 constexpr int64_t kLoopRows = 4;
+
+// A decode row's products, vectorised for head_dim = 16 * NC (NC = 4, 8: head_dim 64 and 128):
+// the query row and the output row stay in registers.
+typedef float f32x16 __attribute__((vector_size(64)));
+
+f32x16 load16(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Lane i of the result is the sum of the lanes of a[i] (a transposing butterfly).
+f32x16 lane_sums16(const f32x16* a) {
+  f32x16 b[8], c[4], d[2];
+  for (int i = 0; i < 8; ++i)  // within 128-bit quarters: pairs (x0 + x2, y0 + y2, x1 + x3, y1 + y3)
+    b[i] = __builtin_shufflevector(a[2 * i], a[2 * i + 1], 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29) +
+           __builtin_shufflevector(a[2 * i], a[2 * i + 1], 2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31);
+  for (int i = 0; i < 4; ++i)  // each quarter: one partial sum of each of 4 vectors
+    c[i] = __builtin_shufflevector(b[2 * i], b[2 * i + 1], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29) +
+           __builtin_shufflevector(b[2 * i], b[2 * i + 1], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+  for (int i = 0; i < 2; ++i)  // quarters 0+1 and 2+3 of c[2i], then of c[2i+1]
+    d[i] = __builtin_shufflevector(c[2 * i], c[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+           __builtin_shufflevector(c[2 * i], c[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  return __builtin_shufflevector(d[0], d[1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+         __builtin_shufflevector(d[0], d[1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+}
+
+// S[j] = scale * q . K[j] for the L keys of K (L x 16 NC), sixteen keys at a time.
+template <int NC>
+void row_scores(float* S, const float* q, const float* K, int64_t L, float scale) {
+  constexpr int64_t D = 16 * NC;
+  f32x16 qv[NC];
+  for (int c = 0; c < NC; ++c) qv[c] = load16(q + 16 * c);
+  int64_t j0 = 0;
+  for (; j0 + 16 <= L; j0 += 16) {
+    f32x16 acc[16];
+    for (int t = 0; t < 16; ++t) {
+      acc[t] = qv[0] * load16(K + (j0 + t) * D);
+      for (int c = 1; c < NC; ++c) acc[t] += qv[c] * load16(K + (j0 + t) * D + 16 * c);
+    }
+    const f32x16 r = scale * lane_sums16(acc);
+    std::memcpy(S + j0, &r, sizeof r);
+  }
+  for (int64_t j = j0; j < L; ++j) {
+    f32x16 acc = qv[0] * load16(K + j * D);
+    for (int c = 1; c < NC; ++c) acc += qv[c] * load16(K + j * D + 16 * c);
+    f32x16 parts[16] = {acc};
+    S[j] = scale * lane_sums16(parts)[0];
+  }
+}
+
+// o = sum_j P[j] V[j] over the L rows of V (L x 16 NC).
+template <int NC>
+void row_values(float* o, const float* P, const float* V, int64_t L) {
+  constexpr int64_t D = 16 * NC;
+  f32x16 acc[NC] = {};
+  for (int64_t j = 0; j < L; ++j)
+    for (int c = 0; c < NC; ++c) acc[c] += P[j] * load16(V + j * D + 16 * c);
+  std::memcpy(o, acc, sizeof acc);
+}
 
 int64_t max_keys(const AttentionShape& s) {
   return s.sliding_window > 0 ? std::min<int64_t>(s.T, kBlockQ + s.sliding_window - 1) : s.T;
@@ -77,13 +138,20 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
         const float* qh = q + n0 * ld_q + h * D;
         if (nq <= kLoopRows) {
-          for (int64_t i = 0; i < nq; ++i)
-            for (int64_t j = 0; j < L; ++j) {
-              float dot = 0.0f;
+          for (int64_t i = 0; i < nq; ++i) {
+            if (D == 64) {
+              row_scores<4>(S + i * L, qh + i * ld_q, K, L, scale);
+            } else if (D == 128) {
+              row_scores<8>(S + i * L, qh + i * ld_q, K, L, scale);
+            } else {
+              for (int64_t j = 0; j < L; ++j) {
+                float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-              for (int64_t d = 0; d < D; ++d) dot += qh[i * ld_q + d] * K[j * D + d];
-              S[i * L + j] = scale * dot;
+                for (int64_t d = 0; d < D; ++d) dot += qh[i * ld_q + d] * K[j * D + d];
+                S[i * L + j] = scale * dot;
+              }
             }
+          }
         } else {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, D, scale, qh, ld_q, K, D, 0.0f, S, L);
         }
@@ -108,11 +176,17 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
         if (nq <= kLoopRows) {
           for (int64_t i = 0; i < nq; ++i) {
             float* __restrict orow = o + i * ldo;
-            std::fill(orow, orow + D, 0.0f);
-            for (int64_t j = 0; j < L; ++j) {
-              const float p = S[i * L + j];
+            if (D == 64) {
+              row_values<4>(orow, S + i * L, V, L);
+            } else if (D == 128) {
+              row_values<8>(orow, S + i * L, V, L);
+            } else {
+              std::fill(orow, orow + D, 0.0f);
+              for (int64_t j = 0; j < L; ++j) {
+                const float p = S[i * L + j];
 #pragma omp simd
-              for (int64_t d = 0; d < D; ++d) orow[d] += p * V[j * D + d];
+                for (int64_t d = 0; d < D; ++d) orow[d] += p * V[j * D + d];
+              }
             }
           }
         } else {
