@@ -27,9 +27,11 @@
 # 2 cores: both sides use 2 threads (rlhf --threads 2; torch.set_num_threads(2)) and
 # OMP_WAIT_POLICY=PASSIVE (idle OpenMP workers sleep instead of spinning; rlhf's OpenBLAS and
 # kernels use libgomp too). ACTIVE=1 adds an rlhf run with libgomp's default (spinning) policy.
+# WAIT_POLICY=default runs both sides with their OpenMP runtime's default policy instead (on an
+# idle machine both are faster so; on a shared one both suffer).
 #
 # Needs the build (BUILD=build: the `rlhf` target) and the reference venv (reference/setup_venv.sh).
-# Usage: bench/online_step.sh   [STEPS=5 WARMUP=1 METHODS="rloo grpo" ACTIVE=0]
+# Usage: bench/online_step.sh   [STEPS=5 WARMUP=1 METHODS="rloo grpo" ACTIVE=0 WAIT_POLICY=PASSIVE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -39,17 +41,22 @@ STEPS=${STEPS:-5}
 WARMUP=${WARMUP:-1}
 METHODS=${METHODS:-rloo grpo}
 ACTIVE=${ACTIVE:-0}
+WAIT_POLICY=${WAIT_POLICY:-PASSIVE}
 PROMPTS=8 GENS=4 NEW=64 THREADS=2
 RLHF="$ROOT/$BUILD/rlhf"
 [[ -x $RLHF ]] || { echo "no $RLHF: cmake --build $BUILD --target rlhf" >&2; exit 1; }
 [[ -x $PY ]] || { echo "no $PY: run reference/setup_venv.sh" >&2; exit 1; }
-export OMP_WAIT_POLICY=PASSIVE
+case $WAIT_POLICY in
+  PASSIVE) export OMP_WAIT_POLICY=PASSIVE ;;
+  default) unset OMP_WAIT_POLICY ;;
+  *) echo "WAIT_POLICY: expected PASSIVE or default, got '$WAIT_POLICY'" >&2; exit 2 ;;
+esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 load() { uptime | sed 's/.*load average: *//'; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "# git $(git describe --always --dirty 2>/dev/null || echo unknown); $PROMPTS prompts x $GENS generations x $NEW new tokens per step, --steps $STEPS after $WARMUP warm-up, $THREADS threads"
+echo "# git $(git describe --always --dirty 2>/dev/null || echo unknown); $PROMPTS prompts x $GENS generations x $NEW new tokens per step, --steps $STEPS after $WARMUP warm-up, $THREADS threads, OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset (runtime default)}"
 "$RLHF" init-model --family qwen2 --preset small --vocab-size 2048 --out "$tmp/model" >/dev/null
 "$PY" bench/trl_online_step.py prepare "$tmp/model" --tokenizer tests/fixtures/text/tokenizers/qwen2 2>&1 | sed 's/^/# /'
 
