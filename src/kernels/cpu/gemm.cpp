@@ -92,6 +92,39 @@ void pack_b_panel(float* dst, const MatrixView& B, int64_t k0, int64_t kc, int64
   }
 }
 
+#if RLHF_GEMM_LANES == 16
+// In place: v[j][i] becomes v[i][j] (16 x 16): 32-bit, then 64-bit interleaves within 128-bit
+// quarters, then two rounds of quarter shuffles.
+void transpose16(Vec* v) {
+  Vec a[16], b[16];
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = __builtin_shufflevector(v[2 * i], v[2 * i + 1], 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29);
+    a[2 * i + 1] =
+        __builtin_shufflevector(v[2 * i], v[2 * i + 1], 2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31);
+  }
+  // b[4g + c], quarter q: column 4q + c of rows 4g .. 4g + 3
+  for (int g = 0; g < 4; ++g) {
+    const Vec &lo0 = a[4 * g], &hi0 = a[4 * g + 1], &lo1 = a[4 * g + 2], &hi1 = a[4 * g + 3];
+    b[4 * g] = __builtin_shufflevector(lo0, lo1, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    b[4 * g + 1] = __builtin_shufflevector(lo0, lo1, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    b[4 * g + 2] = __builtin_shufflevector(hi0, hi1, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    b[4 * g + 3] = __builtin_shufflevector(hi0, hi1, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+  }
+  // Column 4q + c gathers quarter q of b[c], b[4 + c], b[8 + c], b[12 + c].
+  for (int c = 0; c < 4; ++c) {
+    const Vec x0 = __builtin_shufflevector(b[c], b[4 + c], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const Vec x1 = __builtin_shufflevector(b[c], b[4 + c], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const Vec y0 = __builtin_shufflevector(b[8 + c], b[12 + c], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const Vec y1 =
+        __builtin_shufflevector(b[8 + c], b[12 + c], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    v[c] = __builtin_shufflevector(x0, y0, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    v[4 + c] = __builtin_shufflevector(x0, y0, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    v[8 + c] = __builtin_shufflevector(x1, y1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    v[12 + c] = __builtin_shufflevector(x1, y1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  }
+}
+#endif
+
 // Rows [i0, i0 + kMr) of columns [k0, k0 + kc) of A into dst (kc x kMr), zero past row M.
 void pack_a_panel(float* dst, const MatrixView& A, int64_t i0, int64_t M, int64_t k0, int64_t kc) {
   const int64_t ni = std::min<int64_t>(kMr, M - i0);
@@ -99,9 +132,24 @@ void pack_a_panel(float* dst, const MatrixView& A, int64_t i0, int64_t M, int64_
   if (A.row_stride == 1) {  // a transposed operand: its columns are contiguous
     for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kMr, A.data + (k0 + k) * A.col_stride + i0, ni * sizeof(float));
   } else if (A.col_stride == 1) {
+    int64_t k = 0;
+#if RLHF_GEMM_LANES == 16
+    // Whole panels 16 columns at a time by a register transpose; each column's kMr values are
+    // stored as a full vector whose tail the next column's store overwrites (the buffer has a
+    // vector of slack after the last panel). Scalar stores, one per element, cost a sixth of the
+    // products' time where N is 256.
+    if (ni == kMr)
+      for (; k + kLanes <= kc; k += kLanes) {
+        Vec cols[kLanes];
+        for (int i = 0; i < kMr; ++i) cols[i] = load(A.data + (i0 + i) * A.row_stride + k0 + k);
+        for (int i = kMr; i < kLanes; ++i) cols[i] = Vec{};
+        transpose16(cols);
+        for (int t = 0; t < kLanes; ++t) store(dst + (k + t) * kMr, cols[t]);
+      }
+#endif
     for (int64_t i = 0; i < ni; ++i) {
       const float* src = A.data + (i0 + i) * A.row_stride + k0;
-      for (int64_t k = 0; k < kc; ++k) dst[k * kMr + i] = src[k];
+      for (int64_t kk = k; kk < kc; ++kk) dst[kk * kMr + i] = src[kk];
     }
   } else {
     for (int64_t i = 0; i < ni; ++i)
@@ -130,7 +178,7 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
                      bool accumulate, float* C, int64_t ldc) {
   const int64_t nc_max = std::min(kNc, (N + kNr - 1) / kNr * kNr), kc_max = std::min(kKc, K);
   const int64_t mc_max = std::min(kMc, (M + kMr - 1) / kMr * kMr);
-  float* b_pack = packing_buffer(static_cast<size_t>((nc_max + mc_max) * kc_max));
+  float* b_pack = packing_buffer(static_cast<size_t>((nc_max + mc_max) * kc_max + kLanes));  // + pack_a_panel's slack
   if (!b_pack) return false;
   float* a_pack = b_pack + nc_max * kc_max;
   for (int64_t jc = 0; jc < N; jc += kNc) {
