@@ -14,8 +14,8 @@ Outputs: tests/fixtures/text/chat_templates/expected.jsonl, one case per line:
 `extra` is exactly what the template sees besides `messages` and `add_generation_prompt`: the
 tokenizer's special tokens (bos_token/eos_token) plus the keyword arguments of the call (tools,
 date_string, builtin_tools, ...). One key is special: "strftime_now" holds the fixed date that the
-template's strftime_now() callable returns; in Python it is applied by patching the clock of
-transformers' chat-template module, not passed as a variable.
+template's strftime_now() callable returns (FIXED_DATE where a case gives none); in Python it is
+applied by patching the clock of transformers' chat-template module, not passed as a variable.
 
 All dicts are passed with sorted keys: the C++ side receives nlohmann::json, whose objects are
 ordered by key, so insertion order cannot survive there (see chat_template.cpp).
@@ -60,6 +60,10 @@ def make_tokenizer(bos, eos):
     if eos is not None:
         kwargs["eos_token"] = eos
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<unk>")), **kwargs)
+
+
+# The date of cases that give none (the day the committed fixtures were first generated).
+FIXED_DATE = "2026-11-27"
 
 
 class _FixedClock(_dt.datetime):
@@ -434,7 +438,9 @@ def main():
         tok = make_tokenizer(bos, eos)
         for label, messages, agp, kwargs in template_cases(name):
             messages = canon(messages)
-            kwargs = canon(kwargs)
+            # Every case renders at a fixed date, so that a template calling strftime_now() (Llama
+            # 3.x) gives the same output on the day the tests run as on the day this script ran.
+            kwargs = canon({"strftime_now": FIXED_DATE, **kwargs})
             extra = canon({**tok.special_tokens_map, **kwargs})
             rec = {"template": name, "case": label, "messages": messages,
                    "add_generation_prompt": agp, "extra": extra}
