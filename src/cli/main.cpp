@@ -1,7 +1,6 @@
 // rlhf: the command-line entry point. Dispatches to subcommands and turns every exception into
 // a one-line "error: ..." message with a non-zero exit code (2: bad input, 3: I/O, 4: numerics,
 // 70: internal error).
-#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -16,6 +15,9 @@ struct Command {
   const char* name;
   const char* summary;
   int (*run)(int, char**);
+  // Runs data-parallel under mpirun; the others on several ranks would each run the whole job
+  // and write the same files, so they are refused there.
+  bool data_parallel = false;
 };
 
 const Command kCommands[] = {
@@ -24,21 +26,23 @@ const Command kCommands[] = {
     {"init-model", "create a randomly initialised model (GPT-2, Llama, Qwen2, Mistral) in HF format",
      rlhf::cli::cmd_init_model},
     {"lm", "train a language model on token-id documents or generated data", rlhf::cli::cmd_lm},
-    {"sft", "supervised fine-tuning on a TRL-format JSONL file", rlhf::cli::cmd_sft},
-    {"rm", "train a reward model: Bradley-Terry on pairs, Plackett-Luce or K-wise on rankings", rlhf::cli::cmd_rm},
-    {"dpo", "direct preference optimisation: DPO, IPO, cDPO, SimPO, ORPO, ... (--loss-type)", rlhf::cli::cmd_dpo},
-    {"kto", "KTO on unpaired desirable/undesirable examples", rlhf::cli::cmd_kto},
+    {"sft", "supervised fine-tuning on a TRL-format JSONL file", rlhf::cli::cmd_sft, true},
+    {"rm", "train a reward model: Bradley-Terry on pairs, Plackett-Luce or K-wise on rankings", rlhf::cli::cmd_rm,
+     true},
+    {"dpo", "direct preference optimisation: DPO, IPO, cDPO, SimPO, ORPO, ... (--loss-type)", rlhf::cli::cmd_dpo, true},
+    {"kto", "KTO on unpaired desirable/undesirable examples", rlhf::cli::cmd_kto, true},
     {"eval", "preference accuracy/AUC of a reward model and a policy's implicit reward", rlhf::cli::cmd_eval},
     {"generate", "sample completions for JSONL prompts with the chat template (KV cache)",
      rlhf::cli::cmd_generate},
-    {"ppo", "PPO with a value head, per-token KL penalty, GAE, clipped surrogate (online)", rlhf::cli::cmd_ppo},
-    {"apa", "advantage-induced policy alignment (online)", rlhf::cli::cmd_apa},
-    {"reinforce", "REINFORCE with a moving-average baseline (online)", rlhf::cli::cmd_reinforce},
-    {"rloo", "REINFORCE leave-one-out over k samples per prompt (online)", rlhf::cli::cmd_rloo},
-    {"grpo", "group-relative policy optimisation (online)", rlhf::cli::cmd_grpo},
-    {"online-dpo", "DPO on pairs sampled from the policy and judged by a reward (online)", rlhf::cli::cmd_online_dpo},
-    {"iterative-dpo", "rounds of sampling, labelling by a reward and offline DPO", rlhf::cli::cmd_iterative_dpo},
-    {"best-of-n", "sample n, keep the best by a reward: the no-training baseline", rlhf::cli::cmd_best_of_n},
+    {"ppo", "PPO with a value head, per-token KL penalty, GAE, clipped surrogate (online)", rlhf::cli::cmd_ppo, true},
+    {"apa", "advantage-induced policy alignment (online)", rlhf::cli::cmd_apa, true},
+    {"reinforce", "REINFORCE with a moving-average baseline (online)", rlhf::cli::cmd_reinforce, true},
+    {"rloo", "REINFORCE leave-one-out over k samples per prompt (online)", rlhf::cli::cmd_rloo, true},
+    {"grpo", "group-relative policy optimisation (online)", rlhf::cli::cmd_grpo, true},
+    {"online-dpo", "DPO on pairs sampled from the policy and judged by a reward (online)", rlhf::cli::cmd_online_dpo,
+     true},
+    {"iterative-dpo", "rounds of sampling, labelling by a reward and offline DPO", rlhf::cli::cmd_iterative_dpo, true},
+    {"best-of-n", "sample n, keep the best by a reward: the no-training baseline", rlhf::cli::cmd_best_of_n, true},
     {"data", "dataset tools: stats, clean, decontaminate, binarize, noise, pairs", rlhf::cli::cmd_data},
 };
 
@@ -73,12 +77,7 @@ int main(int argc, char** argv) {
       return code;
     };
     try {
-      // These commands run data-parallel; the others on several ranks would each run the whole
-      // job and write the same files.
-      static const char* const kParallel[] = {"sft", "rm", "dpo", "kto", "ppo", "apa", "reinforce",
-                                              "rloo", "grpo", "online-dpo", "iterative-dpo", "best-of-n"};
-      if (rlhf::dist::world().size() > 1 &&
-          std::none_of(std::begin(kParallel), std::end(kParallel), [&](const char* n) { return !std::strcmp(n, c.name); }))
+      if (rlhf::dist::world().size() > 1 && !c.data_parallel)
         throw rlhf::InputError(std::string("rlhf ") + c.name +
                                " does not run data-parallel (sft, rm, dpo, kto, the online methods, iterative-dpo and "
                                "best-of-n do); start it without mpirun");

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "objective/dual.h"
 #include "tensor/error.h"
 
 namespace rlhf::testbed {
@@ -15,7 +16,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
+using objective::sigmoid;  // the numerically stable one
 double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
 uint64_t mix64(uint64_t x) {  // splitmix64's finalizer

@@ -51,7 +51,6 @@ struct Bench {
   std::map<std::string, std::unique_ptr<World>> worlds;  // "task/seed=S"
   json runs = json::array();
   json suites = json::object();
-  json bon = json::object();
   std::mutex mu;
 
   World& world(const std::string& task, uint64_t seed) {
@@ -167,7 +166,6 @@ json suite_rq1(Bench& b, World& w) {
   const std::vector<json> runs = b.run_all(specs);
   json table = frontier_table(runs);
   const json bon = best_of_n(w, "rq1", rm, p.bon_ns);
-  b.bon[w.key()] = bon;
   return {{"question", kQuestions.at("rq1")}, {"table", table}, {"best_of_n", bon}};
 }
 
@@ -558,7 +556,7 @@ json suite_overopt(Bench& b, World& w) {
   dpo.proxy_rm = rm;
   dpo.checkpoints = 2 * p.checkpoints;
   const std::vector<json> runs = b.run_all({ppo, dpo});
-  json bon = b.bon.contains(w.key()) ? b.bon[w.key()] : best_of_n(w, "rq1", rm, p.bon_ns);
+  const json bon = best_of_n(w, "rq1", rm, p.bon_ns);  // RQ1's stages, cached
   json fits = json::array();
   // Points (d, gold gain over the base, proxy); the fitted forms pass through the origin.
   struct Point {
@@ -750,9 +748,6 @@ Profile make_profile(const std::string& name) {
   return p;
 }
 
-std::vector<std::string> bench_profiles() { return {"quick", "standard", "full", "mini"}; }
-std::vector<std::string> bench_suites() { return kSuites; }
-
 int run_bench(const BenchOptions& opt) {
   Profile profile = make_profile(opt.profile);
   if (!opt.seeds.empty()) profile.seeds = opt.seeds;
@@ -792,7 +787,7 @@ int run_bench(const BenchOptions& opt) {
             << "; predicted run time " << std::round(predicted / 60 * 10) / 10 << " min (cached stages are skipped)\n"
             << std::flush;
   if (opt.predict_only) return 0;
-  Bench b{stages, profile, opt.world_seed, {}, json::array(), json::object(), json::object(), {}};
+  Bench b{stages, profile, opt.world_seed, {}, json::array(), json::object(), {}};
   auto wants = [&](const std::string& s) {
     return std::find(profile.suites.begin(), profile.suites.end(), s) != profile.suites.end();
   };
@@ -803,12 +798,15 @@ int run_bench(const BenchOptions& opt) {
   json task_info = json::object();
   for (uint64_t seed : profile.seeds) {
     std::vector<std::function<void()>> base_jobs;
-    for (const auto& t : tasks) base_jobs.push_back([&, t] { b.world(t, seed).samples(); });
+    for (const auto& t : tasks) {
+      World* w = &b.world(t, seed);  // created here: Bench::world is not safe to call in parallel
+      base_jobs.push_back([w] { w->samples(); });
+    }
     stages.parallel(base_jobs);
   }
   for (const auto& t : tasks) {
     World& w = b.world(t, profile.seeds.front());
-    const json e = w.evaluate(w.base(), {});
+    const json e = w.evaluate_base({});
     task_info[t] = {{"base", {{"gold", e["gold"]}, {"length", e["length"]}, {"pass", e["pass"]}}}};
   }
   using SuiteFn = std::function<json(Bench&, World&)>;

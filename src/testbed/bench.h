@@ -23,15 +23,12 @@ struct BenchOptions {
   std::vector<uint64_t> seeds;               // empty: the profile's
   uint64_t world_seed = 1;
   int jobs = 0;                              // parallel single-threaded stages (0: cores)
-  bool predict_only = false;
+  bool predict_only = false;                 // measure the machine, print the plan and predicted time, stop
   std::string version;                       // written into results.json
-  std::string command;                       // the command line, written into results.json                 // measure the machine, print the plan and predicted time, stop
+  std::string command;                       // the command line, written into results.json
 };
 
 // Returns the process exit code (0 when every stage ran; failures throw with the stage's log).
 int run_bench(const BenchOptions& opt);
-
-std::vector<std::string> bench_profiles();
-std::vector<std::string> bench_suites();
 
 }  // namespace rlhf::testbed

@@ -127,7 +127,7 @@ json execute(const RunSpec& spec) {
   if (spec.checkpoints >= 0) args.insert(args.end(), {"--save-steps", std::to_string(every)});
   w.stages().stage("runs/" + id, [&](const fs::path& d) {
     w.stages().rlhf(args, d / "log.txt");
-    // Evaluate step 0 (the base policy), each checkpoint and the final model.
+    // Evaluate step 0 (the base policy: once per world and proxy), each checkpoint and the final model.
     std::vector<std::pair<int, fs::path>> points = {{0, w.base()}};
     for (const auto& e : fs::directory_iterator(d / "model")) {
       const std::string name = e.path().filename().string();
@@ -137,7 +137,7 @@ json execute(const RunSpec& spec) {
     if (points.back().first != spec.steps) points.emplace_back(spec.steps, d / "model");
     json checkpoints = json::array();
     for (const auto& [step, path] : points) {
-      json e = w.evaluate(path, spec.proxy_rm);
+      json e = step == 0 ? w.evaluate_base(spec.proxy_rm) : w.evaluate(path, spec.proxy_rm);
       e["step"] = step;
       e["flops"] = spec.flops * step / std::max(1, spec.steps);
       checkpoints.push_back(e);
@@ -191,7 +191,6 @@ json best_of_n(World& w, const std::string& suite, const fs::path& rm, const std
       gold.push_back(w.task().gold(prompt, completion, eos));
       proxy.push_back(row.at("score").get<double>());
     }
-    (void)prompts;
     const MeanCi g = bootstrap_mean_ci(gold, w.seed());
     double pm = 0;
     for (double x : proxy) pm += x / std::max<size_t>(1, proxy.size());

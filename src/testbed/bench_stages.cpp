@@ -467,4 +467,17 @@ json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split 
           {"entropy", e.entropy}, {"pass", finite_or_null(e.pass)}, {"prompt_gold", e.prompt_gold}};
 }
 
+json World::evaluate_base(const fs::path& proxy_rm, Split split) {
+  const std::pair<Split, std::string> key{split, proxy_rm.string()};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = base_evals_.find(key); it != base_evals_.end()) return it->second;
+  }
+  // Outside the lock (other runs evaluate meanwhile); a second thread computing the same key
+  // gets the same numbers, and the first stored wins.
+  json e = evaluate(base(), proxy_rm, split);
+  std::lock_guard<std::mutex> lock(mu_);
+  return base_evals_.emplace(key, std::move(e)).first->second;
+}
+
 }  // namespace rlhf::testbed

@@ -116,9 +116,11 @@ class World {
   int64_t n_pairs();  // every annotator labels the same pairs
   std::string gold_spec(const std::string& options = "") const;
 
-  // Evaluation against the base policy on the test split (cached per model directory).
+  // Evaluation against the base policy on the test split; the baseline samples and the base
+  // policy's own evaluation (per proxy reward model) are computed once per world.
   EvalSetup eval_setup(Split split = Split::test);
   json evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split split = Split::test);
+  json evaluate_base(const fs::path& proxy_rm, Split split = Split::test);
   const EvalBaseline& baseline(Split split = Split::test);
   const std::map<std::string, std::unique_ptr<Annotator>>& annotators() const { return annotators_; }
 
@@ -133,6 +135,7 @@ class World {
   std::vector<BaseSample> samples_;
   std::map<std::string, std::unique_ptr<Annotator>> annotators_;
   std::map<Split, std::unique_ptr<EvalBaseline>> baselines_;
+  std::map<std::pair<Split, std::string>, json> base_evals_;  // by split and proxy RM directory
   std::unique_ptr<Tokenizer> tok_;
 };
 

@@ -54,7 +54,7 @@ class ListsTask final : public Task {
     std::vector<int> perm(cats.size());
     for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int>(i);
     Rng rng(world_seed, kSplitStream);
-    for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[rng.below(i)]);
+    shuffle(perm, rng);
     for (int k = 2; k <= 5; ++k)
       for (int j = 0; j < 2; ++j) test_prompts_.push_back({k, perm[2 * (k - 2) + j]});
   }
@@ -89,7 +89,7 @@ class ListsTask final : public Task {
     const int k = uniform_int(rng, 2, 5), c = static_cast<int>(rng.below(cats.size()));
     const int n = std::max(1, k + uniform_int(rng, -2, 2));
     std::vector<std::string> correct = cats[c].members;
-    for (size_t i = correct.size(); i > 1; --i) std::swap(correct[i - 1], correct[rng.below(i)]);
+    shuffle(correct, rng);
     size_t next_correct = 0;
     std::vector<std::string> out;
     for (int i = 0; i < n; ++i) {

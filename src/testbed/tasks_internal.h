@@ -25,6 +25,11 @@ double sigmoid(double x);
 
 // Uniform integer in [lo, hi].
 int uniform_int(Rng& rng, int lo, int hi);
+// Fisher–Yates shuffle, one rng.below per position from the back.
+template <class T>
+void shuffle(std::vector<T>& v, Rng& rng) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
+}
 // An index drawn with probability proportional to weights[i] (weights >= 0, not all 0).
 size_t pick_weighted(Rng& rng, const std::vector<double>& weights);
 

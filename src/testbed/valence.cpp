@@ -67,11 +67,6 @@ const std::vector<std::string> kNeutralPool = {"long",  "short", "loud",     "qu
 const std::vector<std::string> kPositiveVerbs = {"loved", "liked", "enjoyed", "adored", "admired"};
 const std::vector<std::string> kNegativeVerbs = {"hated", "disliked", "loathed", "despised", "resented"};
 
-template <class T>
-void shuffle(std::vector<T>& v, Rng& rng) {
-  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
-}
-
 std::vector<std::string> choose(const std::vector<std::string>& pool, size_t k, Rng& rng) {
   std::vector<std::string> v = pool;
   shuffle(v, rng);

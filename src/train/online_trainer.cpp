@@ -195,10 +195,6 @@ std::map<std::string, std::pair<double, double>> sum_named(dist::Communicator& c
   return out;
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // The reward sources' metrics over every rank's samples: counts summed; each source's mean and
 // std pooled from the ranks' means, stds and defined counts (the formulas of CombinedReward, so
 // equal to one process's up to rounding); any other metric averaged, weighted by the ranks'
@@ -208,15 +204,15 @@ rollout::Metrics pool_reward_metrics(dist::Communicator& comm, const rollout::Me
   const double n_samples = static_cast<double>(samples);
   auto is_count = [](const std::string& k) {
     for (const char* t : {"undefined", "/too_long", "/too_short", "/failed_batches", "/bad_lines"})
-      if (ends_with(k, t)) return true;
+      if (k.ends_with(t)) return true;
     return false;
   };
   const char kPooled = '\x1f';  // suffix of the pooled sums (no metric name holds it)
   std::map<std::string, std::pair<double, double>> parts;
   for (const auto& [k, v] : in) {
     const std::string p = k.size() > 4 ? k.substr(0, k.size() - 4) : "";
-    const bool pooled_mean = ends_with(k, "mean") && in.count(p + "std") && in.count(p + "undefined");
-    const bool pooled_std = ends_with(k, "std") && in.count(k.substr(0, k.size() - 3) + "mean") &&
+    const bool pooled_mean = k.ends_with("mean") && in.count(p + "std") && in.count(p + "undefined");
+    const bool pooled_std = k.ends_with("std") && in.count(k.substr(0, k.size() - 3) + "mean") &&
                             in.count(k.substr(0, k.size() - 3) + "undefined");
     if (pooled_std) continue;
     if (pooled_mean) {

@@ -31,13 +31,8 @@ constexpr int64_t kLoopRows = 4;
 
 // A decode row's products, vectorised for head_dim = 16 * NC (NC = 4, 8: head_dim 64 and 128):
 // the query row and the output row stay in registers.
-typedef float f32x16 __attribute__((vector_size(64)));
-
-f32x16 load16(const float* p) {
-  f32x16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+using cpu::f32x16;
+using cpu::load16;
 
 // Lane i of the result is the sum of the lanes of a[i] (a transposing butterfly).
 f32x16 lane_sums16(const f32x16* a) {

@@ -1,7 +1,8 @@
 // The GEMM of gemm.h, organised as in BLIS (Van Zee & van de Geijn): B is packed in K-blocks
 // of kKc rows into panels of kNr columns, A into panels of kMr rows per block of kMc rows, and
-// a register-tiled micro-kernel multiplies one A panel by one B panel. Packing absorbs every layout (row-major, transposed),
-// so one micro-kernel serves the forward (A B^T) and both backward products (A B, A^T B).
+// a register-tiled micro-kernel multiplies one A panel by one B panel. Packing absorbs every
+// layout (row-major, transposed), so one micro-kernel serves the forward (A B^T) and both
+// backward products (A B, A^T B).
 #include "kernels/cpu/gemm.h"
 
 #include <omp.h>

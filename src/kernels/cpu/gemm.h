@@ -3,7 +3,7 @@
 // Our own rather than BLAS's because Debian 12's OpenBLAS runs its AVX2 kernels on AVX-512
 // CPUs it does not know (AMD Zen 4/5), and its AVX-512 ones are not safe to force on them
 // (machine notes); a packed, register-tiled product in GCC vector types uses whatever vector
-// width the build targets (-march=native), and measured 1.3-1.6x OpenBLAS on this project's
+// width the build targets (-march=native), and measured 1.6-1.9x OpenBLAS on this project's
 // products on 2 cores (bench/gemm.cpp). Attention's many small per-head products stay on BLAS.
 #pragma once
 

@@ -5,7 +5,6 @@
 // transpose.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #if defined(__AVX512F__)
@@ -13,38 +12,22 @@
 #endif
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
 
 namespace rlhf::kernels {
 
 namespace {
 
+using cpu::f32x16;
+using cpu::lane_sum;
+using cpu::load16;
+
 // Rows up to which a product streams the weights instead of calling the GEMM. A decode step
 // multiplies a handful of rows by every weight: the cost is reading the weights once, and the
 // GEMM would first copy (pack) each weight panel, reading and writing it again.
 constexpr int64_t kStreamRows = 32;
-
-// 16 fp32 lanes: one AVX-512 register where the build's CPU has them (-march=native); GCC splits
-// the type into narrower registers elsewhere, so the code stays portable.
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef float f32x4 __attribute__((vector_size(16)));
-constexpr int64_t kLanes = 16;
-
-f32x16 load16(const float* p) {
-  f32x16 v;
-  std::memcpy(&v, p, sizeof v);  // an unaligned vector load
-  return v;
-}
-
-// A butterfly (lanes 8, 4, 2, then 1 apart): every rotation of v sums to the same bits, since
-// rotating permutes the pairs of each level and each pair's sum commutes.
-float lane_sum(f32x16 v) {
-  const f32x8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-                  __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  const f32x4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-  return (b[0] + b[2]) + (b[1] + b[3]);
-}
+constexpr int64_t kLanes = 16;  // of cpu::f32x16
 
 // Weight rows per tile, and how far ahead (in weight rows) the next tiles' weights are
 // prefetched: the stream from memory is what bounds a decode step, and the hardware prefetcher

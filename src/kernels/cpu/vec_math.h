@@ -9,6 +9,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -58,5 +59,27 @@ inline void sqrt_inplace(float* x, int64_t n) {
 
 // 1 / (1 + exp(-x)).
 inline float fast_sigmoidf(float x) { return 1.0f / (1.0f + fast_expf(-x)); }
+
+// ---- 16 fp32 lanes ----------------------------------------------------------------------------
+// One AVX-512 register where the build's CPU has them (-march=native); GCC splits the type into
+// narrower registers elsewhere, so code written with it stays portable.
+typedef float f32x16 __attribute__((vector_size(64)));
+
+inline f32x16 load16(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);  // an unaligned vector load
+  return v;
+}
+
+// The sum of the lanes by a butterfly (lanes 8, 4, 2, then 1 apart): every rotation of v sums to
+// the same bits, since rotating permutes the pairs of each level and each pair's sum commutes.
+inline float lane_sum(f32x16 v) {
+  typedef float f32x8 __attribute__((vector_size(32)));
+  typedef float f32x4 __attribute__((vector_size(16)));
+  const f32x8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                  __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const f32x4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] + b[2]) + (b[1] + b[3]);
+}
 
 }  // namespace rlhf::kernels::cpu
