@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Online RL throughput, side by side: `rlhf rloo` / `rlhf grpo` (the CLI as users run it) against
-# TRL 1.16's RLOOTrainer / GRPOTrainer (bench/trl_online_step.py), on CPU, in one run.
+# Online RL throughput, side by side: `rlhf rloo` / `rlhf grpo` / `rlhf ppo` (the CLI as users run it)
+# against TRL 1.16's RLOOTrainer / GRPOTrainer (bench/trl_online_step.py) and TRL 1.12's PPOTrainer
+# (bench/trl_ppo_step.py; see PPO below), on CPU, in one run.
 #
 # Model: `rlhf init-model --family qwen2 --preset small --vocab-size 2048` (4 layers x 256, 4 heads,
 # MLP 704, tied embeddings, 3.7M parameters) with the Qwen2 fixture tokenizer (2000 BPE tokens +
@@ -17,6 +18,24 @@
 # beta 0 on both (no reference model), loss "dapo", group reward scaling (both defaults).
 # Everything else at each tool's defaults (rlhf: --max-length 1024 rows, --generate-batch-size 32).
 #
+# PPO (METHODS=ppo): `rlhf ppo` against TRL 1.12.0's PPOTrainer (trl.experimental.ppo, the newest TRL
+# that has one; bench/trl_ppo_step.py, run by PPO_PY from the second venv reference/.venv-ppo made by
+# reference/setup_ppo_venv.sh; transformers 5.24.0, torch 2.15.0). The same policy and prompts, plus a
+# reward model `rlhf init-model --family qwen2 --preset small --vocab-size 2048 --score-head
+# --tokenizer <fixture> --seed 1` (Qwen2ForSequenceClassification, num_labels 1): TRL's reward_model
+# is that directory and its value_model a second load of it; rlhf `--reward rm:RM --critic RM` (a
+# separate critic initialised from the RM). A reference model runs every step on both sides. Per step:
+# 32 prompts x 1 generation = 32 episodes, generated together (TRL per_device_train_batch_size 32,
+# local_rollout_forward_batch_size 32; rlhf --prompts-per-step 32 --generate-batch-size 32), 64 new
+# tokens each (2048 completion tokens), temperature 1 (TRL's default is 0.7: set), no stop token
+# and no missing-EOS penalty (the model never samples EOS; both sides check every completion has 64
+# tokens); 4 PPO epochs of one mini-batch of 32 (4 optimizer steps per step, no gradient
+# accumulation); kl_coef 0.05 with the k1 estimator (fixed), vf_coef 0.1, cliprange 0.2,
+# cliprange_value 0.2, gamma 1, lam 0.95, advantages whitened, rewards not; the score on the last
+# completion token (rlhf --score-placement trl_after_eos, TRL's convention); AdamW lr 1e-6 with
+# linear decay over the run for policy and critic alike, no gradient clipping (TRL's PPO loop never
+# clips, so rlhf --max-grad-norm 0); float32; 2 threads. See bench/trl_ppo_step.py's docstring.
+#
 # Timing: wall time between consecutive per-step events after WARMUP steps -- for rlhf the
 # "<method> step i/N" progress lines (it prints one as each step ends; the time to them is taken
 # here as they arrive), for TRL consecutive on_step_end callbacks. Both include everything done
@@ -30,22 +49,32 @@
 # WAIT_POLICY=default runs both sides with their OpenMP runtime's default policy instead (on an
 # idle machine both are faster so; on a shared one both suffer).
 #
-# Needs the build (BUILD=build: the `rlhf` target) and the reference venv (reference/setup_venv.sh).
-# Usage: bench/online_step.sh   [STEPS=5 WARMUP=1 METHODS="rloo grpo" ACTIVE=0 WAIT_POLICY=PASSIVE]
+# Needs the build (BUILD=build: the `rlhf` target) and the reference venv (reference/setup_venv.sh);
+# METHODS with ppo also the PPO venv (reference/setup_ppo_venv.sh; PPO_PY=reference/.venv-ppo/bin/python).
+# Usage: bench/online_step.sh   [STEPS=5 WARMUP=1 METHODS="rloo grpo ppo" ACTIVE=0 WAIT_POLICY=PASSIVE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD:-build}
 PY=${PY:-reference/.venv/bin/python}
+PPO_PY=${PPO_PY:-reference/.venv-ppo/bin/python}
 STEPS=${STEPS:-5}
 WARMUP=${WARMUP:-1}
-METHODS=${METHODS:-rloo grpo}
+METHODS=${METHODS:-rloo grpo ppo}
 ACTIVE=${ACTIVE:-0}
 WAIT_POLICY=${WAIT_POLICY:-PASSIVE}
 PROMPTS=8 GENS=4 NEW=64 THREADS=2
+PPO_PROMPTS=32  # ppo: 32 prompts x 1 generation = 32 episodes per step, like rloo/grpo's 8 x 4
 RLHF="$ROOT/$BUILD/rlhf"
 [[ -x $RLHF ]] || { echo "no $RLHF: cmake --build $BUILD --target rlhf" >&2; exit 1; }
 [[ -x $PY ]] || { echo "no $PY: run reference/setup_venv.sh" >&2; exit 1; }
+for method in $METHODS; do
+  case $method in
+    rloo|grpo) ;;
+    ppo) [[ -x $PPO_PY ]] || { echo "no $PPO_PY: run reference/setup_ppo_venv.sh (or leave ppo out of METHODS)" >&2; exit 1; } ;;
+    *) echo "METHODS: expected rloo, grpo or ppo, got '$method'" >&2; exit 2 ;;
+  esac
+done
 case $WAIT_POLICY in
   PASSIVE) export OMP_WAIT_POLICY=PASSIVE ;;
   default) unset OMP_WAIT_POLICY ;;
@@ -59,16 +88,33 @@ echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cores, $(grep -m1 'model name' /
 echo "# git $(git describe --always --dirty 2>/dev/null || echo unknown); $PROMPTS prompts x $GENS generations x $NEW new tokens per step, --steps $STEPS after $WARMUP warm-up, $THREADS threads, OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset (runtime default)}"
 "$RLHF" init-model --family qwen2 --preset small --vocab-size 2048 --out "$tmp/model" >/dev/null
 "$PY" bench/trl_online_step.py prepare "$tmp/model" --tokenizer tests/fixtures/text/tokenizers/qwen2 2>&1 | sed 's/^/# /'
+if [[ " $METHODS " == *" ppo "* ]]; then
+  echo "# ppo: $PPO_PROMPTS prompts x 1 generation x $NEW new tokens per step, 4 PPO epochs of 1 mini-batch; reward model and critic: the same --score-head model"
+  "$RLHF" init-model --family qwen2 --preset small --vocab-size 2048 --score-head \
+    --tokenizer tests/fixtures/text/tokenizers/qwen2 --seed 1 --out "$tmp/rm" >/dev/null
+fi
 
 # rlhf_run METHOD LABEL: one `rlhf METHOD` run, one JSON line
 rlhf_run() {
-  local method=$1 label=$2 out="$tmp/out_$1_$2" fifo="$tmp/fifo" envs=()
+  local method=$1 label=$2 out="$tmp/out_$1_$2" fifo="$tmp/fifo" envs=() args episodes
   [[ $label == active ]] && envs=(-u OMP_WAIT_POLICY)
+  if [[ $method == ppo ]]; then
+    # TRL PPOTrainer's settings (bench/trl_ppo_step.py), each given explicitly
+    args=(--reward "rm:$tmp/rm" --critic "$tmp/rm" --score-placement trl_after_eos --max-new-tokens $NEW
+          --prompts-per-step $PPO_PROMPTS --num-generations 1 --generate-batch-size $PPO_PROMPTS
+          --num-mini-batches 1 --num-ppo-epochs 4 --temperature 1.0 --kl-coef 0.05 --kl-estimator k1
+          --missing-eos-penalty 0 --vf-coef 0.1 --cliprange 0.2 --cliprange-value 0.2 --gamma 1 --lam 0.95
+          --max-grad-norm 0)
+    episodes=$PPO_PROMPTS
+  else
+    args=(--reward "length(target=100):chars" --max-new-tokens $NEW --prompts-per-step $PROMPTS
+          --num-generations $GENS)
+    episodes=$((PROMPTS * GENS))
+  fi
   local load_before; load_before=$(load)
   rm -f "$fifo"; mkfifo "$fifo"
   env "${envs[@]}" "$RLHF" "$method" --model "$tmp/model" --data "$tmp/model/prompts.jsonl" --out "$out" \
-    --reward "length(target=100):chars" --max-new-tokens $NEW --prompts-per-step $PROMPTS \
-    --num-generations $GENS --max-steps $((WARMUP + STEPS)) --learning-rate 1e-6 --threads $THREADS \
+    "${args[@]}" --max-steps $((WARMUP + STEPS)) --learning-rate 1e-6 --threads $THREADS \
     --logging-steps 1 > "$fifo" 2> "$tmp/rlhf.err" &
   local pid=$! t0 c0 tick; tick=$(getconf CLK_TCK)
   t0=$(date +%s.%N); c0=0
@@ -85,7 +131,7 @@ rlhf_run() {
   [[ ${#times[@]} -eq $((WARMUP + STEPS)) ]] || { echo "rlhf $method: ${#times[@]} step lines" >&2; exit 1; }
   local lens; lens=$(grep -o '"completions/min_length":[0-9.]*' "$out/metrics.jsonl" | cut -d: -f2 | sort -u | tr '\n' ' ')
   [[ $lens == "$NEW.0 " || $lens == "$NEW " ]] || { echo "rlhf $method: completions shorter than $NEW: $lens" >&2; exit 1; }
-  python3 - "$method" "$label" "$WARMUP" "$((PROMPTS * GENS))" "$NEW" "$load_before" "${times[*]}" "${cpus[*]}" <<'EOF'
+  python3 - "$method" "$label" "$WARMUP" "$episodes" "$NEW" "$load_before" "${times[*]}" "${cpus[*]}" <<'EOF'
 import json, sys
 method, label, warmup, episodes, new, load, times, cpus = sys.argv[1:]
 warmup, episodes, new = int(warmup), int(episodes), int(new)
@@ -108,10 +154,17 @@ for method in $METHODS; do
     r2=$(rlhf_run "$method" active); echo "$r2"
   fi
   echo "# $method: load before TRL: $(load)"
-  t=$(OMP_NUM_THREADS=$THREADS "$PY" bench/trl_online_step.py run --method "$method" --model "$tmp/model" \
-      --steps "$STEPS" --warmup "$WARMUP" --threads $THREADS --prompts-per-step $PROMPTS \
-      --num-generations $GENS --max-new-tokens $NEW 2> "$tmp/trl.err") \
-    || { cat "$tmp/trl.err" >&2; exit 1; }
+  if [[ $method == ppo ]]; then
+    t=$(OMP_NUM_THREADS=$THREADS "$PPO_PY" bench/trl_ppo_step.py --model "$tmp/model" --reward-model "$tmp/rm" \
+        --steps "$STEPS" --warmup "$WARMUP" --threads $THREADS --prompts-per-step $PPO_PROMPTS \
+        --max-new-tokens $NEW 2> "$tmp/trl.err") \
+      || { cat "$tmp/trl.err" >&2; exit 1; }
+  else
+    t=$(OMP_NUM_THREADS=$THREADS "$PY" bench/trl_online_step.py run --method "$method" --model "$tmp/model" \
+        --steps "$STEPS" --warmup "$WARMUP" --threads $THREADS --prompts-per-step $PROMPTS \
+        --num-generations $GENS --max-new-tokens $NEW 2> "$tmp/trl.err") \
+      || { cat "$tmp/trl.err" >&2; exit 1; }
+  fi
   echo "$t"
   python3 -c '
 import json, sys
