@@ -19,11 +19,21 @@
 
 namespace rlhf::kernels {
 
+namespace cpu {
+class PackedB;
+}
+
 // ---- matrix products --------------------------------------------------------------------
 
 // out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC). bias may be null. Overwrites out.
+// packed, when given, is weight^T prepacked (pack_weight), used from kPackedMinRows rows on (fewer
+// rows stream the weights, which is faster).
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N,
-                    int64_t C, int64_t OC);
+                    int64_t C, int64_t OC, const cpu::PackedB* packed = nullptr);
+// weight (OC, C)^T in the dense products' packed layout: one pass over the weight, after which
+// products with it skip packing (decode steps multiply a few rows by the same weights each token).
+cpu::PackedB pack_weight(const float* weight, int64_t C, int64_t OC);
+inline constexpr int64_t kPackedMinRows = 12;  // measured: bench/gemm.cpp --decode
 // dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += colsum(dout).
 // dinp and dbias may be null.
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/gemm.h"
 #include "model/config.h"
 #include "tensor/arena.h"
 
@@ -130,6 +131,14 @@ class KVCache {
   std::vector<float> scratch_;  // activations of one decode call, grown on demand
 };
 
+// A model's dense weights prepacked for decoding (kernels::pack_weight), so that decode steps of
+// many running sequences multiply them on the GEMM without re-packing them every token. A
+// snapshot: valid while the parameters do not change (rollout::generate packs once per call).
+struct DecodeWeights {
+  std::vector<kernels::cpu::PackedB> layer_mats;  // per layer: qkv, o, up (gate_up), down
+  std::vector<kernels::cpu::PackedB> lm_head;     // empty or one
+};
+
 class Transformer {
  public:
   Transformer(ModelConfig cfg, ModelHeads heads);
@@ -162,8 +171,10 @@ class Transformer {
   // pass, and writes the next-token logits after the last of them, unscaled, to
   // logits (slots.size(), vocab_size). A prompt's prefill and other sequences' single decode
   // tokens can share a call. Needs the LM head; no gradients.
+  // packed: pack_for_decode() of the current parameters, used for calls with many rows.
   void decode(KVCache& cache, const std::vector<int64_t>& slots, const std::vector<std::vector<int32_t>>& tokens,
-              float* logits);
+              float* logits, const DecodeWeights* packed = nullptr);
+  DecodeWeights pack_for_decode() const;
 
   // Forward FLOPs of the matrix products for n tokens of context T (for throughput reports):
   // 2 * params_in_matmuls * n + attention 2 * 2 * n * T_avg * n_heads * head_dim.

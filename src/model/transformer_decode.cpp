@@ -43,12 +43,28 @@ void KVCache::copy(int64_t from, int64_t to) {
     }
 }
 
+DecodeWeights Transformer::pack_for_decode() const {
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, A = cfg_.n_heads * cfg_.head_dim;
+  const int64_t in_w = cfg_.is_gpt2() ? I : 2 * I;
+  DecodeWeights dw;
+  for (const LayerSlots& s : layers_) {
+    dw.layer_mats.push_back(k::pack_weight(P(s.qkv_w), C, cfg_.qkv_dim()));
+    dw.layer_mats.push_back(k::pack_weight(P(s.o_w), A, C));
+    dw.layer_mats.push_back(k::pack_weight(P(s.up_w), C, in_w));
+    dw.layer_mats.push_back(k::pack_weight(P(s.down_w), I, C));
+  }
+  if (heads_.lm_head) dw.lm_head.push_back(k::pack_weight(P(lm_weight_offset()), C, cfg_.vocab_size));
+  return dw;
+}
+
 void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
-                         const std::vector<std::vector<int32_t>>& tokens, float* logits) {
+                         const std::vector<std::vector<int32_t>>& tokens, float* logits, const DecodeWeights* packed) {
   RLHF_CHECK(heads_.lm_head, "decode needs an LM head");
   RLHF_CHECK(slots.size() == tokens.size(), "decode: one token list per slot");
   RLHF_CHECK(cache.n_layers_ == cfg_.n_layers && cache.kv_heads_ == cfg_.n_kv_heads && cache.head_dim_ == cfg_.head_dim,
              "decode: the cache was built for another model");
+  RLHF_CHECK(!packed || (packed->layer_mats.size() == 4 * layers_.size() && packed->lm_head.size() == 1),
+             "decode: the packed weights are of another model");
   const int64_t M = static_cast<int64_t>(slots.size());
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, QKV = cfg_.qkv_dim();
   const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, D = cfg_.head_dim, A = H * D, T = cache.max_len_;
@@ -101,8 +117,9 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   k::embedding_forward(x, tok.data(), pos.data(), P(wte_), P(wpe_), N, C);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
+    auto mat = [&](int i) { return packed ? &packed->layer_mats[4 * l + i] : nullptr; };
     norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
-    k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
+    k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
     if (!gpt2) {
       k::rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads, as.head_dim);
       k::rope_forward(qkv + A, pos.data(), inv_freq_.data(), N, QKV, as.n_kv_heads, as.head_dim);
@@ -114,21 +131,22 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
         std::copy_n(qkv + n * QKV + (H + KV + g) * D, D, cache.v(l, seq[n]) + off);
       }
     k::attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq.data(), pos.data(), N, as, att_buf);
-    k::matmul_forward(y, att, P(s.o_w), P(s.o_b), N, A, C);
+    k::matmul_forward(y, att, P(s.o_w), P(s.o_b), N, A, C, mat(1));
     k::add_inplace(x, y, N * C);
     norm_forward(h, mean, rstd, x, s.norm2_w, s.norm2_b, N);
-    k::matmul_forward(mlp_in, h, P(s.up_w), P(s.up_b), N, C, in_w);
+    k::matmul_forward(mlp_in, h, P(s.up_w), P(s.up_b), N, C, in_w, mat(2));
     if (gpt2)
       k::gelu_forward(act, mlp_in, N * I);
     else
       k::swiglu_forward(act, mlp_in, N, I);
-    k::matmul_forward(y, act, P(s.down_w), P(s.down_b), N, I, C);
+    k::matmul_forward(y, act, P(s.down_w), P(s.down_b), N, I, C, mat(3));
     k::add_inplace(x, y, N * C);
   }
   // Only the last new token of each slot predicts anything: gather, final norm, LM head.
   for (int64_t i = 0; i < M; ++i) std::copy_n(x + last[i] * C, C, y + i * C);
   norm_forward(h, mean, rstd, y, normf_w_, normf_b_, M);
-  k::matmul_forward(logits, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size);
+  k::matmul_forward(logits, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size,
+                    packed ? &packed->lm_head[0] : nullptr);
   for (int64_t i = 0; i < M; ++i) cache.len_[slots[i]] += static_cast<int64_t>(tokens[i].size());
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/kernels.h"
 #include "tensor/error.h"
 
 namespace rlhf::rollout {
@@ -159,6 +160,10 @@ std::vector<Completion> generate(Transformer& model, const std::vector<std::vect
 
   const int64_t n_slots = std::max(opt.batch_size, n);
   KVCache cache(cfg, n_slots, std::min(ctx, longest + params.max_new_tokens));
+  // Batches of many sequences multiply by prepacked weights (a copy of the model's matrices);
+  // fewer rows stream the weights themselves.
+  const bool pack = n_slots >= kernels::kPackedMinRows;
+  const DecodeWeights packed = pack ? model.pack_for_decode() : DecodeWeights{};
   std::vector<int64_t> free_slots;
   for (int64_t s = n_slots - 1; s >= 0; --s) free_slots.push_back(s);
   std::vector<Running> running;
@@ -192,7 +197,7 @@ std::vector<Completion> generate(Transformer& model, const std::vector<std::vect
       ++next;
     }
     logits.resize(slots.size() * V);
-    model.decode(cache, slots, tokens, logits.data());
+    model.decode(cache, slots, tokens, logits.data(), pack ? &packed : nullptr);
     for (const auto& [from, to] : copies) cache.copy(from, to);
 
     const int64_t R = static_cast<int64_t>(running.size());

@@ -46,6 +46,11 @@ TEST_P(GemmTest, EveryLayoutMatchesReference) {
         EXPECT_TRUE(close_scaled(c, reference(a, a_t, b, b_t, c0, accumulate, alpha, M, N, K), 1e-5))
             << "A " << (a_t ? "transposed" : "row-major") << ", B " << (b_t ? "transposed" : "row-major")
             << (accumulate ? ", accumulate" : ", overwrite");
+        // B prepacked: the same panels, each element summed in the same order, so the same bits.
+        std::vector<float> c_packed = accumulate ? c0 : std::vector<float>(M * N, 123.0f);
+        cpu::gemm(M, alpha, A, cpu::PackedB(B, K, N), accumulate, c_packed.data(), N);
+        EXPECT_EQ(c_packed, c) << "prepacked B, A " << (a_t ? "transposed" : "row-major") << ", B "
+                               << (b_t ? "transposed" : "row-major") << (accumulate ? ", accumulate" : ", overwrite");
       }
 }
 
@@ -55,7 +60,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemmTest,
                                            GemmCase{300, 70, 40},                     // threaded, several M blocks
                                            GemmCase{37, 45, 600},                     // three K blocks
                                            GemmCase{20, 4200, 9},                     // two N blocks
-                                           GemmCase{96, 256, 256}));                  // whole tiles only
+                                           GemmCase{96, 256, 256},                    // whole tiles only
+                                           GemmCase{8, 700, 600}));                   // decode-like: few rows
 
 // Strided sub-matrices (ld larger than the width) and a C with its own row stride.
 TEST(Gemm, StridedOperands) {

@@ -1,5 +1,6 @@
 // matmul_forward / matmul_backward against a double-precision reference and finite differences.
 #include "kernel_test_util.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
 
 namespace rlhf::kernels::test {
@@ -87,6 +88,23 @@ TEST(Matmul, FewRowsAnyAlignment) {
         EXPECT_TRUE(close_scaled(out, ref.out, 1e-5)) << "N=" << N << " C=" << C << " offset=" << offset;
         if (offset == 0) first = out;
         EXPECT_EQ(out, first) << "N=" << N << " C=" << C << ": offset " << offset << " changed the rounding";
+      }
+    }
+}
+
+// With prepacked weights (pack_weight) the forward takes the GEMM from kPackedMinRows rows on
+// and streams below: both against the reference, with and without a bias, threaded and not.
+TEST(Matmul, PackedWeightsMatchReference) {
+  for (const int64_t C : {64, 70, 256})
+    for (const int64_t N : {1, 7, 8, 21, 32, 40}) {
+      const int64_t OC = C == 256 ? 300 : 37;
+      const auto inp = randn(N * C, 34), w = randn(OC * C, 35, 0.3f), b = randn(OC, 36);
+      const cpu::PackedB packed = pack_weight(w.data(), C, OC);
+      for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
+        const MatmulRef ref = matmul_ref(inp, w, bias, std::vector<float>(N * OC, 0.0f), N, C, OC);
+        std::vector<float> out(N * OC, 123.0f);
+        matmul_forward(out.data(), inp.data(), w.data(), bias, N, C, OC, &packed);
+        EXPECT_TRUE(close_scaled(out, ref.out, 1e-5)) << "N=" << N << " C=" << C << (bias ? " bias" : "");
       }
     }
 }

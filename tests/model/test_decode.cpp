@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/kernels.h"
 #include "model/transformer.h"
 #include "tensor/error.h"
 #include "tiny_models.h"
@@ -104,6 +105,38 @@ TEST_P(DecodeTest, LongPrefillAcrossBlocks) {
     for (auto& s : seqs) s.push_back(static_cast<int32_t>(step + 1));
     m.decode(cache, {0, 1}, {{step + 1}, {step + 1}}, logits.data());
     EXPECT_LT(max_error(m, logits, seqs, {0, 1}), 1e-4f);
+  }
+}
+
+// Prepacked weights (pack_for_decode), as generate uses them for batches of many sequences:
+// calls of kPackedMinRows rows or more multiply on the GEMM, smaller ones stream; both give the
+// full forward's distributions.
+TEST_P(DecodeTest, PackedWeightsMatchFullForward) {
+  Transformer m(test::tiny_config(GetParam()), ModelHeads{});
+  m.init_random(8, 0.3f);
+  const int64_t V = m.config().vocab_size, S = 12;
+  const DecodeWeights packed = m.pack_for_decode();
+  std::vector<std::vector<int32_t>> seqs(S);
+  std::vector<std::vector<int32_t>> toks;
+  std::vector<int64_t> slots;
+  for (int64_t s = 0; s < S; ++s) {
+    for (int64_t i = 0; i <= s % 5; ++i) seqs[s].push_back(static_cast<int32_t>((5 * s + 3 * i + 1) % V));
+    slots.push_back(s);
+    toks.push_back(seqs[s]);
+  }
+  KVCache cache(m.config(), S, 32);
+  std::vector<float> logits(S * V);
+  m.decode(cache, slots, toks, logits.data(), &packed);
+  EXPECT_LT(max_error(m, logits, seqs, slots), 1e-4f);
+  for (int64_t rows : {S, kernels::kPackedMinRows, int64_t{3}}) {  // GEMM, GEMM at the threshold, streaming
+    slots.resize(rows);
+    toks.assign(rows, {});
+    for (int64_t s = 0; s < rows; ++s) {
+      toks[s] = {static_cast<int32_t>((7 * rows + s) % V)};
+      seqs[s].push_back(toks[s][0]);
+    }
+    m.decode(cache, slots, toks, logits.data(), &packed);
+    EXPECT_LT(max_error(m, logits, seqs, slots), 1e-4f) << rows << " rows";
   }
 }
 

@@ -174,20 +174,33 @@ float* packing_buffer(size_t floats) {
   return buf.data;
 }
 
+// Where one thread's product finds B's panels: packed by the thread per block from a view, or
+// prepacked (columns from col0 of the PackedB on).
+struct BSource {
+  const MatrixView* view;
+  const PackedB* packed;
+  int64_t col0;
+};
+
 // The product on one thread; false when the packing memory could not be allocated.
-bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A, const MatrixView& B,
+bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A, const BSource& B,
                      bool accumulate, float* C, int64_t ldc) {
   const int64_t nc_max = std::min(kNc, (N + kNr - 1) / kNr * kNr), kc_max = std::min(kKc, K);
   const int64_t mc_max = std::min(kMc, (M + kMr - 1) / kMr * kMr);
-  float* b_pack = packing_buffer(static_cast<size_t>((nc_max + mc_max) * kc_max + kLanes));  // + pack_a_panel's slack
-  if (!b_pack) return false;
-  float* a_pack = b_pack + nc_max * kc_max;
+  const int64_t b_floats = B.view ? nc_max * kc_max : 0;
+  float* buffer = packing_buffer(static_cast<size_t>(b_floats + mc_max * kc_max + kLanes));  // + pack_a_panel's slack
+  if (!buffer) return false;
+  float* a_pack = buffer + b_floats;
   for (int64_t jc = 0; jc < N; jc += kNc) {
     const int64_t nc = std::min(kNc, N - jc), n_panels = (nc + kNr - 1) / kNr;
     for (int64_t pc = 0; pc < K; pc += kKc) {
       const int64_t kc = std::min(kKc, K - pc);
       const bool acc = accumulate || pc > 0;
-      for (int64_t p = 0; p < n_panels; ++p) pack_b_panel(b_pack + p * kc * kNr, B, pc, kc, jc + p * kNr, N);
+      const float* b_panels = buffer;
+      if (B.view)
+        for (int64_t p = 0; p < n_panels; ++p) pack_b_panel(buffer + p * kc * kNr, *B.view, pc, kc, jc + p * kNr, N);
+      else
+        b_panels = B.packed->panels(pc, B.col0 + jc);
       for (int64_t ic = 0; ic < M; ic += kMc) {
         const int64_t rows = std::min(kMc, M - ic), a_panels = (rows + kMr - 1) / kMr;
         for (int64_t p = 0; p < a_panels; ++p) pack_a_panel(a_pack + p * kc * kMr, A, ic + p * kMr, M, pc, kc);
@@ -197,7 +210,8 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
           for (int64_t ip = 0; ip < a_panels; ++ip) {
             const int64_t i0 = ic + ip * kMr;
             const int mr = static_cast<int>(std::min<int64_t>(kMr, M - i0));
-            micro_kernel(kc, a_pack + ip * kc * kMr, b_pack + jp * kc * kNr, C + i0 * ldc + j0, ldc, alpha, acc, mr, nr);
+            micro_kernel(kc, a_pack + ip * kc * kMr, b_panels + jp * kc * kNr, C + i0 * ldc + j0, ldc, alpha, acc, mr,
+                         nr);
           }
         }
       }
@@ -206,10 +220,13 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
   return true;
 }
 
-}  // namespace
-
-void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatrixView A, MatrixView B, bool accumulate, float* C,
-          int64_t ldc) {
+// C = alpha A B (+ C) for any B source: threaded when worth it. Each thread computes its own
+// slice of C along the longer side, packing what it reads itself: the shared operand is packed
+// once per thread, which costs 1/(slice width) of the arithmetic and saves every barrier (a
+// sleeping OpenMP thread takes long to wake). A prepacked B is split by columns only (its
+// panels are already there; decode products have few rows).
+void gemm_any(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A, const BSource& B, bool accumulate,
+              float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
@@ -221,14 +238,11 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatrixView A, MatrixView
     if (!gemm_one_thread(M, N, K, alpha, A, B, accumulate, C, ldc)) throw std::bad_alloc();
     return;
   }
-  // Each thread computes its own slice of C along the longer side, packing what it reads
-  // itself: the shared operand is packed once per thread, which costs 1/(slice width) of the
-  // arithmetic and saves every barrier (a sleeping OpenMP thread takes long to wake).
   bool failed = false;
 #pragma omp parallel reduction(|| : failed)
   {
     const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-    const bool by_rows = M >= N;
+    const bool by_rows = B.view && M >= N;
     const int64_t len = by_rows ? M : N, unit = by_rows ? kMr : kNr;
     const int64_t per = ((len + T - 1) / T + unit - 1) / unit * unit;
     const int64_t lo = std::min(len, t * per), hi = std::min(len, lo + per);
@@ -236,13 +250,43 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatrixView A, MatrixView
       if (by_rows) {
         const MatrixView a{A.data + lo * A.row_stride, A.row_stride, A.col_stride};
         failed = !gemm_one_thread(hi - lo, N, K, alpha, a, B, accumulate, C + lo * ldc, ldc);
+      } else if (B.view) {
+        const MatrixView b{B.view->data + lo * B.view->col_stride, B.view->row_stride, B.view->col_stride};
+        failed = !gemm_one_thread(M, hi - lo, K, alpha, A, {&b, nullptr, 0}, accumulate, C + lo, ldc);
       } else {
-        const MatrixView b{B.data + lo * B.col_stride, B.row_stride, B.col_stride};
-        failed = !gemm_one_thread(M, hi - lo, K, alpha, A, b, accumulate, C + lo, ldc);
+        failed = !gemm_one_thread(M, hi - lo, K, alpha, A, {nullptr, B.packed, B.col0 + lo}, accumulate, C + lo, ldc);
       }
     }
   }
   if (failed) throw std::bad_alloc();
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatrixView A, MatrixView B, bool accumulate, float* C,
+          int64_t ldc) {
+  gemm_any(M, N, K, alpha, A, {&B, nullptr, 0}, accumulate, C, ldc);
+}
+
+PackedB::PackedB(MatrixView B, int64_t K, int64_t N) : K_(K), N_(N), padded_n_((N + kNr - 1) / kNr * kNr) {
+  const size_t bytes = static_cast<size_t>(K * padded_n_) * sizeof(float);
+  data_.reset(static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  if (!data_ && bytes > 0) throw std::bad_alloc();
+  const int64_t n_panels = padded_n_ / kNr;
+#pragma omp parallel for collapse(2) if (K * N > 65536)
+  for (int64_t pc = 0; pc < K; pc += kKc)
+    for (int64_t p = 0; p < n_panels; ++p) {
+      const int64_t kc = std::min(kKc, K - pc);
+      pack_b_panel(data_.get() + pc * padded_n_ + p * kc * kNr, B, pc, kc, p * kNr, N);
+    }
+}
+
+const float* PackedB::panels(int64_t k0, int64_t j0) const {
+  return data_.get() + k0 * padded_n_ + j0 / kNr * std::min(kKc, K_ - k0) * kNr;
+}
+
+void gemm(int64_t M, float alpha, MatrixView A, const PackedB& B, bool accumulate, float* C, int64_t ldc) {
+  gemm_any(M, B.cols(), B.rows(), alpha, A, {nullptr, &B, 0}, accumulate, C, ldc);
 }
 
 }  // namespace rlhf::kernels::cpu

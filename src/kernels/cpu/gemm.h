@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 
 namespace rlhf::kernels::cpu {
 
@@ -25,5 +27,27 @@ inline MatrixView transposed(const float* data, int64_t ld) { return {data, 1, l
 // Packing buffers are kept per thread and grow on demand.
 void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatrixView A, MatrixView B, bool accumulate, float* C,
           int64_t ldc);
+
+// B (K x N) copied once into the layout the GEMM packs it into, for products repeated with the
+// same B: a decode step multiplies a few rows by every weight, and packing the weights (one
+// read and one write of each) would cost about as much as the product itself.
+class PackedB {
+ public:
+  PackedB(MatrixView B, int64_t K, int64_t N);
+  int64_t rows() const { return K_; }
+  int64_t cols() const { return N_; }
+  // The panels of K-block [k0, k0 + kc) from column j0 (a panel boundary) on, each kc x panel width.
+  const float* panels(int64_t k0, int64_t j0) const;
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  int64_t K_, N_, padded_n_;
+  std::unique_ptr<float[], Free> data_;
+};
+
+// gemm() with a prepacked B (K = B.rows(), N = B.cols()).
+void gemm(int64_t M, float alpha, MatrixView A, const PackedB& B, bool accumulate, float* C, int64_t ldc);
 
 }  // namespace rlhf::kernels::cpu

@@ -156,13 +156,21 @@ void matmul_forward_streaming(float* out, const float* inp, const float* weight,
 // out (N, OC) = inp (N, C) @ weight^T (C, OC) + bias. The bias is broadcast into out first and
 // the product accumulated on top, which costs one write pass but no extra read.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t C,
-                    int64_t OC) {
-  if (N <= kStreamRows) return matmul_forward_streaming(out, inp, weight, bias, N, C, OC);
+                    int64_t OC, const cpu::PackedB* packed) {
+  const bool use_packed = packed && N >= kPackedMinRows;
+  if (N <= kStreamRows && !use_packed) return matmul_forward_streaming(out, inp, weight, bias, N, C, OC);
   if (bias) {
 #pragma omp parallel for if (N * OC > 32768)
     for (int64_t n = 0; n < N; ++n) std::copy(bias, bias + OC, out + n * OC);
   }
-  cpu::gemm(N, OC, C, 1.0f, cpu::row_major(inp, C), cpu::transposed(weight, C), bias != nullptr, out, OC);
+  if (use_packed)
+    cpu::gemm(N, 1.0f, cpu::row_major(inp, C), *packed, bias != nullptr, out, OC);
+  else
+    cpu::gemm(N, OC, C, 1.0f, cpu::row_major(inp, C), cpu::transposed(weight, C), bias != nullptr, out, OC);
+}
+
+cpu::PackedB pack_weight(const float* weight, int64_t C, int64_t OC) {
+  return cpu::PackedB(cpu::transposed(weight, C), C, OC);
 }
 
 // With Y = X W^T + 1 b^T:  dX = dY W,  dW = dY^T X,  db = colsum(dY)  (all accumulated, beta = 1).
