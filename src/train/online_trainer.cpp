@@ -470,7 +470,8 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
   const bool need_ref = !((cfg.method == OnlineMethod::grpo && cfg.grpo.beta == 0) ||
                           ((cfg.method == OnlineMethod::rloo || cfg.method == OnlineMethod::reinforce) && cfg.beta == 0));
   // With one minibatch in one pass, the first update's forward runs on the sampling weights: it
-  // gives the old log-probs (and trunk values) too, and its activations serve that update's backward.
+  // gives the old log-probs (and trunk values) too, and its activations serve that update's
+  // backward; so does the critic's first forward, which gives the rollout's values.
   const bool reuse_first_forward = cfg.num_mini_batches == 1 && cfg.micro_batches == 1;
   if (need_ref) ref_ws.emplace(ref.config(), max_rows, row_len, max_rows * row_len, 0);
   // What a minibatch's loss is a mean over: its gradient and loss shares of a pass are the pass's
@@ -585,11 +586,12 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
       first_perm = permutation();
       mine.lp_old.assign(mine.tokens.size(), 0.0);
       const Ragged mine_slots = rollout::value_slots(mine.tokens, vslots.placement, vslots.max_new_tokens);
-      if (trunk_values) mine.values.assign(mine_slots.size(), 0.0);
+      if (values) mine.values.assign(mine_slots.size(), 0.0);
       const std::vector<size_t> us = owned(first_perm.begin(), first_perm.end());
       RLHF_CHECK(static_cast<int64_t>(us.size()) <= pass_units, "the first minibatch fits one pass");
       if (!us.empty()) {
         pending = forward_rows(rows_of(us));
+        if (critic) pending->cur.values = critic_values(*critic, *critic_ws, critic_batch(pending->cb, vslots));
         std::vector<size_t> local_rows;
         for (size_t row : pending->rows) local_rows.push_back(row - first_row);
         const Ragged layout = mine.tokens.select(local_rows), slot_layout = mine_slots.select(local_rows);
@@ -597,7 +599,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
           const size_t row = local_rows[k];
           std::copy_n(pending->cur.logp.begin() + layout.begin(k), layout.length(k),
                       mine.lp_old.begin() + mine.tokens.begin(row));
-          if (trunk_values)
+          if (values)
             std::copy_n(pending->cur.values.begin() + slot_layout.begin(k), slot_layout.length(k),
                         mine.values.begin() + mine_slots.begin(row));
         }
@@ -608,7 +610,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
       mine.lp_old = std::move(old.logp);
       mine.values = std::move(old.values);
     }
-    if (critic)
+    if (critic && !reuse_first_forward)
       for (size_t b = 0; b < mine.seqs.size(); b += chunk) {
         const std::vector<Sequence> part(mine.seqs.begin() + b, mine.seqs.begin() + std::min(mine.seqs.size(), b + chunk));
         const std::vector<double> v =
@@ -718,6 +720,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
         for (size_t c = 0; c < my_units.size(); c += static_cast<size_t>(pass_units)) {
           const std::vector<size_t> pass(my_units.begin() + c,
                                          my_units.begin() + std::min(my_units.size(), c + static_cast<size_t>(pass_units)));
+          const bool first_forward = pending.has_value();
           Forward f = pending ? std::move(*pending) : forward_rows(rows_of(pass));
           pending.reset();
           const std::vector<size_t>& rows = f.rows;
@@ -727,7 +730,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
           Batch cbatch;
           if (critic) {
             cbatch = critic_batch(cb, vslots);
-            cur.values = critic_values(*critic, *critic_ws, cbatch);
+            if (!first_forward) cur.values = critic_values(*critic, *critic_ws, cbatch);
           }
           const Ragged layout = r.tokens.select(rows);
           const std::vector<double> lp_old = r.tokens.gather(r.lp_old, rows);
