@@ -3,7 +3,7 @@
 // One implementation per backend lives in src/kernels/<backend>/; this header is the CPU one
 // (src/kernels/cpu). Kernels work on raw fp32 row-major buffers whose shapes are given in the
 // comments; they never allocate, except where a scratch buffer is passed in by the caller (and
-// the dense products' packing and staging buffers, kept per thread: kernels/cpu/).
+// the dense products' packing and staging buffers and RoPE's angle table, kept per thread: kernels/cpu/).
 //
 // Accumulation convention (the one rule to remember when reading a backward):
 //   every *_backward ADDS (+=) into all of its gradient outputs — parameter gradients and

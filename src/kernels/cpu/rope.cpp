@@ -1,9 +1,12 @@
 // Rotary position embedding (HF rotate_half pairing), applied in place to q and k heads.
 //
 // Angles follow PyTorch exactly: angle = float(position) * inv_freq[i] rounded to fp32, then
-// fp32 cos/sin of that. They are computed once per row (head_dim/2 values) and reused for all
-// heads of the row. The backward is the inverse (transposed) rotation and overwrites its input.
+// fp32 cos/sin of that. They are computed once per position of the call (or per row, where
+// positions hardly repeat) and reused for all heads. The backward is the inverse (transposed)
+// rotation and overwrites its input.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/kernels.h"
 #include "tensor/error.h"
@@ -15,31 +18,62 @@ constexpr int kMaxHalf = 512;  // head_dim up to 1024
 
 // sign = +1: (x0, x1) -> (x0 c - x1 s, x1 c + x0 s)   (forward rotation by +angle)
 // sign = -1: (x0, x1) -> (x0 c + x1 s, x1 c - x0 s)   (inverse rotation, R^T = R(-angle))
+void rotate_heads(float* row, const float* cs, const float* sn, int n_heads, int head_dim, float sign) {
+  const int half = head_dim / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* __restrict x0 = row + static_cast<int64_t>(h) * head_dim;
+    float* __restrict x1 = x0 + half;
+#pragma omp simd
+    for (int i = 0; i < half; ++i) {
+      const float a = x0[i], b = x1[i], s = sign * sn[i];
+      x0[i] = a * cs[i] - b * s;
+      x1[i] = b * cs[i] + a * s;
+    }
+  }
+}
+
+void angles(float* cs, float* sn, int32_t position, const float* inv_freq, int half) {
+  const float pos = static_cast<float>(position);
+  for (int i = 0; i < half; ++i) {
+    const float angle = pos * inv_freq[i];
+    cs[i] = std::cos(angle);
+    sn[i] = std::sin(angle);
+  }
+}
+
 void rope_apply(float* x, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride, int n_heads,
                 int head_dim, float sign) {
   RLHF_CHECK(
       head_dim % 2 == 0 && head_dim / 2 <= kMaxHalf,
       "rope: head_dim must be even and at most " + std::to_string(2 * kMaxHalf) + ", got " + std::to_string(head_dim));
   const int half = head_dim / 2;
-#pragma omp parallel for schedule(static) if (N * n_heads * head_dim > 32768)
+  int32_t max_pos = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    RLHF_CHECK(positions[n] >= 0, "rope: negative position " + std::to_string(positions[n]));
+    max_pos = std::max(max_pos, positions[n]);
+  }
+  const bool parallel = N * n_heads * head_dim > 32768;
+  // A training batch repeats positions (every packed sequence starts at 0): the cos/sin of each
+  // position are computed once into a table, instead of once per row (libm calls were a fortieth
+  // of a PPO step). Decode rows, with few repeats, compute their own.
+  if (max_pos + 1 < N) {
+    thread_local std::vector<float> table;  // per position: cos (half), then sin (half)
+    table.resize(static_cast<size_t>(max_pos + 1) * head_dim);
+    float* tab = table.data();
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int32_t p = 0; p <= max_pos; ++p) angles(tab + p * head_dim, tab + p * head_dim + half, p, inv_freq, half);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* t = tab + static_cast<int64_t>(positions[n]) * head_dim;
+      rotate_heads(x + n * row_stride, t, t + half, n_heads, head_dim, sign);
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) if (parallel)
   for (int64_t n = 0; n < N; ++n) {
     float cs[kMaxHalf], sn[kMaxHalf];
-    const float pos = static_cast<float>(positions[n]);
-    for (int i = 0; i < half; ++i) {
-      const float angle = pos * inv_freq[i];
-      cs[i] = std::cos(angle);
-      sn[i] = sign * std::sin(angle);
-    }
-    for (int h = 0; h < n_heads; ++h) {
-      float* __restrict x0 = x + n * row_stride + static_cast<int64_t>(h) * head_dim;
-      float* __restrict x1 = x0 + half;
-#pragma omp simd
-      for (int i = 0; i < half; ++i) {
-        const float a = x0[i], b = x1[i];
-        x0[i] = a * cs[i] - b * sn[i];
-        x1[i] = b * cs[i] + a * sn[i];
-      }
-    }
+    angles(cs, sn, positions[n], inv_freq, half);
+    rotate_heads(x + n * row_stride, cs, sn, n_heads, head_dim, sign);
   }
 }
 
