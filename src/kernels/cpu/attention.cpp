@@ -5,18 +5,18 @@
 // needs the keys [kmin, t_last] where kmin is the smallest first key of its rows; scores for that
 // key range live in per-thread scratch (kBlockQ x L floats, L <= T, or <= kBlockQ + window - 1
 // with a sliding window), and keys outside a row's own range [lo(t), t] are masked. The products
-// are cblas_sgemm calls on strided sub-matrices of qkv, made from inside our OpenMP loop; the
-// OpenMP build of OpenBLAS runs them single-threaded there, which is what we want.
+// are our GEMM (gemm.h) on strided sub-matrices of qkv, single-threaded inside our OpenMP loop
+// (OpenBLAS, which they were on, took a twelfth of a PPO step for them, ours a fourteenth).
 //
 // Not done here: key-blocked online softmax (scores of one query block against all its keys
 // are held at once), and splitting one (b, kv head) backward across threads.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
 #include "tensor/error.h"
@@ -82,8 +82,8 @@ Block make_block(const Geometry& g, const int32_t* seg, int64_t qb) {
 
 // S (nq x L) = scale * Q_blk K_range^T.
 void block_scores(float* S, const float* q, const float* k, const Geometry& g, const Block& blk) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blk.nq, blk.L, g.D, g.scale, q + blk.t0 * g.ld, g.ld,
-              k + blk.kmin * g.ld, g.ld, 0.0f, S, blk.L);
+  cpu::gemm(blk.nq, blk.L, g.D, g.scale, cpu::row_major(q + blk.t0 * g.ld, g.ld),
+            cpu::transposed(k + blk.kmin * g.ld, g.ld), false, S, blk.L);
 }
 
 // Every query needs a non-empty key range: 0 <= seg_start[t] <= t (and a sane head layout).
@@ -148,8 +148,8 @@ void attention_forward(float* out, float* lse, const float* qkv, const int32_t* 
         inv_sum[i] = 1.0f / sum;
       }
       float* o = out + g.o_off(b, h) + blk.t0 * g.ldo;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blk.nq, g.D, blk.L, 1.0f, S, blk.L,
-                  qkv + g.v_off(b, kvh) + blk.kmin * g.ld, g.ld, 0.0f, o, g.ldo);
+      cpu::gemm(blk.nq, g.D, blk.L, 1.0f, cpu::row_major(S, blk.L),
+                cpu::row_major(qkv + g.v_off(b, kvh) + blk.kmin * g.ld, g.ld), false, o, g.ldo);
       for (int64_t i = 0; i < blk.nq; ++i) {
         float* __restrict orow = o + i * g.ldo;
         const float r = inv_sum[i];
@@ -211,11 +211,11 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
             Di[i] = dot;
           }
           // dV[kmin:] += P^T dO
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blk.L, g.D, blk.nq, 1.0f, P, blk.L, dO, g.ldo, 1.0f,
-                      dv + blk.kmin * g.ld, g.ld);
+          cpu::gemm(blk.L, g.D, blk.nq, 1.0f, cpu::transposed(P, blk.L), cpu::row_major(dO, g.ldo), true,
+                    dv + blk.kmin * g.ld, g.ld);
           // dP = dO V^T, then dS = P (dP - D) in place
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blk.nq, blk.L, g.D, 1.0f, dO, g.ldo, v + blk.kmin * g.ld,
-                      g.ld, 0.0f, dS, blk.L);
+          cpu::gemm(blk.nq, blk.L, g.D, 1.0f, cpu::row_major(dO, g.ldo), cpu::transposed(v + blk.kmin * g.ld, g.ld),
+                    false, dS, blk.L);
           for (int64_t i = 0; i < blk.nq; ++i) {
             float* __restrict ds = dS + i * blk.L;
             const float* __restrict p = P + i * blk.L;
@@ -224,10 +224,10 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
             for (int64_t j = 0; j < blk.L; ++j) ds[j] = p[j] * (ds[j] - di);
           }
           // dQ_blk += scale dS K,  dK[kmin:] += scale dS^T Q_blk
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blk.nq, g.D, blk.L, g.scale, dS, blk.L,
-                      k + blk.kmin * g.ld, g.ld, 1.0f, dq + blk.t0 * g.ld, g.ld);
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blk.L, g.D, blk.nq, g.scale, dS, blk.L,
-                      q + blk.t0 * g.ld, g.ld, 1.0f, dk + blk.kmin * g.ld, g.ld);
+          cpu::gemm(blk.nq, g.D, blk.L, g.scale, cpu::row_major(dS, blk.L), cpu::row_major(k + blk.kmin * g.ld, g.ld),
+                    true, dq + blk.t0 * g.ld, g.ld);
+          cpu::gemm(blk.L, g.D, blk.nq, g.scale, cpu::transposed(dS, blk.L), cpu::row_major(q + blk.t0 * g.ld, g.ld),
+                    true, dk + blk.kmin * g.ld, g.ld);
         }
       }
     }

@@ -1,14 +1,13 @@
 // Attention of new query rows against a key/value cache, for decoding (inference only).
 //
 // The same arithmetic as attention_forward (scaled Q K^T, fast_expf softmax, P V, rows rescaled
-// by 1 / sum; the products by sgemm, or by loops for a decode step's single rows), so cached and
+// by 1 / sum; the products by our GEMM, or by loops for a decode step's single rows), so cached and
 // uncached logits agree to rounding. Work unit:
 // a block of query rows of one sequence at consecutive positions (a prompt being prefilled, or
 // the single new token of a decode step) and one kv head; blocks are cut at positions that are
 // multiples of kBlockQ, so a row's block is known from its neighbours alone and the kernel needs
 // no index of its own. The cache is laid out per (sequence, kv head) so a block's keys are one
 // contiguous (L, head_dim) matrix.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include <limits>
 #include <string>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
 #include "tensor/error.h"
@@ -25,7 +25,7 @@ namespace rlhf::kernels {
 namespace {
 
 constexpr int64_t kBlockQ = 64;
-// Blocks of at most this many query rows (decode steps) use plain loops: sgemm would copy (pack)
+// Blocks of at most this many query rows (decode steps) use plain loops: a GEMM would copy (pack)
 // the whole key and value block for one row, which took more time than the products.
 constexpr int64_t kLoopRows = 4;
 
@@ -148,7 +148,7 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
             }
           }
         } else {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, D, scale, qh, ld_q, K, D, 0.0f, S, L);
+          cpu::gemm(nq, L, D, scale, cpu::row_major(qh, ld_q), cpu::transposed(K, D), false, S, L);
         }
         for (int64_t i = 0; i < nq; ++i) {
           const int64_t a = key_lo(p0 + i) - kmin, e = p0 + i - kmin + 1;
@@ -185,7 +185,7 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
             }
           }
         } else {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, L, 1.0f, S, L, V, D, 0.0f, o, ldo);
+          cpu::gemm(nq, D, L, 1.0f, cpu::row_major(S, L), cpu::row_major(V, D), false, o, ldo);
         }
         for (int64_t i = 0; i < nq; ++i) {
           float* __restrict orow = o + i * ldo;

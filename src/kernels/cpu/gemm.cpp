@@ -76,28 +76,6 @@ void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restric
     for (int j = 0; j < nr; ++j) c[i * ldc + j] = alpha * tile[i][j] + (accumulate ? c[i * ldc + j] : 0.0f);
 }
 
-// Columns [j0, j0 + kNr) of rows [k0, k0 + kc) of B into dst (kc x kNr), zero past column N.
-void pack_b_panel(float* dst, const MatrixView& B, int64_t k0, int64_t kc, int64_t j0, int64_t N) {
-  const int64_t nj = std::min<int64_t>(kNr, N - j0);
-  if (nj < kNr) std::fill(dst, dst + kc * kNr, 0.0f);
-  if (B.col_stride == 1) {
-    // A whole panel copies rows of a constant size, which the compiler turns into vector moves
-    // (a variable-size memcpy is a library call per row: a twentieth of a training step).
-    if (nj == kNr)
-      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNr, B.data + (k0 + k) * B.row_stride + j0, sizeof(float) * kNr);
-    else
-      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNr, B.data + (k0 + k) * B.row_stride + j0, nj * sizeof(float));
-  } else if (B.row_stride == 1) {  // a transposed operand: read along its rows
-    for (int64_t j = 0; j < nj; ++j) {
-      const float* src = B.data + (j0 + j) * B.col_stride + k0;
-      for (int64_t k = 0; k < kc; ++k) dst[k * kNr + j] = src[k];
-    }
-  } else {
-    for (int64_t k = 0; k < kc; ++k)
-      for (int64_t j = 0; j < nj; ++j) dst[k * kNr + j] = B.data[(k0 + k) * B.row_stride + (j0 + j) * B.col_stride];
-  }
-}
-
 #if RLHF_GEMM_LANES == 16
 // In place: v[j][i] becomes v[i][j] (16 x 16): 32-bit, then 64-bit interleaves within 128-bit
 // quarters, then two rounds of quarter shuffles.
@@ -130,6 +108,41 @@ void transpose16(Vec* v) {
   }
 }
 #endif
+
+// Columns [j0, j0 + kNr) of rows [k0, k0 + kc) of B into dst (kc x kNr), zero past column N.
+void pack_b_panel(float* dst, const MatrixView& B, int64_t k0, int64_t kc, int64_t j0, int64_t N) {
+  const int64_t nj = std::min<int64_t>(kNr, N - j0);
+  if (nj < kNr) std::fill(dst, dst + kc * kNr, 0.0f);
+  if (B.col_stride == 1) {
+    // A whole panel copies rows of a constant size, which the compiler turns into vector moves
+    // (a variable-size memcpy is a library call per row: a twentieth of a training step).
+    if (nj == kNr)
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNr, B.data + (k0 + k) * B.row_stride + j0, sizeof(float) * kNr);
+    else
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kNr, B.data + (k0 + k) * B.row_stride + j0, nj * sizeof(float));
+  } else if (B.row_stride == 1) {  // a transposed operand: read along its rows
+    int64_t k = 0;
+#if RLHF_GEMM_LANES == 16
+    // Whole panels 16 x 16 at a time by a register transpose, as pack_a_panel does.
+    if (nj == kNr)
+      for (; k + kLanes <= kc; k += kLanes)
+        for (int64_t half = 0; half < kNr; half += kLanes) {
+          Vec rows[kLanes];
+          for (int j = 0; j < kLanes; ++j) rows[j] = load(B.data + (j0 + half + j) * B.col_stride + k0 + k);
+          transpose16(rows);
+          for (int t = 0; t < kLanes; ++t) store(dst + (k + t) * kNr + half, rows[t]);
+        }
+#endif
+    for (int64_t j = 0; j < nj; ++j) {
+      const float* src = B.data + (j0 + j) * B.col_stride + k0;
+      for (int64_t kk = k; kk < kc; ++kk) dst[kk * kNr + j] = src[kk];
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = 0; j < nj; ++j) dst[k * kNr + j] = B.data[(k0 + k) * B.row_stride + (j0 + j) * B.col_stride];
+  }
+}
+
 
 // Rows [i0, i0 + kMr) of columns [k0, k0 + kc) of A into dst (kc x kMr), zero past row M.
 void pack_a_panel(float* dst, const MatrixView& A, int64_t i0, int64_t M, int64_t k0, int64_t kc) {

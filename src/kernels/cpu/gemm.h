@@ -4,7 +4,7 @@
 // CPUs it does not know (AMD Zen 4/5), and its AVX-512 ones are not safe to force on them
 // (machine notes); a packed, register-tiled product in GCC vector types uses whatever vector
 // width the build targets (-march=native), and measured 1.6-1.9x OpenBLAS on this project's
-// products on 2 cores (bench/gemm.cpp). Attention's many small per-head products stay on BLAS.
+// products on 2 cores (bench/gemm.cpp). Attention's small per-head products use it too.
 #pragma once
 
 #include <cstdint>
