@@ -25,7 +25,6 @@
 // Under mpirun -np N each rank trains on its pairs / N of every batch (data parallelism; rank 0
 // prints, with the mean time of the gradient all-reduce per step as allreduce_ms).
 // Prints one JSON line; peak_rss_mb is getrusage(RUSAGE_SELF).ru_maxrss of the whole process.
-#include <cblas.h>
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -99,7 +98,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   omp_set_num_threads(static_cast<int>(threads));
-  openblas_set_num_threads(static_cast<int>(threads));
 
   const ModelConfig cfg = ModelConfig::from_json(model_json(model, vocab), "dpo_step " + model);
   const int64_t seq_len = prompt_len + completion_len;

@@ -10,7 +10,6 @@
 // Temperature 1 samples from the full softmax (top-k/top-p off); 0 is greedy. Time per run covers
 // prefill and all decode steps; tokens_per_s = batch * new / mean run time (warm-up runs excluded).
 // Prints one JSON line.
-#include <cblas.h>
 #include <omp.h>
 
 #include <chrono>
@@ -48,7 +47,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   omp_set_num_threads(static_cast<int>(threads));
-  openblas_set_num_threads(static_cast<int>(threads));
 
   Transformer model = load_checkpoint(model_dir, ModelHeads{});
   const int64_t vocab = model.config().vocab_size;

@@ -44,8 +44,8 @@
 # than wall time when other work shares the cores.
 #
 # 2 cores: both sides use 2 threads (rlhf --threads 2; torch.set_num_threads(2)) and
-# OMP_WAIT_POLICY=PASSIVE (idle OpenMP workers sleep instead of spinning; rlhf's OpenBLAS and
-# kernels use libgomp too). ACTIVE=1 adds an rlhf run with libgomp's default (spinning) policy.
+# OMP_WAIT_POLICY=PASSIVE (idle OpenMP workers sleep instead of spinning; rlhf's kernels use
+# libgomp too). ACTIVE=1 adds an rlhf run with libgomp's default (spinning) policy.
 # WAIT_POLICY=default runs both sides with their OpenMP runtime's default policy instead (on an
 # idle machine both are faster so; on a shared one both suffer).
 #

@@ -11,7 +11,6 @@
 // The log-prob kernel recomputes the LM-head logits in the backward (it never stores B*T*V
 // probabilities); that extra 2*B*T*hidden*vocab is work we choose to do and is not counted.
 // Prints one JSON line per result.
-#include <cblas.h>
 #include <omp.h>
 
 #include <chrono>
@@ -66,7 +65,6 @@ int main(int argc, char** argv) {
     else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
   }
   omp_set_num_threads(static_cast<int>(threads));
-  openblas_set_num_threads(static_cast<int>(threads));
   const double peak = gemm_peak(static_cast<int>(threads));
 
   nlohmann::json j = {{"model_type", "gpt2"}, {"vocab_size", vocab}, {"n_embd", hidden},

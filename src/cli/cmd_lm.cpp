@@ -1,6 +1,5 @@
 // rlhf lm: train a causal LM on token-id documents (or generated ones) and save it in HF format.
 #include <omp.h>
-#include <cblas.h>
 
 #include <fstream>
 #include <iostream>
@@ -17,7 +16,6 @@ namespace rlhf::cli {
 void set_threads(long n) {
   if (n <= 0) n = omp_get_num_procs();
   omp_set_num_threads(static_cast<int>(n));
-  openblas_set_num_threads(static_cast<int>(n));
 }
 
 int cmd_lm(int argc, char** argv) {

@@ -22,7 +22,7 @@ int cmd_best_of_n(int argc, char** argv);
 int cmd_iterative_dpo(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 
-// Applies --threads (0 = all cores) to OpenMP and OpenBLAS.
+// Applies --threads (0 = all cores) to OpenMP.
 void set_threads(long n);
 
 }  // namespace rlhf::cli

@@ -11,8 +11,8 @@
 //   exception is rope_backward, which rotates its buffer in place (documented there).
 //
 // Threading: everything uses OpenMP: elementwise and per-row kernels, the dense products (our
-// GEMM, kernels/cpu/gemm.h) and attention's small per-head products (the OpenMP build of
-// OpenBLAS, so all share one thread pool). Call kernels from outside an OpenMP parallel region.
+// GEMM, kernels/cpu/gemm.h) and attention, whose small per-head products run on the same GEMM
+// single-threaded inside its own parallel loop. Call kernels from outside an OpenMP parallel region.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,6 @@
 // Causal attention against a naive double-precision full-softmax reference: multi-head, grouped-
 // query and multi-query layouts, packed rows (seg_start), sliding windows, T not a multiple of
 // the kernel's query block, and finite differences of the fp32 forward.
-#include <cblas.h>
 
 #include <string>
 
@@ -134,15 +133,6 @@ INSTANTIATE_TEST_SUITE_P(
                       AttnCase{"window_ge_t", 1, 50, 2, 2, 8, 64, false},
                       AttnCase{"window_1", 1, 70, 2, 1, 8, 1, true}),
     [](const auto& info) { return info.param.name; });
-
-// The kernels call BLAS from inside their own OpenMP loops. Only the OpenMP build of OpenBLAS runs
-// those calls single-threaded; the pthreads build (what the plain libopenblas.so.0 symlink usually
-// resolves to on Debian) spins up its own pool per call and is tens of times slower. The build
-// must link, and run, against the OpenMP one (e.g. via the RUNPATH CMake records).
-TEST(Attention, RunsOnOpenMPOpenBLAS) {
-  EXPECT_EQ(openblas_get_parallel(), 2) << "openblas_get_parallel() = " << openblas_get_parallel()
-                                        << " (0 sequential, 1 pthreads, 2 OpenMP); config: " << openblas_get_config();
-}
 
 TEST(Attention, RejectsSegmentStartAfterToken) {
   const AttentionShape s{1, 4, 1, 1, 2, 0};
