@@ -1,8 +1,10 @@
 // The GEMM of gemm.h, organised as in BLIS (Van Zee & van de Geijn): B is packed in K-blocks
-// of kKc rows into panels of kNr columns, A into panels of kMr rows per block of kMc rows, and
-// a register-tiled micro-kernel multiplies one A panel by one B panel. Packing absorbs every
-// layout (row-major, transposed), so one micro-kernel serves the forward (A B^T) and both
-// backward products (A B, A^T B).
+// of kKc rows into panels of kNr columns, and a register-tiled micro-kernel multiplies kMr rows
+// of A (per block of kMc rows) by one B panel. Packing B absorbs its layout (row-major,
+// transposed); A is read in place where one of its strides is 1 (the micro-kernel broadcasts
+// its elements one at a time, so either layout serves, and packing A was a twentieth of a
+// training step) and packed only at the edge. So one micro-kernel serves the forward (A B^T)
+// and both backward products (A B, A^T B).
 #include "kernels/cpu/gemm.h"
 
 #include <omp.h>
@@ -46,17 +48,22 @@ Vec load(const float* p) {
 
 void store(float* p, Vec v) { std::memcpy(p, &v, sizeof v); }
 
-// c (mr x nr of a kMr x kNr tile) = alpha * ap bp (+ c): ap is kc x kMr (k-major), bp kc x kNr.
-void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restrict bp, float* c, int64_t ldc,
-                  float alpha, bool accumulate, int mr, int nr) {
+// c (mr x nr of a kMr x kNr tile) = alpha * A bp (+ c): A's element (i, k) at a[i * is + k * ks]
+// (a packed panel: is 1, ks kMr; or A in place), bp kc x kNr. IS / KS > 0 fix is / ks at compile
+// time.
+template <int IS, int KS>
+void micro_kernel(int64_t kc, const float* __restrict a, int64_t is, int64_t ks, const float* __restrict bp,
+                  float* c, int64_t ldc, float alpha, bool accumulate, int mr, int nr) {
+  if (IS > 0) is = IS;
+  if (KS > 0) ks = KS;
   Vec acc[kMr][2] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const Vec b0 = load(bp + k * kNr), b1 = load(bp + k * kNr + kLanes);
 #pragma GCC unroll 16
     for (int i = 0; i < kMr; ++i) {
-      const float a = ap[k * kMr + i];
-      acc[i][0] += a * b0;
-      acc[i][1] += a * b1;
+      const float av = a[i * is + k * ks];
+      acc[i][0] += av * b0;
+      acc[i][1] += av * b1;
     }
   }
   if (mr == kMr && nr == kNr) {
@@ -123,7 +130,8 @@ void pack_b_panel(float* dst, const MatrixView& B, int64_t k0, int64_t kc, int64
   } else if (B.row_stride == 1) {  // a transposed operand: read along its rows
     int64_t k = 0;
 #if RLHF_GEMM_LANES == 16
-    // Whole panels 16 x 16 at a time by a register transpose, as pack_a_panel does.
+    // Whole panels 16 x 16 at a time by a register transpose instead of a store per element
+    // (attention's K^T and V^T are such operands).
     if (nj == kNr)
       for (; k + kLanes <= kc; k += kLanes)
         for (int64_t half = 0; half < kNr; half += kLanes) {
@@ -144,39 +152,14 @@ void pack_b_panel(float* dst, const MatrixView& B, int64_t k0, int64_t kc, int64
 }
 
 
-// Rows [i0, i0 + kMr) of columns [k0, k0 + kc) of A into dst (kc x kMr), zero past row M.
+// Rows [i0, i0 + kMr) of columns [k0, k0 + kc) of A into dst (kc x kMr), zero past row M: the
+// edge panel of a row-major or transposed A (whole panels are read in place), or any panel of an
+// A with neither stride 1.
 void pack_a_panel(float* dst, const MatrixView& A, int64_t i0, int64_t M, int64_t k0, int64_t kc) {
   const int64_t ni = std::min<int64_t>(kMr, M - i0);
   if (ni < kMr) std::fill(dst, dst + kc * kMr, 0.0f);
-  if (A.row_stride == 1) {  // a transposed operand: its columns are contiguous
-    if (ni == kMr)  // constant-size copies, as in pack_b_panel
-      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kMr, A.data + (k0 + k) * A.col_stride + i0, sizeof(float) * kMr);
-    else
-      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * kMr, A.data + (k0 + k) * A.col_stride + i0, ni * sizeof(float));
-  } else if (A.col_stride == 1) {
-    int64_t k = 0;
-#if RLHF_GEMM_LANES == 16
-    // Whole panels 16 columns at a time by a register transpose; each column's kMr values are
-    // stored as a full vector whose tail the next column's store overwrites (the buffer has a
-    // vector of slack after the last panel). Scalar stores, one per element, cost a sixth of the
-    // products' time where N is 256.
-    if (ni == kMr)
-      for (; k + kLanes <= kc; k += kLanes) {
-        Vec cols[kLanes];
-        for (int i = 0; i < kMr; ++i) cols[i] = load(A.data + (i0 + i) * A.row_stride + k0 + k);
-        for (int i = kMr; i < kLanes; ++i) cols[i] = Vec{};
-        transpose16(cols);
-        for (int t = 0; t < kLanes; ++t) store(dst + (k + t) * kMr, cols[t]);
-      }
-#endif
-    for (int64_t i = 0; i < ni; ++i) {
-      const float* src = A.data + (i0 + i) * A.row_stride + k0;
-      for (int64_t kk = k; kk < kc; ++kk) dst[kk * kMr + i] = src[kk];
-    }
-  } else {
-    for (int64_t i = 0; i < ni; ++i)
-      for (int64_t k = 0; k < kc; ++k) dst[k * kMr + i] = A.data[(i0 + i) * A.row_stride + (k0 + k) * A.col_stride];
-  }
+  for (int64_t i = 0; i < ni; ++i)
+    for (int64_t k = 0; k < kc; ++k) dst[k * kMr + i] = A.data[(i0 + i) * A.row_stride + (k0 + k) * A.col_stride];
 }
 
 // This thread's packing memory (null when it cannot be had).
@@ -209,7 +192,7 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
   const int64_t nc_max = std::min(kNc, (N + kNr - 1) / kNr * kNr), kc_max = std::min(kKc, K);
   const int64_t mc_max = std::min(kMc, (M + kMr - 1) / kMr * kMr);
   const int64_t b_floats = B.view ? nc_max * kc_max : 0;
-  float* buffer = packing_buffer(static_cast<size_t>(b_floats + mc_max * kc_max + kLanes));  // + pack_a_panel's slack
+  float* buffer = packing_buffer(static_cast<size_t>(b_floats + mc_max * kc_max));
   if (!buffer) return false;
   float* a_pack = buffer + b_floats;
   for (int64_t jc = 0; jc < N; jc += kNc) {
@@ -224,15 +207,25 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
         b_panels = B.packed->panels(pc, B.col0 + jc);
       for (int64_t ic = 0; ic < M; ic += kMc) {
         const int64_t rows = std::min(kMc, M - ic), a_panels = (rows + kMr - 1) / kMr;
-        for (int64_t p = 0; p < a_panels; ++p) pack_a_panel(a_pack + p * kc * kMr, A, ic + p * kMr, M, pc, kc);
+        // Whole panels of a row-major or transposed A are read in place; others are packed.
+        const bool in_place = A.row_stride == 1 || A.col_stride == 1;
+        for (int64_t p = 0; p < a_panels; ++p)
+          if (!in_place || ic + (p + 1) * kMr > M) pack_a_panel(a_pack + p * kc * kMr, A, ic + p * kMr, M, pc, kc);
         for (int64_t jp = 0; jp < n_panels; ++jp) {
           const int64_t j0 = jc + jp * kNr;
           const int nr = static_cast<int>(std::min<int64_t>(kNr, N - j0));
+          const float* bp = b_panels + jp * kc * kNr;
+          float* c0 = C + j0;
           for (int64_t ip = 0; ip < a_panels; ++ip) {
             const int64_t i0 = ic + ip * kMr;
             const int mr = static_cast<int>(std::min<int64_t>(kMr, M - i0));
-            micro_kernel(kc, a_pack + ip * kc * kMr, b_panels + jp * kc * kNr, C + i0 * ldc + j0, ldc, alpha, acc, mr,
-                         nr);
+            const float* a = A.data + i0 * A.row_stride + pc * A.col_stride;
+            if (mr < kMr || !in_place)
+              micro_kernel<1, kMr>(kc, a_pack + ip * kc * kMr, 1, kMr, bp, c0 + i0 * ldc, ldc, alpha, acc, mr, nr);
+            else if (A.col_stride == 1)
+              micro_kernel<0, 1>(kc, a, A.row_stride, 1, bp, c0 + i0 * ldc, ldc, alpha, acc, mr, nr);
+            else
+              micro_kernel<1, 0>(kc, a, 1, A.col_stride, bp, c0 + i0 * ldc, ldc, alpha, acc, mr, nr);
           }
         }
       }
