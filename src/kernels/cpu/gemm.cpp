@@ -256,7 +256,11 @@ void gemm_any(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A,
 #pragma omp parallel reduction(|| : failed)
   {
     const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-    const bool by_rows = B.view && M >= N;
+    // Split by columns, so that each thread packs only its part of B: A, read in place, costs
+    // nothing to share. By rows where B is too narrow for that, or A must be packed too (then the
+    // thread packs the smaller of the two whole).
+    const bool a_in_place = A.row_stride == 1 || A.col_stride == 1;
+    const bool by_rows = B.view && (a_in_place ? N < 2 * kNr * T : M >= N);
     const int64_t len = by_rows ? M : N, unit = by_rows ? kMr : kNr;
     const int64_t per = ((len + T - 1) / T + unit - 1) / unit * unit;
     const int64_t lo = std::min(len, t * per), hi = std::min(len, lo + per);
