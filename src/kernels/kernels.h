@@ -7,8 +7,10 @@
 //
 // Accumulation convention (the one rule to remember when reading a backward):
 //   every *_backward ADDS (+=) into all of its gradient outputs — parameter gradients and
-//   input gradients alike. Callers zero gradient buffers before a backward pass. The only
-//   exception is rope_backward, which rotates its buffer in place (documented there).
+//   input gradients alike. Callers zero gradient buffers before a backward pass. The
+//   exceptions: rope_backward rotates its buffer in place (documented there), and the input
+//   gradient of matmul/gelu/swiglu_backward is overwritten when the caller passes
+//   Grad::overwrite (a buffer that holds nothing yet need not be zeroed and read back).
 //
 // Threading: everything uses OpenMP: elementwise and per-row kernels, the dense products (our
 // GEMM, kernels/cpu/gemm.h) and attention, whose small per-head products run on the same GEMM
@@ -23,6 +25,9 @@ namespace cpu {
 class PackedB;
 }
 
+// How a backward writes an input gradient: added in (the convention above) or overwritten.
+enum class Grad { add, overwrite };
+
 // ---- matrix products --------------------------------------------------------------------
 
 // out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC). bias may be null. Overwrites out.
@@ -34,10 +39,10 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 // products with it skip packing (decode steps multiply a few rows by the same weights each token).
 cpu::PackedB pack_weight(const float* weight, int64_t C, int64_t OC);
 inline constexpr int64_t kPackedMinRows = 12;  // measured: bench/gemm.cpp --decode
-// dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += colsum(dout).
-// dinp and dbias may be null.
+// dinp (N, C) += dout @ weight (= with Grad::overwrite); dweight (OC, C) += dout^T @ inp;
+// dbias (OC) += colsum(dout). dinp and dbias may be null.
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int64_t N, int64_t C, int64_t OC);
+                     const float* weight, int64_t N, int64_t C, int64_t OC, Grad dinp_mode = Grad::add);
 
 // ---- embeddings ----------------------------------------------------------------------------
 
@@ -67,12 +72,13 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 
 // GPT-2's "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). out, inp (n).
 void gelu_forward(float* out, const float* inp, int64_t n);
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, Grad mode = Grad::add);
 
 // SwiGLU on a fused gate/up projection: gate_up (N, 2I) holds [gate | up] per row;
 // out (N, I) = silu(gate) * up.
 void swiglu_forward(float* out, const float* gate_up, int64_t N, int64_t I);
-void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, int64_t N, int64_t I);
+void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, int64_t N, int64_t I,
+                     Grad mode = Grad::add);
 
 // ---- rotary position embedding -------------------------------------------------------------
 

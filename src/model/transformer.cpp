@@ -8,9 +8,10 @@
 //   h2  = norm2(x')
 //   m   = gelu(h2 Wfc^T + b)            | swiglu(h2 Wgate_up^T)
 //   x'' = x' + m Wdown^T (+ b)
-// Backward walks the same list in reverse. Activation gradients d_norm, d_qkv, ... are zeroed
-// before each use because kernels accumulate; the residual gradient d_x accumulates across
-// both branches by construction.
+// Backward walks the same list in reverse. Activation gradients d_norm, d_att, ... are written
+// fresh by each layer (Grad::overwrite) or zeroed first where a kernel only accumulates (d_qkv:
+// attention adds every query block's share); the residual gradient d_x accumulates across both
+// branches by construction.
 #include "model/transformer.h"
 
 #include <algorithm>
@@ -401,21 +402,19 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   for (int64_t l = cfg_.n_layers - 1; l >= 0; --l) {
     const LayerSlots& s = layers_[l];
     // MLP branch: x_out = x_mid + down(act(up(norm2(x_mid))))
-    std::memset(d_act, 0, N * I * sizeof(float));
-    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), dx, a.data(ws.mlp_act[l]), P(s.down_w), N, I, C);
+    // (Temporaries are overwritten, not accumulated into: no zeroing, no reading them back.)
+    const k::Grad fresh = k::Grad::overwrite;
+    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), dx, a.data(ws.mlp_act[l]), P(s.down_w), N, I, C, fresh);
     const int64_t in_w = gpt2 ? I : 2 * I;
-    std::memset(d_in, 0, N * in_w * sizeof(float));
     if (gpt2)
-      k::gelu_backward(d_in, d_act, a.data(ws.mlp_in[l]), N * I);
+      k::gelu_backward(d_in, d_act, a.data(ws.mlp_in[l]), N * I, fresh);
     else
-      k::swiglu_backward(d_in, d_act, a.data(ws.mlp_in[l]), N, I);
-    std::memset(d_norm, 0, N * C * sizeof(float));
-    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, a.data(ws.norm2[l]), P(s.up_w), N, C, in_w);
+      k::swiglu_backward(d_in, d_act, a.data(ws.mlp_in[l]), N, I, fresh);
+    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, a.data(ws.norm2[l]), P(s.up_w), N, C, in_w, fresh);
     norm_backward(dx, d_norm, a.data(ws.x_mid[l]), s.norm2_w, s.norm2_b, slice_or_null(a, ws.norm2_mean[l]),
                   a.data(ws.norm2_rstd[l]), N);
     // Attention branch: x_mid = x_in + out(attention(qkv(norm1(x_in))))
-    std::memset(d_att, 0, N * A * sizeof(float));
-    k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C);
+    k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     std::memset(d_qkv, 0, N * QKV * sizeof(float));
     k::attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           batch.seg_start.data(), as, a.data(ws.att_scratch));
@@ -423,8 +422,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
       k::rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads, as.head_dim);
       k::rope_backward(d_qkv + A, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_kv_heads, as.head_dim);
     }
-    std::memset(d_norm, 0, N * C * sizeof(float));
-    k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, a.data(ws.norm1[l]), P(s.qkv_w), N, C, QKV);
+    k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, a.data(ws.norm1[l]), P(s.qkv_w), N, C, QKV, fresh);
     norm_backward(dx, d_norm, a.data(ws.x_in[l]), s.norm1_w, s.norm1_b, slice_or_null(a, ws.norm1_mean[l]),
                   a.data(ws.norm1_rstd[l]), N);
   }

@@ -30,6 +30,9 @@ TEST(Activations, GeluMatchesReference) {
   auto dx = dx0;
   gelu_backward(dx.data(), R.data(), x.data(), n);
   EXPECT_TRUE(all_close(dx, plus(dx0, want_dx), 1e-4, 1e-6));
+  std::vector<float> fresh(n, std::nanf(""));  // Grad::overwrite never reads it
+  gelu_backward(fresh.data(), R.data(), x.data(), n, Grad::overwrite);
+  EXPECT_TRUE(all_close(fresh, want_dx, 1e-4, 1e-6));
 }
 
 TEST(Activations, GeluFiniteDifference) {
@@ -66,6 +69,9 @@ TEST(Activations, SwigluMatchesReference) {
   auto d = d0;
   swiglu_backward(d.data(), R.data(), gu.data(), N, I);
   EXPECT_TRUE(all_close(d, plus(d0, want_d), 1e-4, 1e-6));
+  std::vector<float> fresh(N * 2 * I, std::nanf(""));  // Grad::overwrite never reads it
+  swiglu_backward(fresh.data(), R.data(), gu.data(), N, I, Grad::overwrite);
+  EXPECT_TRUE(all_close(fresh, want_d, 1e-4, 1e-6));
 }
 
 TEST(Activations, SwigluFiniteDifference) {

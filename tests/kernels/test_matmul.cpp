@@ -60,6 +60,13 @@ TEST_P(MatmulTest, ForwardAndBackwardMatchReference) {
   EXPECT_TRUE(close_scaled(dinp, plus(dinp0, ref.dinp), 1e-4));
   EXPECT_TRUE(close_scaled(dw, plus(dw0, ref.dweight), 1e-4));
   EXPECT_TRUE(close_scaled(db, plus(db0, ref.dbias), 1e-4));
+  // Grad::overwrite: dinp's old contents (NaN here) are not read; dW, db still accumulate.
+  std::vector<float> dinp_fresh(N * C, std::nanf(""));
+  dw = dw0, db = db0;
+  matmul_backward(dinp_fresh.data(), dw.data(), db.data(), R.data(), inp.data(), w.data(), N, C, OC, Grad::overwrite);
+  EXPECT_TRUE(close_scaled(dinp_fresh, ref.dinp, 1e-4));
+  EXPECT_TRUE(close_scaled(dw, plus(dw0, ref.dweight), 1e-4));
+  EXPECT_TRUE(close_scaled(db, plus(db0, ref.dbias), 1e-4));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,

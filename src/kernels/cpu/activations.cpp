@@ -27,18 +27,26 @@ void gelu_forward(float* out, const float* inp, int64_t n) {
 
 // d/dx [x sigmoid(2u)] = sig + x * 2 sig (1 - sig) * u',  u' = s (1 + 3 a x^2),  sig = sigmoid(2u).
 // (Same as 0.5(1 + t) + 0.5 x (1 - t^2) u' with t = tanh u, since 1 - t^2 = 4 sig (1 - sig).)
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
-  float* __restrict dx = dinp;
-  const float* __restrict d = dout;
-  const float* __restrict x = inp;
+namespace {
+template <bool kAdd>
+void gelu_backward_to(float* __restrict dx, const float* __restrict d, const float* __restrict x, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float x2 = x[i] * x[i];
     const float u = kGeluS * (x[i] + kGeluA * x2 * x[i]);
     const float du = kGeluS * (1.0f + 3.0f * kGeluA * x2);
     const float sig = fast_sigmoidf(2.0f * u);
-    dx[i] += d[i] * (sig + 2.0f * x[i] * sig * (1.0f - sig) * du);
+    const float g = d[i] * (sig + 2.0f * x[i] * sig * (1.0f - sig) * du);
+    dx[i] = kAdd ? dx[i] + g : g;
   }
+}
+}  // namespace
+
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, Grad mode) {
+  if (mode == Grad::add)
+    gelu_backward_to<true>(dinp, dout, inp, n);
+  else
+    gelu_backward_to<false>(dinp, dout, inp, n);
 }
 
 // gate_up row = [g (I) | u (I)];  out = silu(g) * u,  silu(g) = g sigmoid(g).
@@ -54,7 +62,9 @@ void swiglu_forward(float* out, const float* gate_up, int64_t N, int64_t I) {
 }
 
 // du = dout * silu(g);  dg = dout * u * silu'(g),  silu'(g) = sig (1 + g (1 - sig)).
-void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, int64_t N, int64_t I) {
+namespace {
+template <bool kAdd>
+void swiglu_backward_to(float* dgate_up, const float* dout, const float* gate_up, int64_t N, int64_t I) {
 #pragma omp parallel for schedule(static) if (N * I > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const float* __restrict g = gate_up + n * 2 * I;
@@ -65,10 +75,19 @@ void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, i
 #pragma omp simd
     for (int64_t i = 0; i < I; ++i) {
       const float sig = fast_sigmoidf(g[i]);
-      du[i] += d[i] * g[i] * sig;
-      dg[i] += d[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+      const float gu = d[i] * g[i] * sig, gg = d[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+      du[i] = kAdd ? du[i] + gu : gu;
+      dg[i] = kAdd ? dg[i] + gg : gg;
     }
   }
+}
+}  // namespace
+
+void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, int64_t N, int64_t I, Grad mode) {
+  if (mode == Grad::add)
+    swiglu_backward_to<true>(dgate_up, dout, gate_up, N, I);
+  else
+    swiglu_backward_to<false>(dgate_up, dout, gate_up, N, I);
 }
 
 }  // namespace rlhf::kernels

@@ -173,10 +173,11 @@ cpu::PackedB pack_weight(const float* weight, int64_t C, int64_t OC) {
   return cpu::PackedB(cpu::transposed(weight, C), C, OC);
 }
 
-// With Y = X W^T + 1 b^T:  dX = dY W,  dW = dY^T X,  db = colsum(dY)  (all accumulated, beta = 1).
+// With Y = X W^T + 1 b^T:  dX = dY W,  dW = dY^T X,  db = colsum(dY)  (accumulated; dX overwritten on request).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int64_t N, int64_t C, int64_t OC) {
-  if (dinp) cpu::gemm(N, C, OC, 1.0f, cpu::row_major(dout, OC), cpu::row_major(weight, C), true, dinp, C);
+                     const float* weight, int64_t N, int64_t C, int64_t OC, Grad dinp_mode) {
+  if (dinp)
+    cpu::gemm(N, C, OC, 1.0f, cpu::row_major(dout, OC), cpu::row_major(weight, C), dinp_mode == Grad::add, dinp, C);
   if (dweight) cpu::gemm(OC, C, N, 1.0f, cpu::transposed(dout, OC), cpu::row_major(inp, C), true, dweight, C);
   if (dbias) {
     // Column sums, threaded over column blocks so no two threads touch the same dbias entry.
