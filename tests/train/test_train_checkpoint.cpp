@@ -143,7 +143,9 @@ TEST(TrainCheckpoint, KeepsOnlyTheNewest) {
 
 // A child process saves checkpoints in a loop and is killed with SIGKILL at a random moment,
 // 30 times. Every time, the newest committed checkpoint must verify and load; abandoned
-// temporary directories are cleaned up and never chosen.
+// temporary directories are cleaned up and never chosen. The first kill waits for a committed
+// save (a loaded machine may take longer than the random delay to make one), so every trial
+// has one to load.
 TEST(TrainCheckpoint, KillDuringSaveNeverLeavesAValidLookingBadCheckpoint) {
   const fs::path out = temp_dir("kill");
   Rng rng(42);
@@ -158,6 +160,14 @@ TEST(TrainCheckpoint, KillDuringSaveNeverLeavesAValidLookingBadCheckpoint) {
         save_training_checkpoint(out, a.m, a.opt, a.st, /*keep_last=*/2);
       }
     }
+    auto committed = [&] {
+      std::error_code ec;  // the child may not have made the directory yet
+      for (const auto& e : fs::directory_iterator(out, ec))
+        if (e.path().filename().string().starts_with("checkpoint-")) return true;
+      return false;
+    };
+    for (int waited_ms = 0; trial == 0 && waited_ms < 30000 && !committed(); ++waited_ms)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng.below(30000)));
     kill(pid, SIGKILL);
     int status = 0;
@@ -170,7 +180,7 @@ TEST(TrainCheckpoint, KillDuringSaveNeverLeavesAValidLookingBadCheckpoint) {
     for (const auto& e : fs::directory_iterator(out))
       EXPECT_FALSE(e.path().filename().string().starts_with(".tmp-")) << e.path();
   }
-  EXPECT_GT(loaded, 10);  // most kills land after at least one committed save
+  EXPECT_EQ(loaded, 30);
   fs::remove_all(out);
 }
 
