@@ -61,8 +61,7 @@ TokenDraw sample_token(const float* logits, int64_t V, const SamplingParams& p, 
     std::nth_element(e, e + (p.top_k - 1), e + V, std::greater<float>());
     floor = e[p.top_k - 1];
   }
-  double total = 0;
-  for (int64_t v = 0; v < V; ++v) total += e[v] = std::exp(s[v] - smax);
+  const double total = kernels::exp_shifted(e, s, smax, V);
   const double lse = smax + std::log(total);
   auto result = [&](int32_t t) { return TokenDraw{t, static_cast<float>(s[t] - lse)}; };
   if (greedy) return result(best);
@@ -100,12 +99,16 @@ TokenDraw sample_token(const float* logits, int64_t V, const SamplingParams& p, 
     cut_s = s[order[r - 1]];
     cut_id = order[r - 1];
   }
+  // Without truncation every token is kept and the mass is the total.
+  const bool truncated = floor > -std::numeric_limits<float>::infinity() || p.top_p < 1 || p.min_p > 0;
   auto kept = [&](int64_t v) {
-    return s[v] >= floor && (s[v] > cut_s || (s[v] == cut_s && v <= cut_id)) && e[v] >= p.min_p;
+    return !truncated ||
+           (s[v] >= floor && (s[v] > cut_s || (s[v] == cut_s && v <= cut_id)) && e[v] >= p.min_p);
   };
-  double mass = 0;
-  for (int64_t v = 0; v < V; ++v)
-    if (kept(v)) mass += e[v];
+  double mass = truncated ? 0 : total;
+  if (truncated)
+    for (int64_t v = 0; v < V; ++v)
+      if (kept(v)) mass += e[v];
   const double u = rng.uniform() * mass;
   double cum = 0;
   int32_t last = best;

@@ -30,5 +30,24 @@ TEST(Elementwise, SumSquaresAccumulatesInDouble) {
   EXPECT_EQ(sum_squares(x.data(), n), static_cast<double>(n));
 }
 
+// The sampler's softmax numerators: against libm's exp in double, to the vectorised exp's few ulp,
+// down to arguments whose exp is near float's smallest normal (it may flush to 0 there), and the sum.
+TEST(Elementwise, ExpShiftedMatchesExp) {
+  for (const int64_t n : {1, 17, 2048, 2053}) {
+    std::vector<float> s(n), e(n, -1.0f);
+    for (int64_t i = 0; i < n; ++i) s[i] = 12.0f - 0.05f * static_cast<float>(i % 2000);  // 12 .. -88
+    const float shift = 12.0f;
+    const double sum = exp_shifted(e.data(), s.data(), shift, n);
+    double want_sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = std::exp(static_cast<double>(s[i] - shift));  // the same float argument
+      want_sum += want;
+      ASSERT_NEAR(e[i], want, 4e-7 * want + 1e-37) << "i = " << i << ", n = " << n;  // may flush below 1e-37
+      ASSERT_GE(e[i], 0.0f);
+    }
+    EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << "n = " << n;
+  }
+}
+
 }  // namespace
 }  // namespace rlhf::kernels::test

@@ -1,7 +1,9 @@
-// Small elementwise helpers used by the trainer: residual adds, gradient norms, scaling.
+// Small elementwise helpers used by the trainer and the sampler: residual adds, gradient norms,
+// scaling, shifted exponentials.
 //
 // Threaded only when the array is large enough to pay for waking the OpenMP team; they are
 // also called per row (n = C) from serial code.
+#include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
 
 namespace rlhf::kernels {
@@ -27,6 +29,26 @@ void scale_inplace(float* x, float s, int64_t n) {
   float* __restrict y = x;
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}
+
+double exp_shifted(float* e, const float* s, float shift, int64_t n) {
+  float* __restrict out = e;
+  const float* __restrict in = s;
+  // Partial sums in float over blocks (a double reduction keeps gcc from vectorising the loop),
+  // added up in double.
+  constexpr int64_t kBlock = 256;
+  double sum = 0.0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t end = b + kBlock < n ? b + kBlock : n;
+    float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+    for (int64_t i = b; i < end; ++i) {
+      out[i] = cpu::fast_expf(in[i] - shift);
+      part += out[i];
+    }
+    sum += part;
+  }
+  return sum;
 }
 
 }  // namespace rlhf::kernels
