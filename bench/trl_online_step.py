@@ -45,18 +45,15 @@ less sensitive to other load on the machine. Run with OMP_WAIT_POLICY=PASSIVE an
 """
 
 import argparse
-import contextlib
 import json
 import os
-import resource
 import shutil
 import struct
 import sys
-import tempfile
-import time
 
-N_REGULAR = 2000  # ids 0..1999 are the fixture tokenizer's BPE vocabulary; 2000..2004 are special
-EOS, PAD = 2002, 2000
+import trl_common as common  # bench/trl_common.py: what this script and trl_ppo_step.py share
+from trl_common import EOS, N_REGULAR, PAD
+
 PROMPT = "Tell me a short story about the number {} and"  # {} = 10..73: the same token count
 
 
@@ -98,115 +95,60 @@ def prepare(d, tokenizer_dir, n_prompts):
 
 
 def run(args):
-    if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-        print("warning: run with OMP_WAIT_POLICY=PASSIVE (see bench/online_step.sh)", file=sys.stderr)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    common.check_environment()
 
-    import accelerate
+    import accelerate  # noqa: F401 (imported here as before; common.result_line reports the versions)
     import datasets
     import torch
-    import transformers
+    import transformers  # noqa: F401
     import trl
-    from transformers import TrainerCallback
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    torch.set_num_threads(args.threads)
+    common.quiet_libraries(args.threads)
 
-    prompts = [json.loads(line)["prompt"] for line in open(os.path.join(args.model, "prompts.jsonl"))]
+    prompts = common.read_prompts(args.model)
     train_dataset = datasets.Dataset.from_dict({"prompt": prompts})
 
     def length_reward(completions, **kw):  # rlhf: length(target=100):chars
         return [-abs(len(c) - 100.0) for c in completions]
 
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.wall, self.cpu = [], []
-            self.last = None
-
-        def on_train_begin(self, a, state, control, **kw):
-            self.last = (time.perf_counter(), time.process_time())
-
-        def on_step_end(self, a, state, control, **kw):
-            now = (time.perf_counter(), time.process_time())
-            self.wall.append(now[0] - self.last[0])
-            self.cpu.append(now[1] - self.last[1])
-            self.last = now
-
-    timer = StepTimer()
+    timer = common.step_timer()
     batch = args.prompts_per_step * args.num_generations
-    common = dict(
-        output_dir=tempfile.mkdtemp(prefix=f"trl_{args.method}_step_"),
-        per_device_train_batch_size=batch,
-        gradient_accumulation_steps=1,
+    settings = dict(
+        # + per_device_train_batch_size=batch, gradient_accumulation_steps=1, temperature=1.0,
+        # learning_rate=1e-6, use_cpu, bf16 False, ... (common.training_args)
+        **common.training_args(args.method, batch, args.seed),
         steps_per_generation=1,
         num_iterations=1,
         num_generations=args.num_generations,
         max_completion_length=args.max_new_tokens,
-        temperature=1.0,
         top_p=1.0,
         top_k=0,
-        learning_rate=1e-6,
         max_grad_norm=1.0,
         max_steps=args.warmup + args.steps,
-        logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        dataloader_num_workers=0,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=args.seed,
         model_init_kwargs={"dtype": "float32"},
     )
     if args.method == "rloo":
-        cfg = trl.RLOOConfig(**common)
+        cfg = trl.RLOOConfig(**settings)
         trainer_cls = trl.RLOOTrainer
     else:
-        cfg = trl.GRPOConfig(**common)
+        cfg = trl.GRPOConfig(**settings)
         trainer_cls = trl.GRPOTrainer
-    # stdout carries only the result line
-    t0 = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):
-        trainer = trainer_cls(model=args.model, reward_funcs=length_reward, args=cfg,
-                              train_dataset=train_dataset, callbacks=[timer])
-    init_s = time.perf_counter() - t0
+    trainer, init_s = common.to_stderr(trainer_cls, model=args.model, reward_funcs=length_reward, args=cfg,
+                                       train_dataset=train_dataset, callbacks=[timer])
     model = trainer.model
     assert next(model.parameters()).dtype == torch.float32
-    with contextlib.redirect_stdout(sys.stderr):
-        trainer.train()
+    common.to_stderr(trainer.train)
     logs = [h for h in trainer.state.log_history if "completions/mean_length" in h]
     assert len(logs) == args.warmup + args.steps, len(logs)
     for h in logs:  # every completion ran to the limit (no EOS, see the module docstring)
         assert h["completions/min_length"] == args.max_new_tokens, h
     wall = timer.wall[args.warmup:]
-    cpu = timer.cpu[args.warmup:]
     assert len(wall) == args.steps, (len(timer.wall), args.warmup, args.steps)
-    mean_s = sum(wall) / len(wall)
-    tokens = batch * args.max_new_tokens
-    print(json.dumps({
-        "impl": "trl", "method": args.method,
-        "episodes_per_s": round(batch / mean_s, 2),
-        "tokens_per_s": round(tokens / mean_s, 1),
-        "step_s": round(mean_s, 3),
-        "step_s_each": [round(t, 3) for t in wall],
-        "cpu_s_per_step": round(sum(cpu) / len(cpu), 3),
-        "warmup_step_s": [round(t, 3) for t in timer.wall[:args.warmup]],
-        "trainer_init_s": round(init_s, 2),
-        "episodes_per_step": batch, "completion_tokens_per_step": tokens,
+    print(common.result_line(args.method, timer, args.steps, args.warmup, batch, args.max_new_tokens, init_s, {
         "mean_completion_len": sum(h["completions/mean_length"] for h in logs) / len(logs),
         "beta": cfg.beta, "ref_model": trainer.ref_model is not None,
         "attn": model.config._attn_implementation,
         "params": sum(p.numel() for p in model.parameters()),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-        "threads": torch.get_num_threads(), "steps": args.steps, "warmup": args.warmup,
-        "trl": trl.__version__, "transformers": transformers.__version__, "torch": torch.__version__,
-        "accelerate": accelerate.__version__, "datasets": datasets.__version__,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }))
 
 
@@ -220,21 +162,15 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--method", choices=["rloo", "grpo"], required=True)
     r.add_argument("--model", required=True, help="a directory made by `prepare`")
-    r.add_argument("--steps", type=int, default=3)
-    r.add_argument("--warmup", type=int, default=1)
-    r.add_argument("--threads", type=int, default=2)
-    r.add_argument("--prompts-per-step", type=int, default=8)
+    common.add_run_arguments(r, prompts_per_step=8)
     r.add_argument("--num-generations", type=int, default=4)
-    r.add_argument("--max-new-tokens", type=int, default=64)
-    r.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
     if args.mode == "prepare":
         if args.prompts > 90:
             ap.error("--prompts: at most 90 (two-digit numbers keep the token count equal)")
         prepare(args.dir, args.tokenizer, args.prompts)
     else:
-        if args.steps < 1 or args.warmup < 0:
-            ap.error("--steps must be >= 1 and --warmup >= 0")
+        common.check_run_arguments(ap, args)
         run(args)
 
 

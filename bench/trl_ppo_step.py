@@ -65,31 +65,21 @@ bench/trl_online_step.py's.
 """
 
 import argparse
-import contextlib
-import json
-import os
-import resource
 import sys
-import tempfile
-import time
 
-EOS, PAD = 2002, 2000  # the prepared model's / fixture tokenizer's ids (bench/trl_online_step.py)
+import trl_common as common  # bench/trl_common.py: what this script and trl_online_step.py share
+from trl_common import EOS, PAD  # the prepared model's / fixture tokenizer's ids
 
 
 def run(args):
-    if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-        print("warning: run with OMP_WAIT_POLICY=PASSIVE (see bench/online_step.sh)", file=sys.stderr)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    common.check_environment()
 
-    import accelerate
+    import accelerate  # noqa: F401 (imported here as before; common.result_line reports the versions)
     import datasets
     import torch
-    import transformers
+    import transformers  # noqa: F401
     import trl
-    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
-                              TrainerCallback)
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         from trl.experimental.ppo import PPOConfig, PPOTrainer
@@ -98,14 +88,11 @@ def run(args):
         sys.exit(f"trl {trl.__version__} has no trl.experimental.ppo ({e}): run reference/setup_ppo_venv.sh "
                  "and use reference/.venv-ppo/bin/python")
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    torch.set_num_threads(args.threads)
+    common.quiet_libraries(args.threads)
 
     tok = AutoTokenizer.from_pretrained(args.model)
     assert tok.eos_token_id == EOS and tok.pad_token_id == PAD, (tok.eos_token_id, tok.pad_token_id)
-    prompts = [json.loads(line)["prompt"] for line in open(os.path.join(args.model, "prompts.jsonl"))]
+    prompts = common.read_prompts(args.model)
     ids = [tok(p)["input_ids"] for p in prompts]
     assert ids == [tok(p, add_special_tokens=False)["input_ids"] for p in prompts], "the tokenizer adds specials"
     lens = {len(x) for x in ids}
@@ -142,33 +129,18 @@ def run(args):
 
     ppo_module.batch_generation = checked_batch_generation
 
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.wall, self.cpu = [], []
-            self.last = None
-
-        def on_train_begin(self, a, state, control, **kw):
-            self.last = (time.perf_counter(), time.process_time())
-
-        def on_step_end(self, a, state, control, **kw):
-            now = (time.perf_counter(), time.process_time())
-            self.wall.append(now[0] - self.last[0])
-            self.cpu.append(now[1] - self.last[1])
-            self.last = now
-
-    timer = StepTimer()
+    timer = common.step_timer()
     batch = args.prompts_per_step
     n_steps = args.warmup + args.steps
     cfg = PPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl_ppo_step_"),
-        per_device_train_batch_size=batch,
-        gradient_accumulation_steps=1,
+        # + per_device_train_batch_size=batch, gradient_accumulation_steps=1, temperature=1.0,
+        # learning_rate=1e-6, use_cpu, bf16 False, ... (common.training_args)
+        **common.training_args("ppo", batch, args.seed),
         num_mini_batches=1,
         local_rollout_forward_batch_size=batch,
         num_ppo_epochs=4,
         total_episodes=batch * n_steps,
         response_length=args.max_new_tokens,
-        temperature=1.0,
         stop_token=None,
         stop_token_id=None,
         missing_eos_penalty=None,
@@ -180,32 +152,17 @@ def run(args):
         gamma=1.0,
         lam=0.95,
         whiten_rewards=False,
-        learning_rate=1e-6,
         lr_scheduler_type="linear",
         weight_decay=0.0,
         num_sample_generations=0,
-        logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        dataloader_num_workers=0,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=args.seed,
     )
-    # stdout carries only the result line
-    t0 = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):
-        trainer = PPOTrainer(args=cfg, processing_class=tok, model=policy, ref_model=ref_model,
-                             reward_model=reward_model, value_model=value_model,
-                             train_dataset=train_dataset, callbacks=[timer])
-    init_s = time.perf_counter() - t0
+    trainer, init_s = common.to_stderr(PPOTrainer, args=cfg, processing_class=tok, model=policy,
+                                       ref_model=ref_model, reward_model=reward_model, value_model=value_model,
+                                       train_dataset=train_dataset, callbacks=[timer])
     assert cfg.num_total_batches == n_steps and cfg.mini_batch_size == batch, (cfg.num_total_batches, cfg.mini_batch_size)
     assert trainer.stop_token_id is None
     assert next(policy.parameters()).dtype == torch.float32
-    with contextlib.redirect_stdout(sys.stderr):
-        trainer.train()
+    common.to_stderr(trainer.train)
     logs = [h for h in trainer.state.log_history if "objective/kl" in h]
     assert len(logs) == n_steps, len(logs)
     assert len(gen_checks) == n_steps, len(gen_checks)
@@ -214,20 +171,8 @@ def run(args):
     for h in logs:
         assert h["val/num_eos_tokens"] == 0, h
     wall = timer.wall[args.warmup:]
-    cpu = timer.cpu[args.warmup:]
     assert len(timer.wall) == n_steps and len(wall) == args.steps, (len(timer.wall), args.warmup, args.steps)
-    mean_s = sum(wall) / len(wall)
-    tokens = batch * args.max_new_tokens
-    print(json.dumps({
-        "impl": "trl", "method": "ppo",
-        "episodes_per_s": round(batch / mean_s, 2),
-        "tokens_per_s": round(tokens / mean_s, 1),
-        "step_s": round(mean_s, 3),
-        "step_s_each": [round(t, 3) for t in wall],
-        "cpu_s_per_step": round(sum(cpu) / len(cpu), 3),
-        "warmup_step_s": [round(t, 3) for t in timer.wall[:args.warmup]],
-        "trainer_init_s": round(init_s, 2),
-        "episodes_per_step": batch, "completion_tokens_per_step": tokens,
+    print(common.result_line("ppo", timer, args.steps, args.warmup, batch, args.max_new_tokens, init_s, {
         "prompt_len": prompt_len,
         "mean_completion_len": float(args.max_new_tokens),  # checked on every generated id above
         "kl_coef": cfg.kl_coef, "kl_estimator": cfg.kl_estimator, "num_ppo_epochs": cfg.num_ppo_epochs,
@@ -237,11 +182,6 @@ def run(args):
         "attn": policy.config._attn_implementation,
         "params": sum(p.numel() for p in policy.parameters()),
         "value_params": sum(p.numel() for p in value_model.parameters()),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-        "threads": torch.get_num_threads(), "steps": args.steps, "warmup": args.warmup,
-        "trl": trl.__version__, "transformers": transformers.__version__, "torch": torch.__version__,
-        "accelerate": accelerate.__version__, "datasets": datasets.__version__,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }))
 
 
@@ -249,15 +189,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True, help="a directory made by `bench/trl_online_step.py prepare`")
     ap.add_argument("--reward-model", required=True, help="a scalar-head model directory (`rlhf init-model --score-head`)")
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--prompts-per-step", type=int, default=32)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=42)
+    common.add_run_arguments(ap, prompts_per_step=32)
     args = ap.parse_args()
-    if args.steps < 1 or args.warmup < 0:
-        ap.error("--steps must be >= 1 and --warmup >= 0")
+    common.check_run_arguments(ap, args)
     run(args)
 
 
