@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -403,8 +402,7 @@ json suite_rq4(Bench& b, World& w) {
                        std::to_string(p.preset.max_positions), "--out", (d / "eval.json").string()},
                       d / "log.txt");
     });
-    std::ifstream f(dir / "eval.json");
-    const json e = json::parse(f);
+    const json e = read_json(dir / "eval.json");
     const double acc = e.at("reward_model").at("accuracy").get<double>();
     rm_rows.push_back({{"rm", name}, {"accuracy", acc}, {"kendall_tau", 2 * acc - 1}});
   }
@@ -469,8 +467,7 @@ json suite_rq5(Bench& b, World& w) {
       const fs::path dir = w.stages().stage("ood/" + name, [&](const fs::path& d) {
         write_file_atomic(d / "eval.json", w.evaluate(model, {}, Split::ood).dump());
       });
-      std::ifstream f(dir / "eval.json");
-      ood[i] = json::parse(f);
+      ood[i] = read_json(dir / "eval.json");
     });
   w.stages().parallel(jobs);
   json table = json::array();
@@ -763,11 +760,10 @@ int run_bench(const BenchOptions& opt) {
   const json fingerprint = {{"profile", profile.name}, {"world_seed", opt.world_seed}};
   const fs::path fp_file = opt.out / "stages" / "bench.json";
   if (fs::exists(fp_file)) {
-    std::ifstream f(fp_file);
     json old;
     try {
-      old = json::parse(f);
-    } catch (const std::exception&) {
+      old = read_json(fp_file);
+    } catch (const InputError&) {  // unreadable: treated as another fingerprint
     }
     if (old != fingerprint)
       throw InputError("rlhf bench: " + opt.out.string() + " holds stages of another bench (" + old.dump() +

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 
 #include "model/checkpoint.h"
 #include "model/config.h"
@@ -146,11 +145,8 @@ json execute(const RunSpec& spec) {
     for (size_t i = 0; i + 1 < checkpoints.size(); ++i) checkpoints[i].erase("prompt_gold");
     for (const auto& e : fs::directory_iterator(d / "model"))
       if (e.path().filename().string().rfind("checkpoint-", 0) == 0) fs::remove_all(e.path());
-    json manifest = json::object();
-    if (fs::exists(d / "model" / "manifest.json")) {
-      std::ifstream f(d / "model" / "manifest.json");
-      manifest = json::parse(f);
-    }
+    const json manifest =
+        fs::exists(d / "model" / "manifest.json") ? read_json(d / "model" / "manifest.json") : json::object();
     json run = {{"id", id},
                 {"suite", spec.suite},
                 {"task", w.name()},
@@ -164,8 +160,7 @@ json execute(const RunSpec& spec) {
                 {"final", checkpoints.back()}};
     write_file_atomic(d / "run.json", run.dump());
   });
-  std::ifstream f(dir / "run.json");
-  return json::parse(f);
+  return read_json(dir / "run.json");
 }
 
 json best_of_n(World& w, const std::string& suite, const fs::path& rm, const std::vector<int>& ns) {

@@ -43,6 +43,16 @@ std::vector<json> read_jsonl(const fs::path& path) {
   return rows;
 }
 
+json read_json(const fs::path& path) {
+  std::ifstream f(path);
+  if (!f) throw InputError(path.string() + ": cannot be opened");
+  try {
+    return json::parse(f);
+  } catch (const std::exception& e) {
+    throw InputError(path.string() + ": not JSON (" + e.what() + ")");
+  }
+}
+
 json finite_or_null(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
 
 std::string arg(double x) {

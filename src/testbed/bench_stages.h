@@ -141,6 +141,8 @@ class World {
 
 // Every row of a JSONL file (InputError naming the file and line for one that is not JSON).
 std::vector<json> read_jsonl(const fs::path& path);
+// A JSON file (InputError naming the file when it is missing or not JSON).
+json read_json(const fs::path& path);
 // A number as a command-line argument or a run-id part ("0.1", "1e-4").
 std::string arg(double x);
 // x, or null when it is not finite (results.json has no NaN).

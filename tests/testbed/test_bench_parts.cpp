@@ -1,14 +1,18 @@
 // The bench's own pieces: the exact sequence KL of the evaluation against full forwards, the gold
-// reward as a reward source, and the §8 verdicts on hand-made results.
+// reward as a reward source, the §8 verdicts on hand-made results, and the stage files' reader.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 #include "model/config.h"
 #include "model/transformer.h"
 #include "rollout/reward.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
+#include "testbed/bench_stages.h"
 #include "testbed/evaluate.h"
 #include "testbed/gold_reward.h"
 #include "testbed/patterns.h"
@@ -153,6 +157,25 @@ TEST(BenchPatterns, VerdictsFollowTheIntervals) {
   EXPECT_EQ(judge_patterns(rq3_results(0.70, 0.80))[6]["verdict"], "not reproduced");  // noise helped
   for (const auto& p : separated)
     if (p["id"] != 7) EXPECT_EQ(p["verdict"], "inconclusive") << p["id"];  // their suites did not run
+}
+
+// The bench's own JSON files: a missing or broken one is an error naming it, not a bare parse error.
+TEST(BenchFiles, ReadJsonNamesAMissingOrBrokenFile) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("rlhf_bench_parts_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "good.json") << R"({"a": 1})";
+  std::ofstream(dir / "broken.json") << R"({"a": )";
+  EXPECT_EQ(read_json(dir / "good.json").at("a"), 1);
+  for (const char* name : {"missing.json", "broken.json"}) {
+    try {
+      read_json(dir / name);
+      ADD_FAILURE() << name << " read without error";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find((dir / name).string()), std::string::npos) << e.what();
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
