@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -136,7 +137,7 @@ class KVCache {
 // snapshot: valid while the parameters do not change (rollout::generate packs once per call).
 struct DecodeWeights {
   std::vector<kernels::cpu::PackedB> layer_mats;  // per layer: qkv, o, up (gate_up), down
-  std::vector<kernels::cpu::PackedB> lm_head;     // empty or one
+  std::optional<kernels::cpu::PackedB> lm_head;
 };
 
 class Transformer {

@@ -53,7 +53,7 @@ DecodeWeights Transformer::pack_for_decode() const {
     dw.layer_mats.push_back(k::pack_weight(P(s.up_w), C, in_w));
     dw.layer_mats.push_back(k::pack_weight(P(s.down_w), I, C));
   }
-  if (heads_.lm_head) dw.lm_head.push_back(k::pack_weight(P(lm_weight_offset()), C, cfg_.vocab_size));
+  if (heads_.lm_head) dw.lm_head.emplace(k::pack_weight(P(lm_weight_offset()), C, cfg_.vocab_size));
   return dw;
 }
 
@@ -63,7 +63,7 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   RLHF_CHECK(slots.size() == tokens.size(), "decode: one token list per slot");
   RLHF_CHECK(cache.n_layers_ == cfg_.n_layers && cache.kv_heads_ == cfg_.n_kv_heads && cache.head_dim_ == cfg_.head_dim,
              "decode: the cache was built for another model");
-  RLHF_CHECK(!packed || (packed->layer_mats.size() == 4 * layers_.size() && packed->lm_head.size() == 1),
+  RLHF_CHECK(!packed || (packed->layer_mats.size() == 4 * layers_.size() && packed->lm_head),
              "decode: the packed weights are of another model");
   const int64_t M = static_cast<int64_t>(slots.size());
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, QKV = cfg_.qkv_dim();
@@ -146,7 +146,7 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   for (int64_t i = 0; i < M; ++i) std::copy_n(x + last[i] * C, C, y + i * C);
   norm_forward(h, mean, rstd, y, normf_w_, normf_b_, M);
   k::matmul_forward(logits, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size,
-                    packed ? &packed->lm_head[0] : nullptr);
+                    packed ? &*packed->lm_head : nullptr);
   for (int64_t i = 0; i < M; ++i) cache.len_[slots[i]] += static_cast<int64_t>(tokens[i].size());
 }
 

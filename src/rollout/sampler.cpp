@@ -105,10 +105,12 @@ TokenDraw sample_token(const float* logits, int64_t V, const SamplingParams& p, 
     return !truncated ||
            (s[v] >= floor && (s[v] > cut_s || (s[v] == cut_s && v <= cut_id)) && e[v] >= p.min_p);
   };
-  double mass = truncated ? 0 : total;
-  if (truncated)
+  double mass = total;
+  if (truncated) {
+    mass = 0;
     for (int64_t v = 0; v < V; ++v)
       if (kept(v)) mass += e[v];
+  }
   const double u = rng.uniform() * mass;
   double cum = 0;
   int32_t last = best;

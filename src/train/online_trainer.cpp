@@ -492,7 +492,8 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
     std::vector<Sequence> mb;
     CollatedBatch cb;
     Batch batch;
-    TokenNumbers cur;
+    Batch cbatch;        // the separate critic's, where there is one
+    TokenNumbers cur;    // with the critic's values, where there is one
   };
   // Rows of units (a unit is a sequence, or a pair for online DPO).
   auto rows_of = [&](const std::vector<size_t>& us) {
@@ -560,6 +561,10 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
       f.cb = pack_rows(f.mb, row_len);
       f.batch = trunk_values ? with_value_positions(f.cb, vslots) : f.cb.batch;
       f.cur = forward_tokens(policy, ws, f.mb, f.cb, f.batch, T, entropy_bonus);
+      if (critic) {
+        f.cbatch = critic_batch(f.cb, vslots);
+        f.cur.values = critic_values(*critic, *critic_ws, f.cbatch);
+      }
       return f;
     };
     // This rank's units among [b, e) of a permutation, in permutation order.
@@ -591,7 +596,6 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
       RLHF_CHECK(static_cast<int64_t>(us.size()) <= pass_units, "the first minibatch fits one pass");
       if (!us.empty()) {
         pending = forward_rows(rows_of(us));
-        if (critic) pending->cur.values = critic_values(*critic, *critic_ws, critic_batch(pending->cb, vslots));
         std::vector<size_t> local_rows;
         for (size_t row : pending->rows) local_rows.push_back(row - first_row);
         const Ragged layout = mine.tokens.select(local_rows), slot_layout = mine_slots.select(local_rows);
@@ -720,18 +724,12 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
         for (size_t c = 0; c < my_units.size(); c += static_cast<size_t>(pass_units)) {
           const std::vector<size_t> pass(my_units.begin() + c,
                                          my_units.begin() + std::min(my_units.size(), c + static_cast<size_t>(pass_units)));
-          const bool first_forward = pending.has_value();
           Forward f = pending ? std::move(*pending) : forward_rows(rows_of(pass));
           pending.reset();
           const std::vector<size_t>& rows = f.rows;
           const CollatedBatch& cb = f.cb;
           const Batch& batch = f.batch;
           TokenNumbers& cur = f.cur;
-          Batch cbatch;
-          if (critic) {
-            cbatch = critic_batch(cb, vslots);
-            if (!first_forward) cur.values = critic_values(*critic, *critic_ws, cbatch);
-          }
           const Ragged layout = r.tokens.select(rows);
           const std::vector<double> lp_old = r.tokens.gather(r.lp_old, rows);
           objective::ValueInputs value_in;  // PPO, APA: per value slot
@@ -834,7 +832,7 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
           }
           policy.backward(batch, ws, to_scored(cb, res.d_logp), trunk_values ? dhead : std::vector<float>{},
                           res.d_entropy.empty() ? std::vector<float>{} : to_scored(cb, res.d_entropy));
-          if (critic) critic->backward(cbatch, *critic_ws, {}, dhead);
+          if (critic) critic->backward(f.cbatch, *critic_ws, {}, dhead);
           mb_loss += w_grad * res.loss + (w_value - w_grad) * res.value_loss;  // the value term by its slot share
           for (const auto& [k, v] : res.metrics)
             loss_sums[k] += (objective::is_value_metric(k) ? w_value : w_metric) * v;

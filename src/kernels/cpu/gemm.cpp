@@ -178,6 +178,9 @@ float* packing_buffer(size_t floats) {
   return buf.data;
 }
 
+// Whether whole panels of A are read in place by the micro-kernel (one of A's strides is 1).
+bool reads_a_in_place(const MatrixView& A) { return A.row_stride == 1 || A.col_stride == 1; }
+
 // Where one thread's product finds B's panels: packed by the thread per block from a view, or
 // prepacked (columns from col0 of the PackedB on).
 struct BSource {
@@ -195,6 +198,7 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
   float* buffer = packing_buffer(static_cast<size_t>(b_floats + mc_max * kc_max));
   if (!buffer) return false;
   float* a_pack = buffer + b_floats;
+  const bool in_place = reads_a_in_place(A);  // else every A panel is packed
   for (int64_t jc = 0; jc < N; jc += kNc) {
     const int64_t nc = std::min(kNc, N - jc), n_panels = (nc + kNr - 1) / kNr;
     for (int64_t pc = 0; pc < K; pc += kKc) {
@@ -207,8 +211,6 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
         b_panels = B.packed->panels(pc, B.col0 + jc);
       for (int64_t ic = 0; ic < M; ic += kMc) {
         const int64_t rows = std::min(kMc, M - ic), a_panels = (rows + kMr - 1) / kMr;
-        // Whole panels of a row-major or transposed A are read in place; others are packed.
-        const bool in_place = A.row_stride == 1 || A.col_stride == 1;
         for (int64_t p = 0; p < a_panels; ++p)
           if (!in_place || ic + (p + 1) * kMr > M) pack_a_panel(a_pack + p * kc * kMr, A, ic + p * kMr, M, pc, kc);
         for (int64_t jp = 0; jp < n_panels; ++jp) {
@@ -235,10 +237,8 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
 }
 
 // C = alpha A B (+ C) for any B source: threaded when worth it. Each thread computes its own
-// slice of C along the longer side, packing what it reads itself: the shared operand is packed
-// once per thread, which costs 1/(slice width) of the arithmetic and saves every barrier (a
-// sleeping OpenMP thread takes long to wake). A prepacked B is split by columns only (its
-// panels are already there; decode products have few rows).
+// slice of C and packs what it reads itself, which saves every barrier (a sleeping OpenMP
+// thread takes long to wake); see the split below.
 void gemm_any(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A, const BSource& B, bool accumulate,
               float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -259,8 +259,8 @@ void gemm_any(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A,
     // Split by columns, so that each thread packs only its part of B: A, read in place, costs
     // nothing to share. By rows where B is too narrow for that, or A must be packed too (then the
     // thread packs the smaller of the two whole).
-    const bool a_in_place = A.row_stride == 1 || A.col_stride == 1;
-    const bool by_rows = B.view && (a_in_place ? N < 2 * kNr * T : M >= N);
+    // A prepacked B is split by columns only (its panels are already there).
+    const bool by_rows = B.view && (reads_a_in_place(A) ? N < 2 * kNr * T : M >= N);
     const int64_t len = by_rows ? M : N, unit = by_rows ? kMr : kNr;
     const int64_t per = ((len + T - 1) / T + unit - 1) / unit * unit;
     const int64_t lo = std::min(len, t * per), hi = std::min(len, lo + per);
