@@ -137,12 +137,15 @@ int64_t attention_cached_scratch_floats(const AttentionShape& s);
 void logprob_forward(float* logp, float* lse, float* entropy, const float* h, const float* W,
                      const int32_t* targets, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
                      int64_t chunk);
-// Given dlogp (N): dh (N, C) += d/dh, dW (V, C) += d/dW. Recomputes the logits chunk by chunk.
-// With dentropy (N) and the forward's entropy (N), the entropy's gradient is added too
-// (an entropy bonus in the loss): dH/dz_k = -p_k (log p_k + H).
+// Given dlogp (N): dh (N, C) += d/dh, dW (V, C) += d/dW. Recomputes the logits chunk by chunk,
+// unless scratch_holds_logits: a forward with one chunk (chunk >= V) leaves all N x V scaled
+// logits in scratch, and a backward of the same rows right after it reuses them (the same bits,
+// one GEMM fewer). With dentropy (N) and the forward's entropy (N), the entropy's gradient is
+// added too (an entropy bonus in the loss): dH/dz_k = -p_k (log p_k + H). Overwrites scratch.
 void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W,
                       const int32_t* targets, const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp,
-                      float* scratch, int64_t chunk, const float* dentropy = nullptr, const float* entropy = nullptr);
+                      float* scratch, int64_t chunk, const float* dentropy = nullptr, const float* entropy = nullptr,
+                      bool scratch_holds_logits = false);
 
 // ---- small elementwise helpers ---------------------------------------------------------------
 

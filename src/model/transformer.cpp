@@ -312,6 +312,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
 
   Scores out;
   const int64_t S = batch.n_scored();
+  ws.lm_logits_kept = S > 0 && ws.vocab_chunk >= cfg_.vocab_size;
   if (S > 0) {
     float* hs = a.data(ws.h_scored);
     std::vector<int32_t> targets(S);
@@ -379,7 +380,9 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     k::logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : dlogp.data(), a.data(ws.h_scored),
                         P(lm_weight_offset()), targets.data(), a.data(ws.lse_scored), S, C, cfg_.vocab_size,
                         1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
-                        dentropy.empty() ? nullptr : dentropy.data(), a.data(ws.entropy_scored));
+                        dentropy.empty() ? nullptr : dentropy.data(), a.data(ws.entropy_scored),
+                        ws.lm_logits_kept);
+    ws.lm_logits_kept = false;  // the backward overwrote them
     for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + (batch.scored[i] - 1) * C, dhs + i * C, C);
   }
   if (!dhead.empty() && H > 0) {

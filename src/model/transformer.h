@@ -104,6 +104,8 @@ class Workspace {
   int x_final, normf, normf_mean, normf_rstd;
   // Gathered rows and logprob outputs.
   int h_scored, lse_scored, entropy_scored, h_head, lm_scratch;
+  // The last forward's logits are whole in lm_scratch (one vocabulary chunk) for its backward.
+  bool lm_logits_kept = false;
   // Backward temporaries reused by every layer.
   int d_x, d_norm, d_qkv, d_att, d_mlp_in, d_mlp_act, d_h_scored, d_h_head, att_scratch;
 };

@@ -137,6 +137,35 @@ TEST(Logprob, FiniteDifference) {
   EXPECT_TRUE(check_fd(W, dW, loss, 150, 2));
 }
 
+// A single-chunk forward leaves its logits in scratch; the backward that reuses them gives the
+// same bits as one that recomputes them (with and without the entropy term).
+TEST(Logprob, BackwardReusingTheForwardsLogitsIsExact) {
+  const int64_t N = 9, C = 24, V = 300;
+  const auto h = randn(N * C, 30), W = randn(V * C, 31, 0.4f), dlogp = randn(N, 32), dent = randn(N, 33);
+  const auto tgt = random_targets(N, V, 34);
+  for (const bool with_entropy : {false, true}) {
+    std::vector<float> logp(N), lse(N), ent(N), scratch(N * V);
+    auto run = [&](bool reuse) {
+      logprob_forward(logp.data(), lse.data(), ent.data(), h.data(), W.data(), tgt.data(), N, C, V, 1.25f,
+                      scratch.data(), V);
+      if (!reuse) std::fill(scratch.begin(), scratch.end(), std::nanf(""));  // must be recomputed
+      std::vector<float> dh(N * C, 0.5f), dW(V * C, -0.25f);
+      logprob_backward(dh.data(), dW.data(), dlogp.data(), h.data(), W.data(), tgt.data(), lse.data(), N, C, V, 1.25f,
+                       scratch.data(), V, with_entropy ? dent.data() : nullptr, with_entropy ? ent.data() : nullptr,
+                       reuse);
+      return std::make_pair(dh, dW);
+    };
+    const auto [dh_recomputed, dW_recomputed] = run(false);
+    const auto [dh_reused, dW_reused] = run(true);
+    EXPECT_EQ(dh_reused, dh_recomputed);
+    EXPECT_EQ(dW_reused, dW_recomputed);
+  }
+  std::vector<float> scratch(N * 100), dh(N * C), dW(V * C), lse(N);
+  EXPECT_THROW(logprob_backward(dh.data(), dW.data(), dlogp.data(), h.data(), W.data(), tgt.data(), lse.data(), N, C,
+                                V, 1.0f, scratch.data(), 100, nullptr, nullptr, true),
+               std::exception);
+}
+
 // L = sum dlogp * logp + sum dent * entropy: the entropy bonus's gradient through the chunks.
 TEST(Logprob, EntropyGradientFiniteDifference) {
   const int64_t N = 3, C = 6, V = 37, chunk = 10;

@@ -134,6 +134,38 @@ TEST_P(FamilyTest, AccumulationEqualsBiggerBatch) {
   EXPECT_LT(diff, 1e-5 * ref + 1e-7);
 }
 
+// A workspace with one vocabulary chunk keeps the forward's logits for the backward; one with
+// several recomputes them. Same gradients either way, and a second backward after one forward
+// (the kept logits are gone by then) recomputes them and adds the same gradient again.
+TEST_P(FamilyTest, KeptLogitsGiveTheRecomputedGradients) {
+  const ModelConfig cfg = test::tiny_config(GetParam());
+  Transformer m(cfg, ModelHeads{.lm_head = true});
+  m.init_random(6, 0.3f);
+  Batch b = packed_batch(12, cfg.vocab_size);
+  b.head_at.clear();
+  std::vector<float> c(b.n_scored());
+  Rng rng(13);
+  for (auto& x : c) x = static_cast<float>(rng.uniform() * 2 - 1);
+  auto grads_with = [&](int64_t chunk) {
+    Workspace ws(cfg, b.B, b.T, b.n_scored(), 0, chunk);
+    m.zero_grad();
+    m.forward(b, ws);
+    m.backward(b, ws, c, {});
+    std::vector<float> once = m.grads();
+    m.backward(b, ws, c, {});
+    return std::make_pair(once, m.grads());
+  };
+  const auto [kept, kept_twice] = grads_with(cfg.vocab_size);
+  const auto [chunked, chunked_twice] = grads_with(7);
+  double ref = 0;
+  for (float g : kept) ref = std::max(ref, static_cast<double>(std::fabs(g)));
+  ASSERT_GT(ref, 0.0);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    EXPECT_NEAR(kept[i], chunked[i], 1e-5 * ref) << i;
+    EXPECT_NEAR(kept_twice[i], 2 * kept[i], 1e-5 * ref) << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllFamilies, FamilyTest, ::testing::Values("gpt2", "llama", "qwen2", "mistral"));
 
 TEST(Transformer, SlidingWindowLimitsAttention) {

@@ -6,6 +6,9 @@
 // running log-sum-exp (online softmax). The backward recomputes each chunk's logits from h, W
 // and the saved lse. The output buffers double as running state in the forward: lse holds the
 // running log-sum-exp, logp the target logit, entropy the running sum_j exp(z_j - lse) z_j.
+// With a single chunk the forward's logits are still in scratch when the backward of the same
+// rows follows, and it uses them instead (the output head's product is a sixth of a small
+// model's backward).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -84,13 +87,14 @@ void logprob_forward(float* logp, float* lse, float* entropy, const float* h, co
 // Per chunk: G = dlogp[n] (onehot - p) (N x cs), dh += inv_temp G W_chunk, dW_chunk += inv_temp G^T h.
 void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W, const int32_t* targets,
                       const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
-                      int64_t chunk, const float* dentropy, const float* entropy) {
+                      int64_t chunk, const float* dentropy, const float* entropy, bool scratch_holds_logits) {
   RLHF_CHECK(chunk > 0, "logprob: chunk must be positive");
   RLHF_CHECK(!dentropy || entropy, "logprob: the entropy gradient needs the forward's entropy");
+  RLHF_CHECK(!scratch_holds_logits || chunk >= V, "logprob: only a single-chunk forward leaves its logits");
   check_targets(targets, N, V);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     const int64_t cs = std::min(chunk, V - v0);
-    chunk_logits(scratch, h, W, N, C, v0, cs, inv_temp);
+    if (!scratch_holds_logits) chunk_logits(scratch, h, W, N, C, v0, cs, inv_temp);
 #pragma omp parallel for schedule(static) if (N * cs > 32768)
     for (int64_t n = 0; n < N; ++n) {
       float* __restrict z = scratch + n * cs;
