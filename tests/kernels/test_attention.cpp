@@ -125,13 +125,16 @@ TEST_P(AttentionTest, MatchesNaiveReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Layouts, AttentionTest,
-    ::testing::Values(AttnCase{"mha", 2, 70, 3, 3, 16, 0, false},  // T % 64 != 0
+    ::testing::Values(AttnCase{"mha", 2, 70, 3, 3, 16, 0, false},  // T not a multiple of the query tile
                       AttnCase{"gqa", 2, 130, 4, 2, 8, 0, false}, AttnCase{"mqa", 1, 64, 4, 1, 8, 0, false},
                       AttnCase{"tiny_t", 3, 5, 2, 1, 4, 0, false}, AttnCase{"packed", 3, 150, 2, 2, 8, 0, true},
                       AttnCase{"packed_gqa", 2, 200, 6, 2, 8, 0, true}, AttnCase{"window", 2, 150, 2, 1, 8, 17, false},
                       AttnCase{"window_packed", 2, 190, 4, 2, 8, 40, true},
                       AttnCase{"window_ge_t", 1, 50, 2, 2, 8, 64, false},
-                      AttnCase{"window_1", 1, 70, 2, 1, 8, 1, true}),
+                      AttnCase{"window_1", 1, 70, 2, 1, 8, 1, true},
+                      // head_dim 64, keys past 256 (several K-blocks of the packed keys and values)
+                      AttnCase{"long_packed_d64", 1, 300, 2, 1, 64, 0, true},
+                      AttnCase{"long_window_d64", 2, 280, 4, 4, 64, 100, false}),
     [](const auto& info) { return info.param.name; });
 
 TEST(Attention, RejectsSegmentStartAfterToken) {

@@ -63,6 +63,47 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemmTest,
                                            GemmCase{96, 256, 256},                    // whole tiles only
                                            GemmCase{8, 700, 600}));                   // decode-like: few rows
 
+// Blocks B[k0:k1, j0:j1] of a prepacked B, among them row ranges that cross the GEMM's K-blocks
+// (256 rows) and an empty one, against the reference on the same block; the PackedB is repacked
+// in place from a larger matrix to a smaller one in between.
+TEST(Gemm, BlocksOfAPackedMatrix) {
+  const int64_t w = cpu::PackedB::panel_width();
+  cpu::PackedB packed(cpu::row_major(randn(700 * 90, 9).data(), 90), 700, 90);
+  for (const bool b_t : {false, true}) {
+    const int64_t K = 600, N = 3 * w + 5, M = 14;
+    const auto b = randn(K * N, b_t ? 11 : 12);
+    packed.pack(b_t ? cpu::transposed(b.data(), K) : cpu::row_major(b.data(), N), K, N);
+    struct Range {
+      int64_t k0, k1, j0, j1;
+    };
+    for (const Range r : {Range{0, K, 0, N}, Range{200, 530, w, N}, Range{256, 300, 2 * w, 2 * w + 3},
+                          Range{17, 18, 0, w}, Range{40, 40, w, 2 * w}}) {
+      const int64_t kk = r.k1 - r.k0, nn = r.j1 - r.j0;
+      // The block of B as a matrix of its own, and A with a row stride larger than its width.
+      std::vector<float> block(kk * nn);
+      for (int64_t k = 0; k < kk; ++k)
+        for (int64_t j = 0; j < nn; ++j)
+          block[k * nn + j] = b_t ? b[(r.j0 + j) * K + r.k0 + k] : b[(r.k0 + k) * N + r.j0 + j];
+      const auto a = randn(M * (kk + 3), 13);
+      std::vector<float> a_dense(M * kk);
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t k = 0; k < kk; ++k) a_dense[i * kk + k] = a[i * (kk + 3) + k];
+      for (const bool accumulate : {false, true}) {
+        const auto c0 = randn(M * nn, 14);
+        std::vector<float> c = accumulate ? c0 : std::vector<float>(M * nn, 7.0f);
+        cpu::gemm(M, 0.75f, cpu::row_major(a.data(), kk + 3), packed, r.k0, r.k1, r.j0, r.j1, accumulate, c.data(),
+                  nn);
+        EXPECT_TRUE(close_scaled(c, reference(a_dense, false, block, false, c0, accumulate, 0.75f, M, nn, kk), 1e-5))
+            << "rows " << r.k0 << ".." << r.k1 << ", columns " << r.j0 << ".." << r.j1 << (b_t ? ", B^T" : "")
+            << (accumulate ? ", accumulate" : "");
+      }
+    }
+  }
+  std::vector<float> c(4);
+  EXPECT_THROW(cpu::gemm(1, 1.0f, cpu::row_major(c.data(), 1), packed, 0, 1, 1, 2, false, c.data(), 1),
+               std::exception);  // a column range not starting at a panel
+}
+
 // Strided sub-matrices (ld larger than the width) and a C with its own row stride.
 TEST(Gemm, StridedOperands) {
   const int64_t M = 29, N = 41, K = 23, lda = 31, ldb = 50, ldc = 47;

@@ -1,15 +1,18 @@
 // Causal multi-head / grouped-query attention, flash-style: forward saves only the row
 // log-sum-exp, the backward recomputes the probabilities from q, k and lse.
 //
-// Work unit: a block of up to kBlockQ query rows of one (batch row b, query head h). The block
-// needs the keys [kmin, t_last] where kmin is the smallest first key of its rows; scores for that
-// key range live in per-thread scratch (kBlockQ x L floats, L <= T, or <= kBlockQ + window - 1
-// with a sliding window), and keys outside a row's own range [lo(t), t] are masked. The products
-// are our GEMM (gemm.h) on strided sub-matrices of qkv, single-threaded inside our OpenMP loop
-// (OpenBLAS, which they were on, took a twelfth of a PPO step for them, ours a fourteenth).
+// Work unit: one (batch row b, kv head): its keys and values are packed once (cpu::PackedB: K^T
+// and V for the forward; K^T, V^T and K for the backward) and serve every query head of its group
+// and every tile of kTileQ query rows. A tile needs the keys [kmin, t_last], kmin the smallest first
+// key of its rows, taken from the panel boundary at or below kmin: so the products skip the keys
+// that causality (or the window) hides from the whole tile, and a tile's scores (kTileQ x L floats,
+// L <= T) live in per-thread scratch, where keys outside a row's own range [lo(t), t] are masked.
+// The products are our GEMM on blocks of the packed operands and strided sub-matrices of qkv,
+// single-threaded inside our OpenMP loop. (Per-block GEMMs that packed their operands each time,
+// in 64-row query blocks, took twice as long at a PPO batch's shape: 32 rows x 82 tokens.)
 //
-// Not done here: key-blocked online softmax (scores of one query block against all its keys
-// are held at once), and splitting one (b, kv head) backward across threads.
+// Not done here: key-blocked online softmax (scores of one query tile against all its keys are
+// held at once), and splitting one (b, kv head) backward across threads.
 #include <omp.h>
 
 #include <algorithm>
@@ -24,7 +27,7 @@
 namespace rlhf::kernels {
 namespace {
 
-constexpr int64_t kBlockQ = 64;
+constexpr int64_t kTileQ = 24;
 
 // Strides and base pointers of one attention call.
 struct Geometry {
@@ -46,7 +49,7 @@ struct Geometry {
   int64_t k_off(int64_t b, int64_t g) const { return b * T * ld + (H + g) * D; }
   int64_t v_off(int64_t b, int64_t g) const { return b * T * ld + (H + KV + g) * D; }
   int64_t o_off(int64_t b, int64_t h) const { return b * T * ldo + h * D; }
-  int64_t n_blocks() const { return (T + kBlockQ - 1) / kBlockQ; }
+  int64_t n_tiles() const { return (T + kTileQ - 1) / kTileQ; }
   // First key of query t (seg points at the row's seg_start).
   int64_t key_lo(const int32_t* seg, int64_t t) const {
     int64_t lo = seg[t];
@@ -55,35 +58,50 @@ struct Geometry {
   }
 };
 
+// Keys a tile's scores can span: all T, or with a window its reach rounded out to whole panels.
 int64_t max_keys(const AttentionShape& s) {
-  return s.sliding_window > 0 ? std::min<int64_t>(s.T, kBlockQ + s.sliding_window - 1) : s.T;
+  const int64_t w = cpu::PackedB::panel_width();
+  return s.sliding_window > 0 ? std::min<int64_t>(s.T, kTileQ + s.sliding_window - 1 + w - 1) : s.T;
 }
 
-// Per thread: scores/probabilities (kBlockQ x L), dP/dS (kBlockQ x L), two per-row vectors.
+// Per thread: scores/probabilities and dP/dS (kTileQ x max_keys each), two per-row vectors.
 int64_t per_thread_floats(const AttentionShape& s) {
-  const int64_t bq = std::min<int64_t>(kBlockQ, s.T);
-  return 2 * bq * max_keys(s) + 2 * bq;
+  const int64_t tq = std::min<int64_t>(kTileQ, s.T);
+  return 2 * tq * max_keys(s) + 2 * tq;
 }
 
-// A block of query rows [t0, t0 + nq) and its key range [kmin, kmin + L).
-struct Block {
-  int64_t t0, nq, kmin, L;
+// A tile of query rows [t0, t0 + nq) and its keys [j0, j0 + L) (j0 a panel boundary).
+struct Tile {
+  int64_t t0, nq, j0, L;
 };
 
-Block make_block(const Geometry& g, const int32_t* seg, int64_t qb) {
-  Block blk;
-  blk.t0 = qb * kBlockQ;
-  blk.nq = std::min(kBlockQ, g.T - blk.t0);
-  blk.kmin = blk.t0;
-  for (int64_t t = blk.t0; t < blk.t0 + blk.nq; ++t) blk.kmin = std::min(blk.kmin, g.key_lo(seg, t));
-  blk.L = blk.t0 + blk.nq - blk.kmin;
-  return blk;
+Tile make_tile(const Geometry& g, const int32_t* seg, int64_t index) {
+  Tile tl;
+  tl.t0 = index * kTileQ;
+  tl.nq = std::min(kTileQ, g.T - tl.t0);
+  int64_t kmin = tl.t0;
+  for (int64_t t = tl.t0; t < tl.t0 + tl.nq; ++t) kmin = std::min(kmin, g.key_lo(seg, t));
+  const int64_t w = cpu::PackedB::panel_width();
+  tl.j0 = kmin / w * w;
+  tl.L = tl.t0 + tl.nq - tl.j0;
+  return tl;
 }
 
-// S (nq x L) = scale * Q_blk K_range^T.
-void block_scores(float* S, const float* q, const float* k, const Geometry& g, const Block& blk) {
-  cpu::gemm(blk.nq, blk.L, g.D, g.scale, cpu::row_major(q + blk.t0 * g.ld, g.ld),
-            cpu::transposed(k + blk.kmin * g.ld, g.ld), false, S, blk.L);
+// One (b, kv head)'s packed keys and values, per thread (kept, so packing allocates only when a
+// call's heads are larger than any before).
+struct HeadPacks {
+  cpu::PackedB k_t, v, v_t, k;
+};
+
+HeadPacks& head_packs() {
+  thread_local HeadPacks packs;
+  return packs;
+}
+
+// S (nq x L) = scale * Q_tile K^T[:, j0 : j0 + L]  (k_t: K^T of the row's head, D x T).
+void tile_scores(float* S, const float* q, const cpu::PackedB& k_t, const Geometry& g, const Tile& tl) {
+  cpu::gemm(tl.nq, g.scale, cpu::row_major(q + tl.t0 * g.ld, g.ld), k_t, 0, g.D, tl.j0, tl.j0 + tl.L, false, S,
+            tl.L);
 }
 
 // Every query needs a non-empty key range: 0 <= seg_start[t] <= t (and a sane head layout).
@@ -115,46 +133,54 @@ void attention_forward(float* out, float* lse, const float* qkv, const int32_t* 
                        float* scratch) {
   check_inputs(seg_start, s);
   const Geometry g(s);
-  const int64_t per_thread = per_thread_floats(s), nb = g.n_blocks(), BH = g.B * g.H;
+  const int64_t per_thread = per_thread_floats(s), nt = g.n_tiles(), heads = g.B * g.KV;
+  // Where rows x kv heads are too few to keep every thread busy, a head's tiles are dealt out
+  // over several tasks (each packs the head itself).
+  const int64_t parts = std::min(nt, (4 * omp_get_max_threads() + heads - 1) / heads);
 #pragma omp parallel
   {
     float* S = scratch + omp_get_thread_num() * per_thread;
-    float* inv_sum = S + 2 * std::min<int64_t>(kBlockQ, g.T) * max_keys(s);
-    // Largest blocks (the last query rows) first, for the dynamic schedule's load balance.
+    float* inv_sum = S + 2 * std::min<int64_t>(kTileQ, g.T) * max_keys(s);
+    HeadPacks& hp = head_packs();
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < nb * BH; ++task) {
-      const int64_t qb = nb - 1 - task / BH, b = (task % BH) / g.H, h = task % g.H, kvh = h / g.group;
+    for (int64_t task = 0; task < heads * parts; ++task) {
+      const int64_t b = task / parts / g.KV, kvh = task / parts % g.KV, part = task % parts;
       const int32_t* seg = seg_start + b * g.T;
-      const Block blk = make_block(g, seg, qb);
-      const float* q = qkv + g.q_off(b, h);
-      block_scores(S, q, qkv + g.k_off(b, kvh), g, blk);
-      float* lse_row = lse + (b * g.H + h) * g.T;
-      for (int64_t i = 0; i < blk.nq; ++i) {
-        const int64_t t = blk.t0 + i, a = g.key_lo(seg, t) - blk.kmin, e = t - blk.kmin + 1;
-        float* __restrict row = S + i * blk.L;
-        float m = -std::numeric_limits<float>::infinity();
+      hp.k_t.pack(cpu::transposed(qkv + g.k_off(b, kvh), g.ld), g.D, g.T);
+      hp.v.pack(cpu::row_major(qkv + g.v_off(b, kvh), g.ld), g.T, g.D);
+      for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
+        const float* q = qkv + g.q_off(b, h);
+        float* lse_row = lse + (b * g.H + h) * g.T;
+        for (int64_t ti = part; ti < nt; ti += parts) {
+          const Tile tl = make_tile(g, seg, ti);
+          tile_scores(S, q, hp.k_t, g, tl);
+          for (int64_t i = 0; i < tl.nq; ++i) {
+            const int64_t t = tl.t0 + i, a = g.key_lo(seg, t) - tl.j0, e = t - tl.j0 + 1;
+            float* __restrict row = S + i * tl.L;
+            float m = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : m)
-        for (int64_t j = a; j < e; ++j) m = std::max(m, row[j]);
-        float sum = 0.0f;
+            for (int64_t j = a; j < e; ++j) m = std::max(m, row[j]);
+            float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = a; j < e; ++j) {
-          const float p = cpu::fast_expf(row[j] - m);
-          row[j] = p;
-          sum += p;
-        }
-        std::fill(row, row + a, 0.0f);
-        std::fill(row + e, row + blk.L, 0.0f);
-        lse_row[t] = m + std::log(sum);
-        inv_sum[i] = 1.0f / sum;
-      }
-      float* o = out + g.o_off(b, h) + blk.t0 * g.ldo;
-      cpu::gemm(blk.nq, g.D, blk.L, 1.0f, cpu::row_major(S, blk.L),
-                cpu::row_major(qkv + g.v_off(b, kvh) + blk.kmin * g.ld, g.ld), false, o, g.ldo);
-      for (int64_t i = 0; i < blk.nq; ++i) {
-        float* __restrict orow = o + i * g.ldo;
-        const float r = inv_sum[i];
+            for (int64_t j = a; j < e; ++j) {
+              const float p = cpu::fast_expf(row[j] - m);
+              row[j] = p;
+              sum += p;
+            }
+            std::fill(row, row + a, 0.0f);
+            std::fill(row + e, row + tl.L, 0.0f);
+            lse_row[t] = m + std::log(sum);
+            inv_sum[i] = 1.0f / sum;
+          }
+          float* o = out + g.o_off(b, h) + tl.t0 * g.ldo;
+          cpu::gemm(tl.nq, 1.0f, cpu::row_major(S, tl.L), hp.v, tl.j0, tl.j0 + tl.L, 0, g.D, false, o, g.ldo);
+          for (int64_t i = 0; i < tl.nq; ++i) {
+            float* __restrict orow = o + i * g.ldo;
+            const float r = inv_sum[i];
 #pragma omp simd
-        for (int64_t d = 0; d < g.D; ++d) orow[d] *= r;
+            for (int64_t d = 0; d < g.D; ++d) orow[d] *= r;
+          }
+        }
       }
     }
   }
@@ -166,43 +192,47 @@ void attention_forward(float* out, float* lse, const float* qkv, const int32_t* 
 //     (softmax backward; sum_k P_ik dO_i.V_k = dO_i.O_i),
 //   dQ = scale dS K,  dK = scale dS^T Q.
 // Parallel over (b, kv head): one thread handles every query head of the group and every query
-// block, so it alone accumulates into that group's dK/dV rows (and its heads' dQ rows).
+// tile, so it alone accumulates into that group's dK/dV rows (and its heads' dQ rows).
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                         const int32_t* seg_start, const AttentionShape& s, float* scratch) {
   check_inputs(seg_start, s);
   const Geometry g(s);
-  const int64_t per_thread = per_thread_floats(s), nb = g.n_blocks();
-  const int64_t bq_max = std::min<int64_t>(kBlockQ, g.T), sc_len = bq_max * max_keys(s);
+  const int64_t per_thread = per_thread_floats(s), nt = g.n_tiles();
+  const int64_t sc_len = std::min<int64_t>(kTileQ, g.T) * max_keys(s);
 #pragma omp parallel
   {
     float* P = scratch + omp_get_thread_num() * per_thread;
     float* dS = P + sc_len;
     float* Di = dS + sc_len;
+    HeadPacks& hp = head_packs();
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < g.B * g.KV; ++task) {
       const int64_t b = task / g.KV, kvh = task % g.KV;
       const int32_t* seg = seg_start + b * g.T;
       const float* k = qkv + g.k_off(b, kvh);
       const float* v = qkv + g.v_off(b, kvh);
+      hp.k_t.pack(cpu::transposed(k, g.ld), g.D, g.T);
+      hp.v_t.pack(cpu::transposed(v, g.ld), g.D, g.T);
+      hp.k.pack(cpu::row_major(k, g.ld), g.T, g.D);
       float* dk = dqkv + g.k_off(b, kvh);
       float* dv = dqkv + g.v_off(b, kvh);
       for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
         const float* q = qkv + g.q_off(b, h);
         float* dq = dqkv + g.q_off(b, h);
         const float* lse_row = lse + (b * g.H + h) * g.T;
-        for (int64_t qb = 0; qb < nb; ++qb) {
-          const Block blk = make_block(g, seg, qb);
-          const float* dO = dout + g.o_off(b, h) + blk.t0 * g.ldo;
-          const float* O = out + g.o_off(b, h) + blk.t0 * g.ldo;
-          block_scores(P, q, k, g, blk);
-          for (int64_t i = 0; i < blk.nq; ++i) {
-            const int64_t t = blk.t0 + i, a = g.key_lo(seg, t) - blk.kmin, e = t - blk.kmin + 1;
-            float* __restrict row = P + i * blk.L;
+        for (int64_t ti = 0; ti < nt; ++ti) {
+          const Tile tl = make_tile(g, seg, ti);
+          const float* dO = dout + g.o_off(b, h) + tl.t0 * g.ldo;
+          const float* O = out + g.o_off(b, h) + tl.t0 * g.ldo;
+          tile_scores(P, q, hp.k_t, g, tl);
+          for (int64_t i = 0; i < tl.nq; ++i) {
+            const int64_t t = tl.t0 + i, a = g.key_lo(seg, t) - tl.j0, e = t - tl.j0 + 1;
+            float* __restrict row = P + i * tl.L;
             const float l = lse_row[t];
 #pragma omp simd
             for (int64_t j = a; j < e; ++j) row[j] = cpu::fast_expf(row[j] - l);
             std::fill(row, row + a, 0.0f);
-            std::fill(row + e, row + blk.L, 0.0f);
+            std::fill(row + e, row + tl.L, 0.0f);
             const float* __restrict dorow = dO + i * g.ldo;
             const float* __restrict orow = O + i * g.ldo;
             float dot = 0.0f;
@@ -210,24 +240,23 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
             for (int64_t d = 0; d < g.D; ++d) dot += dorow[d] * orow[d];
             Di[i] = dot;
           }
-          // dV[kmin:] += P^T dO
-          cpu::gemm(blk.L, g.D, blk.nq, 1.0f, cpu::transposed(P, blk.L), cpu::row_major(dO, g.ldo), true,
-                    dv + blk.kmin * g.ld, g.ld);
+          // dV[j0:] += P^T dO
+          cpu::gemm(tl.L, g.D, tl.nq, 1.0f, cpu::transposed(P, tl.L), cpu::row_major(dO, g.ldo), true,
+                    dv + tl.j0 * g.ld, g.ld);
           // dP = dO V^T, then dS = P (dP - D) in place
-          cpu::gemm(blk.nq, blk.L, g.D, 1.0f, cpu::row_major(dO, g.ldo), cpu::transposed(v + blk.kmin * g.ld, g.ld),
-                    false, dS, blk.L);
-          for (int64_t i = 0; i < blk.nq; ++i) {
-            float* __restrict ds = dS + i * blk.L;
-            const float* __restrict p = P + i * blk.L;
+          cpu::gemm(tl.nq, 1.0f, cpu::row_major(dO, g.ldo), hp.v_t, 0, g.D, tl.j0, tl.j0 + tl.L, false, dS, tl.L);
+          for (int64_t i = 0; i < tl.nq; ++i) {
+            float* __restrict ds = dS + i * tl.L;
+            const float* __restrict p = P + i * tl.L;
             const float di = Di[i];
 #pragma omp simd
-            for (int64_t j = 0; j < blk.L; ++j) ds[j] = p[j] * (ds[j] - di);
+            for (int64_t j = 0; j < tl.L; ++j) ds[j] = p[j] * (ds[j] - di);
           }
-          // dQ_blk += scale dS K,  dK[kmin:] += scale dS^T Q_blk
-          cpu::gemm(blk.nq, g.D, blk.L, g.scale, cpu::row_major(dS, blk.L), cpu::row_major(k + blk.kmin * g.ld, g.ld),
-                    true, dq + blk.t0 * g.ld, g.ld);
-          cpu::gemm(blk.L, g.D, blk.nq, g.scale, cpu::transposed(dS, blk.L), cpu::row_major(q + blk.t0 * g.ld, g.ld),
-                    true, dk + blk.kmin * g.ld, g.ld);
+          // dQ_tile += scale dS K[j0:],  dK[j0:] += scale dS^T Q_tile
+          cpu::gemm(tl.nq, g.scale, cpu::row_major(dS, tl.L), hp.k, tl.j0, tl.j0 + tl.L, 0, g.D, true,
+                    dq + tl.t0 * g.ld, g.ld);
+          cpu::gemm(tl.L, g.D, tl.nq, g.scale, cpu::transposed(dS, tl.L), cpu::row_major(q + tl.t0 * g.ld, g.ld),
+                    true, dk + tl.j0 * g.ld, g.ld);
         }
       }
     }

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <new>
 
+#include "tensor/error.h"
+
 namespace rlhf::kernels::cpu {
 
 namespace {
@@ -182,11 +184,12 @@ float* packing_buffer(size_t floats) {
 bool reads_a_in_place(const MatrixView& A) { return A.row_stride == 1 || A.col_stride == 1; }
 
 // Where one thread's product finds B's panels: packed by the thread per block from a view, or
-// prepacked (columns from col0 of the PackedB on).
+// prepacked (the block of the PackedB from row row0 and column col0 on; its rows [row0, row0 + K)
+// lie in one of the PackedB's K-blocks unless row0 is 0).
 struct BSource {
   const MatrixView* view;
   const PackedB* packed;
-  int64_t col0;
+  int64_t row0, col0;
 };
 
 // The product on one thread; false when the packing memory could not be allocated.
@@ -205,10 +208,13 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
       const int64_t kc = std::min(kKc, K - pc);
       const bool acc = accumulate || pc > 0;
       const float* b_panels = buffer;
-      if (B.view)
+      int64_t b_stride = kc * kNr;  // floats between panels
+      if (B.view) {
         for (int64_t p = 0; p < n_panels; ++p) pack_b_panel(buffer + p * kc * kNr, *B.view, pc, kc, jc + p * kNr, N);
-      else
-        b_panels = B.packed->panels(pc, B.col0 + jc);
+      } else {
+        b_panels = B.packed->panel_row(B.row0 + pc, B.col0 + jc);
+        b_stride = B.packed->panel_stride(B.row0 + pc);
+      }
       for (int64_t ic = 0; ic < M; ic += kMc) {
         const int64_t rows = std::min(kMc, M - ic), a_panels = (rows + kMr - 1) / kMr;
         for (int64_t p = 0; p < a_panels; ++p)
@@ -216,7 +222,7 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
         for (int64_t jp = 0; jp < n_panels; ++jp) {
           const int64_t j0 = jc + jp * kNr;
           const int nr = static_cast<int>(std::min<int64_t>(kNr, N - j0));
-          const float* bp = b_panels + jp * kc * kNr;
+          const float* bp = b_panels + jp * b_stride;
           float* c0 = C + j0;
           for (int64_t ip = 0; ip < a_panels; ++ip) {
             const int64_t i0 = ic + ip * kMr;
@@ -270,9 +276,10 @@ void gemm_any(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A,
         failed = !gemm_one_thread(hi - lo, N, K, alpha, a, B, accumulate, C + lo * ldc, ldc);
       } else if (B.view) {
         const MatrixView b{B.view->data + lo * B.view->col_stride, B.view->row_stride, B.view->col_stride};
-        failed = !gemm_one_thread(M, hi - lo, K, alpha, A, {&b, nullptr, 0}, accumulate, C + lo, ldc);
+        failed = !gemm_one_thread(M, hi - lo, K, alpha, A, {&b, nullptr, 0, 0}, accumulate, C + lo, ldc);
       } else {
-        failed = !gemm_one_thread(M, hi - lo, K, alpha, A, {nullptr, B.packed, B.col0 + lo}, accumulate, C + lo, ldc);
+        failed = !gemm_one_thread(M, hi - lo, K, alpha, A, {nullptr, B.packed, B.row0, B.col0 + lo}, accumulate,
+                                  C + lo, ldc);
       }
     }
   }
@@ -283,15 +290,21 @@ void gemm_any(int64_t M, int64_t N, int64_t K, float alpha, const MatrixView& A,
 
 void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatrixView A, MatrixView B, bool accumulate, float* C,
           int64_t ldc) {
-  gemm_any(M, N, K, alpha, A, {&B, nullptr, 0}, accumulate, C, ldc);
+  gemm_any(M, N, K, alpha, A, {&B, nullptr, 0, 0}, accumulate, C, ldc);
 }
 
-PackedB::PackedB(MatrixView B, int64_t K, int64_t N) : K_(K), N_(N), padded_n_((N + kNr - 1) / kNr * kNr) {
-  const size_t bytes = static_cast<size_t>(K * padded_n_) * sizeof(float);
-  data_.reset(static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
-  if (!data_ && bytes > 0) throw std::bad_alloc();
+void PackedB::pack(MatrixView B, int64_t K, int64_t N) {
+  K_ = K;
+  N_ = N;
+  padded_n_ = (N + kNr - 1) / kNr * kNr;
+  const size_t floats = static_cast<size_t>(K * padded_n_);
+  if (floats > capacity_) {
+    data_.reset(static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64)));
+    capacity_ = data_ ? floats : 0;
+    if (!data_) throw std::bad_alloc();
+  }
   const int64_t n_panels = padded_n_ / kNr;
-#pragma omp parallel for collapse(2) if (K * N > 65536)
+#pragma omp parallel for collapse(2) if (K * N > 65536 && !omp_in_parallel())
   for (int64_t pc = 0; pc < K; pc += kKc)
     for (int64_t p = 0; p < n_panels; ++p) {
       const int64_t kc = std::min(kKc, K - pc);
@@ -299,12 +312,32 @@ PackedB::PackedB(MatrixView B, int64_t K, int64_t N) : K_(K), N_(N), padded_n_((
     }
 }
 
-const float* PackedB::panels(int64_t k0, int64_t j0) const {
-  return data_.get() + k0 * padded_n_ + j0 / kNr * std::min(kKc, K_ - k0) * kNr;
+int64_t PackedB::panel_width() { return kNr; }
+
+// K-block pc (a multiple of kKc) starts at pc * padded_n_; its panels are kc x kNr each.
+int64_t PackedB::panel_stride(int64_t k) const { return std::min(kKc, K_ - k / kKc * kKc) * kNr; }
+
+const float* PackedB::panel_row(int64_t k, int64_t j) const {
+  const int64_t pc = k / kKc * kKc;
+  return data_.get() + pc * padded_n_ + j / kNr * panel_stride(k) + (k - pc) * kNr;
 }
 
 void gemm(int64_t M, float alpha, MatrixView A, const PackedB& B, bool accumulate, float* C, int64_t ldc) {
-  gemm_any(M, B.cols(), B.rows(), alpha, A, {nullptr, &B, 0}, accumulate, C, ldc);
+  gemm_any(M, B.cols(), B.rows(), alpha, A, {nullptr, &B, 0, 0}, accumulate, C, ldc);
+}
+
+void gemm(int64_t M, float alpha, MatrixView A, const PackedB& B, int64_t k0, int64_t k1, int64_t j0, int64_t j1,
+          bool accumulate, float* C, int64_t ldc) {
+  RLHF_CHECK(0 <= k0 && k0 <= k1 && k1 <= B.rows() && 0 <= j0 && j0 <= j1 && j1 <= B.cols() && j0 % kNr == 0,
+             "gemm: a block outside the packed matrix, or not starting at a panel");
+  if (k0 == k1) gemm_any(M, j1 - j0, 0, alpha, A, {nullptr, &B, k0, j0}, accumulate, C, ldc);  // C = 0 or kept
+  // One product per K-block of B the row range meets (the panels of one block are contiguous).
+  for (int64_t lo = k0; lo < k1;) {
+    const int64_t hi = std::min(k1, (lo / kKc + 1) * kKc);
+    const MatrixView a{A.data + (lo - k0) * A.col_stride, A.row_stride, A.col_stride};
+    gemm_any(M, j1 - j0, hi - lo, alpha, a, {nullptr, &B, lo, j0}, accumulate || lo > k0, C, ldc);
+    lo = hi;
+  }
 }
 
 }  // namespace rlhf::kernels::cpu

@@ -30,24 +30,37 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatrixView A, MatrixView
 
 // B (K x N) copied once into the layout the GEMM packs it into, for products repeated with the
 // same B: a decode step multiplies a few rows by every weight, and packing the weights (one
-// read and one write of each) would cost about as much as the product itself.
+// read and one write of each) would cost about as much as the product itself; attention packs
+// each head's keys and values once for all its query tiles.
 class PackedB {
  public:
-  PackedB(MatrixView B, int64_t K, int64_t N);
+  PackedB() = default;
+  PackedB(MatrixView B, int64_t K, int64_t N) { pack(B, K, N); }
+  // Packs B, reusing this object's memory where it is large enough.
+  void pack(MatrixView B, int64_t K, int64_t N);
   int64_t rows() const { return K_; }
   int64_t cols() const { return N_; }
-  // The panels of K-block [k0, k0 + kc) from column j0 (a panel boundary) on, each kc x panel width.
-  const float* panels(int64_t k0, int64_t j0) const;
+  // Columns per panel: a column range given to the block product below starts at a multiple.
+  static int64_t panel_width();
+  // Row k of the panel holding column j (a panel boundary), and the floats between the panels
+  // of k's K-block.
+  const float* panel_row(int64_t k, int64_t j) const;
+  int64_t panel_stride(int64_t k) const;
 
  private:
   struct Free {
     void operator()(float* p) const { std::free(p); }
   };
-  int64_t K_, N_, padded_n_;
+  int64_t K_ = 0, N_ = 0, padded_n_ = 0;
+  size_t capacity_ = 0;
   std::unique_ptr<float[], Free> data_;
 };
 
 // gemm() with a prepacked B (K = B.rows(), N = B.cols()).
 void gemm(int64_t M, float alpha, MatrixView A, const PackedB& B, bool accumulate, float* C, int64_t ldc);
+// The same with the block B[k0:k1, j0:j1] of a prepacked B (j0 a multiple of panel_width()):
+// C (M x (j1 - j0)) = alpha * A (M x (k1 - k0)) @ that block (+ C).
+void gemm(int64_t M, float alpha, MatrixView A, const PackedB& B, int64_t k0, int64_t k1, int64_t j0, int64_t j1,
+          bool accumulate, float* C, int64_t ldc);
 
 }  // namespace rlhf::kernels::cpu
