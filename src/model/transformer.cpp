@@ -233,6 +233,8 @@ Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, in
   d_mlp_act = arena_.reserve("d_mlp_act", {N, I});
   d_h_scored = arena_.reserve("d_h_scored", {S, C});
   d_h_head = arena_.reserve("d_h_head", {H, C});
+  att_rows = arena_.reserve("att_rows", {N, A});
+  d_x_rows = arena_.reserve("d_x_rows", {N, C});
   att_scratch = arena_.reserve("att_scratch", {k::attention_scratch_floats(attention_shape(cfg, B, T))});
   arena_.allocate();
 }
@@ -260,6 +262,25 @@ void Transformer::norm_backward(float* dinp, const float* dout, const float* in,
 
 static float* slice_or_null(Arena& a, int id) { return id < 0 ? nullptr : a.data(id); }
 
+// The rows the heads read (the position before each scored token, each head position), unless
+// that is every row or none.
+static void select_out_rows(const Batch& batch, std::vector<int64_t>& rows, std::vector<int64_t>& row_of) {
+  const int64_t N = batch.B * batch.T;
+  row_of.assign(N, -1);
+  for (int64_t q : batch.scored) row_of[q - 1] = 0;
+  for (int64_t p : batch.head_at) row_of[p] = 0;
+  rows.clear();
+  for (int64_t p = 0; p < N; ++p)
+    if (row_of[p] == 0) {
+      row_of[p] = static_cast<int64_t>(rows.size());
+      rows.push_back(p);
+    }
+  if (rows.empty() || static_cast<int64_t>(rows.size()) == N) {
+    rows.clear();
+    row_of.clear();
+  }
+}
+
 Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOptions& opt) {
   // Learned position embeddings (GPT-2) end at max_position_embeddings; RoPE has no table.
   batch.validate(cfg_.vocab_size, cfg_.is_gpt2() ? cfg_.max_position_embeddings : INT32_MAX);
@@ -274,6 +295,12 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   const int64_t QKV = cfg_.qkv_dim(), A = cfg_.n_heads * cfg_.head_dim;
   const bool gpt2 = cfg_.is_gpt2();
   const k::AttentionShape as = attention_shape(cfg_, batch.B, batch.T);
+
+  // Past the last layer's attention only the rows the heads read go on (a policy's prompt rows,
+  // all but one row per sequence of a reward model), in ws.out_rows order.
+  select_out_rows(batch, ws.out_rows, ws.out_row_of);
+  const bool compact = !ws.out_rows.empty();
+  const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
 
   float* x = a.data(ws.x_in[0]);
   k::embedding_forward(x, batch.tokens.data(), batch.positions.data(), P(wte_), P(wpe_), N, C);
@@ -290,25 +317,35 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     }
     float* att = a.data(ws.att[l]);
     k::attention_forward(att, a.data(ws.att_lse[l]), qkv, batch.seg_start.data(), as, a.data(ws.att_scratch));
+    const bool last = l + 1 == cfg_.n_layers;
+    const int64_t n = last ? n_out : N;  // rows from here on
     float* x_mid = a.data(ws.x_mid[l]);
-    k::matmul_forward(x_mid, att, P(s.o_w), P(s.o_b), N, A, C);
-    k::add_inplace(x_mid, x_in, N * C);
+    if (last && compact) {
+      float* att_r = a.data(ws.att_rows);
+      for (int64_t i = 0; i < n; ++i) std::memcpy(att_r + i * A, att + ws.out_rows[i] * A, A * sizeof(float));
+      k::matmul_forward(x_mid, att_r, P(s.o_w), P(s.o_b), n, A, C);
+      for (int64_t i = 0; i < n; ++i) k::add_inplace(x_mid + i * C, x_in + ws.out_rows[i] * C, C);
+    } else {
+      k::matmul_forward(x_mid, att, P(s.o_w), P(s.o_b), N, A, C);
+      k::add_inplace(x_mid, x_in, N * C);
+    }
     float* h2 = a.data(ws.norm2[l]);
-    norm_forward(h2, slice_or_null(a, ws.norm2_mean[l]), a.data(ws.norm2_rstd[l]), x_mid, s.norm2_w, s.norm2_b, N);
+    norm_forward(h2, slice_or_null(a, ws.norm2_mean[l]), a.data(ws.norm2_rstd[l]), x_mid, s.norm2_w, s.norm2_b, n);
     float* mlp_in = a.data(ws.mlp_in[l]);
     float* act = a.data(ws.mlp_act[l]);
-    k::matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), N, C, gpt2 ? I : 2 * I);
+    k::matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), n, C, gpt2 ? I : 2 * I);
     if (gpt2)
-      k::gelu_forward(act, mlp_in, N * I);
+      k::gelu_forward(act, mlp_in, n * I);
     else
-      k::swiglu_forward(act, mlp_in, N, I);
-    float* x_out = l + 1 < cfg_.n_layers ? a.data(ws.x_in[l + 1]) : a.data(ws.x_final);
-    k::matmul_forward(x_out, act, P(s.down_w), P(s.down_b), N, I, C);
-    k::add_inplace(x_out, x_mid, N * C);
+      k::swiglu_forward(act, mlp_in, n, I);
+    float* x_out = last ? a.data(ws.x_final) : a.data(ws.x_in[l + 1]);
+    k::matmul_forward(x_out, act, P(s.down_w), P(s.down_b), n, I, C);
+    k::add_inplace(x_out, x_mid, n * C);
   }
-  float* hf = a.data(ws.normf);
+  float* hf = a.data(ws.normf);  // n_out rows
   norm_forward(hf, slice_or_null(a, ws.normf_mean), a.data(ws.normf_rstd), a.data(ws.x_final), normf_w_,
-               normf_b_, N);
+               normf_b_, n_out);
+  auto out_row = [&](int64_t p) { return compact ? ws.out_row_of[p] : p; };
 
   Scores out;
   const int64_t S = batch.n_scored();
@@ -318,7 +355,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     std::vector<int32_t> targets(S);
     for (int64_t i = 0; i < S; ++i) {
       const int64_t q = batch.scored[i];
-      std::memcpy(hs + i * C, hf + (q - 1) * C, C * sizeof(float));  // logits at q-1 predict token q
+      std::memcpy(hs + i * C, hf + out_row(q - 1) * C, C * sizeof(float));  // logits at q-1 predict token q
       targets[i] = batch.tokens[q];
     }
     out.logp.resize(S);
@@ -345,7 +382,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   const int64_t H = batch.n_head();
   if (H > 0) {
     float* hh = a.data(ws.h_head);
-    for (int64_t i = 0; i < H; ++i) std::memcpy(hh + i * C, hf + batch.head_at[i] * C, C * sizeof(float));
+    for (int64_t i = 0; i < H; ++i) std::memcpy(hh + i * C, hf + out_row(batch.head_at[i]) * C, C * sizeof(float));
     out.head.resize(H);
     // Only the first label of the score head is used (num_labels = 1 for reward and value models).
     k::matmul_forward(out.head.data(), hh, P(score_), nullptr, H, C, 1);
@@ -369,9 +406,14 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   RLHF_CHECK(dentropy.empty() || (static_cast<int64_t>(dentropy.size()) == S && last_had_entropy_),
              "dentropy needs one entry per scored token and a forward with want_entropy");
 
+  // The forward's rows past the last layer's attention (see there).
+  const bool compact = !ws.out_rows.empty();
+  const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
+  auto out_row = [&](int64_t p) { return compact ? ws.out_row_of[p] : p; };
+
   // d loss / d final hidden, gathered back from the scored and head rows.
   float* d_hf = a.data(ws.d_norm);
-  std::memset(d_hf, 0, N * C * sizeof(float));
+  std::memset(d_hf, 0, n_out * C * sizeof(float));
   if ((!dlogp.empty() || !dentropy.empty()) && S > 0) {
     std::vector<int32_t> targets(S);
     for (int64_t i = 0; i < S; ++i) targets[i] = batch.tokens[batch.scored[i]];
@@ -383,19 +425,21 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
                         dentropy.empty() ? nullptr : dentropy.data(), a.data(ws.entropy_scored),
                         ws.lm_logits_kept);
     ws.lm_logits_kept = false;  // the backward overwrote them
-    for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + (batch.scored[i] - 1) * C, dhs + i * C, C);
+    for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
   }
   if (!dhead.empty() && H > 0) {
     float* dhh = a.data(ws.d_h_head);
     std::memset(dhh, 0, H * C * sizeof(float));
     k::matmul_backward(dhh, G(score_), nullptr, dhead.data(), a.data(ws.h_head), P(score_), H, C, 1);
-    for (int64_t i = 0; i < H; ++i) k::add_inplace(d_hf + batch.head_at[i] * C, dhh + i * C, C);
+    for (int64_t i = 0; i < H; ++i) k::add_inplace(d_hf + out_row(batch.head_at[i]) * C, dhh + i * C, C);
   }
 
+  // d loss / d residual stream: of the last layer's n_out rows down to its attention, then of all.
   float* dx = a.data(ws.d_x);
-  std::memset(dx, 0, N * C * sizeof(float));
-  norm_backward(dx, d_hf, a.data(ws.x_final), normf_w_, normf_b_, slice_or_null(a, ws.normf_mean),
-                a.data(ws.normf_rstd), N);
+  float* dx_out = compact ? a.data(ws.d_x_rows) : dx;
+  std::memset(dx_out, 0, n_out * C * sizeof(float));
+  norm_backward(dx_out, d_hf, a.data(ws.x_final), normf_w_, normf_b_, slice_or_null(a, ws.normf_mean),
+                a.data(ws.normf_rstd), n_out);
 
   float* d_norm = a.data(ws.d_norm);
   float* d_qkv = a.data(ws.d_qkv);
@@ -407,17 +451,32 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     // MLP branch: x_out = x_mid + down(act(up(norm2(x_mid))))
     // (Temporaries are overwritten, not accumulated into: no zeroing, no reading them back.)
     const k::Grad fresh = k::Grad::overwrite;
-    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), dx, a.data(ws.mlp_act[l]), P(s.down_w), N, I, C, fresh);
+    const bool last = l + 1 == cfg_.n_layers, rows_only = last && compact;
+    const int64_t n = last ? n_out : N;
+    float* dxl = last ? dx_out : dx;
+    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), dxl, a.data(ws.mlp_act[l]), P(s.down_w), n, I, C, fresh);
     const int64_t in_w = gpt2 ? I : 2 * I;
     if (gpt2)
-      k::gelu_backward(d_in, d_act, a.data(ws.mlp_in[l]), N * I, fresh);
+      k::gelu_backward(d_in, d_act, a.data(ws.mlp_in[l]), n * I, fresh);
     else
-      k::swiglu_backward(d_in, d_act, a.data(ws.mlp_in[l]), N, I, fresh);
-    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, a.data(ws.norm2[l]), P(s.up_w), N, C, in_w, fresh);
-    norm_backward(dx, d_norm, a.data(ws.x_mid[l]), s.norm2_w, s.norm2_b, slice_or_null(a, ws.norm2_mean[l]),
-                  a.data(ws.norm2_rstd[l]), N);
+      k::swiglu_backward(d_in, d_act, a.data(ws.mlp_in[l]), n, I, fresh);
+    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, a.data(ws.norm2[l]), P(s.up_w), n, C, in_w, fresh);
+    norm_backward(dxl, d_norm, a.data(ws.x_mid[l]), s.norm2_w, s.norm2_b, slice_or_null(a, ws.norm2_mean[l]),
+                  a.data(ws.norm2_rstd[l]), n);
     // Attention branch: x_mid = x_in + out(attention(qkv(norm1(x_in))))
-    k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
+    if (rows_only) {
+      // The rows' d att (in d_qkv, free until below) and d x_mid go back to their places among
+      // all rows; the other rows' are zero.
+      k::matmul_backward(d_qkv, G(s.o_w), G(s.o_b), dxl, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
+      std::memset(d_att, 0, N * A * sizeof(float));
+      std::memset(dx, 0, N * C * sizeof(float));
+      for (int64_t i = 0; i < n; ++i) {
+        std::memcpy(d_att + ws.out_rows[i] * A, d_qkv + i * A, A * sizeof(float));
+        std::memcpy(dx + ws.out_rows[i] * C, dxl + i * C, C * sizeof(float));
+      }
+    } else {
+      k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
+    }
     std::memset(d_qkv, 0, N * QKV * sizeof(float));
     k::attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           batch.seg_start.data(), as, a.data(ws.att_scratch));

@@ -106,6 +106,12 @@ class Workspace {
   int h_scored, lse_scored, entropy_scored, h_head, lm_scratch;
   // The last forward's logits are whole in lm_scratch (one vocabulary chunk) for its backward.
   bool lm_logits_kept = false;
+  // Past the last layer's attention only the rows the heads read are computed (out_rows, in
+  // order; out_row_of maps a flat position to its index there, -1 for the rest). Both empty
+  // when every row is read. The last layer's activations from x_mid on, and the final norm's,
+  // then hold out_rows.size() rows.
+  std::vector<int64_t> out_rows, out_row_of;
+  int att_rows, d_x_rows;  // the last layer's attention output of those rows; their d x_mid
   // Backward temporaries reused by every layer.
   int d_x, d_norm, d_qkv, d_att, d_mlp_in, d_mlp_act, d_h_scored, d_h_head, att_scratch;
 };

@@ -31,6 +31,15 @@ Batch packed_batch(uint64_t seed, int64_t vocab) {
   return b;
 }
 
+// The same rows with only the last three tokens of each sequence scored and one head position
+// per row: the heads read 11 of the 24 rows, so the last layer runs the rest only to its attention.
+Batch partly_read_batch(uint64_t seed, int64_t vocab) {
+  Batch b = packed_batch(seed, vocab);
+  b.scored = {4, 5, 6, 9, 10, 11, 12 + 9, 12 + 10, 12 + 11};
+  b.head_at = {6, 12 + 4};
+  return b;
+}
+
 double weighted_loss(const Scores& s, const std::vector<float>& c, const std::vector<float>& d) {
   double l = 0;
   for (size_t i = 0; i < s.logp.size(); ++i) l += c[i] * s.logp[i];
@@ -50,7 +59,7 @@ TEST_P(FamilyTest, GradientsMatchFiniteDifferences) {
     if (s.shape.size() == 1)
       for (int64_t i = 0; i < s.numel; ++i) m.params()[s.offset + i] += static_cast<float>(rng.normal()) * 0.2f;
 
-  const Batch b = packed_batch(3, cfg.vocab_size);
+  for (const Batch& b : {packed_batch(3, cfg.vocab_size), partly_read_batch(3, cfg.vocab_size)}) {
   Workspace ws(cfg, b.B, b.T, b.n_scored(), b.n_head());
   std::vector<float> c(b.n_scored()), d(b.n_head());
   for (auto& x : c) x = static_cast<float>(rng.uniform() * 2 - 1);
@@ -84,6 +93,39 @@ TEST_P(FamilyTest, GradientsMatchFiniteDifferences) {
     }
     EXPECT_LE(std::sqrt(err2), 1e-2 * std::sqrt(num2) + 1e-3) << s.name;
   }
+  }
+}
+
+// Rows no head reads stop at the last layer's attention; forcing every row through (a head on
+// each, with zero gradient) gives the same outputs and gradients.
+TEST_P(FamilyTest, RowsNoHeadReadsStopAtTheLastAttention) {
+  const ModelConfig cfg = test::tiny_config(GetParam());
+  Transformer m(cfg, ModelHeads{.lm_head = true, .score_head = true});
+  m.init_random(21, 0.3f);
+  const Batch partial = partly_read_batch(22, cfg.vocab_size);
+  Batch all = partial;
+  for (int64_t p = 0; p < all.B * all.T; ++p) all.head_at.push_back(p);
+  Rng rng(23);
+  std::vector<float> c(partial.n_scored()), d(partial.n_head());
+  for (auto& x : c) x = static_cast<float>(rng.uniform() * 2 - 1);
+  for (auto& x : d) x = static_cast<float>(rng.uniform() * 2 - 1);
+  std::vector<float> d_all = d;
+  d_all.resize(all.n_head(), 0.0f);
+  auto run = [&](const Batch& b, const std::vector<float>& dh) {
+    Workspace ws(cfg, b.B, b.T, b.n_scored(), b.n_head());
+    m.zero_grad();
+    const Scores sc = m.forward(b, ws);
+    m.backward(b, ws, c, dh);
+    return std::make_pair(sc, m.grads());
+  };
+  const auto [s_partial, g_partial] = run(partial, d);
+  const auto [s_all, g_all] = run(all, d_all);
+  for (size_t i = 0; i < s_partial.logp.size(); ++i) EXPECT_NEAR(s_partial.logp[i], s_all.logp[i], 1e-6) << i;
+  for (size_t i = 0; i < s_partial.head.size(); ++i) EXPECT_NEAR(s_partial.head[i], s_all.head[i], 1e-6) << i;
+  double ref = 0;
+  for (float g : g_all) ref = std::max(ref, static_cast<double>(std::fabs(g)));
+  ASSERT_GT(ref, 0.0);
+  for (size_t i = 0; i < g_all.size(); ++i) EXPECT_NEAR(g_partial[i], g_all[i], 1e-5 * ref) << i;
 }
 
 TEST_P(FamilyTest, PackedRowEqualsSeparateRows) {
