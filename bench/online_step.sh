@@ -149,7 +149,7 @@ EOF
 
 for method in $METHODS; do
   echo "# $method: load before rlhf: $(load)"
-  r=$(rlhf_run "$method" passive); echo "$r"
+  r=$(rlhf_run "$method" "${WAIT_POLICY,,}"); echo "$r"  # passive or default
   if [[ $ACTIVE == 1 ]]; then
     r2=$(rlhf_run "$method" active); echo "$r2"
   fi

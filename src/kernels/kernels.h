@@ -111,7 +111,8 @@ struct AttentionShape {
 // scratch: attention_scratch_floats(shape) floats.
 void attention_forward(float* out, float* lse, const float* qkv, const int32_t* seg_start,
                        const AttentionShape& s, float* scratch);
-// dqkv += gradient w.r.t. qkv.
+// dqkv = gradient w.r.t. qkv (every element written; the zeroing happens in the threads' own
+// tasks, in cache, instead of a serial pass over the whole buffer before).
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                         const int32_t* seg_start, const AttentionShape& s, float* scratch);
 int64_t attention_scratch_floats(const AttentionShape& s);

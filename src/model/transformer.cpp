@@ -477,7 +477,6 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     } else {
       k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     }
-    std::memset(d_qkv, 0, N * QKV * sizeof(float));
     k::attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           batch.seg_start.data(), as, a.data(ws.att_scratch));
     if (!gpt2) {

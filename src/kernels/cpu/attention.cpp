@@ -192,7 +192,8 @@ void attention_forward(float* out, float* lse, const float* qkv, const int32_t* 
 //     (softmax backward; sum_k P_ik dO_i.V_k = dO_i.O_i),
 //   dQ = scale dS K,  dK = scale dS^T Q.
 // Parallel over (b, kv head): one thread handles every query head of the group and every query
-// tile, so it alone accumulates into that group's dK/dV rows (and its heads' dQ rows).
+// tile, so it alone zeroes and accumulates that group's dK/dV rows and writes its heads' dQ rows
+// (each tile's once).
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                         const int32_t* seg_start, const AttentionShape& s, float* scratch) {
   check_inputs(seg_start, s);
@@ -216,6 +217,10 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
       hp.k.pack(cpu::row_major(k, g.ld), g.T, g.D);
       float* dk = dqkv + g.k_off(b, kvh);
       float* dv = dqkv + g.v_off(b, kvh);
+      for (int64_t t = 0; t < g.T; ++t) {
+        std::fill(dk + t * g.ld, dk + t * g.ld + g.D, 0.0f);
+        std::fill(dv + t * g.ld, dv + t * g.ld + g.D, 0.0f);
+      }
       for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
         const float* q = qkv + g.q_off(b, h);
         float* dq = dqkv + g.q_off(b, h);
@@ -252,8 +257,8 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
 #pragma omp simd
             for (int64_t j = 0; j < tl.L; ++j) ds[j] = p[j] * (ds[j] - di);
           }
-          // dQ_tile += scale dS K[j0:],  dK[j0:] += scale dS^T Q_tile
-          cpu::gemm(tl.nq, g.scale, cpu::row_major(dS, tl.L), hp.k, tl.j0, tl.j0 + tl.L, 0, g.D, true,
+          // dQ_tile = scale dS K[j0:],  dK[j0:] += scale dS^T Q_tile
+          cpu::gemm(tl.nq, g.scale, cpu::row_major(dS, tl.L), hp.k, tl.j0, tl.j0 + tl.L, 0, g.D, false,
                     dq + tl.t0 * g.ld, g.ld);
           cpu::gemm(tl.L, g.D, tl.nq, g.scale, cpu::transposed(dS, tl.L), cpu::row_major(q + tl.t0 * g.ld, g.ld),
                     true, dk + tl.j0 * g.ld, g.ld);
