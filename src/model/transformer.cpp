@@ -175,7 +175,7 @@ void Transformer::init_random(uint64_t seed, float std) {
   }
 }
 
-void Transformer::zero_grad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+void Transformer::zero_grad() { k::fill_zero(grads_.data(), static_cast<int64_t>(grads_.size())); }
 
 double Transformer::forward_flops(int64_t n_tokens, int64_t n_scored, double mean_attended) const {
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;

@@ -25,6 +25,12 @@ double sum_squares(const float* x, int64_t n) {
   return acc;
 }
 
+void fill_zero(float* x, int64_t n) {
+  float* __restrict y = x;
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = 0.0f;
+}
+
 void scale_inplace(float* x, float s, int64_t n) {
   float* __restrict y = x;
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
