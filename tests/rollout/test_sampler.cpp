@@ -216,6 +216,44 @@ TEST(Generate, SameSeedSameSamplesWhateverTheBatch) {
   EXPECT_GE(differ, 4);
 }
 
+// With many slots and a small model, threads decode shares of the prompts side by side; the
+// samples are those of one thread decoding them all.
+TEST(Generate, SharesDecodedSideBySideGiveTheSameSamples) {
+  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 2, 32, 1, 32), 2);
+  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 2, 23, 1, 32), 1);   // a share would have < 12 slots
+  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 2, 32, 20, 32), 1);  // or fewer than n
+  EXPECT_EQ(decode_shares(20 << 20, 32 << 20, 2, 32, 1, 32), 1);  // weights over half the cache
+  EXPECT_EQ(decode_shares(1 << 20, 0, 2, 32, 1, 32), 1);          // cache size unknown
+  EXPECT_EQ(decode_shares(0, 32 << 20, 2, 32, 1, 32), 1);         // weights not prepacked
+  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 4, 48, 2, 3), 3);    // one share per prompt at most
+  if (omp_get_max_threads() < 2 || last_level_cache_bytes() == 0) GTEST_SKIP() << "needs 2 threads and a known LLC";
+
+  Transformer m = tiny_model("qwen2", 8);
+  const SamplingParams sp{.temperature = 1.0, .max_new_tokens = 12, .n = 2, .eos_ids = {7}};
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<uint64_t> seeds;
+  for (int i = 0; i < 14; ++i) {
+    prompts.push_back(kPrompts[i % kPrompts.size()]);
+    seeds.push_back(100 + i);
+  }
+  const GenerateOptions go{.batch_size = 24};
+  const std::vector<Completion> side_by_side = generate(m, prompts, seeds, sp, go);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::vector<Completion> one = generate(m, prompts, seeds, sp, go);
+  omp_set_num_threads(threads);
+  ASSERT_EQ(side_by_side.size(), one.size());
+  int eos = 0;
+  for (size_t i = 0; i < one.size(); ++i) {
+    EXPECT_EQ(side_by_side[i].tokens, one[i].tokens) << i;
+    EXPECT_EQ(side_by_side[i].finish, one[i].finish) << i;
+    for (size_t t = 0; t < one[i].logprobs.size() && t < side_by_side[i].logprobs.size(); ++t)
+      EXPECT_NEAR(side_by_side[i].logprobs[t], one[i].logprobs[t], 1e-5);
+    eos += one[i].finish == FinishReason::eos;
+  }
+  EXPECT_GT(eos, 0);  // samples of different lengths: slots free up and refill unevenly
+}
+
 TEST(Generate, StopsOnEosStopTokensCallbackLengthAndContext) {
   Transformer m = tiny_model("qwen2", 6);
   const std::vector<int32_t> prompt = {4, 5, 6};
