@@ -50,34 +50,35 @@ Vec load(const float* p) {
 
 void store(float* p, Vec v) { std::memcpy(p, &v, sizeof v); }
 
-// c (mr x nr of a kMr x kNr tile) = alpha * A bp (+ c): A's element (i, k) at a[i * is + k * ks]
-// (a packed panel: is 1, ks kMr; or A in place), bp kc x kNr. IS / KS > 0 fix is / ks at compile
-// time.
-template <int IS, int KS>
+// c (mr x nr of an MR x kNr tile, mr <= MR <= kMr) = alpha * A bp (+ c): A's element (i, k) at
+// a[i * is + k * ks] (a packed panel: is 1, ks kMr; or A in place), bp kc x kNr. IS / KS > 0 fix
+// is / ks at compile time. MR < kMr serves a packed edge panel of few rows (a decode step's 16
+// rows are 12 + 4), which would otherwise cost a whole tile.
+template <int IS, int KS, int MR = kMr>
 void micro_kernel(int64_t kc, const float* __restrict a, int64_t is, int64_t ks, const float* __restrict bp,
                   float* c, int64_t ldc, float alpha, bool accumulate, int mr, int nr) {
   if (IS > 0) is = IS;
   if (KS > 0) ks = KS;
-  Vec acc[kMr][2] = {};
+  Vec acc[MR][2] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const Vec b0 = load(bp + k * kNr), b1 = load(bp + k * kNr + kLanes);
 #pragma GCC unroll 16
-    for (int i = 0; i < kMr; ++i) {
+    for (int i = 0; i < MR; ++i) {
       const float av = a[i * is + k * ks];
       acc[i][0] += av * b0;
       acc[i][1] += av * b1;
     }
   }
-  if (mr == kMr && nr == kNr) {
-    for (int i = 0; i < kMr; ++i) {
+  if (mr == MR && nr == kNr) {
+    for (int i = 0; i < MR; ++i) {
       float* row = c + i * ldc;
       store(row, alpha * acc[i][0] + (accumulate ? load(row) : Vec{}));
       store(row + kLanes, alpha * acc[i][1] + (accumulate ? load(row + kLanes) : Vec{}));
     }
     return;
   }
-  float tile[kMr][kNr];  // an edge tile: only its valid part reaches C
-  for (int i = 0; i < kMr; ++i) {
+  float tile[MR][kNr];  // an edge tile: only its valid part reaches C
+  for (int i = 0; i < MR; ++i) {
     store(tile[i], acc[i][0]);
     store(tile[i] + kLanes, acc[i][1]);
   }
@@ -228,8 +229,13 @@ bool gemm_one_thread(int64_t M, int64_t N, int64_t K, float alpha, const MatrixV
             const int64_t i0 = ic + ip * kMr;
             const int mr = static_cast<int>(std::min<int64_t>(kMr, M - i0));
             const float* a = A.data + i0 * A.row_stride + pc * A.col_stride;
-            if (mr < kMr || !in_place)
-              micro_kernel<1, kMr>(kc, a_pack + ip * kc * kMr, 1, kMr, bp, c0 + i0 * ldc, ldc, alpha, acc, mr, nr);
+            const float* ap = a_pack + ip * kc * kMr;
+            if (mr <= kMr / 3)
+              micro_kernel<1, kMr, kMr / 3>(kc, ap, 1, kMr, bp, c0 + i0 * ldc, ldc, alpha, acc, mr, nr);
+            else if (mr <= 2 * kMr / 3)
+              micro_kernel<1, kMr, 2 * kMr / 3>(kc, ap, 1, kMr, bp, c0 + i0 * ldc, ldc, alpha, acc, mr, nr);
+            else if (mr < kMr || !in_place)
+              micro_kernel<1, kMr>(kc, ap, 1, kMr, bp, c0 + i0 * ldc, ldc, alpha, acc, mr, nr);
             else if (A.col_stride == 1)
               micro_kernel<0, 1>(kc, a, A.row_stride, 1, bp, c0 + i0 * ldc, ldc, alpha, acc, mr, nr);
             else
