@@ -312,8 +312,8 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     float* qkv = a.data(ws.qkv[l]);
     k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
     if (!gpt2) {
-      k::rope_forward(qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads, as.head_dim);
-      k::rope_forward(qkv + A, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_kv_heads, as.head_dim);
+      // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
+      k::rope_forward(qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
     float* att = a.data(ws.att[l]);
     k::attention_forward(att, a.data(ws.att_lse[l]), qkv, batch.seg_start.data(), as, a.data(ws.att_scratch));
@@ -480,8 +480,8 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     k::attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           batch.seg_start.data(), as, a.data(ws.att_scratch));
     if (!gpt2) {
-      k::rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads, as.head_dim);
-      k::rope_backward(d_qkv + A, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_kv_heads, as.head_dim);
+      k::rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads,
+                       as.head_dim);
     }
     k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, a.data(ws.norm1[l]), P(s.qkv_w), N, C, QKV, fresh);
     norm_backward(dx, d_norm, a.data(ws.x_in[l]), s.norm1_w, s.norm1_b, slice_or_null(a, ws.norm1_mean[l]),

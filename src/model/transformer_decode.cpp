@@ -121,8 +121,7 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
     norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
     k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
     if (!gpt2) {
-      k::rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads, as.head_dim);
-      k::rope_forward(qkv + A, pos.data(), inv_freq_.data(), N, QKV, as.n_kv_heads, as.head_dim);
+      k::rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
     }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < KV; ++g) {
