@@ -154,6 +154,10 @@ void add_inplace(float* a, const float* b, int64_t n);  // a += b
 double sum_squares(const float* x, int64_t n);          // sum of x^2, accumulated in double
 void scale_inplace(float* x, float s, int64_t n);       // x *= s
 void fill_zero(float* x, int64_t n);                    // x = 0 (both cores' bandwidth for large x)
+// Rows of width floats: dst row i = (or +=) src row rows[i]; dst row rows[i] += src row i (the
+// rows distinct).
+void gather_rows(float* dst, const float* src, const int64_t* rows, int64_t n, int64_t width, bool add);
+void scatter_add_rows(float* dst, const float* src, const int64_t* rows, int64_t n, int64_t width);
 // e[i] = exp(s[i] - shift) with the kernels' vectorised exp; returns the sum, in double. One
 // thread (the sampler calls it per row inside its own parallel loop).
 double exp_shifted(float* e, const float* s, float shift, int64_t n);

@@ -322,9 +322,9 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     float* x_mid = a.data(ws.x_mid[l]);
     if (last && compact) {
       float* att_r = a.data(ws.att_rows);
-      for (int64_t i = 0; i < n; ++i) std::memcpy(att_r + i * A, att + ws.out_rows[i] * A, A * sizeof(float));
+      k::gather_rows(att_r, att, ws.out_rows.data(), n, A, false);
       k::matmul_forward(x_mid, att_r, P(s.o_w), P(s.o_b), n, A, C);
-      for (int64_t i = 0; i < n; ++i) k::add_inplace(x_mid + i * C, x_in + ws.out_rows[i] * C, C);
+      k::gather_rows(x_mid, x_in, ws.out_rows.data(), n, C, true);
     } else {
       k::matmul_forward(x_mid, att, P(s.o_w), P(s.o_b), N, A, C);
       k::add_inplace(x_mid, x_in, N * C);
@@ -353,11 +353,13 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   if (S > 0) {
     float* hs = a.data(ws.h_scored);
     std::vector<int32_t> targets(S);
+    std::vector<int64_t> from(S);
     for (int64_t i = 0; i < S; ++i) {
       const int64_t q = batch.scored[i];
-      std::memcpy(hs + i * C, hf + out_row(q - 1) * C, C * sizeof(float));  // logits at q-1 predict token q
+      from[i] = out_row(q - 1);  // logits at q-1 predict token q
       targets[i] = batch.tokens[q];
     }
+    k::gather_rows(hs, hf, from.data(), S, C, false);
     out.logp.resize(S);
     if (opt.want_entropy) out.entropy.resize(S);
     last_had_entropy_ = opt.want_entropy;
@@ -382,7 +384,9 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   const int64_t H = batch.n_head();
   if (H > 0) {
     float* hh = a.data(ws.h_head);
-    for (int64_t i = 0; i < H; ++i) std::memcpy(hh + i * C, hf + out_row(batch.head_at[i]) * C, C * sizeof(float));
+    std::vector<int64_t> from(H);
+    for (int64_t i = 0; i < H; ++i) from[i] = out_row(batch.head_at[i]);
+    k::gather_rows(hh, hf, from.data(), H, C, false);
     out.head.resize(H);
     // Only the first label of the score head is used (num_labels = 1 for reward and value models).
     k::matmul_forward(out.head.data(), hh, P(score_), nullptr, H, C, 1);
@@ -413,12 +417,12 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
 
   // d loss / d final hidden, gathered back from the scored and head rows.
   float* d_hf = a.data(ws.d_norm);
-  std::memset(d_hf, 0, n_out * C * sizeof(float));
+  k::fill_zero(d_hf, n_out * C);
   if ((!dlogp.empty() || !dentropy.empty()) && S > 0) {
     std::vector<int32_t> targets(S);
     for (int64_t i = 0; i < S; ++i) targets[i] = batch.tokens[batch.scored[i]];
     float* dhs = a.data(ws.d_h_scored);
-    std::memset(dhs, 0, S * C * sizeof(float));
+    k::fill_zero(dhs, S * C);
     k::logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : dlogp.data(), a.data(ws.h_scored),
                         P(lm_weight_offset()), targets.data(), a.data(ws.lse_scored), S, C, cfg_.vocab_size,
                         1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
@@ -429,7 +433,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   }
   if (!dhead.empty() && H > 0) {
     float* dhh = a.data(ws.d_h_head);
-    std::memset(dhh, 0, H * C * sizeof(float));
+    k::fill_zero(dhh, H * C);
     k::matmul_backward(dhh, G(score_), nullptr, dhead.data(), a.data(ws.h_head), P(score_), H, C, 1);
     for (int64_t i = 0; i < H; ++i) k::add_inplace(d_hf + out_row(batch.head_at[i]) * C, dhh + i * C, C);
   }
@@ -437,7 +441,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   // d loss / d residual stream: of the last layer's n_out rows down to its attention, then of all.
   float* dx = a.data(ws.d_x);
   float* dx_out = compact ? a.data(ws.d_x_rows) : dx;
-  std::memset(dx_out, 0, n_out * C * sizeof(float));
+  k::fill_zero(dx_out, n_out * C);
   norm_backward(dx_out, d_hf, a.data(ws.x_final), normf_w_, normf_b_, slice_or_null(a, ws.normf_mean),
                 a.data(ws.normf_rstd), n_out);
 
@@ -468,12 +472,10 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
       // The rows' d att (in d_qkv, free until below) and d x_mid go back to their places among
       // all rows; the other rows' are zero.
       k::matmul_backward(d_qkv, G(s.o_w), G(s.o_b), dxl, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
-      std::memset(d_att, 0, N * A * sizeof(float));
-      std::memset(dx, 0, N * C * sizeof(float));
-      for (int64_t i = 0; i < n; ++i) {
-        std::memcpy(d_att + ws.out_rows[i] * A, d_qkv + i * A, A * sizeof(float));
-        std::memcpy(dx + ws.out_rows[i] * C, dxl + i * C, C * sizeof(float));
-      }
+      k::fill_zero(d_att, N * A);
+      k::fill_zero(dx, N * C);
+      k::scatter_add_rows(d_att, d_qkv, ws.out_rows.data(), n, A);
+      k::scatter_add_rows(dx, dxl, ws.out_rows.data(), n, C);
     } else {
       k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     }

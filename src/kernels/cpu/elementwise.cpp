@@ -31,6 +31,31 @@ void fill_zero(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = 0.0f;
 }
 
+void gather_rows(float* dst, const float* src, const int64_t* rows, int64_t n, int64_t width, bool add) {
+#pragma omp parallel for schedule(static) if (n * width > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    float* __restrict d = dst + i * width;
+    const float* __restrict s = src + rows[i] * width;
+    if (add) {
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) d[j] += s[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) d[j] = s[j];
+    }
+  }
+}
+
+void scatter_add_rows(float* dst, const float* src, const int64_t* rows, int64_t n, int64_t width) {
+#pragma omp parallel for schedule(static) if (n * width > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    float* __restrict d = dst + rows[i] * width;
+    const float* __restrict s = src + i * width;
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) d[j] += s[j];
+  }
+}
+
 void scale_inplace(float* x, float s, int64_t n) {
   float* __restrict y = x;
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
