@@ -345,7 +345,6 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   float* hf = a.data(ws.normf);  // n_out rows
   norm_forward(hf, slice_or_null(a, ws.normf_mean), a.data(ws.normf_rstd), a.data(ws.x_final), normf_w_,
                normf_b_, n_out);
-  auto out_row = [&](int64_t p) { return compact ? ws.out_row_of[p] : p; };
 
   Scores out;
   const int64_t S = batch.n_scored();
@@ -356,7 +355,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     std::vector<int64_t> from(S);
     for (int64_t i = 0; i < S; ++i) {
       const int64_t q = batch.scored[i];
-      from[i] = out_row(q - 1);  // logits at q-1 predict token q
+      from[i] = ws.out_row(q - 1);  // logits at q-1 predict token q
       targets[i] = batch.tokens[q];
     }
     k::gather_rows(hs, hf, from.data(), S, C, false);
@@ -385,7 +384,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   if (H > 0) {
     float* hh = a.data(ws.h_head);
     std::vector<int64_t> from(H);
-    for (int64_t i = 0; i < H; ++i) from[i] = out_row(batch.head_at[i]);
+    for (int64_t i = 0; i < H; ++i) from[i] = ws.out_row(batch.head_at[i]);
     k::gather_rows(hh, hf, from.data(), H, C, false);
     out.head.resize(H);
     // Only the first label of the score head is used (num_labels = 1 for reward and value models).
@@ -413,7 +412,6 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   // The forward's rows past the last layer's attention (see there).
   const bool compact = !ws.out_rows.empty();
   const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
-  auto out_row = [&](int64_t p) { return compact ? ws.out_row_of[p] : p; };
 
   // d loss / d final hidden, gathered back from the scored and head rows.
   float* d_hf = a.data(ws.d_norm);
@@ -429,13 +427,13 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
                         dentropy.empty() ? nullptr : dentropy.data(), a.data(ws.entropy_scored),
                         ws.lm_logits_kept);
     ws.lm_logits_kept = false;  // the backward overwrote them
-    for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
+    for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + ws.out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
   }
   if (!dhead.empty() && H > 0) {
     float* dhh = a.data(ws.d_h_head);
     k::fill_zero(dhh, H * C);
     k::matmul_backward(dhh, G(score_), nullptr, dhead.data(), a.data(ws.h_head), P(score_), H, C, 1);
-    for (int64_t i = 0; i < H; ++i) k::add_inplace(d_hf + out_row(batch.head_at[i]) * C, dhh + i * C, C);
+    for (int64_t i = 0; i < H; ++i) k::add_inplace(d_hf + ws.out_row(batch.head_at[i]) * C, dhh + i * C, C);
   }
 
   // d loss / d residual stream: of the last layer's n_out rows down to its attention, then of all.

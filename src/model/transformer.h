@@ -111,6 +111,7 @@ class Workspace {
   // when every row is read. The last layer's activations from x_mid on, and the final norm's,
   // then hold out_rows.size() rows.
   std::vector<int64_t> out_rows, out_row_of;
+  int64_t out_row(int64_t p) const { return out_rows.empty() ? p : out_row_of[p]; }  // p's row there
   int att_rows, d_x_rows;  // the last layer's attention output of those rows; their d x_mid
   // Backward temporaries reused by every layer.
   int d_x, d_norm, d_qkv, d_att, d_mlp_in, d_mlp_act, d_h_scored, d_h_head, att_scratch;
