@@ -159,9 +159,11 @@ int64_t last_level_cache_bytes() {
 
 int64_t decode_shares(int64_t weight_bytes, int64_t llc_bytes, int64_t threads, int64_t n_slots, int64_t n,
                       int64_t prompts) {
-  if (weight_bytes <= 0 || 2 * weight_bytes > llc_bytes) return 1;
+  if (threads < 2 || weight_bytes <= 0 || 2 * weight_bytes > llc_bytes) return 1;
+  // One share per thread or none: with fewer shares than threads the rest would sit idle (the
+  // kernels inside a share are single-threaded).
   const int64_t share_min = std::max(n, kernels::kPackedMinRows);
-  return std::max<int64_t>(1, std::min({threads, n_slots / share_min, prompts}));
+  return n_slots / share_min >= threads && prompts >= threads ? threads : 1;
 }
 
 namespace {

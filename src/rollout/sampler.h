@@ -68,10 +68,10 @@ std::vector<Completion> generate(Transformer& model, const std::vector<std::vect
                                  const std::vector<uint64_t>& seeds, const SamplingParams& params,
                                  const GenerateOptions& opt = {});
 
-// How many threads generate() lets decode shares of the prompts side by side, each with
-// single-threaded kernels: more than one only when the prepacked weights (weight_bytes; 0 when
-// not prepacked) fit in half the last-level cache (llc_bytes, 0 when unknown) and every share gets
-// max(n, kPackedMinRows) of the n_slots slots and a prompt.
+// How many shares of the prompts generate() decodes side by side, one per thread, each with
+// single-threaded kernels: all threads' worth only when the prepacked weights (weight_bytes; 0
+// when not prepacked) fit in half the last-level cache (llc_bytes, 0 when unknown) and every
+// thread's share gets max(n, kPackedMinRows) of the n_slots slots and a prompt; else 1.
 int64_t decode_shares(int64_t weight_bytes, int64_t llc_bytes, int64_t threads, int64_t n_slots, int64_t n,
                       int64_t prompts);
 int64_t last_level_cache_bytes();  // from sysfs; 0 when unknown

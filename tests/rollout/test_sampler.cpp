@@ -225,7 +225,10 @@ TEST(Generate, SharesDecodedSideBySideGiveTheSameSamples) {
   EXPECT_EQ(decode_shares(20 << 20, 32 << 20, 2, 32, 1, 32), 1);  // weights over half the cache
   EXPECT_EQ(decode_shares(1 << 20, 0, 2, 32, 1, 32), 1);          // cache size unknown
   EXPECT_EQ(decode_shares(0, 32 << 20, 2, 32, 1, 32), 1);         // weights not prepacked
-  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 4, 48, 2, 3), 3);    // one share per prompt at most
+  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 4, 48, 1, 8), 4);    // one share per thread
+  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 4, 48, 1, 3), 1);    // or none: a thread would idle
+  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 16, 32, 1, 32), 1);  // many cores keep threaded kernels
+  EXPECT_EQ(decode_shares(1 << 20, 32 << 20, 1, 32, 1, 32), 1);
   if (omp_get_max_threads() < 2 || last_level_cache_bytes() == 0) GTEST_SKIP() << "needs 2 threads and a known LLC";
 
   Transformer m = tiny_model("qwen2", 8);
