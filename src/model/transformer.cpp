@@ -8,10 +8,10 @@
 //   h2  = norm2(x')
 //   m   = gelu(h2 Wfc^T + b)            | swiglu(h2 Wgate_up^T)
 //   x'' = x' + m Wdown^T (+ b)
-// Backward walks the same list in reverse. Activation gradients d_norm, d_att, ... are written
-// fresh by each layer (Grad::overwrite) or zeroed first where a kernel only accumulates (d_qkv:
-// attention adds every query block's share); the residual gradient d_x accumulates across both
-// branches by construction.
+// Backward walks the same list in reverse. Activation gradients d_norm, d_att, d_qkv, ... are
+// written fresh by each layer (Grad::overwrite; the attention backward writes all of d_qkv); the
+// residual gradient d_x accumulates across both branches by construction. The last layer runs
+// x', h2, m and x'' (and the final norm) only on the rows the heads read (Workspace::out_rows).
 #include "model/transformer.h"
 
 #include <algorithm>

@@ -87,7 +87,7 @@ TEST_P(DecodeTest, CachedLogitsEqualFullForward) {
   }
 }
 
-// A prompt longer than the attention kernel's 64-row block, then decode steps past it.
+// A prompt longer than the cached-attention kernel's 64-row block, then decode steps past it.
 TEST_P(DecodeTest, LongPrefillAcrossBlocks) {
   ModelConfig cfg = test::tiny_config(GetParam());
   cfg.max_position_embeddings = 160;
