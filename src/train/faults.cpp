@@ -1,6 +1,10 @@
 #include "train/faults.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <limits>
+
+#include "train/optimizer.h"
 
 namespace rlhf {
 
@@ -13,7 +17,11 @@ std::string ranks_named(const std::vector<double>& flags) {
   return (count == 1 ? " on rank " : " on ranks ") + list;
 }
 
-bool test_nan_injected(int rank, int64_t step) {
+double nonfinite_flag(double loss, const Transformer& model) {
+  return std::isfinite(loss) && std::isfinite(grad_global_norm(model)) ? 0.0 : 1.0;
+}
+
+void inject_test_nan(int rank, int64_t step, double& loss, Transformer& model) {
   static const int64_t nan_step = [] {
     const char* s = std::getenv("RLHF_TEST_NAN_STEP");
     return s ? std::atoll(s) : int64_t{-1};
@@ -22,7 +30,9 @@ bool test_nan_injected(int rank, int64_t step) {
     const char* r = std::getenv("RLHF_TEST_NAN_RANK");
     return r ? std::atoi(r) : 0;
   }();
-  return nan_step > 0 && step == nan_step && rank == nan_rank;
+  if (nan_step <= 0 || step != nan_step || rank != nan_rank) return;
+  loss = std::numeric_limits<double>::quiet_NaN();
+  model.grads()[0] = std::numeric_limits<float>::quiet_NaN();
 }
 
 }  // namespace rlhf

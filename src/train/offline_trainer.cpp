@@ -226,15 +226,12 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
       groups_seen += static_cast<int64_t>(groups.size());
     }
     const int rank = cfg.comm ? cfg.comm->rank() : 0;
-    if (test_nan_injected(rank, step + 1)) {  // tests/cli/mpi.sh: a numeric fault on one rank
-      loss = std::numeric_limits<double>::quiet_NaN();
-      policy.grads()[0] = std::numeric_limits<float>::quiet_NaN();
-    }
+    inject_test_nan(rank, step + 1, loss, policy);
     double allreduce_seconds = 0;
     std::string on_ranks;  // the ranks whose own loss or gradient was not finite
     if (world_size(cfg) > 1) {  // the mean gradient of the whole batch, on every rank
       std::vector<double> bad(world_size(cfg), 0.0);
-      bad[rank] = std::isfinite(loss) && std::isfinite(grad_global_norm(policy)) ? 0.0 : 1.0;
+      bad[rank] = nonfinite_flag(loss, policy);
       cfg.comm->allreduce_sum(bad.data(), static_cast<int64_t>(bad.size()));
       on_ranks = ranks_named(bad);
       const auto t0 = std::chrono::steady_clock::now();

@@ -837,16 +837,13 @@ std::vector<OnlineStepLog> train_online(Transformer& policy, AdamW& opt, Transfo
           for (const auto& [k, v] : res.metrics)
             loss_sums[k] += (objective::is_value_metric(k) ? w_value : w_metric) * v;
         }
-        if (test_nan_injected(rank, step + 1)) {  // tests/cli/mpi.sh: a numeric fault on one rank
-          mb_loss = std::numeric_limits<double>::quiet_NaN();
-          policy.grads()[0] = std::numeric_limits<float>::quiet_NaN();
-        }
+        inject_test_nan(rank, step + 1, mb_loss, policy);
         std::string on_ranks;  // the ranks whose own loss or gradient was not finite
         if (comm) {  // the minibatch's gradient and loss: sums of the ranks' shares
           // [loss, one flag per rank: its own loss or gradient was not finite] (the error names it)
           std::vector<double> head(1 + world, 0.0);
           head[0] = mb_loss;
-          head[1 + rank] = std::isfinite(mb_loss) && std::isfinite(grad_global_norm(policy)) ? 0.0 : 1.0;
+          head[1 + rank] = nonfinite_flag(mb_loss, policy);
           const auto t0 = std::chrono::steady_clock::now();
           comm->allreduce_sum(head.data(), static_cast<int64_t>(head.size()));
           comm->allreduce_sum(policy.grads().data(), static_cast<int64_t>(policy.grads().size()));
