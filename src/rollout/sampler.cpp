@@ -142,19 +142,23 @@ bool contains(const std::vector<int32_t>& ids, int32_t t) { return std::find(ids
 }  // namespace
 
 int64_t last_level_cache_bytes() {
-  int64_t best = 0;
-  int best_level = 0;
-  for (int i = 0; i < 8; ++i) {
-    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
-    std::ifstream level_file(dir + "level"), size_file(dir + "size");
-    int level = 0;
-    std::string size;
-    if (!(level_file >> level) || !(size_file >> size) || size.empty() || level < best_level) continue;
-    const int64_t unit = size.back() == 'K' ? 1024 : size.back() == 'M' ? 1024 * 1024 : 1;
-    best = std::atoll(size.c_str()) * unit;
-    best_level = level;
-  }
-  return best;
+  // Read once: generate() asks on every call (every online RL step).
+  static const int64_t bytes = [] {
+    int64_t best = 0;
+    int best_level = 0;
+    for (int i = 0; i < 8; ++i) {
+      const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+      std::ifstream level_file(dir + "level"), size_file(dir + "size");
+      int level = 0;
+      std::string size;
+      if (!(level_file >> level) || !(size_file >> size) || size.empty() || level < best_level) continue;
+      const int64_t unit = size.back() == 'K' ? 1024 : size.back() == 'M' ? 1024 * 1024 : 1;
+      best = std::atoll(size.c_str()) * unit;
+      best_level = level;
+    }
+    return best;
+  }();
+  return bytes;
 }
 
 int64_t decode_shares(int64_t weight_bytes, int64_t llc_bytes, int64_t threads, int64_t n_slots, int64_t n,
@@ -284,6 +288,7 @@ std::vector<Completion> generate(Transformer& model, const std::vector<std::vect
   // fewer rows stream the weights themselves.
   const bool pack = n_slots >= kernels::kPackedMinRows;
   const DecodeWeights packed = pack ? model.pack_for_decode() : DecodeWeights{};
+  const DecodeWeights* weights = pack ? &packed : nullptr;
   // When those weights fit in half the last-level cache, each thread decodes its own share of the
   // prompts with single-threaded kernels: a small model's decode step is a few dozen small
   // products, and forking the threads for each (waking sleeping ones under
@@ -298,7 +303,7 @@ std::vector<Completion> generate(Transformer& model, const std::vector<std::vect
   std::vector<std::vector<int64_t>> mine(decode_shares(bytes, last_level_cache_bytes(), threads, n_slots, n, P));
   for (int64_t i = 0; i < P; ++i) mine[i % mine.size()].push_back(i);  // round robin: balanced lengths
   if (mine.size() == 1) {
-    decode_prompts(model, prompts, mine[0], seeds, params, opt, n_slots, cache_len, pack ? &packed : nullptr, out);
+    decode_prompts(model, prompts, mine[0], seeds, params, opt, n_slots, cache_len, weights, out);
     return out;
   }
   const int64_t share_slots = n_slots / static_cast<int64_t>(mine.size());
@@ -306,7 +311,7 @@ std::vector<Completion> generate(Transformer& model, const std::vector<std::vect
 #pragma omp parallel for num_threads(mine.size()) schedule(static, 1)
   for (size_t g = 0; g < mine.size(); ++g) {
     try {
-      decode_prompts(model, prompts, mine[g], seeds, params, opt, share_slots, cache_len, &packed, out);
+      decode_prompts(model, prompts, mine[g], seeds, params, opt, share_slots, cache_len, weights, out);
     } catch (...) {
       failed[g] = std::current_exception();
     }

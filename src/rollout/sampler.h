@@ -74,7 +74,7 @@ std::vector<Completion> generate(Transformer& model, const std::vector<std::vect
 // thread's share gets max(n, kPackedMinRows) of the n_slots slots and a prompt; else 1.
 int64_t decode_shares(int64_t weight_bytes, int64_t llc_bytes, int64_t threads, int64_t n_slots, int64_t n,
                       int64_t prompts);
-int64_t last_level_cache_bytes();  // from sysfs; 0 when unknown
+int64_t last_level_cache_bytes();  // from sysfs, read once; 0 when unknown
 
 // One token drawn from logits (V) under params' temperature and truncation, with its log-prob
 // as above. Uses at most one rng.uniform(). The scratch is reused between calls.
