@@ -4,7 +4,7 @@
 //         --truncate_example-> Sequences (prompt ++ completion, prompt_len marks the seam)
 //         --pack_sequences-->  CollatedBatch (Batch + where each sequence and its scored tokens are)
 //
-// Guarantees (RELIABILITY.md tests 24, 25):
+// Guarantees (docs/reliability.md tests 24, 25):
 //   - no prompt token is ever scored: a sequence's scored positions are completion tokens only;
 //   - every kept sequence has at least one scored completion token; an example (a pair, a
 //     ranking) with a side that has none is dropped whole and counted;

@@ -1,5 +1,5 @@
 // Streaming JSONL: line reader over plain / gzip / zstd files, compressed atomic writer, and the
-// per-line JSON checks of RELIABILITY.md test 21 (BOM, NUL, UTF-8, JSON syntax, object rows).
+// per-line JSON checks of docs/reliability.md test 21 (BOM, NUL, UTF-8, JSON syntax, object rows).
 #include "data/jsonl.h"
 
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // Dataset readers: TRL's standard and conversational layouts and the public dataset exports of
-// DATASETS.md, one row at a time, with errors that name the field and what was expected.
+// docs/datasets.md, one row at a time, with errors that name the field and what was expected.
 #include "data/records.h"
 
 #include <algorithm>

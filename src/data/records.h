@@ -1,7 +1,7 @@
 // Dataset records in TRL's layouts, read from JSONL (plain, .gz, .zst), and their readers.
 //
 // TRL's two layouts: "standard" — text fields are strings; "conversational" — text fields are
-// lists of {"role", "content"} messages. Dataset kinds (DATASETS.md, TRL's dataset formats):
+// lists of {"role", "content"} messages. Dataset kinds (docs/datasets.md, TRL's dataset formats):
 //   sft        : "text" | "messages" | "prompt" + "completion"
 //   preference : "prompt" (optional: implicit prompt = common prefix) + "chosen" + "rejected"
 //                (+ optional "margin")
@@ -9,9 +9,9 @@
 //   ranked     : "prompt" + "completions" + ("ranking" | "scores")     — Plackett–Luce, binarize
 //   prompt     : "prompt" (+ any other fields kept in `extra`)         — online RL
 // Every bad row gives InputError "file:line: field: what was expected", or is skipped and
-// counted when ReadOptions::skip_bad_rows is set (RELIABILITY.md tests 21–23).
+// counted when ReadOptions::skip_bad_rows is set (docs/reliability.md tests 21–23).
 //
-// Besides TRL's layouts the readers recognise the exports of DATASETS.md:
+// Besides TRL's layouts the readers recognise the exports of docs/datasets.md:
 //   preference : H4/allenai ultrafeedback_binarized (prompt string + full chosen/rejected
 //                conversations -> the common leading messages become the prompt; score_chosen/
 //                score_rejected), argilla ultrafeedback-binarized-preferences (instruction,

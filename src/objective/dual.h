@@ -1,6 +1,6 @@
 // Forward-mode dual numbers for objectives: each loss is written once, as its formula, and
 // evaluated on Dual values seeded with d/dx = 1 to get its exact derivative. This keeps every
-// variant a few readable lines (the formulas of ALGORITHMS.md) without hand-derived gradients
+// variant a few readable lines (the formulas of docs/algorithms.md) without hand-derived gradients
 // that drift from the loss; finite-difference tests still check each one.
 #pragma once
 

@@ -3,7 +3,7 @@
 //   k2 = (log r)^2 / 2       biased, >= 0                         d/dlp = lp - lp_ref
 //   k3 = (r - 1) - log r     unbiased, >= 0                       d/dlp = 1 - r
 // In a reward only the value matters (PPO: k1 or k3); in a loss the derivative is the one above
-// (GRPO's k3 term pulls towards forward KL, ../shared/ALGORITHMS.md §4).
+// (GRPO's k3 term pulls towards forward KL, docs/algorithms.md §4).
 #pragma once
 
 #include <cmath>

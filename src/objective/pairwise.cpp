@@ -1,4 +1,4 @@
-// The pairwise loss table. Each entry is its formula from ALGORITHMS.md §3 written on Dual
+// The pairwise loss table. Each entry is its formula from docs/algorithms.md §3 written on Dual
 // numbers; pairwise_loss() evaluates it twice, seeding the chosen and then the rejected
 // log-prob, to get both derivatives exactly.
 #include "objective/pairwise.h"

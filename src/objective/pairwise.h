@@ -5,7 +5,7 @@
 // d loss / d (policy summed log-prob) of each side. The engine spreads that coefficient over
 // every scored token of the sequence (d L / d lp_t = d L / d L(y)), which is exact because
 // every loss here depends on the token log-probs only through their sum.
-// Formulas, defaults and conventions: ../shared/ALGORITHMS.md §3 (names follow TRL's
+// Formulas, defaults and conventions: docs/algorithms.md §3 (names follow TRL's
 // DPOConfig.loss_type where TRL has the loss; cdpo, robust, ipo_sum, rdpo, simpo, orpo are ours).
 //
 // Example:

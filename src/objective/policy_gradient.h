@@ -3,7 +3,7 @@
 // a Ragged (one entry per scored response token, like the engine's Scores.logp); advantages come
 // from src/rollout/advantages.h. Each returns the loss, d loss / d lp per token, d loss / d value
 // per value slot (PPO, APA) and TRL-named metrics.
-// Formulas: ../shared/ALGORITHMS.md §5.1 step 9 (PPO), §6 (APA), §7 (RLOO, GRPO), §4 (k3 in a loss).
+// Formulas: docs/algorithms.md §5.1 step 9 (PPO), §6 (APA), §7 (RLOO, GRPO), §4 (k3 in a loss).
 // Online DPO needs nothing here: pairwise_loss "sigmoid" / "ipo_sum" on summed log-probs is
 // TRL's OnlineDPOTrainer loss (§8: its IPO is not length-averaged).
 #pragma once

@@ -1,7 +1,7 @@
 // Objectives on scalar scores of several responses to one prompt: Bradley–Terry and
 // Plackett–Luce reward-model losses (scores = the reward model's head values), and the
 // listwise Plackett–Luce DPO (scores = beta * log-ratio of each response).
-// Formulas: ../shared/ALGORITHMS.md §1.1, §1.2.
+// Formulas: docs/algorithms.md §1.1, §1.2.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Objectives on unpaired, labelled responses (desirable / undesirable): KTO and APO-zero
-// unpaired. Formulas: ../shared/ALGORITHMS.md §3.10 (KTO, as TRL's KTOTrainer computes it).
+// unpaired. Formulas: docs/algorithms.md §3.10 (KTO, as TRL's KTOTrainer computes it).
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
 // Advantage and KL estimators of the online methods: pure functions on the flat per-token arrays
-// of a rollout batch. Formulas and conventions: ../shared/ALGORITHMS.md §4 (KL estimators),
+// of a rollout batch. Formulas and conventions: docs/algorithms.md §4 (KL estimators),
 // §5.1-5.3 and §5.5 (PPO rewards, whitening, GAE, KL controllers), §7 (RLOO, GRPO).
 //
 // Layout: a batch of S sequences stores its per-token numbers concatenated (like the engine's

@@ -1,4 +1,4 @@
-// Simulated annotators (../shared/TESTBED.md §4): they label pairs and rank lists from the gold
+// Simulated annotators (docs/testbed.md §4): they label pairs and rank lists from the gold
 // rewards of the items, with noise and bias that are settings, calibrated to a target agreement
 // with the gold ordering.
 //

@@ -1,4 +1,4 @@
-// The bandit checks of ../shared/TESTBED.md §3.4 (pattern 12 of §8): softmax policies over three
+// The bandit checks of docs/testbed.md §3.4 (pattern 12 of §8): softmax policies over three
 // responses, trained by plain gradient steps with the project's own objectives (pairwise_loss for
 // DPO and IPO, bradley_terry_loss for the reward model, rloo_advantages + sequence_pg_loss for
 // KL-regularized policy gradient). Each check returns its numbers, whether the literature's

@@ -110,7 +110,7 @@ json frontier_table(const std::vector<json>& runs) {
 
 // ---- suites ---------------------------------------------------------------------------------------
 
-const std::string kCleanish = "bt:0.9";  // RQ1's annotator (TESTBED §7: BT, agreement ≈ 0.9)
+const std::string kCleanish = "bt:0.9";  // RQ1's annotator (docs/testbed.md §7: BT, agreement ≈ 0.9)
 
 // RQ1's runs that RQ2 scores again: built in one place so both suites name the same stage.
 RunSpec rq1_dpo(World& w, double beta) {

@@ -1,4 +1,4 @@
-// `rlhf bench`: the testbed benchmark (TESTBED.md). Builds each task's world, base policy,
+// `rlhf bench`: the testbed benchmark (docs/testbed.md). Builds each task's world, base policy,
 // preference data and reward models as cached stages, trains every method of every suite by
 // running the `rlhf` executable's own subcommands (the normal CLI code paths), evaluates each
 // run's checkpoints against the base policy, and writes results.json, report.html and a summary.

@@ -1,6 +1,6 @@
 // Internal to the bench: one training run of a method through the CLI, its evaluation along
 // training, and the argument lists of each method family with the testbed's shared
-// hyperparameters (TESTBED.md §6).
+// hyperparameters (docs/testbed.md §6).
 #pragma once
 
 #include <string>
@@ -17,7 +17,7 @@ struct RunSpec {
   std::vector<std::string> args;    // the rlhf subcommand and its options, without --out/--save-steps
   fs::path proxy_rm;                // the reward model whose score is the run's proxy (may be empty)
   int steps = 0;                    // optimizer steps (offline) or rollout steps (online)
-  double flops = 0;                 // whole run, by TESTBED §5's formula
+  double flops = 0;                 // whole run, by docs/testbed.md §5's formula
   double labels = 0, verifier_calls = 0;
   int checkpoints = 0;              // evaluations along the run (0: the profile's; -1: the final model only)
 };

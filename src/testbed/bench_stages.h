@@ -1,5 +1,5 @@
 // Internal to the bench: running `rlhf` subcommands as cached stages, in parallel, and the
-// per-(task, seed) world they share (TESTBED.md §6: the base policy, preference data and reward
+// per-(task, seed) world they share (docs/testbed.md §6: the base policy, preference data and reward
 // models are built once and reused by every method).
 #pragma once
 
@@ -98,7 +98,7 @@ class World {
   std::string key() const;  // "valence/seed=1"
 
   fs::path data_dir();   // tokenizer, prompts, corpora
-  // The base policy's LM and SFT steps: the profile's, scaled per task toward TESTBED §9's
+  // The base policy's LM and SFT steps: the profile's, scaled per task toward docs/testbed.md §9's
   // imperfect base (Valence gold ≈ 0.5, Verify pass@1 0.3–0.6, Lists mostly well-formed).
   std::pair<int, int> base_steps() const;
   fs::path base();       // the SFT policy = π_ref of every method

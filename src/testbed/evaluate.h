@@ -1,4 +1,4 @@
-// Evaluation of a testbed policy against its reference (TESTBED.md §6): samples at temperature 1
+// Evaluation of a testbed policy against its reference (docs/testbed.md §6): samples at temperature 1
 // on held-out prompts, scored by the gold reward (and a proxy reward model when given), with the
 // exact sequence KL: the vocabulary is small, so at every position of a sample from π the full
 // KL(π(·|prefix) ‖ π_ref(·|prefix)) is summed along the sample — unbiased for the sequence KL with

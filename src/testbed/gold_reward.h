@@ -1,5 +1,5 @@
 // The testbed's gold rewards as a reward source of the online commands:
-//     --reward gold:valence                      r* of the completion (TESTBED.md §3)
+//     --reward gold:valence                      r* of the completion (docs/testbed.md §3)
 //     --reward "gold(detail=partial):sort"       a named part of the gold reward instead (Verify's
 //                                                dense partial credit, ...)
 //     --reward "gold(world=3,noise=0.1,seed=2):valence"   the world seed of the task (default 1);

@@ -1,4 +1,4 @@
-// Lists (../shared/TESTBED.md §3.3): "name k CATEGORY :" answered by items separated by ",",
+// Lists (docs/testbed.md §3.3): "name k CATEGORY :" answered by items separated by ",",
 // ending in ".", where longer answers look better to a length-biased labeler.
 //
 // Answer grammar: [entry ("," entry)*] "."   entry := ITEM | "also" ITEM | "and" "more"

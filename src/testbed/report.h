@@ -3,7 +3,7 @@
 // render_report returns one self-contained HTML page: inline CSS and inline SVG plots, no
 // script, no network. Sections: the header (profile, preset, seeds, machine, wall time, the
 // command that reproduces it), the annotators, the base policy per task, one section per suite
-// (its question, its table, its plots) and the TESTBED.md §8 pattern verdicts.
+// (its question, its table, its plots) and the docs/testbed.md §8 pattern verdicts.
 //
 // Plots, each an <svg class="plot">:
 //   - reward–KL frontier per (suite, task) with runs: gold vs kl of every checkpoint, one colour

@@ -1,4 +1,4 @@
-// Statistics of the benchmark (../shared/TESTBED.md §6, §7 "Over-optimization"): bootstrap
+// Statistics of the benchmark (docs/testbed.md §6, §7 "Over-optimization"): bootstrap
 // confidence intervals, the reward–KL frontier, Gao et al.'s over-optimization fits, expected
 // calibration error and the best-of-n KL bound. Pure functions on small arrays; no I/O.
 //

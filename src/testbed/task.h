@@ -1,4 +1,4 @@
-// The testbed's procedural tasks (../shared/TESTBED.md §3): a world fixed by a seed, prompts and
+// The testbed's procedural tasks (docs/testbed.md §3): a world fixed by a seed, prompts and
 // demonstrations sampled from it, and a gold reward computed exactly by a program.
 //
 // Text is whitespace-separated words of the task's own vocabulary (the word-level tokenizer of

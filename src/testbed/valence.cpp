@@ -1,4 +1,4 @@
-// Valence (../shared/TESTBED.md §3.1): the IMDb analog. A seeded lexicon, a small review grammar,
+// Valence (docs/testbed.md §3.1): the IMDb analog. A seeded lexicon, a small review grammar,
 // a sentiment-tilted review generator and the exact compositional gold reward.
 //
 // Grammar (a review is 1–4 clauses joined by connectives, ending in "."):

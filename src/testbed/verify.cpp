@@ -1,4 +1,4 @@
-// Verify (../shared/TESTBED.md §3.2): SORT and ADD, scored like code run against a test.
+// Verify (docs/testbed.md §3.2): SORT and ADD, scored like code run against a test.
 //
 //   SORT  prompt "sort 7 3 9 1 4 ="      answer "1 3 4 7 9 ."   n in [3, 7] digits; ood [8, 10]
 //   ADD   prompt "4 7 + 1 2 3 ="         answer "0 7 1 ."       170 in reversed digit order (Lee

@@ -1,6 +1,6 @@
 // Training checkpoints that resume exactly: model (HF layout), AdamW moments, data order and
 // RNG state, step counters — written so that a crash at any moment never leaves a checkpoint
-// that loads as valid (RELIABILITY.md tests 30–34).
+// that loads as valid (docs/reliability.md tests 30–34).
 //
 // Layout, TRL-like: <out>/checkpoint-<step>/ with config.json, model.safetensors,
 // optimizer.safetensors, trainer_state.json and, written last, manifest.json listing every

@@ -1,4 +1,4 @@
-// Collation: exact prompt/completion seams (RELIABILITY.md test 25), truncation (test 24) and
+// Collation: exact prompt/completion seams (docs/reliability.md test 25), truncation (test 24) and
 // group-preserving packing into engine batches. A toy byte tokenizer with one merge ("ab")
 // stands in for BPE, and toy chat templates for Jinja ones.
 #include <gtest/gtest.h>
@@ -58,7 +58,7 @@ Ids bytes(const std::string& s) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 25
+// docs/reliability.md test 25
 
 TEST(Reliability25, MergeAcrossTheSeamSplitsExactlyOrFails) {
   const TextEncoder enc = toy_encoder();
@@ -148,7 +148,7 @@ TEST(Reliability25, NoPromptTokenIsEverScored) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 24
+// docs/reliability.md test 24
 
 TokenizedExample ids_example(int64_t prompt_len, std::vector<int64_t> completion_lens) {
   TokenizedExample ex;

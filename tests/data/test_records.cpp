@@ -1,4 +1,4 @@
-// Dataset readers: JSONL robustness (RELIABILITY.md tests 21–23), every supported layout, and
+// Dataset readers: JSONL robustness (docs/reliability.md tests 21–23), every supported layout, and
 // compressed inputs.
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@ using namespace rlhf::testing;
 const std::string kGood = R"({"prompt":"p","chosen":" a","rejected":" b"})";
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 21: bad lines -> file:line:column
+// docs/reliability.md test 21: bad lines -> file:line:column
 
 TEST(Reliability21, TruncatedJsonNamesFileLineColumn) {
   const fs::path p = write_file(scratch_dir() / "t.jsonl", kGood + "\n" + R"({"prompt":"p","chosen":" a")" + "\n");
@@ -111,7 +111,7 @@ TEST(Jsonl, CrlfAndMissingFinalNewline) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 22: missing / mistyped / null fields
+// docs/reliability.md test 22: missing / mistyped / null fields
 
 TEST(Reliability22, MissingPromptNumericChosenNullRejected) {
   const fs::path d = scratch_dir();
@@ -151,7 +151,7 @@ TEST(Reliability22, MessageFieldsAreChecked) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 23: degenerate rows
+// docs/reliability.md test 23: degenerate rows
 
 TEST(Reliability23, EmptyWhitespaceAndIdenticalPairsAreDroppedAndCounted) {
   const std::string text = kGood + "\n" + R"({"prompt":"p","chosen":"","rejected":" b"})" + "\n" +

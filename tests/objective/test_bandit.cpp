@@ -1,4 +1,4 @@
-// The bandit checks of TESTBED.md §3.4, as unit tests on softmax policies trained by gradient
+// The bandit checks of docs/testbed.md §3.4, as unit tests on softmax policies trained by gradient
 // descent with our objectives (the same pairwise_loss the trainer uses):
 //   - IPO vs DPO (Azar et al.): with a deterministic preference y1 > y2, DPO drives pi(y2) -> 0
 //     for any beta, while IPO settles at its closed form log(pi1/pi2) = 1/(2 tau).

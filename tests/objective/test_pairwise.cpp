@@ -106,7 +106,7 @@ TEST(PairwiseValues, WeightedSumIsRpo) {
 }
 
 TEST(PairwiseValues, DpoGradientMatchesClosedForm) {
-  // dL/dL_w = -beta * sigma(-beta h), dL/dL_l = +beta * sigma(-beta h)  (ALGORITHMS.md 3.1)
+  // dL/dL_w = -beta * sigma(-beta h), dL/dL_l = +beta * sigma(-beta h)  (docs/algorithms.md §3.1)
   PairParams p;
   p.beta = 0.1;
   const auto r = pairwise_loss({{"sigmoid", 1.0}}, {kPair}, p);

@@ -105,7 +105,7 @@ TEST(Annotator, InterAnnotatorAgreementUnderPureFlips) {
     const double a = ann.measured_agreement;
     EXPECT_NEAR(ann.inter_annotator, a * a + (1 - a) * (1 - a), 0.01);
   }
-  // The numbers of TESTBED.md §4.
+  // The numbers of docs/testbed.md §4.
   EXPECT_NEAR(0.7 * 0.7 + 0.3 * 0.3, 0.58, 1e-12);
   EXPECT_NEAR(0.8 * 0.8 + 0.2 * 0.2, 0.68, 1e-12);
 }

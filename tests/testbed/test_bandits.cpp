@@ -1,4 +1,4 @@
-// The μ bandit checks of TESTBED.md §3.4 (pattern 12): each must show the literature's pattern.
+// The μ bandit checks of docs/testbed.md §3.4 (pattern 12): each must show the literature's pattern.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,7 +1,7 @@
 // Tokenizer tests: parity with Hugging Face `tokenizers` on committed fixtures (ids with and
 // without special tokens, special tokens as plain text, decode, skip_special_tokens) for every
 // fixture tokenizer (reference/make_tokenizer_fixtures.py) and 21 component variants, streaming decode, the merge
-// algorithm against a naive BPE, and RELIABILITY.md §3 tests 14 (merges "a b" vs ["a","b"],
+// algorithm against a naive BPE, and docs/reliability.md tests 14 (merges "a b" vs ["a","b"],
 // malformed files), 15 (ids outside the vocabulary, bad byte tokens), 16 (invalid UTF-8),
 // 18 (split multi-byte characters through byte fallback), 19 (a 1 MB word) and 20 (overlapping
 // added tokens, special-token text as plain text).

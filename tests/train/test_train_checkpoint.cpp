@@ -1,5 +1,5 @@
 // Training checkpoints: kill -9 during saves never leaves a checkpoint that loads as valid
-// (RELIABILITY.md test 30), corruption and truncation are named (test 33), a changed setting
+// (docs/reliability.md test 30), corruption and truncation are named (test 33), a changed setting
 // refuses to resume, and a loaded checkpoint restores weights, moments and state exactly.
 #include <gtest/gtest.h>
 #include <signal.h>
