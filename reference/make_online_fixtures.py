@@ -4,7 +4,7 @@ Writes tests/fixtures/online/{kl,whiten,ppo,grpo,rloo}.json from fixed random te
 sequences of different lengths, stored flat (one entry per response token) with their lengths.
 
 Two independent sides compute every expectation:
-  * a PyTorch re-implementation that follows ../shared/ALGORITHMS.md (ragged, per sequence, autograd
+  * a PyTorch re-implementation that follows docs/algorithms.md (ragged, per sequence, autograd
     for every gradient);
   * TRL's own code where it can be driven on fixed tensors:
       - TRL 1.16 GRPOTrainer._compute_loss and RLOOTrainer._compute_loss, called unbound on a stub
@@ -100,7 +100,7 @@ lp = lp_old + randn(N, scale=0.25)  # policy being trained: some ratios leave [0
 
 
 # ---------------------------------------------------------------------------------------------------------
-# KL estimators (ALGORITHMS.md section 4): values and d/d lp by autograd.
+# KL estimators (docs/algorithms.md section 4): values and d/d lp by autograd.
 def kl_fixture():
     x = lp.clone().requires_grad_(True)
     log_r = lp_ref - x
@@ -144,7 +144,7 @@ def whiten_fixture():
 # ---------------------------------------------------------------------------------------------------------
 # PPO: rewards, GAE, whitening, clipped surrogate and value loss.
 def ppo_reference(case, values, values_theta, scores, has_eos):
-    """ALGORITHMS.md 5.1, one sequence at a time (score on the last real token)."""
+    """docs/algorithms.md 5.1, one sequence at a time (score on the last real token)."""
     beta, est = case["kl_coef"], case["kl_estimator"]
     scores = scores - case["missing_eos_penalty"] * (~has_eos).double()
     rewards, kls, o = [], [], 0
@@ -364,7 +364,7 @@ def ppo_trl_last_token(case, values_pad, values_theta_pad, scores, has_eos):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# APA (ALGORITHMS.md 6): mean over tokens of (lp - lp_init - A/lambda)^2 + vf_coef * 0.5 * MSE.
+# APA (docs/algorithms.md 6): mean over tokens of (lp - lp_init - A/lambda)^2 + vf_coef * 0.5 * MSE.
 def apa_fixture():
     A = randn(N)
     values_old = randn(N)
@@ -395,7 +395,7 @@ g_rewards = torch.tensor([1.0, 0.25, 0.5, 0.5, float("nan"), 2.0, -0.75, 1.5])
 
 
 def group_advantages_reference(rewards, k, scaling):
-    """ALGORITHMS.md 7.2 as TRL computes it: nan-aware group mean, Bessel std (+1e-4), NaN advantages -> 0."""
+    """docs/algorithms.md 7.2 as TRL computes it: nan-aware group mean, Bessel std (+1e-4), NaN advantages -> 0."""
     adv, zero = [], []
     valid_all = rewards[~torch.isnan(rewards)]
     batch_std = valid_all.std(unbiased=True)
@@ -450,7 +450,7 @@ def trl_inputs(advantages):
 
 
 def grpo_reference_loss(adv_seq, case):
-    """ALGORITHMS.md 7.2 per sequence, autograd for the gradient."""
+    """docs/algorithms.md 7.2 per sequence, autograd for the gradient."""
     x = g_lp.clone().requires_grad_(True)
     per_seq, o, total = [], 0, []
     for s, n in enumerate(G_LENGTHS):
@@ -521,7 +521,7 @@ def grpo_fixture():
 
 
 def rloo_reference(scores, seq_kl, beta, k, normalize):
-    """ALGORITHMS.md 7.1: R = score - beta * KL; A_i = R_i - mean of the scorable siblings; NaN -> 0."""
+    """docs/algorithms.md 7.1: R = score - beta * KL; A_i = R_i - mean of the scorable siblings; NaN -> 0."""
     R = scores - beta * seq_kl
     adv = []
     for g0 in range(0, len(R), k):
@@ -569,7 +569,7 @@ def rloo_fixture():
         stub = stub_trainer(lp_pad, epsilon_low=eps_low, epsilon_high=eps_high)
         loss = RLOOTrainer._compute_loss(stub, None, inputs)
         (d_pad,) = torch.autograd.grad(loss, lp_pad)
-        # reference: per sequence, ALGORITHMS.md 7.1 with TRL's clipped ratio
+        # reference: per sequence, docs/algorithms.md 7.1 with TRL's clipped ratio
         x = g_lp.clone().requires_grad_(True)
         L = torch.stack([t.sum() for t in torch.split(x, G_LENGTHS)])
         rho = torch.exp(L - inputs["old_logps"])
