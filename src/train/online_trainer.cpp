@@ -123,6 +123,7 @@ class OnlineLoop {
     Step s(step, cfg_.seed);
     if (!sample_and_score(s)) return std::move(s.log);  // nothing to learn from: the step counts, the weights stay
     token_numbers(s);
+    // 3. Advantages over the global batch: whitening, groups and baselines see every rank's samples.
     s.adv = method_.advantages(s.numbers(), s.log.values);
     update_epochs(s);
     log_updates(s);

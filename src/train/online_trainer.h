@@ -17,7 +17,7 @@
 // The loop holds nothing method-specific. A method (src/train/online/method.h) declares what it
 // needs — values, the reference, entropies, pairs as units, which samples to drop, what its loss
 // is a mean over — and supplies its advantages and its loss; each is one file of
-// src/train/online/, registered by one line in src/train/online/methods.cpp.
+// src/train/online/, registered by a row of the table in src/train/online/methods.cpp.
 //
 // Everything random is a pure function of (seed, step): the prompts of a step (a seeded
 // permutation per epoch), each prompt's sampling seed, the minibatch shuffles. A resumed run

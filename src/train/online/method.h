@@ -5,8 +5,8 @@
 // interface; a method owns its formulas, which call the pure functions of
 // src/rollout/advantages.h and src/objective/policy_gradient.h, pairwise.h.
 //
-// Each method is one file of this folder (ppo.cpp, apa.cpp, ...), registered by one line in
-// methods.cpp; it reads its settings from OnlineConfig. Per step the loop calls, in order:
+// Each method is one file of this folder (ppo.cpp, apa.cpp, ...), registered by a row of the
+// table in methods.cpp; it reads its settings from OnlineConfig. The loop calls, in order:
 //
 //   auto m = online::make_method(cfg);
 //   m->restore(state);                                // once, before the first step

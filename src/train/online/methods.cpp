@@ -1,6 +1,6 @@
-// The registry of online methods: one line per method. A new method is its file in this folder,
-// its factory's declaration and its row below, its enumerator (and settings) in OnlineConfig,
-// and its command-line flags.
+// The registry of online methods: a row per method. A new method is its file in this folder, its
+// factory's declaration and its row below, its OnlineMethod enumerator and settings in
+// OnlineConfig (train/online_trainer.h), and its command (src/cli: flags, command table).
 #include <array>
 #include <numeric>
 
