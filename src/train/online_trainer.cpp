@@ -71,6 +71,7 @@ struct Step {
   Step(int64_t step, uint64_t seed) : index(step), shuffle(seed ^ 0x5EED, static_cast<uint64_t>(step) + 1) {
     log.step = step + 1;
   }
+  // The numbers over the global batch (`mine` itself on one process).
   online::RolloutNumbers& numbers() { return global ? *global : mine; }
 
   int64_t index;  // 0-based
@@ -154,6 +155,7 @@ class OnlineLoop {
       if (u >= s.first_unit && u < s.end_unit) out.push_back(u);
     return out;
   }
+  // A permutation of the step's units, from the step's shuffle stream.
   static std::vector<size_t> permutation(Step& s) {
     std::vector<size_t> perm(s.units);
     std::iota(perm.begin(), perm.end(), 0);
