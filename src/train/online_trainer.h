@@ -1,14 +1,23 @@
-// The online loop of DESIGN.md, shared by PPO, APA, REINFORCE, RLOO, GRPO and online DPO:
+// The online loop of docs/design.md, shared by PPO, APA, REINFORCE, RLOO, GRPO and online DPO.
+// A step runs five named phases over one step state, the same for every method:
 //
-//   prompts -> sample n completions each (KV cache, src/rollout/sampler.h)
-//           -> score them (src/rollout/reward.h)
-//           -> per token: the sampling policy's and the reference's log-probs (recomputed by the
-//              training forward at the sampling temperature, so rho = 1 on the first update),
-//              values (PPO, APA: a scalar value head on the policy trunk, read at the state
-//              before each token, as lm-human-preferences; per value slot, see below)
-//           -> advantages (src/rollout/advantages.h)
-//           -> num_epochs passes of num_mini_batches minibatch updates with the method's
-//              objective (src/objective/policy_gradient.h, pairwise.h)
+//   1. sample and score: prompts -> n completions each (KV cache, src/rollout/sampler.h)
+//                        -> scores (src/rollout/reward.h)
+//   2. token numbers:    per token, the sampling policy's and the reference's log-probs
+//                        (recomputed by the training forward at the sampling temperature, so
+//                        rho = 1 on the first update); values (a scalar value head on the policy
+//                        trunk, read at the state before each token, as lm-human-preferences, or
+//                        a separate critic; per value slot, see below)
+//   3. advantages:       the method's (src/rollout/advantages.h)
+//   4. updates:          num_epochs passes of num_mini_batches minibatch updates, each in
+//                        micro_batches forward/backward passes, with the method's loss
+//                        (src/objective/policy_gradient.h, pairwise.h)
+//   5. metrics:          means over the step's updates
+//
+// The loop holds nothing method-specific. A method (src/train/online/method.h) declares what it
+// needs — values, the reference, entropies, pairs as units, which samples to drop, what its loss
+// is a mean over — and supplies its advantages and its loss; each is one file of
+// src/train/online/, registered by a row of the table in src/train/online/methods.cpp.
 //
 // Everything random is a pure function of (seed, step): the prompts of a step (a seeded
 // permutation per epoch), each prompt's sampling seed, the minibatch shuffles. A resumed run
@@ -17,7 +26,7 @@
 //
 // Conventions: the KL penalty, the loss and the reward model see the same tokens — the
 // completion up to and including its EOS/stop token, nothing after (TRL's); the sequence score
-// enters at the last real token (ALGORITHMS.md §5.5), or, for PPO/APA with shaping.placement
+// enters at the last real token (docs/algorithms.md §5.5), or, for PPO/APA with shaping.placement
 // trl_after_eos, TRL PPOTrainer's way: one slot later, on the first padding slot of a completion
 // shorter than max_new_tokens. That slot also gets a value (read at the state after the last
 // token), a return and a value-loss term; the policy loss and the KL stay per token. Samples
@@ -61,9 +70,10 @@
 namespace rlhf {
 
 enum class OnlineMethod { ppo, apa, reinforce, rloo, grpo, online_dpo };
+// Through the registry of methods (src/train/online/methods.cpp).
 OnlineMethod online_method_from_name(const std::string& name);  // InputError on an unknown name
 const char* online_method_name(OnlineMethod m);
-bool method_uses_values(OnlineMethod m);  // PPO and APA: the policy needs a value head
+bool method_uses_values(OnlineMethod m);  // PPO and APA: the policy needs a value head (or a critic)
 
 struct OnlinePrompt {
   Text prompt;                   // as read (for reward sources and logs)
@@ -121,9 +131,10 @@ struct OnlineStepLog {
   std::vector<SampleExample> examples;   // the first samples of the step
 };
 
-// Loop state beyond the step counter that a resumed run needs.
+// Loop state beyond the step counter that a resumed run needs: the methods' (each reads it before
+// the first step and writes it back after every step, src/train/online/method.h).
 struct OnlineState {
-  double kl_coef = 0;             // the KL controller's current value
+  double kl_coef = 0;             // every method's KL coefficient; PPO's adaptive controller moves it
   double reward_baseline = 0;     // REINFORCE's moving baseline
   bool baseline_set = false;
   nlohmann::json to_json() const;
