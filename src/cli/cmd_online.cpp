@@ -8,8 +8,8 @@
 // --resume, the final HF checkpoint (without the value head) with the tokenizer files.
 // Evaluation (--eval-data, every --eval-steps) samples the held-out prompts, logs eval_ metrics
 // and appends example completions to samples.jsonl.
-#include <cmath>
 #include <iostream>
+#include <limits>
 
 #include "cli/commands.h"
 #include "cli/options.h"

@@ -106,7 +106,7 @@ const char* offline_group_noun(OfflineDataKind kind) {
 OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path& path, const TextEncoder& enc,
                                const OfflineDataOptions& opt) {
   OfflineData out;
-  GroupAdder g{enc, opt.truncate, out};
+  GroupAdder g{enc, opt.truncate, out, {}, 0};
   switch (kind) {
     case OfflineDataKind::sft: add_sft(g, path, opt); break;
     case OfflineDataKind::pairs: add_pairs(g, path, opt); break;

@@ -120,6 +120,7 @@ void shard_moments(AdamW& opt, Transformer& policy, dist::Communicator& comm, st
 }  // namespace
 
 void run_offline(const OfflineRunConfig& run, std::ostream& console) {
+  if (!run.objective) throw LogicError("run_offline: OfflineRunConfig::objective is not set");
   dist::Communicator& comm = run.comm ? *run.comm : dist::world();
   RunLog log(run.out_dir, comm.rank() == 0, console, run.checkpoints);
   auto text = load_text_side(run.model_dir);

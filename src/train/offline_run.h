@@ -31,7 +31,7 @@ struct OfflineRunConfig {
   OfflineDataKind kind = OfflineDataKind::sft;
   OfflineDataOptions data;
   // The objective of a dataset (its per-group labels: margins, ranks, KTO labels), so that the
-  // evaluation file gets its own.
+  // evaluation file gets its own. Required, e.g. [](const OfflineDataset&) { return sft_objective(); }.
   std::function<ObjectiveFn(const OfflineDataset&)> objective;
   std::filesystem::path ref_dir;         // the reference model; empty: the objective needs none
   bool reward_head = false;              // a reward model: a scalar head instead of the LM head

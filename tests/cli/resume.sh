@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Exact resume across a kill -9 (RELIABILITY.md test 34): a run killed mid-training and resumed
+# Exact resume across a kill -9 (docs/reliability.md test 34): a run killed mid-training and resumed
 # with --resume ends with the same weights (byte-identical model.safetensors) and the same
 # per-step losses and gradient norms as the same run uninterrupted.
 set -euo pipefail
