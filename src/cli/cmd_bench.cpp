@@ -1,4 +1,4 @@
-// rlhf bench: the built-in testbed benchmark (src/testbed/bench.h, TESTBED.md).
+// rlhf bench: the built-in testbed benchmark (src/testbed/bench.h, docs/testbed.md).
 #include <unistd.h>
 
 #include <filesystem>

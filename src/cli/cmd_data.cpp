@@ -62,10 +62,9 @@ ReadOptions read_options(const Options& o, const std::string& tool) {
   return r;
 }
 
-fs::path required_path(const Options& o, const char* name, const std::string& tool) {
-  const std::string v = o.str(name);
-  if (v.empty()) throw InputError("rlhf data " + tool + ": --" + name + " is required");
-  return v;
+fs::path required_path(const Options& o, const char* name) {
+  o.require({name});
+  return o.str(name);
 }
 
 // Words by default; tokens of the given tokenizer (no special tokens, conversations as their
@@ -126,7 +125,7 @@ int data_stats_cmd(int argc, char** argv) {
   }
   so.hist_bins = static_cast<int>(o.integer("bins"));
   if (so.hist_bins < 1 || so.hist_bins > 200) throw InputError("rlhf data stats: --bins must be in 1..200");
-  return finish(o, data_stats(required_path(o, "in", "stats"), so), "-");
+  return finish(o, data_stats(required_path(o, "in"), so), "-");
 }
 
 int data_clean_cmd(int argc, char** argv) {
@@ -161,8 +160,8 @@ int data_clean_cmd(int argc, char** argv) {
   co.drop_identical = !o.boolean("keep-identical");
   co.dedupe_exact = !o.boolean("keep-duplicates");
   co.keep_original = o.boolean("keep-original");
-  const fs::path out = required_path(o, "out", "clean");
-  return finish(o, data_clean(required_path(o, "in", "clean"), out, co), summary_for(out));
+  const fs::path out = required_path(o, "out");
+  return finish(o, data_clean(required_path(o, "in"), out, co), summary_for(out));
 }
 
 int data_decontaminate_cmd(int argc, char** argv) {
@@ -183,16 +182,16 @@ int data_decontaminate_cmd(int argc, char** argv) {
   if (!o.parse(argc, argv)) return 0;
   DecontaminateOptions d;
   d.read = read_options(o, "decontaminate");
-  d.benchmark = required_path(o, "benchmark", "decontaminate");
+  d.benchmark = required_path(o, "benchmark");
   d.field = o.str("field");
   d.ngram = static_cast<int>(o.integer("ngram"));
   d.min_words = static_cast<int>(o.integer("min-words"));
   d.check = o.str("check");
   d.kind = o.str("kind");
   d.keep_original = o.boolean("keep-original") || d.kind != "preference";
-  const fs::path out = required_path(o, "out", "decontaminate");
+  const fs::path out = required_path(o, "out");
   d.matches = o.str("matches").empty() ? fs::path(out.string() + ".matches.jsonl") : fs::path(o.str("matches"));
-  return finish(o, data_decontaminate(required_path(o, "in", "decontaminate"), out, d), summary_for(out));
+  return finish(o, data_decontaminate(required_path(o, "in"), out, d), summary_for(out));
 }
 
 int data_binarize_cmd(int argc, char** argv) {
@@ -217,8 +216,8 @@ int data_binarize_cmd(int argc, char** argv) {
   b.max_pairs_per_prompt = o.integer("max-pairs-per-prompt");
   b.seed = static_cast<uint64_t>(o.integer("seed"));
   b.conversational = o.boolean("conversational");
-  const fs::path out = required_path(o, "out", "binarize");
-  return finish(o, data_binarize(required_path(o, "in", "binarize"), out, b), summary_for(out));
+  const fs::path out = required_path(o, "out");
+  return finish(o, data_binarize(required_path(o, "in"), out, b), summary_for(out));
 }
 
 int data_noise_cmd(int argc, char** argv) {
@@ -235,8 +234,8 @@ int data_noise_cmd(int argc, char** argv) {
   n.fraction = o.number("fraction");
   n.seed = static_cast<uint64_t>(o.integer("seed"));
   n.mark = o.boolean("mark");
-  const fs::path out = required_path(o, "out", "noise");
-  return finish(o, data_noise(required_path(o, "in", "noise"), out, n), summary_for(out));
+  const fs::path out = required_path(o, "out");
+  return finish(o, data_noise(required_path(o, "in"), out, n), summary_for(out));
 }
 
 int data_pairs_cmd(int argc, char** argv) {
@@ -257,8 +256,8 @@ int data_pairs_cmd(int argc, char** argv) {
   p.min_gap = o.number("min-gap");
   p.max_pairs_per_prompt = o.integer("max-pairs-per-prompt");
   p.seed = static_cast<uint64_t>(o.integer("seed"));
-  const fs::path out = required_path(o, "out", "pairs");
-  return finish(o, data_pairs(required_path(o, "in", "pairs"), out, p), summary_for(out));
+  const fs::path out = required_path(o, "out");
+  return finish(o, data_pairs(required_path(o, "in"), out, p), summary_for(out));
 }
 
 struct Tool {

@@ -87,13 +87,12 @@ int cmd_generate(int argc, char** argv) {
       .add("batch-size", "16", "sequences decoded together")
       .add("stop", "", "comma-separated stop strings (\\, for a comma, \\n for a newline)")
       .add("stop-token-ids", "", "comma-separated token ids that end a completion")
-      .flag("skip-bad-rows", "skip malformed rows and prompts that do not fit the context (counted)")
-      .add("threads", "0", "CPU threads (0 = all cores)");
+      .flag("skip-bad-rows", "skip malformed rows and prompts that do not fit the context (counted)");
+  declare_threads(o);
   declare_sampling(o, "1.0", "64");
   if (!o.parse(argc, argv)) return 0;
-  for (const char* req : {"model", "prompts", "out"})
-    if (o.str(req).empty()) throw InputError("rlhf generate: --" + std::string(req) + " is required");
-  set_threads(o.integer("threads"));
+  o.require({"model", "prompts", "out"});
+  apply_threads(o);
   const fs::path model_dir = o.str("model"), prompts_path = o.str("prompts"), out_path = o.str("out");
 
   auto text = load_text_side(model_dir);

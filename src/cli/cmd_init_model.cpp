@@ -104,7 +104,7 @@ int cmd_init_model(int argc, char** argv) {
       .add("tokenizer", "", "directory with tokenizer.json (+ tokenizer_config.json): copied into --out; sets the "
                             "vocabulary size and the BOS/EOS/PAD ids in config.json");
   if (!o.parse(argc, argv)) return 0;
-  if (o.str("out").empty()) throw InputError("rlhf init-model: --out is required");
+  o.require({"out"});
   std::optional<Tokenizer> tok;
   if (!o.str("tokenizer").empty()) tok = Tokenizer::load(o.str("tokenizer"));
   const ModelConfig cfg = ModelConfig::from_json(build_config(o, tok ? &*tok : nullptr), "rlhf init-model");

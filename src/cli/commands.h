@@ -1,6 +1,10 @@
 // The subcommands of `rlhf`. Each takes the arguments after its name and returns an exit code.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
+#include "cli/options.h"
+
 namespace rlhf::cli {
 
 int cmd_init_model(int argc, char** argv);
@@ -22,7 +26,8 @@ int cmd_best_of_n(int argc, char** argv);
 int cmd_iterative_dpo(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 
-// Applies --threads (0 = all cores) to OpenMP.
-void set_threads(long n);
+// The part of a run's manifest.json that every command writes: the command, the version and
+// every resolved option with where its value came from.
+nlohmann::json run_manifest(const Options& o);
 
 }  // namespace rlhf::cli

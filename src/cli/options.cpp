@@ -1,5 +1,7 @@
 #include "cli/options.h"
 
+#include <omp.h>
+
 #include <charconv>
 #include <cmath>
 #include <iostream>
@@ -141,6 +143,11 @@ bool Options::parse(int argc, char** argv) {
   return true;
 }
 
+void Options::require(std::initializer_list<const char*> names) const {
+  for (const char* name : names)
+    if (str(name).empty()) throw InputError("rlhf " + command_ + ": --" + name + " is required");
+}
+
 std::vector<std::string> Options::list(const std::string& name) const {
   auto it = lists_.find(name);
   if (it == lists_.end()) throw LogicError("option --" + name + " was not declared repeatable");
@@ -197,6 +204,50 @@ std::string Options::help() const {
   }
   h += "  --help                         show this help\n";
   return h;
+}
+
+void declare_threads(Options& o) { o.add("threads", "0", "CPU threads (0 = all cores)"); }
+
+void set_threads(long n) {
+  if (n <= 0) n = omp_get_num_procs();
+  omp_set_num_threads(static_cast<int>(n));
+}
+
+void apply_threads(const Options& o) { set_threads(o.integer("threads")); }
+
+void declare_dist_timeout(Options& o) {
+  o.add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
+}
+
+void declare_learning_rate(Options& o, const std::string& def) { o.add("learning-rate", def, "peak learning rate"); }
+
+void declare_adam(Options& o) {
+  o.add("adam-beta1", "0.9", "AdamW beta1")
+      .add("adam-beta2", "0.999", "AdamW beta2")
+      .add("adam-epsilon", "1e-8", "AdamW epsilon")
+      .add("max-grad-norm", "1.0", "global gradient-norm clipping (0 disables)");
+}
+
+AdamWConfig adamw_from(const Options& o) {
+  return {o.number("learning-rate"), o.number("adam-beta1"),   o.number("adam-beta2"),
+          o.number("adam-epsilon"),  o.number("weight-decay"), o.number("max-grad-norm")};
+}
+
+void declare_checkpoints(Options& o) {
+  o.add("save-steps", "0", "write a resumable checkpoint-<step>/ every N steps (0: none)")
+      .add("save-total-limit", "0", "keep only the newest N checkpoints (0: all)")
+      .flag("resume", "continue from the newest checkpoint in --out");
+}
+
+CheckpointCadence checkpoints_from(const Options& o) {
+  return {o.integer("save-steps"), o.integer("save-total-limit")};
+}
+
+nlohmann::json resume_fingerprint(const Options& o, std::initializer_list<const char*> free) {
+  nlohmann::json j = o.resolved();
+  for (const char* name : {"resume", "threads", "config"}) j.erase(name);
+  for (const char* name : free) j.erase(name);
+  return j;
 }
 
 std::vector<std::string> split_commas(const std::string& s) {

@@ -10,11 +10,15 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "train/optimizer.h"
+#include "train/run_log.h"
 
 namespace rlhf::cli {
 
@@ -30,6 +34,8 @@ class Options {
   Options& repeated(const std::string& name, const std::string& help);
   // Parses argv (after the subcommand). Returns false if --help was given (help printed).
   bool parse(int argc, char** argv);
+  // InputError "rlhf <command>: --<name> is required" naming the first of `names` left empty.
+  void require(std::initializer_list<const char*> names) const;
 
   std::string str(const std::string& name) const;
   int64_t integer(const std::string& name) const;   // InputError naming the flag if not an integer
@@ -41,6 +47,7 @@ class Options {
   nlohmann::json resolved() const;                  // every option and its value
   nlohmann::json provenance() const;                // option -> "default" | "<recipe>:<line>" | "command line"
   std::string help() const;
+  const std::string& command() const { return command_; }
 
  private:
   struct Spec {
@@ -57,6 +64,30 @@ class Options {
   std::map<std::string, std::string> source_;
   void load_recipe(const std::string& path);
 };
+
+// ---- Flags the training commands share: declared and read here once, so that their names,
+// defaults and help cannot drift apart. (Flags whose help or default differs by command, such as
+// --seed, are declared by the command.)
+
+// --threads: CPU threads (0 = all cores); apply_threads sets OpenMP's number from it.
+void declare_threads(Options& o);
+void apply_threads(const Options& o);
+void set_threads(long n);  // 0 = all cores
+// --dist-timeout: seconds a collective may wait under mpirun.
+void declare_dist_timeout(Options& o);
+// --learning-rate: the peak learning rate, with the command's default.
+void declare_learning_rate(Options& o, const std::string& def);
+// --adam-beta1 --adam-beta2 --adam-epsilon --max-grad-norm.
+void declare_adam(Options& o);
+// AdamW from --learning-rate, --adam-*, --weight-decay and --max-grad-norm.
+AdamWConfig adamw_from(const Options& o);
+// --save-steps --save-total-limit --resume.
+void declare_checkpoints(Options& o);
+CheckpointCadence checkpoints_from(const Options& o);
+
+// The resolved options a resumed run must share with the run that wrote its checkpoint: all but
+// --config, --resume, --threads and `free` (settings that may change between the two).
+nlohmann::json resume_fingerprint(const Options& o, std::initializer_list<const char*> free);
 
 // "a,b,,c" -> {"a", "b", "c"}: the comma-separated lists of loss names and weights.
 std::vector<std::string> split_commas(const std::string& s);

@@ -1,14 +1,12 @@
 #include "train/lm_trainer.h"
 
-#include <unistd.h>
 #include <zlib.h>
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <iomanip>
 #include <numeric>
-#include <ostream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -20,8 +18,7 @@
 
 namespace rlhf {
 
-LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, const LmTrainConfig& cfg,
-                       std::ostream& progress) {
+LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, const LmTrainConfig& cfg, RunLog& log) {
   const std::vector<PackedRow> rows = pack_documents(docs, cfg.seq_len);
   if (static_cast<int64_t>(rows.size()) < cfg.batch_size)
     throw InputError("training data packs into " + std::to_string(rows.size()) + " rows of " +
@@ -42,13 +39,11 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
   st.fingerprint = fingerprint;
   std::vector<std::string> kept_metrics;
   if (cfg.resume) {
-    kept_metrics = resume_from_latest(cfg.out_dir, m, opt, st, fingerprint, progress);
+    kept_metrics = resume_from_latest(log.dir(), m, opt, st, fingerprint, log.console());
     order_rng.set_state(st.data_rng);
   }
-  std::filesystem::create_directories(cfg.out_dir);
-  std::ofstream metrics(cfg.out_dir / "metrics.jsonl", std::ios::trunc);
-  if (!metrics) throw IoError((cfg.out_dir / "metrics.jsonl").string() + ": cannot open for writing");
-  for (const auto& line : kept_metrics) metrics << line << "\n";
+  std::filesystem::create_directories(log.dir());
+  log.start_metrics(kept_metrics);
 
   if (st.order.empty()) st.cursor = static_cast<int64_t>(rows.size());  // forces a shuffle on first use
   auto next_rows = [&] {
@@ -66,7 +61,6 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
     return picked;
   };
 
-  const bool tty = isatty(STDOUT_FILENO);
   LmTrainResult res;
   int64_t tokens_this_run = 0;
   const int64_t first_step = st.global_step;
@@ -107,9 +101,8 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
                           {"learning_rate", lr},  {"grad_norm", gnorm},
                           {"epoch", (st.epoch - 1) + static_cast<double>(st.cursor) / static_cast<double>(rows.size())},
                           {"num_tokens", st.tokens_seen}, {"tokens_per_second", tps}};
-    metrics << rec.dump() << "\n" << std::flush;
-    if (cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0 && st.global_step < cfg.max_steps)
-      save_training_checkpoint(cfg.out_dir, m, opt, st, cfg.save_total_limit);
+    log.metrics(rec);
+    if (log.checkpoint_due(st.global_step, cfg.max_steps)) log.save_checkpoint(log.dir(), m, opt, st);
     if ((step + 1) % cfg.log_every == 0 || step + 1 == cfg.max_steps) {
       const double eta = elapsed / (step + 1 - first_step) * (cfg.max_steps - step - 1);
       std::ostringstream line;
@@ -117,12 +110,11 @@ LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, c
            << " | lr " << std::scientific << std::setprecision(2) << lr << " | grad_norm " << std::fixed
            << std::setprecision(3) << gnorm << " | " << std::setprecision(0) << tps << " tok/s | ETA "
            << format_hms(eta);
-      progress << (tty ? "\r" : "") << line.str() << (tty ? "\033[K" : "\n") << std::flush;
+      log.progress(line.str());
     }
   }
-  if (tty) progress << "\n";
-  metrics.close();
-  save_checkpoint(m, cfg.out_dir);
+  log.end_progress();
+  if (log.lead()) save_checkpoint(m, log.dir());
   return res;
 }
 

@@ -5,12 +5,11 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
-#include <iosfwd>
 
 #include "data/token_documents.h"
 #include "model/transformer.h"
 #include "train/optimizer.h"
+#include "train/run_log.h"
 
 namespace rlhf {
 
@@ -24,10 +23,7 @@ struct LmTrainConfig {
   uint64_t seed = 0;
   LrSchedule schedule = LrSchedule::cosine;
   AdamWConfig adam;
-  std::filesystem::path out_dir;  // metrics.jsonl, checkpoint-<step>/ and the final model
-  int64_t save_steps = 0;         // write a resumable checkpoint every N steps (0: none)
-  int64_t save_total_limit = 0;   // keep only the newest N checkpoints (0: all)
-  bool resume = false;            // continue from the newest checkpoint in out_dir
+  bool resume = false;            // continue from the newest checkpoint in the run directory
 };
 
 struct LmTrainResult {
@@ -36,10 +32,12 @@ struct LmTrainResult {
   double tokens_per_second = 0;
 };
 
-// Trains `m` in place. With `resume`, continues from the newest checkpoint in out_dir exactly as
-// the uninterrupted run would have (same data order, same moments, same metrics). Stops with a NumericError naming the step if the loss or the gradient
-// norm is not finite — before the optimizer step, so the weights stay those of the step before.
-LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, const LmTrainConfig& cfg,
-                       std::ostream& progress);
+// Trains `m` in place, writing log's run directory: metrics.jsonl, checkpoint-<step>/ at the
+// log's cadence and the final model; progress lines go to the log's console. With `resume`,
+// continues from the newest checkpoint there exactly as the uninterrupted run would have (same
+// data order, same moments, same metrics). Stops with a NumericError naming the step if the loss
+// or the gradient norm is not finite — before the optimizer step, so the weights stay those of
+// the step before.
+LmTrainResult train_lm(Transformer& m, const std::vector<TokenDocument>& docs, const LmTrainConfig& cfg, RunLog& log);
 
 }  // namespace rlhf

@@ -1,4 +1,4 @@
-// The offline loop of DESIGN.md, shared by SFT, reward models and the DPO family: grouped,
+// The offline loop of docs/design.md, shared by SFT, reward models and the DPO family: grouped,
 // tokenized sequences -> packed micro-batches -> policy forward -> objective (per-sequence
 // numbers in, d loss / d sequence out) -> backward -> clip -> AdamW. Two runs that differ only in
 // their objective share every other line.

@@ -114,5 +114,36 @@ TEST(Options, RepeatedOptionsKeepCommasAndTheCommandLineReplacesTheRecipe) {
   fs::remove(r);
 }
 
+// The flags the training commands share: declared once, read into the library's settings, and
+// one check for the required ones that names the first missing flag.
+TEST(TrainingFlags, SharedDeclarationsAndRequiredFlags) {
+  Options o("demo", "a demo command");
+  o.add("model", "", "model").add("out", "", "out").add("weight-decay", "0", "wd");
+  declare_learning_rate(o, "5e-7");
+  declare_adam(o);
+  declare_checkpoints(o);
+  declare_threads(o);
+  Argv a({"--model", "m", "--save-steps", "5", "--adam-beta2", "0.95", "--resume", "--threads", "1"});
+  ASSERT_TRUE(o.parse(a.argc(), a.argv()));
+  const AdamWConfig adam = adamw_from(o);
+  EXPECT_EQ(adam.lr, 5e-7);
+  EXPECT_EQ(adam.beta2, 0.95);
+  EXPECT_EQ(adam.max_grad_norm, 1.0);
+  const CheckpointCadence c = checkpoints_from(o);
+  EXPECT_EQ(c.every, 5);
+  EXPECT_EQ(c.keep, 0);
+  EXPECT_NO_THROW(o.require({"model"}));
+  try {
+    o.require({"model", "out"});
+    FAIL() << "--out is empty";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "rlhf demo: --out is required");
+  }
+  const nlohmann::json fp = resume_fingerprint(o, {"out"});
+  EXPECT_FALSE(fp.contains("resume") || fp.contains("threads") || fp.contains("config") || fp.contains("out"));
+  EXPECT_EQ(fp["model"], "m");
+  EXPECT_EQ(fp["save-steps"], "5");
+}
+
 }  // namespace
 }  // namespace rlhf::cli

@@ -1,0 +1,129 @@
+#include "train/offline_data.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "tensor/error.h"
+
+namespace rlhf {
+
+namespace {
+
+// Encodes one example and truncates it into the next group; false when truncation dropped it.
+struct GroupAdder {
+  const TextEncoder& enc;
+  const TruncateOptions& truncate;
+  OfflineData& out;
+  EncodeReport encode_report;
+  int64_t group = 0;
+
+  void add(const TokenizedExample& ex) {
+    if (truncate_example(ex, group, truncate, out.data.seqs, out.collate)) ++group;
+  }
+  void add(const Text& prompt, const std::vector<const Text*>& completions, int64_t line) {
+    add(encode_example(enc, prompt, completions, {}, &encode_report, line));
+  }
+  // Whether the last add() kept a group whose per-group label is not yet recorded in `labels`.
+  template <class T>
+  bool kept_new_group(const std::vector<T>& labels) const {
+    return static_cast<int64_t>(labels.size()) < group;
+  }
+};
+
+void add_sft(GroupAdder& g, const std::filesystem::path& path, const OfflineDataOptions& opt) {
+  for (const SftRecord& r : read_sft(path, opt.read, &g.out.read)) {
+    if (r.prompt) {
+      g.add(*r.prompt, {&r.completion}, r.line);
+      continue;
+    }
+    // "text" or "messages": every token after the first is trained on.
+    TokenizedExample ex;
+    ex.line = r.line;
+    if (r.completion.is_chat) {
+      if (!g.enc.render) throw InputError(path.string() + ": conversational data needs a chat template");
+      nlohmann::json msgs = nlohmann::json::array();
+      for (const auto& m : r.completion.messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
+      ex.completions.push_back(g.enc.encode(g.enc.render(msgs, false), false));
+    } else {
+      std::vector<int32_t> ids = g.enc.encode(r.completion.text, true);
+      if (g.enc.eos_id && (ids.empty() || ids.back() != *g.enc.eos_id)) ids.push_back(*g.enc.eos_id);
+      ex.completions.push_back(std::move(ids));
+    }
+    g.add(ex);
+  }
+}
+
+void add_pairs(GroupAdder& g, const std::filesystem::path& path, const OfflineDataOptions& opt) {
+  for (const PreferenceRecord& r : read_preferences(path, opt.read, &g.out.read)) {
+    g.add(r.prompt, {&r.chosen, &r.rejected}, r.line);
+    if (g.kept_new_group(g.out.data.group_margin)) g.out.data.group_margin.push_back(r.margin.value_or(0.0));
+  }
+}
+
+void add_unpaired(GroupAdder& g, const std::filesystem::path& path, const OfflineDataOptions& opt) {
+  const std::vector<UnpairedRecord> rows = read_unpaired(path, opt.read, &g.out.read);
+  const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, opt.kto_chunk));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const size_t start = i / chunk * chunk, end = std::min(rows.size(), start + chunk);
+    const UnpairedRecord& other = rows[i == start ? end - 1 : i - 1];
+    std::vector<const Text*> completions = {&rows[i].completion};
+    if (opt.kto_mismatched) completions.push_back(&other.completion);
+    g.add(rows[i].prompt, completions, rows[i].line);
+    if (g.kept_new_group(g.out.data.group_desirable)) g.out.data.group_desirable.push_back(rows[i].label);
+  }
+}
+
+void add_ranked(GroupAdder& g, const std::filesystem::path& path, const OfflineDataOptions& opt) {
+  for (const RankedRecord& r : read_ranked(path, opt.read, &g.out.read)) {
+    std::vector<int64_t> order = r.ranking;
+    std::vector<double> values(r.completions.size());
+    if (order.empty()) {  // ranked by score, ties kept as equal values in file order
+      order.resize(r.completions.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t c) { return r.scores[a] > r.scores[c]; });
+      for (size_t k = 0; k < order.size(); ++k) values[k] = r.scores[order[k]];
+    } else {
+      for (size_t k = 0; k < order.size(); ++k) values[k] = -static_cast<double>(k);
+    }
+    std::vector<const Text*> completions;
+    for (int64_t i : order) completions.push_back(&r.completions[i]);
+    g.add(r.prompt, completions, r.line);
+    if (g.kept_new_group(g.out.data.group_rank_values)) {
+      g.out.ties += std::adjacent_find(values.begin(), values.end()) != values.end();
+      g.out.data.group_rank_values.push_back(std::move(values));
+    }
+  }
+}
+
+}  // namespace
+
+const char* offline_group_noun(OfflineDataKind kind) {
+  return kind == OfflineDataKind::pairs ? "pairs" : kind == OfflineDataKind::ranked ? "rankings" : "examples";
+}
+
+OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path& path, const TextEncoder& enc,
+                               const OfflineDataOptions& opt) {
+  OfflineData out;
+  GroupAdder g{enc, opt.truncate, out, {}, 0};
+  switch (kind) {
+    case OfflineDataKind::sft: add_sft(g, path, opt); break;
+    case OfflineDataKind::pairs: add_pairs(g, path, opt); break;
+    case OfflineDataKind::unpaired: add_unpaired(g, path, opt); break;
+    case OfflineDataKind::ranked: add_ranked(g, path, opt); break;
+  }
+  if (out.data.seqs.empty()) throw InputError(path.string() + ": no usable rows after reading and truncation");
+  return out;
+}
+
+uint32_t offline_data_fingerprint(const OfflineDataset& data) {
+  uLong crc = 0;
+  for (const Sequence& s : data.seqs) {
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(s.tokens.data()), s.tokens.size() * sizeof(int32_t));
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(&s.prompt_len), sizeof(s.prompt_len));
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+}  // namespace rlhf

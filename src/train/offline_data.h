@@ -1,0 +1,52 @@
+// Training files -> OfflineDataset (offline_trainer.h): the four layouts the offline objectives
+// train on, read (data/records.h), encoded with the chat template and truncated (data/collate.h).
+//
+//   sft       one sequence per example (prompt/completion, or text / messages trained on whole)
+//   pairs     chosen, rejected per prompt; the optional margin per group
+//   unpaired  KTO: the completion and its label; with `kto_mismatched` also a second sequence,
+//             the completion of another row, for KTO's reference point (as TRL's KTOTrainer:
+//             within each chunk of `kto_chunk` rows in file order, row j gets row j-1's
+//             completion and the chunk's first row its last row's)
+//   ranked    the completions in rank order (index 0 = best) with their label values: scores,
+//             ties kept equal, or minus the rank of an explicit ranking
+//
+// Groups are numbered in file order of the rows kept.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+#include "data/collate.h"
+#include "data/records.h"
+#include "train/offline_trainer.h"
+
+namespace rlhf {
+
+enum class OfflineDataKind { sft, pairs, unpaired, ranked };
+
+// "examples", "pairs" or "rankings": what one group is, for summaries.
+const char* offline_group_noun(OfflineDataKind kind);
+
+struct OfflineDataOptions {
+  ReadOptions read;
+  TruncateOptions truncate;
+  bool kto_mismatched = false;  // unpaired: add the mismatched completion of each row
+  int64_t kto_chunk = 1;        // unpaired: the rows per chunk the mismatched pairs stay within
+};
+
+struct OfflineData {
+  OfflineDataset data;
+  CollateReport collate;
+  ReadReport read;
+  int64_t ties = 0;  // ranked rows with tied scores
+};
+
+// InputError when no row is left after reading and truncation.
+OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path& path, const TextEncoder& enc,
+                               const OfflineDataOptions& opt);
+
+// CRC-32 of the tokenized data (tokens and prompt boundaries): the data fingerprint of manifests,
+// resume checks and the reference cache.
+uint32_t offline_data_fingerprint(const OfflineDataset& data);
+
+}  // namespace rlhf

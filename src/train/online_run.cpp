@@ -1,0 +1,172 @@
+#include "train/online_run.h"
+
+#include <chrono>
+#include <iomanip>
+#include <optional>
+#include <sstream>
+
+#include "model/checkpoint.h"
+#include "train/online_prompts.h"
+#include "train/progress.h"
+#include "train/train_checkpoint.h"
+
+namespace rlhf {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The policy as transformers expects it: the value head is training state, not part of the model.
+Transformer without_value_head(const Transformer& m) {
+  Transformer out(m.config(), ModelHeads{});
+  for (const ParamSlot& s : out.slots()) std::copy_n(m.params().data() + m.slot(s.name).offset, s.numel, out.param(s.name));
+  return out;
+}
+
+// A separate critic and its optimizer (PPO/APA with critic_dir).
+struct Critic {
+  std::optional<Transformer> model;
+  std::optional<AdamW> opt;
+};
+
+Critic load_critic(const OnlineRunConfig& run, std::ostream& console) {
+  Critic c;
+  if (run.critic_dir.empty()) return c;
+  LoadReport rep;
+  c.model.emplace(load_checkpoint(run.critic_dir, ModelHeads{.lm_head = false, .score_head = true}, &rep, run.train.seed));
+  if (rep.score_head_initialised) console << "critic: value head newly initialised (the checkpoint has none)\n";
+  AdamWConfig adam = run.train.adam;
+  if (run.critic_lr > 0) adam.lr = run.critic_lr;
+  c.opt.emplace(*c.model, adam);
+  return c;
+}
+
+std::string progress_line(const std::string& command, const OnlineStepLog& log, int64_t max_steps, double eta) {
+  std::ostringstream line;
+  line << command << " step " << log.step << "/" << max_steps << std::fixed << std::setprecision(4) << " | score "
+       << log.values.at("objective/scores");
+  if (log.values.count("skipped")) {
+    line << " | skipped: no defined score";
+  } else {
+    if (log.values.count("objective/kl")) line << " | kl " << log.values.at("objective/kl");
+    line << " | len " << std::setprecision(1) << log.values.at("completions/mean_length") << " | loss "
+         << std::setprecision(4) << log.values.at("loss");
+  }
+  line << " | ETA " << format_hms(eta);
+  return line.str();
+}
+
+// Samples the held-out prompts: eval_ metrics, examples in samples.jsonl, the first two printed.
+void evaluate(Transformer& policy, const std::vector<OnlinePrompt>& prompts, const RewardScorer& scorer,
+              const Detokenize& detok, const OnlineConfig& cfg, dist::Communicator& comm, int64_t step, RunLog& log) {
+  const OnlineEval ev = evaluate_online(policy, prompts, scorer, detok, cfg.sampling, cfg.generate_batch, cfg.seed, &comm);
+  nlohmann::json rec = {{"step", step}};
+  for (const auto& [k, v] : ev.values) rec["eval_" + k] = v;
+  log.metrics(rec);
+  std::ostringstream line;
+  line << "eval at step " << step << ": score " << ev.values.at("objective/scores") << ", length "
+       << ev.values.at("completions/mean_length");
+  log.note(line.str());
+  std::vector<nlohmann::json> rows;
+  for (size_t i = 0; i < ev.examples.size(); ++i) {
+    const SampleExample& ex = ev.examples[i];
+    rows.push_back({{"step", step}, {"prompt", ex.prompt}, {"completion", ex.completion}, {"score", ex.score}});
+    if (i < 2) log.console() << "  " << ex.prompt << " -> " << ex.completion << "  [" << ex.score << "]\n";
+  }
+  log.samples(rows);
+}
+
+}  // namespace
+
+void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardScorer& reward, std::ostream& console) {
+  OnlineConfig cfg = run.train;
+  dist::Communicator& comm = cfg.comm ? *cfg.comm : dist::world();
+  cfg.comm = &comm;
+  RunLog log(run.out_dir, comm.rank() == 0, console, run.checkpoints);
+  const fs::path ref_dir = run.ref_dir.empty() ? run.model_dir : run.ref_dir;
+  const bool value_head = method_uses_values(cfg.method) && run.critic_dir.empty();
+  LoadReport lrep;
+  Transformer policy = load_checkpoint(run.model_dir, ModelHeads{.lm_head = true, .score_head = value_head}, &lrep, cfg.seed);
+  if (lrep.score_head_initialised) log.console() << "value head: newly initialised on the policy trunk\n";
+  Critic critic = method_uses_values(cfg.method) ? load_critic(run, log.console()) : Critic{};
+  Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
+  const int64_t context = policy.config().max_position_embeddings;
+  const int64_t limit = prompt_length_limit(run.max_prompt_length, context, cfg.sampling.max_new_tokens);
+  int64_t dropped = 0, eval_dropped = 0;
+  const std::vector<OnlinePrompt> prompts = load_online_prompts(run.data_file, text.enc, run.read, limit, &dropped);
+  std::vector<OnlinePrompt> eval_prompts;
+  if (!run.eval_file.empty()) eval_prompts = load_online_prompts(run.eval_file, text.enc, run.read, limit, &eval_dropped);
+  if (dropped) log.console() << "prompts: " << dropped << " dropped (too long for the context)\n";
+
+  // Online DPO applies the missing-EOS penalty to the scores that pick chosen and rejected.
+  const RewardScorer scorer = [&](const std::vector<rollout::RewardSample>& b) {
+    rollout::RewardResult r = reward(b);
+    if (cfg.method == OnlineMethod::online_dpo && run.missing_eos_penalty != 0)
+      for (size_t i = 0; i < b.size(); ++i)
+        if (!b[i].eos) r.scores[i] -= run.missing_eos_penalty;
+    return r;
+  };
+  const Detokenize detok = [&](const std::vector<int32_t>& ids) { return text.tok.decode(ids, {.skip_special_tokens = true}); };
+
+  AdamW opt(policy, cfg.adam);
+  TrainerState st;
+  st.fingerprint = {{"task", run.command}, {"prompts", prompts.size()}, {"options", run.fingerprint_options}};
+  // A run's samples and batches depend on its number of ranks (prompts per step are per rank).
+  if (comm.size() > 1) st.fingerprint["ranks"] = comm.size();
+  OnlineState ost;
+  ost.kl_coef = cfg.beta;
+  std::vector<std::string> kept;
+  if (run.resume) {
+    kept = resume_from_latest(run.out_dir, policy, opt, st, st.fingerprint, log.console());
+    ost = OnlineState::from_json(st.extra);
+    if (critic.model) {  // the critic's checkpoint of the same step, written just before the policy's
+      TrainerState cst;
+      load_training_checkpoint(run.out_dir / "critic" / ("checkpoint-" + std::to_string(st.global_step)), *critic.model,
+                               *critic.opt, cst, st.fingerprint);
+    }
+  }
+  fs::create_directories(run.out_dir);
+  nlohmann::json manifest = run.manifest;
+  manifest["model"] = {{"family", model_family_name(policy.config().family)}, {"parameters", policy.n_params()}};
+  manifest["data"] = {{"file", run.data_file.string()}, {"prompts", prompts.size()}, {"dropped_too_long", dropped}};
+  manifest["resolved"] = {{"ranks", comm.size()}, {"communicator", comm.name()}, {"prompts_per_step", cfg.prompts_per_step}};
+  log.write_manifest(manifest);
+  log.start_metrics(kept);
+  log.start_samples(run.resume);
+  log.console() << "rlhf " << run.command << ": " << prompts.size() << " prompts, " << cfg.max_steps << " steps of "
+                << cfg.prompts_per_step << " prompts x " << cfg.sampling.n << " samples";
+  if (comm.size() > 1) log.console() << " (" << comm.size() << " ranks)";
+  log.console() << ", " << policy.n_params() << " parameters\n";
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t first = st.global_step;
+  auto run_eval = [&](int64_t step) { evaluate(policy, eval_prompts, scorer, detok, cfg, comm, step, log); };
+  train_online(policy, opt, ref, prompts, scorer, detok, cfg, st.global_step, ost,
+               [&](const OnlineStepLog& step_log, const Transformer& m, const AdamW& a, const OnlineState& s) {
+                 nlohmann::json rec = {{"step", step_log.step}};
+                 for (const auto& [k, v] : step_log.values) rec[k] = v;
+                 log.metrics(rec);
+                 st.global_step = step_log.step;
+                 st.extra = s.to_json();
+                 if (step_log.step % run.log_every == 0 || step_log.step == cfg.max_steps) {
+                   const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                   log.progress(progress_line(run.command, step_log, cfg.max_steps,
+                                              el / (step_log.step - first) * (cfg.max_steps - step_log.step)));
+                 }
+                 if (!eval_prompts.empty() && run.eval_every > 0 && step_log.step % run.eval_every == 0) run_eval(step_log.step);
+                 if (log.checkpoint_due(step_log.step, cfg.max_steps)) {
+                   if (critic.model) log.save_checkpoint(run.out_dir / "critic", *critic.model, *critic.opt, st);
+                   log.save_checkpoint(run.out_dir, m, a, st);
+                 }
+               },
+               critic.model ? &*critic.model : nullptr, critic.opt ? &*critic.opt : nullptr);
+  log.end_progress();
+  if (!eval_prompts.empty() && (run.eval_every <= 0 || cfg.max_steps % run.eval_every != 0)) run_eval(cfg.max_steps);
+  if (log.lead()) {
+    save_checkpoint(value_head ? without_value_head(policy) : policy, run.out_dir, run.model_dir);
+    if (critic.model) save_checkpoint(*critic.model, run.out_dir / "critic", run.critic_dir);
+  }
+  log.console() << "model saved to " << run.out_dir.string() << "\n";
+}
+
+}  // namespace rlhf

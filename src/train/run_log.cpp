@@ -1,0 +1,63 @@
+#include "train/run_log.h"
+
+#include <unistd.h>
+
+#include "model/safetensors.h"
+#include "tensor/error.h"
+
+namespace rlhf {
+
+namespace fs = std::filesystem;
+
+RunLog::RunLog(fs::path dir, bool lead, std::ostream& console, CheckpointCadence cadence)
+    : dir_(std::move(dir)),
+      lead_(lead),
+      console_(console),
+      tty_(&console == &std::cout && isatty(STDOUT_FILENO)),
+      cadence_(cadence) {}
+
+void RunLog::write_manifest(const nlohmann::json& manifest) const {
+  if (lead_) write_file_atomic(dir_ / "manifest.json", manifest.dump(2) + "\n");
+}
+
+static void open_or_throw(std::ofstream& f, const fs::path& path, std::ios::openmode mode) {
+  f.open(path, mode);
+  if (!f) throw IoError(path.string() + ": cannot open for writing");
+}
+
+void RunLog::start_metrics(const std::vector<std::string>& kept) {
+  if (!lead_) return;
+  open_or_throw(metrics_, dir_ / "metrics.jsonl", std::ios::trunc);
+  for (const auto& line : kept) metrics_ << line << "\n";
+}
+
+void RunLog::start_samples(bool append) {
+  if (lead_) open_or_throw(samples_, dir_ / "samples.jsonl", append ? std::ios::app : std::ios::trunc);
+}
+
+void RunLog::metrics(const nlohmann::json& record) {
+  if (lead_) metrics_ << record.dump() << "\n" << std::flush;
+}
+
+void RunLog::samples(const std::vector<nlohmann::json>& rows) {
+  if (!lead_) return;
+  for (const auto& row : rows) samples_ << row.dump() << "\n";
+  samples_.flush();
+}
+
+void RunLog::progress(const std::string& line) {
+  console() << (tty_ ? "\r" : "") << line << (tty_ ? "\033[K" : "\n") << std::flush;
+}
+
+void RunLog::note(const std::string& line) { console() << (tty_ ? "\r\033[K" : "") << line << "\n"; }
+
+void RunLog::end_progress() {
+  if (tty_) console() << "\n";
+}
+
+void RunLog::save_checkpoint(const fs::path& where, const Transformer& m, const AdamW& opt,
+                             const TrainerState& state) const {
+  if (lead_) save_training_checkpoint(where, m, opt, state, cadence_.keep);
+}
+
+}  // namespace rlhf
