@@ -4,9 +4,9 @@
 // family decides the HF field and tensor names; what the model computes is the family-neutral
 // BlockShape below (norm kind and placement, positions, MLP, biases, ...), which parsing fills
 // from the family and its fields, plus the sizes, rope settings and sliding window.
-// Parsing validates every field before anything is allocated (docs/reliability.md §7 test 12): a missing
-// or mistyped field, a non-positive size, heads that do not divide the width or absurd sizes
-// give an InputError naming the file and the field. Unknown fields are kept verbatim in `raw`
+// Parsing validates every field before anything is allocated (docs/reliability.md §7 test 12):
+// a missing or mistyped field, a non-positive size, heads that do not divide the width or absurd
+// sizes give an InputError naming the file and the field. Unknown fields are kept verbatim in `raw`
 // so that saving writes back what was loaded.
 #pragma once
 
@@ -51,7 +51,7 @@ enum class MlpKind {
   swiglu,     // down(silu(gate x) * up x)
   geglu,      // down(gelu_tanh(gate x) * up x)
 };
-enum class QkNorm { none, per_head, whole };  // a norm on q and k before RoPE (Qwen3: per head)
+enum class QkNorm { none, per_head, whole };  // a norm on q and k before RoPE (Qwen3 per head, OLMo 2 whole)
 
 struct BlockShape {
   NormKind norm = NormKind::rmsnorm;
@@ -93,7 +93,6 @@ struct ModelConfig {
   std::string hidden_act;           // "gelu_new" (GPT-2) or "silu" (Llama)
   int64_t num_labels = 1;           // scalar head width (ForSequenceClassification)
   BlockShape block;                 // family_block_shape(*this) once parsed
-
 
   nlohmann::json raw;               // the config.json object as loaded (or as built)
 

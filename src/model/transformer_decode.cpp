@@ -100,9 +100,12 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   const k::AttentionShape as{cache.max_seqs_, T, static_cast<int>(H), static_cast<int>(KV), static_cast<int>(D),
                              static_cast<int>(cfg_.sliding_window)};
   const int64_t in_w = cfg_.mlp_in_dim();
-  // Scratch: x, h, y (N, C); mean, rstd (N); qkv; att; mlp_in; act; then the attention kernel's.
+  // Scratch: x, h, y (N, C); mean, rstd (N); qkv; att; mlp_in; act; then the attention kernel's;
+  // then, with per-head q/k norms, the heads before their norm, their rstd and the normalised heads.
   const int64_t att_scratch = k::attention_cached_scratch_floats(as);
-  const int64_t need = N * (3 * C + 2 + QKV + A + in_w + I) + att_scratch;
+  const bool qk_norm = blk.qk_norm == QkNorm::per_head;
+  const int64_t qk_scratch = qk_norm ? N * H * (2 * D + 1) : 0;
+  const int64_t need = N * (3 * C + 2 + QKV + A + in_w + I) + att_scratch + qk_scratch;
   if (static_cast<int64_t>(cache.scratch_.size()) < need) cache.scratch_.resize(need);
   float* x = cache.scratch_.data();
   float* h = x + N * C;
@@ -114,6 +117,9 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   float* mlp_in = att + N * A;
   float* act = mlp_in + N * in_w;
   float* att_buf = act + N * I;
+  float* qk_pre = att_buf + att_scratch;
+  float* qk_rstd = qk_pre + N * H * D;
+  float* qk_heads = qk_rstd + N * H;
 
   k::embedding_forward(x, tok.data(), pos.data(), P(wte_), P(wpe_), N, C);
   if (blk.embed_scale != 1.0f) k::scale_inplace(x, blk.embed_scale, N * C);
@@ -126,6 +132,10 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
     auto mat = [&](int i) { return packed ? &packed->layer_mats[4 * l + i] : nullptr; };
     if (pre) norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
     k::matmul_forward(qkv, branch_in, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
+    if (qk_norm) {
+      head_norm_forward(qkv, N, 0, H, s.q_norm_w, qk_pre, qk_rstd, qk_heads);
+      head_norm_forward(qkv, N, H, KV, s.k_norm_w, qk_pre, qk_rstd, qk_heads);
+    }
     if (blk.position == PositionKind::rope) {
       k::rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
     }

@@ -31,8 +31,10 @@ inline ModelConfig tiny_family_config(const std::string& family) {
 }
 
 // Block shapes no family uses yet, on the tiny models above (their tensors have no HF names):
-//   "sandwich_geglu": Llama with sandwich RMSNorms with (1 + w) (as Gemma 2/3), GeGLU with MLP
-//                     biases, the token embedding scaled by sqrt(16) = 4, tied embeddings
+//   "sandwich_geglu": Llama with sandwich RMSNorms with (1 + w) (as Gemma 2/3), per-head q/k
+//                     norms, GeGLU with MLP biases, the token embedding scaled by sqrt(16) = 4,
+//                     tied embeddings
+//   "qk_norm":        Llama with per-head q/k RMSNorms (as Qwen3)
 //   "post_nope":      Llama with post RMSNorms only (as OLMo 2), no positions, attention biases
 //   "post_layernorm_swiglu": GPT-2 (LayerNorm with biases, learned positions) with post norms
 //                     only and a SwiGLU MLP with biases
@@ -42,9 +44,15 @@ inline ModelConfig tiny_config(const std::string& name) {
     c.tie_word_embeddings = true;
     c.block.norm = NormKind::rmsnorm_offset;
     c.block.norm_placement = NormPlacement::sandwich;
+    c.block.qk_norm = QkNorm::per_head;
     c.block.mlp = MlpKind::geglu;
     c.block.mlp_bias = true;
     c.block.embed_scale = 4.0f;
+    return c;
+  }
+  if (name == "qk_norm") {
+    ModelConfig c = tiny_family_config("llama");
+    c.block.qk_norm = QkNorm::per_head;
     return c;
   }
   if (name == "post_nope") {
@@ -65,6 +73,6 @@ inline ModelConfig tiny_config(const std::string& name) {
 
 // Every family and every block shape above.
 inline const std::vector<std::string> kTinyModels = {
-    "gpt2", "llama", "qwen2", "mistral", "sandwich_geglu", "post_nope", "post_layernorm_swiglu"};
+    "gpt2", "llama", "qwen2", "mistral", "sandwich_geglu", "qk_norm", "post_nope", "post_layernorm_swiglu"};
 
 }  // namespace rlhf::test
