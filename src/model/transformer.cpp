@@ -2,8 +2,8 @@
 //
 // Block, in every family (x is the residual stream, N = B*T rows), shaped by cfg.block:
 //   h   = norm1(x)                      pre norms; LayerNorm (GPT-2) | RMSNorm (Llama) | (1 + w)
-//   qkv = h Wqkv^T (+ b)                fused q|k|v projection; per-head norms of q and k
-//                                       (Qwen3), then RoPE on q and k (Llama)
+//   qkv = h Wqkv^T (+ b)                fused q|k|v projection; norms of q and k, per head
+//                                       (Qwen3) or whole (OLMo 2), then RoPE on q and k (Llama)
 //   a   = attention(qkv)                causal, packed-sequence aware, GQA
 //   x'  = x + post1(a Wo^T (+ b))       post1: post norms only (sandwich, post), else identity
 //   h2  = norm2(x')
@@ -123,8 +123,6 @@ static void check_block_shape(const ModelConfig& cfg) {
   if (b.norm == NormKind::layernorm && !b.norm_bias)
     refuse("norm_bias", "LayerNorm without a bias is not supported yet");
   if (b.norm != NormKind::layernorm && b.norm_bias) refuse("norm_bias", "only LayerNorm has a bias");
-  if (b.qk_norm == QkNorm::whole)
-    refuse("qk_norm", "a q/k norm over the whole projection is not supported yet");
   if (b.qk_norm != QkNorm::none && b.norm == NormKind::layernorm)
     refuse("qk_norm", "q/k norms are RMSNorms; with LayerNorm they are not supported yet");
   if (b.attn_softcap != 0.0f) refuse("attn_softcap", "attention logit soft-capping is not supported yet");
@@ -158,9 +156,11 @@ Transformer::Transformer(ModelConfig cfg, ModelHeads heads) : cfg_(std::move(cfg
     add_norm(p + "norm1", blk.pre_norm(), s.norm1_w, s.norm1_b);
     s.qkv_w = add_slot(p + "attn.qkv.weight", {cfg_.qkv_dim(), C}, true);
     s.qkv_b = blk.qkv_bias ? add_slot(p + "attn.qkv.bias", {cfg_.qkv_dim()}, false) : -1;
-    const bool qk_norm = blk.qk_norm == QkNorm::per_head;
-    s.q_norm_w = qk_norm ? add_slot(p + "attn.q_norm.weight", {cfg_.head_dim}, false) : -1;
-    s.k_norm_w = qk_norm ? add_slot(p + "attn.k_norm.weight", {cfg_.head_dim}, false) : -1;
+    // Per head: one head_dim weight shared by the heads; whole: one weight over all the heads.
+    const bool qk_norm = blk.qk_norm != QkNorm::none, whole = blk.qk_norm == QkNorm::whole;
+    const int64_t D = cfg_.head_dim;
+    s.q_norm_w = qk_norm ? add_slot(p + "attn.q_norm.weight", {whole ? cfg_.n_heads * D : D}, false) : -1;
+    s.k_norm_w = qk_norm ? add_slot(p + "attn.k_norm.weight", {whole ? cfg_.n_kv_heads * D : D}, false) : -1;
     s.o_w = add_slot(p + "attn.out.weight", {C, cfg_.n_heads * cfg_.head_dim}, true);
     s.o_b = blk.attn_out_bias ? add_slot(p + "attn.out.bias", {C}, false) : -1;
     add_norm(p + "attn.post_norm", blk.post_norm(), s.attn_post_w, s.attn_post_b);
@@ -238,7 +238,7 @@ Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, in
   const int64_t mlp_in_w = cfg.mlp_in_dim();
   const bool ln = cfg.block.norm == NormKind::layernorm;
   const bool pre = cfg.block.pre_norm(), post = cfg.block.post_norm();
-  const bool qk_norm = cfg.block.qk_norm == QkNorm::per_head;
+  const bool qk_norm = cfg.block.qk_norm != QkNorm::none;
   // A norm's output (N, C), mean (N, LayerNorm only) and rstd (N), or -1s where it is absent.
   auto reserve_norm = [&](const std::string& name, bool present, std::vector<int>& out, std::vector<int>& mean,
                           std::vector<int>& rstd) {
@@ -332,26 +332,29 @@ void Transformer::norm_backward(float* dinp, const float* dout, const float* in,
   }
 }
 
-// The heads are gathered into rows of head_dim, normalised as one (N * nh, head_dim) matrix, and
-// put back (their q|k|v rows interleave the query and key heads with the values).
+// The heads are gathered into rows of their own, normalised as one (N * nh, head_dim) matrix (per
+// head) or (N, nh * head_dim) matrix (whole), and put back (q|k|v rows interleave them with the
+// values).
 static void copy_heads(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t N, int64_t W) {
   for (int64_t n = 0; n < N; ++n) std::copy_n(src + n * src_stride, W, dst + n * dst_stride);
 }
 
-void Transformer::head_norm_forward(float* qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, float* pre, float* rstd,
-                                    float* scratch) {
+void Transformer::qk_norm_forward(float* qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, float* pre, float* rstd,
+                                  float* scratch) {
   const int64_t D = cfg_.head_dim, QKV = cfg_.qkv_dim(), W = nh * D;
+  const bool whole = cfg_.block.qk_norm == QkNorm::whole;
   copy_heads(pre, W, qkv + h0 * D, QKV, N, W);
-  norm_forward(scratch, nullptr, rstd, pre, w, -1, N * nh, D);
+  norm_forward(scratch, nullptr, rstd, pre, w, -1, whole ? N : N * nh, whole ? W : D);
   copy_heads(qkv + h0 * D, QKV, scratch, W, N, W);
 }
 
-void Transformer::head_norm_backward(float* d_qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, const float* pre,
-                                     const float* rstd, float* d_heads, float* d_pre) {
+void Transformer::qk_norm_backward(float* d_qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, const float* pre,
+                                   const float* rstd, float* d_heads, float* d_pre) {
   const int64_t D = cfg_.head_dim, QKV = cfg_.qkv_dim(), W = nh * D;
+  const bool whole = cfg_.block.qk_norm == QkNorm::whole;
   copy_heads(d_heads, W, d_qkv + h0 * D, QKV, N, W);
   k::fill_zero(d_pre, N * W);
-  norm_backward(d_pre, d_heads, pre, w, -1, nullptr, rstd, N * nh, D);
+  norm_backward(d_pre, d_heads, pre, w, -1, nullptr, rstd, whole ? N : N * nh, whole ? W : D);
   copy_heads(d_qkv + h0 * D, QKV, d_pre, W, N, W);
 }
 
@@ -440,11 +443,11 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
       norm_forward(h, slice_or_null(a, ws.norm1_mean[l]), a.data(ws.norm1_rstd[l]), x_in, s.norm1_w, s.norm1_b, N);
     float* qkv = a.data(ws.qkv[l]);
     k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
-    if (blk.qk_norm == QkNorm::per_head) {
-      head_norm_forward(qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]),
-                        a.data(ws.qk_heads));
-      head_norm_forward(qkv, N, as.n_heads, as.n_kv_heads, s.k_norm_w, a.data(ws.k_pre[l]), a.data(ws.k_rstd[l]),
-                        a.data(ws.qk_heads));
+    if (blk.qk_norm != QkNorm::none) {
+      qk_norm_forward(qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]),
+                      a.data(ws.qk_heads));
+      qk_norm_forward(qkv, N, as.n_heads, as.n_kv_heads, s.k_norm_w, a.data(ws.k_pre[l]), a.data(ws.k_rstd[l]),
+                      a.data(ws.qk_heads));
     }
     if (blk.position == PositionKind::rope) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
@@ -642,11 +645,11 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
       k::rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads,
                        as.head_dim);
     }
-    if (blk.qk_norm == QkNorm::per_head) {  // d_att is free again
-      head_norm_backward(d_qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]), d_att,
-                         a.data(ws.qk_heads));
-      head_norm_backward(d_qkv, N, as.n_heads, as.n_kv_heads, s.k_norm_w, a.data(ws.k_pre[l]), a.data(ws.k_rstd[l]),
-                         d_att, a.data(ws.qk_heads));
+    if (blk.qk_norm != QkNorm::none) {  // d_att is free again
+      qk_norm_backward(d_qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]), d_att,
+                       a.data(ws.qk_heads));
+      qk_norm_backward(d_qkv, N, as.n_heads, as.n_kv_heads, s.k_norm_w, a.data(ws.k_pre[l]), a.data(ws.k_rstd[l]),
+                       d_att, a.data(ws.qk_heads));
     }
     const float* h = a.data(pre ? ws.norm1[l] : ws.x_in[l]);
     k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, h, P(s.qkv_w), N, C, QKV, fresh);

@@ -12,11 +12,11 @@
 //   GPT-2 : pre-LayerNorm, learned positions, gelu_new MLP, biases everywhere, tied embeddings
 //   Llama : pre-RMSNorm, RoPE (+ llama3 scaling), SwiGLU, GQA, optional qkv bias (Qwen2),
 //           optional sliding window (Mistral), tied or untied embeddings
-// Shapes no family uses yet (post and sandwich norms, RMSNorm with (1 + w), per-head q/k norms,
-// GeGLU, no positions, MLP biases on a gated MLP, an embedding scale) run in forward, backward
-// and decode; the constructor rejects the rest (a q/k norm over the whole projection, soft-caps,
-// an LM-head bias, LayerNorm without a bias, an embedding scale beside learned positions) with an
-// InputError naming the field.
+// Shapes no family uses yet (post and sandwich norms, RMSNorm with (1 + w), q/k norms per head
+// or whole, GeGLU, no positions, MLP biases on a gated MLP, an embedding scale) run in forward,
+// backward and decode; the constructor rejects the rest (soft-caps, an LM-head bias, LayerNorm
+// without a bias or on q/k, an embedding scale beside learned positions) with an InputError
+// naming the field.
 // HF tensor names and layouts are mapped to ours in gpt2.cpp / llama.cpp (see checkpoint.h),
 // for the families' own shapes only.
 //
@@ -111,10 +111,10 @@ class Workspace {
       mlp_in, mlp_act;
   // With post norms (BlockShape::post_norm), each branch's output before its norm; else -1.
   std::vector<int> attn_out, attn_out_mean, attn_out_rstd, mlp_out, mlp_out_mean, mlp_out_rstd;
-  // With per-head q/k norms, the query (N * n_heads, head_dim) and key (N * n_kv_heads, head_dim)
-  // heads before their norm and their rstd; else -1.
+  // With q/k norms, the query (N * n_heads, head_dim) and key (N * n_kv_heads, head_dim) heads
+  // before their norm and their rstd (one per head, or per row with a whole-projection norm); else -1.
   std::vector<int> q_pre, q_rstd, k_pre, k_rstd;
-  int qk_heads = -1;  // with per-head q/k norms: (N * n_heads, head_dim) of heads being normalised
+  int qk_heads = -1;  // with q/k norms: (N * n_heads, head_dim) of heads being normalised
   int x_final, normf, normf_mean, normf_rstd;
   // Gathered rows and logprob outputs.
   int h_scored, lse_scored, entropy_scored, h_head, lm_scratch;
@@ -218,13 +218,14 @@ class Transformer {
                     int64_t C = 0);
   void norm_backward(float* dinp, const float* dout, const float* in, int64_t w, int64_t b, const float* mean,
                      const float* rstd, int64_t N, int64_t C = 0);
-  // Per-head q/k norm of heads [h0, h0 + nh) of N qkv rows, in place, by the norm at offset w:
-  // pre (N * nh, head_dim) keeps the heads before it, rstd (N * nh) their rstd; scratch as pre.
-  void head_norm_forward(float* qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, float* pre, float* rstd,
-                         float* scratch);
+  // The q/k norm (per head or whole, BlockShape::qk_norm) of heads [h0, h0 + nh) of N qkv rows,
+  // in place, by the norm at offset w: pre (N * nh, head_dim) keeps the heads before it, rstd
+  // (N * nh, or N) their rstd; scratch as pre.
+  void qk_norm_forward(float* qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, float* pre, float* rstd,
+                       float* scratch);
   // Its backward, in place on those heads of d_qkv; d_heads and d_pre are scratch as pre.
-  void head_norm_backward(float* d_qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, const float* pre,
-                          const float* rstd, float* d_heads, float* d_pre);
+  void qk_norm_backward(float* d_qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, const float* pre,
+                        const float* rstd, float* d_heads, float* d_pre);
   // The MLP's activation, act (N, I) from the up projection's output mlp_in (N, I or 2I); the
   // backward overwrites d_mlp_in.
   void activation_forward(float* act, const float* mlp_in, int64_t N) const;

@@ -101,9 +101,9 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
                              static_cast<int>(cfg_.sliding_window)};
   const int64_t in_w = cfg_.mlp_in_dim();
   // Scratch: x, h, y (N, C); mean, rstd (N); qkv; att; mlp_in; act; then the attention kernel's;
-  // then, with per-head q/k norms, the heads before their norm, their rstd and the normalised heads.
+  // then, with q/k norms, the heads before their norm, their rstd and the normalised heads.
   const int64_t att_scratch = k::attention_cached_scratch_floats(as);
-  const bool qk_norm = blk.qk_norm == QkNorm::per_head;
+  const bool qk_norm = blk.qk_norm != QkNorm::none;
   const int64_t qk_scratch = qk_norm ? N * H * (2 * D + 1) : 0;
   const int64_t need = N * (3 * C + 2 + QKV + A + in_w + I) + att_scratch + qk_scratch;
   if (static_cast<int64_t>(cache.scratch_.size()) < need) cache.scratch_.resize(need);
@@ -133,8 +133,8 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
     if (pre) norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
     k::matmul_forward(qkv, branch_in, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
     if (qk_norm) {
-      head_norm_forward(qkv, N, 0, H, s.q_norm_w, qk_pre, qk_rstd, qk_heads);
-      head_norm_forward(qkv, N, H, KV, s.k_norm_w, qk_pre, qk_rstd, qk_heads);
+      qk_norm_forward(qkv, N, 0, H, s.q_norm_w, qk_pre, qk_rstd, qk_heads);
+      qk_norm_forward(qkv, N, H, KV, s.k_norm_w, qk_pre, qk_rstd, qk_heads);
     }
     if (blk.position == PositionKind::rope) {
       k::rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads

@@ -56,7 +56,6 @@ TEST(BlockShape, UnimplementedValuesAreRefused) {
     const char* why;
   };
   const Case cases[] = {
-      {"llama", [](BlockShape& b) { b.qk_norm = QkNorm::whole; }, "block.qk_norm", "not supported yet"},
       {"gpt2", [](BlockShape& b) { b.qk_norm = QkNorm::per_head; }, "block.qk_norm", "not supported yet"},
       {"llama", [](BlockShape& b) { b.attn_softcap = 50.0f; }, "block.attn_softcap", "not supported yet"},
       {"llama", [](BlockShape& b) { b.final_softcap = 30.0f; }, "block.final_softcap", "not supported yet"},

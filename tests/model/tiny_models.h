@@ -35,7 +35,8 @@ inline ModelConfig tiny_family_config(const std::string& family) {
 //                     norms, GeGLU with MLP biases, the token embedding scaled by sqrt(16) = 4,
 //                     tied embeddings
 //   "qk_norm":        Llama with per-head q/k RMSNorms (as Qwen3)
-//   "post_nope":      Llama with post RMSNorms only (as OLMo 2), no positions, attention biases
+//   "post_nope":      Llama with post RMSNorms only and q/k norms over the whole projections (as
+//                     OLMo 2), no positions, attention biases
 //   "post_layernorm_swiglu": GPT-2 (LayerNorm with biases, learned positions) with post norms
 //                     only and a SwiGLU MLP with biases
 inline ModelConfig tiny_config(const std::string& name) {
@@ -59,6 +60,7 @@ inline ModelConfig tiny_config(const std::string& name) {
     ModelConfig c = tiny_family_config("llama");
     c.block.norm_placement = NormPlacement::post;
     c.block.position = PositionKind::none;
+    c.block.qk_norm = QkNorm::whole;
     c.block.qkv_bias = c.block.attn_out_bias = true;
     return c;
   }
