@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
   nlohmann::ordered_json out = {
       {"impl", "rlhf.cpp"},
       {"model", model},
-      {"family", cfg.is_gpt2() ? "gpt2" : "llama"},
+      {"family", cfg.family == ModelFamily::gpt2 ? "gpt2" : "llama"},
       {"params", policy.n_params()},
       {"pairs", pairs},
       {"seq_len", seq_len},

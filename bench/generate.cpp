@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   nlohmann::ordered_json out = {
       {"impl", "rlhf.cpp"},
       {"model", model_dir},
-      {"family", model.config().is_gpt2() ? "gpt2" : "llama"},
+      {"family", model.config().family == ModelFamily::gpt2 ? "gpt2" : "llama"},
       {"params", model.n_params()},
       {"batch", batch},
       {"prompt_len", prompt_len},

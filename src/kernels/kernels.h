@@ -80,6 +80,12 @@ void swiglu_forward(float* out, const float* gate_up, int64_t N, int64_t I);
 void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, int64_t N, int64_t I,
                      Grad mode = Grad::add);
 
+// GeGLU (Gemma's MLP; src/kernels/cpu/geglu.cpp): as swiglu with gelu_new in place of silu,
+// out (N, I) = gelu(gate) * up; Grad::overwrite as for swiglu_backward.
+void geglu_forward(float* out, const float* gate_up, int64_t N, int64_t I);
+void geglu_backward(float* dgate_up, const float* dout, const float* gate_up, int64_t N, int64_t I,
+                    Grad mode = Grad::add);
+
 // ---- rotary position embedding -------------------------------------------------------------
 
 // Rotates n_heads heads of head_dim in each of N rows, in place, with HF's rotate_half pairing

@@ -15,11 +15,19 @@ namespace rlhf {
 
 namespace fs = std::filesystem;
 
-std::string hf_default_prefix(const ModelConfig& cfg) { return cfg.is_gpt2() ? "transformer." : "model."; }
+// HF names its tensors by family (GPT-2's Conv1D layout, Llama's split projections).
+static bool gpt2_names(const ModelConfig& cfg) { return cfg.family == ModelFamily::gpt2; }
+
+std::string hf_default_prefix(const ModelConfig& cfg) { return gpt2_names(cfg) ? "transformer." : "model."; }
 
 std::vector<HfTensor> hf_layout(const Transformer& m, const std::string& prefix) {
-  std::vector<HfTensor> t = m.config().is_gpt2() ? gpt2_hf_layout(m, prefix) : llama_hf_layout(m, prefix);
   const ModelConfig& c = m.config();
+  // The family tables name the tensors of the family's own block; another shape's would be
+  // saved under wrong or missing names, and its config.json could not say what it is.
+  if (c.block != family_block_shape(c))
+    throw InputError(std::string("this model's block shape is not ") + model_family_name(c.family) +
+                     "'s: its tensors have no Hugging Face names");
+  std::vector<HfTensor> t = gpt2_names(c) ? gpt2_hf_layout(m, prefix) : llama_hf_layout(m, prefix);
   if (m.heads().lm_head && !c.tie_word_embeddings)
     t.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}, "lm_head.weight"});
   if (m.heads().score_head) t.push_back({"score.weight", {c.num_labels, c.hidden_size}, "score.weight"});
@@ -50,7 +58,7 @@ Transformer load_checkpoint(const fs::path& dir, ModelHeads heads, LoadReport* r
   Transformer m(cfg, heads);
 
   std::string prefix = hf_default_prefix(cfg);
-  if (cfg.is_gpt2() && !st.find(prefix + "wte.weight") && st.find("wte.weight")) prefix = "";  // bare GPT2Model
+  if (gpt2_names(cfg) && !st.find(prefix + "wte.weight") && st.find("wte.weight")) prefix = "";  // bare GPT2Model
 
   LoadReport local;
   LoadReport& rep = report ? *report : local;

@@ -4,7 +4,7 @@
 // map onto our parameter slots: GPT-2's Conv1D weights are transposed at load time, Llama's
 // q/k/v and gate/up projections are stacked into fused slots. Layout quirks live in that one
 // table, never in the hot path (STYLE.md). Loading checks the weights against the config and
-// lists every missing, unexpected or misshaped tensor (RELIABILITY.md test 13) — no silent
+// lists every missing, unexpected or misshaped tensor (docs/reliability.md §7 test 13) — no silent
 // random initialisation, except a requested scalar head that the checkpoint lacks (as HF does
 // when a reward model is initialised from a causal LM; reported in LoadReport).
 #pragma once

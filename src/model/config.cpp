@@ -7,7 +7,7 @@
 // code does not implement (other rope types, mixed sliding/full attention layers, MLP biases,
 // GPT-2's per-layer attention scaling) are errors, never ignored.
 //
-// Deliberately not here: which tensors a config implies (weights.h).
+// Deliberately not here: which tensors a config implies (transformer.cpp, checkpoint.h).
 #include "model/config.h"
 
 #include <algorithm>
@@ -311,6 +311,24 @@ const char* model_family_name(ModelFamily f) {
   return "unknown";
 }
 
+BlockShape family_block_shape(const ModelConfig& c) {
+  BlockShape b;
+  if (c.family == ModelFamily::gpt2) {
+    b.norm = NormKind::layernorm;
+    b.position = PositionKind::learned;
+    b.mlp = MlpKind::gelu_tanh;
+    b.qkv_bias = b.attn_out_bias = b.mlp_bias = b.norm_bias = true;
+    return b;
+  }
+  b.norm = NormKind::rmsnorm;
+  b.position = PositionKind::rope;
+  b.mlp = MlpKind::swiglu;
+  b.qkv_bias = c.attention_bias;
+  // Llama's attention_bias also covers o_proj; Qwen2's covers q/k/v only.
+  b.attn_out_bias = c.attention_bias && c.family == ModelFamily::llama;
+  return b;
+}
+
 ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   if (!j.is_object())
     throw InputError(source + ": config must be a JSON object, got " + std::string(j.type_name()));
@@ -320,6 +338,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   if (c.family == ModelFamily::gpt2) parse_gpt2(f, c);
   else parse_llama_family(f, c, source);
   c.num_labels = parse_num_labels(f);
+  c.block = family_block_shape(c);
   c.raw = j;
   return c;
 }

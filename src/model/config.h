@@ -1,10 +1,12 @@
 // A model's architecture, read from and written to Hugging Face's config.json.
 //
-// Families: GPT-2 (model_type "gpt2") and the Llama family ("llama", "qwen2", "mistral"), which
-// differ only in flags below (qkv bias, sliding window, tied embeddings, rope scaling).
-// Parsing validates every field before anything is allocated (RELIABILITY.md test 12): a missing
-// or mistyped field, a non-positive size, heads that do not divide the width or absurd sizes
-// give an InputError naming the file and the field. Unknown fields are kept verbatim in `raw`
+// Families: GPT-2 (model_type "gpt2") and the Llama family ("llama", "qwen2", "mistral"). The
+// family decides the HF field and tensor names; what the model computes is the family-neutral
+// BlockShape below (norm kind and placement, positions, MLP, biases, ...), which parsing fills
+// from the family and its fields, plus the sizes, rope settings and sliding window.
+// Parsing validates every field before anything is allocated (docs/reliability.md §7 test 12):
+// a missing or mistyped field, a non-positive size, heads that do not divide the width or absurd
+// sizes give an InputError naming the file and the field. Unknown fields are kept verbatim in `raw`
 // so that saving writes back what was loaded.
 #pragma once
 
@@ -29,6 +31,49 @@ struct RopeScaling {
   int64_t original_max_position_embeddings = 8192;
 };
 
+// The transformer block's shape: each choice on its own axis, so that a family is one set of
+// values (family_block_shape) and the forward, backward and decode read only these. Values no
+// family uses yet are either implemented and tested on tiny models or rejected by the
+// Transformer's constructor with an InputError naming the field (see transformer.cpp).
+enum class NormKind {
+  layernorm,       // (x - mean) * rstd * w + b                       GPT-2
+  rmsnorm,         // x * rstd * w                                    Llama
+  rmsnorm_offset,  // x * rstd * (1 + w), w initialised to 0          Gemma
+};
+enum class NormPlacement {
+  pre,       // x + f(norm(x))                                        GPT-2, Llama
+  post,      // x + norm(f(x))                                        OLMo 2
+  sandwich,  // x + norm(f(norm(x)))                                  Gemma 2/3
+};
+enum class PositionKind { learned, rope, none };  // learned: a position table added to the embedding
+enum class MlpKind {
+  gelu_tanh,  // down(gelu_tanh(up x)), GPT-2's "gelu_new"
+  swiglu,     // down(silu(gate x) * up x)
+  geglu,      // down(gelu_tanh(gate x) * up x)
+};
+enum class QkNorm { none, per_head, whole };  // a norm on q and k before RoPE (Qwen3 per head, OLMo 2 whole)
+
+struct BlockShape {
+  NormKind norm = NormKind::rmsnorm;
+  NormPlacement norm_placement = NormPlacement::pre;
+  PositionKind position = PositionKind::rope;
+  MlpKind mlp = MlpKind::swiglu;
+  bool qkv_bias = false;
+  bool attn_out_bias = false;
+  bool mlp_bias = false;   // on the up (or gate|up) and down projections
+  bool norm_bias = false;  // LayerNorm's b
+  bool lm_head_bias = false;
+  QkNorm qk_norm = QkNorm::none;
+  float attn_softcap = 0.0f;   // scores -> cap * tanh(scores / cap); 0 = off
+  float final_softcap = 0.0f;  // logits -> cap * tanh(logits / cap); 0 = off
+  float embed_scale = 1.0f;    // the token embedding times this (Gemma: sqrt(hidden)); 1 = none
+
+  bool gated_mlp() const { return mlp != MlpKind::gelu_tanh; }  // up projects to [gate | up]
+  bool pre_norm() const { return norm_placement != NormPlacement::post; }
+  bool post_norm() const { return norm_placement != NormPlacement::pre; }
+  bool operator==(const BlockShape&) const = default;
+};
+
 struct ModelConfig {
   ModelFamily family = ModelFamily::llama;
   int64_t vocab_size = 0;
@@ -43,15 +88,16 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = true;
-  bool attention_bias = false;      // q/k/v biases (Qwen2: true; GPT-2: always)
+  bool attention_bias = false;      // q/k/v biases (Qwen2: true; GPT-2: always); see block
   int64_t sliding_window = 0;       // Mistral; 0 = none
   std::string hidden_act;           // "gelu_new" (GPT-2) or "silu" (Llama)
   int64_t num_labels = 1;           // scalar head width (ForSequenceClassification)
+  BlockShape block;                 // family_block_shape(*this) once parsed
 
   nlohmann::json raw;               // the config.json object as loaded (or as built)
 
-  bool is_gpt2() const { return family == ModelFamily::gpt2; }
   int64_t qkv_dim() const { return (n_heads + 2 * n_kv_heads) * head_dim; }
+  int64_t mlp_in_dim() const { return block.gated_mlp() ? 2 * intermediate_size : intermediate_size; }
 
   // Parses and validates; `source` names the file in error messages.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
@@ -71,5 +117,10 @@ struct ModelConfig {
   // rope_parameters (5.x). Works on a struct filled in by hand (raw null) as well.
   nlohmann::json to_json(bool scalar_head) const;
 };
+
+// The block shape of a parsed config's family: GPT-2 is pre-LayerNorm with biases everywhere,
+// learned positions and a gelu_new MLP; the Llama family pre-RMSNorm, RoPE and SwiGLU, with
+// q/k/v biases when attention_bias is set (Qwen2 always), Llama's also on the output projection.
+BlockShape family_block_shape(const ModelConfig& c);
 
 }  // namespace rlhf

@@ -18,13 +18,13 @@ std::vector<HfTensor> llama_hf_layout(const Transformer& m, const std::string& p
     t.push_back({h + "self_attn.q_proj.weight", {Q, C}, s + "attn.qkv.weight", 0});
     t.push_back({h + "self_attn.k_proj.weight", {KV, C}, s + "attn.qkv.weight", Q});
     t.push_back({h + "self_attn.v_proj.weight", {KV, C}, s + "attn.qkv.weight", Q + KV});
-    if (c.attention_bias) {
+    if (c.block.qkv_bias) {
       t.push_back({h + "self_attn.q_proj.bias", {Q}, s + "attn.qkv.bias", 0});
       t.push_back({h + "self_attn.k_proj.bias", {KV}, s + "attn.qkv.bias", Q});
       t.push_back({h + "self_attn.v_proj.bias", {KV}, s + "attn.qkv.bias", Q + KV});
     }
     t.push_back({h + "self_attn.o_proj.weight", {C, Q}, s + "attn.out.weight"});
-    if (c.attention_bias && c.family == ModelFamily::llama)
+    if (c.block.attn_out_bias)
       t.push_back({h + "self_attn.o_proj.bias", {C}, s + "attn.out.bias"});
     t.push_back({h + "post_attention_layernorm.weight", {C}, s + "norm2.weight"});
     t.push_back({h + "mlp.gate_proj.weight", {I, C}, s + "mlp.up.weight", 0});

@@ -6,7 +6,7 @@
 // by begin must tile the data buffer exactly and agree with shape x dtype (checked arithmetic).
 // Stricter than the reference on purpose: an entry may hold only dtype, shape and data_offsets.
 //
-// Deliberately not here: which tensors a model needs (weights.h) and dtype conversion beyond
+// Deliberately not here: which tensors a model needs (checkpoint.h) and dtype conversion beyond
 // F32/F16/BF16 -> F32.
 #include "model/safetensors.h"
 

@@ -3,12 +3,12 @@
 // Format: 8-byte little-endian header length N, an N-byte UTF-8 JSON header mapping tensor names
 // to {dtype, shape, data_offsets: [begin, end)} (offsets relative to the data buffer after the
 // header) plus an optional "__metadata__" string->string map, then the data buffer.
-// Every check of RELIABILITY.md §1 / tests 1–11 is made before anything is trusted: header size
+// Every check of docs/reliability.md §1 and §7 tests 1–11 is made before anything is trusted: header size
 // caps, UTF-8 and JSON shape, duplicate keys, dtype names, contiguous ordered offsets covering
 // the buffer exactly, checked shape arithmetic. Errors are InputError naming the file, the tensor
 // and the problem.
 //
-// Deliberately not here: model semantics (which names a model needs) — see weights.h.
+// Deliberately not here: model semantics (which names a model needs) — see checkpoint.h.
 #pragma once
 
 #include <cstdint>
@@ -62,7 +62,7 @@ class SafetensorsFile {
 void convert_to_f32(const TensorView& t, float* out, const std::string& source);
 
 // All tensors of a model directory: model.safetensors, or the shards listed by
-// model.safetensors.index.json (RELIABILITY.md test 11: a missing shard, a tensor in two shards,
+// model.safetensors.index.json (docs/reliability.md §7 test 11: a missing shard, a tensor in two shards,
 // a tensor in a shard but not in the index, or a shard path leaving the directory are errors).
 class SafetensorsModel {
  public:
@@ -85,7 +85,7 @@ struct TensorToWrite {
 };
 
 // Writes a .safetensors file atomically: a sibling temporary file, fsync, rename over `path`,
-// fsync of the directory (RELIABILITY.md test 10). Tensors are written in name order; the header
+// fsync of the directory (docs/reliability.md §7 test 10). Tensors are written in name order; the header
 // is padded with spaces to a multiple of 8. On any failure the temporary file is removed,
 // `path` is untouched, and IoError names the file and the errno text.
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,

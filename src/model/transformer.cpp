@@ -1,13 +1,15 @@
 // The transformer's parameter table, forward and backward (see transformer.h for the contract).
 //
-// Block, in both families (x is the residual stream, N = B*T rows):
-//   h   = norm1(x)                      LayerNorm (GPT-2) | RMSNorm (Llama)
-//   qkv = h Wqkv^T (+ b)                fused q|k|v projection; RoPE on q and k (Llama)
+// Block, in every family (x is the residual stream, N = B*T rows), shaped by cfg.block:
+//   h   = norm1(x)                      pre norms; LayerNorm (GPT-2) | RMSNorm (Llama) | (1 + w)
+//   qkv = h Wqkv^T (+ b)                fused q|k|v projection; norms of q and k, per head
+//                                       (Qwen3) or whole (OLMo 2), then RoPE on q and k (Llama)
 //   a   = attention(qkv)                causal, packed-sequence aware, GQA
-//   x'  = x + a Wo^T (+ b)
+//   x'  = x + post1(a Wo^T (+ b))       post1: post norms only (sandwich, post), else identity
 //   h2  = norm2(x')
-//   m   = gelu(h2 Wfc^T + b)            | swiglu(h2 Wgate_up^T)
-//   x'' = x' + m Wdown^T (+ b)
+//   m   = gelu(h2 Wfc^T (+ b))          | swiglu or geglu(h2 Wgate_up^T (+ b))
+//   x'' = x' + post2(m Wdown^T (+ b))
+// Without pre norms (placement post) h = x and h2 = x'. The token embedding may be scaled.
 // Backward walks the same list in reverse. Activation gradients d_norm, d_att, d_qkv, ... are
 // written fresh by each layer (Grad::overwrite; the attention backward writes all of d_qkv); the
 // residual gradient d_x accumulates across both branches by construction. The last layer runs
@@ -107,46 +109,82 @@ int64_t Transformer::add_slot(const std::string& name, std::vector<int64_t> shap
   return off;
 }
 
+static bool is_norm_weight(const ParamSlot& s) {
+  return s.name.find("norm") != std::string::npos && s.name.ends_with(".weight");
+}
+
+// Block shapes the forward, backward and decode do not implement (yet) are refused here, each
+// naming its field, rather than run as something else.
+static void check_block_shape(const ModelConfig& cfg) {
+  const BlockShape& b = cfg.block;
+  auto refuse = [](const std::string& field, const std::string& what) {
+    throw InputError("model config: block." + field + ": " + what);
+  };
+  if (b.norm == NormKind::layernorm && !b.norm_bias)
+    refuse("norm_bias", "LayerNorm without a bias is not supported yet");
+  if (b.norm != NormKind::layernorm && b.norm_bias) refuse("norm_bias", "only LayerNorm has a bias");
+  if (b.qk_norm != QkNorm::none && b.norm == NormKind::layernorm)
+    refuse("qk_norm", "q/k norms are RMSNorms; with LayerNorm they are not supported yet");
+  if (b.attn_softcap != 0.0f) refuse("attn_softcap", "attention logit soft-capping is not supported yet");
+  if (b.final_softcap != 0.0f) refuse("final_softcap", "final logit soft-capping is not supported yet");
+  if (b.lm_head_bias) refuse("lm_head_bias", "an LM-head bias is not supported yet");
+  if (!(std::isfinite(b.embed_scale) && b.embed_scale > 0.0f))
+    refuse("embed_scale", "must be a positive number, got " + std::to_string(b.embed_scale));
+  if (b.embed_scale != 1.0f && b.position == PositionKind::learned)
+    refuse("embed_scale", "scaling the token embedding beside learned positions is not supported yet");
+  if (b.position == PositionKind::rope && cfg.head_dim % 2 != 0)
+    refuse("position", "RoPE needs an even head dimension, got " + std::to_string(cfg.head_dim));
+}
+
 Transformer::Transformer(ModelConfig cfg, ModelHeads heads) : cfg_(std::move(cfg)), heads_(heads) {
   RLHF_CHECK(heads_.lm_head || heads_.score_head, "a model needs at least one head");
   RLHF_CHECK(cfg_.n_layers >= 1, "a model needs at least one layer");
+  check_block_shape(cfg_);
+  const BlockShape& blk = cfg_.block;
   const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, I = cfg_.intermediate_size;
-  const bool gpt2 = cfg_.is_gpt2();
-  const bool bias = gpt2;  // GPT-2 has biases on every linear layer and norm
+  // A norm's weight and, for LayerNorm, bias; -1 offsets where the block has no such norm.
+  auto add_norm = [&](const std::string& name, bool present, int64_t& w, int64_t& b) {
+    w = present ? add_slot(name + ".weight", {C}, false) : -1;
+    b = present && blk.norm_bias ? add_slot(name + ".bias", {C}, false) : -1;
+  };
   wte_ = add_slot("embed.tokens", {V, C}, true);
-  if (gpt2) wpe_ = add_slot("embed.positions", {cfg_.max_position_embeddings, C}, true);
+  if (blk.position == PositionKind::learned)
+    wpe_ = add_slot("embed.positions", {cfg_.max_position_embeddings, C}, true);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
     LayerSlots s{};
-    s.norm1_w = add_slot(p + "norm1.weight", {C}, false);
-    s.norm1_b = bias ? add_slot(p + "norm1.bias", {C}, false) : -1;
+    add_norm(p + "norm1", blk.pre_norm(), s.norm1_w, s.norm1_b);
     s.qkv_w = add_slot(p + "attn.qkv.weight", {cfg_.qkv_dim(), C}, true);
-    s.qkv_b = (bias || cfg_.attention_bias) ? add_slot(p + "attn.qkv.bias", {cfg_.qkv_dim()}, false) : -1;
+    s.qkv_b = blk.qkv_bias ? add_slot(p + "attn.qkv.bias", {cfg_.qkv_dim()}, false) : -1;
+    // Per head: one head_dim weight shared by the heads; whole: one weight over all the heads.
+    const bool qk_norm = blk.qk_norm != QkNorm::none, whole = blk.qk_norm == QkNorm::whole;
+    const int64_t D = cfg_.head_dim;
+    s.q_norm_w = qk_norm ? add_slot(p + "attn.q_norm.weight", {whole ? cfg_.n_heads * D : D}, false) : -1;
+    s.k_norm_w = qk_norm ? add_slot(p + "attn.k_norm.weight", {whole ? cfg_.n_kv_heads * D : D}, false) : -1;
     s.o_w = add_slot(p + "attn.out.weight", {C, cfg_.n_heads * cfg_.head_dim}, true);
-    // Llama's attention_bias also covers o_proj; Qwen2's covers q/k/v only.
-    const bool o_bias = bias || (cfg_.family == ModelFamily::llama && cfg_.attention_bias);
-    s.o_b = o_bias ? add_slot(p + "attn.out.bias", {C}, false) : -1;
-    s.norm2_w = add_slot(p + "norm2.weight", {C}, false);
-    s.norm2_b = bias ? add_slot(p + "norm2.bias", {C}, false) : -1;
-    s.up_w = add_slot(p + "mlp.up.weight", {gpt2 ? I : 2 * I, C}, true);  // Llama: [gate | up]
-    s.up_b = bias ? add_slot(p + "mlp.up.bias", {I}, false) : -1;
+    s.o_b = blk.attn_out_bias ? add_slot(p + "attn.out.bias", {C}, false) : -1;
+    add_norm(p + "attn.post_norm", blk.post_norm(), s.attn_post_w, s.attn_post_b);
+    add_norm(p + "norm2", blk.pre_norm(), s.norm2_w, s.norm2_b);
+    s.up_w = add_slot(p + "mlp.up.weight", {cfg_.mlp_in_dim(), C}, true);  // gated: [gate | up]
+    s.up_b = blk.mlp_bias ? add_slot(p + "mlp.up.bias", {cfg_.mlp_in_dim()}, false) : -1;
     s.down_w = add_slot(p + "mlp.down.weight", {C, I}, true);
-    s.down_b = bias ? add_slot(p + "mlp.down.bias", {C}, false) : -1;
+    s.down_b = blk.mlp_bias ? add_slot(p + "mlp.down.bias", {C}, false) : -1;
+    add_norm(p + "mlp.post_norm", blk.post_norm(), s.mlp_post_w, s.mlp_post_b);
     layers_.push_back(s);
   }
-  normf_w_ = add_slot("norm_final.weight", {C}, false);
-  normf_b_ = gpt2 ? add_slot("norm_final.bias", {C}, false) : -1;
+  add_norm("norm_final", true, normf_w_, normf_b_);
   if (heads_.lm_head && !cfg_.tie_word_embeddings) lm_head_ = add_slot("lm_head.weight", {V, C}, true);
   if (heads_.score_head) score_ = add_slot("score.weight", {cfg_.num_labels, C}, true);
   const int64_t total = slots_.back().offset + slots_.back().numel;
   params_.assign(total, 0.0f);
   grads_.assign(total, 0.0f);
-  if (!gpt2) inv_freq_ = rope_inv_freq(cfg_);
-  for (int64_t l = 0; l < cfg_.n_layers; ++l) {  // unit norm weights, so a fresh model is sane
-    std::fill_n(params_.data() + layers_[l].norm1_w, C, 1.0f);
-    std::fill_n(params_.data() + layers_[l].norm2_w, C, 1.0f);
-  }
-  std::fill_n(params_.data() + normf_w_, C, 1.0f);
+  if (blk.position == PositionKind::rope) inv_freq_ = rope_inv_freq(cfg_);
+  for (const ParamSlot& s : slots_)  // unit norm weights, so a fresh model is sane
+    if (is_norm_weight(s)) std::fill_n(params_.data() + s.offset, s.numel, norm_weight_unit());
+}
+
+float Transformer::norm_weight_unit() const {
+  return cfg_.block.norm == NormKind::rmsnorm_offset ? 0.0f : 1.0f;  // 1 + w = 1
 }
 
 const ParamSlot& Transformer::slot(const std::string& name) const {
@@ -162,14 +200,13 @@ void Transformer::init_random(uint64_t seed, float std) {
   const float proj_std = std / std::sqrt(2.0f * static_cast<float>(cfg_.n_layers));
   for (const auto& s : slots_) {
     float* p = params_.data() + s.offset;
-    const bool is_norm = s.name.find("norm") != std::string::npos;
     if (s.shape.size() == 1) {  // biases and norm weights
-      std::fill_n(p, s.numel, is_norm && s.name.ends_with(".weight") ? 1.0f : 0.0f);
+      std::fill_n(p, s.numel, is_norm_weight(s) ? norm_weight_unit() : 0.0f);
       continue;
     }
     // GPT-2 scales the residual-stream output projections (HF GPT2PreTrainedModel._init_weights).
-    const bool residual_proj = cfg_.is_gpt2() && (s.name.ends_with("attn.out.weight") ||
-                                                  s.name.ends_with("mlp.down.weight"));
+    const bool residual_proj = cfg_.family == ModelFamily::gpt2 &&
+                               (s.name.ends_with("attn.out.weight") || s.name.ends_with("mlp.down.weight"));
     const float sd = residual_proj ? proj_std : std;
     for (int64_t i = 0; i < s.numel; ++i) p[i] = static_cast<float>(rng.normal()) * sd;
   }
@@ -180,7 +217,7 @@ void Transformer::zero_grad() { k::fill_zero(grads_.data(), static_cast<int64_t>
 double Transformer::forward_flops(int64_t n_tokens, int64_t n_scored, double mean_attended) const {
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t per_layer = cfg_.qkv_dim() * C + C * cfg_.n_heads * cfg_.head_dim +
-                            (cfg_.is_gpt2() ? 2 : 3) * I * C;
+                            (cfg_.block.gated_mlp() ? 3 : 2) * I * C;
   double f = 2.0 * static_cast<double>(per_layer) * cfg_.n_layers * n_tokens;
   f += 2.0 * 2.0 * n_tokens * mean_attended * cfg_.n_heads * cfg_.head_dim * cfg_.n_layers;  // QK^T, PV
   if (heads_.lm_head) f += 2.0 * static_cast<double>(n_scored) * C * cfg_.vocab_size;
@@ -198,23 +235,34 @@ Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, in
     : max_B(B), max_T(T), max_scored(S), max_head(H), vocab_chunk(std::min(chunk, cfg.vocab_size)) {
   const int64_t N = B * T, C = cfg.hidden_size, I = cfg.intermediate_size;
   const int64_t A = cfg.n_heads * cfg.head_dim;
-  const int64_t mlp_in_w = cfg.is_gpt2() ? I : 2 * I;
-  const bool ln = cfg.is_gpt2();
+  const int64_t mlp_in_w = cfg.mlp_in_dim();
+  const bool ln = cfg.block.norm == NormKind::layernorm;
+  const bool pre = cfg.block.pre_norm(), post = cfg.block.post_norm();
+  const bool qk_norm = cfg.block.qk_norm != QkNorm::none;
+  // A norm's output (N, C), mean (N, LayerNorm only) and rstd (N), or -1s where it is absent.
+  auto reserve_norm = [&](const std::string& name, bool present, std::vector<int>& out, std::vector<int>& mean,
+                          std::vector<int>& rstd) {
+    out.push_back(present ? arena_.reserve(name, {N, C}) : -1);
+    mean.push_back(present && ln ? arena_.reserve(name + "_mean", {N}) : -1);
+    rstd.push_back(present ? arena_.reserve(name + "_rstd", {N}) : -1);
+  };
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
     x_in.push_back(arena_.reserve(p + "x_in", {N, C}));
-    norm1.push_back(arena_.reserve(p + "norm1", {N, C}));
-    norm1_mean.push_back(ln ? arena_.reserve(p + "norm1_mean", {N}) : -1);
-    norm1_rstd.push_back(arena_.reserve(p + "norm1_rstd", {N}));
+    reserve_norm(p + "norm1", pre, norm1, norm1_mean, norm1_rstd);
     qkv.push_back(arena_.reserve(p + "qkv", {N, cfg.qkv_dim()}));
+    q_pre.push_back(qk_norm ? arena_.reserve(p + "q_pre", {N * cfg.n_heads, cfg.head_dim}) : -1);
+    q_rstd.push_back(qk_norm ? arena_.reserve(p + "q_rstd", {N * cfg.n_heads}) : -1);
+    k_pre.push_back(qk_norm ? arena_.reserve(p + "k_pre", {N * cfg.n_kv_heads, cfg.head_dim}) : -1);
+    k_rstd.push_back(qk_norm ? arena_.reserve(p + "k_rstd", {N * cfg.n_kv_heads}) : -1);
     att.push_back(arena_.reserve(p + "att", {N, A}));
     att_lse.push_back(arena_.reserve(p + "att_lse", {B, cfg.n_heads, T}));
+    reserve_norm(p + "attn_out", post, attn_out, attn_out_mean, attn_out_rstd);
     x_mid.push_back(arena_.reserve(p + "x_mid", {N, C}));
-    norm2.push_back(arena_.reserve(p + "norm2", {N, C}));
-    norm2_mean.push_back(ln ? arena_.reserve(p + "norm2_mean", {N}) : -1);
-    norm2_rstd.push_back(arena_.reserve(p + "norm2_rstd", {N}));
+    reserve_norm(p + "norm2", pre, norm2, norm2_mean, norm2_rstd);
     mlp_in.push_back(arena_.reserve(p + "mlp_in", {N, mlp_in_w}));
     mlp_act.push_back(arena_.reserve(p + "mlp_act", {N, I}));
+    reserve_norm(p + "mlp_out", post, mlp_out, mlp_out_mean, mlp_out_rstd);
   }
   x_final = arena_.reserve("x_final", {N, C});
   normf = arena_.reserve("norm_final", {N, C});
@@ -236,28 +284,109 @@ Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, in
   att_rows = arena_.reserve("att_rows", {N, A});
   d_x_rows = arena_.reserve("d_x_rows", {N, C});
   att_scratch = arena_.reserve("att_scratch", {k::attention_scratch_floats(attention_shape(cfg, B, T))});
+  if (post) d_branch_out = arena_.reserve("d_branch_out", {N, C});
+  if (qk_norm) qk_heads = arena_.reserve("qk_heads", {N * cfg.n_heads, cfg.head_dim});
   arena_.allocate();
 }
 
 // ---- forward ---------------------------------------------------------------------------------------
 
+// RMSNorm with (1 + w) is RMSNorm with the weight 1 + w, whose gradient is w's. (A local copy:
+// decode may run on several threads at once.)
+static std::vector<float> offset_weight(const float* w, int64_t C) {
+  std::vector<float> w1(C);
+  for (int64_t c = 0; c < C; ++c) w1[c] = 1.0f + w[c];
+  return w1;
+}
+
 void Transformer::norm_forward(float* out, float* mean, float* rstd, const float* in, int64_t w, int64_t b,
-                               int64_t N) {
-  const int64_t C = cfg_.hidden_size;
+                               int64_t N, int64_t C) {
+  if (C == 0) C = cfg_.hidden_size;
   const float eps = static_cast<float>(cfg_.norm_eps);
-  if (cfg_.is_gpt2())
-    k::layernorm_forward(out, mean, rstd, in, P(w), P(b), N, C, eps);
-  else
-    k::rmsnorm_forward(out, rstd, in, P(w), N, C, eps);
+  switch (cfg_.block.norm) {
+    case NormKind::layernorm:
+      k::layernorm_forward(out, mean, rstd, in, P(w), P(b), N, C, eps);
+      break;
+    case NormKind::rmsnorm:
+      k::rmsnorm_forward(out, rstd, in, P(w), N, C, eps);
+      break;
+    case NormKind::rmsnorm_offset:
+      k::rmsnorm_forward(out, rstd, in, offset_weight(P(w), C).data(), N, C, eps);
+      break;
+  }
 }
 
 void Transformer::norm_backward(float* dinp, const float* dout, const float* in, int64_t w, int64_t b,
-                                const float* mean, const float* rstd, int64_t N) {
-  const int64_t C = cfg_.hidden_size;
-  if (cfg_.is_gpt2())
-    k::layernorm_backward(dinp, G(w), G(b), dout, in, P(w), mean, rstd, N, C);
-  else
-    k::rmsnorm_backward(dinp, G(w), dout, in, P(w), rstd, N, C);
+                                const float* mean, const float* rstd, int64_t N, int64_t C) {
+  if (C == 0) C = cfg_.hidden_size;
+  switch (cfg_.block.norm) {
+    case NormKind::layernorm:
+      k::layernorm_backward(dinp, G(w), G(b), dout, in, P(w), mean, rstd, N, C);
+      break;
+    case NormKind::rmsnorm:
+      k::rmsnorm_backward(dinp, G(w), dout, in, P(w), rstd, N, C);
+      break;
+    case NormKind::rmsnorm_offset:
+      k::rmsnorm_backward(dinp, G(w), dout, in, offset_weight(P(w), C).data(), rstd, N, C);
+      break;
+  }
+}
+
+// The heads are gathered into rows of their own, normalised as one (N * nh, head_dim) matrix (per
+// head) or (N, nh * head_dim) matrix (whole), and put back (q|k|v rows interleave them with the
+// values).
+static void copy_heads(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t N, int64_t W) {
+  for (int64_t n = 0; n < N; ++n) std::copy_n(src + n * src_stride, W, dst + n * dst_stride);
+}
+
+void Transformer::qk_norm_forward(float* qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, float* pre, float* rstd,
+                                  float* scratch) {
+  const int64_t D = cfg_.head_dim, QKV = cfg_.qkv_dim(), W = nh * D;
+  const bool whole = cfg_.block.qk_norm == QkNorm::whole;
+  copy_heads(pre, W, qkv + h0 * D, QKV, N, W);
+  norm_forward(scratch, nullptr, rstd, pre, w, -1, whole ? N : N * nh, whole ? W : D);
+  copy_heads(qkv + h0 * D, QKV, scratch, W, N, W);
+}
+
+void Transformer::qk_norm_backward(float* d_qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, const float* pre,
+                                   const float* rstd, float* d_heads, float* d_pre) {
+  const int64_t D = cfg_.head_dim, QKV = cfg_.qkv_dim(), W = nh * D;
+  const bool whole = cfg_.block.qk_norm == QkNorm::whole;
+  copy_heads(d_heads, W, d_qkv + h0 * D, QKV, N, W);
+  k::fill_zero(d_pre, N * W);
+  norm_backward(d_pre, d_heads, pre, w, -1, nullptr, rstd, whole ? N : N * nh, whole ? W : D);
+  copy_heads(d_qkv + h0 * D, QKV, d_pre, W, N, W);
+}
+
+void Transformer::activation_forward(float* act, const float* mlp_in, int64_t N) const {
+  const int64_t I = cfg_.intermediate_size;
+  switch (cfg_.block.mlp) {
+    case MlpKind::gelu_tanh:
+      k::gelu_forward(act, mlp_in, N * I);
+      break;
+    case MlpKind::swiglu:
+      k::swiglu_forward(act, mlp_in, N, I);
+      break;
+    case MlpKind::geglu:
+      k::geglu_forward(act, mlp_in, N, I);
+      break;
+  }
+}
+
+void Transformer::activation_backward(float* d_mlp_in, const float* d_act, const float* mlp_in, int64_t N) const {
+  const int64_t I = cfg_.intermediate_size;
+  const k::Grad fresh = k::Grad::overwrite;
+  switch (cfg_.block.mlp) {
+    case MlpKind::gelu_tanh:
+      k::gelu_backward(d_mlp_in, d_act, mlp_in, N * I, fresh);
+      break;
+    case MlpKind::swiglu:
+      k::swiglu_backward(d_mlp_in, d_act, mlp_in, N, I, fresh);
+      break;
+    case MlpKind::geglu:
+      k::geglu_backward(d_mlp_in, d_act, mlp_in, N, I, fresh);
+      break;
+  }
 }
 
 static float* slice_or_null(Arena& a, int id) { return id < 0 ? nullptr : a.data(id); }
@@ -283,7 +412,8 @@ static void select_out_rows(const Batch& batch, std::vector<int64_t>& rows, std:
 
 Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOptions& opt) {
   // Learned position embeddings (GPT-2) end at max_position_embeddings; RoPE has no table.
-  batch.validate(cfg_.vocab_size, cfg_.is_gpt2() ? cfg_.max_position_embeddings : INT32_MAX);
+  const BlockShape& blk = cfg_.block;
+  batch.validate(cfg_.vocab_size, blk.position == PositionKind::learned ? cfg_.max_position_embeddings : INT32_MAX);
   RLHF_CHECK(batch.B <= ws.max_B && batch.T <= ws.max_T && batch.n_scored() <= ws.max_scored &&
                  batch.n_head() <= ws.max_head,
              "Batch larger than the workspace it runs in");
@@ -293,7 +423,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   Arena& a = ws.arena_;
   const int64_t N = batch.B * batch.T, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t QKV = cfg_.qkv_dim(), A = cfg_.n_heads * cfg_.head_dim;
-  const bool gpt2 = cfg_.is_gpt2();
+  const bool pre = blk.pre_norm(), post = blk.post_norm();
   const k::AttentionShape as = attention_shape(cfg_, batch.B, batch.T);
 
   // Past the last layer's attention only the rows the heads read go on (a policy's prompt rows,
@@ -304,14 +434,22 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
 
   float* x = a.data(ws.x_in[0]);
   k::embedding_forward(x, batch.tokens.data(), batch.positions.data(), P(wte_), P(wpe_), N, C);
+  if (blk.embed_scale != 1.0f) k::scale_inplace(x, blk.embed_scale, N * C);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
     float* x_in = a.data(ws.x_in[l]);
-    float* h = a.data(ws.norm1[l]);
-    norm_forward(h, slice_or_null(a, ws.norm1_mean[l]), a.data(ws.norm1_rstd[l]), x_in, s.norm1_w, s.norm1_b, N);
+    float* h = pre ? a.data(ws.norm1[l]) : x_in;
+    if (pre)
+      norm_forward(h, slice_or_null(a, ws.norm1_mean[l]), a.data(ws.norm1_rstd[l]), x_in, s.norm1_w, s.norm1_b, N);
     float* qkv = a.data(ws.qkv[l]);
     k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
-    if (!gpt2) {
+    if (blk.qk_norm != QkNorm::none) {
+      qk_norm_forward(qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]),
+                      a.data(ws.qk_heads));
+      qk_norm_forward(qkv, N, as.n_heads, as.n_kv_heads, s.k_norm_w, a.data(ws.k_pre[l]), a.data(ws.k_rstd[l]),
+                      a.data(ws.qk_heads));
+    }
+    if (blk.position == PositionKind::rope) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
       k::rope_forward(qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
@@ -320,26 +458,35 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     const bool last = l + 1 == cfg_.n_layers;
     const int64_t n = last ? n_out : N;  // rows from here on
     float* x_mid = a.data(ws.x_mid[l]);
+    // The branch's output goes straight into x_mid, or first through its post norm.
+    float* att_out = post ? a.data(ws.attn_out[l]) : x_mid;
     if (last && compact) {
       float* att_r = a.data(ws.att_rows);
       k::gather_rows(att_r, att, ws.out_rows.data(), n, A, false);
-      k::matmul_forward(x_mid, att_r, P(s.o_w), P(s.o_b), n, A, C);
-      k::gather_rows(x_mid, x_in, ws.out_rows.data(), n, C, true);
+      k::matmul_forward(att_out, att_r, P(s.o_w), P(s.o_b), n, A, C);
     } else {
-      k::matmul_forward(x_mid, att, P(s.o_w), P(s.o_b), N, A, C);
-      k::add_inplace(x_mid, x_in, N * C);
+      k::matmul_forward(att_out, att, P(s.o_w), P(s.o_b), N, A, C);
     }
-    float* h2 = a.data(ws.norm2[l]);
-    norm_forward(h2, slice_or_null(a, ws.norm2_mean[l]), a.data(ws.norm2_rstd[l]), x_mid, s.norm2_w, s.norm2_b, n);
+    if (post)
+      norm_forward(x_mid, slice_or_null(a, ws.attn_out_mean[l]), a.data(ws.attn_out_rstd[l]), att_out,
+                   s.attn_post_w, s.attn_post_b, n);
+    if (last && compact)
+      k::gather_rows(x_mid, x_in, ws.out_rows.data(), n, C, true);
+    else
+      k::add_inplace(x_mid, x_in, N * C);
+    float* h2 = pre ? a.data(ws.norm2[l]) : x_mid;
+    if (pre)
+      norm_forward(h2, slice_or_null(a, ws.norm2_mean[l]), a.data(ws.norm2_rstd[l]), x_mid, s.norm2_w, s.norm2_b, n);
     float* mlp_in = a.data(ws.mlp_in[l]);
     float* act = a.data(ws.mlp_act[l]);
-    k::matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), n, C, gpt2 ? I : 2 * I);
-    if (gpt2)
-      k::gelu_forward(act, mlp_in, n * I);
-    else
-      k::swiglu_forward(act, mlp_in, n, I);
+    k::matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), n, C, cfg_.mlp_in_dim());
+    activation_forward(act, mlp_in, n);
     float* x_out = last ? a.data(ws.x_final) : a.data(ws.x_in[l + 1]);
-    k::matmul_forward(x_out, act, P(s.down_w), P(s.down_b), n, I, C);
+    float* mlp_out = post ? a.data(ws.mlp_out[l]) : x_out;
+    k::matmul_forward(mlp_out, act, P(s.down_w), P(s.down_b), n, I, C);
+    if (post)
+      norm_forward(x_out, slice_or_null(a, ws.mlp_out_mean[l]), a.data(ws.mlp_out_rstd[l]), mlp_out, s.mlp_post_w,
+                   s.mlp_post_b, n);
     k::add_inplace(x_out, x_mid, n * C);
   }
   float* hf = a.data(ws.normf);  // n_out rows
@@ -401,7 +548,8 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   Arena& a = ws.arena_;
   const int64_t N = batch.B * batch.T, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t QKV = cfg_.qkv_dim(), A = cfg_.n_heads * cfg_.head_dim;
-  const bool gpt2 = cfg_.is_gpt2();
+  const BlockShape& blk = cfg_.block;
+  const bool pre = blk.pre_norm(), post = blk.post_norm();
   const k::AttentionShape as = attention_shape(cfg_, batch.B, batch.T);
   const int64_t S = batch.n_scored(), H = batch.n_head();
   RLHF_CHECK(dlogp.empty() || static_cast<int64_t>(dlogp.size()) == S, "dlogp must have one entry per scored token");
@@ -448,45 +596,71 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   float* d_att = a.data(ws.d_att);
   float* d_in = a.data(ws.d_mlp_in);
   float* d_act = a.data(ws.d_mlp_act);
+  // With post norms, d of a branch's output before its norm (the norm's backward adds into it).
+  auto post_norm_backward = [&](const float* d_sum, int out, int mean, int rstd, int64_t w, int64_t b, int64_t n) {
+    float* d_branch = a.data(ws.d_branch_out);
+    k::fill_zero(d_branch, n * C);
+    norm_backward(d_branch, d_sum, a.data(out), w, b, slice_or_null(a, mean), a.data(rstd), n);
+    return d_branch;
+  };
   for (int64_t l = cfg_.n_layers - 1; l >= 0; --l) {
     const LayerSlots& s = layers_[l];
-    // MLP branch: x_out = x_mid + down(act(up(norm2(x_mid))))
+    // MLP branch: x_out = x_mid + post2(down(act(up(norm2(x_mid)))))
     // (Temporaries are overwritten, not accumulated into: no zeroing, no reading them back.)
     const k::Grad fresh = k::Grad::overwrite;
     const bool last = l + 1 == cfg_.n_layers, rows_only = last && compact;
     const int64_t n = last ? n_out : N;
     float* dxl = last ? dx_out : dx;
-    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), dxl, a.data(ws.mlp_act[l]), P(s.down_w), n, I, C, fresh);
-    const int64_t in_w = gpt2 ? I : 2 * I;
-    if (gpt2)
-      k::gelu_backward(d_in, d_act, a.data(ws.mlp_in[l]), n * I, fresh);
+    const float* d_mlp_out = post ? post_norm_backward(dxl, ws.mlp_out[l], ws.mlp_out_mean[l], ws.mlp_out_rstd[l],
+                                                       s.mlp_post_w, s.mlp_post_b, n)
+                                  : dxl;
+    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), d_mlp_out, a.data(ws.mlp_act[l]), P(s.down_w), n, I, C,
+                       fresh);
+    activation_backward(d_in, d_act, a.data(ws.mlp_in[l]), n);
+    const float* h2 = a.data(pre ? ws.norm2[l] : ws.x_mid[l]);
+    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, h2, P(s.up_w), n, C, cfg_.mlp_in_dim(), fresh);
+    if (pre)
+      norm_backward(dxl, d_norm, a.data(ws.x_mid[l]), s.norm2_w, s.norm2_b, slice_or_null(a, ws.norm2_mean[l]),
+                    a.data(ws.norm2_rstd[l]), n);
     else
-      k::swiglu_backward(d_in, d_act, a.data(ws.mlp_in[l]), n, I, fresh);
-    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, a.data(ws.norm2[l]), P(s.up_w), n, C, in_w, fresh);
-    norm_backward(dxl, d_norm, a.data(ws.x_mid[l]), s.norm2_w, s.norm2_b, slice_or_null(a, ws.norm2_mean[l]),
-                  a.data(ws.norm2_rstd[l]), n);
-    // Attention branch: x_mid = x_in + out(attention(qkv(norm1(x_in))))
+      k::add_inplace(dxl, d_norm, n * C);
+    // Attention branch: x_mid = x_in + post1(out(attention(qkv(norm1(x_in)))))
+    const float* d_att_out = post ? post_norm_backward(dxl, ws.attn_out[l], ws.attn_out_mean[l],
+                                                       ws.attn_out_rstd[l], s.attn_post_w, s.attn_post_b, n)
+                                  : dxl;
     if (rows_only) {
       // The rows' d att (in d_qkv, free until below) and d x_mid go back to their places among
       // all rows; the other rows' are zero.
-      k::matmul_backward(d_qkv, G(s.o_w), G(s.o_b), dxl, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
+      k::matmul_backward(d_qkv, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
       k::fill_zero(d_att, N * A);
       k::fill_zero(dx, N * C);
       k::scatter_add_rows(d_att, d_qkv, ws.out_rows.data(), n, A);
       k::scatter_add_rows(dx, dxl, ws.out_rows.data(), n, C);
     } else {
-      k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
+      k::matmul_backward(d_att, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     }
     k::attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           batch.seg_start.data(), as, a.data(ws.att_scratch));
-    if (!gpt2) {
+    if (blk.position == PositionKind::rope) {
       k::rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads,
                        as.head_dim);
     }
-    k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, a.data(ws.norm1[l]), P(s.qkv_w), N, C, QKV, fresh);
-    norm_backward(dx, d_norm, a.data(ws.x_in[l]), s.norm1_w, s.norm1_b, slice_or_null(a, ws.norm1_mean[l]),
-                  a.data(ws.norm1_rstd[l]), N);
+    if (blk.qk_norm != QkNorm::none) {  // d_att is free again
+      qk_norm_backward(d_qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]), d_att,
+                       a.data(ws.qk_heads));
+      qk_norm_backward(d_qkv, N, as.n_heads, as.n_kv_heads, s.k_norm_w, a.data(ws.k_pre[l]), a.data(ws.k_rstd[l]),
+                       d_att, a.data(ws.qk_heads));
+    }
+    const float* h = a.data(pre ? ws.norm1[l] : ws.x_in[l]);
+    k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, h, P(s.qkv_w), N, C, QKV, fresh);
+    if (pre)
+      norm_backward(dx, d_norm, a.data(ws.x_in[l]), s.norm1_w, s.norm1_b, slice_or_null(a, ws.norm1_mean[l]),
+                    a.data(ws.norm1_rstd[l]), N);
+    else
+      k::add_inplace(dx, d_norm, N * C);
   }
+  // x = embed_scale * wte[token] (there is no position table then: check_block_shape).
+  if (blk.embed_scale != 1.0f) k::scale_inplace(dx, blk.embed_scale, N * C);
   k::embedding_backward(G(wte_), G(wpe_), dx, batch.tokens.data(), batch.positions.data(), N, C);
 }
 

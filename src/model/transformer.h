@@ -1,16 +1,24 @@
 // The decoder-only transformer: parameters, forward and explicit backward.
 //
-// This is the engine of DESIGN.md's one idea. A Batch says which tokens to run and which
+// This is the engine of docs/design.md's one idea. A Batch says which tokens to run and which
 // positions are scored; forward() returns, per scored position, log p(actual next token) and,
 // per head position, the scalar head's value; backward() takes d loss / d logp and
 // d loss / d head and accumulates every parameter gradient. No general autograd: each block's
 // backward is written next to its forward in transformer.cpp.
 //
-// Families share one block structure and differ by switches read from ModelConfig:
-//   GPT-2 : LayerNorm, learned positions, GELU MLP, biases everywhere, tied embeddings
-//   Llama : RMSNorm, RoPE (+ llama3 scaling), SwiGLU, GQA, optional qkv bias (Qwen2),
+// Every family runs the same block, shaped by ModelConfig::block (config.h) and nothing else:
+// the norm's kind and placement, the positions, the MLP, which projections have biases, an
+// embedding scale. The families' shapes:
+//   GPT-2 : pre-LayerNorm, learned positions, gelu_new MLP, biases everywhere, tied embeddings
+//   Llama : pre-RMSNorm, RoPE (+ llama3 scaling), SwiGLU, GQA, optional qkv bias (Qwen2),
 //           optional sliding window (Mistral), tied or untied embeddings
-// HF tensor names and layouts are mapped to ours in gpt2.cpp / llama.cpp (see checkpoint.h).
+// Shapes no family uses yet (post and sandwich norms, RMSNorm with (1 + w), q/k norms per head
+// or whole, GeGLU, no positions, MLP biases on a gated MLP, an embedding scale) run in forward,
+// backward and decode; the constructor rejects the rest (soft-caps, an LM-head bias, LayerNorm
+// without a bias or on q/k, an embedding scale beside learned positions) with an InputError
+// naming the field.
+// HF tensor names and layouts are mapped to ours in gpt2.cpp / llama.cpp (see checkpoint.h),
+// for the families' own shapes only.
 //
 // Parameters and gradients are each one flat buffer described by a table of named slices, so
 // the optimizer, clipping, checkpointing and data-parallel all-reduce see one array.
@@ -101,6 +109,12 @@ class Workspace {
   // Per-layer saved activations (index by layer).
   std::vector<int> x_in, norm1, norm1_mean, norm1_rstd, qkv, att, att_lse, x_mid, norm2, norm2_mean, norm2_rstd,
       mlp_in, mlp_act;
+  // With post norms (BlockShape::post_norm), each branch's output before its norm; else -1.
+  std::vector<int> attn_out, attn_out_mean, attn_out_rstd, mlp_out, mlp_out_mean, mlp_out_rstd;
+  // With q/k norms, the query (N * n_heads, head_dim) and key (N * n_kv_heads, head_dim) heads
+  // before their norm and their rstd (one per head, or per row with a whole-projection norm); else -1.
+  std::vector<int> q_pre, q_rstd, k_pre, k_rstd;
+  int qk_heads = -1;  // with q/k norms: (N * n_heads, head_dim) of heads being normalised
   int x_final, normf, normf_mean, normf_rstd;
   // Gathered rows and logprob outputs.
   int h_scored, lse_scored, entropy_scored, h_head, lm_scratch;
@@ -115,6 +129,7 @@ class Workspace {
   int att_rows, d_x_rows;  // the last layer's attention output of those rows; their d x_mid
   // Backward temporaries reused by every layer.
   int d_x, d_norm, d_qkv, d_att, d_mlp_in, d_mlp_act, d_h_scored, d_h_head, att_scratch;
+  int d_branch_out = -1;  // with post norms: d of a branch's output before its norm
 };
 
 // Keys and values of up to max_seqs sequences (slots) of up to max_len tokens each, so that
@@ -164,8 +179,8 @@ class Transformer {
   const std::vector<float>& params() const { return params_; }
   int64_t n_params() const { return static_cast<int64_t>(params_.size()); }
 
-  // HF-style initialisation: N(0, std) for matrices and embeddings, zero biases, unit norms,
-  // GPT-2's output projections scaled by 1/sqrt(2 n_layers).
+  // HF-style initialisation: N(0, std) for matrices and embeddings, zero biases, unit norms
+  // (w = 0 for RMSNorm with (1 + w)), GPT-2's output projections scaled by 1/sqrt(2 n_layers).
   void init_random(uint64_t seed, float std = 0.02f);
   void zero_grad();
 
@@ -191,15 +206,31 @@ class Transformer {
   double forward_flops(int64_t n_tokens, int64_t n_scored, double mean_attended) const;
 
  private:
-  struct LayerSlots {
-    int64_t norm1_w, norm1_b, qkv_w, qkv_b, o_w, o_b, norm2_w, norm2_b, up_w, up_b, down_w, down_b;
+  struct LayerSlots {  // offsets, -1 where the block shape has no such parameter
+    int64_t norm1_w, norm1_b, qkv_w, qkv_b, q_norm_w, k_norm_w, o_w, o_b, attn_post_w, attn_post_b, norm2_w, norm2_b,
+        up_w, up_b, down_w, down_b, mlp_post_w, mlp_post_b;
   };
   int64_t add_slot(const std::string& name, std::vector<int64_t> shape, bool decay);
   const float* P(int64_t off) const { return off < 0 ? nullptr : params_.data() + off; }
   float* G(int64_t off) { return off < 0 ? nullptr : grads_.data() + off; }
-  void norm_forward(float* out, float* mean, float* rstd, const float* in, int64_t w, int64_t b, int64_t N);
+  // N rows of width C (0: the hidden size) normalised by the block's norm kind.
+  void norm_forward(float* out, float* mean, float* rstd, const float* in, int64_t w, int64_t b, int64_t N,
+                    int64_t C = 0);
   void norm_backward(float* dinp, const float* dout, const float* in, int64_t w, int64_t b, const float* mean,
-                     const float* rstd, int64_t N);
+                     const float* rstd, int64_t N, int64_t C = 0);
+  // The q/k norm (per head or whole, BlockShape::qk_norm) of heads [h0, h0 + nh) of N qkv rows,
+  // in place, by the norm at offset w: pre (N * nh, head_dim) keeps the heads before it, rstd
+  // (N * nh, or N) their rstd; scratch as pre.
+  void qk_norm_forward(float* qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, float* pre, float* rstd,
+                       float* scratch);
+  // Its backward, in place on those heads of d_qkv; d_heads and d_pre are scratch as pre.
+  void qk_norm_backward(float* d_qkv, int64_t N, int64_t h0, int64_t nh, int64_t w, const float* pre,
+                        const float* rstd, float* d_heads, float* d_pre);
+  // The MLP's activation, act (N, I) from the up projection's output mlp_in (N, I or 2I); the
+  // backward overwrites d_mlp_in.
+  void activation_forward(float* act, const float* mlp_in, int64_t N) const;
+  void activation_backward(float* d_mlp_in, const float* d_act, const float* mlp_in, int64_t N) const;
+  float norm_weight_unit() const;  // the norm weight that leaves its input's scale alone
   int64_t lm_weight_offset() const;
 
   ModelConfig cfg_;

@@ -45,7 +45,7 @@ void KVCache::copy(int64_t from, int64_t to) {
 
 DecodeWeights Transformer::pack_for_decode() const {
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, A = cfg_.n_heads * cfg_.head_dim;
-  const int64_t in_w = cfg_.is_gpt2() ? I : 2 * I;
+  const int64_t in_w = cfg_.mlp_in_dim();
   DecodeWeights dw;
   for (const LayerSlots& s : layers_) {
     dw.layer_mats.push_back(k::pack_weight(P(s.qkv_w), C, cfg_.qkv_dim()));
@@ -68,9 +68,10 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   const int64_t M = static_cast<int64_t>(slots.size());
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, QKV = cfg_.qkv_dim();
   const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, D = cfg_.head_dim, A = H * D, T = cache.max_len_;
-  const bool gpt2 = cfg_.is_gpt2();
+  const BlockShape& blk = cfg_.block;
+  const bool pre = blk.pre_norm(), post = blk.post_norm();
   // Learned position embeddings end at max_position_embeddings; RoPE only needs the cache room.
-  const int64_t max_pos = gpt2 ? std::min(T, cfg_.max_position_embeddings) : T;
+  const int64_t max_pos = blk.position == PositionKind::learned ? std::min(T, cfg_.max_position_embeddings) : T;
 
   std::vector<int32_t> tok, pos, seq;
   std::vector<int64_t> last(M);  // row of each slot's last new token
@@ -98,10 +99,13 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
 
   const k::AttentionShape as{cache.max_seqs_, T, static_cast<int>(H), static_cast<int>(KV), static_cast<int>(D),
                              static_cast<int>(cfg_.sliding_window)};
-  const int64_t in_w = gpt2 ? I : 2 * I;
-  // Scratch: x, h, y (N, C); mean, rstd (N); qkv; att; mlp_in; act; then the attention kernel's.
+  const int64_t in_w = cfg_.mlp_in_dim();
+  // Scratch: x, h, y (N, C); mean, rstd (N); qkv; att; mlp_in; act; then the attention kernel's;
+  // then, with q/k norms, the heads before their norm, their rstd and the normalised heads.
   const int64_t att_scratch = k::attention_cached_scratch_floats(as);
-  const int64_t need = N * (3 * C + 2 + QKV + A + in_w + I) + att_scratch;
+  const bool qk_norm = blk.qk_norm != QkNorm::none;
+  const int64_t qk_scratch = qk_norm ? N * H * (2 * D + 1) : 0;
+  const int64_t need = N * (3 * C + 2 + QKV + A + in_w + I) + att_scratch + qk_scratch;
   if (static_cast<int64_t>(cache.scratch_.size()) < need) cache.scratch_.resize(need);
   float* x = cache.scratch_.data();
   float* h = x + N * C;
@@ -113,14 +117,26 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   float* mlp_in = att + N * A;
   float* act = mlp_in + N * in_w;
   float* att_buf = act + N * I;
+  float* qk_pre = att_buf + att_scratch;
+  float* qk_rstd = qk_pre + N * H * D;
+  float* qk_heads = qk_rstd + N * H;
 
   k::embedding_forward(x, tok.data(), pos.data(), P(wte_), P(wpe_), N, C);
+  if (blk.embed_scale != 1.0f) k::scale_inplace(x, blk.embed_scale, N * C);
+  // Each branch reads norm(x) in h, or x itself without pre norms; its output, in y, goes into x
+  // directly or through its post norm (into h, free again by then).
+  const float* branch_in = pre ? h : x;
+  const float* branch_out = post ? h : y;
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
     auto mat = [&](int i) { return packed ? &packed->layer_mats[4 * l + i] : nullptr; };
-    norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
-    k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
-    if (!gpt2) {
+    if (pre) norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
+    k::matmul_forward(qkv, branch_in, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
+    if (qk_norm) {
+      qk_norm_forward(qkv, N, 0, H, s.q_norm_w, qk_pre, qk_rstd, qk_heads);
+      qk_norm_forward(qkv, N, H, KV, s.k_norm_w, qk_pre, qk_rstd, qk_heads);
+    }
+    if (blk.position == PositionKind::rope) {
       k::rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
     }
     for (int64_t n = 0; n < N; ++n)
@@ -131,15 +147,14 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
       }
     k::attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq.data(), pos.data(), N, as, att_buf);
     k::matmul_forward(y, att, P(s.o_w), P(s.o_b), N, A, C, mat(1));
-    k::add_inplace(x, y, N * C);
-    norm_forward(h, mean, rstd, x, s.norm2_w, s.norm2_b, N);
-    k::matmul_forward(mlp_in, h, P(s.up_w), P(s.up_b), N, C, in_w, mat(2));
-    if (gpt2)
-      k::gelu_forward(act, mlp_in, N * I);
-    else
-      k::swiglu_forward(act, mlp_in, N, I);
+    if (post) norm_forward(h, mean, rstd, y, s.attn_post_w, s.attn_post_b, N);
+    k::add_inplace(x, branch_out, N * C);
+    if (pre) norm_forward(h, mean, rstd, x, s.norm2_w, s.norm2_b, N);
+    k::matmul_forward(mlp_in, branch_in, P(s.up_w), P(s.up_b), N, C, in_w, mat(2));
+    activation_forward(act, mlp_in, N);
     k::matmul_forward(y, act, P(s.down_w), P(s.down_b), N, I, C, mat(3));
-    k::add_inplace(x, y, N * C);
+    if (post) norm_forward(h, mean, rstd, y, s.mlp_post_w, s.mlp_post_b, N);
+    k::add_inplace(x, branch_out, N * C);
   }
   // Only the last new token of each slot predicts anything: gather, final norm, LM head.
   for (int64_t i = 0; i < M; ++i) std::copy_n(x + last[i] * C, C, y + i * C);

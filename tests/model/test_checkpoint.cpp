@@ -1,4 +1,4 @@
-// Checkpoint loading against the config (RELIABILITY.md test 13) and the save protocol.
+// Checkpoint loading against the config (docs/reliability.md §7 test 13) and the save protocol.
 #include <gtest/gtest.h>
 #include <unistd.h>
 

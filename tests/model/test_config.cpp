@@ -1,4 +1,4 @@
-// config.json parsing and saving: RELIABILITY.md §7 test 12 (missing or mistyped fields,
+// config.json parsing and saving: docs/reliability.md §7 test 12 (missing or mistyped fields,
 // non-positive sizes, heads not dividing the width, absurd sizes -> InputError naming the file and
 // the field), the family field mappings and defaults, and to_json round trips.
 #include <gtest/gtest.h>
@@ -82,7 +82,7 @@ class Config : public ::testing::Test {
 
 TEST_F(Config, Gpt2FieldsAndDefaults) {
   ModelConfig c = load(gpt2_json());
-  EXPECT_TRUE(c.is_gpt2());
+  EXPECT_EQ(c.family, ModelFamily::gpt2);
   EXPECT_EQ(c.vocab_size, 50257);
   EXPECT_EQ(c.hidden_size, 768);
   EXPECT_EQ(c.n_layers, 12);
@@ -545,7 +545,7 @@ TEST_F(Config, FromJsonBuiltInCpp) {
 
 TEST_F(Config, MakeBuildsValidatedConfigsForEveryFamily) {
   ModelConfig g = ModelConfig::make(ModelFamily::gpt2, 100, 64, 2, 4, 4, 256, 128);
-  EXPECT_TRUE(g.is_gpt2());
+  EXPECT_EQ(g.family, ModelFamily::gpt2);
   EXPECT_EQ(g.head_dim, 16);
   EXPECT_EQ(g.hidden_act, "gelu_new");
   EXPECT_TRUE(g.tie_word_embeddings);

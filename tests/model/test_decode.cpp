@@ -1,5 +1,6 @@
 // Decoding with the KV cache against the full forward: the next-token distribution after every
-// prefix must be the same, for every family, with sequences of different lengths sharing calls.
+// prefix must be the same, for every family and block shape (tiny_models.h), with sequences of
+// different lengths sharing calls.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -185,7 +186,7 @@ TEST(Decode, WideHeadsMatchFullForward) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllFamilies, DecodeTest, ::testing::Values("gpt2", "llama", "qwen2", "mistral"));
+INSTANTIATE_TEST_SUITE_P(AllFamilies, DecodeTest, ::testing::ValuesIn(test::kTinyModels));
 
 TEST(Decode, RejectsOverflowAndBadSlots) {
   Transformer m(test::tiny_config("llama"), ModelHeads{});

@@ -1,4 +1,4 @@
-// safetensors reader and writer: RELIABILITY.md §7 tests 1–11, one named test per case, plus
+// safetensors reader and writer: docs/reliability.md §7 tests 1–11, one named test per case, plus
 // fp16/bf16 conversion and the atomic-write guarantees.
 // Broken files are built byte by byte in a temporary directory; every rejection must be an
 // InputError naming the file and the specific problem (tensor or key).

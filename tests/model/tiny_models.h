@@ -1,7 +1,9 @@
-// Tiny model configurations of every family, shared by the model tests.
+// Tiny model configurations of every family and of block shapes no family uses yet, shared by
+// the model tests.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 
@@ -9,7 +11,7 @@ namespace rlhf::test {
 
 // vocab 50, width 16, 2 layers, 4 heads (2 kv heads in the Llama family), 32 positions.
 // Llama: untied, llama3 rope scaling; Qwen2: qkv bias, tied; Mistral: sliding window 3.
-inline ModelConfig tiny_config(const std::string& family) {
+inline ModelConfig tiny_family_config(const std::string& family) {
   nlohmann::json j;
   if (family == "gpt2") {
     j = {{"model_type", "gpt2"}, {"vocab_size", 50}, {"n_embd", 16}, {"n_layer", 2},
@@ -27,5 +29,52 @@ inline ModelConfig tiny_config(const std::string& family) {
   }
   return ModelConfig::from_json(j, "tiny_config(" + family + ")");
 }
+
+// Block shapes no family uses yet, on the tiny models above (their tensors have no HF names):
+//   "sandwich_geglu": Llama with sandwich RMSNorms with (1 + w) (as Gemma 2/3), per-head q/k
+//                     norms, GeGLU with MLP biases, the token embedding scaled by sqrt(16) = 4,
+//                     tied embeddings
+//   "qk_norm":        Llama with per-head q/k RMSNorms (as Qwen3)
+//   "post_nope":      Llama with post RMSNorms only and q/k norms over the whole projections (as
+//                     OLMo 2), no positions, attention biases
+//   "post_layernorm_swiglu": GPT-2 (LayerNorm with biases, learned positions) with post norms
+//                     only and a SwiGLU MLP with biases
+inline ModelConfig tiny_config(const std::string& name) {
+  if (name == "sandwich_geglu") {
+    ModelConfig c = tiny_family_config("llama");
+    c.tie_word_embeddings = true;
+    c.block.norm = NormKind::rmsnorm_offset;
+    c.block.norm_placement = NormPlacement::sandwich;
+    c.block.qk_norm = QkNorm::per_head;
+    c.block.mlp = MlpKind::geglu;
+    c.block.mlp_bias = true;
+    c.block.embed_scale = 4.0f;
+    return c;
+  }
+  if (name == "qk_norm") {
+    ModelConfig c = tiny_family_config("llama");
+    c.block.qk_norm = QkNorm::per_head;
+    return c;
+  }
+  if (name == "post_nope") {
+    ModelConfig c = tiny_family_config("llama");
+    c.block.norm_placement = NormPlacement::post;
+    c.block.position = PositionKind::none;
+    c.block.qk_norm = QkNorm::whole;
+    c.block.qkv_bias = c.block.attn_out_bias = true;
+    return c;
+  }
+  if (name == "post_layernorm_swiglu") {
+    ModelConfig c = tiny_family_config("gpt2");
+    c.block.norm_placement = NormPlacement::post;
+    c.block.mlp = MlpKind::swiglu;
+    return c;
+  }
+  return tiny_family_config(name);
+}
+
+// Every family and every block shape above.
+inline const std::vector<std::string> kTinyModels = {
+    "gpt2", "llama", "qwen2", "mistral", "sandwich_geglu", "qk_norm", "post_nope", "post_layernorm_swiglu"};
 
 }  // namespace rlhf::test
