@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,7 @@ std::string hf_default_prefix(const ModelConfig& cfg);
 
 // Copies one HF tensor out of a flat buffer laid out like m.params() (the parameters, or the
 // gradients), in HF's shape and layout.
-std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, const std::vector<float>& flat);
+std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, std::span<const float> flat);
 
 struct LoadReport {
   bool score_head_initialised = false;  // requested but absent from the checkpoint

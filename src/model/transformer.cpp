@@ -107,7 +107,8 @@ int64_t Transformer::add_slot(const std::string& name, std::vector<int64_t> shap
   return off;
 }
 
-Transformer::Transformer(ModelConfig cfg, ModelHeads heads) : cfg_(std::move(cfg)), heads_(heads) {
+Transformer::Transformer(ModelConfig cfg, ModelHeads heads, const kernels::Backend& backend)
+    : cfg_(std::move(cfg)), heads_(heads), be_(&backend) {
   RLHF_CHECK(heads_.lm_head || heads_.score_head, "a model needs at least one head");
   RLHF_CHECK(cfg_.n_layers >= 1, "a model needs at least one layer");
   const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, I = cfg_.intermediate_size;
@@ -139,14 +140,22 @@ Transformer::Transformer(ModelConfig cfg, ModelHeads heads) : cfg_(std::move(cfg
   if (heads_.lm_head && !cfg_.tie_word_embeddings) lm_head_ = add_slot("lm_head.weight", {V, C}, true);
   if (heads_.score_head) score_ = add_slot("score.weight", {cfg_.num_labels, C}, true);
   const int64_t total = slots_.back().offset + slots_.back().numel;
-  params_.assign(total, 0.0f);
-  grads_.assign(total, 0.0f);
+  params_ = DeviceBuffer<float>(be_->device(), total);
+  grads_ = DeviceBuffer<float>(be_->device(), total);
   if (!gpt2) inv_freq_ = rope_inv_freq(cfg_);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {  // unit norm weights, so a fresh model is sane
     std::fill_n(params_.data() + layers_[l].norm1_w, C, 1.0f);
     std::fill_n(params_.data() + layers_[l].norm2_w, C, 1.0f);
   }
   std::fill_n(params_.data() + normf_w_, C, 1.0f);
+}
+
+void Transformer::set_backend(const kernels::Backend& backend) {
+  if (&backend.device() != &be_->device()) {
+    params_ = params_.on(backend.device());
+    grads_ = grads_.on(backend.device());
+  }
+  be_ = &backend;
 }
 
 const ParamSlot& Transformer::slot(const std::string& name) const {
@@ -175,7 +184,7 @@ void Transformer::init_random(uint64_t seed, float std) {
   }
 }
 
-void Transformer::zero_grad() { k::fill_zero(grads_.data(), static_cast<int64_t>(grads_.size())); }
+void Transformer::zero_grad() { be_->fill_zero(grads_.data(), static_cast<int64_t>(grads_.size())); }
 
 double Transformer::forward_flops(int64_t n_tokens, int64_t n_scored, double mean_attended) const {
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
@@ -235,8 +244,18 @@ Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, in
   d_h_head = arena_.reserve("d_h_head", {H, C});
   att_rows = arena_.reserve("att_rows", {N, A});
   d_x_rows = arena_.reserve("d_x_rows", {N, C});
-  att_scratch = arena_.reserve("att_scratch", {k::attention_scratch_floats(attention_shape(cfg, B, T))});
-  arena_.allocate();
+  attention_shape_ = attention_shape(cfg, B, T);
+}
+
+void Workspace::bind(const kernels::Backend& backend) {
+  if (backend_) {
+    RLHF_CHECK(backend_ == &backend, std::string("a workspace allocated for the ") + backend_->name() +
+                                         " backend used by a model on the " + backend.name() + " one");
+    return;
+  }
+  att_scratch = arena_.reserve("att_scratch", {backend.attention_scratch_floats(attention_shape_)});
+  arena_.allocate(backend.device());
+  backend_ = &backend;
 }
 
 // ---- forward ---------------------------------------------------------------------------------------
@@ -246,18 +265,18 @@ void Transformer::norm_forward(float* out, float* mean, float* rstd, const float
   const int64_t C = cfg_.hidden_size;
   const float eps = static_cast<float>(cfg_.norm_eps);
   if (cfg_.is_gpt2())
-    k::layernorm_forward(out, mean, rstd, in, P(w), P(b), N, C, eps);
+    be_->layernorm_forward(out, mean, rstd, in, P(w), P(b), N, C, eps);
   else
-    k::rmsnorm_forward(out, rstd, in, P(w), N, C, eps);
+    be_->rmsnorm_forward(out, rstd, in, P(w), N, C, eps);
 }
 
 void Transformer::norm_backward(float* dinp, const float* dout, const float* in, int64_t w, int64_t b,
                                 const float* mean, const float* rstd, int64_t N) {
   const int64_t C = cfg_.hidden_size;
   if (cfg_.is_gpt2())
-    k::layernorm_backward(dinp, G(w), G(b), dout, in, P(w), mean, rstd, N, C);
+    be_->layernorm_backward(dinp, G(w), G(b), dout, in, P(w), mean, rstd, N, C);
   else
-    k::rmsnorm_backward(dinp, G(w), dout, in, P(w), rstd, N, C);
+    be_->rmsnorm_backward(dinp, G(w), dout, in, P(w), rstd, N, C);
 }
 
 static float* slice_or_null(Arena& a, int id) { return id < 0 ? nullptr : a.data(id); }
@@ -287,6 +306,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   RLHF_CHECK(batch.B <= ws.max_B && batch.T <= ws.max_T && batch.n_scored() <= ws.max_scored &&
                  batch.n_head() <= ws.max_head,
              "Batch larger than the workspace it runs in");
+  ws.bind(*be_);
   RLHF_CHECK(batch.scored.empty() || heads_.lm_head, "scored positions need an LM head");
   RLHF_CHECK(batch.head_at.empty() || heads_.score_head, "head positions need a scalar head");
 
@@ -303,44 +323,44 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
 
   float* x = a.data(ws.x_in[0]);
-  k::embedding_forward(x, batch.tokens.data(), batch.positions.data(), P(wte_), P(wpe_), N, C);
+  be_->embedding_forward(x, batch.tokens.data(), batch.positions.data(), P(wte_), P(wpe_), N, C);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
     float* x_in = a.data(ws.x_in[l]);
     float* h = a.data(ws.norm1[l]);
     norm_forward(h, slice_or_null(a, ws.norm1_mean[l]), a.data(ws.norm1_rstd[l]), x_in, s.norm1_w, s.norm1_b, N);
     float* qkv = a.data(ws.qkv[l]);
-    k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
+    be_->matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
     if (!gpt2) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
-      k::rope_forward(qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
+      be_->rope_forward(qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
     float* att = a.data(ws.att[l]);
-    k::attention_forward(att, a.data(ws.att_lse[l]), qkv, batch.seg_start.data(), as, a.data(ws.att_scratch));
+    be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, batch.seg_start.data(), as, a.data(ws.att_scratch));
     const bool last = l + 1 == cfg_.n_layers;
     const int64_t n = last ? n_out : N;  // rows from here on
     float* x_mid = a.data(ws.x_mid[l]);
     if (last && compact) {
       float* att_r = a.data(ws.att_rows);
-      k::gather_rows(att_r, att, ws.out_rows.data(), n, A, false);
-      k::matmul_forward(x_mid, att_r, P(s.o_w), P(s.o_b), n, A, C);
-      k::gather_rows(x_mid, x_in, ws.out_rows.data(), n, C, true);
+      be_->gather_rows(att_r, att, ws.out_rows.data(), n, A, false);
+      be_->matmul_forward(x_mid, att_r, P(s.o_w), P(s.o_b), n, A, C);
+      be_->gather_rows(x_mid, x_in, ws.out_rows.data(), n, C, true);
     } else {
-      k::matmul_forward(x_mid, att, P(s.o_w), P(s.o_b), N, A, C);
-      k::add_inplace(x_mid, x_in, N * C);
+      be_->matmul_forward(x_mid, att, P(s.o_w), P(s.o_b), N, A, C);
+      be_->add_inplace(x_mid, x_in, N * C);
     }
     float* h2 = a.data(ws.norm2[l]);
     norm_forward(h2, slice_or_null(a, ws.norm2_mean[l]), a.data(ws.norm2_rstd[l]), x_mid, s.norm2_w, s.norm2_b, n);
     float* mlp_in = a.data(ws.mlp_in[l]);
     float* act = a.data(ws.mlp_act[l]);
-    k::matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), n, C, gpt2 ? I : 2 * I);
+    be_->matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), n, C, gpt2 ? I : 2 * I);
     if (gpt2)
-      k::gelu_forward(act, mlp_in, n * I);
+      be_->gelu_forward(act, mlp_in, n * I);
     else
-      k::swiglu_forward(act, mlp_in, n, I);
+      be_->swiglu_forward(act, mlp_in, n, I);
     float* x_out = last ? a.data(ws.x_final) : a.data(ws.x_in[l + 1]);
-    k::matmul_forward(x_out, act, P(s.down_w), P(s.down_b), n, I, C);
-    k::add_inplace(x_out, x_mid, n * C);
+    be_->matmul_forward(x_out, act, P(s.down_w), P(s.down_b), n, I, C);
+    be_->add_inplace(x_out, x_mid, n * C);
   }
   float* hf = a.data(ws.normf);  // n_out rows
   norm_forward(hf, slice_or_null(a, ws.normf_mean), a.data(ws.normf_rstd), a.data(ws.x_final), normf_w_,
@@ -358,11 +378,11 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
       from[i] = ws.out_row(q - 1);  // logits at q-1 predict token q
       targets[i] = batch.tokens[q];
     }
-    k::gather_rows(hs, hf, from.data(), S, C, false);
+    be_->gather_rows(hs, hf, from.data(), S, C, false);
     out.logp.resize(S);
     if (opt.want_entropy) out.entropy.resize(S);
     last_had_entropy_ = opt.want_entropy;
-    k::logprob_forward(out.logp.data(), a.data(ws.lse_scored), opt.want_entropy ? out.entropy.data() : nullptr, hs,
+    be_->logprob_forward(out.logp.data(), a.data(ws.lse_scored), opt.want_entropy ? out.entropy.data() : nullptr, hs,
                        P(lm_weight_offset()), targets.data(), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
                        a.data(ws.lm_scratch), ws.vocab_chunk);
     if (opt.want_entropy) std::memcpy(a.data(ws.entropy_scored), out.entropy.data(), S * sizeof(float));
@@ -385,10 +405,10 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     float* hh = a.data(ws.h_head);
     std::vector<int64_t> from(H);
     for (int64_t i = 0; i < H; ++i) from[i] = ws.out_row(batch.head_at[i]);
-    k::gather_rows(hh, hf, from.data(), H, C, false);
+    be_->gather_rows(hh, hf, from.data(), H, C, false);
     out.head.resize(H);
     // Only the first label of the score head is used (num_labels = 1 for reward and value models).
-    k::matmul_forward(out.head.data(), hh, P(score_), nullptr, H, C, 1);
+    be_->matmul_forward(out.head.data(), hh, P(score_), nullptr, H, C, 1);
   }
   last_temperature_ = opt.temperature;
   return out;
@@ -415,31 +435,31 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
 
   // d loss / d final hidden, gathered back from the scored and head rows.
   float* d_hf = a.data(ws.d_norm);
-  k::fill_zero(d_hf, n_out * C);
+  be_->fill_zero(d_hf, n_out * C);
   if ((!dlogp.empty() || !dentropy.empty()) && S > 0) {
     std::vector<int32_t> targets(S);
     for (int64_t i = 0; i < S; ++i) targets[i] = batch.tokens[batch.scored[i]];
     float* dhs = a.data(ws.d_h_scored);
-    k::fill_zero(dhs, S * C);
-    k::logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : dlogp.data(), a.data(ws.h_scored),
+    be_->fill_zero(dhs, S * C);
+    be_->logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : dlogp.data(), a.data(ws.h_scored),
                         P(lm_weight_offset()), targets.data(), a.data(ws.lse_scored), S, C, cfg_.vocab_size,
                         1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
                         dentropy.empty() ? nullptr : dentropy.data(), a.data(ws.entropy_scored),
                         ws.lm_logits_kept);
     ws.lm_logits_kept = false;  // the backward overwrote them
-    for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + ws.out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
+    for (int64_t i = 0; i < S; ++i) be_->add_inplace(d_hf + ws.out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
   }
   if (!dhead.empty() && H > 0) {
     float* dhh = a.data(ws.d_h_head);
-    k::fill_zero(dhh, H * C);
-    k::matmul_backward(dhh, G(score_), nullptr, dhead.data(), a.data(ws.h_head), P(score_), H, C, 1);
-    for (int64_t i = 0; i < H; ++i) k::add_inplace(d_hf + ws.out_row(batch.head_at[i]) * C, dhh + i * C, C);
+    be_->fill_zero(dhh, H * C);
+    be_->matmul_backward(dhh, G(score_), nullptr, dhead.data(), a.data(ws.h_head), P(score_), H, C, 1);
+    for (int64_t i = 0; i < H; ++i) be_->add_inplace(d_hf + ws.out_row(batch.head_at[i]) * C, dhh + i * C, C);
   }
 
   // d loss / d residual stream: of the last layer's n_out rows down to its attention, then of all.
   float* dx = a.data(ws.d_x);
   float* dx_out = compact ? a.data(ws.d_x_rows) : dx;
-  k::fill_zero(dx_out, n_out * C);
+  be_->fill_zero(dx_out, n_out * C);
   norm_backward(dx_out, d_hf, a.data(ws.x_final), normf_w_, normf_b_, slice_or_null(a, ws.normf_mean),
                 a.data(ws.normf_rstd), n_out);
 
@@ -456,38 +476,38 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     const bool last = l + 1 == cfg_.n_layers, rows_only = last && compact;
     const int64_t n = last ? n_out : N;
     float* dxl = last ? dx_out : dx;
-    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), dxl, a.data(ws.mlp_act[l]), P(s.down_w), n, I, C, fresh);
+    be_->matmul_backward(d_act, G(s.down_w), G(s.down_b), dxl, a.data(ws.mlp_act[l]), P(s.down_w), n, I, C, fresh);
     const int64_t in_w = gpt2 ? I : 2 * I;
     if (gpt2)
-      k::gelu_backward(d_in, d_act, a.data(ws.mlp_in[l]), n * I, fresh);
+      be_->gelu_backward(d_in, d_act, a.data(ws.mlp_in[l]), n * I, fresh);
     else
-      k::swiglu_backward(d_in, d_act, a.data(ws.mlp_in[l]), n, I, fresh);
-    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, a.data(ws.norm2[l]), P(s.up_w), n, C, in_w, fresh);
+      be_->swiglu_backward(d_in, d_act, a.data(ws.mlp_in[l]), n, I, fresh);
+    be_->matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, a.data(ws.norm2[l]), P(s.up_w), n, C, in_w, fresh);
     norm_backward(dxl, d_norm, a.data(ws.x_mid[l]), s.norm2_w, s.norm2_b, slice_or_null(a, ws.norm2_mean[l]),
                   a.data(ws.norm2_rstd[l]), n);
     // Attention branch: x_mid = x_in + out(attention(qkv(norm1(x_in))))
     if (rows_only) {
       // The rows' d att (in d_qkv, free until below) and d x_mid go back to their places among
       // all rows; the other rows' are zero.
-      k::matmul_backward(d_qkv, G(s.o_w), G(s.o_b), dxl, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
-      k::fill_zero(d_att, N * A);
-      k::fill_zero(dx, N * C);
-      k::scatter_add_rows(d_att, d_qkv, ws.out_rows.data(), n, A);
-      k::scatter_add_rows(dx, dxl, ws.out_rows.data(), n, C);
+      be_->matmul_backward(d_qkv, G(s.o_w), G(s.o_b), dxl, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
+      be_->fill_zero(d_att, N * A);
+      be_->fill_zero(dx, N * C);
+      be_->scatter_add_rows(d_att, d_qkv, ws.out_rows.data(), n, A);
+      be_->scatter_add_rows(dx, dxl, ws.out_rows.data(), n, C);
     } else {
-      k::matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
+      be_->matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     }
-    k::attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
+    be_->attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           batch.seg_start.data(), as, a.data(ws.att_scratch));
     if (!gpt2) {
-      k::rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads,
+      be_->rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads,
                        as.head_dim);
     }
-    k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, a.data(ws.norm1[l]), P(s.qkv_w), N, C, QKV, fresh);
+    be_->matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, a.data(ws.norm1[l]), P(s.qkv_w), N, C, QKV, fresh);
     norm_backward(dx, d_norm, a.data(ws.x_in[l]), s.norm1_w, s.norm1_b, slice_or_null(a, ws.norm1_mean[l]),
                   a.data(ws.norm1_rstd[l]), N);
   }
-  k::embedding_backward(G(wte_), G(wpe_), dx, batch.tokens.data(), batch.positions.data(), N, C);
+  be_->embedding_backward(G(wte_), G(wpe_), dx, batch.tokens.data(), batch.positions.data(), N, C);
 }
 
 }  // namespace rlhf

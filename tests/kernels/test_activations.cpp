@@ -1,10 +1,12 @@
 // GELU (tanh approximation) and SwiGLU, forward and backward, against double references written
 // from the textbook formulas (tanh form for GELU) and finite differences.
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 constexpr double kS = 0.7978845608028654, kA = 0.044715;
 

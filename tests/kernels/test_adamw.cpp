@@ -1,9 +1,11 @@
 // AdamW against torch.optim.AdamW semantics, with expectations computed by hand in double.
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 // PyTorch's update written out in double, for one element.
 struct AdamState {

@@ -5,11 +5,13 @@
 #include <string>
 
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 #include "tensor/error.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 struct AttnRef {
   std::vector<double> out, lse, dqkv;

@@ -1,9 +1,11 @@
 // embedding_forward / embedding_backward: gathers and race-free scatter-adds with repeated tokens.
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 std::vector<int32_t> random_ids(int64_t n, int32_t hi, uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -1,11 +1,13 @@
 // Fused chunked log-probability against a naive double-precision full softmax: log-probs, lse,
 // entropy, temperature, vocabularies that are not a multiple of the chunk, and gradients.
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 #include "tensor/error.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 struct LogprobRef {
   std::vector<double> logp, lse, entropy, dh, dW;

@@ -1,10 +1,12 @@
 // matmul_forward / matmul_backward against a double-precision reference and finite differences.
 #include "kernel_test_util.h"
 #include "kernels/cpu/gemm.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 struct MatmulRef {
   std::vector<double> out, dinp, dweight, dbias;

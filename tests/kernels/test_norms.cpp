@@ -1,9 +1,11 @@
 // LayerNorm and RMSNorm, forward and backward, against double references and finite differences.
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 struct NormRef {
   std::vector<double> out, dinp, dweight, dbias;

@@ -1,10 +1,12 @@
 // RoPE: HF rotate_half pairing with fp32 angles, the inverse rotation as backward, and strided
 // rows (rotating only the q or k part of a fused qkv row).
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 std::vector<float> inv_freq_for(int head_dim, double theta) {
   std::vector<float> f(head_dim / 2);
