@@ -88,6 +88,7 @@ int cmd_generate(int argc, char** argv) {
       .add("stop", "", "comma-separated stop strings (\\, for a comma, \\n for a newline)")
       .add("stop-token-ids", "", "comma-separated token ids that end a completion")
       .flag("skip-bad-rows", "skip malformed rows and prompts that do not fit the context (counted)")
+      .add("backend", "cpu", "kernel backend: cpu | reference (plain double-precision loops: slow, a check of cpu)")
       .add("threads", "0", "CPU threads (0 = all cores)");
   declare_sampling(o, "1.0", "64");
   if (!o.parse(argc, argv)) return 0;
@@ -98,6 +99,7 @@ int cmd_generate(int argc, char** argv) {
 
   auto text = load_text_side(model_dir);
   Transformer model = load_checkpoint(model_dir, ModelHeads{});
+  model.set_backend(kernels::backend_named(o.str("backend")));
   const int64_t ctx = model.config().max_position_embeddings, vocab = model.config().vocab_size;
 
   rollout::SamplingParams sp = sampling_from(o, o.integer("num-return-sequences"), eos_ids(model_dir, text->enc));

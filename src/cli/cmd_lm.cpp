@@ -43,6 +43,7 @@ int cmd_lm(int argc, char** argv) {
       .add("save-total-limit", "0", "keep only the newest N checkpoints (0: all)")
       .flag("resume", "continue from the newest checkpoint in --out")
       .add("seed", "0", "seed for data order and generated data")
+      .add("backend", "cpu", "kernel backend: cpu | reference (plain double-precision loops: slow, a check of cpu)")
       .add("threads", "0", "CPU threads (0 = all cores)");
   if (!o.parse(argc, argv)) return 0;
   if (o.str("model").empty()) throw InputError("rlhf lm: --model is required");
@@ -70,6 +71,7 @@ int cmd_lm(int argc, char** argv) {
     if (o.integer(f) <= 0) throw InputError(std::string("rlhf lm: --") + f + " must be positive");
 
   Transformer m = load_checkpoint(o.str("model"), ModelHeads{});
+  m.set_backend(kernels::backend_named(o.str("backend")));
   if (cfg.seq_len > m.config().max_position_embeddings)
     throw InputError("rlhf lm: --seq-len " + std::to_string(cfg.seq_len) + " exceeds the model's " +
                      std::to_string(m.config().max_position_embeddings) + " positions");

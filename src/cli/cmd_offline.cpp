@@ -87,6 +87,7 @@ void declare(Options& o, Task t) {
       .flag("resume", "continue from the newest checkpoint in --out")
       .flag("no-packing", "one sequence per row instead of packing rows to --max-length")
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
+      .add("backend", "cpu", "kernel backend: cpu | reference (plain double-precision loops: slow, a check of cpu)")
       .add("threads", "0", "CPU threads (0 = all cores)")
       .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop")
       .flag("zero1", "under mpirun: shard the AdamW moments over the ranks (ZeRO-1)");
@@ -361,6 +362,7 @@ int run(Task task, int argc, char** argv) {
   const ModelHeads heads{.lm_head = task != Task::rm, .score_head = task == Task::rm};
   LoadReport lrep;
   Transformer policy = load_checkpoint(model_dir, heads, &lrep, cfg.seed);
+  policy.set_backend(kernels::backend_named(o.str("backend")));
   if (lrep.score_head_initialised) std::cout << "score head: newly initialised (the checkpoint has none)\n";
   AdamW opt(policy, cfg.adam);
   const BatchOrder order = shuffled_batch_order(groups, cfg.groups_per_micro_batch, cfg.max_steps * cfg.grad_accum, cfg.seed);
@@ -371,6 +373,7 @@ int run(Task task, int argc, char** argv) {
                     {"groups", groups}, {"data_crc32", data_fingerprint(train.data)}, {"options", o.resolved()}};
   st.fingerprint["options"].erase("resume");
   st.fingerprint["options"].erase("threads");
+  st.fingerprint["options"].erase("backend");  // the same run on another backend resumes
   st.fingerprint["options"].erase("config");
   st.fingerprint["options"].erase("out");  // a moved output directory resumes
   st.fingerprint["options"].erase("dist-timeout");
@@ -484,6 +487,7 @@ int cmd_eval(int argc, char** argv) {
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
       .add("out", "", "write the results as JSON to this file")
       .add("scores-out", "", "write per-pair scores as JSONL (reward model, policy and reference log-probs, implicit reward)")
+      .add("backend", "cpu", "kernel backend: cpu | reference (plain double-precision loops: slow, a check of cpu)")
       .add("threads", "0", "CPU threads (0 = all cores)");
   if (!o.parse(argc, argv)) return 0;
   if (o.str("data").empty()) throw InputError("rlhf eval: --data is required");
@@ -521,6 +525,7 @@ int cmd_eval(int argc, char** argv) {
   };
   if (!o.str("reward-model").empty()) {
     Transformer rm = load_checkpoint(o.str("reward-model"), ModelHeads{.lm_head = false, .score_head = true});
+    rm.set_backend(kernels::backend_named(o.str("backend")));
     rm_scores = pair_scores(compute_head_values(rm, b.data, pack));
     add_rows("reward_model", *rm_scores);
     report("reward_model", *rm_scores);
@@ -529,10 +534,12 @@ int cmd_eval(int argc, char** argv) {
     std::vector<double> pol, ref;
     {
       Transformer m = load_checkpoint(o.str("policy"), ModelHeads{});
+      m.set_backend(kernels::backend_named(o.str("backend")));
       pol = compute_reference_logps(m, b.data, pack);
     }
     {
       Transformer m = load_checkpoint(o.str("ref-model"), ModelHeads{});
+      m.set_backend(kernels::backend_named(o.str("backend")));
       ref = compute_reference_logps(m, b.data, pack);
     }
     std::vector<double> implicit(pol.size());

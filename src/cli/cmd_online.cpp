@@ -73,6 +73,7 @@ void declare_common(Options& o) {
       .add("save-total-limit", "0", "keep only the newest N checkpoints (0: all)")
       .flag("resume", "continue from the newest checkpoint in --out")
       .flag("skip-bad-rows", "skip malformed prompt rows (counted) instead of stopping")
+      .add("backend", "cpu", "kernel backend: cpu | reference (plain double-precision loops: slow, a check of cpu)")
       .add("threads", "0", "CPU threads (0 = all cores)")
       .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
 }
@@ -306,18 +307,21 @@ int run_online(OnlineMethod method, int argc, char** argv) {
   const bool separate_critic = method_uses_values(method) && !o.str("critic").empty();
   Transformer policy = load_checkpoint(
       model_dir, ModelHeads{.lm_head = true, .score_head = method_uses_values(method) && !separate_critic}, &lrep, cfg.seed);
+  policy.set_backend(kernels::backend_named(o.str("backend")));
   if (lrep.score_head_initialised) std::cout << "value head: newly initialised on the policy trunk\n";
   std::optional<Transformer> critic;
   std::optional<AdamW> critic_opt;
   if (separate_critic) {
     LoadReport crep;
     critic.emplace(load_checkpoint(o.str("critic"), ModelHeads{.lm_head = false, .score_head = true}, &crep, cfg.seed));
+    critic->set_backend(kernels::backend_named(o.str("backend")));
     if (crep.score_head_initialised) std::cout << "critic: value head newly initialised (the checkpoint has none)\n";
     AdamWConfig ca = cfg.adam;
     if (o.number("critic-learning-rate") > 0) ca.lr = o.number("critic-learning-rate");
     critic_opt.emplace(*critic, ca);
   }
   Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
+  ref.set_backend(kernels::backend_named(o.str("backend")));
   const int64_t context = policy.config().max_position_embeddings;
   int64_t dropped = 0, eval_dropped = 0;
   const std::vector<OnlinePrompt> prompts = load_prompts(o.str("data"), *text, o, context, &dropped);
@@ -341,7 +345,7 @@ int run_online(OnlineMethod method, int argc, char** argv) {
   AdamW opt(policy, cfg.adam);
   TrainerState st;
   st.fingerprint = {{"task", name}, {"prompts", prompts.size()}, {"options", o.resolved()}};
-  for (const char* k : {"resume", "threads", "config", "out", "eval-steps", "logging-steps", "save-steps", "save-total-limit",
+  for (const char* k : {"resume", "threads", "backend", "config", "out", "eval-steps", "logging-steps", "save-steps", "save-total-limit",
                         "dist-timeout"})
     st.fingerprint["options"].erase(k);
   // A run's samples and batches depend on its number of ranks (--prompts-per-step is per rank).
@@ -465,6 +469,7 @@ int cmd_best_of_n(int argc, char** argv) {
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("seed", "42", "sampling seed")
       .flag("skip-bad-rows", "skip malformed prompt rows (counted)")
+      .add("backend", "cpu", "kernel backend: cpu | reference (plain double-precision loops: slow, a check of cpu)")
       .add("threads", "0", "CPU threads (0 = all cores)")
       .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
   declare_sampling(o, "1.0", "53");
@@ -479,6 +484,7 @@ int cmd_best_of_n(int argc, char** argv) {
   comm.set_timeout(o.number("dist-timeout"));
   auto text = load_text_side(o.str("model"));
   Transformer policy = load_checkpoint(o.str("model"), ModelHeads{});
+  policy.set_backend(kernels::backend_named(o.str("backend")));
   int64_t dropped = 0;
   const auto prompts = load_prompts(o.str("data"), *text, o, policy.config().max_position_embeddings, &dropped);
   const auto reward = reward_from(o, o.str("model"));
@@ -563,6 +569,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("seed", "42", "sampling and data order")
       .flag("skip-bad-rows", "skip malformed prompt rows (counted)")
+      .add("backend", "cpu", "kernel backend: cpu | reference (plain double-precision loops: slow, a check of cpu)")
       .add("threads", "0", "CPU threads (0 = all cores)")
       .add("dist-timeout", "1800", "under mpirun: seconds a collective may wait for the other ranks before all stop");
   declare_sampling(o, "0.9", "53");
@@ -582,6 +589,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
   const fs::path model_dir = o.str("model"), out = o.str("out");
   auto text = load_text_side(model_dir);
   Transformer policy = load_checkpoint(model_dir, ModelHeads{});
+  policy.set_backend(kernels::backend_named(o.str("backend")));
   Transformer ref = policy;
   int64_t dropped = 0;
   const auto prompts = load_prompts(o.str("data"), *text, o, policy.config().max_position_embeddings, &dropped);
