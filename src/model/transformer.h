@@ -104,6 +104,16 @@ class Workspace {
   friend class Transformer;
   // Allocates the arena for `backend` (whose attention scratch it sizes) on first use.
   void bind(const kernels::Backend& backend);
+  // The one place where a pass's host data meets the device: the batch, its row indices and the
+  // loss gradients the kernels read (stage), and the scores they write (output, then download).
+  // On a host-visible device these are the host vectors themselves and download is a no-op;
+  // elsewhere they are copies in memory kept until the next begin_pass().
+  void begin_pass() { staged_.clear(); }
+  template <typename T>
+  const T* stage(const std::vector<T>& host);
+  float* output(std::vector<float>& host);
+  void download(std::vector<float>& host, const float* device) const;
+  std::vector<DeviceBuffer<std::byte>> staged_;
   const kernels::Backend* backend_ = nullptr;
   kernels::AttentionShape attention_shape_;
   Arena arena_;
