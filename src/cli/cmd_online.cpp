@@ -345,8 +345,8 @@ int run_online(OnlineMethod method, int argc, char** argv) {
   AdamW opt(policy, cfg.adam);
   TrainerState st;
   st.fingerprint = {{"task", name}, {"prompts", prompts.size()}, {"options", o.resolved()}};
-  for (const char* k : {"resume", "threads", "backend", "config", "out", "eval-steps", "logging-steps", "save-steps", "save-total-limit",
-                        "dist-timeout"})
+  for (const char* k : {"resume", "threads", "config", "out", "eval-steps", "logging-steps", "save-steps", "save-total-limit",
+                        "dist-timeout", "backend"})
     st.fingerprint["options"].erase(k);
   // A run's samples and batches depend on its number of ranks (--prompts-per-step is per rank).
   if (comm.size() > 1) st.fingerprint["ranks"] = comm.size();

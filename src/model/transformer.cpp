@@ -352,7 +352,8 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     be_->matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
     if (!gpt2) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
-      be_->rope_forward(qkv, ws.stage(batch.positions), ws.stage(inv_freq_), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
+      be_->rope_forward(qkv, ws.stage(batch.positions), ws.stage(inv_freq_), N, QKV, as.n_heads + as.n_kv_heads,
+                        as.head_dim);
     }
     float* att = a.data(ws.att[l]);
     be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, ws.stage(batch.seg_start), as, a.data(ws.att_scratch));

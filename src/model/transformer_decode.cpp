@@ -136,7 +136,8 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
     norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
     be_->matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
     if (!gpt2) {
-      be_->rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
+      // the q and k heads
+      be_->rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < KV; ++g) {

@@ -127,8 +127,8 @@ class BackendTraining : public ::testing::TestWithParam<const kernels::Backend*>
 
 TEST_P(BackendTraining, SftMatchesReference) {
   for (const char* family : {"gpt2", "llama"})
-    expect_same_metrics(offline_run(family, *GetParam(), false), offline_run(family, kernels::reference_backend(), false),
-                        std::string("sft ") + family);
+    expect_same_metrics(offline_run(family, *GetParam(), false),
+                        offline_run(family, kernels::reference_backend(), false), std::string("sft ") + family);
 }
 
 TEST_P(BackendTraining, DpoMatchesReference) {
