@@ -257,25 +257,6 @@ void Workspace::bind(const kernels::Backend& backend) {
   backend_ = &backend;
 }
 
-template <typename T>
-const T* Workspace::stage(const std::vector<T>& host) {
-  const Device& device = arena_.device();
-  if (device.host_visible()) return host.data();
-  staged_.emplace_back(device, host.size() * sizeof(T));
-  device.copy_to_device(staged_.back().data(), host.data(), host.size() * sizeof(T));
-  return reinterpret_cast<const T*>(staged_.back().data());
-}
-
-float* Workspace::output(std::vector<float>& host) {
-  if (arena_.device().host_visible()) return host.data();
-  staged_.emplace_back(arena_.device(), host.size() * sizeof(float));
-  return reinterpret_cast<float*>(staged_.back().data());
-}
-
-void Workspace::download(std::vector<float>& host, const float* device) const {
-  if (device != host.data()) arena_.device().copy_to_host(host.data(), device, host.size() * sizeof(float));
-}
-
 // ---- forward ---------------------------------------------------------------------------------------
 
 void Transformer::norm_forward(float* out, float* mean, float* rstd, const float* in, int64_t w, int64_t b,
@@ -325,7 +306,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
                  batch.n_head() <= ws.max_head,
              "Batch larger than the workspace it runs in");
   ws.bind(*be_);
-  ws.begin_pass();
+  ws.io_.begin_pass(be_->device());
   RLHF_CHECK(batch.scored.empty() || heads_.lm_head, "scored positions need an LM head");
   RLHF_CHECK(batch.head_at.empty() || heads_.score_head, "head positions need a scalar head");
 
@@ -342,7 +323,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
 
   float* x = a.data(ws.x_in[0]);
-  be_->embedding_forward(x, ws.stage(batch.tokens), ws.stage(batch.positions), P(wte_), P(wpe_), N, C);
+  be_->embedding_forward(x, ws.io_.stage(batch.tokens), ws.io_.stage(batch.positions), P(wte_), P(wpe_), N, C);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
     float* x_in = a.data(ws.x_in[l]);
@@ -352,19 +333,19 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     be_->matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
     if (!gpt2) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
-      be_->rope_forward(qkv, ws.stage(batch.positions), ws.stage(inv_freq_), N, QKV, as.n_heads + as.n_kv_heads,
-                        as.head_dim);
+      be_->rope_forward(qkv, ws.io_.stage(batch.positions), ws.io_.stage(inv_freq_), N, QKV,
+                        as.n_heads + as.n_kv_heads, as.head_dim);
     }
     float* att = a.data(ws.att[l]);
-    be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, ws.stage(batch.seg_start), as, a.data(ws.att_scratch));
+    be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, ws.io_.stage(batch.seg_start), as, a.data(ws.att_scratch));
     const bool last = l + 1 == cfg_.n_layers;
     const int64_t n = last ? n_out : N;  // rows from here on
     float* x_mid = a.data(ws.x_mid[l]);
     if (last && compact) {
       float* att_r = a.data(ws.att_rows);
-      be_->gather_rows(att_r, att, ws.stage(ws.out_rows), n, A, false);
+      be_->gather_rows(att_r, att, ws.io_.stage(ws.out_rows), n, A, false);
       be_->matmul_forward(x_mid, att_r, P(s.o_w), P(s.o_b), n, A, C);
-      be_->gather_rows(x_mid, x_in, ws.stage(ws.out_rows), n, C, true);
+      be_->gather_rows(x_mid, x_in, ws.io_.stage(ws.out_rows), n, C, true);
     } else {
       be_->matmul_forward(x_mid, att, P(s.o_w), P(s.o_b), N, A, C);
       be_->add_inplace(x_mid, x_in, N * C);
@@ -398,16 +379,16 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
       from[i] = ws.out_row(q - 1);  // logits at q-1 predict token q
       targets[i] = batch.tokens[q];
     }
-    be_->gather_rows(hs, hf, ws.stage(from), S, C, false);
+    be_->gather_rows(hs, hf, ws.io_.stage(from), S, C, false);
     out.logp.resize(S);
     if (opt.want_entropy) out.entropy.resize(S);
     last_had_entropy_ = opt.want_entropy;
-    float* logp = ws.output(out.logp);
+    float* logp = ws.io_.output(out.logp.data(), S);
     be_->logprob_forward(logp, a.data(ws.lse_scored), opt.want_entropy ? a.data(ws.entropy_scored) : nullptr, hs,
-                       P(lm_weight_offset()), ws.stage(targets), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
-                       a.data(ws.lm_scratch), ws.vocab_chunk);
-    ws.download(out.logp, logp);
-    if (opt.want_entropy) ws.download(out.entropy, a.data(ws.entropy_scored));
+                         P(lm_weight_offset()), ws.io_.stage(targets), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
+                         a.data(ws.lm_scratch), ws.vocab_chunk);
+    ws.io_.download(out.logp.data(), logp, S);
+    if (opt.want_entropy) ws.io_.download(out.entropy.data(), a.data(ws.entropy_scored), S);
     if (opt.want_logit_mean) {
       // mean_v z_v = inv_temp * h . (mean_v W_v): one pass over W instead of V logits per row.
       const float* W = P(lm_weight_offset());
@@ -427,12 +408,12 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     float* hh = a.data(ws.h_head);
     std::vector<int64_t> from(H);
     for (int64_t i = 0; i < H; ++i) from[i] = ws.out_row(batch.head_at[i]);
-    be_->gather_rows(hh, hf, ws.stage(from), H, C, false);
+    be_->gather_rows(hh, hf, ws.io_.stage(from), H, C, false);
     out.head.resize(H);
     // Only the first label of the score head is used (num_labels = 1 for reward and value models).
-    float* head = ws.output(out.head);
+    float* head = ws.io_.output(out.head.data(), H);
     be_->matmul_forward(head, hh, P(score_), nullptr, H, C, 1);
-    ws.download(out.head, head);
+    ws.io_.download(out.head.data(), head, H);
   }
   last_temperature_ = opt.temperature;
   return out;
@@ -453,7 +434,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   RLHF_CHECK(dentropy.empty() || (static_cast<int64_t>(dentropy.size()) == S && last_had_entropy_),
              "dentropy needs one entry per scored token and a forward with want_entropy");
 
-  ws.begin_pass();
+  ws.io_.begin_pass(be_->device());
   // The forward's rows past the last layer's attention (see there).
   const bool compact = !ws.out_rows.empty();
   const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
@@ -466,18 +447,18 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     for (int64_t i = 0; i < S; ++i) targets[i] = batch.tokens[batch.scored[i]];
     float* dhs = a.data(ws.d_h_scored);
     be_->fill_zero(dhs, S * C);
-    be_->logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : ws.stage(dlogp), a.data(ws.h_scored),
-                        P(lm_weight_offset()), ws.stage(targets), a.data(ws.lse_scored), S, C, cfg_.vocab_size,
-                        1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
-                        dentropy.empty() ? nullptr : ws.stage(dentropy), a.data(ws.entropy_scored),
-                        ws.lm_logits_kept);
+    be_->logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : ws.io_.stage(dlogp),
+                          a.data(ws.h_scored), P(lm_weight_offset()), ws.io_.stage(targets), a.data(ws.lse_scored),
+                          S, C, cfg_.vocab_size, 1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
+                          dentropy.empty() ? nullptr : ws.io_.stage(dentropy), a.data(ws.entropy_scored),
+                          ws.lm_logits_kept);
     ws.lm_logits_kept = false;  // the backward overwrote them
     for (int64_t i = 0; i < S; ++i) be_->add_inplace(d_hf + ws.out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
   }
   if (!dhead.empty() && H > 0) {
     float* dhh = a.data(ws.d_h_head);
     be_->fill_zero(dhh, H * C);
-    be_->matmul_backward(dhh, G(score_), nullptr, ws.stage(dhead), a.data(ws.h_head), P(score_), H, C, 1);
+    be_->matmul_backward(dhh, G(score_), nullptr, ws.io_.stage(dhead), a.data(ws.h_head), P(score_), H, C, 1);
     for (int64_t i = 0; i < H; ++i) be_->add_inplace(d_hf + ws.out_row(batch.head_at[i]) * C, dhh + i * C, C);
   }
 
@@ -517,22 +498,22 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
       be_->matmul_backward(d_qkv, G(s.o_w), G(s.o_b), dxl, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
       be_->fill_zero(d_att, N * A);
       be_->fill_zero(dx, N * C);
-      be_->scatter_add_rows(d_att, d_qkv, ws.stage(ws.out_rows), n, A);
-      be_->scatter_add_rows(dx, dxl, ws.stage(ws.out_rows), n, C);
+      be_->scatter_add_rows(d_att, d_qkv, ws.io_.stage(ws.out_rows), n, A);
+      be_->scatter_add_rows(dx, dxl, ws.io_.stage(ws.out_rows), n, C);
     } else {
       be_->matmul_backward(d_att, G(s.o_w), G(s.o_b), dx, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     }
     be_->attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
-                          ws.stage(batch.seg_start), as, a.data(ws.att_scratch));
+                            ws.io_.stage(batch.seg_start), as, a.data(ws.att_scratch));
     if (!gpt2) {
-      be_->rope_backward(d_qkv, ws.stage(batch.positions), ws.stage(inv_freq_), N, QKV, as.n_heads + as.n_kv_heads,
-                       as.head_dim);
+      be_->rope_backward(d_qkv, ws.io_.stage(batch.positions), ws.io_.stage(inv_freq_), N, QKV,
+                         as.n_heads + as.n_kv_heads, as.head_dim);
     }
     be_->matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, a.data(ws.norm1[l]), P(s.qkv_w), N, C, QKV, fresh);
     norm_backward(dx, d_norm, a.data(ws.x_in[l]), s.norm1_w, s.norm1_b, slice_or_null(a, ws.norm1_mean[l]),
                   a.data(ws.norm1_rstd[l]), N);
   }
-  be_->embedding_backward(G(wte_), G(wpe_), dx, ws.stage(batch.tokens), ws.stage(batch.positions), N, C);
+  be_->embedding_backward(G(wte_), G(wpe_), dx, ws.io_.stage(batch.tokens), ws.io_.stage(batch.positions), N, C);
 }
 
 }  // namespace rlhf

@@ -38,6 +38,7 @@
 #include "model/config.h"
 #include "tensor/arena.h"
 #include "tensor/device.h"
+#include "tensor/staging.h"
 
 namespace rlhf {
 
@@ -104,16 +105,7 @@ class Workspace {
   friend class Transformer;
   // Allocates the arena for `backend` (whose attention scratch it sizes) on first use.
   void bind(const kernels::Backend& backend);
-  // The one place where a pass's host data meets the device: the batch, its row indices and the
-  // loss gradients the kernels read (stage), and the scores they write (output, then download).
-  // On a host-visible device these are the host vectors themselves and download is a no-op;
-  // elsewhere they are copies in memory kept until the next begin_pass().
-  void begin_pass() { staged_.clear(); }
-  template <typename T>
-  const T* stage(const std::vector<T>& host);
-  float* output(std::vector<float>& host);
-  void download(std::vector<float>& host, const float* device) const;
-  std::vector<DeviceBuffer<std::byte>> staged_;
+  Staging io_;  // the batch and the loss gradients in, the scores out
   const kernels::Backend* backend_ = nullptr;
   kernels::AttentionShape attention_shape_;
   Arena arena_;
@@ -160,6 +152,7 @@ class KVCache {
   std::vector<int64_t> len_;
   DeviceBuffer<float> k_, v_;  // (layers, max_seqs, n_kv_heads, max_len, head_dim)
   DeviceBuffer<float> scratch_;  // activations of one decode call, grown on demand
+  Staging io_;                   // the new tokens in, the logits out
 };
 
 // A model's dense weights prepacked for decoding (Backend::pack_weight), so that decode steps of

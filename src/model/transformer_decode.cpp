@@ -42,11 +42,13 @@ void KVCache::copy(int64_t from, int64_t to) {
   len_.at(to) = n;
   if (from == to || n == 0) return;
   // Per (layer, kv head) only the first n positions are live.
+  const Device& device = k_.device();
+  const size_t bytes = n * head_dim_ * sizeof(float);
   for (int64_t l = 0; l < n_layers_; ++l)
     for (int64_t h = 0; h < kv_heads_; ++h) {
       const int64_t off = h * max_len_ * head_dim_;
-      std::copy_n(k(l, from) + off, n * head_dim_, k(l, to) + off);
-      std::copy_n(v(l, from) + off, n * head_dim_, v(l, to) + off);
+      device.copy(k(l, to) + off, k(l, from) + off, bytes);
+      device.copy(v(l, to) + off, v(l, from) + off, bytes);
     }
 }
 
@@ -80,6 +82,7 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   RLHF_CHECK(!packed || (packed->layer_mats.size() == 4 * layers_.size() && packed->backend == be_),
              "decode: the packed weights are of another model or backend");
   cache.bind(be_->device());
+  cache.io_.begin_pass(be_->device());
   const int64_t M = static_cast<int64_t>(slots.size());
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, QKV = cfg_.qkv_dim();
   const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, D = cfg_.head_dim, A = H * D, T = cache.max_len_;
@@ -129,23 +132,27 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   float* act = mlp_in + N * in_w;
   float* att_buf = act + N * I;
 
-  be_->embedding_forward(x, tok.data(), pos.data(), P(wte_), P(wpe_), N, C);
+  const int32_t* tok_d = cache.io_.stage(tok);
+  const int32_t* pos_d = cache.io_.stage(pos);
+  const int32_t* seq_d = cache.io_.stage(seq);
+  const float* inv_freq_d = cache.io_.stage(inv_freq_);
+  const Device& device = be_->device();
+  be_->embedding_forward(x, tok_d, pos_d, P(wte_), P(wpe_), N, C);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
     auto mat = [&](int i) { return packed ? packed->layer_mats[4 * l + i].get() : nullptr; };
     norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
     be_->matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
     if (!gpt2) {
-      // the q and k heads
-      be_->rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
+      be_->rope_forward(qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
     }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < KV; ++g) {
         const int64_t off = (g * T + pos[n]) * D;
-        std::copy_n(qkv + n * QKV + (H + g) * D, D, cache.k(l, seq[n]) + off);
-        std::copy_n(qkv + n * QKV + (H + KV + g) * D, D, cache.v(l, seq[n]) + off);
+        device.copy(cache.k(l, seq[n]) + off, qkv + n * QKV + (H + g) * D, D * sizeof(float));
+        device.copy(cache.v(l, seq[n]) + off, qkv + n * QKV + (H + KV + g) * D, D * sizeof(float));
       }
-    be_->attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq.data(), pos.data(), N, as, att_buf);
+    be_->attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq_d, pos_d, N, as, att_buf);
     be_->matmul_forward(y, att, P(s.o_w), P(s.o_b), N, A, C, mat(1));
     be_->add_inplace(x, y, N * C);
     norm_forward(h, mean, rstd, x, s.norm2_w, s.norm2_b, N);
@@ -158,10 +165,12 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
     be_->add_inplace(x, y, N * C);
   }
   // Only the last new token of each slot predicts anything: gather, final norm, LM head.
-  for (int64_t i = 0; i < M; ++i) std::copy_n(x + last[i] * C, C, y + i * C);
+  be_->gather_rows(y, x, cache.io_.stage(last), M, C, false);
   norm_forward(h, mean, rstd, y, normf_w_, normf_b_, M);
-  be_->matmul_forward(logits, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size,
-                    packed ? packed->lm_head.get() : nullptr);
+  float* logits_d = cache.io_.output(logits, M * cfg_.vocab_size);
+  be_->matmul_forward(logits_d, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size,
+                      packed ? packed->lm_head.get() : nullptr);
+  cache.io_.download(logits, logits_d, M * cfg_.vocab_size);
   for (int64_t i = 0; i < M; ++i) cache.len_[slots[i]] += static_cast<int64_t>(tokens[i].size());
 }
 

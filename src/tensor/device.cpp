@@ -22,6 +22,7 @@ class HostDevice final : public Device {
   bool host_visible() const override { return true; }
   void copy_to_device(void* dst, const void* src, size_t bytes) const override { std::memcpy(dst, src, bytes); }
   void copy_to_host(void* dst, const void* src, size_t bytes) const override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) const override { std::memcpy(dst, src, bytes); }
 };
 
 }  // namespace

@@ -35,6 +35,7 @@ class Device {
   virtual bool host_visible() const = 0;
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) const = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) const = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) const = 0;  // within the device
 };
 
 // Host memory (aligned_alloc), for the backends that run on the CPU.

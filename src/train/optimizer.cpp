@@ -80,9 +80,9 @@ void AdamW::step(Transformer& model, double lr, double norm) {
     const int64_t lo = std::max(s.offset, begin_), hi = std::min(s.offset + s.numel, end_);
     if (lo >= hi) continue;
     be.adamw_step(model.params().data() + lo, g.data() + lo, m_.data() + (lo - begin_), v_.data() + (lo - begin_),
-                        hi - lo, static_cast<float>(lr), static_cast<float>(cfg_.beta1), static_cast<float>(cfg_.beta2),
-                        static_cast<float>(cfg_.eps), s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f,
-                        t_);
+                  hi - lo, static_cast<float>(lr), static_cast<float>(cfg_.beta1), static_cast<float>(cfg_.beta2),
+                  static_cast<float>(cfg_.eps), s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f,
+                  t_);
   }
 }
 
