@@ -26,7 +26,6 @@ class Arena {
   int reserve(std::string name, std::vector<int64_t> shape);
   // Allocates (zero-filled) storage for every reserved slice on `device`.
   void allocate(const Device& device);
-  bool allocated() const { return allocated_; }
   const Device& device() const { return storage_.device(); }
   float* data(int slice) { return storage_.data() + slices_[slice].offset; }
   int64_t total_floats() const { return total_; }
