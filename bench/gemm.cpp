@@ -8,7 +8,7 @@
 // Prints one JSON line per shape, then the geometric mean of the speed-ups.
 //
 // --decode compares instead the two ways a decode step multiplies a few rows (one per running
-// sequence) by the weights (kernels::matmul_forward): streaming the weights as stored, and the
+// sequence) by the weights (kernels::cpu::matmul_forward): streaming the weights as stored, and the
 // GEMM on weights prepacked once (pack_weight), for 1 to 32 rows, over the dense weights of the
 // same Qwen2 model's 4 layers and LM head in turn (14.7 MB, so every product reads them from
 // beyond L2 as a decode step does). This is where kernels::kPackedMinRows comes from.
@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 using namespace rlhf::kernels::cpu;
 using clk = std::chrono::steady_clock;
@@ -52,7 +52,7 @@ void decode_products(int runs, int threads) {
   for (Weight& w : weights) {
     w.w.resize(w.C * w.OC);
     for (size_t i = 0; i < w.w.size(); ++i) w.w[i] = std::sin(0.01f * static_cast<float>(i % 997));
-    packed.push_back(rlhf::kernels::pack_weight(w.w.data(), w.C, w.OC));
+    packed.push_back(rlhf::kernels::cpu::pack_weight(w.w.data(), w.C, w.OC));
   }
   for (const int64_t rows : {1, 2, 4, 6, 8, 12, 16, 24, 32}) {
     std::vector<float> x(rows * 704, 0.5f), out(rows * 2048);
@@ -64,7 +64,7 @@ void decode_products(int runs, int threads) {
         for (size_t i = 0; i < weights.size(); ++i) {
           const Weight& w = weights[i];
           if (way == 0)  // below kPackedMinRows rows, matmul_forward streams even when given packed weights
-            rlhf::kernels::matmul_forward(out.data(), x.data(), w.w.data(), nullptr, rows, w.C, w.OC);
+            rlhf::kernels::cpu::matmul_forward(out.data(), x.data(), w.w.data(), nullptr, rows, w.C, w.OC);
           else
             gemm(rows, 1.0f, row_major(x.data(), w.C), packed[i], false, out.data(), w.OC);
         }

@@ -46,6 +46,8 @@
 # 2 cores: both sides use 2 threads (rlhf --threads 2; torch.set_num_threads(2)) and
 # OMP_WAIT_POLICY=PASSIVE (idle OpenMP workers sleep instead of spinning; rlhf's kernels use
 # libgomp too). ACTIVE=1 adds an rlhf run with libgomp's default (spinning) policy.
+# BASELINE=DIR adds runs of another build's rlhf (DIR/rlhf, e.g. an older commit built into
+# build-old/), between two runs of this build, and prints this build's speed relative to it.
 # WAIT_POLICY=default runs both sides with their OpenMP runtime's default policy instead (on an
 # idle machine both are faster so; on a shared one both suffer).
 #
@@ -67,6 +69,11 @@ PROMPTS=8 GENS=4 NEW=64 THREADS=2
 PPO_PROMPTS=32  # ppo: 32 prompts x 1 generation = 32 episodes per step, like rloo/grpo's 8 x 4
 RLHF="$ROOT/$BUILD/rlhf"
 [[ -x $RLHF ]] || { echo "no $RLHF: cmake --build $BUILD --target rlhf" >&2; exit 1; }
+BASELINE_RLHF=""
+if [[ -n ${BASELINE:-} ]]; then
+  BASELINE_RLHF="$ROOT/$BASELINE/rlhf"
+  [[ -x $BASELINE_RLHF ]] || { echo "no $BASELINE_RLHF (BASELINE: another build directory)" >&2; exit 1; }
+fi
 [[ -x $PY ]] || { echo "no $PY: run reference/setup_venv.sh" >&2; exit 1; }
 for method in $METHODS; do
   case $method in
@@ -96,7 +103,7 @@ fi
 
 # rlhf_run METHOD LABEL: one `rlhf METHOD` run, one JSON line
 rlhf_run() {
-  local method=$1 label=$2 out="$tmp/out_$1_$2" fifo="$tmp/fifo" envs=() args episodes
+  local method=$1 label=$2 exe=${3:-$RLHF} out="$tmp/out_$1_$2" fifo="$tmp/fifo" envs=() args episodes
   [[ $label == active ]] && envs=(-u OMP_WAIT_POLICY)
   if [[ $method == ppo ]]; then
     # TRL PPOTrainer's settings (bench/trl_ppo_step.py), each given explicitly
@@ -113,7 +120,7 @@ rlhf_run() {
   fi
   local load_before; load_before=$(load)
   rm -f "$fifo"; mkfifo "$fifo"
-  env "${envs[@]}" "$RLHF" "$method" --model "$tmp/model" --data "$tmp/model/prompts.jsonl" --out "$out" \
+  env "${envs[@]}" "$exe" "$method" --model "$tmp/model" --data "$tmp/model/prompts.jsonl" --out "$out" \
     "${args[@]}" --max-steps $((WARMUP + STEPS)) --learning-rate 1e-6 --threads $THREADS \
     --logging-steps 1 > "$fifo" 2> "$tmp/rlhf.err" &
   local pid=$! t0 c0 tick; tick=$(getconf CLK_TCK)
@@ -152,6 +159,17 @@ for method in $METHODS; do
   r=$(rlhf_run "$method" "${WAIT_POLICY,,}"); echo "$r"  # passive or default
   if [[ $ACTIVE == 1 ]]; then
     r2=$(rlhf_run "$method" active); echo "$r2"
+  fi
+  if [[ -n $BASELINE_RLHF ]]; then
+    # the other build, then this one again: a drift of the machine shows as a change between them
+    b=$(rlhf_run "$method" baseline "$BASELINE_RLHF"); echo "$b"
+    r3=$(rlhf_run "$method" "${WAIT_POLICY,,}"); echo "$r3"
+    python3 -c '
+import json, sys
+a, b, c = (json.loads(x) for x in sys.argv[1:])
+print("# {m}: this build {sa} / {sc} s/step, baseline {sb} s/step: {r:.3f}x the baseline".format(
+      m=a["method"], sa=a["step_s"], sc=c["step_s"], sb=b["step_s"], r=b["step_s"] / ((a["step_s"] + c["step_s"]) / 2)))
+' "$r" "$b" "$r3"
   fi
   echo "# $method: load before TRL: $(load)"
   if [[ $method == ppo ]]; then

@@ -15,6 +15,8 @@
 # everything else and distort the timings), and both sides use 2 threads.
 # The GPT-2-small TRL step takes a minute or more on 2 cores, hence fewer steps there.
 #
+# BASELINE=DIR also runs DIR/dpo_step (another build, e.g. an older commit's in build-old/) between
+# two runs of this build's, to compare builds on the same machine in one run.
 # Needs the build (BUILD=build by default; cmake --build <dir> --target dpo_step) and the
 # reference venv (reference/setup_venv.sh). Usage: bench/run_dpo_step.sh
 set -euo pipefail
@@ -32,6 +34,12 @@ for model in llama-small gpt2-small; do
   if [[ $model == llama-small ]]; then steps=$LLAMA_STEPS; else steps=$GPT2_STEPS; fi
   echo "# model $model: 8 pairs x (128 + 128) tokens, --steps $steps --warmup 1 --threads 2"
   "./$BUILD/dpo_step" --model "$model" --steps "$steps" --warmup 1 --threads 2
+  if [[ -n ${BASELINE:-} ]]; then  # another build's dpo_step, then this one again (machine drift)
+    echo "# baseline build $BASELINE:"
+    "./$BASELINE/dpo_step" --model "$model" --steps "$steps" --warmup 1 --threads 2
+    echo "# this build again:"
+    "./$BUILD/dpo_step" --model "$model" --steps "$steps" --warmup 1 --threads 2
+  fi
   if [[ -x $PY ]]; then
     OMP_NUM_THREADS=2 "$PY" bench/trl_dpo_step.py --model "$model" --steps "$steps" --warmup 1 --threads 2 \
       2> >(grep -v -e FutureWarning -e 'warnings.warn' >&2)

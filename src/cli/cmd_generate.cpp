@@ -88,6 +88,7 @@ int cmd_generate(int argc, char** argv) {
       .add("stop", "", "comma-separated stop strings (\\, for a comma, \\n for a newline)")
       .add("stop-token-ids", "", "comma-separated token ids that end a completion")
       .flag("skip-bad-rows", "skip malformed rows and prompts that do not fit the context (counted)");
+  declare_backend(o);
   declare_threads(o);
   declare_sampling(o, "1.0", "64");
   if (!o.parse(argc, argv)) return 0;
@@ -97,6 +98,7 @@ int cmd_generate(int argc, char** argv) {
 
   auto text = load_text_side(model_dir);
   Transformer model = load_checkpoint(model_dir, ModelHeads{});
+  model.set_backend(backend_from(o));
   const int64_t ctx = model.config().max_position_embeddings, vocab = model.config().vocab_size;
 
   rollout::SamplingParams sp = sampling_from(o, o.integer("num-return-sequences"), eos_ids(model_dir, text->enc));

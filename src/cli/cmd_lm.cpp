@@ -30,6 +30,7 @@ int cmd_lm(int argc, char** argv) {
   o.add("log-every", "1", "print progress every N steps");
   declare_checkpoints(o);
   o.add("seed", "0", "seed for data order and generated data");
+  declare_backend(o);
   declare_threads(o);
   if (!o.parse(argc, argv)) return 0;
   o.require({"model", "out"});
@@ -52,6 +53,7 @@ int cmd_lm(int argc, char** argv) {
     if (o.integer(f) <= 0) throw InputError(std::string("rlhf lm: --") + f + " must be positive");
 
   Transformer m = load_checkpoint(o.str("model"), ModelHeads{});
+  m.set_backend(backend_from(o));
   if (cfg.seq_len > m.config().max_position_embeddings)
     throw InputError("rlhf lm: --seq-len " + std::to_string(cfg.seq_len) + " exceeds the model's " +
                      std::to_string(m.config().max_position_embeddings) + " positions");

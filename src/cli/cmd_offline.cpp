@@ -55,6 +55,7 @@ void declare(Options& o, Task t) {
   declare_checkpoints(o);
   o.flag("no-packing", "one sequence per row instead of packing rows to --max-length")
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping");
+  declare_backend(o);
   declare_threads(o);
   declare_dist_timeout(o);
   o.flag("zero1", "under mpirun: shard the AdamW moments over the ranks (ZeRO-1)");
@@ -197,9 +198,10 @@ int run(Task task, int argc, char** argv) {
   r.checkpoints = checkpoints_from(o);
   r.resume = o.boolean("resume");
   r.zero1 = o.boolean("zero1");
+  r.backend = &backend_from(o);
   r.manifest = run_manifest(o);
   // A moved output directory resumes; checkpoints hold the whole optimizer with or without ZeRO-1.
-  r.fingerprint_options = resume_fingerprint(o, {"out", "dist-timeout", "zero1"});
+  r.fingerprint_options = resume_fingerprint(o, {"out", "dist-timeout", "zero1", "backend"});
   r.comm = &comm;
   run_offline(r);
   return 0;
@@ -224,6 +226,7 @@ int cmd_eval(int argc, char** argv) {
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
       .add("out", "", "write the results as JSON to this file")
       .add("scores-out", "", "write per-pair scores as JSONL (reward model, policy and reference log-probs, implicit reward)");
+  declare_backend(o);
   declare_threads(o);
   if (!o.parse(argc, argv)) return 0;
   o.require({"data"});
@@ -261,6 +264,7 @@ int cmd_eval(int argc, char** argv) {
   };
   if (!o.str("reward-model").empty()) {
     Transformer rm = load_checkpoint(o.str("reward-model"), ModelHeads{.lm_head = false, .score_head = true});
+    rm.set_backend(backend_from(o));
     rm_scores = pair_scores(compute_head_values(rm, b.data, pack));
     add_rows("reward_model", *rm_scores);
     report("reward_model", *rm_scores);
@@ -269,10 +273,12 @@ int cmd_eval(int argc, char** argv) {
     std::vector<double> pol, ref;
     {
       Transformer m = load_checkpoint(o.str("policy"), ModelHeads{});
+      m.set_backend(backend_from(o));
       pol = compute_reference_logps(m, b.data, pack);
     }
     {
       Transformer m = load_checkpoint(o.str("ref-model"), ModelHeads{});
+      m.set_backend(backend_from(o));
       ref = compute_reference_logps(m, b.data, pack);
     }
     std::vector<double> implicit(pol.size());

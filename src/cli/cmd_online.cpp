@@ -59,6 +59,7 @@ void declare_common(Options& o) {
       .add("logging-steps", "1", "print progress every N steps");
   declare_checkpoints(o);
   o.flag("skip-bad-rows", "skip malformed prompt rows (counted) instead of stopping");
+  declare_backend(o);
   declare_threads(o);
   declare_dist_timeout(o);
 }
@@ -238,6 +239,7 @@ int run_online_command(OnlineMethod method, int argc, char** argv) {
   r.data_file = o.str("data");
   r.eval_file = o.str("eval-data");
   r.read.skip_bad_rows = o.boolean("skip-bad-rows");
+  r.backend = &backend_from(o);
   r.max_prompt_length = o.integer("max-prompt-length");
   auto text = load_text_side(r.model_dir);
   r.train = config_from(o, method, eos_ids(r.model_dir, text->enc), comm);
@@ -249,7 +251,8 @@ int run_online_command(OnlineMethod method, int argc, char** argv) {
   r.manifest = run_manifest(o);
   r.manifest["rewards"] = o.list("reward");
   r.fingerprint_options =
-      resume_fingerprint(o, {"out", "eval-steps", "logging-steps", "save-steps", "save-total-limit", "dist-timeout"});
+      resume_fingerprint(o, {"out", "eval-steps", "logging-steps", "save-steps", "save-total-limit", "dist-timeout",
+                             "backend"});
   run_online(r, *text, scorer_of(reward_from(o, r.model_dir)));
   return 0;
 }
@@ -276,6 +279,7 @@ int cmd_best_of_n(int argc, char** argv) {
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("seed", "42", "sampling seed")
       .flag("skip-bad-rows", "skip malformed prompt rows (counted)");
+  declare_backend(o);
   declare_threads(o);
   declare_dist_timeout(o);
   declare_sampling(o, "1.0", "53");
@@ -287,6 +291,7 @@ int cmd_best_of_n(int argc, char** argv) {
   comm.set_timeout(o.number("dist-timeout"));
   auto text = load_text_side(o.str("model"));
   Transformer policy = load_checkpoint(o.str("model"), ModelHeads{});
+  policy.set_backend(backend_from(o));
   int64_t dropped = 0;
   const auto prompts = prompts_from(o, *text, policy.config().max_position_embeddings, &dropped);
   const RewardScorer reward = scorer_of(reward_from(o, o.str("model")));
@@ -328,6 +333,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("seed", "42", "sampling and data order")
       .flag("skip-bad-rows", "skip malformed prompt rows (counted)");
+  declare_backend(o);
   declare_threads(o);
   declare_dist_timeout(o);
   declare_sampling(o, "0.9", "53");
@@ -343,6 +349,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
   RunLog log(o.str("out"), comm.rank() == 0);
   auto text = load_text_side(model_dir);
   Transformer policy = load_checkpoint(model_dir, ModelHeads{});
+  policy.set_backend(backend_from(o));
   int64_t dropped = 0;
   const auto prompts = prompts_from(o, *text, policy.config().max_position_embeddings, &dropped);
   const RewardScorer reward = scorer_of(reward_from(o, model_dir));

@@ -208,6 +208,11 @@ std::string Options::help() const {
 
 void declare_threads(Options& o) { o.add("threads", "0", "CPU threads (0 = all cores)"); }
 
+void declare_backend(Options& o) {
+  o.add("backend", "cpu", "kernel backend: cpu | reference (plain double-precision loops: slow, a check of cpu)");
+}
+const kernels::Backend& backend_from(const Options& o) { return kernels::backend_named(o.str("backend")); }
+
 void set_threads(long n) {
   if (n <= 0) n = omp_get_num_procs();
   omp_set_num_threads(static_cast<int>(n));

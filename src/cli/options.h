@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/kernels.h"
 #include "train/optimizer.h"
 #include "train/run_log.h"
 
@@ -71,6 +72,9 @@ class Options {
 
 // --threads: CPU threads (0 = all cores); apply_threads sets OpenMP's number from it.
 void declare_threads(Options& o);
+// --backend: the kernels every model of the command runs on (kernels::registered_backends()).
+void declare_backend(Options& o);
+const kernels::Backend& backend_from(const Options& o);
 void apply_threads(const Options& o);
 void set_threads(long n);  // 0 = all cores
 // --dist-timeout: seconds a collective may wait under mpirun.

@@ -118,7 +118,7 @@ Transformer load_checkpoint(const fs::path& dir, ModelHeads heads, LoadReport* r
   return m;
 }
 
-std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, const std::vector<float>& flat) {
+std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, std::span<const float> flat) {
   const ParamSlot& s = m.slot(t.slot);
   const int64_t cols = s.shape.size() == 2 ? s.shape[1] : 1;
   const float* src = flat.data() + s.offset + t.row_offset * cols;

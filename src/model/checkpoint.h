@@ -3,13 +3,14 @@
 // Each family declares, in its own file (gpt2.cpp, llama.cpp), how HF tensor names and layouts
 // map onto our parameter slots: GPT-2's Conv1D weights are transposed at load time, Llama's
 // q/k/v and gate/up projections are stacked into fused slots. Layout quirks live in that one
-// table, never in the hot path (STYLE.md). Loading checks the weights against the config and
+// table, never in the hot path. Loading checks the weights against the config and
 // lists every missing, unexpected or misshaped tensor (docs/reliability.md §7 test 13) — no silent
 // random initialisation, except a requested scalar head that the checkpoint lacks (as HF does
 // when a reward model is initialised from a causal LM; reported in LoadReport).
 #pragma once
 
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,7 @@ std::string hf_default_prefix(const ModelConfig& cfg);
 
 // Copies one HF tensor out of a flat buffer laid out like m.params() (the parameters, or the
 // gradients), in HF's shape and layout.
-std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, const std::vector<float>& flat);
+std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, std::span<const float> flat);
 
 struct LoadReport {
   bool score_head_initialised = false;  // requested but absent from the checkpoint

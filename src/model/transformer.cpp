@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstring>
 
 #include "kernels/kernels.h"
 #include "tensor/error.h"
@@ -136,7 +135,8 @@ static void check_block_shape(const ModelConfig& cfg) {
     refuse("position", "RoPE needs an even head dimension, got " + std::to_string(cfg.head_dim));
 }
 
-Transformer::Transformer(ModelConfig cfg, ModelHeads heads) : cfg_(std::move(cfg)), heads_(heads) {
+Transformer::Transformer(ModelConfig cfg, ModelHeads heads, const kernels::Backend& backend)
+    : cfg_(std::move(cfg)), heads_(heads), be_(&backend) {
   RLHF_CHECK(heads_.lm_head || heads_.score_head, "a model needs at least one head");
   RLHF_CHECK(cfg_.n_layers >= 1, "a model needs at least one layer");
   check_block_shape(cfg_);
@@ -176,8 +176,8 @@ Transformer::Transformer(ModelConfig cfg, ModelHeads heads) : cfg_(std::move(cfg
   if (heads_.lm_head && !cfg_.tie_word_embeddings) lm_head_ = add_slot("lm_head.weight", {V, C}, true);
   if (heads_.score_head) score_ = add_slot("score.weight", {cfg_.num_labels, C}, true);
   const int64_t total = slots_.back().offset + slots_.back().numel;
-  params_.assign(total, 0.0f);
-  grads_.assign(total, 0.0f);
+  params_ = DeviceBuffer<float>(be_->device(), total);
+  grads_ = DeviceBuffer<float>(be_->device(), total);
   if (blk.position == PositionKind::rope) inv_freq_ = rope_inv_freq(cfg_);
   for (const ParamSlot& s : slots_)  // unit norm weights, so a fresh model is sane
     if (is_norm_weight(s)) std::fill_n(params_.data() + s.offset, s.numel, norm_weight_unit());
@@ -185,6 +185,14 @@ Transformer::Transformer(ModelConfig cfg, ModelHeads heads) : cfg_(std::move(cfg
 
 float Transformer::norm_weight_unit() const {
   return cfg_.block.norm == NormKind::rmsnorm_offset ? 0.0f : 1.0f;  // 1 + w = 1
+}
+
+void Transformer::set_backend(const kernels::Backend& backend) {
+  if (&backend.device() != &be_->device()) {
+    params_ = params_.on(backend.device());
+    grads_ = grads_.on(backend.device());
+  }
+  be_ = &backend;
 }
 
 const ParamSlot& Transformer::slot(const std::string& name) const {
@@ -212,7 +220,7 @@ void Transformer::init_random(uint64_t seed, float std) {
   }
 }
 
-void Transformer::zero_grad() { k::fill_zero(grads_.data(), static_cast<int64_t>(grads_.size())); }
+void Transformer::zero_grad() { be_->fill_zero(grads_.data(), static_cast<int64_t>(grads_.size())); }
 
 double Transformer::forward_flops(int64_t n_tokens, int64_t n_scored, double mean_attended) const {
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
@@ -283,10 +291,20 @@ Workspace::Workspace(const ModelConfig& cfg, int64_t B, int64_t T, int64_t S, in
   d_h_head = arena_.reserve("d_h_head", {H, C});
   att_rows = arena_.reserve("att_rows", {N, A});
   d_x_rows = arena_.reserve("d_x_rows", {N, C});
-  att_scratch = arena_.reserve("att_scratch", {k::attention_scratch_floats(attention_shape(cfg, B, T))});
   if (post) d_branch_out = arena_.reserve("d_branch_out", {N, C});
   if (qk_norm) qk_heads = arena_.reserve("qk_heads", {N * cfg.n_heads, cfg.head_dim});
-  arena_.allocate();
+  attention_shape_ = attention_shape(cfg, B, T);
+}
+
+void Workspace::bind(const kernels::Backend& backend) {
+  if (backend_) {
+    RLHF_CHECK(backend_ == &backend, std::string("a workspace allocated for the ") + backend_->name() +
+                                         " backend used by a model on the " + backend.name() + " one");
+    return;
+  }
+  att_scratch = arena_.reserve("att_scratch", {backend.attention_scratch_floats(attention_shape_)});
+  arena_.allocate(backend.device());
+  backend_ = &backend;
 }
 
 // ---- forward ---------------------------------------------------------------------------------------
@@ -305,13 +323,13 @@ void Transformer::norm_forward(float* out, float* mean, float* rstd, const float
   const float eps = static_cast<float>(cfg_.norm_eps);
   switch (cfg_.block.norm) {
     case NormKind::layernorm:
-      k::layernorm_forward(out, mean, rstd, in, P(w), P(b), N, C, eps);
+      be_->layernorm_forward(out, mean, rstd, in, P(w), P(b), N, C, eps);
       break;
     case NormKind::rmsnorm:
-      k::rmsnorm_forward(out, rstd, in, P(w), N, C, eps);
+      be_->rmsnorm_forward(out, rstd, in, P(w), N, C, eps);
       break;
     case NormKind::rmsnorm_offset:
-      k::rmsnorm_forward(out, rstd, in, offset_weight(P(w), C).data(), N, C, eps);
+      be_->rmsnorm_forward(out, rstd, in, offset_weight(P(w), C).data(), N, C, eps);
       break;
   }
 }
@@ -321,13 +339,13 @@ void Transformer::norm_backward(float* dinp, const float* dout, const float* in,
   if (C == 0) C = cfg_.hidden_size;
   switch (cfg_.block.norm) {
     case NormKind::layernorm:
-      k::layernorm_backward(dinp, G(w), G(b), dout, in, P(w), mean, rstd, N, C);
+      be_->layernorm_backward(dinp, G(w), G(b), dout, in, P(w), mean, rstd, N, C);
       break;
     case NormKind::rmsnorm:
-      k::rmsnorm_backward(dinp, G(w), dout, in, P(w), rstd, N, C);
+      be_->rmsnorm_backward(dinp, G(w), dout, in, P(w), rstd, N, C);
       break;
     case NormKind::rmsnorm_offset:
-      k::rmsnorm_backward(dinp, G(w), dout, in, offset_weight(P(w), C).data(), rstd, N, C);
+      be_->rmsnorm_backward(dinp, G(w), dout, in, offset_weight(P(w), C).data(), rstd, N, C);
       break;
   }
 }
@@ -353,7 +371,7 @@ void Transformer::qk_norm_backward(float* d_qkv, int64_t N, int64_t h0, int64_t 
   const int64_t D = cfg_.head_dim, QKV = cfg_.qkv_dim(), W = nh * D;
   const bool whole = cfg_.block.qk_norm == QkNorm::whole;
   copy_heads(d_heads, W, d_qkv + h0 * D, QKV, N, W);
-  k::fill_zero(d_pre, N * W);
+  be_->fill_zero(d_pre, N * W);
   norm_backward(d_pre, d_heads, pre, w, -1, nullptr, rstd, whole ? N : N * nh, whole ? W : D);
   copy_heads(d_qkv + h0 * D, QKV, d_pre, W, N, W);
 }
@@ -362,13 +380,13 @@ void Transformer::activation_forward(float* act, const float* mlp_in, int64_t N)
   const int64_t I = cfg_.intermediate_size;
   switch (cfg_.block.mlp) {
     case MlpKind::gelu_tanh:
-      k::gelu_forward(act, mlp_in, N * I);
+      be_->gelu_forward(act, mlp_in, N * I);
       break;
     case MlpKind::swiglu:
-      k::swiglu_forward(act, mlp_in, N, I);
+      be_->swiglu_forward(act, mlp_in, N, I);
       break;
     case MlpKind::geglu:
-      k::geglu_forward(act, mlp_in, N, I);
+      be_->geglu_forward(act, mlp_in, N, I);
       break;
   }
 }
@@ -378,13 +396,13 @@ void Transformer::activation_backward(float* d_mlp_in, const float* d_act, const
   const k::Grad fresh = k::Grad::overwrite;
   switch (cfg_.block.mlp) {
     case MlpKind::gelu_tanh:
-      k::gelu_backward(d_mlp_in, d_act, mlp_in, N * I, fresh);
+      be_->gelu_backward(d_mlp_in, d_act, mlp_in, N * I, fresh);
       break;
     case MlpKind::swiglu:
-      k::swiglu_backward(d_mlp_in, d_act, mlp_in, N, I, fresh);
+      be_->swiglu_backward(d_mlp_in, d_act, mlp_in, N, I, fresh);
       break;
     case MlpKind::geglu:
-      k::geglu_backward(d_mlp_in, d_act, mlp_in, N, I, fresh);
+      be_->geglu_backward(d_mlp_in, d_act, mlp_in, N, I, fresh);
       break;
   }
 }
@@ -417,6 +435,8 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   RLHF_CHECK(batch.B <= ws.max_B && batch.T <= ws.max_T && batch.n_scored() <= ws.max_scored &&
                  batch.n_head() <= ws.max_head,
              "Batch larger than the workspace it runs in");
+  ws.bind(*be_);
+  ws.io_.begin_pass(be_->device());
   RLHF_CHECK(batch.scored.empty() || heads_.lm_head, "scored positions need an LM head");
   RLHF_CHECK(batch.head_at.empty() || heads_.score_head, "head positions need a scalar head");
 
@@ -433,8 +453,8 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
 
   float* x = a.data(ws.x_in[0]);
-  k::embedding_forward(x, batch.tokens.data(), batch.positions.data(), P(wte_), P(wpe_), N, C);
-  if (blk.embed_scale != 1.0f) k::scale_inplace(x, blk.embed_scale, N * C);
+  be_->embedding_forward(x, ws.io_.stage(batch.tokens), ws.io_.stage(batch.positions), P(wte_), P(wpe_), N, C);
+  if (blk.embed_scale != 1.0f) be_->scale_inplace(x, blk.embed_scale, N * C);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
     float* x_in = a.data(ws.x_in[l]);
@@ -442,7 +462,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     if (pre)
       norm_forward(h, slice_or_null(a, ws.norm1_mean[l]), a.data(ws.norm1_rstd[l]), x_in, s.norm1_w, s.norm1_b, N);
     float* qkv = a.data(ws.qkv[l]);
-    k::matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
+    be_->matmul_forward(qkv, h, P(s.qkv_w), P(s.qkv_b), N, C, QKV);
     if (blk.qk_norm != QkNorm::none) {
       qk_norm_forward(qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]),
                       a.data(ws.qk_heads));
@@ -451,10 +471,11 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     }
     if (blk.position == PositionKind::rope) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
-      k::rope_forward(qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
+      be_->rope_forward(qkv, ws.io_.stage(batch.positions), ws.io_.stage(inv_freq_), N, QKV,
+                        as.n_heads + as.n_kv_heads, as.head_dim);
     }
     float* att = a.data(ws.att[l]);
-    k::attention_forward(att, a.data(ws.att_lse[l]), qkv, batch.seg_start.data(), as, a.data(ws.att_scratch));
+    be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, ws.io_.stage(batch.seg_start), as, a.data(ws.att_scratch));
     const bool last = l + 1 == cfg_.n_layers;
     const int64_t n = last ? n_out : N;  // rows from here on
     float* x_mid = a.data(ws.x_mid[l]);
@@ -462,32 +483,32 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     float* att_out = post ? a.data(ws.attn_out[l]) : x_mid;
     if (last && compact) {
       float* att_r = a.data(ws.att_rows);
-      k::gather_rows(att_r, att, ws.out_rows.data(), n, A, false);
-      k::matmul_forward(att_out, att_r, P(s.o_w), P(s.o_b), n, A, C);
+      be_->gather_rows(att_r, att, ws.io_.stage(ws.out_rows), n, A, false);
+      be_->matmul_forward(att_out, att_r, P(s.o_w), P(s.o_b), n, A, C);
     } else {
-      k::matmul_forward(att_out, att, P(s.o_w), P(s.o_b), N, A, C);
+      be_->matmul_forward(att_out, att, P(s.o_w), P(s.o_b), N, A, C);
     }
     if (post)
       norm_forward(x_mid, slice_or_null(a, ws.attn_out_mean[l]), a.data(ws.attn_out_rstd[l]), att_out,
                    s.attn_post_w, s.attn_post_b, n);
     if (last && compact)
-      k::gather_rows(x_mid, x_in, ws.out_rows.data(), n, C, true);
+      be_->gather_rows(x_mid, x_in, ws.io_.stage(ws.out_rows), n, C, true);
     else
-      k::add_inplace(x_mid, x_in, N * C);
+      be_->add_inplace(x_mid, x_in, N * C);
     float* h2 = pre ? a.data(ws.norm2[l]) : x_mid;
     if (pre)
       norm_forward(h2, slice_or_null(a, ws.norm2_mean[l]), a.data(ws.norm2_rstd[l]), x_mid, s.norm2_w, s.norm2_b, n);
     float* mlp_in = a.data(ws.mlp_in[l]);
     float* act = a.data(ws.mlp_act[l]);
-    k::matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), n, C, cfg_.mlp_in_dim());
+    be_->matmul_forward(mlp_in, h2, P(s.up_w), P(s.up_b), n, C, cfg_.mlp_in_dim());
     activation_forward(act, mlp_in, n);
     float* x_out = last ? a.data(ws.x_final) : a.data(ws.x_in[l + 1]);
     float* mlp_out = post ? a.data(ws.mlp_out[l]) : x_out;
-    k::matmul_forward(mlp_out, act, P(s.down_w), P(s.down_b), n, I, C);
+    be_->matmul_forward(mlp_out, act, P(s.down_w), P(s.down_b), n, I, C);
     if (post)
       norm_forward(x_out, slice_or_null(a, ws.mlp_out_mean[l]), a.data(ws.mlp_out_rstd[l]), mlp_out, s.mlp_post_w,
                    s.mlp_post_b, n);
-    k::add_inplace(x_out, x_mid, n * C);
+    be_->add_inplace(x_out, x_mid, n * C);
   }
   float* hf = a.data(ws.normf);  // n_out rows
   norm_forward(hf, slice_or_null(a, ws.normf_mean), a.data(ws.normf_rstd), a.data(ws.x_final), normf_w_,
@@ -505,14 +526,16 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
       from[i] = ws.out_row(q - 1);  // logits at q-1 predict token q
       targets[i] = batch.tokens[q];
     }
-    k::gather_rows(hs, hf, from.data(), S, C, false);
+    be_->gather_rows(hs, hf, ws.io_.stage(from), S, C, false);
     out.logp.resize(S);
     if (opt.want_entropy) out.entropy.resize(S);
     last_had_entropy_ = opt.want_entropy;
-    k::logprob_forward(out.logp.data(), a.data(ws.lse_scored), opt.want_entropy ? out.entropy.data() : nullptr, hs,
-                       P(lm_weight_offset()), targets.data(), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
-                       a.data(ws.lm_scratch), ws.vocab_chunk);
-    if (opt.want_entropy) std::memcpy(a.data(ws.entropy_scored), out.entropy.data(), S * sizeof(float));
+    float* logp = ws.io_.output(out.logp.data(), S);
+    be_->logprob_forward(logp, a.data(ws.lse_scored), opt.want_entropy ? a.data(ws.entropy_scored) : nullptr, hs,
+                         P(lm_weight_offset()), ws.io_.stage(targets), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
+                         a.data(ws.lm_scratch), ws.vocab_chunk);
+    ws.io_.download(out.logp.data(), logp, S);
+    if (opt.want_entropy) ws.io_.download(out.entropy.data(), a.data(ws.entropy_scored), S);
     if (opt.want_logit_mean) {
       // mean_v z_v = inv_temp * h . (mean_v W_v): one pass over W instead of V logits per row.
       const float* W = P(lm_weight_offset());
@@ -532,10 +555,12 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     float* hh = a.data(ws.h_head);
     std::vector<int64_t> from(H);
     for (int64_t i = 0; i < H; ++i) from[i] = ws.out_row(batch.head_at[i]);
-    k::gather_rows(hh, hf, from.data(), H, C, false);
+    be_->gather_rows(hh, hf, ws.io_.stage(from), H, C, false);
     out.head.resize(H);
     // Only the first label of the score head is used (num_labels = 1 for reward and value models).
-    k::matmul_forward(out.head.data(), hh, P(score_), nullptr, H, C, 1);
+    float* head = ws.io_.output(out.head.data(), H);
+    be_->matmul_forward(head, hh, P(score_), nullptr, H, C, 1);
+    ws.io_.download(out.head.data(), head, H);
   }
   last_temperature_ = opt.temperature;
   return out;
@@ -557,37 +582,38 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   RLHF_CHECK(dentropy.empty() || (static_cast<int64_t>(dentropy.size()) == S && last_had_entropy_),
              "dentropy needs one entry per scored token and a forward with want_entropy");
 
+  ws.io_.begin_pass(be_->device());
   // The forward's rows past the last layer's attention (see there).
   const bool compact = !ws.out_rows.empty();
   const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
 
   // d loss / d final hidden, gathered back from the scored and head rows.
   float* d_hf = a.data(ws.d_norm);
-  k::fill_zero(d_hf, n_out * C);
+  be_->fill_zero(d_hf, n_out * C);
   if ((!dlogp.empty() || !dentropy.empty()) && S > 0) {
     std::vector<int32_t> targets(S);
     for (int64_t i = 0; i < S; ++i) targets[i] = batch.tokens[batch.scored[i]];
     float* dhs = a.data(ws.d_h_scored);
-    k::fill_zero(dhs, S * C);
-    k::logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : dlogp.data(), a.data(ws.h_scored),
-                        P(lm_weight_offset()), targets.data(), a.data(ws.lse_scored), S, C, cfg_.vocab_size,
-                        1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
-                        dentropy.empty() ? nullptr : dentropy.data(), a.data(ws.entropy_scored),
-                        ws.lm_logits_kept);
+    be_->fill_zero(dhs, S * C);
+    be_->logprob_backward(dhs, G(lm_weight_offset()), dlogp.empty() ? nullptr : ws.io_.stage(dlogp),
+                          a.data(ws.h_scored), P(lm_weight_offset()), ws.io_.stage(targets), a.data(ws.lse_scored),
+                          S, C, cfg_.vocab_size, 1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
+                          dentropy.empty() ? nullptr : ws.io_.stage(dentropy), a.data(ws.entropy_scored),
+                          ws.lm_logits_kept);
     ws.lm_logits_kept = false;  // the backward overwrote them
-    for (int64_t i = 0; i < S; ++i) k::add_inplace(d_hf + ws.out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
+    for (int64_t i = 0; i < S; ++i) be_->add_inplace(d_hf + ws.out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
   }
   if (!dhead.empty() && H > 0) {
     float* dhh = a.data(ws.d_h_head);
-    k::fill_zero(dhh, H * C);
-    k::matmul_backward(dhh, G(score_), nullptr, dhead.data(), a.data(ws.h_head), P(score_), H, C, 1);
-    for (int64_t i = 0; i < H; ++i) k::add_inplace(d_hf + ws.out_row(batch.head_at[i]) * C, dhh + i * C, C);
+    be_->fill_zero(dhh, H * C);
+    be_->matmul_backward(dhh, G(score_), nullptr, ws.io_.stage(dhead), a.data(ws.h_head), P(score_), H, C, 1);
+    for (int64_t i = 0; i < H; ++i) be_->add_inplace(d_hf + ws.out_row(batch.head_at[i]) * C, dhh + i * C, C);
   }
 
   // d loss / d residual stream: of the last layer's n_out rows down to its attention, then of all.
   float* dx = a.data(ws.d_x);
   float* dx_out = compact ? a.data(ws.d_x_rows) : dx;
-  k::fill_zero(dx_out, n_out * C);
+  be_->fill_zero(dx_out, n_out * C);
   norm_backward(dx_out, d_hf, a.data(ws.x_final), normf_w_, normf_b_, slice_or_null(a, ws.normf_mean),
                 a.data(ws.normf_rstd), n_out);
 
@@ -599,7 +625,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   // With post norms, d of a branch's output before its norm (the norm's backward adds into it).
   auto post_norm_backward = [&](const float* d_sum, int out, int mean, int rstd, int64_t w, int64_t b, int64_t n) {
     float* d_branch = a.data(ws.d_branch_out);
-    k::fill_zero(d_branch, n * C);
+    be_->fill_zero(d_branch, n * C);
     norm_backward(d_branch, d_sum, a.data(out), w, b, slice_or_null(a, mean), a.data(rstd), n);
     return d_branch;
   };
@@ -614,16 +640,16 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     const float* d_mlp_out = post ? post_norm_backward(dxl, ws.mlp_out[l], ws.mlp_out_mean[l], ws.mlp_out_rstd[l],
                                                        s.mlp_post_w, s.mlp_post_b, n)
                                   : dxl;
-    k::matmul_backward(d_act, G(s.down_w), G(s.down_b), d_mlp_out, a.data(ws.mlp_act[l]), P(s.down_w), n, I, C,
+    be_->matmul_backward(d_act, G(s.down_w), G(s.down_b), d_mlp_out, a.data(ws.mlp_act[l]), P(s.down_w), n, I, C,
                        fresh);
     activation_backward(d_in, d_act, a.data(ws.mlp_in[l]), n);
     const float* h2 = a.data(pre ? ws.norm2[l] : ws.x_mid[l]);
-    k::matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, h2, P(s.up_w), n, C, cfg_.mlp_in_dim(), fresh);
+    be_->matmul_backward(d_norm, G(s.up_w), G(s.up_b), d_in, h2, P(s.up_w), n, C, cfg_.mlp_in_dim(), fresh);
     if (pre)
       norm_backward(dxl, d_norm, a.data(ws.x_mid[l]), s.norm2_w, s.norm2_b, slice_or_null(a, ws.norm2_mean[l]),
                     a.data(ws.norm2_rstd[l]), n);
     else
-      k::add_inplace(dxl, d_norm, n * C);
+      be_->add_inplace(dxl, d_norm, n * C);
     // Attention branch: x_mid = x_in + post1(out(attention(qkv(norm1(x_in)))))
     const float* d_att_out = post ? post_norm_backward(dxl, ws.attn_out[l], ws.attn_out_mean[l],
                                                        ws.attn_out_rstd[l], s.attn_post_w, s.attn_post_b, n)
@@ -631,18 +657,19 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     if (rows_only) {
       // The rows' d att (in d_qkv, free until below) and d x_mid go back to their places among
       // all rows; the other rows' are zero.
-      k::matmul_backward(d_qkv, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
-      k::fill_zero(d_att, N * A);
-      k::fill_zero(dx, N * C);
-      k::scatter_add_rows(d_att, d_qkv, ws.out_rows.data(), n, A);
-      k::scatter_add_rows(dx, dxl, ws.out_rows.data(), n, C);
+      be_->matmul_backward(d_qkv, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
+      be_->fill_zero(d_att, N * A);
+      be_->fill_zero(dx, N * C);
+      be_->scatter_add_rows(d_att, d_qkv, ws.io_.stage(ws.out_rows), n, A);
+      be_->scatter_add_rows(dx, dxl, ws.io_.stage(ws.out_rows), n, C);
     } else {
-      k::matmul_backward(d_att, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
+      be_->matmul_backward(d_att, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     }
-    k::attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
-                          batch.seg_start.data(), as, a.data(ws.att_scratch));
+    be_->attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
+                          ws.io_.stage(batch.seg_start), as, a.data(ws.att_scratch));
     if (blk.position == PositionKind::rope) {
-      k::rope_backward(d_qkv, batch.positions.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads,
+      be_->rope_backward(d_qkv, ws.io_.stage(batch.positions), ws.io_.stage(inv_freq_), N, QKV,
+                         as.n_heads + as.n_kv_heads,
                        as.head_dim);
     }
     if (blk.qk_norm != QkNorm::none) {  // d_att is free again
@@ -652,16 +679,16 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
                        d_att, a.data(ws.qk_heads));
     }
     const float* h = a.data(pre ? ws.norm1[l] : ws.x_in[l]);
-    k::matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, h, P(s.qkv_w), N, C, QKV, fresh);
+    be_->matmul_backward(d_norm, G(s.qkv_w), G(s.qkv_b), d_qkv, h, P(s.qkv_w), N, C, QKV, fresh);
     if (pre)
       norm_backward(dx, d_norm, a.data(ws.x_in[l]), s.norm1_w, s.norm1_b, slice_or_null(a, ws.norm1_mean[l]),
                     a.data(ws.norm1_rstd[l]), N);
     else
-      k::add_inplace(dx, d_norm, N * C);
+      be_->add_inplace(dx, d_norm, N * C);
   }
   // x = embed_scale * wte[token] (there is no position table then: check_block_shape).
-  if (blk.embed_scale != 1.0f) k::scale_inplace(dx, blk.embed_scale, N * C);
-  k::embedding_backward(G(wte_), G(wpe_), dx, batch.tokens.data(), batch.positions.data(), N, C);
+  if (blk.embed_scale != 1.0f) be_->scale_inplace(dx, blk.embed_scale, N * C);
+  be_->embedding_backward(G(wte_), G(wpe_), dx, ws.io_.stage(batch.tokens), ws.io_.stage(batch.positions), N, C);
 }
 
 }  // namespace rlhf

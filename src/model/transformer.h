@@ -23,6 +23,11 @@
 // Parameters and gradients are each one flat buffer described by a table of named slices, so
 // the optimizer, clipping, checkpointing and data-parallel all-reduce see one array.
 //
+// A model runs on one kernel backend (kernels.h; the CPU one unless given another), and every
+// buffer it computes on lives on that backend's device: its parameters and gradients, the
+// workspaces and key/value caches it is given (allocated there the first time it uses them) and
+// the moments of its optimizer.
+//
 // Example:
 //   Transformer m = load_checkpoint("gpt2-dir", {.lm_head = true});
 //   Batch b = Batch::from_rows({{1, 2, 3, 4}}, /*score_from=*/1);
@@ -34,13 +39,14 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/gemm.h"
+#include "kernels/kernels.h"
 #include "model/config.h"
 #include "tensor/arena.h"
+#include "tensor/device.h"
+#include "tensor/staging.h"
 
 namespace rlhf {
 
@@ -95,16 +101,21 @@ struct ForwardOptions {
   bool want_logit_mean = false; // TRL's logits/chosen and logits/rejected metrics
 };
 
-// Activation memory for batches up to (max_B, max_T, max_scored, max_head), planned once.
+// Activation memory for batches up to (max_B, max_T, max_scored, max_head), planned once and
+// allocated on the device of the model that first runs on it (which it then serves only).
 class Workspace {
  public:
   Workspace(const ModelConfig& cfg, int64_t max_B, int64_t max_T, int64_t max_scored, int64_t max_head,
             int64_t vocab_chunk = 4096);
-  int64_t bytes() const { return arena_.bytes(); }
   int64_t max_B, max_T, max_scored, max_head, vocab_chunk;
 
  private:
   friend class Transformer;
+  // Allocates the arena for `backend` (whose attention scratch it sizes) on first use.
+  void bind(const kernels::Backend& backend);
+  Staging io_;  // the batch and the loss gradients in, the scores out
+  const kernels::Backend* backend_ = nullptr;
+  kernels::AttentionShape attention_shape_;
   Arena arena_;
   // Per-layer saved activations (index by layer).
   std::vector<int> x_in, norm1, norm1_mean, norm1_rstd, qkv, att, att_lse, x_mid, norm2, norm2_mean, norm2_rstd,
@@ -135,6 +146,7 @@ class Workspace {
 // Keys and values of up to max_seqs sequences (slots) of up to max_len tokens each, so that
 // decoding runs each new token once instead of the whole prefix (Transformer::decode, in
 // transformer_decode.cpp). Slot s holds len(s) tokens at positions 0..len(s)-1. Inference only.
+// Allocated on the device of the model that first decodes into it.
 class KVCache {
  public:
   KVCache(const ModelConfig& cfg, int64_t max_seqs, int64_t max_len);
@@ -144,39 +156,50 @@ class KVCache {
   void clear(int64_t slot) { len_.at(slot) = 0; }
   // Slot `to` becomes a copy of slot `from` (the n samples of one prompt share its prefill).
   void copy(int64_t from, int64_t to);
-  int64_t bytes() const { return static_cast<int64_t>((k_.size() + v_.size()) * sizeof(float)); }
+  int64_t bytes() const { return 2 * n_layers_ * max_seqs_ * per_slot_ * static_cast<int64_t>(sizeof(float)); }
 
  private:
   friend class Transformer;
+  void bind(const Device& device);  // allocates k_ and v_ on first use
   float* k(int64_t layer, int64_t slot) { return k_.data() + (layer * max_seqs_ + slot) * per_slot_; }
   float* v(int64_t layer, int64_t slot) { return v_.data() + (layer * max_seqs_ + slot) * per_slot_; }
   int64_t n_layers_, max_seqs_, max_len_, kv_heads_, head_dim_, per_slot_;  // per_slot_ = kv_heads_ * max_len_ * head_dim_
   std::vector<int64_t> len_;
-  std::vector<float> k_, v_;  // (layers, max_seqs, n_kv_heads, max_len, head_dim)
-  std::vector<float> scratch_;  // activations of one decode call, grown on demand
+  DeviceBuffer<float> k_, v_;  // (layers, max_seqs, n_kv_heads, max_len, head_dim)
+  DeviceBuffer<float> scratch_;  // activations of one decode call, grown on demand
+  Staging io_;                   // the new tokens in, the logits out
 };
 
-// A model's dense weights prepacked for decoding (kernels::pack_weight), so that decode steps of
-// many running sequences multiply them on the GEMM without re-packing them every token. A
-// snapshot: valid while the parameters do not change (rollout::generate packs once per call).
+// A model's dense weights prepacked for decoding (Backend::pack_weight), so that decode steps of
+// many running sequences multiply them without re-packing them every token. A snapshot: valid
+// while the parameters do not change (rollout::generate packs once per call). A backend that
+// does not prepack leaves the entries null.
 struct DecodeWeights {
-  std::vector<kernels::cpu::PackedB> layer_mats;  // per layer: qkv, o, up (gate_up), down
-  std::optional<kernels::cpu::PackedB> lm_head;
+  const kernels::Backend* backend = nullptr;  // the one that packed them
+  std::vector<std::unique_ptr<kernels::PackedWeights>> layer_mats;  // per layer: qkv, o, up (gate_up), down
+  std::unique_ptr<kernels::PackedWeights> lm_head;
+  int64_t bytes() const;
 };
 
 class Transformer {
  public:
-  Transformer(ModelConfig cfg, ModelHeads heads);
+  Transformer(ModelConfig cfg, ModelHeads heads, const kernels::Backend& backend = kernels::cpu_backend());
 
   const ModelConfig& config() const { return cfg_; }
+  const kernels::Backend& backend() const { return *be_; }
+  // Runs the model on `backend` from now on, its parameters and gradients moved to that
+  // backend's device (copied when it is another device). Workspaces and caches it used before
+  // serve the old backend only.
+  void set_backend(const kernels::Backend& backend);
   const ModelHeads& heads() const { return heads_; }
   const std::vector<ParamSlot>& slots() const { return slots_; }
   const ParamSlot& slot(const std::string& name) const;
   float* param(const std::string& name) { return params_.data() + slot(name).offset; }
   float* grad(const std::string& name) { return grads_.data() + slot(name).offset; }
-  std::vector<float>& params() { return params_; }
-  std::vector<float>& grads() { return grads_; }
-  const std::vector<float>& params() const { return params_; }
+  DeviceBuffer<float>& params() { return params_; }
+  DeviceBuffer<float>& grads() { return grads_; }
+  const DeviceBuffer<float>& params() const { return params_; }
+  const DeviceBuffer<float>& grads() const { return grads_; }
   int64_t n_params() const { return static_cast<int64_t>(params_.size()); }
 
   // HF-style initialisation: N(0, std) for matrices and embeddings, zero biases, unit norms
@@ -235,8 +258,9 @@ class Transformer {
 
   ModelConfig cfg_;
   ModelHeads heads_;
+  const kernels::Backend* be_;
   std::vector<ParamSlot> slots_;
-  std::vector<float> params_, grads_;
+  DeviceBuffer<float> params_, grads_;
   int64_t wte_ = -1, wpe_ = -1, lm_head_ = -1, score_ = -1, normf_w_ = -1, normf_b_ = -1;
   std::vector<LayerSlots> layers_;
   std::vector<float> inv_freq_;  // RoPE frequencies (head_dim / 2)

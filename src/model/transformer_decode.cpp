@@ -26,34 +26,50 @@ KVCache::KVCache(const ModelConfig& cfg, int64_t max_seqs, int64_t max_len)
       per_slot_(cfg.n_kv_heads * max_len * cfg.head_dim),
       len_(max_seqs, 0) {
   RLHF_CHECK(max_seqs > 0 && max_len > 0, "KVCache: max_seqs and max_len must be positive");
-  k_.assign(n_layers_ * max_seqs_ * per_slot_, 0.0f);
-  v_.assign(k_.size(), 0.0f);
+}
+
+void KVCache::bind(const Device& device) {
+  if (k_.data()) {
+    RLHF_CHECK(&k_.device() == &device, "KVCache: filled on one device and used on another");
+    return;
+  }
+  k_ = DeviceBuffer<float>(device, n_layers_ * max_seqs_ * per_slot_);
+  v_ = DeviceBuffer<float>(device, k_.size());
 }
 
 void KVCache::copy(int64_t from, int64_t to) {
   const int64_t n = len_.at(from);
   len_.at(to) = n;
-  if (from == to) return;
+  if (from == to || n == 0) return;
   // Per (layer, kv head) only the first n positions are live.
+  const Device& device = k_.device();
+  const size_t bytes = n * head_dim_ * sizeof(float);
   for (int64_t l = 0; l < n_layers_; ++l)
     for (int64_t h = 0; h < kv_heads_; ++h) {
       const int64_t off = h * max_len_ * head_dim_;
-      std::copy_n(k(l, from) + off, n * head_dim_, k(l, to) + off);
-      std::copy_n(v(l, from) + off, n * head_dim_, v(l, to) + off);
+      device.copy(k(l, to) + off, k(l, from) + off, bytes);
+      device.copy(v(l, to) + off, v(l, from) + off, bytes);
     }
+}
+
+int64_t DecodeWeights::bytes() const {
+  int64_t total = lm_head ? lm_head->bytes() : 0;
+  for (const auto& w : layer_mats) total += w ? w->bytes() : 0;
+  return total;
 }
 
 DecodeWeights Transformer::pack_for_decode() const {
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, A = cfg_.n_heads * cfg_.head_dim;
   const int64_t in_w = cfg_.mlp_in_dim();
   DecodeWeights dw;
+  dw.backend = be_;
   for (const LayerSlots& s : layers_) {
-    dw.layer_mats.push_back(k::pack_weight(P(s.qkv_w), C, cfg_.qkv_dim()));
-    dw.layer_mats.push_back(k::pack_weight(P(s.o_w), A, C));
-    dw.layer_mats.push_back(k::pack_weight(P(s.up_w), C, in_w));
-    dw.layer_mats.push_back(k::pack_weight(P(s.down_w), I, C));
+    dw.layer_mats.push_back(be_->pack_weight(P(s.qkv_w), C, cfg_.qkv_dim()));
+    dw.layer_mats.push_back(be_->pack_weight(P(s.o_w), A, C));
+    dw.layer_mats.push_back(be_->pack_weight(P(s.up_w), C, in_w));
+    dw.layer_mats.push_back(be_->pack_weight(P(s.down_w), I, C));
   }
-  if (heads_.lm_head) dw.lm_head.emplace(k::pack_weight(P(lm_weight_offset()), C, cfg_.vocab_size));
+  if (heads_.lm_head) dw.lm_head = be_->pack_weight(P(lm_weight_offset()), C, cfg_.vocab_size);
   return dw;
 }
 
@@ -63,8 +79,10 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   RLHF_CHECK(slots.size() == tokens.size(), "decode: one token list per slot");
   RLHF_CHECK(cache.n_layers_ == cfg_.n_layers && cache.kv_heads_ == cfg_.n_kv_heads && cache.head_dim_ == cfg_.head_dim,
              "decode: the cache was built for another model");
-  RLHF_CHECK(!packed || (packed->layer_mats.size() == 4 * layers_.size() && packed->lm_head),
-             "decode: the packed weights are of another model");
+  RLHF_CHECK(!packed || (packed->layer_mats.size() == 4 * layers_.size() && packed->backend == be_),
+             "decode: the packed weights are of another model or backend");
+  cache.bind(be_->device());
+  cache.io_.begin_pass(be_->device());
   const int64_t M = static_cast<int64_t>(slots.size());
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, QKV = cfg_.qkv_dim();
   const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, D = cfg_.head_dim, A = H * D, T = cache.max_len_;
@@ -102,11 +120,11 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   const int64_t in_w = cfg_.mlp_in_dim();
   // Scratch: x, h, y (N, C); mean, rstd (N); qkv; att; mlp_in; act; then the attention kernel's;
   // then, with q/k norms, the heads before their norm, their rstd and the normalised heads.
-  const int64_t att_scratch = k::attention_cached_scratch_floats(as);
+  const int64_t att_scratch = be_->attention_cached_scratch_floats(as);
   const bool qk_norm = blk.qk_norm != QkNorm::none;
   const int64_t qk_scratch = qk_norm ? N * H * (2 * D + 1) : 0;
   const int64_t need = N * (3 * C + 2 + QKV + A + in_w + I) + att_scratch + qk_scratch;
-  if (static_cast<int64_t>(cache.scratch_.size()) < need) cache.scratch_.resize(need);
+  if (static_cast<int64_t>(cache.scratch_.size()) < need) cache.scratch_ = DeviceBuffer<float>(be_->device(), need);
   float* x = cache.scratch_.data();
   float* h = x + N * C;
   float* y = h + N * C;
@@ -121,46 +139,53 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   float* qk_rstd = qk_pre + N * H * D;
   float* qk_heads = qk_rstd + N * H;
 
-  k::embedding_forward(x, tok.data(), pos.data(), P(wte_), P(wpe_), N, C);
-  if (blk.embed_scale != 1.0f) k::scale_inplace(x, blk.embed_scale, N * C);
+  const int32_t* tok_d = cache.io_.stage(tok);
+  const int32_t* pos_d = cache.io_.stage(pos);
+  const int32_t* seq_d = cache.io_.stage(seq);
+  const float* inv_freq_d = cache.io_.stage(inv_freq_);
+  const Device& device = be_->device();
+  be_->embedding_forward(x, tok_d, pos_d, P(wte_), P(wpe_), N, C);
+  if (blk.embed_scale != 1.0f) be_->scale_inplace(x, blk.embed_scale, N * C);
   // Each branch reads norm(x) in h, or x itself without pre norms; its output, in y, goes into x
   // directly or through its post norm (into h, free again by then).
   const float* branch_in = pre ? h : x;
   const float* branch_out = post ? h : y;
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
-    auto mat = [&](int i) { return packed ? &packed->layer_mats[4 * l + i] : nullptr; };
+    auto mat = [&](int i) { return packed ? packed->layer_mats[4 * l + i].get() : nullptr; };
     if (pre) norm_forward(h, mean, rstd, x, s.norm1_w, s.norm1_b, N);
-    k::matmul_forward(qkv, branch_in, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
+    be_->matmul_forward(qkv, branch_in, P(s.qkv_w), P(s.qkv_b), N, C, QKV, mat(0));
     if (qk_norm) {
       qk_norm_forward(qkv, N, 0, H, s.q_norm_w, qk_pre, qk_rstd, qk_heads);
       qk_norm_forward(qkv, N, H, KV, s.k_norm_w, qk_pre, qk_rstd, qk_heads);
     }
     if (blk.position == PositionKind::rope) {
-      k::rope_forward(qkv, pos.data(), inv_freq_.data(), N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
+      be_->rope_forward(qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
     }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < KV; ++g) {
         const int64_t off = (g * T + pos[n]) * D;
-        std::copy_n(qkv + n * QKV + (H + g) * D, D, cache.k(l, seq[n]) + off);
-        std::copy_n(qkv + n * QKV + (H + KV + g) * D, D, cache.v(l, seq[n]) + off);
+        device.copy(cache.k(l, seq[n]) + off, qkv + n * QKV + (H + g) * D, D * sizeof(float));
+        device.copy(cache.v(l, seq[n]) + off, qkv + n * QKV + (H + KV + g) * D, D * sizeof(float));
       }
-    k::attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq.data(), pos.data(), N, as, att_buf);
-    k::matmul_forward(y, att, P(s.o_w), P(s.o_b), N, A, C, mat(1));
+    be_->attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq_d, pos_d, N, as, att_buf);
+    be_->matmul_forward(y, att, P(s.o_w), P(s.o_b), N, A, C, mat(1));
     if (post) norm_forward(h, mean, rstd, y, s.attn_post_w, s.attn_post_b, N);
-    k::add_inplace(x, branch_out, N * C);
+    be_->add_inplace(x, branch_out, N * C);
     if (pre) norm_forward(h, mean, rstd, x, s.norm2_w, s.norm2_b, N);
-    k::matmul_forward(mlp_in, branch_in, P(s.up_w), P(s.up_b), N, C, in_w, mat(2));
+    be_->matmul_forward(mlp_in, branch_in, P(s.up_w), P(s.up_b), N, C, in_w, mat(2));
     activation_forward(act, mlp_in, N);
-    k::matmul_forward(y, act, P(s.down_w), P(s.down_b), N, I, C, mat(3));
+    be_->matmul_forward(y, act, P(s.down_w), P(s.down_b), N, I, C, mat(3));
     if (post) norm_forward(h, mean, rstd, y, s.mlp_post_w, s.mlp_post_b, N);
-    k::add_inplace(x, branch_out, N * C);
+    be_->add_inplace(x, branch_out, N * C);
   }
   // Only the last new token of each slot predicts anything: gather, final norm, LM head.
-  for (int64_t i = 0; i < M; ++i) std::copy_n(x + last[i] * C, C, y + i * C);
+  be_->gather_rows(y, x, cache.io_.stage(last), M, C, false);
   norm_forward(h, mean, rstd, y, normf_w_, normf_b_, M);
-  k::matmul_forward(logits, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size,
-                    packed ? &*packed->lm_head : nullptr);
+  float* logits_d = cache.io_.output(logits, M * cfg_.vocab_size);
+  be_->matmul_forward(logits_d, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size,
+                      packed ? packed->lm_head.get() : nullptr);
+  cache.io_.download(logits, logits_d, M * cfg_.vocab_size);
   for (int64_t i = 0; i < M; ++i) cache.len_[slots[i]] += static_cast<int64_t>(tokens[i].size());
 }
 

@@ -65,7 +65,7 @@ TokenDraw sample_token(const float* logits, int64_t V, const SamplingParams& p, 
     std::nth_element(e, e + (p.top_k - 1), e + V, std::greater<float>());
     floor = e[p.top_k - 1];
   }
-  const double total = kernels::exp_shifted(e, s, smax, V);
+  const double total = kernels::cpu_backend().exp_shifted(e, s, smax, V);  // the logits are on the host
   const double lse = smax + std::log(total);
   auto result = [&](int32_t t) { return TokenDraw{t, static_cast<float>(s[t] - lse)}; };
   if (greedy) return result(best);
@@ -296,9 +296,7 @@ std::vector<Completion> generate(Transformer& model, const std::vector<std::vect
   // A larger model's step streams its weights from memory, and two shares would read them twice.
   // (rlhf generate, 32 prompts x 64 tokens, 2 threads: a 15 MB model 35% faster under PASSIVE and
   // 7% by default; a 340 MB one 11-24% slower.)
-  int64_t bytes = 0;
-  for (const kernels::cpu::PackedB& b : packed.layer_mats) bytes += b.rows() * b.cols() * sizeof(float);
-  if (packed.lm_head) bytes += packed.lm_head->rows() * packed.lm_head->cols() * sizeof(float);
+  const int64_t bytes = packed.bytes();
   const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   std::vector<std::vector<int64_t>> mine(decode_shares(bytes, last_level_cache_bytes(), threads, n_slots, n, P));
   for (int64_t i = 0; i < P; ++i) mine[i % mine.size()].push_back(i);  // round robin: balanced lengths

@@ -86,13 +86,15 @@ References reference_logps(const OfflineRunConfig& run, const OfflineConfig& cfg
   References r;
   if (run.ref_dir.empty()) return r;
   if (log.lead()) {
-    r.train = cached_reference_logps(run.out_dir, run.ref_dir, train.data, cfg.pack, log.console());
+    r.train = cached_reference_logps(run.out_dir, run.ref_dir, train.data, cfg.pack, log.console(), *run.backend);
   } else {
     Transformer ref = load_checkpoint(run.ref_dir, ModelHeads{});
+    ref.set_backend(*run.backend);
     r.train = compute_reference_logps(ref, train.data, cfg.pack);
   }
   if (eval) {
     Transformer ref = load_checkpoint(run.ref_dir, ModelHeads{});
+    ref.set_backend(*run.backend);
     r.eval = compute_reference_logps(ref, eval->data, cfg.pack);
   }
   return r;
@@ -136,6 +138,7 @@ void run_offline(const OfflineRunConfig& run, std::ostream& console) {
   LoadReport lrep;
   Transformer policy =
       load_checkpoint(run.model_dir, ModelHeads{.lm_head = !run.reward_head, .score_head = run.reward_head}, &lrep, cfg.seed);
+  policy.set_backend(*run.backend);
   if (lrep.score_head_initialised) log.console() << "score head: newly initialised (the checkpoint has none)\n";
   AdamW opt(policy, cfg.adam);
   const int64_t groups = train.data.n_groups();

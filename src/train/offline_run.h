@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dist/communicator.h"
+#include "kernels/kernels.h"
 #include "train/offline_data.h"
 #include "train/offline_trainer.h"
 #include "train/run_log.h"
@@ -35,6 +36,7 @@ struct OfflineRunConfig {
   std::function<ObjectiveFn(const OfflineDataset&)> objective;
   std::filesystem::path ref_dir;         // the reference model; empty: the objective needs none
   bool reward_head = false;              // a reward model: a scalar head instead of the LM head
+  const kernels::Backend* backend = &kernels::cpu_backend();  // for the policy and the reference
 
   int64_t per_rank_batch = 8;            // groups per micro-batch on each rank
   int64_t grad_accum = 1;

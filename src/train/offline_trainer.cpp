@@ -131,7 +131,7 @@ static ObjectiveOutput run_micro_batch(Transformer& policy, Workspace& ws, const
 }
 
 static void scale_grads(Transformer& m, float s) {
-  kernels::scale_inplace(m.grads().data(), s, static_cast<int64_t>(m.grads().size()));
+  m.backend().scale_inplace(m.grads().data(), s, static_cast<int64_t>(m.grads().size()));
 }
 
 static int world_size(const OfflineConfig& cfg) { return cfg.comm ? cfg.comm->size() : 1; }

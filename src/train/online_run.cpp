@@ -34,6 +34,7 @@ Critic load_critic(const OnlineRunConfig& run, std::ostream& console) {
   if (run.critic_dir.empty()) return c;
   LoadReport rep;
   c.model.emplace(load_checkpoint(run.critic_dir, ModelHeads{.lm_head = false, .score_head = true}, &rep, run.train.seed));
+  c.model->set_backend(*run.backend);
   if (rep.score_head_initialised) console << "critic: value head newly initialised (the checkpoint has none)\n";
   AdamWConfig adam = run.train.adam;
   if (run.critic_lr > 0) adam.lr = run.critic_lr;
@@ -90,6 +91,8 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
   if (lrep.score_head_initialised) log.console() << "value head: newly initialised on the policy trunk\n";
   Critic critic = method_uses_values(cfg.method) ? load_critic(run, log.console()) : Critic{};
   Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
+  policy.set_backend(*run.backend);
+  ref.set_backend(*run.backend);
   const int64_t context = policy.config().max_position_embeddings;
   const int64_t limit = prompt_length_limit(run.max_prompt_length, context, cfg.sampling.max_new_tokens);
   int64_t dropped = 0, eval_dropped = 0;

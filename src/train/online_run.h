@@ -19,6 +19,7 @@
 
 #include "data/collate_text.h"
 #include "data/records.h"
+#include "kernels/kernels.h"
 #include "train/online_trainer.h"
 #include "train/run_log.h"
 
@@ -30,6 +31,7 @@ struct OnlineRunConfig {
   std::filesystem::path ref_dir;         // the reference (empty: model_dir)
   std::filesystem::path critic_dir;      // PPO/APA: a separate scalar-head critic (empty: a value head)
   double critic_lr = 0;                  // the critic's learning rate (0: the policy's)
+  const kernels::Backend* backend = &kernels::cpu_backend();  // for the policy, critic and reference
   std::filesystem::path out_dir;
   std::filesystem::path data_file, eval_file;  // prompt JSONL; eval_file empty: no evaluation
   ReadOptions read;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/kernels.h"
 #include "tensor/error.h"
 
 namespace rlhf {
@@ -39,22 +38,25 @@ double lr_multiplier(LrSchedule s, int64_t step, int64_t total, int64_t warmup) 
 
 AdamW::AdamW(const Transformer& m, AdamWConfig cfg)
     : cfg_(cfg),
-      m_(m.params().size(), 0.0f),
-      v_(m.params().size(), 0.0f),
+      m_(m.backend().device(), m.params().size()),
+      v_(m.backend().device(), m.params().size()),
       n_params_(m.params().size()),
       end_(static_cast<int64_t>(m.params().size())) {}
 
 void AdamW::shard(int64_t begin, int64_t end) {
   RLHF_CHECK(begin_ <= begin && begin <= end && end <= end_, "AdamW::shard: the range must lie in the current one");
-  m_ = std::vector<float>(m_.begin() + (begin - begin_), m_.begin() + (end - begin_));
-  v_ = std::vector<float>(v_.begin() + (begin - begin_), v_.begin() + (end - begin_));
+  for (DeviceBuffer<float>* moment : {&m_, &v_}) {
+    DeviceBuffer<float> kept(moment->device(), static_cast<size_t>(end - begin));
+    std::copy(moment->begin() + (begin - begin_), moment->begin() + (end - begin_), kept.begin());
+    *moment = std::move(kept);
+  }
   begin_ = begin;
   end_ = end;
 }
 
 double grad_global_norm(const Transformer& m) {
-  const auto& g = const_cast<Transformer&>(m).grads();
-  return std::sqrt(kernels::sum_squares(g.data(), static_cast<int64_t>(g.size())));
+  const DeviceBuffer<float>& g = m.grads();
+  return std::sqrt(m.backend().sum_squares(g.data(), static_cast<int64_t>(g.size())));
 }
 
 void require_finite_step(int64_t step, double loss, double grad_norm, const std::string& where) {
@@ -64,21 +66,23 @@ void require_finite_step(int64_t step, double loss, double grad_norm, const std:
 }
 
 void AdamW::step(Transformer& model, double lr, double norm) {
-  std::vector<float>& g = model.grads();
+  const kernels::Backend& be = model.backend();
+  RLHF_CHECK(&be.device() == &m_.device(), "AdamW: the model moved to another device after its optimizer was made");
+  DeviceBuffer<float>& g = model.grads();
   // PyTorch's clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
   if (cfg_.max_grad_norm > 0 && std::isfinite(norm)) {
     const double coef = cfg_.max_grad_norm / (norm + 1e-6);
-    if (coef < 1.0) kernels::scale_inplace(g.data(), static_cast<float>(coef), static_cast<int64_t>(g.size()));
+    if (coef < 1.0) be.scale_inplace(g.data(), static_cast<float>(coef), static_cast<int64_t>(g.size()));
   }
   ++t_;
   for (const ParamSlot& s : model.slots()) {
     // The part of the slot inside this optimizer's range (all of it unless sharded).
     const int64_t lo = std::max(s.offset, begin_), hi = std::min(s.offset + s.numel, end_);
     if (lo >= hi) continue;
-    kernels::adamw_step(model.params().data() + lo, g.data() + lo, m_.data() + (lo - begin_), v_.data() + (lo - begin_),
-                        hi - lo, static_cast<float>(lr), static_cast<float>(cfg_.beta1), static_cast<float>(cfg_.beta2),
-                        static_cast<float>(cfg_.eps), s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f,
-                        t_);
+    be.adamw_step(model.params().data() + lo, g.data() + lo, m_.data() + (lo - begin_), v_.data() + (lo - begin_),
+                  hi - lo, static_cast<float>(lr), static_cast<float>(cfg_.beta1), static_cast<float>(cfg_.beta2),
+                  static_cast<float>(cfg_.eps), s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f,
+                  t_);
   }
 }
 

@@ -3,6 +3,7 @@
 // Settings arrive as a small struct; the schedule is a pure function of the step, so warm-up
 // and decay plug in without touching the step code, and a resumed run recomputes the same lr.
 // Weight decay skips biases and norm weights (ParamSlot::weight_decay), as HF's Trainer does.
+// The moments live on the model's backend's device, and the step runs on that backend.
 #pragma once
 
 #include <cstdint>
@@ -38,10 +39,10 @@ class AdamW {
   void step(Transformer& m, double lr, double grad_norm);
   int64_t steps_taken() const { return t_; }
   const AdamWConfig& config() const { return cfg_; }
-  std::vector<float>& first_moment() { return m_; }
-  std::vector<float>& second_moment() { return v_; }
-  const std::vector<float>& first_moment() const { return m_; }
-  const std::vector<float>& second_moment() const { return v_; }
+  DeviceBuffer<float>& first_moment() { return m_; }
+  DeviceBuffer<float>& second_moment() { return v_; }
+  const DeviceBuffer<float>& first_moment() const { return m_; }
+  const DeviceBuffer<float>& second_moment() const { return v_; }
   void set_steps_taken(int64_t t) { t_ = t; }
 
   // ZeRO-1: keep the moments of the flat-parameter range [begin, end) only; step() then updates
@@ -54,7 +55,7 @@ class AdamW {
 
  private:
   AdamWConfig cfg_;
-  std::vector<float> m_, v_;  // moments of [begin_, end_)
+  DeviceBuffer<float> m_, v_;  // moments of [begin_, end_)
   int64_t t_ = 0;
   size_t n_params_ = 0;
   int64_t begin_ = 0, end_ = 0;
@@ -64,7 +65,7 @@ class AdamW {
 double grad_global_norm(const Transformer& m);
 
 // Throws NumericError "step N: non-finite loss|gradient norm<where>; stopped before the optimizer
-// step ..." unless both are finite: a NaN must never reach the weights (RELIABILITY.md 27, 28).
+// step ..." unless both are finite: a NaN must never reach the weights (docs/reliability.md §7 tests 27, 28).
 void require_finite_step(int64_t step, double loss, double grad_norm, const std::string& where);
 
 }  // namespace rlhf

@@ -34,7 +34,8 @@ static std::optional<std::vector<double>> read_cache(const fs::path& cache, cons
 }
 
 std::vector<double> cached_reference_logps(const fs::path& out_dir, const fs::path& ref_dir,
-                                           const OfflineDataset& data, const PackOptions& pack, std::ostream& log) {
+                                           const OfflineDataset& data, const PackOptions& pack, std::ostream& log,
+                                           const kernels::Backend& backend) {
   const std::string key = reference_cache_key(ref_dir, data);
   const fs::path cache = reference_cache_path(out_dir);
   if (auto cached = read_cache(cache, key, data.seqs.size())) {
@@ -43,6 +44,7 @@ std::vector<double> cached_reference_logps(const fs::path& out_dir, const fs::pa
   }
   log << "reference log-probs: computing for " << data.seqs.size() << " sequences\n";
   Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
+  ref.set_backend(backend);
   std::vector<double> v = compute_reference_logps(ref, data, pack);
   write_safetensors(cache, {{"ref_logps", DType::F64, {static_cast<int64_t>(v.size())}, v.data()}}, {{"key", key}});
   return v;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/collate.h"
+#include "kernels/kernels.h"
 #include "train/offline_trainer.h"
 
 namespace rlhf {
@@ -21,8 +22,9 @@ std::filesystem::path reference_cache_path(const std::filesystem::path& out_dir)
 std::string reference_cache_key(const std::filesystem::path& ref_dir, const OfflineDataset& data);
 
 // The cached log-probs when the cache in out_dir matches; else computed with the model in ref_dir
-// and written to the cache. Says which on `log`.
+// and written to the cache (the model running on `backend`). Says which on `log`.
 std::vector<double> cached_reference_logps(const std::filesystem::path& out_dir, const std::filesystem::path& ref_dir,
-                                           const OfflineDataset& data, const PackOptions& pack, std::ostream& log);
+                                           const OfflineDataset& data, const PackOptions& pack, std::ostream& log,
+                                           const kernels::Backend& backend = kernels::cpu_backend());
 
 }  // namespace rlhf

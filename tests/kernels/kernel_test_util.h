@@ -1,5 +1,6 @@
 // Shared helpers for the kernel tests: seeded random buffers, tolerance checks that report the
-// worst element, and a central-difference gradient check of an fp32 forward.
+// worst element, and a central-difference gradient check of an fp32 forward. The expected values
+// come from the reference backend (kernels/reference/), the oracle of every kernel test.
 //
 // Convention used by every backward test: a scalar loss L = sum(R * out) with a fixed random R,
 // so dL/dout = R is what the backward receives.
@@ -114,7 +115,8 @@ inline ::testing::AssertionResult check_fd(std::vector<float>& x, const std::vec
 inline std::vector<float> prefilled(size_t n, uint64_t seed) { return uniform(n, seed, -0.5f, 0.5f); }
 
 // a + b elementwise in double (expected value of an accumulating backward).
-inline std::vector<double> plus(const std::vector<float>& a, const std::vector<double>& b) {
+template <typename B>
+std::vector<double> plus(const std::vector<float>& a, const std::vector<B>& b) {
   std::vector<double> r(a.size());
   for (size_t i = 0; i < a.size(); ++i) r[i] = a[i] + b[i];
   return r;

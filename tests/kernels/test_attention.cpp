@@ -1,79 +1,30 @@
-// Causal attention against a naive double-precision full-softmax reference: multi-head, grouped-
+// Causal attention against the reference backend's full softmax in double: multi-head, grouped-
 // query and multi-query layouts, packed rows (seg_start), sliding windows, T not a multiple of
 // the kernel's query block, and finite differences of the fp32 forward.
 
 #include <string>
 
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 #include "tensor/error.h"
 
 namespace rlhf::kernels::test {
 namespace {
 
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
+
 struct AttnRef {
-  std::vector<double> out, lse, dqkv;
+  std::vector<float> out, lse, dqkv;
 };
 
-int64_t key_lo(const int32_t* seg, int64_t t, int window) {
-  int64_t lo = seg[t];
-  if (window > 0) lo = std::max<int64_t>(lo, t - window + 1);
-  return lo;
-}
-
-// Full softmax per query row over keys [lo(t), t]; backward through the plain softmax Jacobian:
-// dS_j = P_j (dP_j - sum_k P_k dP_k).
+// The reference backend's attention (full softmax per query row, in double) and its backward for dout.
 AttnRef attention_ref(const std::vector<float>& qkv, const std::vector<int32_t>& seg, const AttentionShape& s,
                       const std::vector<float>& dout) {
-  const int64_t T = s.T, D = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, ld = (H + 2 * KV) * D;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  AttnRef r;
-  r.out.assign(s.B * T * H * D, 0.0);
-  r.lse.assign(s.B * H * T, 0.0);
-  r.dqkv.assign(qkv.size(), 0.0);
-  for (int64_t b = 0; b < s.B; ++b)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t g = h / (H / KV);
-      for (int64_t t = 0; t < T; ++t) {
-        const float* q = qkv.data() + (b * T + t) * ld + h * D;
-        const int64_t lo = key_lo(seg.data() + b * T, t, s.sliding_window);
-        std::vector<double> p(t - lo + 1), dp(t - lo + 1);
-        double m = -1e300;
-        for (int64_t j = lo; j <= t; ++j) {
-          const float* k = qkv.data() + (b * T + j) * ld + (H + g) * D;
-          double sc = 0;
-          for (int64_t d = 0; d < D; ++d) sc += static_cast<double>(q[d]) * k[d];
-          p[j - lo] = sc * scale;
-          m = std::max(m, p[j - lo]);
-        }
-        double z = 0;
-        for (auto& v : p) z += std::exp(v - m);
-        r.lse[(b * H + h) * T + t] = m + std::log(z);
-        for (auto& v : p) v = std::exp(v - m) / z;
-        double* o = r.out.data() + (b * T + t) * H * D + h * D;
-        const float* dO = dout.data() + (b * T + t) * H * D + h * D;
-        double sum_pdp = 0;
-        for (int64_t j = lo; j <= t; ++j) {
-          const float* v = qkv.data() + (b * T + j) * ld + (H + KV + g) * D;
-          double dpj = 0;
-          for (int64_t d = 0; d < D; ++d) o[d] += p[j - lo] * v[d], dpj += static_cast<double>(dO[d]) * v[d];
-          dp[j - lo] = dpj;
-          sum_pdp += p[j - lo] * dpj;
-        }
-        double* dq = r.dqkv.data() + (b * T + t) * ld + h * D;
-        for (int64_t j = lo; j <= t; ++j) {
-          const double ds = p[j - lo] * (dp[j - lo] - sum_pdp);
-          const float* k = qkv.data() + (b * T + j) * ld + (H + g) * D;
-          double* dk = r.dqkv.data() + (b * T + j) * ld + (H + g) * D;
-          double* dv = r.dqkv.data() + (b * T + j) * ld + (H + KV + g) * D;
-          for (int64_t d = 0; d < D; ++d) {
-            dq[d] += scale * ds * k[d];
-            dk[d] += scale * ds * q[d];
-            dv[d] += p[j - lo] * dO[d];
-          }
-        }
-      }
-    }
+  const Backend& ref = reference_backend();
+  AttnRef r{std::vector<float>(s.B * s.T * s.n_heads * s.head_dim), std::vector<float>(s.B * s.n_heads * s.T),
+            std::vector<float>(qkv.size())};
+  ref.attention_forward(r.out.data(), r.lse.data(), qkv.data(), seg.data(), s, nullptr);
+  ref.attention_backward(r.dqkv.data(), dout.data(), r.out.data(), r.lse.data(), qkv.data(), seg.data(), s, nullptr);
   return r;
 }
 

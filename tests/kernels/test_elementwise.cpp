@@ -1,9 +1,11 @@
 // add_inplace, scale_inplace and sum_squares, with values whose results are exact in float.
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 TEST(Elementwise, AddScaleAndSumSquaresExact) {
   for (const int64_t n : {int64_t{1}, int64_t{1000}, int64_t{300001}}) {  // serial and threaded paths

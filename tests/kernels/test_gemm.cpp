@@ -9,6 +9,8 @@
 namespace rlhf::kernels::test {
 namespace {
 
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
+
 struct GemmCase {
   int64_t M, N, K;
 };

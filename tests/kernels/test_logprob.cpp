@@ -1,50 +1,29 @@
-// Fused chunked log-probability against a naive double-precision full softmax: log-probs, lse,
+// Fused chunked log-probability against the reference backend's full softmax: log-probs, lse,
 // entropy, temperature, vocabularies that are not a multiple of the chunk, and gradients.
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 #include "tensor/error.h"
 
 namespace rlhf::kernels::test {
 namespace {
 
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
+
 struct LogprobRef {
-  std::vector<double> logp, lse, entropy, dh, dW;
+  std::vector<float> logp, lse, entropy, dh, dW;
 };
 
-// z = inv_temp h W^T; logp = z_t - lse; H = -sum p log p; dz = dlogp (onehot - p);
-// dh = inv_temp dz W; dW = inv_temp dz^T h.
+// The reference backend's full softmax in double: log-probs, lse, entropy, and the gradients for
+// dlogp from zero.
 LogprobRef logprob_ref(const std::vector<float>& h, const std::vector<float>& W, const std::vector<int32_t>& tgt,
-                       const std::vector<float>& dlogp, int64_t N, int64_t C, int64_t V, double inv_temp) {
-  LogprobRef r;
-  r.logp.assign(N, 0.0);
-  r.lse.assign(N, 0.0);
-  r.entropy.assign(N, 0.0);
-  r.dh.assign(N * C, 0.0);
-  r.dW.assign(V * C, 0.0);
-  std::vector<double> z(V);
-  for (int64_t n = 0; n < N; ++n) {
-    double m = -1e300;
-    for (int64_t v = 0; v < V; ++v) {
-      double s = 0;
-      for (int64_t c = 0; c < C; ++c) s += static_cast<double>(h[n * C + c]) * W[v * C + c];
-      z[v] = s * inv_temp;
-      m = std::max(m, z[v]);
-    }
-    double sum = 0;
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(z[v] - m);
-    const double lse = m + std::log(sum);
-    r.lse[n] = lse;
-    r.logp[n] = z[tgt[n]] - lse;
-    for (int64_t v = 0; v < V; ++v) {
-      const double p = std::exp(z[v] - lse);
-      r.entropy[n] -= p * (z[v] - lse);
-      const double dz = dlogp[n] * ((v == tgt[n] ? 1.0 : 0.0) - p);
-      for (int64_t c = 0; c < C; ++c) {
-        r.dh[n * C + c] += inv_temp * dz * W[v * C + c];
-        r.dW[v * C + c] += inv_temp * dz * h[n * C + c];
-      }
-    }
-  }
+                       const std::vector<float>& dlogp, int64_t N, int64_t C, int64_t V, float inv_temp) {
+  const Backend& ref = reference_backend();
+  LogprobRef r{std::vector<float>(N), std::vector<float>(N), std::vector<float>(N), std::vector<float>(N * C),
+               std::vector<float>(V * C)};
+  ref.logprob_forward(r.logp.data(), r.lse.data(), r.entropy.data(), h.data(), W.data(), tgt.data(), N, C, V, inv_temp,
+                      nullptr, V);
+  ref.logprob_backward(r.dh.data(), r.dW.data(), dlogp.data(), h.data(), W.data(), tgt.data(), r.lse.data(), N, C, V,
+                       inv_temp, nullptr, V);
   return r;
 }
 
@@ -111,7 +90,7 @@ TEST(Logprob, PeakedDistributionIsStable) {
   std::vector<float> logp(N), lse(N), ent(N), scratch(N * chunk);
   logprob_forward(logp.data(), lse.data(), ent.data(), h.data(), W.data(), tgt.data(), N, C, V, 1.0f, scratch.data(),
                   chunk);
-  const LogprobRef ref = logprob_ref(h, W, tgt, {0.f, 0.f}, N, C, V, 1.0);
+  const LogprobRef ref = logprob_ref(h, W, tgt, {0.f, 0.f}, N, C, V, 1.0f);
   EXPECT_TRUE(all_close(logp, ref.logp, 1e-5, 1e-6));
   EXPECT_TRUE(all_close(lse, ref.lse, 1e-6, 1e-6));
   EXPECT_TRUE(all_close(ent, ref.entropy, 1e-3, 1e-6));

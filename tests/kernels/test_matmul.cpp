@@ -1,35 +1,25 @@
-// matmul_forward / matmul_backward against a double-precision reference and finite differences.
+// matmul_forward / matmul_backward against the reference backend and finite differences.
 #include "kernel_test_util.h"
 #include "kernels/cpu/gemm.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
 
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
+
 struct MatmulRef {
-  std::vector<double> out, dinp, dweight, dbias;
+  std::vector<float> out, dinp, dweight, dbias;
 };
 
-// out = inp W^T + b; with dout: dinp = dout W, dW = dout^T inp, db = colsum dout.
+// The reference backend's out = inp W^T + b and, for dout, the gradients from zero.
 MatmulRef matmul_ref(const std::vector<float>& inp, const std::vector<float>& w, const float* bias,
                      const std::vector<float>& dout, int64_t N, int64_t C, int64_t OC) {
-  MatmulRef r;
-  r.out.assign(N * OC, 0.0);
-  r.dinp.assign(N * C, 0.0);
-  r.dweight.assign(OC * C, 0.0);
-  r.dbias.assign(OC, 0.0);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t o = 0; o < OC; ++o) {
-      double s = bias ? bias[o] : 0.0;
-      for (int64_t c = 0; c < C; ++c) s += static_cast<double>(inp[n * C + c]) * w[o * C + c];
-      r.out[n * OC + o] = s;
-      const double d = dout[n * OC + o];
-      r.dbias[o] += d;
-      for (int64_t c = 0; c < C; ++c) {
-        r.dinp[n * C + c] += d * w[o * C + c];
-        r.dweight[o * C + c] += d * inp[n * C + c];
-      }
-    }
+  const Backend& ref = reference_backend();
+  MatmulRef r{std::vector<float>(N * OC), std::vector<float>(N * C), std::vector<float>(OC * C),
+              std::vector<float>(OC)};
+  ref.matmul_forward(r.out.data(), inp.data(), w.data(), bias, N, C, OC);
+  ref.matmul_backward(r.dinp.data(), r.dweight.data(), r.dbias.data(), dout.data(), inp.data(), w.data(), N, C, OC);
   return r;
 }
 

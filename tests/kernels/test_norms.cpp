@@ -1,70 +1,36 @@
-// LayerNorm and RMSNorm, forward and backward, against double references and finite differences.
+// LayerNorm and RMSNorm, forward and backward, against the reference backend and finite differences.
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
 
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
+
 struct NormRef {
-  std::vector<double> out, dinp, dweight, dbias;
+  std::vector<float> out, dinp, dweight, dbias;
 };
 
-// Reference backward written from the chain rule on the unsimplified graph (mean, var, rstd).
+// The reference backend's norms (written from the chain rule on the unsimplified graph) and
+// their gradients for dout, from zero.
 NormRef layernorm_ref(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
-                      const std::vector<float>& dout, int64_t N, int64_t C, double eps) {
-  NormRef r;
-  r.out.assign(N * C, 0.0);
-  r.dinp.assign(N * C, 0.0);
-  r.dweight.assign(C, 0.0);
-  r.dbias.assign(C, 0.0);
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xr = x.data() + n * C;
-    const float* d = dout.data() + n * C;
-    double mean = 0, var = 0;
-    for (int64_t c = 0; c < C; ++c) mean += xr[c];
-    mean /= C;
-    for (int64_t c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
-    var /= C;
-    const double rstd = 1.0 / std::sqrt(var + eps);
-    // dL/dxhat, dL/dvar, dL/dmean
-    double dvar = 0, dmean = 0;
-    std::vector<double> dxhat(C);
-    for (int64_t c = 0; c < C; ++c) {
-      const double xhat = (xr[c] - mean) * rstd;
-      r.out[n * C + c] = xhat * w[c] + b[c];
-      dxhat[c] = d[c] * w[c];
-      r.dweight[c] += d[c] * xhat;
-      r.dbias[c] += d[c];
-      dvar += dxhat[c] * (xr[c] - mean) * -0.5 * rstd * rstd * rstd;
-    }
-    for (int64_t c = 0; c < C; ++c) dmean += -dxhat[c] * rstd;  // the var path sums to zero
-    for (int64_t c = 0; c < C; ++c) r.dinp[n * C + c] = dxhat[c] * rstd + dvar * 2.0 * (xr[c] - mean) / C + dmean / C;
-  }
+                      const std::vector<float>& dout, int64_t N, int64_t C, float eps) {
+  const Backend& ref = reference_backend();
+  NormRef r{std::vector<float>(N * C), std::vector<float>(N * C), std::vector<float>(C), std::vector<float>(C)};
+  std::vector<float> mean(N), rstd(N);
+  ref.layernorm_forward(r.out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, eps);
+  ref.layernorm_backward(r.dinp.data(), r.dweight.data(), r.dbias.data(), dout.data(), x.data(), w.data(), mean.data(),
+                         rstd.data(), N, C);
   return r;
 }
 
 NormRef rmsnorm_ref(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& dout, int64_t N,
-                    int64_t C, double eps) {
-  NormRef r;
-  r.out.assign(N * C, 0.0);
-  r.dinp.assign(N * C, 0.0);
-  r.dweight.assign(C, 0.0);
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xr = x.data() + n * C;
-    const float* d = dout.data() + n * C;
-    double ms = 0;
-    for (int64_t c = 0; c < C; ++c) ms += static_cast<double>(xr[c]) * xr[c];
-    ms /= C;
-    const double rstd = 1.0 / std::sqrt(ms + eps);
-    double drstd = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      r.out[n * C + c] = xr[c] * rstd * w[c];
-      r.dweight[c] += d[c] * xr[c] * rstd;
-      drstd += d[c] * w[c] * xr[c];
-    }
-    // rstd = (ms + eps)^(-1/2): d rstd / d x_c = -rstd^3 x_c / C
-    for (int64_t c = 0; c < C; ++c) r.dinp[n * C + c] = d[c] * w[c] * rstd + drstd * (-rstd * rstd * rstd * xr[c] / C);
-  }
+                    int64_t C, float eps) {
+  const Backend& ref = reference_backend();
+  NormRef r{std::vector<float>(N * C), std::vector<float>(N * C), std::vector<float>(C), {}};
+  std::vector<float> rstd(N);
+  ref.rmsnorm_forward(r.out.data(), rstd.data(), x.data(), w.data(), N, C, eps);
+  ref.rmsnorm_backward(r.dinp.data(), r.dweight.data(), dout.data(), x.data(), w.data(), rstd.data(), N, C);
   return r;
 }
 

@@ -1,10 +1,12 @@
 // RoPE: HF rotate_half pairing with fp32 angles, the inverse rotation as backward, and strided
 // rows (rotating only the q or k part of a fused qkv row).
 #include "kernel_test_util.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
 namespace rlhf::kernels::test {
 namespace {
+
+using namespace rlhf::kernels::cpu;  // the CPU kernels under test
 
 std::vector<float> inv_freq_for(int head_dim, double theta) {
   std::vector<float> f(head_dim / 2);
@@ -12,21 +14,16 @@ std::vector<float> inv_freq_for(int head_dim, double theta) {
   return f;
 }
 
-// HF: q * cos + rotate_half(q) * sin with cos/sin of the fp32 angle (evaluated here in double).
-std::vector<double> rope_ref(const std::vector<float>& x, const std::vector<int32_t>& pos,
-                             const std::vector<float>& inv_freq, int64_t N, int64_t stride, int H, int D, double sign) {
-  std::vector<double> out(x.begin(), x.end());
-  for (int64_t n = 0; n < N; ++n)
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < D / 2; ++i) {
-        const float angle = static_cast<float>(pos[n]) * inv_freq[i];  // fp32 product, as PyTorch
-        const double c = std::cos(static_cast<double>(angle)), s = sign * std::sin(static_cast<double>(angle));
-        const int64_t j = n * stride + h * D + i;
-        const double a = x[j], b = x[j + D / 2];
-        out[j] = a * c - b * s;
-        out[j + D / 2] = b * c + a * s;
-      }
-  return out;
+// The reference backend's rotation (HF: q * cos + rotate_half(q) * sin of the fp32 angle, in
+// double), forward or, with inverse, backward.
+std::vector<float> rope_ref(std::vector<float> x, const std::vector<int32_t>& pos, const std::vector<float>& inv_freq,
+                            int64_t N, int64_t stride, int H, int D, bool inverse) {
+  const Backend& ref = reference_backend();
+  if (inverse)
+    ref.rope_backward(x.data(), pos.data(), inv_freq.data(), N, stride, H, D);
+  else
+    ref.rope_forward(x.data(), pos.data(), inv_freq.data(), N, stride, H, D);
+  return x;
 }
 
 TEST(Rope, ForwardMatchesReferenceAndLeavesOtherColumns) {
@@ -37,7 +34,7 @@ TEST(Rope, ForwardMatchesReferenceAndLeavesOtherColumns) {
   std::vector<int32_t> pos(N);
   for (int64_t n = 0; n < N; ++n) pos[n] = static_cast<int32_t>((n * 37) % 5000);  // large angles too
   const auto inv_freq = inv_freq_for(D, 10000.0);
-  const auto want = rope_ref(x, pos, inv_freq, N, stride, H, D, 1.0);
+  const auto want = rope_ref(x, pos, inv_freq, N, stride, H, D, false);
   rope_forward(x.data(), pos.data(), inv_freq.data(), N, stride, H, D);
   EXPECT_TRUE(all_close(x, want, 1e-5, 1e-6));  // untouched columns compare exactly
 }
@@ -55,7 +52,7 @@ TEST(Rope, BackwardIsTransposedRotation) {
   const auto R = randn(N * stride, 3);
   auto dx = R;
   rope_backward(dx.data(), pos.data(), inv_freq.data(), N, stride, H, D);
-  EXPECT_TRUE(all_close(dx, rope_ref(R, pos, inv_freq, N, stride, H, D, -1.0), 1e-5, 1e-6));
+  EXPECT_TRUE(all_close(dx, rope_ref(R, pos, inv_freq, N, stride, H, D, true), 1e-5, 1e-6));
 
   auto roundtrip = x;
   rope_forward(roundtrip.data(), pos.data(), inv_freq.data(), N, stride, H, D);

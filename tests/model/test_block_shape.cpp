@@ -153,30 +153,5 @@ TEST(BlockShape, WithoutPositionsPositionIdsDoNotMatter) {
   for (size_t i = 0; i < s0.logp.size(); ++i) EXPECT_EQ(s0.logp[i], s1.logp[i]) << i;
 }
 
-// GeGLU against its composition gelu(gate) * up, forward and backward.
-TEST(BlockShape, GegluIsGeluOfGateTimesUp) {
-  const int64_t N = 3, I = 37;
-  const std::vector<float> gate_up = random_values(N * 2 * I, 9), d = random_values(N * I, 10);
-  std::vector<float> out(N * I), d_gate_up(N * 2 * I, 0.5f);
-  kernels::geglu_forward(out.data(), gate_up.data(), N, I);
-  kernels::geglu_backward(d_gate_up.data(), d.data(), gate_up.data(), N, I);  // adds to 0.5
-  for (int64_t n = 0; n < N; ++n) {
-    const float* g = gate_up.data() + n * 2 * I;
-    std::vector<float> gelu(I), d_gelu(I), d_g(I, 0.0f);
-    kernels::gelu_forward(gelu.data(), g, I);
-    for (int64_t i = 0; i < I; ++i) d_gelu[i] = d[n * I + i] * g[I + i];
-    kernels::gelu_backward(d_g.data(), d_gelu.data(), g, I);
-    for (int64_t i = 0; i < I; ++i) {
-      EXPECT_NEAR(out[n * I + i], gelu[i] * g[I + i], 1e-6f * (1 + std::fabs(out[n * I + i])));
-      EXPECT_NEAR(d_gate_up[n * 2 * I + i], 0.5f + d_g[i], 1e-5f * (1 + std::fabs(d_g[i])));
-      EXPECT_NEAR(d_gate_up[n * 2 * I + I + i], 0.5f + d[n * I + i] * gelu[i], 1e-5f);
-    }
-  }
-  kernels::geglu_backward(d_gate_up.data(), d.data(), gate_up.data(), N, I, kernels::Grad::overwrite);
-  std::vector<float> again(N * 2 * I, 0.0f);
-  kernels::geglu_backward(again.data(), d.data(), gate_up.data(), N, I);
-  EXPECT_EQ(d_gate_up, again);
-}
-
 }  // namespace
 }  // namespace rlhf

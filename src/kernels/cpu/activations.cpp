@@ -3,9 +3,9 @@
 // Both use the identity 0.5 (1 + tanh(u)) = sigmoid(2u), so each element costs one vectorised
 // exp (fast_expf) instead of a libm tanh call, which gcc cannot vectorise without -ffast-math.
 #include "kernels/cpu/vec_math.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 constexpr int64_t kParallelMin = 16384;
 constexpr float kGeluS = 0.7978845608028654f;  // sqrt(2 / pi)
@@ -90,4 +90,4 @@ void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, i
     swiglu_backward_to<false>(dgate_up, dout, gate_up, N, I);
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

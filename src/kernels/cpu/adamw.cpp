@@ -13,9 +13,9 @@
 #include <cmath>
 
 #include "kernels/cpu/vec_math.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 
 struct AdamCoeffs {
@@ -66,4 +66,4 @@ void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, 
   }
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

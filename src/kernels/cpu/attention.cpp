@@ -22,10 +22,10 @@
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vec_math.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 #include "tensor/error.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 
 constexpr int64_t kTileQ = 24;
@@ -270,4 +270,4 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
   }
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

@@ -18,10 +18,10 @@
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vec_math.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 #include "tensor/error.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 
 constexpr int64_t kBlockQ = 64;
@@ -198,4 +198,4 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
   }
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

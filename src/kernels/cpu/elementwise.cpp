@@ -4,9 +4,9 @@
 // Threaded only when the array is large enough to pay for waking the OpenMP team; they are
 // also called per row (n = C) from serial code.
 #include "kernels/cpu/vec_math.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 constexpr int64_t kParallelMin = 65536;
 }
@@ -82,4 +82,4 @@ double exp_shifted(float* e, const float* s, float shift, int64_t n) {
   return sum;
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

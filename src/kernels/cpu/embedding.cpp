@@ -5,9 +5,9 @@
 // all N tokens, which is race-free and deterministic without atomics or per-thread tables.
 #include <algorithm>
 
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 
 void embedding_forward(float* out, const int32_t* tokens, const int32_t* positions, const float* wte, const float* wpe,
                        int64_t N, int64_t C) {
@@ -47,4 +47,4 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
   }
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

@@ -2,16 +2,14 @@
 // GELU ("gelu_pytorch_tanh") in place of silu. Same layout and conventions as swiglu
 // (activations.cpp), and the same GELU arithmetic: gelu(g) = g sigmoid(2u), u = s (g + a g^3).
 #include "kernels/cpu/vec_math.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 constexpr int64_t kParallelMin = 16384;
 constexpr float kGeluS = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluA = 0.044715f;
 }  // namespace
-
-using cpu::fast_sigmoidf;
 
 // gate_up row = [g (I) | u (I)];  out = gelu(g) * u.
 void geglu_forward(float* out, const float* gate_up, int64_t N, int64_t I) {
@@ -61,4 +59,4 @@ void geglu_backward(float* dgate_up, const float* dout, const float* gate_up, in
     geglu_backward_to<false>(dgate_up, dout, gate_up, N, I);
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

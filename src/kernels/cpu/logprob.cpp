@@ -16,10 +16,10 @@
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vec_math.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 #include "tensor/error.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 
 void check_targets(const int32_t* targets, int64_t N, int64_t V) {
@@ -119,4 +119,4 @@ void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, 
   }
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

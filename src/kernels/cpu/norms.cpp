@@ -9,9 +9,9 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 
 constexpr int64_t kParallelMin = 32768;  // below this many elements, threading costs more than it saves
@@ -144,4 +144,4 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
   reduce_partials(dweight, part.data(), nt, C, C);
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu

@@ -8,10 +8,10 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/kernels.h"
+#include "kernels/cpu/kernels_cpu.h"
 #include "tensor/error.h"
 
-namespace rlhf::kernels {
+namespace rlhf::kernels::cpu {
 namespace {
 
 constexpr int kMaxHalf = 512;  // head_dim up to 1024
@@ -90,4 +90,4 @@ void rope_backward(float* dx, const int32_t* positions, const float* inv_freq, i
   rope_apply(dx, positions, inv_freq, N, row_stride, n_heads, head_dim, -1.0f);
 }
 
-}  // namespace rlhf::kernels
+}  // namespace rlhf::kernels::cpu
