@@ -1,23 +1,30 @@
 #!/usr/bin/env python3
 """Checks that two `rlhf bench` results.json files agree apart from timings and the build.
 
-Usage: bench/same_results.py A/results.json B/results.json
+Usage: bench/same_results.py [--new-option NAME]... A/results.json B/results.json
 
 For comparing two builds on the same profile and seed (a refactoring must not change a result):
 drops what differs by design between runs (wall time, the machine's speed, the stage list with its
 timings and completion order, the command's --out) and between builds (the version string and each
 run manifest's git description), then compares the rest exactly and names the first differences.
+--new-option NAME drops a command-line option that only the newer build has (its value and its
+source in every run manifest), for comparing across the commit that added it.
 """
+import argparse
 import json
 import sys
 
 
-def strip(path):
+def strip(path, new_options):
     r = json.load(open(path))
     for key in ["wall_seconds", "machine", "stages", "command", "version"]:
         r.pop(key, None)
     for run in r.get("runs", []):
-        run.get("manifest", {}).pop("git", None)
+        manifest = run.get("manifest", {})
+        manifest.pop("git", None)
+        for name in new_options:
+            manifest.get("options", {}).pop(name, None)
+            manifest.get("option_sources", {}).pop(name, None)
     return r
 
 
@@ -38,9 +45,12 @@ def differences(x, y, path=""):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    found = list(differences(strip(sys.argv[1]), strip(sys.argv[2])))
+    ap = argparse.ArgumentParser(usage=__doc__.splitlines()[2].removeprefix("Usage: "))
+    ap.add_argument("--new-option", action="append", default=[])
+    ap.add_argument("a")
+    ap.add_argument("b")
+    args = ap.parse_args()
+    found = list(differences(strip(args.a, args.new_option), strip(args.b, args.new_option)))
     for path, x, y in found[:20]:
         print(f"differs: {path}: {json.dumps(x)[:100]} vs {json.dumps(y)[:100]}")
     if found:
