@@ -23,6 +23,7 @@
 #include "train/best_of_n.h"
 #include "train/iterative_dpo.h"
 #include "train/online_prompts.h"
+#include "train/online/method.h"
 #include "train/online_run.h"
 
 namespace rlhf::cli {
@@ -216,8 +217,11 @@ Detokenize detokenizer(const TextSide& text) {
   return [&text](const std::vector<int32_t>& ids) { return text.tok.decode(ids, {.skip_special_tokens = true}); };
 }
 
-int run_online_command(OnlineMethod method, int argc, char** argv) {
-  const std::string name = method == OnlineMethod::online_dpo ? "online-dpo" : online_method_name(method);
+}  // namespace
+
+int cmd_online(const online::MethodEntry& method_entry, int argc, char** argv) {
+  const OnlineMethod method = method_entry.id;
+  const std::string name = method_entry.command;
   Options o(name, "Online RL (" + name + "): sample from the policy, score with --reward, update.");
   declare_common(o);
   declare_method(o, method);
@@ -257,14 +261,6 @@ int run_online_command(OnlineMethod method, int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
-
-int cmd_ppo(int argc, char** argv) { return run_online_command(OnlineMethod::ppo, argc, argv); }
-int cmd_apa(int argc, char** argv) { return run_online_command(OnlineMethod::apa, argc, argv); }
-int cmd_reinforce(int argc, char** argv) { return run_online_command(OnlineMethod::reinforce, argc, argv); }
-int cmd_rloo(int argc, char** argv) { return run_online_command(OnlineMethod::rloo, argc, argv); }
-int cmd_grpo(int argc, char** argv) { return run_online_command(OnlineMethod::grpo, argc, argv); }
-int cmd_online_dpo(int argc, char** argv) { return run_online_command(OnlineMethod::online_dpo, argc, argv); }
 
 // rlhf best-of-n: n samples per prompt, scored; the best of each prompt is written out.
 int cmd_best_of_n(int argc, char** argv) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/options.h"
+#include "train/online/method.h"
 
 namespace rlhf::cli {
 
@@ -16,12 +17,8 @@ int cmd_dpo(int argc, char** argv);
 int cmd_kto(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
-int cmd_ppo(int argc, char** argv);
-int cmd_apa(int argc, char** argv);
-int cmd_reinforce(int argc, char** argv);
-int cmd_rloo(int argc, char** argv);
-int cmd_grpo(int argc, char** argv);
-int cmd_online_dpo(int argc, char** argv);
+// The online methods' subcommands, one per row of the registry (train/online/methods.cpp).
+int cmd_online(const online::MethodEntry& method, int argc, char** argv);
 int cmd_best_of_n(int argc, char** argv);
 int cmd_iterative_dpo(int argc, char** argv);
 int cmd_bench(int argc, char** argv);

@@ -2,8 +2,10 @@
 // a one-line "error: ..." message with a non-zero exit code (2: bad input, 3: I/O, 4: numerics,
 // 70: internal error).
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "dist/communicator.h"
@@ -14,13 +16,15 @@ namespace {
 struct Command {
   const char* name;
   const char* summary;
-  int (*run)(int, char**);
+  std::function<int(int, char**)> run;
   // Runs data-parallel under mpirun; the others on several ranks would each run the whole job
   // and write the same files, so they are refused there.
   bool data_parallel = false;
 };
 
-const Command kCommands[] = {
+// The commands in --help order; the online methods' come from their registry.
+std::vector<Command> commands() {
+  std::vector<Command> c = {
     {"bench", "the testbed benchmark: every direct and RL method on tasks with exact gold rewards (no downloads)",
      rlhf::cli::cmd_bench},
     {"init-model", "create a randomly initialised model (GPT-2, Llama, Qwen2, Mistral) in HF format",
@@ -34,17 +38,18 @@ const Command kCommands[] = {
     {"eval", "preference accuracy/AUC of a reward model and a policy's implicit reward", rlhf::cli::cmd_eval},
     {"generate", "sample completions for JSONL prompts with the chat template (KV cache)",
      rlhf::cli::cmd_generate},
-    {"ppo", "PPO with a value head, per-token KL penalty, GAE, clipped surrogate (online)", rlhf::cli::cmd_ppo, true},
-    {"apa", "advantage-induced policy alignment (online)", rlhf::cli::cmd_apa, true},
-    {"reinforce", "REINFORCE with a moving-average baseline (online)", rlhf::cli::cmd_reinforce, true},
-    {"rloo", "REINFORCE leave-one-out over k samples per prompt (online)", rlhf::cli::cmd_rloo, true},
-    {"grpo", "group-relative policy optimisation (online)", rlhf::cli::cmd_grpo, true},
-    {"online-dpo", "DPO on pairs sampled from the policy and judged by a reward (online)", rlhf::cli::cmd_online_dpo,
-     true},
+  };
+  for (const rlhf::online::MethodEntry& m : rlhf::online::registered_methods())
+    c.push_back({m.command, m.summary, [&m](int argc, char** argv) { return rlhf::cli::cmd_online(m, argc, argv); },
+                 true});
+  c.insert(c.end(), {
     {"iterative-dpo", "rounds of sampling, labelling by a reward and offline DPO", rlhf::cli::cmd_iterative_dpo, true},
     {"best-of-n", "sample n, keep the best by a reward: the no-training baseline", rlhf::cli::cmd_best_of_n, true},
     {"data", "dataset tools: stats, clean, decontaminate, binarize, noise, pairs", rlhf::cli::cmd_data},
-};
+  });
+  return c;
+}
+const std::vector<Command> kCommands = commands();
 
 void print_help() {
   std::cout << "rlhf " << RLHF_VERSION << " — preference alignment on one engine (direct and RL methods)\n\n"

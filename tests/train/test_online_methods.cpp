@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <set>
+#include <string>
 
 #include "tensor/error.h"
 #include "train/online/method.h"
@@ -33,6 +36,7 @@ std::string message_of(const std::function<void()>& f) {
 
 TEST(OnlineMethodRegistry, FindsEveryMethodByName) {
   std::vector<std::string> names;
+  std::set<std::string> commands;
   for (const MethodEntry& e : registered_methods()) {
     names.push_back(e.name);
     EXPECT_EQ(online_method_from_name(e.name), e.id);
@@ -41,7 +45,11 @@ TEST(OnlineMethodRegistry, FindsEveryMethodByName) {
     c.method = e.id;
     ASSERT_NE(make_method(c), nullptr) << e.name;
     EXPECT_EQ(method_uses_values(e.id), needs_of(c).values) << e.name;
+    commands.insert(e.command);  // each row is an `rlhf` subcommand with its help line
+    EXPECT_GT(std::strlen(e.summary), 0u) << e.name;
   }
+  EXPECT_EQ(commands.size(), registered_methods().size()) << "two methods share a command";
+  EXPECT_TRUE(commands.count("online-dpo") && commands.count("ppo"));
   EXPECT_EQ(names, (std::vector<std::string>{"ppo", "apa", "reinforce", "rloo", "grpo", "online_dpo"}));
   EXPECT_EQ(message_of([] { online_method_from_name("gspo"); }),
             "unknown online method 'gspo' (expected ppo, apa, reinforce, rloo, grpo or online_dpo)");

@@ -136,7 +136,9 @@ objective::PolicyLossResult sequence_pg_loss(const Pass& pass, const objective::
 using MethodFactory = std::unique_ptr<Method> (*)(const OnlineConfig& cfg);
 struct MethodEntry {
   OnlineMethod id;
-  const char* name;  // online_method_name
+  const char* name;     // online_method_name
+  const char* command;  // the rlhf subcommand that runs it
+  const char* summary;  // its line in `rlhf --help`
   MethodFactory make;
 };
 std::span<const MethodEntry> registered_methods();

@@ -1,6 +1,7 @@
-// The registry of online methods: a row per method. A new method is its file in this folder, its
-// factory's declaration and its row below, its OnlineMethod enumerator and settings in
-// OnlineConfig (train/online_trainer.h), and its command (src/cli: flags, command table).
+// The registry of online methods: a row per method, which also makes its `rlhf` subcommand. A new
+// method is its file in this folder, its factory's declaration and its row below, its OnlineMethod
+// enumerator and settings in OnlineConfig (train/online_trainer.h), and its flags
+// (src/cli/cmd_online.cpp).
 #include <array>
 #include <numeric>
 
@@ -20,12 +21,16 @@ std::unique_ptr<Method> make_online_dpo(const OnlineConfig& cfg);
 namespace {
 
 constexpr std::array kMethods = {
-    MethodEntry{OnlineMethod::ppo, "ppo", make_ppo},
-    MethodEntry{OnlineMethod::apa, "apa", make_apa},
-    MethodEntry{OnlineMethod::reinforce, "reinforce", make_reinforce},
-    MethodEntry{OnlineMethod::rloo, "rloo", make_rloo},
-    MethodEntry{OnlineMethod::grpo, "grpo", make_grpo},
-    MethodEntry{OnlineMethod::online_dpo, "online_dpo", make_online_dpo},
+    MethodEntry{OnlineMethod::ppo, "ppo", "ppo",
+                "PPO with a value head, per-token KL penalty, GAE, clipped surrogate (online)", make_ppo},
+    MethodEntry{OnlineMethod::apa, "apa", "apa", "advantage-induced policy alignment (online)", make_apa},
+    MethodEntry{OnlineMethod::reinforce, "reinforce", "reinforce", "REINFORCE with a moving-average baseline (online)",
+                make_reinforce},
+    MethodEntry{OnlineMethod::rloo, "rloo", "rloo", "REINFORCE leave-one-out over k samples per prompt (online)",
+                make_rloo},
+    MethodEntry{OnlineMethod::grpo, "grpo", "grpo", "group-relative policy optimisation (online)", make_grpo},
+    MethodEntry{OnlineMethod::online_dpo, "online_dpo", "online-dpo",
+                "DPO on pairs sampled from the policy and judged by a reward (online)", make_online_dpo},
 };
 
 const MethodEntry& entry_of(OnlineMethod m) {
