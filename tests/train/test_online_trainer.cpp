@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "../model/tiny_models.h"
+#include "online_test_util.h"
 #include "tensor/rng.h"
 #include "train/online/method.h"
 #include "train/online_trainer.h"
@@ -16,32 +17,11 @@
 namespace rlhf {
 namespace {
 
-constexpr int32_t kTarget = 7;
+using test::kTarget;
+using test::no_text;
+using test::target_share;
 
-std::vector<OnlinePrompt> make_prompts(int count) {
-  Rng rng(11);
-  std::vector<OnlinePrompt> out;
-  for (int i = 0; i < count; ++i) {
-    OnlinePrompt p;
-    const int len = 2 + static_cast<int>(rng.below(4));
-    for (int k = 0; k < len; ++k) p.ids.push_back(static_cast<int32_t>(10 + rng.below(40)));
-    p.prompt.text = "prompt " + std::to_string(i);
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-rollout::RewardResult target_share(const std::vector<rollout::RewardSample>& batch) {
-  rollout::RewardResult r;
-  for (const auto& s : batch) {
-    double hits = 0;
-    for (int32_t t : s.completion_ids) hits += t == kTarget;
-    r.scores.push_back(hits / 8.0);
-  }
-  return r;
-}
-
-std::string no_text(const std::vector<int32_t>&) { return ""; }
+std::vector<OnlinePrompt> make_prompts(int count) { return test::random_prompts(count, 2, 5); }
 
 OnlineConfig base_config(OnlineMethod m) {
   OnlineConfig c;

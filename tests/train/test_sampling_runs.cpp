@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../model/tiny_models.h"
+#include "online_test_util.h"
 #include "tensor/rng.h"
 #include "train/best_of_n.h"
 #include "train/iterative_dpo.h"
@@ -15,31 +16,11 @@
 namespace rlhf {
 namespace {
 
-constexpr int32_t kTarget = 7;
+using test::kTarget;
+using test::no_text;
+using test::target_share;
 
-std::vector<OnlinePrompt> make_prompts(int count) {
-  Rng rng(11);
-  std::vector<OnlinePrompt> out;
-  for (int i = 0; i < count; ++i) {
-    OnlinePrompt p;
-    for (int k = 0; k < 3; ++k) p.ids.push_back(static_cast<int32_t>(10 + rng.below(40)));
-    p.prompt.text = "prompt " + std::to_string(i);
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-rollout::RewardResult target_share(const std::vector<rollout::RewardSample>& batch) {
-  rollout::RewardResult r;
-  for (const auto& s : batch) {
-    double hits = 0;
-    for (int32_t t : s.completion_ids) hits += t == kTarget;
-    r.scores.push_back(hits / 8.0);
-  }
-  return r;
-}
-
-std::string no_text(const std::vector<int32_t>&) { return ""; }
+std::vector<OnlinePrompt> make_prompts(int count) { return test::random_prompts(count, 3, 3); }
 
 Transformer tiny_policy() {
   Transformer m(test::tiny_config("llama"), ModelHeads{});
