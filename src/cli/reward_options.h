@@ -11,7 +11,7 @@
 namespace rlhf::cli {
 
 // The weighted sum of every --reward source; `policy_dir` lets a reward model share the
-// policy's tokenization.
+// policy's tokenization, and reward models run on the command's --backend.
 std::unique_ptr<rollout::CombinedReward> reward_from(const Options& o, const std::filesystem::path& policy_dir);
 
 }  // namespace rlhf::cli

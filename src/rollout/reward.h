@@ -76,6 +76,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/records.h"
+#include "kernels/kernels.h"
 
 namespace rlhf::rollout {
 
@@ -133,6 +134,7 @@ class SpecOptions {
 // tokenizer (empty: always re-tokenize).
 struct RewardContext {
   std::filesystem::path policy_dir;
+  const kernels::Backend* backend = &kernels::cpu_backend();  // where reward models (rm:) run
   // Kinds defined by layers above src/rollout (the testbed's "gold"), by name; their options are
   // read through `opt` and checked like the built-in kinds'.
   std::map<std::string, std::function<std::unique_ptr<RewardSource>(const RewardSpec&, SpecOptions& opt)>>

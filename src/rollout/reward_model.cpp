@@ -46,6 +46,7 @@ class ModelReward : public RewardSource {
       throw InputError("reward '" + spec_ + "': " + dir.string() + " has no score head (score.weight); " +
                        "train one with `rlhf rm` or give a *ForSequenceClassification checkpoint");
     if (max_length_ < 2) throw InputError("reward '" + spec_ + "': max_length must be at least 2");
+    rm_.set_backend(*ctx.backend);
     text_ = load_text_side(dir);
     policy_tokens_ = same_tokenizer(ctx.policy_dir, dir, text_->tok);
   }

@@ -466,8 +466,9 @@ json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split 
   ProxyScorer proxy;
   std::unique_ptr<rollout::RewardSource> rm;
   if (!proxy_rm.empty()) {
-    rm = rollout::make_reward_source(rollout::parse_reward_spec("rm:" + proxy_rm.string()),
-                                     {.policy_dir = model_dir});
+    rollout::RewardContext ctx;
+    ctx.policy_dir = model_dir;
+    rm = rollout::make_reward_source(rollout::parse_reward_spec("rm:" + proxy_rm.string()), ctx);
     proxy = [&](const std::vector<rollout::RewardSample>& batch) { return rm->score(batch).scores; };
   }
   const PolicyEval e = evaluate_policy(policy, ref, setup, b, proxy);

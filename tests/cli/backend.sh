@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# --backend as a user runs it: rlhf sft, dpo and grpo for 3 steps on a tiny model with the cpu
-# and the reference backends give the same metrics (1e-4 relative at step 1, before any optimizer
-# step changed the weights; 1e-3 after, the AdamW steps amplifying rounding), generate and eval
-# run on the reference backend, and an unknown backend is an error naming the known ones.
+# --backend as a user runs it: rlhf sft, dpo, grpo and rloo (scored by a reward model, which runs
+# on the same backend) for 3 steps on a tiny model give the same metrics on the cpu and the
+# reference backends (1e-4 relative at step 1, before any optimizer step changed the weights; 1e-3
+# after, the AdamW steps amplifying rounding), generate and eval run on the reference backend, and
+# an unknown backend is an error naming the known ones.
 set -euo pipefail
 RLHF="$1"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -15,6 +16,8 @@ export OMP_NUM_THREADS=2
 
 "$RLHF" init-model --family qwen2 --preset tiny --vocab-size 2048 --kv-heads 2 --out "$tmp/base" >/dev/null
 cp "$TOK/tokenizer.json" "$TOK/tokenizer_config.json" "$tmp/base/"
+"$RLHF" init-model --family qwen2 --preset tiny --vocab-size 2048 --kv-heads 2 --score-head --tokenizer "$TOK" \
+  --seed 1 --out "$tmp/rm" >/dev/null
 for i in 1 2 3 4 5 6 7 8; do
   echo "{\"prompt\": \"What color is the sky $i ?\", \"completion\": \" The sky is blue .\"}"
 done > "$tmp/sft.jsonl"
@@ -57,6 +60,9 @@ run dpo dpo --model "$tmp/base" --data "$PREFS" --per-device-train-batch-size 2 
 run grpo grpo --model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=4):tokens" \
   --num-generations 4 --beta 0.04 --max-new-tokens 6 --prompts-per-step 2 --max-steps 3 --learning-rate 1e-3 \
   --max-length 64
+
+run rloo rloo --model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "rm:$tmp/rm" \
+  --num-generations 2 --max-new-tokens 6 --prompts-per-step 2 --max-steps 3 --learning-rate 1e-3 --max-length 64
 
 "$RLHF" generate --model "$tmp/base" --prompts "$tmp/prompts.jsonl" --out "$tmp/gen.jsonl" --max-new-tokens 5 \
   --temperature 0 --backend reference > /dev/null || fail "generate --backend reference"
