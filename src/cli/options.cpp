@@ -213,7 +213,7 @@ void declare_backend(Options& o) {
 }
 const kernels::Backend& backend_from(const Options& o) { return kernels::backend_named(o.str("backend")); }
 
-void set_threads(long n) {
+static void set_threads(long n) {  // 0 = all cores
   if (n <= 0) n = omp_get_num_procs();
   omp_set_num_threads(static_cast<int>(n));
 }

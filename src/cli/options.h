@@ -76,7 +76,6 @@ void declare_threads(Options& o);
 void declare_backend(Options& o);
 const kernels::Backend& backend_from(const Options& o);
 void apply_threads(const Options& o);
-void set_threads(long n);  // 0 = all cores
 // --dist-timeout: seconds a collective may wait under mpirun.
 void declare_dist_timeout(Options& o);
 // --learning-rate: the peak learning rate, with the command's default.

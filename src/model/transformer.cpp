@@ -309,12 +309,13 @@ void Workspace::bind(const kernels::Backend& backend) {
 
 // ---- forward ---------------------------------------------------------------------------------------
 
-// RMSNorm with (1 + w) is RMSNorm with the weight 1 + w, whose gradient is w's. (A local copy:
-// decode may run on several threads at once.)
-static std::vector<float> offset_weight(const float* w, int64_t C) {
-  std::vector<float> w1(C);
+// RMSNorm with (1 + w) is RMSNorm with the weight 1 + w, whose gradient is w's. (A buffer per
+// thread: decode may run on several threads at once; reused, so no allocation per norm call.)
+static const float* offset_weight(const float* w, int64_t C) {
+  thread_local std::vector<float> w1;
+  w1.resize(C);
   for (int64_t c = 0; c < C; ++c) w1[c] = 1.0f + w[c];
-  return w1;
+  return w1.data();
 }
 
 void Transformer::norm_forward(float* out, float* mean, float* rstd, const float* in, int64_t w, int64_t b,
@@ -329,7 +330,7 @@ void Transformer::norm_forward(float* out, float* mean, float* rstd, const float
       be_->rmsnorm_forward(out, rstd, in, P(w), N, C, eps);
       break;
     case NormKind::rmsnorm_offset:
-      be_->rmsnorm_forward(out, rstd, in, offset_weight(P(w), C).data(), N, C, eps);
+      be_->rmsnorm_forward(out, rstd, in, offset_weight(P(w), C), N, C, eps);
       break;
   }
 }
@@ -345,7 +346,7 @@ void Transformer::norm_backward(float* dinp, const float* dout, const float* in,
       be_->rmsnorm_backward(dinp, G(w), dout, in, P(w), rstd, N, C);
       break;
     case NormKind::rmsnorm_offset:
-      be_->rmsnorm_backward(dinp, G(w), dout, in, offset_weight(P(w), C).data(), rstd, N, C);
+      be_->rmsnorm_backward(dinp, G(w), dout, in, offset_weight(P(w), C), rstd, N, C);
       break;
   }
 }
@@ -451,9 +452,14 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   select_out_rows(batch, ws.out_rows, ws.out_row_of);
   const bool compact = !ws.out_rows.empty();
   const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
+  // Host arrays every layer reads, on the device once per pass.
+  const int32_t* pos_d = ws.io_.stage(batch.positions);
+  const int32_t* seg_d = ws.io_.stage(batch.seg_start);
+  const float* inv_freq_d = ws.io_.stage(inv_freq_);
+  const int64_t* rows_d = ws.io_.stage(ws.out_rows);
 
   float* x = a.data(ws.x_in[0]);
-  be_->embedding_forward(x, ws.io_.stage(batch.tokens), ws.io_.stage(batch.positions), P(wte_), P(wpe_), N, C);
+  be_->embedding_forward(x, ws.io_.stage(batch.tokens), pos_d, P(wte_), P(wpe_), N, C);
   if (blk.embed_scale != 1.0f) be_->scale_inplace(x, blk.embed_scale, N * C);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerSlots& s = layers_[l];
@@ -471,11 +477,10 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     }
     if (blk.position == PositionKind::rope) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
-      be_->rope_forward(qkv, ws.io_.stage(batch.positions), ws.io_.stage(inv_freq_), N, QKV,
-                        as.n_heads + as.n_kv_heads, as.head_dim);
+      be_->rope_forward(qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
     float* att = a.data(ws.att[l]);
-    be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, ws.io_.stage(batch.seg_start), as, a.data(ws.att_scratch));
+    be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, seg_d, as, a.data(ws.att_scratch));
     const bool last = l + 1 == cfg_.n_layers;
     const int64_t n = last ? n_out : N;  // rows from here on
     float* x_mid = a.data(ws.x_mid[l]);
@@ -483,7 +488,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     float* att_out = post ? a.data(ws.attn_out[l]) : x_mid;
     if (last && compact) {
       float* att_r = a.data(ws.att_rows);
-      be_->gather_rows(att_r, att, ws.io_.stage(ws.out_rows), n, A, false);
+      be_->gather_rows(att_r, att, rows_d, n, A, false);
       be_->matmul_forward(att_out, att_r, P(s.o_w), P(s.o_b), n, A, C);
     } else {
       be_->matmul_forward(att_out, att, P(s.o_w), P(s.o_b), N, A, C);
@@ -492,7 +497,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
       norm_forward(x_mid, slice_or_null(a, ws.attn_out_mean[l]), a.data(ws.attn_out_rstd[l]), att_out,
                    s.attn_post_w, s.attn_post_b, n);
     if (last && compact)
-      be_->gather_rows(x_mid, x_in, ws.io_.stage(ws.out_rows), n, C, true);
+      be_->gather_rows(x_mid, x_in, rows_d, n, C, true);
     else
       be_->add_inplace(x_mid, x_in, N * C);
     float* h2 = pre ? a.data(ws.norm2[l]) : x_mid;
@@ -586,6 +591,11 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   // The forward's rows past the last layer's attention (see there).
   const bool compact = !ws.out_rows.empty();
   const int64_t n_out = compact ? static_cast<int64_t>(ws.out_rows.size()) : N;
+  // Host arrays every layer reads, on the device once per pass.
+  const int32_t* pos_d = ws.io_.stage(batch.positions);
+  const int32_t* seg_d = ws.io_.stage(batch.seg_start);
+  const float* inv_freq_d = ws.io_.stage(inv_freq_);
+  const int64_t* rows_d = ws.io_.stage(ws.out_rows);
 
   // d loss / d final hidden, gathered back from the scored and head rows.
   float* d_hf = a.data(ws.d_norm);
@@ -660,17 +670,15 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
       be_->matmul_backward(d_qkv, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att_rows), P(s.o_w), n, A, C, fresh);
       be_->fill_zero(d_att, N * A);
       be_->fill_zero(dx, N * C);
-      be_->scatter_add_rows(d_att, d_qkv, ws.io_.stage(ws.out_rows), n, A);
-      be_->scatter_add_rows(dx, dxl, ws.io_.stage(ws.out_rows), n, C);
+      be_->scatter_add_rows(d_att, d_qkv, rows_d, n, A);
+      be_->scatter_add_rows(dx, dxl, rows_d, n, C);
     } else {
       be_->matmul_backward(d_att, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     }
     be_->attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
-                          ws.io_.stage(batch.seg_start), as, a.data(ws.att_scratch));
+                          seg_d, as, a.data(ws.att_scratch));
     if (blk.position == PositionKind::rope) {
-      be_->rope_backward(d_qkv, ws.io_.stage(batch.positions), ws.io_.stage(inv_freq_), N, QKV,
-                         as.n_heads + as.n_kv_heads,
-                       as.head_dim);
+      be_->rope_backward(d_qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
     if (blk.qk_norm != QkNorm::none) {  // d_att is free again
       qk_norm_backward(d_qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]), d_att,
@@ -688,7 +696,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   }
   // x = embed_scale * wte[token] (there is no position table then: check_block_shape).
   if (blk.embed_scale != 1.0f) be_->scale_inplace(dx, blk.embed_scale, N * C);
-  be_->embedding_backward(G(wte_), G(wpe_), dx, ws.io_.stage(batch.tokens), ws.io_.stage(batch.positions), N, C);
+  be_->embedding_backward(G(wte_), G(wpe_), dx, ws.io_.stage(batch.tokens), pos_d, N, C);
 }
 
 }  // namespace rlhf

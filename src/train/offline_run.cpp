@@ -62,17 +62,19 @@ std::string progress_line(const std::string& command, const OfflineStepLog& log,
   return line.str();
 }
 
+double moments_mb(const AdamW& opt) { return (opt.shard_end() - opt.shard_begin()) * 8.0 / (1 << 20); }
+
 nlohmann::json manifest(const OfflineRunConfig& run, const OfflineConfig& cfg, const Transformer& policy,
-                        const AdamW& opt, const OfflineData& train, dist::Communicator& comm) {
+                        const AdamW& opt, const OfflineData& train, uint32_t data_crc, dist::Communicator& comm) {
   nlohmann::json m = run.manifest;
   m["resolved"] = {{"max_steps", cfg.max_steps}, {"warmup_steps", cfg.warmup_steps}};
   m["model"] = {{"family", model_family_name(policy.config().family)}, {"parameters", policy.n_params()}};
-  m["data"] = {{"file", run.data_file.string()}, {"fingerprint_crc32", offline_data_fingerprint(train.data)},
+  m["data"] = {{"file", run.data_file.string()}, {"fingerprint_crc32", data_crc},
                {"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", train.data.n_groups()},
                {"collate", train.collate.to_json()}};
   m["resolved"]["ranks"] = comm.size();
   m["resolved"]["communicator"] = comm.name();
-  m["resolved"]["optimizer_state_mb_per_rank"] = (opt.shard_end() - opt.shard_begin()) * 8.0 / (1 << 20);
+  m["resolved"]["optimizer_state_mb_per_rank"] = moments_mb(opt);
   return m;
 }
 
@@ -85,36 +87,34 @@ References reference_logps(const OfflineRunConfig& run, const OfflineConfig& cfg
                            const std::optional<OfflineData>& eval, RunLog& log) {
   References r;
   if (run.ref_dir.empty()) return r;
-  if (log.lead()) {
-    r.train = cached_reference_logps(run.out_dir, run.ref_dir, train.data, cfg.pack, log.console(), *run.backend);
-  } else {
-    Transformer ref = load_checkpoint(run.ref_dir, ModelHeads{});
-    ref.set_backend(*run.backend);
-    r.train = compute_reference_logps(ref, train.data, cfg.pack);
-  }
-  if (eval) {
-    Transformer ref = load_checkpoint(run.ref_dir, ModelHeads{});
-    ref.set_backend(*run.backend);
-    r.eval = compute_reference_logps(ref, eval->data, cfg.pack);
-  }
+  std::optional<Transformer> model;  // loaded once, when first needed
+  auto reference = [&]() -> Transformer& {
+    if (!model) {
+      model.emplace(load_checkpoint(run.ref_dir, ModelHeads{}));
+      model->set_backend(*run.backend);
+    }
+    return *model;
+  };
+  r.train = log.lead() ? cached_reference_logps(run.out_dir, run.ref_dir, train.data, cfg.pack, log.console(), reference)
+                       : compute_reference_logps(reference(), train.data, cfg.pack);
+  if (eval) r.eval = compute_reference_logps(reference(), eval->data, cfg.pack);
   return r;
 }
 
 TrainerState initial_state(const OfflineRunConfig& run, const OfflineConfig& cfg, const OfflineData& train,
-                           dist::Communicator& comm) {
+                           uint32_t data_crc, dist::Communicator& comm) {
   TrainerState st;
   st.fingerprint = {{"task", run.command},         {"batch_size", cfg.groups_per_micro_batch},
                     {"ranks", comm.size()},        {"grad_accum", cfg.grad_accum},
                     {"max_steps", cfg.max_steps},  {"seed", cfg.seed},
-                    {"groups", train.data.n_groups()}, {"data_crc32", offline_data_fingerprint(train.data)},
+                    {"groups", train.data.n_groups()}, {"data_crc32", data_crc},
                     {"options", run.fingerprint_options}};
   return st;
 }
 
 void shard_moments(AdamW& opt, Transformer& policy, dist::Communicator& comm, std::ostream& console) {
   shard_optimizer(opt, policy, comm);
-  console << "ZeRO-1: AdamW moments " << std::fixed << std::setprecision(1)
-          << (opt.shard_end() - opt.shard_begin()) * 8.0 / (1 << 20) << " MB per rank (of "
+  console << "ZeRO-1: AdamW moments " << std::fixed << std::setprecision(1) << moments_mb(opt) << " MB per rank (of "
           << policy.n_params() * 8.0 / (1 << 20) << " MB)\n"
           << std::defaultfloat;
 }
@@ -130,7 +130,9 @@ void run_offline(const OfflineRunConfig& run, std::ostream& console) {
   if (train.ties) log.console() << "ranked data: " << train.ties << " rows with tied scores\n";
   std::optional<OfflineData> eval;
   if (!run.eval_file.empty()) eval = build_offline_data(run.kind, run.eval_file, text->enc, run.data);
-  const OfflineConfig cfg = loop_config(run, comm, train.data.n_groups());
+  const int64_t groups = train.data.n_groups();
+  const uint32_t data_crc = offline_data_fingerprint(train.data);
+  const OfflineConfig cfg = loop_config(run, comm, groups);
   const ObjectiveFn objective = run.objective(train.data);
   fs::create_directories(run.out_dir);
   const References ref = reference_logps(run, cfg, train, eval, log);
@@ -141,13 +143,12 @@ void run_offline(const OfflineRunConfig& run, std::ostream& console) {
   policy.set_backend(*run.backend);
   if (lrep.score_head_initialised) log.console() << "score head: newly initialised (the checkpoint has none)\n";
   AdamW opt(policy, cfg.adam);
-  const int64_t groups = train.data.n_groups();
   const BatchOrder order = shuffled_batch_order(groups, cfg.groups_per_micro_batch, cfg.max_steps * cfg.grad_accum, cfg.seed);
-  TrainerState st = initial_state(run, cfg, train, comm);
+  TrainerState st = initial_state(run, cfg, train, data_crc, comm);
   std::vector<std::string> kept;
   if (run.resume) kept = resume_from_latest(run.out_dir, policy, opt, st, st.fingerprint, log.console());
   if (run.zero1 && comm.size() > 1) shard_moments(opt, policy, comm, log.console());
-  log.write_manifest(manifest(run, cfg, policy, opt, train, comm));
+  log.write_manifest(manifest(run, cfg, policy, opt, train, data_crc, comm));
   log.start_metrics(kept);
   log.console() << "rlhf " << run.command << ": " << groups << " " << offline_group_noun(run.kind) << ", "
                 << cfg.max_steps << " steps of " << cfg.groups_per_micro_batch * cfg.grad_accum << ", "
@@ -156,9 +157,9 @@ void run_offline(const OfflineRunConfig& run, std::ostream& console) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = st.global_step;
   const ObjectiveFn eval_objective = eval ? run.objective(eval->data) : objective;
+  const BatchOrder eval_order = eval ? in_order(eval->data.n_groups(), cfg.groups_per_micro_batch) : BatchOrder{};
   auto run_eval = [&](int64_t step) {
     nlohmann::json rec = {{"step", step}};
-    const BatchOrder eval_order = in_order(eval->data.n_groups(), cfg.groups_per_micro_batch);
     for (const auto& [k, v] : evaluate_offline(policy, eval->data, ref.eval, eval_objective, cfg, eval_order))
       rec["eval_" + k] = v;
     log.metrics(rec);

@@ -85,11 +85,12 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
   cfg.comm = &comm;
   RunLog log(run.out_dir, comm.rank() == 0, console, run.checkpoints);
   const fs::path ref_dir = run.ref_dir.empty() ? run.model_dir : run.ref_dir;
-  const bool value_head = method_uses_values(cfg.method) && run.critic_dir.empty();
+  const bool uses_values = method_uses_values(cfg.method);
+  const bool value_head = uses_values && run.critic_dir.empty();
   LoadReport lrep;
   Transformer policy = load_checkpoint(run.model_dir, ModelHeads{.lm_head = true, .score_head = value_head}, &lrep, cfg.seed);
   if (lrep.score_head_initialised) log.console() << "value head: newly initialised on the policy trunk\n";
-  Critic critic = method_uses_values(cfg.method) ? load_critic(run, log.console()) : Critic{};
+  Critic critic = uses_values ? load_critic(run, log.console()) : Critic{};
   Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
   policy.set_backend(*run.backend);
   ref.set_backend(*run.backend);

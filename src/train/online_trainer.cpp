@@ -13,6 +13,7 @@
 #include "train/online/forward.h"
 #include "train/online/method.h"
 #include "train/online/rollout.h"
+#include "train/online_prompts.h"
 
 namespace rlhf {
 
@@ -535,10 +536,7 @@ OnlineEval evaluate_online(Transformer& policy, const std::vector<OnlinePrompt>&
                            uint64_t seed, dist::Communicator* comm) {
   if (comm && comm->size() == 1) comm = nullptr;
   // Under data parallelism each rank samples a contiguous slice of the prompts.
-  const std::vector<int64_t> range = dist::even_split(static_cast<int64_t>(prompts.size()), comm ? comm->size() : 1);
-  const int rank = comm ? comm->rank() : 0;
-  std::vector<int64_t> which(range[rank + 1] - range[rank]);
-  std::iota(which.begin(), which.end(), range[rank]);
+  const std::vector<int64_t> which = rank_prompt_slice(static_cast<int64_t>(prompts.size()), comm);
   std::vector<uint64_t> seeds;
   for (int64_t p : which) seeds.push_back(prompt_seed(seed, -1, p));
   OnlineEval ev;

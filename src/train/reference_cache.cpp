@@ -4,7 +4,6 @@
 #include <optional>
 #include <ostream>
 
-#include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "train/offline_data.h"
 
@@ -12,9 +11,10 @@ namespace rlhf {
 
 namespace fs = std::filesystem;
 
-fs::path reference_cache_path(const fs::path& out_dir) { return out_dir / "ref_logps.safetensors"; }
+static fs::path reference_cache_path(const fs::path& out_dir) { return out_dir / "ref_logps.safetensors"; }
 
-std::string reference_cache_key(const fs::path& ref_dir, const OfflineDataset& data) {
+// The key a cache of `data` scored by the model in `ref_dir` must carry.
+static std::string reference_cache_key(const fs::path& ref_dir, const OfflineDataset& data) {
   return fs::absolute(ref_dir).string() + "|" + std::to_string(offline_data_fingerprint(data)) + "|" +
          std::to_string(fs::last_write_time(ref_dir / "config.json").time_since_epoch().count());
 }
@@ -35,7 +35,7 @@ static std::optional<std::vector<double>> read_cache(const fs::path& cache, cons
 
 std::vector<double> cached_reference_logps(const fs::path& out_dir, const fs::path& ref_dir,
                                            const OfflineDataset& data, const PackOptions& pack, std::ostream& log,
-                                           const kernels::Backend& backend) {
+                                           const std::function<Transformer&()>& reference) {
   const std::string key = reference_cache_key(ref_dir, data);
   const fs::path cache = reference_cache_path(out_dir);
   if (auto cached = read_cache(cache, key, data.seqs.size())) {
@@ -43,9 +43,7 @@ std::vector<double> cached_reference_logps(const fs::path& out_dir, const fs::pa
     return *cached;
   }
   log << "reference log-probs: computing for " << data.seqs.size() << " sequences\n";
-  Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
-  ref.set_backend(backend);
-  std::vector<double> v = compute_reference_logps(ref, data, pack);
+  std::vector<double> v = compute_reference_logps(reference(), data, pack);
   write_safetensors(cache, {{"ref_logps", DType::F64, {static_cast<int64_t>(v.size())}, v.data()}}, {{"key", key}});
   return v;
 }

@@ -6,25 +6,20 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <vector>
 
 #include "data/collate.h"
-#include "kernels/kernels.h"
 #include "train/offline_trainer.h"
 
 namespace rlhf {
 
-// The cache file of an output directory.
-std::filesystem::path reference_cache_path(const std::filesystem::path& out_dir);
-
-// The key a cache of `data` scored by the model in `ref_dir` must carry.
-std::string reference_cache_key(const std::filesystem::path& ref_dir, const OfflineDataset& data);
-
-// The cached log-probs when the cache in out_dir matches; else computed with the model in ref_dir
-// and written to the cache (the model running on `backend`). Says which on `log`.
+// The cached log-probs when the cache in out_dir matches the model in ref_dir and `data`; else
+// computed with `reference()` (the model in ref_dir, asked for only then) and written to the
+// cache. Says which on `log`.
 std::vector<double> cached_reference_logps(const std::filesystem::path& out_dir, const std::filesystem::path& ref_dir,
                                            const OfflineDataset& data, const PackOptions& pack, std::ostream& log,
-                                           const kernels::Backend& backend = kernels::cpu_backend());
+                                           const std::function<Transformer&()>& reference);
 
 }  // namespace rlhf

@@ -66,7 +66,6 @@ class RunLog {
   // Ends the progress line on a terminal (after the loop).
   void end_progress();
 
-  const CheckpointCadence& cadence() const { return cadence_; }
   bool checkpoint_due(int64_t step, int64_t max_steps) const { return cadence_.due(step, max_steps); }
   // The lead rank writes <where>/checkpoint-<state.global_step> and prunes to the cadence's keep.
   void save_checkpoint(const std::filesystem::path& where, const Transformer& m, const AdamW& opt,

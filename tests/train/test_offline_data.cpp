@@ -112,14 +112,16 @@ TEST(ReferenceCache, ComputedOnceThenReadUntilTheDataChanges) {
   pack.seq_len = 16;
   std::ostringstream log;
   fs::create_directories(dir / "out");
-  const std::vector<double> computed = cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log);
-  const std::vector<double> cached = cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log);
+  Transformer loaded = load_checkpoint(dir / "ref", ModelHeads{});
+  const auto reference = [&]() -> Transformer& { return loaded; };
+  const std::vector<double> computed = cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log, reference);
+  const std::vector<double> cached = cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log, reference);
   EXPECT_EQ(cached, computed);
   EXPECT_EQ(computed, compute_reference_logps(ref, d.data, pack));
   OfflineDataset other = d.data;
   other.seqs.pop_back();
   other.seqs.pop_back();
-  EXPECT_EQ(cached_reference_logps(dir / "out", dir / "ref", other, pack, log).size(), 2u);
+  EXPECT_EQ(cached_reference_logps(dir / "out", dir / "ref", other, pack, log, reference).size(), 2u);
   const std::string out = log.str();
   EXPECT_EQ(out.find("reference log-probs: cached in"), out.rfind("reference log-probs: cached in"))
       << "only the second call reads the cache:\n" << out;

@@ -37,9 +37,7 @@ class OnlineDpo : public Method {
     const Ragged& layout = pass.tokens;
     const std::vector<double>& lp = pass.current.logp;
     const std::vector<double> lp_ref = pass.per_token(pass.rollout.lp_ref);
-    std::vector<double> sum_lp(rows.size(), 0.0), sum_ref(rows.size(), 0.0);
-    for (size_t k = 0; k < rows.size(); ++k)
-      for (size_t t = layout.begin(k); t < layout.end(k); ++t) sum_lp[k] += lp[t], sum_ref[k] += lp_ref[t];
+    const std::vector<double> sum_lp = rollout::sequence_sums(layout, lp), sum_ref = rollout::sequence_sums(layout, lp_ref);
     std::vector<objective::PairInputs> pairs;
     std::vector<std::pair<size_t, size_t>> sides;  // (chosen, rejected) positions in `rows`
     for (size_t k = 0; k < rows.size(); k += 2) {
