@@ -17,9 +17,9 @@
 #include "tensor/error.h"
 #include "testbed/bandits.h"
 #include "testbed/bench_runs.h"
-#include "testbed/patterns.h"
 #include "testbed/report.h"
 #include "testbed/stats.h"
+#include "testbed/verdicts.h"
 
 namespace rlhf::testbed {
 
@@ -209,6 +209,15 @@ GoldPairs gold_pairs(World& w, Split split, double temperature, const fs::path& 
   return g;
 }
 
+// Per pair: 1 when the chosen response scores higher, ½ for a tie, 0 otherwise (the verdicts pair
+// scorers on the same pairs).
+json pair_correctness(const eval::PairScores& s) {
+  std::vector<double> c;
+  for (size_t i = 0; i < s.chosen.size(); ++i)
+    c.push_back(s.chosen[i] > s.rejected[i] ? 1.0 : s.chosen[i] == s.rejected[i] ? 0.5 : 0.0);
+  return per_unit(c);
+}
+
 json suite_rq2(Bench& b, World& w) {
   const Profile& p = b.profile;
   const fs::path rm = w.reward_model(kCleanish);
@@ -265,7 +274,8 @@ json suite_rq2(Bench& b, World& w) {
           }
           return json{{"scorer", scorer}, {"set", set}, {"pairs", m.pairs}, {"accuracy", m.accuracy}, {"auc", m.auc},
                       {"spearman_gold_gap", aligned ? eval::spearman(margin, gold_gap) : 0.0},
-                      {"ece", aligned && !pred.empty() ? json(expected_calibration_error(pred, target, 10)) : json(nullptr)}};
+                      {"ece", aligned && !pred.empty() ? json(expected_calibration_error(pred, target, 10)) : json(nullptr)},
+                      {"correct", pair_correctness(s)}};
         };
         const size_t base = si * (scorers.size() + 2);
         rows[base + 2 + ci] = row(sc.name, imp_s);
@@ -399,12 +409,19 @@ json suite_rq4(Bench& b, World& w) {
                                  std::make_pair(std::string("bradley_terry"), bt_rm)}) {
     const fs::path dir = w.stages().stage(w.key() + "/rq4/rm-eval-" + name, [&](const fs::path& d) {
       w.stages().rlhf({"eval", "--data", held_out.file.string(), "--reward-model", rm.string(), "--max-length",
-                       std::to_string(p.preset.max_positions), "--out", (d / "eval.json").string()},
+                       std::to_string(p.preset.max_positions), "--out", (d / "eval.json").string(), "--scores-out",
+                       (d / "scores.jsonl").string()},
                       d / "log.txt");
     });
     const json e = read_json(dir / "eval.json");
     const double acc = e.at("reward_model").at("accuracy").get<double>();
-    rm_rows.push_back({{"rm", name}, {"accuracy", acc}, {"kendall_tau", 2 * acc - 1}});
+    eval::PairScores scores;
+    for (const auto& r : read_jsonl(dir / "scores.jsonl")) {
+      scores.chosen.push_back(r["reward_model"]["chosen"]);
+      scores.rejected.push_back(r["reward_model"]["rejected"]);
+    }
+    rm_rows.push_back({{"rm", name}, {"accuracy", acc}, {"kendall_tau", 2 * acc - 1},
+                       {"correct", pair_correctness(scores)}});
   }
   return {{"question", kQuestions.at("rq4")}, {"table", frontier_table(runs)}, {"reward_models", rm_rows},
           {"k_sweep", k_sweep}};
@@ -815,11 +832,17 @@ int run_bench(const BenchOptions& opt) {
   for (const auto& [suite, task, fn] : plan) {
     if (!wants(suite)) continue;
     std::cout << suite << ": " << kQuestions.at(suite) << std::endl;
+    // The suite's own tables are the first seed's ("seed"), every seed's are in "per_seed", and
+    // "pooled" pools each arm's final gold over all seeds; the verdicts read every seed.
     json per_seed = json::array();
-    for (uint64_t seed : profile.seeds) per_seed.push_back(fn(b, b.world(task, seed)));
+    for (uint64_t seed : profile.seeds) {
+      json one = fn(b, b.world(task, seed));
+      one["seed"] = seed;
+      per_seed.push_back(one);
+    }
     json merged = per_seed[0];
-    if (per_seed.size() > 1) merged["per_seed"] = per_seed;
-    if (profile.seeds.size() > 1) merged["pooled"] = pooled_over_seeds(b.runs, suite);
+    merged["per_seed"] = per_seed;
+    merged["pooled"] = pooled_over_seeds(b.runs, suite);
     b.suites[suite] = merged;
   }
   if (wants("bandits")) b.suites["bandits"] = suite_bandits();
@@ -847,7 +870,8 @@ int run_bench(const BenchOptions& opt) {
                   {"annotators", annotators},
                   {"runs", b.runs},
                   {"suites", b.suites}};
-  results["patterns"] = judge_patterns(results);
+  const json answer = judge(results);
+  for (const char* part : {"verdicts", "untested", "checks"}) results[part] = answer[part];
   write_file_atomic(opt.out / "results.json", results.dump(2) + "\n");
   const nlohmann::json plain = nlohmann::json::parse(results.dump());
   write_file_atomic(opt.out / "report.html", render_report(plain));

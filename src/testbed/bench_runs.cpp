@@ -141,8 +141,6 @@ json execute(const RunSpec& spec) {
       e["flops"] = spec.flops * step / std::max(1, spec.steps);
       checkpoints.push_back(e);
     }
-    // Per-prompt gold stays on the final checkpoint only (it pools seeds' intervals).
-    for (size_t i = 0; i + 1 < checkpoints.size(); ++i) checkpoints[i].erase("prompt_gold");
     for (const auto& e : fs::directory_iterator(d / "model"))
       if (e.path().filename().string().rfind("checkpoint-", 0) == 0) fs::remove_all(e.path());
     const json manifest =
@@ -186,11 +184,12 @@ json best_of_n(World& w, const std::string& suite, const fs::path& rm, const std
       gold.push_back(w.task().gold(prompt, completion, eos));
       proxy.push_back(row.at("score").get<double>());
     }
-    const MeanCi g = bootstrap_mean_ci(gold, w.seed());
+    const MeanCi g = bootstrap_mean_ci(gold, w.seed());  // one sample per prompt: its gold is the prompt's
     double pm = 0;
     for (double x : proxy) pm += x / std::max<size_t>(1, proxy.size());
     points.push_back({{"n", n}, {"kl", bon_kl_bound(n)}, {"gold", g.mean}, {"gold_ci", {g.lo, g.hi}},
-                      {"proxy", pm}, {"flops", n * prompts.size() * mean_sequence_length(w) * 4 * model_params(w)}});
+                      {"proxy", pm}, {"flops", n * prompts.size() * mean_sequence_length(w) * 4 * model_params(w)},
+                      {"prompt_gold", per_unit(gold)}});
   }
   return points;
 }

@@ -55,6 +55,12 @@ json read_json(const fs::path& path) {
 
 json finite_or_null(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
 
+json per_unit(const std::vector<double>& values) {
+  json out = json::array();
+  for (double x : values) out.push_back(finite_or_null(std::round(x * 1e5) / 1e5));
+  return out;
+}
+
 std::string arg(double x) {
   std::ostringstream s;
   s << x;
@@ -475,7 +481,8 @@ json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split 
   return {{"gold", e.gold},       {"gold_ci", {e.gold_lo, e.gold_hi}}, {"proxy", finite_or_null(e.proxy)},
           {"kl", e.kl},           {"kl_k1", e.kl_k1},                   {"kl_k3", e.kl_k3},
           {"win_rate", e.win_rate}, {"length", e.length},               {"distinct2", e.distinct2},
-          {"entropy", e.entropy}, {"pass", finite_or_null(e.pass)}, {"prompt_gold", e.prompt_gold}};
+          {"entropy", e.entropy}, {"pass", finite_or_null(e.pass)}, {"prompt_gold", per_unit(e.prompt_gold)},
+          {"prompt_length", per_unit(e.prompt_length)}, {"prompt_proxy", per_unit(e.prompt_proxy)}};
 }
 
 json World::evaluate_base(const fs::path& proxy_rm, Split split) {

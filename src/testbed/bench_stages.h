@@ -147,5 +147,8 @@ json read_json(const fs::path& path);
 std::string arg(double x);
 // x, or null when it is not finite (results.json has no NaN).
 json finite_or_null(double x);
+// Per-prompt or per-pair values for results.json, rounded to 1e-5 (they are means of a few samples;
+// the rounding keeps the file small), non-finite ones as null.
+json per_unit(const std::vector<double>& values);
 
 }  // namespace rlhf::testbed

@@ -159,10 +159,12 @@ PolicyEval evaluate_policy(Transformer& policy, Transformer& ref, const EvalSetu
   const double n = static_cast<double>(s.completions.size());
   double win = 0;
   e.prompt_gold.assign(P, 0.0);
+  e.prompt_length.assign(P, 0.0);
   for (int64_t p = 0; p < P; ++p)
     for (int64_t i = 0; i < K; ++i) {
       const double g = e.sample_gold[p * K + i];
       e.prompt_gold[p] += g / K;
+      e.prompt_length[p] += e.sample_length[p * K + i] / K;
       for (int64_t j = 0; j < K; ++j) {
         const double gb = base.sample_gold.at(p * K + j);
         win += g > gb ? 1.0 : g == gb ? 0.5 : 0.0;
@@ -195,6 +197,14 @@ PolicyEval evaluate_policy(Transformer& policy, Transformer& ref, const EvalSetu
     for (double x : r)
       if (std::isfinite(x)) sum += x, ++m;
     e.proxy = m ? sum / m : NAN;
+    // Per prompt over its finite scores (NaN where none is), for paired comparisons.
+    e.prompt_proxy.assign(P, 0.0);
+    for (int64_t p = 0; p < P; ++p) {
+      int64_t k = 0;
+      for (int64_t i = 0; i < K; ++i)
+        if (std::isfinite(r.at(p * K + i))) e.prompt_proxy[p] += r[p * K + i], ++k;
+      e.prompt_proxy[p] = k ? e.prompt_proxy[p] / k : NAN;
+    }
   }
   return e;
 }

@@ -43,6 +43,8 @@ struct PolicyEval {
   double distinct2 = 0, entropy = 0;           // entropy: mean per-token, nats
   double pass = NAN;                           // exact-match rate where the task reports "pass"
   std::vector<double> prompt_gold;             // mean gold per prompt (for pooled CIs)
+  std::vector<double> prompt_length;           // mean completion length per prompt
+  std::vector<double> prompt_proxy;            // mean proxy reward per prompt (empty without a proxy)
   std::vector<double> sample_gold, sample_length;
 };
 

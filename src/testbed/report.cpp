@@ -799,6 +799,11 @@ struct Column {
   std::string title() const { return sub.empty() ? key : key + "." + sub; }
 };
 
+// Per-prompt and per-pair arrays (the verdicts' data) are not shown in tables.
+bool per_unit_key(const std::string& k) {
+  return k == "correct" || k == "prompt_gold" || k == "prompt_length" || k == "prompt_proxy";
+}
+
 bool flattenable(const json& v) {
   if (!v.is_object() || v.empty() || v.size() > 6) return false;
   for (const auto& e : v)
@@ -826,6 +831,7 @@ std::vector<Column> table_columns(const json& rows, const std::vector<std::strin
   for (const auto& row : items(rows)) {
     if (!row.is_object()) continue;
     for (auto it = row.begin(); it != row.end(); ++it) {
+      if (per_unit_key(it.key())) continue;
       keys.insert(it.key());
       if (it.value().is_string()) strings.insert(it.key());
       else if (!it.value().is_null()) others.insert(it.key());
@@ -972,7 +978,7 @@ std::string machine_text(const json& m) {
 
 std::map<std::string, int> verdict_counts(const json& results) {
   std::map<std::string, int> counts;
-  for (const auto& p : items(at(results, "patterns"))) ++counts[text(at(p, "verdict"))];
+  for (const auto& p : items(at(results, "verdicts"))) ++counts[text(at(p, "verdict"))];
   return counts;
 }
 
@@ -1002,7 +1008,7 @@ std::string suite_tables(const json& suite, const std::string& h) {
          html_table(at(suite, "table"), {"task", "method", "scorer", "set", "optimizer"});
   std::string scalars;
   for (auto it = suite.begin(); it != suite.end(); ++it) {
-    if (it.key() == "table" || it.key() == "question" || it.key() == "per_seed") continue;
+    if (it.key() == "table" || it.key() == "question" || it.key() == "per_seed" || it.key() == "seed") continue;
     if (it.value().is_array())
       o += "<" + h + ">" + html_escape(it.key()) + "</" + h + ">\n" +
            html_table(it.value(), {"task", "method", "optimizer", "form", "n"});
@@ -1029,7 +1035,7 @@ std::string suite_section(const std::string& name, const json& suite, const std:
   const std::string tables = suite_tables(suite, "h3");
   o += tables;
   const json& per_seed = at(suite, "per_seed");
-  if (!items(per_seed).empty()) {  // several seeds: the top-level tables are the first seed's
+  if (items(per_seed).size() > 1) {  // several seeds: the top-level tables are the first seed's
     o += "<details><summary>Per seed (" + std::to_string(per_seed.size()) + ")</summary>\n";
     for (size_t i = 0; i < per_seed.size(); ++i)
       o += "<h4>seed " + html_escape(i < items(seeds).size() ? format_value(seeds[i]) : std::to_string(i + 1)) +
@@ -1058,6 +1064,83 @@ std::string suite_section(const std::string& name, const json& suite, const std:
   }
   if (!plots.empty()) o += "<h3>Plots</h3>\n<div class=\"plots\">\n" + plots + "</div>\n";
   if (!any && plots.empty()) o += "<p class=\"nodata\">No data.</p>\n";
+  return o + "</section>\n";
+}
+
+// The questions the verdicts answer, in the report's order, keyed by the suite a verdict names first.
+const std::vector<std::pair<std::string, std::string>>& answer_questions() {
+  static const std::vector<std::pair<std::string, std::string>> q = {
+      {"rq1", "RQ1: does a separate reward model matter at equal data and compute?"},
+      {"rq2", "RQ2: is DPO's implicit reward a classifier reward model?"},
+      {"rq3", "RQ3: how robust is each method to label noise?"},
+      {"rq4", "RQ4: K-wise rankings: Plackett-Luce RM vs pairwise DPO"},
+      {"rq5", "RQ5: pairs bootstrapped from a scalar reward vs RL on the scalar"},
+      {"rq6", "RQ6: how much does online feedback help?"},
+      {"length", "Length bias"},
+      {"overopt", "Over-optimization"}};
+  return q;
+}
+
+std::string first_suite(const json& v) {
+  const std::string w = text(at(v, "where"));
+  return w.substr(0, w.find(','));
+}
+
+std::string effect_text(const json& v) {
+  const json& e = at(v, "effect");
+  auto est = num(at(e, "estimate"));
+  if (!est) return "—";
+  std::string s = (*est >= 0 ? "+" : "") + format_number(*est);
+  if (auto ci = ci_text(at(e, "ci")); !ci.empty()) s += " " + ci;
+  return s;
+}
+
+std::string per_seed_text(const json& v) {
+  std::string s;
+  for (const auto& p : items(at(v, "per_seed"))) {
+    auto e = num(at(p, "estimate"));
+    s += (s.empty() ? "" : ", ") + text(at(p, "seed")) + ": " + (e ? format_number(*e) : "—");
+  }
+  return s;
+}
+
+// The report's first screen: the verdicts by question, their effects over seeds and links.
+std::string answer_section(const json& results) {
+  std::string o = "<section id=\"answer\">\n<h2>The answer</h2>\n<p>Each pattern of docs/testbed.md §8 as "
+                  "hypotheses: the effect pooled over all seeds " + html_escape(format_value(at(results, "seeds"))) +
+                  " with its 95% CI (seeds, then prompts or pairs), and the verdict by its rule.</p>\n";
+  const json& verdicts = at(results, "verdicts");
+  if (items(verdicts).empty()) return o + "<p class=\"nodata\">No verdicts.</p>\n</section>\n";
+  for (const auto& [suite, question] : answer_questions()) {
+    std::string rows;
+    for (const auto& v : items(verdicts)) {
+      if (first_suite(v) != suite) continue;
+      const std::string verdict = text(at(v, "verdict"));
+      rows += "<tr><td class=\"num\">" + html_escape(text(at(v, "id"))) + "</td><td>" +
+              html_escape(text(at(v, "claim"))) + "<br><small>" + html_escape(text(at(v, "statistic"))) +
+              "</small></td><td class=\"num\">" + html_escape(effect_text(v)) + "</td><td class=\"verdict " +
+              verdict_class(verdict) + "\">" + html_escape(verdict) + "</td><td><small>per seed " +
+              html_escape(per_seed_text(v)) + "; " + html_escape(text(at(v, "rule"))) + "</small></td></tr>\n";
+    }
+    if (rows.empty()) continue;
+    o += "<h3>" + html_escape(question) + " <small><a href=\"#" + anchor(suite) + "\">evidence</a></small></h3>\n" +
+         "<div class=\"tablewrap\"><table>\n<thead><tr><th>#</th><th>hypothesis / statistic</th>"
+         "<th>effect [95% CI]</th><th>verdict</th><th>seeds and rule</th></tr></thead>\n<tbody>\n" +
+         rows + "</tbody></table></div>\n";
+  }
+  std::string untested;
+  for (const auto& u : items(at(results, "untested")))
+    untested += "<li>" + html_escape(text(at(u, "pattern")) + ": " + text(at(u, "claim")) + " (needs " +
+                                     text(at(u, "missing")) + ")") + "</li>\n";
+  if (!untested.empty()) o += "<h3>Not tested: no arm measures these yet</h3>\n<ul>\n" + untested + "</ul>\n";
+  std::string checks;
+  for (const auto& c : items(at(results, "checks")))
+    checks += "<li>" + html_escape(text(at(c, "check"))) + ": " +
+              (at(c, "observed").is_boolean() && at(c, "observed").get<bool>() ? "observed" : "not observed") +
+              "</li>\n";
+  if (!checks.empty())
+    o += "<h3>Checks (bandits, exact computations; not verdicts) <small><a href=\"#" + anchor("bandits") +
+         "\">evidence</a></small></h3>\n<ul>\n" + checks + "</ul>\n";
   return o + "</section>\n";
 }
 
@@ -1096,13 +1179,14 @@ std::string render_report(const json& results) {
   meta("version", text(at(results, "version")));
   meta("schema", text(at(results, "schema")));
   const auto counts = verdict_counts(results);
-  if (!counts.empty()) meta("patterns (§8)", counts_text(counts));
-  o += "</dl>\n<p>Reproduce with:</p>\n<pre><code>" + html_escape(reproduce_command(results)) +
-       "</code></pre>\n";
+  if (!counts.empty()) meta("verdicts", counts_text(counts));
+  o += "</dl>\n";
+  o += answer_section(results);
+  o += "<p>Reproduce with:</p>\n<pre><code>" + html_escape(reproduce_command(results)) + "</code></pre>\n";
 
-  o += "<nav><a href=\"#annotators\">annotators</a><a href=\"#tasks\">base policies</a>";
+  o += "<nav><a href=\"#answer\">answer</a><a href=\"#annotators\">annotators</a><a href=\"#tasks\">base policies</a>";
   for (const auto& s : suites) o += "<a href=\"#" + anchor(s) + "\">" + html_escape(s) + "</a>";
-  o += "<a href=\"#patterns\">patterns</a></nav>\n";
+  o += "</nav>\n";
 
   // Annotators, with measured − target.
   json annotators = json::array();
@@ -1133,25 +1217,6 @@ std::string render_report(const json& results) {
        "</section>\n";
 
   for (const auto& s : suites) o += suite_section(s, at(suites_obj, s), runs, at(results, "seeds"), colours);
-
-  o += "<section id=\"patterns\">\n<h2>Patterns (TESTBED.md §8)</h2>\n";
-  const json& patterns = at(results, "patterns");
-  if (items(patterns).empty()) {
-    o += "<p class=\"nodata\">No patterns judged.</p>\n";
-  } else {
-    o += "<div class=\"tablewrap\"><table>\n<thead><tr><th>#</th><th>pattern</th><th>where</th>"
-         "<th>verdict</th><th>evidence</th></tr></thead>\n<tbody>\n";
-    for (const auto& p : items(patterns)) {
-      const std::string v = text(at(p, "verdict"));
-      o += "<tr><td class=\"num\">" + html_escape(text(at(p, "id"))) + "</td><td>" +
-           html_escape(text(at(p, "pattern"))) + "</td><td>" + html_escape(text(at(p, "where"))) +
-           "</td><td class=\"verdict " + verdict_class(v) + "\">" +
-           html_escape(v.empty() ? "—" : v) + "</td><td>" + html_escape(text(at(p, "evidence"))) +
-           "</td></tr>\n";
-    }
-    o += "</tbody></table></div>\n";
-  }
-  o += "</section>\n";
 
   // Every run, for reproduction; and the stages with their timings.
   json run_rows = json::array();
@@ -1205,6 +1270,33 @@ std::string text_table(const std::vector<std::string>& header,
 
 }  // namespace
 
+// The terminal's first lines: every verdict with its effect over the seeds, by question.
+std::string answer_text(const json& results) {
+  const json& verdicts = at(results, "verdicts");
+  if (items(verdicts).empty()) return "The answer: no verdicts.\n";
+  std::string o = "The answer (docs/testbed.md §8), effects pooled over seeds " + format_value(at(results, "seeds")) +
+                  ": " + counts_text(verdict_counts(results)) + "\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [suite, question] : answer_questions()) {
+    bool first = true;
+    for (const auto& v : items(verdicts)) {
+      if (first_suite(v) != suite) continue;
+      if (first) rows.push_back({"", "", "", question}), first = false;
+      rows.push_back({text(at(v, "id")), text(at(v, "verdict")), effect_text(v), text(at(v, "claim"))});
+    }
+  }
+  o += text_table({"#", "verdict", "effect [95% CI]", "hypothesis"}, rows, {true, false, true, false});
+  std::string untested;
+  for (const auto& u : items(at(results, "untested"))) untested += (untested.empty() ? "" : "; ") + text(at(u, "claim"));
+  if (!untested.empty()) o += "Not tested (no arm yet): " + untested + "\n";
+  std::string checks;
+  for (const auto& c : items(at(results, "checks")))
+    checks += (checks.empty() ? "" : ", ") + text(at(c, "check")) + " " +
+              (at(c, "observed").is_boolean() && at(c, "observed").get<bool>() ? "observed" : "not observed");
+  if (!checks.empty()) o += "Checks (bandits): " + checks + "\n";
+  return o;
+}
+
 std::string summary_table(const json& results) {
   const auto runs = collect_runs(results);
   const auto suites = suite_names(results, runs);
@@ -1215,40 +1307,25 @@ std::string summary_table(const json& results) {
   if (auto w = num(at(results, "wall_seconds"))) o += ", wall " + format_seconds(*w);
   o += ", " + std::to_string(runs.size()) + " runs\n\n";
 
-  // Per suite/task/method: the run with the best final gold.
+  o += answer_text(results);
+
+  // Every arm (suite, task, method and sweep point) pooled over the seeds.
   std::vector<std::vector<std::string>> rows;
   for (const auto& suite : suites)
-    for (const auto& task : tasks_of(runs, suite)) {
-      std::map<std::string, std::vector<const Run*>> by_method;
-      for (const Run* r : runs_of(runs, suite, task)) by_method[r->method].push_back(r);
-      for (const auto& [method, rs] : by_method) {
-        const Run* best = nullptr;
-        double best_gold = -INFINITY;
-        for (const Run* r : rs)
-          if (auto g = num(at(final_of(*r), "gold")); g && *g > best_gold) {
-            best_gold = *g;
-            best = r;
-          }
-        std::vector<std::string> row = {suite, task, method, std::to_string(rs.size())};
-        if (best) {
-          const json& f = final_of(*best);
-          const std::string ci = ci_text(at(f, "gold_ci"));
-          row.push_back(format_number(best_gold) + (ci.empty() ? "" : " " + ci));
-          row.push_back(format_number(num(at(f, "kl")).value_or(NAN)));
-          row.push_back(format_number(num(at(f, "length")).value_or(NAN)));
-          row.push_back(run_label(*best));
-        } else {
-          row.insert(row.end(), {"—", "—", "—", "—"});
-        }
-        rows.push_back(row);
-      }
+    for (const auto& row : items(at(at(suites_obj, suite), "pooled"))) {
+      const json& params = at(row, "params");
+      rows.push_back({suite, text(at(row, "task")), text(at(row, "method")),
+                      params.is_object() && !params.empty() ? clip(format_value(params), 40) : "",
+                      text(at(row, "seeds")),
+                      format_number(num(at(row, "final_gold")).value_or(NAN)) + " " + ci_text(at(row, "ci")),
+                      format_number(num(at(row, "final_kl")).value_or(NAN))});
     }
   if (rows.empty()) {
-    o += "No runs.\n";
+    o += "\nNo runs.\n";
   } else {
-    o += "Best final checkpoint per suite/task/method (gold with its 95% CI):\n";
-    o += text_table({"suite", "task", "method", "runs", "final gold [95% CI]", "KL", "length", "best run"},
-                    rows, {false, false, false, true, true, true, true, false});
+    o += "\nEvery arm's final checkpoint, pooled over the seeds (gold with its 95% CI over seeds and prompts):\n";
+    o += text_table({"suite", "task", "method", "params", "seeds", "final gold [95% CI]", "KL"}, rows,
+                    {false, false, false, false, true, true, true});
   }
 
   // Suites without runs show their own table (rq2's classifier metrics), long cells clipped.
@@ -1279,17 +1356,6 @@ std::string summary_table(const json& results) {
     o += text_table(header, trows, right);
   }
 
-  const json& patterns = at(results, "patterns");
-  o += "\nPatterns (TESTBED.md §8)";
-  if (items(patterns).empty()) return o + ": none judged.\n";
-  o += ": " + counts_text(verdict_counts(results)) + "\n";
-  std::vector<std::vector<std::string>> prow;
-  for (const auto& p : items(patterns)) {
-    const std::string v = text(at(p, "verdict"));
-    prow.push_back({text(at(p, "id")), v.empty() ? "—" : v, text(at(p, "where")), text(at(p, "pattern"))});
-    if (auto e = text(at(p, "evidence")); !e.empty()) prow.push_back({"", "", "", "  " + e});
-  }
-  o += text_table({"#", "verdict", "where", "pattern / evidence"}, prow, {true, false, false, false});
   return o;
 }
 

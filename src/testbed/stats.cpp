@@ -95,6 +95,41 @@ MeanCi bootstrap_mean_ci_two_level(const std::vector<std::vector<double>>& value
   return percentile_ci(mean, means, level);
 }
 
+double seed_estimate(const SeedGroups& groups) {
+  double e = 0;
+  for (const auto& g : groups) {
+    if (g.empty()) throw InputError("bootstrap: an empty group");
+    double sum = 0;
+    for (double v : g) sum += v;
+    e += sum / static_cast<double>(g.size());
+  }
+  return e;
+}
+
+MeanCi bootstrap_effect_ci(const std::vector<SeedGroups>& seeds, uint64_t seed, int resamples, double level) {
+  check_bootstrap_args(resamples, level);
+  const size_t S = seeds.size();
+  if (S == 0) throw InputError("bootstrap: no seeds");
+  double mean = 0;
+  for (const auto& g : seeds) {
+    if (g.empty()) throw InputError("bootstrap: a seed without groups");
+    mean += seed_estimate(g) / static_cast<double>(S);
+  }
+  Rng rng(seed, 0xb009);
+  std::vector<double> means(resamples);
+  for (double& m : means) {
+    double sum = 0;
+    for (size_t k = 0; k < S; ++k)
+      for (const auto& g : seeds[rng.below(S)]) {
+        double gs = 0;
+        for (size_t u = 0; u < g.size(); ++u) gs += g[rng.below(g.size())];
+        sum += gs / static_cast<double>(g.size());
+      }
+    m = sum / static_cast<double>(S);
+  }
+  return percentile_ci(mean, means, level);
+}
+
 // ---- Frontier ------------------------------------------------------------------------------------
 
 std::vector<KlGold> pareto_frontier(const std::vector<KlGold>& points) {

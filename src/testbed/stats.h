@@ -38,10 +38,22 @@ MeanCi bootstrap_mean_ci_two_level(const std::vector<std::vector<double>>& value
                                    BootstrapDesign design = BootstrapDesign::crossed, int resamples = 2000,
                                    double level = 0.95);
 
+// An effect measured on several seeds, each seed's estimate the sum of its groups' means. A group
+// holds one comparison's per-unit values, already signed and weighted: a paired difference per
+// prompt (arms evaluated on the same prompts of a seed), or one arm's values alone where the arms
+// do not share units (e.g. two tasks). The interval resamples seeds, then each drawn seed's
+// groups' units independently; the point estimate is the mean of the seeds' estimates.
+// InputError when there are no seeds or a seed has no groups or an empty group.
+using SeedGroups = std::vector<std::vector<double>>;
+MeanCi bootstrap_effect_ci(const std::vector<SeedGroups>& seeds, uint64_t seed, int resamples = 2000,
+                           double level = 0.95);
+double seed_estimate(const SeedGroups& groups);  // the sum of the groups' means
+
 // ---- Reward–KL frontier ------------------------------------------------------------------------
 
 struct KlGold {
   double kl = 0, gold = 0;
+  int64_t index = -1;  // the caller's index of the point, carried through pareto_frontier
 };
 
 // The upper Pareto frontier of (kl, gold) points (all checkpoints of all runs of a method): the

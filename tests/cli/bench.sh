@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 "$RLHF" bench --profile mini --out "$tmp/a" > "$tmp/a.log" 2>&1 || fail "bench: $(tail -20 "$tmp/a.log")"
 grep -q "predicted run time" "$tmp/a.log" || fail "no predicted run time"
-grep -q "Patterns (TESTBED.md §8)" "$tmp/a.log" || fail "no pattern table in the summary"
+grep -q "^The answer (docs/testbed.md §8)" "$tmp/a.log" || fail "no verdicts in the summary"
 [[ -s "$tmp/a/report.html" ]] || fail "no report.html"
 
 python3 - "$tmp/a/results.json" <<'PY'
@@ -22,7 +22,7 @@ def need(cond, what):
         print("FAIL:", what); sys.exit(1)
 need(r["schema"] == "rlhf-bench/1", "schema")
 for k in ["version", "profile", "preset", "seeds", "world_seed", "machine", "wall_seconds", "stages", "tasks",
-          "annotators", "runs", "suites", "patterns"]:
+          "annotators", "runs", "suites", "verdicts", "untested", "checks"]:
     need(k in r, "top-level field " + k)
 need(r["command"].startswith("rlhf bench --profile mini --out "), "command: " + r["command"])
 need(set(r["suites"]) == {"rq1", "rq2", "rq3", "rq4", "rq5", "rq6", "length", "overopt", "bandits"}, "suites")
@@ -46,9 +46,16 @@ for m in ["dpo", "ipo", "cdpo", "rm+ppo", "rm+rloo", "gold+ppo", "pl-rm+rloo", "
 for a in r["annotators"]:
     if a["target"] > 0:
         need(abs(a["measured"] - a["target"]) <= 0.02, "annotator %s: measured %.3f vs target %.2f" % (a["name"], a["measured"], a["target"]))
-need([p["id"] for p in r["patterns"]] == list(range(1, 13)), "pattern ids")
-for p in r["patterns"]:
-    need(p["verdict"] in ("reproduced", "not reproduced", "inconclusive") and p["evidence"], "pattern %d" % p["id"])
+# Every verdict reads every seed of the run, states its statistic and carries its effect with a CI.
+need(sorted({v["pattern"] for v in r["verdicts"]}) == list(range(1, 12)), "patterns 1-11 have verdicts")
+for v in r["verdicts"]:
+    need(v["verdict"] in ("reproduced", "not reproduced", "inconclusive"), "verdict " + v["id"])
+    need(v["seeds"] == r["seeds"] and [s["seed"] for s in v["per_seed"]] == r["seeds"], "verdict %s: seeds" % v["id"])
+    need(v["statistic"] and v["claim"] and v["rule"], "verdict %s: statistic" % v["id"])
+    e = v["effect"]
+    need(isinstance(e["estimate"], float) and e["ci"][0] <= e["estimate"] <= e["ci"][1], "verdict %s: effect %r" % (v["id"], e))
+need(len(r["checks"]) == 3 and all(c["pattern"] == 12 for c in r["checks"]), "bandit checks")
+need(all(u["missing"] for u in r["untested"]), "untested clauses name their missing arm")
 need(len(r["suites"]["overopt"]["fits"]) >= 2, "over-optimization fits")
 for row in r["suites"]["rq2"]["table"]:  # scores aligned with the gold gaps of their pairs
     if row["pairs"] >= 3:

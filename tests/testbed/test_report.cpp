@@ -109,11 +109,16 @@ TEST(Report, FixtureHasEveryPlot) {
   EXPECT_NE(html.find("class=\"verdict v-reproduced\">reproduced<"), std::string::npos);
   EXPECT_NE(html.find("class=\"verdict v-not-reproduced\">not reproduced<"), std::string::npos);
   EXPECT_NE(html.find("class=\"verdict v-inconclusive\">inconclusive<"), std::string::npos);
+  // The answer comes first: before the annotators, with the effect, its CI and a link to the suite.
+  EXPECT_LT(html.find("<section id=\"answer\">"), html.find("<section id=\"annotators\">"));
+  EXPECT_NE(html.find("<td class=\"num\">+0.07 [0.02, 0.12]</td>"), std::string::npos);
+  EXPECT_NE(html.find("<a href=\"#suite-rq1\">evidence</a>"), std::string::npos);
+  EXPECT_NE(html.find("RAFT is a strong baseline (needs rq5&#39;s RAFT arm)"), std::string::npos);
 
   // Strings from the JSON are escaped.
   EXPECT_NE(html.find("gpt4-like &lt;len-bias&gt;"), std::string::npos);
   EXPECT_EQ(html.find("<len-bias>"), std::string::npos);
-  EXPECT_NE(html.find("&gt; rm+ppo 0.64 [0.61, 0.67] &amp; frontier"), std::string::npos);
+  EXPECT_NE(html.find("gold(DPO) - gold(RM+PPO) &lt;matched&gt; &amp; frontier"), std::string::npos);
 
   // Self-contained: no script, no external resource, no non-finite text.
   EXPECT_EQ(html.find("<script"), std::string::npos);
@@ -150,7 +155,7 @@ TEST(Report, MissingDataGivesNotesNotCrashes) {
                        "task": "valence", "method": "dpo", "params": {"agreement": "high"},
                        "checkpoints": [{"kl": null, "gold": "x"}], "final": {}}],
                        "suites": {"overopt": {"fits": [{"points": [[null], 1, []]}]}, "rq2": {}},
-                       "tasks": {"valence": null}, "annotators": [1], "patterns": [{}]})")}) {
+                       "tasks": {"valence": null}, "annotators": [1], "verdicts": [{}, 3, {"effect": 1, "per_seed": "x"}], "checks": [2], "untested": [{}]})")}) {
     const std::string html = render_report(results);
     EXPECT_NE(html.find("</html>"), std::string::npos);
     EXPECT_FALSE(has_nonfinite_text(html));
@@ -164,7 +169,7 @@ TEST(Report, MissingDataGivesNotesNotCrashes) {
   EXPECT_NE(html.find("Reward–KL frontier: rq3 / valence: no data."), std::string::npos);
   EXPECT_NE(html.find("Gold vs annotator agreement: rq3 / valence: no data."), std::string::npos);
   EXPECT_NE(html.find("Over-optimization fits: no data."), std::string::npos);
-  EXPECT_NE(html.find("No patterns judged."), std::string::npos);
+  EXPECT_NE(html.find("No verdicts."), std::string::npos);
 }
 
 // rq3 lines: one per method, split by a variant param (noise) but not by the annotator that
@@ -208,17 +213,18 @@ TEST(Report, SummaryClipsLongCellsOfRunlessSuites) {
 
 TEST(Report, SummaryTableHasHeadlinesAndVerdicts) {
   const std::string s = summary_table(fixture());
-  // The best rq1 DPO run by final gold, with its CI, KL, length and sweep point.
+  // The answer first, then every arm pooled over the seeds with its CI and KL.
+  EXPECT_EQ(s.find("The answer (docs/testbed.md §8), effects pooled over seeds [1]: 2 reproduced, 1 not reproduced, "
+                   "1 inconclusive"),
+            s.find("\n\n") + 2) << s;
+  EXPECT_TRUE(std::regex_search(s, std::regex(R"(\n +1a +reproduced +\+0\.07 \[0\.02, 0\.12\] +Clean Valence)"))) << s;
+  EXPECT_TRUE(std::regex_search(s, std::regex(R"(\n +7d +not reproduced +-0\.04 \[-0\.07, -0\.01\] )"))) << s;
+  EXPECT_NE(s.find("Not tested (no arm yet): RAFT is a strong baseline"), std::string::npos) << s;
+  EXPECT_NE(s.find("Checks (bandits): ipo_vs_dpo observed"), std::string::npos) << s;
   EXPECT_TRUE(std::regex_search(
-      s, std::regex(R"(\n rq1 +valence +dpo +2 +0\.729 \[0\.709, 0\.749\] +2\.88 +9\.7 +dpo/beta=0\.1/seed=1\n)")))
-      << s;
-  EXPECT_TRUE(std::regex_search(s, std::regex(R"(\n length +lists +rm\+ppo +1 +0\.404 )"))) << s;
+      s, std::regex(R"(\n rq1 +valence +dpo +beta: 0\.1 +1 +0\.729 \[0\.709, 0\.749\] +2\.88\n)"))) << s;
+  EXPECT_TRUE(std::regex_search(s, std::regex(R"(\n length +lists +rm\+ppo +gamma: 0\.05 +1 +0\.404 )"))) << s;
   EXPECT_NE(s.find("rq2: Is DPO's implicit reward a classifier reward model?"), std::string::npos) << s;
-  EXPECT_NE(s.find("Patterns (TESTBED.md §8): 2 reproduced, 1 not reproduced, 1 inconclusive"),
-            std::string::npos) << s;
-  for (const char* v : {" reproduced ", " not reproduced ", " inconclusive "})
-    EXPECT_NE(s.find(v), std::string::npos) << v;
-  EXPECT_NE(s.find("gold@KL=5: dpo 0.71 [0.69, 0.73] > rm+ppo"), std::string::npos);  // raw text
   EXPECT_FALSE(has_nonfinite_text(s));
 }
 
