@@ -705,6 +705,15 @@ double predict_seconds(const Profile& p, const MachineSpeed& speed, int jobs) {
   return tokens * p.seeds.size() / (speed.train_tokens_per_second * std::max(1, jobs));
 }
 
+void strip_per_unit(json& v) {
+  if (v.is_object()) {
+    for (const char* k : {"prompt_gold", "prompt_length", "prompt_proxy", "correct"}) v.erase(k);
+    for (auto& [k, x] : v.items()) strip_per_unit(x);
+  } else if (v.is_array()) {
+    for (auto& x : v) strip_per_unit(x);
+  }
+}
+
 json annotator_config_json(const AnnotatorConfig& c) {
   return {{"bt_tau", c.bt_tau}, {"flip_eps", c.flip_eps}, {"gauss_sigma", c.gauss_sigma},
           {"length_gamma", c.length_gamma}, {"pool", c.pool}, {"taste_jitter", c.taste_jitter},
@@ -872,6 +881,10 @@ int run_bench(const BenchOptions& opt) {
                   {"suites", b.suites}};
   const json answer = judge(results);
   for (const char* part : {"verdicts", "untested", "checks"}) results[part] = answer[part];
+  // The per-prompt and per-pair arrays the verdicts read are most of the bytes: results.json
+  // leaves them out, results-full.json (compact) keeps everything for judging again.
+  write_file_atomic(opt.out / "results-full.json", results.dump() + "\n");
+  strip_per_unit(results);
   write_file_atomic(opt.out / "results.json", results.dump(2) + "\n");
   const nlohmann::json plain = nlohmann::json::parse(results.dump());
   write_file_atomic(opt.out / "report.html", render_report(plain));
@@ -881,7 +894,7 @@ int run_bench(const BenchOptions& opt) {
     fs::create_directories(dst.parent_path());
     if (fs::exists(src)) fs::copy_file(src, dst, fs::copy_options::overwrite_existing);
   }
-  std::cout << "\n" << summary_table(plain) << "\nwrote " << (opt.out / "results.json").string() << ", "
+  std::cout << "\n" << summary_table(plain) << "\nwrote " << (opt.out / "results.json").string() << " (per-prompt data: results-full.json), "
             << (opt.out / "report.html").string() << " (" << std::round(wall) << " s)\n";
   return 0;
 }
