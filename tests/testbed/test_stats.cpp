@@ -71,6 +71,26 @@ TEST(BenchStats, TwoLevelBootstrapCarriesTheSeedVariance) {
   EXPECT_NO_THROW(bootstrap_mean_ci_two_level(v, 1, BootstrapDesign::nested));
 }
 
+// The effect bootstrap: the estimate is the mean of the seeds' sums of group means; seeds that
+// disagree widen the interval to span them; with one seed the prompts' spread alone sets it.
+TEST(BenchStats, EffectBootstrapPoolsSeedsOfGroups) {
+  const std::vector<SeedGroups> two = {{{1, 1, 1}, {0.5, 0.5}}, {{3, 3, 3}, {0.5, 0.5}}};
+  EXPECT_DOUBLE_EQ(seed_estimate(two[0]), 1.5);
+  const MeanCi ci = bootstrap_effect_ci(two, 5);
+  EXPECT_DOUBLE_EQ(ci.mean, 2.5);
+  EXPECT_DOUBLE_EQ(ci.lo, 1.5);  // both draws of seed 1
+  EXPECT_DOUBLE_EQ(ci.hi, 3.5);
+  std::vector<double> noisy(400);
+  Rng rng(3);
+  for (double& x : noisy) x = rng.normal();
+  const MeanCi one = bootstrap_effect_ci({{noisy}}, 7);
+  EXPECT_NEAR(one.hi - one.lo, 2 * 1.96 / std::sqrt(400.0), 0.04);  // the standard error's interval
+  EXPECT_LT(one.lo, one.mean);
+  EXPECT_GT(one.hi, one.mean);
+  EXPECT_THROW(bootstrap_effect_ci({}, 1), InputError);
+  EXPECT_THROW(bootstrap_effect_ci({{{1.0}, {}}}, 1), InputError);
+}
+
 TEST(BenchStats, ParetoFrontierInterpolationAndArea) {
   const std::vector<KlGold> pts = {{0, 0.5}, {1, 0.6}, {2, 0.55}, {3, 0.8}, {3, 0.7}, {5, 0.75}, {4, 0.9},
                                    {NAN, 1.0}};
