@@ -5,13 +5,13 @@
 #   sources as committed   "1d604b4"                 (git describe --always --tags)
 #   sources modified       "1d604b4-dirty.3fa2c1d9"  (the SHA-256 prefix of the uncommitted
 #                                                     changes: two different dirty builds differ)
-#   no git, no repository  "unknown"
+#   no git or repository   "unknown"
 #
 # Only what the binary is built from counts (src/, cmake/, CMakeLists.txt): an edit to the docs or
 # the tests leaves the version, and so the bench's cached stages (docs/testbed.md §6), as they are.
 set(version "unknown")
 set(paths src cmake CMakeLists.txt)
-if(GIT)
+if(GIT AND EXISTS ${SOURCE_DIR}/.git)  # not a tarball unpacked inside another repository
   execute_process(COMMAND ${GIT} describe --always --tags WORKING_DIRECTORY ${SOURCE_DIR}
     OUTPUT_VARIABLE commit RESULT_VARIABLE failed OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
   if(NOT failed AND commit)
