@@ -41,7 +41,7 @@ int cmd_bench(int argc, char** argv) {
   if (opt.jobs < 0) throw InputError("rlhf bench: --jobs must be >= 0");
   opt.predict_only = o.boolean("predict");
   opt.exe = std::filesystem::read_symlink("/proc/self/exe");
-  opt.version = std::string(RLHF_VERSION) + " (" + RLHF_GIT_VERSION + ")";
+  opt.version = version();
   opt.command = "rlhf bench";
   for (int i = 0; i < argc; ++i) opt.command += std::string(" ") + argv[i];  // argv: the options after "bench"
   return testbed::run_bench(opt);

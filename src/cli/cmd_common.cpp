@@ -3,10 +3,12 @@
 
 namespace rlhf::cli {
 
+std::string version() { return std::string(RLHF_VERSION) + " (" + git_version() + ")"; }
+
 nlohmann::json run_manifest(const Options& o) {
   return {{"command", o.command()},
           {"version", RLHF_VERSION},
-          {"git", RLHF_GIT_VERSION},
+          {"git", git_version()},
           {"options", o.resolved()},
           {"option_sources", o.provenance()}};
 }

@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 1 : 0;
   }
   if (!std::strcmp(argv[1], "--version")) {
-    std::cout << "rlhf " << RLHF_VERSION << " (" << RLHF_GIT_VERSION << ")\n";
+    std::cout << "rlhf " << rlhf::cli::version() << "\n";
     return 0;
   }
   for (const auto& c : kCommands) {

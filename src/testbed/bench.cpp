@@ -175,12 +175,13 @@ struct GoldPairs {
 };
 
 GoldPairs gold_pairs(World& w, Split split, double temperature, const fs::path& policy, const std::string& name) {
-  const fs::path prompts = w.prompts(split);
-  const fs::path dir = w.stages().stage(w.key() + "/rq2/" + name, [&](const fs::path& d) {
-    w.stages().rlhf({"generate", "--model", policy.string(), "--prompts", prompts.string(), "--out",
-                     (d / "samples.jsonl").string(), "--num-return-sequences", "2", "--temperature", arg(temperature),
-                     "--max-new-tokens", std::to_string(w.task().max_new_tokens()), "--seed", std::to_string(w.seed())},
-                    d / "log.txt");
+  const std::string stage = w.key() + "/rq2/" + name;
+  const std::vector<std::string> args = {
+      "generate", "--model", policy.string(), "--prompts", w.prompts(split).string(), "--out",
+      (w.stages().dir(stage) / "samples.jsonl").string(), "--num-return-sequences", "2", "--temperature",
+      arg(temperature), "--max-new-tokens", std::to_string(w.task().max_new_tokens()), "--seed", std::to_string(w.seed())};
+  const fs::path dir = w.stages().stage(stage, {{"rlhf", args}}, [&](const fs::path& d) {
+    w.stages().rlhf(args, d / "log.txt");
     const auto rows = read_jsonl(d / "samples.jsonl");
     std::string out;
     for (size_t i = 0; i + 1 < rows.size(); i += 2) {
@@ -246,13 +247,13 @@ json suite_rq2(Bench& b, World& w) {
       jobs.push_back([&, si, ci] {
         const auto& [set, pairs_file] = sets[si];
         const Scorer& sc = scorers[ci];
-        const fs::path dir = w.stages().stage(w.key() + "/rq2/eval-" + sc.name + "-" + set, [&](const fs::path& d) {
-          w.stages().rlhf({"eval", "--data", pairs_file.file.string(), "--reward-model", rm.string(), "--policy",
-                           sc.policy.string(), "--ref-model", w.base().string(), "--beta", arg(sc.beta),
-                           "--max-length", std::to_string(p.preset.max_positions), "--scores-out",
-                           (d / "scores.jsonl").string()},
-                          d / "log.txt");
-        });
+        const std::string stage = w.key() + "/rq2/eval-" + sc.name + "-" + set;
+        const std::vector<std::string> args = {
+            "eval", "--data", pairs_file.file.string(), "--reward-model", rm.string(), "--policy", sc.policy.string(),
+            "--ref-model", w.base().string(), "--beta", arg(sc.beta), "--max-length",
+            std::to_string(p.preset.max_positions), "--scores-out", (w.stages().dir(stage) / "scores.jsonl").string()};
+        const fs::path dir = w.stages().stage(stage, {{"rlhf", args}},
+                                              [&](const fs::path& d) { w.stages().rlhf(args, d / "log.txt"); });
         eval::PairScores rm_s, imp_s, free_s;
         const std::vector<double>& gold_gap = pairs_file.gold_gap;
         for (const auto& r : read_jsonl(dir / "scores.jsonl")) {
@@ -334,7 +335,7 @@ json suite_rq4(Bench& b, World& w) {
   const double pairs = static_cast<double>(w.n_pairs());
   const double rankings = static_cast<double>(w.samples().size() / p.pref_samples);
   // Best-vs-worst pairs from the rankings.
-  const fs::path bw = w.stages().stage(w.key() + "/rq4/best-worst", [&](const fs::path& d) {
+  const fs::path bw = w.stages().stage(w.key() + "/rq4/best-worst", {{"ranked", ranked}}, [&](const fs::path& d) {
     std::string out;
     for (const auto& r : read_jsonl(ranked))
       out += json{{"prompt", r["prompt"]},
@@ -364,7 +365,8 @@ json suite_rq4(Bench& b, World& w) {
   // ranking restricted to a subset is Plackett–Luce over the subset), trained listwise and as
   // all of its C(K, 2) pairs.
   for (int K : p.ranking_ks) {
-    const fs::path dir = w.stages().stage(w.key() + "/rq4/k" + std::to_string(K), [&](const fs::path& d) {
+    const json inputs = {{"ranked", ranked}, {"K", K}};
+    const fs::path dir = w.stages().stage(w.key() + "/rq4/k" + std::to_string(K), inputs, [&](const fs::path& d) {
       std::string lists, pairs_out;
       for (const auto& r : read_jsonl(ranked)) {
         json order = json::array(), completions = json::array();
@@ -407,12 +409,13 @@ json suite_rq4(Bench& b, World& w) {
   json rm_rows = json::array();
   for (const auto& [name, rm] : {std::make_pair(std::string("plackett_luce"), pl_rm),
                                  std::make_pair(std::string("bradley_terry"), bt_rm)}) {
-    const fs::path dir = w.stages().stage(w.key() + "/rq4/rm-eval-" + name, [&](const fs::path& d) {
-      w.stages().rlhf({"eval", "--data", held_out.file.string(), "--reward-model", rm.string(), "--max-length",
-                       std::to_string(p.preset.max_positions), "--out", (d / "eval.json").string(), "--scores-out",
-                       (d / "scores.jsonl").string()},
-                      d / "log.txt");
-    });
+    const std::string stage = w.key() + "/rq4/rm-eval-" + name;
+    const std::vector<std::string> args = {"eval", "--data", held_out.file.string(), "--reward-model", rm.string(),
+                                           "--max-length", std::to_string(p.preset.max_positions), "--out",
+                                           (w.stages().dir(stage) / "eval.json").string(), "--scores-out",
+                                           (w.stages().dir(stage) / "scores.jsonl").string()};
+    const fs::path dir = w.stages().stage(stage, {{"rlhf", args}},
+                                          [&](const fs::path& d) { w.stages().rlhf(args, d / "log.txt"); });
     const json e = read_json(dir / "eval.json");
     const double acc = e.at("reward_model").at("accuracy").get<double>();
     eval::PairScores scores;
@@ -435,7 +438,8 @@ json suite_rq5(Bench& b, World& w) {
   const auto& s = w.samples();
   const auto& prompts = w.prompt_texts(Split::train);
   double n_pairs = 0;
-  const fs::path pairs = w.stages().stage(w.key() + "/rq5/verifier-pairs", [&](const fs::path& d) {
+  const json inputs = {{"samples", w.samples_file()}, {"prompts", w.prompts(Split::train)}, {"pref_samples", p.pref_samples}};
+  const fs::path pairs = w.stages().stage(w.key() + "/rq5/verifier-pairs", inputs, [&](const fs::path& d) {
     std::string out;
     const int K = p.pref_samples;
     auto partial = [&](const BaseSample& x) {
@@ -483,7 +487,9 @@ json suite_rq5(Bench& b, World& w) {
     jobs.push_back([&, i] {
       const std::string name = i < specs.size() ? run_id(specs[i]) : w.key() + "/base";
       const fs::path model = i < specs.size() ? run_model(specs[i]) : w.base();
-      const fs::path dir = w.stages().stage("ood/" + name, [&](const fs::path& d) {
+      const json inputs = {{"model", model}, {"reference", w.base()}, {"prompts", w.prompts(Split::ood)},
+                           {"eval_samples", p.eval_samples}, {"seed", w.seed()}};
+      const fs::path dir = w.stages().stage("ood/" + name, inputs, [&](const fs::path& d) {
         write_file_atomic(d / "eval.json", w.evaluate(model, {}, Split::ood).dump());
       });
       ood[i] = read_json(dir / "eval.json");
@@ -802,7 +808,7 @@ int run_bench(const BenchOptions& opt) {
   const int jobs = opt.jobs > 0 ? opt.jobs : std::max(1u, std::thread::hardware_concurrency());
   fs::path root = fs::absolute(opt.out).lexically_normal();
   if (root.filename().empty()) root = root.parent_path();  // "out/" -> "out"
-  Stages stages(root, opt.exe, jobs);
+  Stages stages(root, opt.exe, jobs, opt.version);
   const MachineSpeed speed = measure_machine(profile.preset);
   const double predicted = predict_seconds(profile, speed, jobs);
   std::cout << "rlhf bench: profile " << profile.name << " (" << profile.preset.name << " models, "

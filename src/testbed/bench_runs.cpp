@@ -124,7 +124,14 @@ json execute(const RunSpec& spec) {
   const fs::path dir = w.stages().root() / "stages" / "runs" / id;
   args.insert(args.end(), {"--out", (dir / "model").string()});
   if (spec.checkpoints >= 0) args.insert(args.end(), {"--save-steps", std::to_string(every)});
-  w.stages().stage("runs/" + id, [&](const fs::path& d) {
+  // The run's record copies the spec's params and accounting; its evaluation reads the base and proxy.
+  const json inputs = {
+      {"rlhf", args},
+      {"params", spec.params},
+      {"accounting", {{"flops", spec.flops}, {"labels", spec.labels}, {"verifier_calls", spec.verifier_calls}}},
+      {"evaluation", {{"reference", w.base()}, {"proxy_rm", spec.proxy_rm}, {"prompts", w.prompts(Split::test)},
+                      {"samples", w.profile().eval_samples}}}};
+  w.stages().stage("runs/" + id, inputs, [&](const fs::path& d) {
     w.stages().rlhf(args, d / "log.txt");
     // Evaluate step 0 (the base policy: once per world and proxy), each checkpoint and the final model.
     std::vector<std::pair<int, fs::path>> points = {{0, w.base()}};
@@ -168,13 +175,12 @@ json best_of_n(World& w, const std::string& suite, const fs::path& rm, const std
   const auto& prompts = w.prompt_texts(Split::test);
   for (int n : ns) {
     const std::string id = suite + "/" + w.name() + "/bon/n=" + std::to_string(n) + "/seed=" + std::to_string(w.seed());
-    const fs::path dir = w.stages().stage("runs/" + id, [&](const fs::path& d) {
-      w.stages().rlhf({"best-of-n", "--model", base.string(), "--data", test.string(), "--reward",
-                       "rm:" + rm.string(), "--n", std::to_string(n), "--out", (d / "best.jsonl").string(),
-                       "--max-new-tokens", std::to_string(w.task().max_new_tokens()), "--seed",
-                       std::to_string(w.seed())},
-                      d / "log.txt");
-    });
+    const std::vector<std::string> args = {
+        "best-of-n", "--model", base.string(), "--data", test.string(), "--reward", "rm:" + rm.string(), "--n",
+        std::to_string(n), "--out", (w.stages().dir("runs/" + id) / "best.jsonl").string(), "--max-new-tokens",
+        std::to_string(w.task().max_new_tokens()), "--seed", std::to_string(w.seed())};
+    const fs::path dir = w.stages().stage("runs/" + id, {{"rlhf", args}},
+                                          [&](const fs::path& d) { w.stages().rlhf(args, d / "log.txt"); });
     std::vector<double> gold, proxy;
     for (const auto& row : read_jsonl(dir / "best.jsonl")) {
       const std::string prompt = row.at("prompt").get<std::string>();

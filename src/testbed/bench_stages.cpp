@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <fstream>
 #include <functional>
@@ -19,6 +20,7 @@
 #include <omp.h>
 
 #include "data/jsonl.h"
+#include "data/text_match.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "rollout/reward.h"
@@ -69,10 +71,100 @@ std::string arg(double x) {
 
 // ---- stages ------------------------------------------------------------------------------------
 
-Stages::Stages(fs::path root, fs::path exe, int jobs) : root_(std::move(root)), exe_(std::move(exe)), jobs_(jobs) {}
+Stages::Stages(fs::path root, fs::path exe, int jobs, std::string version)
+    : root_(std::move(root)), exe_(std::move(exe)), jobs_(jobs), version_(std::move(version)) {}
 
-fs::path Stages::stage(const std::string& name, const std::function<void(const fs::path& dir)>& body) {
-  const fs::path dir = root_ / "stages" / name;
+namespace {
+
+void collect_strings(const json& j, std::vector<std::string>& out) {
+  if (j.is_string()) out.push_back(j.get<std::string>());
+  if (j.is_structured())
+    for (const auto& v : j) collect_strings(v, out);
+}
+
+// `path` (relative to the stages folder) is `stage` or lies inside it.
+bool inside(const std::string& path, const std::string& stage) {
+  return path.compare(0, stage.size(), stage) == 0 && (path.size() == stage.size() || path[stage.size()] == '/');
+}
+
+std::string shorten(const json& j) {
+  std::string s = j.is_string() ? j.get<std::string>() : j.dump();
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+// The first place where two keys' inputs differ, for the terminal: an argument list shows the first
+// differing argument after the one before it ("--beta 0.1 -> --beta 0.2").
+std::string first_difference(const json& was, const json& now) {
+  if (was.is_object() && now.is_object()) {
+    for (const auto& [k, v] : now.items())
+      if (!was.contains(k)) return k + " added";
+      else if (was.at(k) != v) return k + ": " + first_difference(was.at(k), v);
+    for (const auto& [k, v] : was.items())
+      if (!now.contains(k)) return k + " removed";
+  }
+  if (was.is_array() && now.is_array()) {
+    size_t i = 0;
+    while (i < was.size() && i < now.size() && was[i] == now[i]) ++i;
+    if (i < was.size() && i < now.size() && was[i].is_structured()) return first_difference(was[i], now[i]);
+    auto around = [i](const json& args) {
+      return (i > 0 ? shorten(args[i - 1]) + " " : "") + (i < args.size() ? shorten(args[i]) : "(end)");
+    };
+    return around(was) + " -> " + around(now);
+  }
+  return shorten(was) + " -> " + shorten(now);
+}
+
+// Why a stage stored under key `was` is stale under `now`, or "" when it is not.
+std::string what_changed(const json& was, const json& now) {
+  if (was == now) return "";
+  if (!was.is_object() || !was.contains("version") || !was.contains("inputs") || !was.contains("upstream") ||
+      !was["upstream"].is_object())
+    return "its key.json is not a stage key";
+  if (was["version"] != now["version"]) return "version " + shorten(was["version"]) + " -> " + shorten(now["version"]);
+  const json &in_was = was["inputs"], &in_now = now["inputs"];
+  if (in_was != in_now) {
+    if (in_was.is_object() && in_was.contains("rlhf") && in_now.contains("rlhf") && in_was["rlhf"] != in_now["rlhf"])
+      return "command " + first_difference(in_was["rlhf"], in_now["rlhf"]);
+    return "inputs " + first_difference(in_was, in_now);
+  }
+  for (const auto& [stage, digest] : now["upstream"].items())
+    if (was["upstream"].value(stage, "") != digest) return "upstream stage " + stage + " changed";
+  return "upstream stages " + first_difference(was["upstream"], now["upstream"]);
+}
+
+}  // namespace
+
+json Stages::relative_paths(const json& inputs) const {
+  if (inputs.is_string()) return relative(std::vector<std::string>{inputs.get<std::string>()}).front();
+  json out = inputs;
+  if (inputs.is_structured())
+    for (auto& v : out) v = relative_paths(v);
+  return out;
+}
+
+json Stages::key(const std::string& name, const json& inputs) const {
+  const std::string prefix = (root_ / "stages").string() + "/";
+  std::vector<std::string> strings;
+  collect_strings(inputs, strings);
+  json upstream = json::object();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& s : strings)
+    for (size_t at = s.find(prefix); at != std::string::npos; at = s.find(prefix, at + 1)) {
+      const std::string path = s.substr(at + prefix.size());
+      if (inside(path, name)) continue;  // the stage's own output
+      const std::string* from = nullptr;  // the innermost stage holding the path
+      for (const auto& [stage, digest] : digests_)
+        if (inside(path, stage) && (!from || stage.size() > from->size())) from = &stage;
+      if (!from)
+        throw std::logic_error("bench stage " + name + " reads stages/" + path + ", which no stage of this run made");
+      upstream[*from] = digests_.at(*from);
+    }
+  return {{"version", version_}, {"inputs", relative_paths(inputs)}, {"upstream", upstream}};
+}
+
+fs::path Stages::stage(const std::string& name, const json& inputs,
+                       const std::function<void(const fs::path& dir)>& body) {
+  const fs::path dir = this->dir(name);
   std::shared_ptr<std::once_flag> once;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -82,15 +174,33 @@ fs::path Stages::stage(const std::string& name, const std::function<void(const f
   }
   std::call_once(*once, [&] {
     const auto t0 = std::chrono::steady_clock::now();
-    const bool cached = fs::exists(dir / "DONE");
-    if (!cached) {
+    const json key = this->key(name, inputs);
+    bool cached = fs::exists(dir / "DONE");
+    if (cached) {
+      json was;
+      try {
+        was = read_json(dir / "key.json");
+      } catch (const InputError&) {  // missing (a bench from before keys) or unreadable
+      }
+      const std::string change = was.is_null() ? "no readable key.json" : what_changed(was, key);
+      cached = change.empty();
+      if (!cached) {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::cout << "  stale   " << name << "  (" << change << ")" << std::endl;
+      }
+    }
+    if (!cached) {  // DONE goes last: an interrupted stage is recomputed whole
       fs::remove_all(dir);
       fs::create_directories(dir);
       body(dir);
+      write_file_atomic(dir / "key.json", key.dump(2) + "\n");
       write_file_atomic(dir / "DONE", "");
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::lock_guard<std::mutex> lock(mu_);
+    char digest[17];
+    std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(hash64(key.dump())));
+    digests_[name] = digest;
     timings_.push_back({{"name", name}, {"seconds", std::round(s * 100) / 100}, {"cached", cached}});
     std::cout << (cached ? "  cached  " : "  done    ") << name;
     if (!cached) std::cout << "  (" << std::round(s * 10) / 10 << " s)";
@@ -233,7 +343,14 @@ std::pair<int, int> World::base_steps() const {
 }
 
 fs::path World::data_dir() {
-  return stages_.stage(key() + "/data", [&](const fs::path& dir) {
+  const std::pair<int, int> steps = base_steps();
+  const json inputs = {{"task", name_},
+                       {"seed", seed_},
+                       {"world_seed", world_seed_},
+                       {"prompts", {profile_.train_prompts, profile_.test_prompts}},
+                       {"base_steps", {steps.first, steps.second}},
+                       {"max_positions", profile_.preset.max_positions}};
+  return stages_.stage(key() + "/data", inputs, [&](const fs::path& dir) {
     const std::vector<std::string> specials = {"<pad>", "<eos>", "<unk>"};
     write_file_atomic(dir / "tokenizer.json", word_level_tokenizer_json(task_->words(), specials));
     write_file_atomic(dir / "tokenizer_config.json",
@@ -286,49 +403,52 @@ const std::vector<std::string>& World::prompt_texts(Split split) {
 
 fs::path World::base() {
   const fs::path data = data_dir();
-  return stages_.stage(key() + "/base", [&](const fs::path& dir) {
-    const ModelPreset& m = profile_.preset;
-    const auto [lm_steps, sft_steps] = base_steps();
-    const fs::path init = dir / "init", lm = dir / "lm";
-    stages_.rlhf({"init-model", "--family", "llama", "--out", init.string(), "--tokenizer", data.string(),
-                  "--layers", std::to_string(m.layers), "--hidden-size",
-                  std::to_string(m.hidden), "--heads", std::to_string(m.heads), "--intermediate-size",
-                  std::to_string(m.ff), "--max-positions", std::to_string(m.max_positions), "--seed",
-                  std::to_string(seed_)},
-                 dir / "log.txt");
-    stages_.rlhf({"lm", "--model", init.string(), "--data", (data / "docs.txt").string(), "--out", lm.string(),
-                  "--seq-len", std::to_string(m.max_positions), "--batch-size", "32", "--max-steps",
-                  std::to_string(lm_steps), "--learning-rate", "3e-3", "--warmup-steps", "20",
-                  "--log-every", "50", "--seed", std::to_string(seed_)},
-                 dir / "log.txt");
+  const std::string name = key() + "/base";
+  const fs::path init = stages_.dir(name) / "init", lm = stages_.dir(name) / "lm";
+  const ModelPreset& m = profile_.preset;
+  const auto [lm_steps, sft_steps] = base_steps();
+  const std::vector<std::vector<std::string>> commands = {
+      {"init-model", "--family", "llama", "--out", init.string(), "--tokenizer", data.string(), "--layers",
+       std::to_string(m.layers), "--hidden-size", std::to_string(m.hidden), "--heads", std::to_string(m.heads),
+       "--intermediate-size", std::to_string(m.ff), "--max-positions", std::to_string(m.max_positions), "--seed",
+       std::to_string(seed_)},
+      {"lm", "--model", init.string(), "--data", (data / "docs.txt").string(), "--out", lm.string(), "--seq-len",
+       std::to_string(m.max_positions), "--batch-size", "32", "--max-steps", std::to_string(lm_steps),
+       "--learning-rate", "3e-3", "--warmup-steps", "20", "--log-every", "50", "--seed", std::to_string(seed_)},
+      {"sft", "--model", lm.string(), "--data", (data / "sft.jsonl").string(), "--out",
+       (stages_.dir(name) / "model").string(), "--max-length", std::to_string(m.max_positions), "--max-steps",
+       std::to_string(sft_steps), "--per-device-train-batch-size", "32", "--learning-rate", "1e-3",
+       "--lr-scheduler-type", "cosine", "--logging-steps", "50", "--seed", std::to_string(seed_)}};
+  return stages_.stage(name, {{"rlhf", commands}}, [&](const fs::path& dir) {
+    stages_.rlhf(commands[0], dir / "log.txt");
+    stages_.rlhf(commands[1], dir / "log.txt");
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
       if (!fs::exists(lm / f)) fs::copy_file(data / f, lm / f);
-    stages_.rlhf({"sft", "--model", lm.string(), "--data", (data / "sft.jsonl").string(), "--out",
-                  (dir / "model").string(), "--max-length", std::to_string(m.max_positions), "--max-steps",
-                  std::to_string(sft_steps), "--per-device-train-batch-size", "32", "--learning-rate",
-                  "1e-3", "--lr-scheduler-type", "cosine", "--logging-steps", "50", "--seed", std::to_string(seed_)},
-                 dir / "log.txt");
+    stages_.rlhf(commands[2], dir / "log.txt");
     fs::remove_all(init);
     fs::remove_all(lm);
   }) / "model";
 }
 
+fs::path World::samples_file() {
+  const std::string name = key() + "/samples";
+  const std::vector<std::string> args = {
+      "generate", "--model", base().string(), "--prompts", prompts(Split::train).string(), "--out",
+      (stages_.dir(name) / "samples.jsonl").string(), "--num-return-sequences", std::to_string(profile_.pref_samples),
+      "--max-new-tokens", std::to_string(task_->max_new_tokens()), "--seed", std::to_string(seed_), "--batch-size",
+      "64"};
+  return stages_.stage(name, {{"rlhf", args}}, [&](const fs::path& d) { stages_.rlhf(args, d / "log.txt"); }) /
+         "samples.jsonl";
+}
+
 const std::vector<BaseSample>& World::samples() {
-  const fs::path model = base();
-  const fs::path train = prompts(Split::train);
-  const fs::path dir = stages_.stage(key() + "/samples", [&](const fs::path& d) {
-    stages_.rlhf({"generate", "--model", model.string(), "--prompts", train.string(), "--out",
-                  (d / "samples.jsonl").string(), "--num-return-sequences", std::to_string(profile_.pref_samples),
-                  "--max-new-tokens", std::to_string(task_->max_new_tokens()), "--seed", std::to_string(seed_),
-                  "--batch-size", "64"},
-                 d / "log.txt");
-  });
+  const fs::path file = samples_file();
   const auto& prompts = prompt_texts(Split::train);
   std::lock_guard<std::mutex> lock(mu_);
   if (samples_.empty()) {
     std::map<std::string, int> index;
     for (size_t i = 0; i < prompts.size(); ++i) index.emplace(prompts[i], static_cast<int>(i));
-    for (const auto& row : read_jsonl(dir / "samples.jsonl")) {
+    for (const auto& row : read_jsonl(file)) {
       BaseSample s;
       s.prompt = index.at(row.at("prompt").get<std::string>());
       s.completion = row.at("completion").get<std::string>();
@@ -364,11 +484,16 @@ const Annotator& World::annotator(const std::string& name) {
   return *slot;
 }
 
+json World::annotation_inputs(const std::string& annotator) {
+  return {{"samples", samples_file()}, {"prompts", prompts(Split::train)}, {"annotator", annotator},
+          {"pref_samples", profile_.pref_samples}, {"seed", seed_}};
+}
+
 fs::path World::prefs(const std::string& name) {
   const auto& s = samples();
   const Annotator& ann = annotator(name);
   const auto& prompts = prompt_texts(Split::train);
-  return stages_.stage(key() + "/prefs/" + name, [&](const fs::path& dir) {
+  return stages_.stage(key() + "/prefs/" + name, annotation_inputs(name), [&](const fs::path& dir) {
     Rng rng(seed_ * 104729 + 3, std::hash<std::string>{}(name));
     std::string out;
     const int K = profile_.pref_samples;
@@ -388,7 +513,7 @@ fs::path World::prefs(const std::string& name) {
 
 fs::path World::unpaired(const std::string& name) {
   const fs::path pairs = prefs(name);
-  return stages_.stage(key() + "/unpaired/" + name, [&](const fs::path& dir) {
+  return stages_.stage(key() + "/unpaired/" + name, {{"pairs", pairs}}, [&](const fs::path& dir) {
     std::string out;
     for (const auto& r : read_jsonl(pairs)) {
       out += json{{"prompt", r["prompt"]}, {"completion", r["chosen"]}, {"label", true}}.dump() + "\n";
@@ -407,7 +532,7 @@ fs::path World::ranked(const std::string& name) {
   const auto& s = samples();
   const Annotator& ann = annotator(name);
   const auto& prompts = prompt_texts(Split::train);
-  return stages_.stage(key() + "/ranked/" + name, [&](const fs::path& dir) {
+  return stages_.stage(key() + "/ranked/" + name, annotation_inputs(name), [&](const fs::path& dir) {
     Rng rng(seed_ * 104729 + 5, std::hash<std::string>{}(name));
     std::string out;
     const int K = profile_.pref_samples;
@@ -429,13 +554,14 @@ fs::path World::ranked(const std::string& name) {
 fs::path World::reward_model(const std::string& name, const std::string& loss) {
   const fs::path model = base();
   const fs::path data = loss == "bradley_terry" ? prefs(name) : ranked(name);
-  return stages_.stage(key() + "/rm/" + name + (loss == "bradley_terry" ? "" : "-" + loss), [&](const fs::path& dir) {
-    stages_.rlhf({"rm", "--model", model.string(), "--data", data.string(), "--out", (dir / "model").string(),
-                  "--loss", loss, "--max-length", std::to_string(profile_.preset.max_positions),
-                  "--num-train-epochs", std::to_string(profile_.offline_epochs), "--per-device-train-batch-size", "16",
-                  "--learning-rate", "1e-3", "--logging-steps", "50", "--seed", std::to_string(seed_)},
-                 dir / "log.txt");
-  }) / "model";
+  const std::string stage = key() + "/rm/" + name + (loss == "bradley_terry" ? "" : "-" + loss);
+  const std::vector<std::string> args = {
+      "rm", "--model", model.string(), "--data", data.string(), "--out", (stages_.dir(stage) / "model").string(),
+      "--loss", loss, "--max-length", std::to_string(profile_.preset.max_positions), "--num-train-epochs",
+      std::to_string(profile_.offline_epochs), "--per-device-train-batch-size", "16", "--learning-rate", "1e-3",
+      "--logging-steps", "50", "--seed", std::to_string(seed_)};
+  return stages_.stage(stage, {{"rlhf", args}}, [&](const fs::path& dir) { stages_.rlhf(args, dir / "log.txt"); }) /
+         "model";
 }
 
 EvalSetup World::eval_setup(Split split) {

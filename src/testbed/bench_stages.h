@@ -49,14 +49,24 @@ struct Profile {
 
 Profile make_profile(const std::string& name);
 
-// Runs stages: each is a directory with a DONE marker, skipped when present (an interrupted bench
-// resumes where it stopped); a stage's commands log to its log.txt.
+// Runs stages: each is a directory with a DONE marker and its key (key.json), what produced it:
+// the binary's version, the stage's inputs and the keys of the upstream stages whose outputs the
+// inputs name (docs/testbed.md §6). A stage is skipped when it is DONE under the current key; one
+// without DONE (an interrupted bench) is recomputed, and so is one whose key changed, with a line
+// on the terminal naming it and what changed. A stage's commands log to its log.txt.
 class Stages {
  public:
-  Stages(fs::path root, fs::path exe, int jobs);  // root: absolute
-  // `body` fills `dir` (created fresh: a half-written one from an interrupted run is removed).
-  // Returns the directory. Thread-safe; the same stage asked twice concurrently runs once.
-  fs::path stage(const std::string& name, const std::function<void(const fs::path& dir)>& body);
+  Stages(fs::path root, fs::path exe, int jobs, std::string version);  // root: absolute
+  fs::path dir(const std::string& name) const { return root_ / "stages" / name; }
+  // `inputs`: the `rlhf` commands the stage runs as {"rlhf": [ARGS...]} (or a list of them), or
+  // for a stage computed in-process, what it reads and its parameters. Every path in it under
+  // root/stages is an upstream stage's output: that stage must have been run first (else
+  // std::logic_error), and its key becomes part of this one, so a changed upstream stage
+  // recomputes this one too. `body` fills `dir` (created fresh). Returns the directory.
+  // Thread-safe; the same stage asked twice concurrently runs once.
+  fs::path stage(const std::string& name, const json& inputs, const std::function<void(const fs::path& dir)>& body);
+  // The key `stage` compares and writes: {"version", "inputs" (paths relative to root), "upstream"}.
+  json key(const std::string& name, const json& inputs) const;
   // Runs `rlhf ARGS` with one thread, output to `log`; throws naming the stage and log on failure.
   void rlhf(const std::vector<std::string>& args, const fs::path& log) const;
   // The command as a user runs it from the bench directory (paths relative to it).
@@ -69,10 +79,14 @@ class Stages {
   int jobs() const { return jobs_; }
 
  private:
+  json relative_paths(const json& inputs) const;  // relative() of every string in it
+
   fs::path root_, exe_;
   int jobs_;
+  std::string version_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<std::once_flag>> once_;
+  std::map<std::string, std::string> digests_;  // by stage name: the hash of its key, once it is done
   json timings_ = json::array();
 };
 
@@ -104,8 +118,9 @@ class World {
   fs::path base();       // the SFT policy = π_ref of every method
   fs::path prompts(Split split);
   const std::vector<std::string>& prompt_texts(Split split);
-  // The base policy's pref_samples samples per train prompt, with gold rewards.
+  // The base policy's pref_samples samples per train prompt, with gold rewards, and their file.
   const std::vector<BaseSample>& samples();
+  fs::path samples_file();
   // The annotator (calibrated on base-sample pairs), its pairwise labels of all pairs of each
   // prompt's samples, and a Bradley–Terry reward model trained on them.
   const Annotator& annotator(const std::string& preset);
@@ -125,6 +140,8 @@ class World {
   const std::map<std::string, std::unique_ptr<Annotator>>& annotators() const { return annotators_; }
 
  private:
+  json annotation_inputs(const std::string& annotator);  // the key's inputs of prefs() and ranked()
+
   Stages& stages_;
   const Profile& profile_;
   std::string name_;
