@@ -249,7 +249,7 @@ json judge_patterns(const json& results) {
     const std::string ev = "final gold: online " + with_ci(on->at("final")["gold"], on->at("final")["gold_ci"]) +
                            " at KL " + f3(on->at("final")["kl"]) + ", offline " +
                            with_ci(off->at("final")["gold"], off->at("final")["gold_ci"]) + " at KL " +
-                           f3(off->at("final")["kl"]) + ", same label count";
+                           f3(off->at("final")["kl"]) + ", as many labels from the same annotator";
     const int s = separated(on->at("final")["gold_ci"], off->at("final")["gold_ci"]);
     if (s == 0) return inconclusive(ev);
     return {s > 0 ? "reproduced" : "not reproduced", ev};
