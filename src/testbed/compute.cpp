@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "rollout/reward.h"
 #include "tensor/error.h"
@@ -109,7 +110,8 @@ IterativeCompute iterative_compute(const json& manifest, const ComputeModel& m) 
   c.prompts = field(manifest, {"data", "prompts"}, "manifest.json").get<double>();
   c.generations = option(manifest, "num-generations");
   c.epochs = option(manifest, "num-train-epochs");
-  c.batch = option(manifest, "per-device-train-batch-size") * field(manifest, {"resolved", "ranks"}, "manifest.json").get<double>();
+  c.batch = option(manifest, "per-device-train-batch-size") *
+            field(manifest, {"resolved", "ranks"}, "manifest.json").get<double>();
   return c;
 }
 
@@ -165,8 +167,10 @@ RunFlops run_flops(const json& manifest, const std::vector<json>& metrics, const
   if (command == "iterative-dpo") {
     const IterativeCompute c = iterative_compute(manifest, m);
     for (const json& round : metrics)
-      if (round.contains("round"))
-        f.add_step(iterative_round_flops(c, step_tokens(round, m), field(round, {"pairs"}, "metrics.jsonl").get<double>()));
+      if (round.contains("round")) {
+        const double pairs = field(round, {"pairs"}, "metrics.jsonl").get<double>();
+        f.add_step(iterative_round_flops(c, step_tokens(round, m), pairs));
+      }
     return f;
   }
   const OnlineCompute c = online_compute(command, manifest, m);

@@ -87,7 +87,8 @@ std::unique_ptr<rollout::RewardSource> gold_reward(const rollout::RewardSpec& sp
       known = known || name == detail;
     if (!known) opt.fail("task " + spec.arg + " has no gold detail '" + detail + "'");
   }
-  rollout::RewardFn fn = [task, detail, noise, seed, judge, text = spec.text](const std::vector<rollout::RewardSample>& batch) {
+  rollout::RewardFn fn = [task, detail, noise, seed, judge,
+                          text = spec.text](const std::vector<rollout::RewardSample>& batch) {
     std::vector<double> out;
     for (const auto& s : batch) {
       if (s.prompt.is_chat)
