@@ -63,6 +63,8 @@ double& tuned_field(AnnotatorConfig& c) {
                    "' is not a tunable parameter (expected bt_tau, flip_eps or gauss_sigma)");
 }
 
+}  // namespace
+
 void check_config(const AnnotatorConfig& c) {
   auto bad = [&](const std::string& what) { throw InputError("annotator '" + c.name + "': " + what); };
   if (!(c.bt_tau >= 0)) bad("bt_tau must be >= 0, got " + std::to_string(c.bt_tau));
@@ -73,8 +75,6 @@ void check_config(const AnnotatorConfig& c) {
   if (!(c.taste_jitter >= 0)) bad("taste_jitter must be >= 0, got " + std::to_string(c.taste_jitter));
   if (!(c.tie_delta >= 0)) bad("tie_delta must be >= 0, got " + std::to_string(c.tie_delta));
 }
-
-}  // namespace
 
 AnnotatorConfig preset(const std::string& name) {
   AnnotatorConfig c;

@@ -65,6 +65,8 @@ struct AnnotatorConfig {
 // agreement A in (0.5, 1]). InputError otherwise. taste_jitter and length_gamma are in gold units
 // (the testbed's gold rewards lie in [0, 1]).
 AnnotatorConfig preset(const std::string& name);
+// InputError naming the annotator for a setting out of range (negative noise, pool < 1, ...).
+void check_config(const AnnotatorConfig& c);
 
 class Annotator {
  public:

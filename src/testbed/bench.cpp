@@ -17,6 +17,7 @@
 #include "tensor/error.h"
 #include "testbed/bandits.h"
 #include "testbed/bench_runs.h"
+#include "testbed/gold_reward.h"
 #include "testbed/report.h"
 #include "testbed/stats.h"
 #include "testbed/verdicts.h"
@@ -140,9 +141,10 @@ json suite_rq1(Bench& b, World& w) {
   std::vector<RunSpec> specs;
   for (double beta : p.dpo_betas) specs.push_back(rq1_dpo(w, beta));
   specs.push_back(rq1_ipo(w));
+  // SimPO and ORPO read no reference: none is computed.
   specs.push_back(offline_run(w, "rq1", "simpo", prefs, pairs, "simpo", 2.0, {{"beta", 2.0}, {"gamma", 1.0}},
-                              {"--simpo-gamma", "1"}));
-  specs.push_back(offline_run(w, "rq1", "orpo", prefs, pairs, "orpo", 0.1, {{"lambda", 0.1}}));
+                              {"--simpo-gamma", "1", "--reference-free"}));
+  specs.push_back(offline_run(w, "rq1", "orpo", prefs, pairs, "orpo", 0.1, {{"lambda", 0.1}}, {"--reference-free"}));
   specs.push_back(offline_run(w, "rq1", "kto", w.unpaired(kCleanish), 2 * pairs, "kto", 0.1, {{"beta", 0.1}}, {}, "kto"));
   specs.back().labels = pairs;
   for (double kl : p.kl_coefs) specs.push_back(rq1_ppo(w, kl));
@@ -510,21 +512,23 @@ json suite_rq5(Bench& b, World& w) {
 json suite_rq6(Bench& b, World& w) {
   const Profile& p = b.profile;
   const double pairs = static_cast<double>(w.n_pairs());
-  // Online DPO judges its own pairs with a Gaussian annotator on the gold reward, one label per
-  // prompt; its steps are set so that it uses the offline run's label budget.
+  // Every arm is labelled by the same annotator, with the offline labels' calibration: online
+  // DPO's pairs and iterative DPO's best-vs-worst are judged by its Bradley–Terry model, one
+  // label per prompt. Online DPO's steps are set so that it uses the offline run's label budget.
+  const std::string judge = w.gold_spec(annotator_spec_options(w.annotator(kCleanish).config()) +
+                                        ",seed=" + std::to_string(w.seed()));
   const int online_steps = std::max(1, static_cast<int>(pairs / p.rl_prompts));
-  const double sigma = 0.1;
-  RunSpec online = online_run(w, "rq6", "online-dpo", "online-dpo", w.gold_spec("noise=" + arg(sigma)),
-                              {{"labels", static_cast<int64_t>(pairs)}}, {"--beta", "0.1"}, online_steps);
-  online.labels = pairs;
-  online.verifier_calls = 0;
+  RunSpec online = online_run(w, "rq6", "online-dpo", "online-dpo", judge,
+                              {{"labels", static_cast<int64_t>(pairs)}, {"judge", kCleanish}}, {"--beta", "0.1"},
+                              online_steps);
   RunSpec offline = offline_run(w, "rq6", "offline-dpo", w.prefs(kCleanish), pairs, "sigmoid", 0.1, {{"labels", static_cast<int64_t>(pairs)}});
   // Iterative DPO: two rounds of best-vs-worst of two samples per prompt, judged the same way.
-  RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", w.gold_spec("noise=" + arg(sigma)), 2, 2, {{"rounds", 2}});
+  RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", judge, 2, 2, {{"rounds", 2}, {"judge", kCleanish}});
   const std::vector<json> runs = b.run_all({offline, online, iterative});
   return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)},
-          {"note", "online DPO labels each of its prompts' two samples once with a Gaussian annotator (sigma " +
-                       arg(sigma) + ") on the gold reward; the offline run labels base-sample pairs with " + kCleanish}};
+          {"note", "every arm is labelled by the " + kCleanish +
+                       " annotator (the same calibration): the offline run on base-sample pairs, online and "
+                       "iterative DPO on their own samples, one label per prompt judged"}};
 }
 
 json suite_length(Bench& b, World& w) {
@@ -574,7 +578,6 @@ json suite_overopt(Bench& b, World& w) {
   const auto epochs = std::find(dpo.args.begin(), dpo.args.end(), "--num-train-epochs") + 1;
   *epochs = std::to_string(2 * p.offline_epochs);
   dpo.steps *= 2;
-  dpo.flops *= 2;
   dpo.proxy_rm = rm;
   dpo.checkpoints = 2 * p.checkpoints;
   const std::vector<json> runs = b.run_all({ppo, dpo});

@@ -24,6 +24,12 @@ RunSpec run_spec(World& w, const std::string& suite, const std::string& method, 
   return r;
 }
 
+// Gold specs that judge with an annotator (gold_reward.h) give labels, one per prompt judged;
+// plain gold specs are verifier calls, one per sample.
+bool annotator_judge(const std::string& reward) {
+  return reward.rfind("gold", 0) == 0 && reward.find("annotator") != std::string::npos;
+}
+
 }  // namespace
 
 std::string run_id(const RunSpec& spec) {
@@ -36,29 +42,25 @@ fs::path run_model(const RunSpec& spec) {
   return spec.world->stages().root() / "stages" / "runs" / run_id(spec) / "model";
 }
 
-double model_params(World& w) {
+ComputeModel compute_model(World& w, Split split) {
   const ModelPreset& m = w.profile().preset;
-  const double V = static_cast<double>(w.task().words().size() + 3);
-  return 12.0 * m.layers * m.hidden * m.hidden + V * m.hidden;
-}
-
-double mean_sequence_length(World& w) {
+  const double vocab = static_cast<double>(w.task().words().size() + 3);  // the word-level tokenizer's specials
+  ComputeModel c;
+  c.policy_params = matmul_params(m.layers, m.hidden, m.ff, vocab);
+  c.scorer_params = matmul_params(m.layers, m.hidden, m.ff, 1);
+  const EvalSetup setup = w.eval_setup(split);
+  const auto& prompts = w.prompt_texts(split);
+  for (const auto& p : prompts) c.tokens.prompt += static_cast<double>(setup.tok->encode(p).size());
+  if (!prompts.empty()) c.tokens.prompt /= static_cast<double>(prompts.size());
   const auto& s = w.samples();
-  const auto& prompts = w.prompt_texts(Split::train);
-  double total = 0;
-  for (const auto& x : s) {
-    int words = 1;
-    for (char c : prompts[x.prompt]) words += c == ' ';
-    total += words + x.length;
-  }
-  return s.empty() ? 0.0 : total / static_cast<double>(s.size());
+  for (const auto& x : s) c.tokens.completion += x.length;
+  if (!s.empty()) c.tokens.completion /= static_cast<double>(s.size());
+  return c;
 }
 
 RunSpec offline_run(World& w, const std::string& suite, const std::string& method, const fs::path& data,
                     double groups, const std::string& loss, double beta, json params, std::vector<std::string> extra,
                     const std::string& command) {
-  // A KTO row is one sequence, a pair two.
-  const double pairs = command == "kto" ? groups / 2 : groups;
   const Profile& p = w.profile();
   RunSpec r = run_spec(w, suite, method, std::move(params));
   r.args = {command, "--model", w.base().string(), "--data", data.string(), "--loss-type", loss, "--beta", arg(beta),
@@ -68,9 +70,7 @@ RunSpec offline_run(World& w, const std::string& suite, const std::string& metho
             std::to_string(w.seed())};
   r.args.insert(r.args.end(), extra.begin(), extra.end());
   r.steps = static_cast<int>(std::ceil(groups * p.offline_epochs / kOfflineBatch));
-  // Per pair: two sequences trained (6N per token) plus the cached reference forward (2N).
-  r.flops = pairs * p.offline_epochs * 2 * mean_sequence_length(w) * 8 * model_params(w);
-  r.labels = pairs;
+  r.labels = command == "kto" ? groups / 2 : groups;  // a pair's label makes two KTO rows
   return r;
 }
 
@@ -89,10 +89,9 @@ RunSpec online_run(World& w, const std::string& suite, const std::string& method
             "--logging-steps", "25", "--seed", std::to_string(w.seed())};
   r.args.insert(r.args.end(), extra.begin(), extra.end());
   const double episodes = static_cast<double>(r.steps) * p.rl_prompts * k;
-  // Per episode: sampling (2N per token), reference and reward forwards (2N each), and the
-  // update's forward and backward (6N) per pass.
-  r.flops = episodes * mean_sequence_length(w) * 12 * model_params(w);
-  if (reward.rfind("gold", 0) == 0)
+  if (annotator_judge(reward))
+    r.labels = static_cast<double>(r.steps) * p.rl_prompts;
+  else if (reward.rfind("gold", 0) == 0)
     r.verifier_calls = episodes;
   return r;
 }
@@ -109,10 +108,10 @@ RunSpec iterative_run(World& w, const std::string& suite, const std::string& met
             "--max-new-tokens", std::to_string(w.task().max_new_tokens()), "--max-length",
             std::to_string(p.preset.max_positions), "--seed", std::to_string(w.seed())};
   const double samples = static_cast<double>(rounds) * p.train_prompts * n;
-  // Sampling (2N per token) and the reward, then DPO on one pair per prompt (8N per sequence token).
-  r.flops = samples * mean_sequence_length(w) * 4 * model_params(w) +
-            rounds * p.train_prompts * 2 * mean_sequence_length(w) * 8 * model_params(w);
-  if (reward.rfind("gold", 0) == 0) (reward.find("noise") == std::string::npos ? r.verifier_calls : r.labels) = samples;
+  if (annotator_judge(reward))
+    r.labels = static_cast<double>(rounds) * p.train_prompts;
+  else if (reward.rfind("gold", 0) == 0)
+    r.verifier_calls = samples;
   return r;
 }
 
@@ -124,11 +123,12 @@ json execute(const RunSpec& spec) {
   const fs::path dir = w.stages().root() / "stages" / "runs" / id;
   args.insert(args.end(), {"--out", (dir / "model").string()});
   if (spec.checkpoints >= 0) args.insert(args.end(), {"--save-steps", std::to_string(every)});
-  // The run's record copies the spec's params and accounting; its evaluation reads the base and proxy.
+  // The run's record copies the spec's params and label counts (FLOPs come from its own manifest);
+  // its evaluation reads the base and proxy.
   const json inputs = {
       {"rlhf", args},
       {"params", spec.params},
-      {"accounting", {{"flops", spec.flops}, {"labels", spec.labels}, {"verifier_calls", spec.verifier_calls}}},
+      {"accounting", {{"labels", spec.labels}, {"verifier_calls", spec.verifier_calls}}},
       {"evaluation", {{"reference", w.base()}, {"proxy_rm", spec.proxy_rm}, {"prompts", w.prompts(Split::test)},
                       {"samples", w.profile().eval_samples}}}};
   w.stages().stage("runs/" + id, inputs, [&](const fs::path& d) {
@@ -141,17 +141,17 @@ json execute(const RunSpec& spec) {
     }
     std::sort(points.begin(), points.end());
     if (points.back().first != spec.steps) points.emplace_back(spec.steps, d / "model");
+    const json manifest = read_json(d / "model" / "manifest.json");
+    const RunFlops flops = run_flops(manifest, read_jsonl(d / "model" / "metrics.jsonl"), compute_model(w));
     json checkpoints = json::array();
     for (const auto& [step, path] : points) {
       json e = step == 0 ? w.evaluate_base(spec.proxy_rm) : w.evaluate(path, spec.proxy_rm);
       e["step"] = step;
-      e["flops"] = spec.flops * step / std::max(1, spec.steps);
+      e["flops"] = flops.at(step);
       checkpoints.push_back(e);
     }
     for (const auto& e : fs::directory_iterator(d / "model"))
       if (e.path().filename().string().rfind("checkpoint-", 0) == 0) fs::remove_all(e.path());
-    const json manifest =
-        fs::exists(d / "model" / "manifest.json") ? read_json(d / "model" / "manifest.json") : json::object();
     json run = {{"id", id},
                 {"suite", spec.suite},
                 {"task", w.name()},
@@ -160,7 +160,7 @@ json execute(const RunSpec& spec) {
                 {"seed", w.seed()},
                 {"command", w.stages().command_line(spec.args)},
                 {"manifest", manifest},
-                {"accounting", {{"flops", spec.flops}, {"labels", spec.labels}, {"verifier_calls", spec.verifier_calls}}},
+                {"accounting", {{"flops", flops.total()}, {"labels", spec.labels}, {"verifier_calls", spec.verifier_calls}}},
                 {"checkpoints", checkpoints},
                 {"final", checkpoints.back()}};
     write_file_atomic(d / "run.json", run.dump());
@@ -172,7 +172,8 @@ json best_of_n(World& w, const std::string& suite, const fs::path& rm, const std
   json points = json::array();
   const fs::path base = w.base();
   const fs::path test = w.prompts(Split::test);
-  const auto& prompts = w.prompt_texts(Split::test);
+  const double prompts = static_cast<double>(w.prompt_texts(Split::test).size());
+  const ComputeModel cm = compute_model(w, Split::test);
   for (int n : ns) {
     const std::string id = suite + "/" + w.name() + "/bon/n=" + std::to_string(n) + "/seed=" + std::to_string(w.seed());
     const std::vector<std::string> args = {
@@ -194,7 +195,7 @@ json best_of_n(World& w, const std::string& suite, const fs::path& rm, const std
     double pm = 0;
     for (double x : proxy) pm += x / std::max<size_t>(1, proxy.size());
     points.push_back({{"n", n}, {"kl", bon_kl_bound(n)}, {"gold", g.mean}, {"gold_ci", {g.lo, g.hi}},
-                      {"proxy", pm}, {"flops", n * prompts.size() * mean_sequence_length(w) * 4 * model_params(w)},
+                      {"proxy", pm}, {"flops", best_of_n_flops(cm.policy_params, cm.scorer_params, cm.tokens, prompts, n)},
                       {"prompt_gold", per_unit(gold)}});
   }
   return points;

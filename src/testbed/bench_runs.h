@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "testbed/bench_stages.h"
+#include "testbed/compute.h"
 
 namespace rlhf::testbed {
 
@@ -17,20 +18,20 @@ struct RunSpec {
   std::vector<std::string> args;    // the rlhf subcommand and its options, without --out/--save-steps
   fs::path proxy_rm;                // the reward model whose score is the run's proxy (may be empty)
   int steps = 0;                    // optimizer steps (offline) or rollout steps (online)
-  double flops = 0;                 // whole run, by docs/testbed.md §5's formula
   double labels = 0, verifier_calls = 0;
   int checkpoints = 0;              // evaluations along the run (0: the profile's; -1: the final model only)
 };
 
 // Trains (cached stage), evaluates step 0 (the base), every saved checkpoint and the final model;
-// returns the run's results.json entry. The trained model is at run_model(spec).
+// returns the run's results.json entry, with the run's FLOPs (docs/testbed.md §5) read off its
+// manifest and metrics, cumulative at each checkpoint. The trained model is at run_model(spec).
 json execute(const RunSpec& spec);
 fs::path run_model(const RunSpec& spec);
 std::string run_id(const RunSpec& spec);
 
-// Matmul parameters N ≈ 12 L d² + V d and the mean sequence length of the base samples.
-double model_params(World& w);
-double mean_sequence_length(World& w);
+// The world's models for the compute formulas: the policy's and a reward model's matmul
+// parameters, the mean prompt tokens of `split` and the base samples' mean completion tokens.
+ComputeModel compute_model(World& w, Split split = Split::train);
 
 // Argument lists (shared hyperparameters per family).
 // `rlhf dpo` (or `command`: kto) on `data` with `groups` examples (pairs, rankings or KTO rows).

@@ -68,9 +68,13 @@ nlohmann::json manifest(const OfflineRunConfig& run, const OfflineConfig& cfg, c
                         const AdamW& opt, const OfflineData& train, uint32_t data_crc, dist::Communicator& comm) {
   nlohmann::json m = run.manifest;
   m["resolved"] = {{"max_steps", cfg.max_steps}, {"warmup_steps", cfg.warmup_steps}};
+  int64_t prompt_tokens = 0, tokens = 0;  // what the run forwards (its compute, docs/testbed.md §5)
+  for (const Sequence& s : train.data.seqs) prompt_tokens += s.prompt_len, tokens += s.size();
   m["model"] = {{"family", model_family_name(policy.config().family)}, {"parameters", policy.n_params()}};
   m["data"] = {{"file", run.data_file.string()}, {"fingerprint_crc32", data_crc},
                {"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", train.data.n_groups()},
+               {"sequences", train.data.seqs.size()},
+               {"tokens", {{"prompt", prompt_tokens}, {"completion", tokens - prompt_tokens}}},
                {"collate", train.collate.to_json()}};
   m["resolved"]["ranks"] = comm.size();
   m["resolved"]["communicator"] = comm.name();

@@ -74,6 +74,9 @@ enum class OnlineMethod { ppo, apa, reinforce, rloo, grpo, online_dpo };
 OnlineMethod online_method_from_name(const std::string& name);  // InputError on an unknown name
 const char* online_method_name(OnlineMethod m);
 bool method_uses_values(OnlineMethod m);  // PPO and APA: the policy needs a value head (or a critic)
+// Whether the loop forwards the reference at KL coefficient `beta` (PPO, APA and online DPO always;
+// REINFORCE, RLOO and GRPO only with beta != 0).
+bool method_reads_reference(OnlineMethod m, double beta);
 
 struct OnlinePrompt {
   Text prompt;                   // as read (for reward sources and logs)

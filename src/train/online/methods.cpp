@@ -81,4 +81,11 @@ bool method_uses_values(OnlineMethod m) {
   return online::make_method(cfg)->needs().values;
 }
 
+bool method_reads_reference(OnlineMethod m, double beta) {
+  OnlineConfig cfg;
+  cfg.method = m;
+  cfg.beta = cfg.grpo.beta = beta;
+  return online::make_method(cfg)->needs().reference;
+}
+
 }  // namespace rlhf
