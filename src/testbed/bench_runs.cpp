@@ -116,6 +116,83 @@ RunSpec iterative_run(World& w, const std::string& suite, const std::string& met
   return r;
 }
 
+namespace {
+
+// One RAFT round's SFT data: each prompt's best sample when the task passes it. A round in which
+// no sample passes (a base too weak for the task, as in the CI profile) keeps every prompt's
+// best-scored sample instead, RAFT's reward-ranked form, and says so in its record.
+json raft_keep(World& w, const fs::path& best, const fs::path& out, int round) {
+  std::string passed, fallback;
+  int64_t prompts = 0, kept = 0;
+  for (const auto& row : read_jsonl(best)) {
+    if (row.at("completion").is_null()) continue;
+    ++prompts;
+    const std::string prompt = row.at("prompt"), completion = row.at("completion");
+    const std::string line = json{{"prompt", prompt}, {"completion", " " + completion}}.dump() + "\n";
+    fallback += line;
+    for (const auto& [name, v] : w.task().gold_details(prompt, completion, row.at("finish_reason") == "eos"))
+      if (name == "pass" && v >= 1.0) passed += line, ++kept;
+  }
+  if (prompts == 0) throw std::runtime_error(best.string() + ": RAFT round " + std::to_string(round) + " scored no sample");
+  write_file_atomic(out, kept ? passed : fallback);
+  return {{"round", round}, {"prompts", prompts}, {"kept", kept ? kept : prompts}, {"passed", kept},
+          {"fallback_best_scored", kept == 0}};
+}
+
+}  // namespace
+
+RunSpec raft_run(World& w, const std::string& suite, const std::string& method, int rounds, int n, json params) {
+  const Profile& p = w.profile();
+  RunSpec r = run_spec(w, suite, method, std::move(params));
+  r.steps = rounds;
+  r.checkpoints = -1;
+  const fs::path dir = run_model(r).parent_path();
+  auto round_dir = [dir](int k) { return dir / ("round-" + std::to_string(k)); };
+  auto sft = [&w, &p](const fs::path& model, const fs::path& data) {
+    return std::vector<std::string>{"sft", "--model", model.string(), "--data", data.string(), "--max-length",
+                                    std::to_string(p.preset.max_positions), "--num-train-epochs",
+                                    std::to_string(p.offline_epochs), "--per-device-train-batch-size",
+                                    std::to_string(kOfflineBatch), "--no-packing", "--learning-rate", "2e-4",
+                                    "--lr-scheduler-type", "constant", "--logging-steps", "50", "--seed",
+                                    std::to_string(w.seed())};
+  };
+  // The last round's SFT is the run's command; the rounds before it, and every round's sampling,
+  // run in prepare.
+  const fs::path last_in = rounds > 1 ? round_dir(rounds - 1) / "model" : w.base();
+  r.args = sft(last_in, round_dir(rounds) / "sft.jsonl");
+  World* world = &w;
+  r.prepare = [world, rounds, n, round_dir, sft](const fs::path& d) {
+    json record = json::array();
+    for (int k = 1; k <= rounds; ++k) {
+      const fs::path in = k > 1 ? round_dir(k - 1) / "model" : world->base(), rd = round_dir(k);
+      fs::create_directories(rd);
+      world->stages().rlhf({"best-of-n", "--model", in.string(), "--data", world->prompts(Split::train).string(),
+                            "--reward", world->gold_spec(), "--n", std::to_string(n), "--temperature", "1",
+                            "--out", (rd / "best.jsonl").string(), "--max-new-tokens",
+                            std::to_string(world->task().max_new_tokens()), "--seed",
+                            std::to_string(world->seed() * 1000 + k)},
+                           d / "log.txt");
+      record.push_back(raft_keep(*world, rd / "best.jsonl", rd / "sft.jsonl", k));
+      if (k < rounds) {
+        std::vector<std::string> args = sft(in, rd / "sft.jsonl");
+        args.insert(args.end(), {"--out", (rd / "model").string()});
+        world->stages().rlhf(args, d / "log.txt");
+      }
+    }
+    write_file_atomic(d / "raft.json", record.dump() + "\n");
+  };
+  const double samples = static_cast<double>(rounds) * p.train_prompts * n;
+  // Sampling (2N per token) and the verifier, then SFT (6N per token) on at most one sample per
+  // prompt and epoch: an upper bound, since prompts without a pass are dropped.
+  r.flops = samples * mean_sequence_length(w) * 2 * model_params(w) +
+            static_cast<double>(rounds) * p.train_prompts * p.offline_epochs * mean_sequence_length(w) * 6 *
+                model_params(w);
+  r.verifier_calls = samples;
+  return r;
+}
+
+json raft_rounds(const RunSpec& spec) { return read_json(run_model(spec).parent_path() / "raft.json"); }
+
 json execute(const RunSpec& spec) {
   World& w = *spec.world;
   const std::string id = run_id(spec);
@@ -125,6 +202,7 @@ json execute(const RunSpec& spec) {
   args.insert(args.end(), {"--out", (dir / "model").string()});
   if (spec.checkpoints >= 0) args.insert(args.end(), {"--save-steps", std::to_string(every)});
   w.stages().stage("runs/" + id, [&](const fs::path& d) {
+    if (spec.prepare) spec.prepare(d);
     w.stages().rlhf(args, d / "log.txt");
     // Evaluate step 0 (the base policy: once per world and proxy), each checkpoint and the final model.
     std::vector<std::pair<int, fs::path>> points = {{0, w.base()}};

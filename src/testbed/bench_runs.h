@@ -3,6 +3,7 @@
 // hyperparameters (docs/testbed.md §6).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ struct RunSpec {
   double flops = 0;                 // whole run, by docs/testbed.md §5's formula
   double labels = 0, verifier_calls = 0;
   int checkpoints = 0;              // evaluations along the run (0: the profile's; -1: the final model only)
+  // Runs in the run's stage directory before the command (RAFT's earlier rounds); may be empty.
+  std::function<void(const fs::path& dir)> prepare;
 };
 
 // Trains (cached stage), evaluates step 0 (the base), every saved checkpoint and the final model;
@@ -44,6 +47,13 @@ RunSpec online_run(World& w, const std::string& suite, const std::string& method
 // evaluated at the start and the end.
 RunSpec iterative_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
                       int rounds, int n, json params);
+
+// RAFT, rejection-sampling fine-tuning (Dong et al. 2023): rounds of n samples per train prompt
+// from the current policy at T = 1 (`rlhf best-of-n` on the gold reward), each prompt's best kept
+// when the task passes it, then `rlhf sft` on the kept ones; evaluated at the start and the end.
+// Each round's counts are in raft_rounds(spec).
+RunSpec raft_run(World& w, const std::string& suite, const std::string& method, int rounds, int n, json params);
+json raft_rounds(const RunSpec& spec);
 
 // Best-of-n from the base policy against `reward` on the test prompts: one point per n, with KL the
 // analytic upper bound log n − (n−1)/n (Beirami et al.), evaluated by gold and proxy.
