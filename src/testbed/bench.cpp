@@ -566,6 +566,44 @@ json suite_rq5(Bench& b, World& w) {
           {"pass_at_k", pass_at_k_table(w, policies)}, {"raft_rounds", raft_rounds(specs.back())}};
 }
 
+// rq6's cadence arms beside online DPO: semi-online DPO re-sampling its pairs every k steps
+// (docs/testbed.md §7), and GRPO (group 4, half the steps: as many scored samples), all on online
+// DPO's reward and label budget.
+const std::vector<int> kResampleEvery = {8, 32};
+
+std::vector<RunSpec> rq6_cadence_arms(World& w, const RunSpec& online) {
+  const std::string reward = *(std::find(online.args.begin(), online.args.end(), "--reward") + 1);
+  const json labels = online.params.at("labels");
+  std::vector<RunSpec> specs;
+  std::vector<int> done;
+  for (int k : kResampleEvery) {
+    k = semi_online_k(w, k);
+    if (std::find(done.begin(), done.end(), k) != done.end()) continue;  // a small profile caps both to one k
+    done.push_back(k);
+    specs.push_back(semi_online_run(w, "rq6", "semi-online-dpo", reward, k, online.steps,
+                                    {{"labels", labels}, {"resample_every", k}}));
+  }
+  RunSpec grpo = online_run(w, "rq6", "grpo", "grpo", reward, {{"labels", labels}, {"group", 4}},
+                            {"--num-generations", "4", "--beta", arg(w.profile().kl_coefs.front())},
+                            std::max(1, online.steps / 2));
+  grpo.labels = online.labels, grpo.verifier_calls = 0;
+  specs.push_back(grpo);
+  return specs;
+}
+
+// One row per arm of the cadence: steps between re-sampling (1: online DPO), final gold and KL.
+json cadence_table(const std::vector<json>& runs) {
+  json rows = json::array();
+  for (const auto& r : runs) {
+    const std::string m = r["method"];
+    if (m != "online-dpo" && m != "semi-online-dpo" && m != "grpo") continue;
+    rows.push_back({{"method", m}, {"resample_every", m == "online-dpo" ? json(1) : r["params"].value("resample_every", json())},
+                    {"labels", r["accounting"]["labels"]}, {"final_gold", r["final"]["gold"]},
+                    {"final_ci", r["final"]["gold_ci"]}, {"final_kl", r["final"]["kl"]}});
+  }
+  return rows;
+}
+
 json suite_rq6(Bench& b, World& w) {
   const Profile& p = b.profile;
   const double pairs = static_cast<double>(w.n_pairs());
@@ -580,8 +618,10 @@ json suite_rq6(Bench& b, World& w) {
   RunSpec offline = offline_run(w, "rq6", "offline-dpo", w.prefs(kCleanish), pairs, "sigmoid", 0.1, {{"labels", static_cast<int64_t>(pairs)}});
   // Iterative DPO: two rounds of best-vs-worst of two samples per prompt, judged the same way.
   RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", w.gold_spec("noise=" + arg(sigma)), 2, 2, {{"rounds", 2}});
-  const std::vector<json> runs = b.run_all({offline, online, iterative});
-  return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)},
+  std::vector<RunSpec> specs = {offline, online, iterative};
+  for (auto& s : rq6_cadence_arms(w, online)) specs.push_back(std::move(s));
+  const std::vector<json> runs = b.run_all(specs);
+  return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)}, {"cadence", cadence_table(runs)},
           {"note", "online DPO labels each of its prompts' two samples once with a Gaussian annotator (sigma " +
                        arg(sigma) + ") on the gold reward; the offline run labels base-sample pairs with " + kCleanish}};
 }

@@ -116,6 +116,34 @@ RunSpec iterative_run(World& w, const std::string& suite, const std::string& met
   return r;
 }
 
+int semi_online_k(const World& w, int k) {
+  const Profile& p = w.profile();
+  return std::max(1, std::min(k, p.train_prompts / p.rl_prompts));
+}
+
+RunSpec semi_online_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
+                        int k, int steps, json params) {
+  const Profile& p = w.profile();
+  k = semi_online_k(w, k);
+  const int rounds = (steps + k - 1) / k, per_round = k * p.rl_prompts;
+  RunSpec r = run_spec(w, suite, method, std::move(params));
+  r.steps = rounds;
+  r.checkpoints = -1;
+  // Online DPO's hyperparameters (online_run): learning rate 3e-4, T = 1, a batch of one step's prompts.
+  r.args = {"iterative-dpo", "--model", w.base().string(), "--data", w.prompts(Split::train).string(), "--reward",
+            reward, "--rounds", std::to_string(rounds), "--prompts-per-round", std::to_string(per_round),
+            "--num-generations", "2", "--temperature", "1", "--beta", "0.1", "--learning-rate", "3e-4",
+            "--per-device-train-batch-size", std::to_string(p.rl_prompts), "--max-new-tokens",
+            std::to_string(w.task().max_new_tokens()), "--max-length", std::to_string(p.preset.max_positions),
+            "--seed", std::to_string(w.seed())};
+  const double pairs = static_cast<double>(rounds) * per_round;
+  // As iterative DPO: sampling and the reward (4N per token), DPO on one pair per prompt (8N per token).
+  r.flops = 2 * pairs * mean_sequence_length(w) * 4 * model_params(w) +
+            pairs * 2 * mean_sequence_length(w) * 8 * model_params(w);
+  r.labels = pairs;
+  return r;
+}
+
 namespace {
 
 // One RAFT round's SFT data: each prompt's best sample when the task passes it. A round in which

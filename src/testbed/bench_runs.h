@@ -48,6 +48,16 @@ RunSpec online_run(World& w, const std::string& suite, const std::string& method
 RunSpec iterative_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
                       int rounds, int n, json params);
 
+// Semi-online DPO (`rlhf iterative-dpo --prompts-per-round`): online DPO's step (the profile's
+// prompts per step, two samples each, best vs worst by `reward`, DPO on those pairs) with the
+// pairs re-sampled from the current policy only every k steps, for `steps` steps in all (rounded
+// up to whole rounds); k is capped so that a round's prompts fit the train split. Evaluated at the
+// start and the end.
+RunSpec semi_online_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
+                        int k, int steps, json params);
+// The k that semi_online_run uses for a requested k.
+int semi_online_k(const World& w, int k);
+
 // RAFT, rejection-sampling fine-tuning (Dong et al. 2023): rounds of n samples per train prompt
 // from the current policy at T = 1 (`rlhf best-of-n` on the gold reward), each prompt's best kept
 // when the task passes it, then `rlhf sft` on the kept ones; evaluated at the start and the end.

@@ -307,6 +307,25 @@ std::vector<const json*> bon_points(const json& res, uint64_t seed) {
   return out;
 }
 
+// rq6's semi-online DPO run that re-samples its pairs most often (smallest k) or least often.
+const json* semi_online(const json& res, uint64_t seed, bool most_often) {
+  const json* pick = nullptr;
+  auto every = [](const json* r) { return (*r)["params"].value("resample_every", 0.0); };
+  for (const json* r : runs_of(res, "rq6", "semi-online-dpo", seed))
+    if (!pick || (most_often ? every(r) < every(pick) : every(r) > every(pick))) pick = r;
+  return pick;
+}
+
+// Final gold of a minus b per prompt, with the semi-online runs' k in the note.
+std::optional<SeedData> final_pair(const json* a, const std::string& a_name, const json* b, const std::string& b_name) {
+  auto name = [](const json* r, const std::string& n) {
+    return r && (*r)["params"].contains("resample_every") ? n + " (every " + (*r)["params"]["resample_every"].dump() + " steps)" : n;
+  };
+  return one_group(diff(final_units(a), final_units(b)), a && b ? "final gold: " + name(a, a_name) + " " + stat(a, "gold") +
+                                                                     ", " + name(b, b_name) + " " + stat(b, "gold")
+                                                               : "");
+}
+
 std::vector<Hypothesis> hypotheses() {
   const std::string valence = "Valence", verify = "Verify (pass@1 at T=1)";
   std::vector<Hypothesis> h;
@@ -480,6 +499,19 @@ std::vector<Hypothesis> hypotheses() {
   h.push_back({"10b", 10, "Iterative DPO beats offline DPO at matched KL", "rq6",
                "gold(iterative DPO) - gold(offline DPO) at the largest KL both reached", Rule::above_zero, 0,
                matched_gap("rq6", "iterative-dpo", "offline-dpo", "kl")});
+  h.push_back({"10c", 10, "Re-sampling the pairs more often helps", "rq6",
+               "final gold of online DPO (pairs from the current policy every step) minus semi-online DPO "
+               "re-sampling every k steps, largest k; same labels and annotator",
+               Rule::above_zero, 0, [](const json& res, uint64_t seed) {
+                 return final_pair(one_run(res, "rq6", "online-dpo", seed), "online-dpo", semi_online(res, seed, false),
+                                   "semi-online-dpo");
+               }});
+  h.push_back({"10d", 10, "Semi-online DPO performs comparably to GRPO on the same labels", "rq6",
+               "final gold of semi-online DPO (smallest k) minus GRPO (group 4, as many scored samples)",
+               Rule::within_margin, 0.05, [](const json& res, uint64_t seed) {
+                 return final_pair(semi_online(res, seed, true), "semi-online-dpo", one_run(res, "rq6", "grpo", seed),
+                                   "grpo");
+               }});
   const auto biased = param_is("gamma", 0.05), unbiased = param_is("gamma", 0.0);
   auto lengthens = [=](const std::string& method) -> Measure {
     return [=](const json& res, uint64_t seed) {

@@ -168,6 +168,17 @@ std::map<std::string, Plant> plants() {
   };
   p["10a"] = matched("rq6", "online-dpo", "offline-dpo");
   p["10b"] = matched("rq6", "iterative-dpo", "offline-dpo");
+  // Semi-online runs at k = 4 and 32: 10c reads k = 32, 10d k = 4; the other run is a decoy.
+  p["10c"] = [](Synth& s, uint64_t seed, double d) {
+    s.final_run("rq6", "online-dpo", {}, seed, values(0.7 + d));
+    s.final_run("rq6", "semi-online-dpo", {{"resample_every", 4}}, seed, values(0.2));
+    s.final_run("rq6", "semi-online-dpo", {{"resample_every", 32}}, seed, values(0.7, 0.1, 1));
+  };
+  p["10d"] = [](Synth& s, uint64_t seed, double d) {
+    s.final_run("rq6", "semi-online-dpo", {{"resample_every", 32}}, seed, values(0.2));
+    s.final_run("rq6", "semi-online-dpo", {{"resample_every", 4}}, seed, values(0.7 + d));
+    s.final_run("rq6", "grpo", {}, seed, values(0.7, 0.1, 1));
+  };
   auto length_gap = [](const std::string& a, double a_gamma, const std::string& b, double b_gamma) -> Plant {
     return [=](Synth& s, uint64_t seed, double d) {
       auto run = [&](const std::string& m, double g, const Vec& len) {
