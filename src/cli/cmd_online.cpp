@@ -315,6 +315,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
       .repeated("reward", "reward source spec, repeatable (as the online commands)")
       .add("reward-nan", "propagate", "propagate | ignore")
       .add("rounds", "3", "sample -> label -> train rounds")
+      .add("prompts-per-round", "0", "prompts sampled per round, cycling through --data (0: all of them every round)")
       .add("num-generations", "2", "samples per prompt; the pair is the best and the worst")
       .add("min-score-gap", "0", "drop pairs whose scores differ by no more than this (ties)")
       .add("ref-update", "fixed", "fixed (the initial model) | previous (the previous round's policy)")
@@ -353,6 +354,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
     throw InputError("rlhf iterative-dpo: --num-generations must be at least 2 (best vs worst)");
   IterativeDpoConfig cfg;
   cfg.rounds = o.integer("rounds");
+  cfg.prompts_per_round = o.integer("prompts-per-round");
   cfg.sampling = sampling_from(o, o.integer("num-generations"), eos_ids(model_dir, text->enc));
   cfg.generate_batch = o.integer("generate-batch-size");
   cfg.min_score_gap = o.number("min-score-gap");

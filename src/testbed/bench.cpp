@@ -432,6 +432,67 @@ json suite_rq4(Bench& b, World& w) {
           {"k_sweep", k_sweep}};
 }
 
+// pass@k on Verify's test prompts (docs/testbed.md §7): kPassSamples samples per prompt at T = 1
+// from each policy, each prompt's count of passing samples turned into the unbiased pass@k for
+// every k of kPassKs, averaged over the prompts with a bootstrap CI.
+constexpr int kPassSamples = 64;
+const std::vector<int> kPassKs = {1, 2, 4, 8, 16, 32, 64};
+const std::vector<std::string> kPassAtKMethods = {"dpo", "dpo+nll", "rloo", "grpo", "raft"};
+
+// Each test prompt's number of passing samples among kPassSamples of a policy (a cached stage).
+std::vector<int64_t> passing_counts(World& w, const std::string& name, const fs::path& model) {
+  const auto& prompts = w.prompt_texts(Split::test);
+  const std::string stage = "pass-at-k/" + name;
+  const fs::path out = w.stages().dir(stage) / "samples.jsonl";
+  const std::vector<std::string> args = {
+      "generate", "--model", model.string(), "--prompts", w.prompts(Split::test).string(), "--out", out.string(),
+      "--num-return-sequences", std::to_string(kPassSamples), "--temperature", "1", "--batch-size", "64",
+      "--max-new-tokens", std::to_string(w.task().max_new_tokens()), "--seed", std::to_string(w.seed())};
+  const fs::path dir = w.stages().stage(stage, {{"rlhf", args}}, [&](const fs::path& d) {
+    w.stages().rlhf(args, d / "log.txt");
+    const auto rows = read_jsonl(d / "samples.jsonl");
+    if (rows.size() != prompts.size() * kPassSamples)
+      throw std::runtime_error(name + ": pass@k expected " + std::to_string(prompts.size() * kPassSamples) +
+                               " samples, got " + std::to_string(rows.size()));
+    std::vector<int64_t> passed(prompts.size(), 0);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const std::string& prompt = prompts[i / kPassSamples];
+      if (rows[i]["prompt"] != prompt) throw std::runtime_error(name + ": pass@k samples out of prompt order");
+      for (const auto& [detail, v] :
+           w.task().gold_details(prompt, rows[i]["completion"].get<std::string>(), rows[i]["finish_reason"] == "eos"))
+        if (detail == "pass" && v >= 1.0) ++passed[i / kPassSamples];
+    }
+    write_file_atomic(d / "passed.json", json{{"n", kPassSamples}, {"passed", passed}}.dump() + "\n");
+    fs::remove(d / "samples.jsonl");  // 64 rows per prompt; the counts are all pass@k needs
+  });
+  return read_json(dir / "passed.json").at("passed").get<std::vector<int64_t>>();
+}
+
+// A policy of the pass@k table: its method, the id its stage is named by and its model.
+struct PassPolicy {
+  std::string method, id;
+  fs::path model;
+};
+
+// Rows {method, k, pass, ci, prompt_pass} for each policy and k.
+json pass_at_k_table(World& w, const std::vector<PassPolicy>& policies) {
+  std::vector<std::vector<int64_t>> passed(policies.size());
+  std::vector<std::function<void()>> jobs;
+  for (size_t i = 0; i < policies.size(); ++i)
+    jobs.push_back([&, i] { passed[i] = passing_counts(w, policies[i].id, policies[i].model); });
+  w.stages().parallel(jobs);
+  json rows = json::array();
+  for (size_t i = 0; i < policies.size(); ++i)
+    for (int k : kPassKs) {
+      std::vector<double> per_prompt;
+      for (int64_t c : passed[i]) per_prompt.push_back(pass_at_k(kPassSamples, c, k));
+      const MeanCi ci = bootstrap_mean_ci(per_prompt, w.seed());
+      rows.push_back({{"method", policies[i].method}, {"k", k}, {"pass", ci.mean}, {"ci", {ci.lo, ci.hi}},
+                      {"prompt_pass", per_unit(per_prompt)}});
+    }
+  return rows;
+}
+
 json suite_rq5(Bench& b, World& w) {
   const Profile& p = b.profile;
   // Pairs bootstrapped from the verifier, per prompt: correct ≻ incorrect samples (binary), or,
@@ -478,6 +539,7 @@ json suite_rq5(Bench& b, World& w) {
       online_run(w, "rq5", "rloo-dense", "rloo", w.gold_spec("detail=partial"), {{"k", 4}},
                  {"--num-generations", "4", "--beta", "0.01"}),
       iterative_run(w, "rq5", "iterative-dpo", w.gold_spec(), 2, 4, {{"rounds", 2}}),
+      raft_run(w, "rq5", "raft", 2, 4, {{"rounds", 2}}),  // the samples and verifier calls of iterative DPO
   };
   for (auto& r : specs)
     if (r.args.front() == "dpo") r.verifier_calls = calls, r.labels = 0;
@@ -506,7 +568,50 @@ json suite_rq5(Bench& b, World& w) {
                      {"base_pass_at_1", r["checkpoints"][0]["pass"]}, {"ood_pass_at_1", ood[i]["pass"]},
                      {"ood_ci", ood[i]["gold_ci"]}, {"base_ood_pass_at_1", ood.back()["pass"]}});
   }
-  return {{"question", kQuestions.at("rq5")}, {"table", table}, {"verifier_pairs", n_pairs}};
+  std::vector<PassPolicy> policies = {{"base", w.key() + "/base", w.base()}};
+  for (const auto& r : specs)
+    if (std::find(kPassAtKMethods.begin(), kPassAtKMethods.end(), r.method) != kPassAtKMethods.end())
+      policies.push_back({r.method, run_id(r), run_model(r)});
+  return {{"question", kQuestions.at("rq5")}, {"table", table}, {"verifier_pairs", n_pairs},
+          {"pass_at_k", pass_at_k_table(w, policies)}, {"raft_rounds", raft_rounds(specs.back())}};
+}
+
+// rq6's cadence arms beside online DPO: semi-online DPO re-sampling its pairs every k steps
+// (docs/testbed.md §7), and GRPO (group 4, half the steps: as many scored samples), all on online
+// DPO's reward and label budget.
+const std::vector<int> kResampleEvery = {8, 32};
+
+std::vector<RunSpec> rq6_cadence_arms(World& w, const RunSpec& online) {
+  const std::string reward = *(std::find(online.args.begin(), online.args.end(), "--reward") + 1);
+  const json labels = online.params.at("labels");
+  std::vector<RunSpec> specs;
+  std::vector<int> done;
+  for (int k : kResampleEvery) {
+    k = semi_online_k(w, k);
+    if (std::find(done.begin(), done.end(), k) != done.end()) continue;  // a small profile caps both to one k
+    done.push_back(k);
+    specs.push_back(semi_online_run(w, "rq6", "semi-online-dpo", reward, k, online.steps,
+                                    {{"labels", labels}, {"resample_every", k}}));
+  }
+  RunSpec grpo = online_run(w, "rq6", "grpo", "grpo", reward, {{"labels", labels}, {"group", 4}},
+                            {"--num-generations", "4", "--beta", arg(w.profile().kl_coefs.front())},
+                            std::max(1, online.steps / 2));
+  grpo.labels = online.labels, grpo.verifier_calls = 0;
+  specs.push_back(grpo);
+  return specs;
+}
+
+// One row per arm of the cadence: steps between re-sampling (1: online DPO), final gold and KL.
+json cadence_table(const std::vector<json>& runs) {
+  json rows = json::array();
+  for (const auto& r : runs) {
+    const std::string m = r["method"];
+    if (m != "online-dpo" && m != "semi-online-dpo" && m != "grpo") continue;
+    rows.push_back({{"method", m}, {"resample_every", m == "online-dpo" ? json(1) : r["params"].value("resample_every", json())},
+                    {"labels", r["accounting"]["labels"]}, {"final_gold", r["final"]["gold"]},
+                    {"final_ci", r["final"]["gold_ci"]}, {"final_kl", r["final"]["kl"]}});
+  }
+  return rows;
 }
 
 json suite_rq6(Bench& b, World& w) {
@@ -524,11 +629,13 @@ json suite_rq6(Bench& b, World& w) {
   RunSpec offline = offline_run(w, "rq6", "offline-dpo", w.prefs(kCleanish), pairs, "sigmoid", 0.1, {{"labels", static_cast<int64_t>(pairs)}});
   // Iterative DPO: two rounds of best-vs-worst of two samples per prompt, judged the same way.
   RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", judge, 2, 2, {{"rounds", 2}, {"judge", kCleanish}});
-  const std::vector<json> runs = b.run_all({offline, online, iterative});
-  return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)},
+  std::vector<RunSpec> specs = {offline, online, iterative};
+  for (auto& s : rq6_cadence_arms(w, online)) specs.push_back(std::move(s));
+  const std::vector<json> runs = b.run_all(specs);
+  return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)}, {"cadence", cadence_table(runs)},
           {"note", "every arm is labelled by the " + kCleanish +
-                       " annotator (the same calibration): the offline run on base-sample pairs, online and "
-                       "iterative DPO on their own samples, one label per prompt judged"}};
+                       " annotator (the same calibration): the offline run on base-sample pairs, online, "
+                       "iterative and semi-online DPO and GRPO on their own samples, one label per prompt judged"}};
 }
 
 json suite_length(Bench& b, World& w) {

@@ -115,6 +115,109 @@ RunSpec iterative_run(World& w, const std::string& suite, const std::string& met
   return r;
 }
 
+int semi_online_k(const World& w, int k) {
+  const Profile& p = w.profile();
+  return std::max(1, std::min(k, p.train_prompts / p.rl_prompts));
+}
+
+RunSpec semi_online_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
+                        int k, int steps, json params) {
+  const Profile& p = w.profile();
+  k = semi_online_k(w, k);
+  const int rounds = (steps + k - 1) / k, per_round = k * p.rl_prompts;
+  RunSpec r = run_spec(w, suite, method, std::move(params));
+  r.steps = rounds;
+  r.checkpoints = -1;
+  // Online DPO's hyperparameters (online_run): learning rate 3e-4, T = 1, a batch of one step's prompts.
+  r.args = {"iterative-dpo", "--model", w.base().string(), "--data", w.prompts(Split::train).string(), "--reward",
+            reward, "--rounds", std::to_string(rounds), "--prompts-per-round", std::to_string(per_round),
+            "--num-generations", "2", "--temperature", "1", "--beta", "0.1", "--learning-rate", "3e-4",
+            "--per-device-train-batch-size", std::to_string(p.rl_prompts), "--max-new-tokens",
+            std::to_string(w.task().max_new_tokens()), "--max-length", std::to_string(p.preset.max_positions),
+            "--seed", std::to_string(w.seed())};
+  r.labels = static_cast<double>(rounds) * per_round;
+  return r;
+}
+
+namespace {
+
+// One RAFT round's SFT data: each prompt's best sample when the task passes it. A round in which
+// no sample passes (a base too weak for the task, as in the CI profile) keeps every prompt's
+// best-scored sample instead, RAFT's reward-ranked form, and says so in its record.
+json raft_keep(World& w, const fs::path& best, const fs::path& out, int round) {
+  std::string passed, fallback;
+  int64_t prompts = 0, kept = 0;
+  for (const auto& row : read_jsonl(best)) {
+    if (row.at("completion").is_null()) continue;
+    ++prompts;
+    const std::string prompt = row.at("prompt"), completion = row.at("completion");
+    const std::string line = json{{"prompt", prompt}, {"completion", " " + completion}}.dump() + "\n";
+    fallback += line;
+    for (const auto& [name, v] : w.task().gold_details(prompt, completion, row.at("finish_reason") == "eos"))
+      if (name == "pass" && v >= 1.0) passed += line, ++kept;
+  }
+  if (prompts == 0) throw std::runtime_error(best.string() + ": RAFT round " + std::to_string(round) + " scored no sample");
+  write_file_atomic(out, kept ? passed : fallback);
+  return {{"round", round}, {"prompts", prompts}, {"kept", kept ? kept : prompts}, {"passed", kept},
+          {"fallback_best_scored", kept == 0}};
+}
+
+}  // namespace
+
+RunSpec raft_run(World& w, const std::string& suite, const std::string& method, int rounds, int n, json params) {
+  const Profile& p = w.profile();
+  RunSpec r = run_spec(w, suite, method, std::move(params));
+  r.steps = rounds;
+  r.checkpoints = -1;
+  const fs::path dir = run_model(r).parent_path();
+  auto round_dir = [dir](int k) { return dir / ("round-" + std::to_string(k)); };
+  auto sft = [&w, &p](const fs::path& model, const fs::path& data) {
+    return std::vector<std::string>{"sft", "--model", model.string(), "--data", data.string(), "--max-length",
+                                    std::to_string(p.preset.max_positions), "--num-train-epochs",
+                                    std::to_string(p.offline_epochs), "--per-device-train-batch-size",
+                                    std::to_string(kOfflineBatch), "--no-packing", "--learning-rate", "2e-4",
+                                    "--lr-scheduler-type", "constant", "--logging-steps", "50", "--seed",
+                                    std::to_string(w.seed())};
+  };
+  // The last round's SFT is the run's command; the rounds before it, and every round's sampling,
+  // run in prepare.
+  const fs::path last_in = rounds > 1 ? round_dir(rounds - 1) / "model" : w.base();
+  r.args = sft(last_in, round_dir(rounds) / "sft.jsonl");
+  World* world = &w;
+  r.prepare = [world, rounds, n, round_dir, sft](const fs::path& d) {
+    json record = json::array();
+    const ComputeModel cm = compute_model(*world);
+    double flops = 0;
+    for (int k = 1; k <= rounds; ++k) {
+      const fs::path in = k > 1 ? round_dir(k - 1) / "model" : world->base(), rd = round_dir(k);
+      fs::create_directories(rd);
+      world->stages().rlhf({"best-of-n", "--model", in.string(), "--data", world->prompts(Split::train).string(),
+                            "--reward", world->gold_spec(), "--n", std::to_string(n), "--temperature", "1",
+                            "--out", (rd / "best.jsonl").string(), "--max-new-tokens",
+                            std::to_string(world->task().max_new_tokens()), "--seed",
+                            std::to_string(world->seed() * 1000 + k)},
+                           d / "log.txt");
+      record.push_back(raft_keep(*world, rd / "best.jsonl", rd / "sft.jsonl", k));
+      // Sampling scored by the verifier, which runs no model.
+      flops += best_of_n_flops(cm.policy_params, 0, cm.tokens,
+                               static_cast<double>(world->prompt_texts(Split::train).size()), n);
+      if (k < rounds) {
+        std::vector<std::string> args = sft(in, rd / "sft.jsonl");
+        args.insert(args.end(), {"--out", (rd / "model").string()});
+        world->stages().rlhf(args, d / "log.txt");
+        flops += run_flops(read_json(rd / "model" / "manifest.json"), {}, cm).total();
+      }
+    }
+    write_file_atomic(d / "raft.json", record.dump() + "\n");
+    return flops;
+  };
+  const double samples = static_cast<double>(rounds) * p.train_prompts * n;
+  r.verifier_calls = samples;
+  return r;
+}
+
+json raft_rounds(const RunSpec& spec) { return read_json(run_model(spec).parent_path() / "raft.json"); }
+
 json execute(const RunSpec& spec) {
   World& w = *spec.world;
   const std::string id = run_id(spec);
@@ -132,6 +235,7 @@ json execute(const RunSpec& spec) {
       {"evaluation", {{"reference", w.base()}, {"proxy_rm", spec.proxy_rm}, {"prompts", w.prompts(Split::test)},
                       {"samples", w.profile().eval_samples}}}};
   w.stages().stage("runs/" + id, inputs, [&](const fs::path& d) {
+    const double prepared = spec.prepare ? spec.prepare(d) : 0.0;
     w.stages().rlhf(args, d / "log.txt");
     // Evaluate step 0 (the base policy: once per world and proxy), each checkpoint and the final model.
     std::vector<std::pair<int, fs::path>> points = {{0, w.base()}};
@@ -147,7 +251,7 @@ json execute(const RunSpec& spec) {
     for (const auto& [step, path] : points) {
       json e = step == 0 ? w.evaluate_base(spec.proxy_rm) : w.evaluate(path, spec.proxy_rm);
       e["step"] = step;
-      e["flops"] = flops.at(step);
+      e["flops"] = step == 0 ? 0.0 : prepared + flops.at(step);
       checkpoints.push_back(e);
     }
     for (const auto& e : fs::directory_iterator(d / "model"))

@@ -3,6 +3,7 @@
 // hyperparameters (docs/testbed.md §6).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct RunSpec {
   int steps = 0;                    // optimizer steps (offline) or rollout steps (online)
   double labels = 0, verifier_calls = 0;
   int checkpoints = 0;              // evaluations along the run (0: the profile's; -1: the final model only)
+  // Runs in the run's stage directory before the command (RAFT's earlier rounds) and returns the
+  // FLOPs it spent, which every checkpoint after the start includes; may be empty.
+  std::function<double(const fs::path& dir)> prepare;
 };
 
 // Trains (cached stage), evaluates step 0 (the base), every saved checkpoint and the final model;
@@ -45,6 +49,23 @@ RunSpec online_run(World& w, const std::string& suite, const std::string& method
 // evaluated at the start and the end.
 RunSpec iterative_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
                       int rounds, int n, json params);
+
+// Semi-online DPO (`rlhf iterative-dpo --prompts-per-round`): online DPO's step (the profile's
+// prompts per step, two samples each, best vs worst by `reward`, DPO on those pairs) with the
+// pairs re-sampled from the current policy only every k steps, for `steps` steps in all (rounded
+// up to whole rounds); k is capped so that a round's prompts fit the train split. Evaluated at the
+// start and the end.
+RunSpec semi_online_run(World& w, const std::string& suite, const std::string& method, const std::string& reward,
+                        int k, int steps, json params);
+// The k that semi_online_run uses for a requested k.
+int semi_online_k(const World& w, int k);
+
+// RAFT, rejection-sampling fine-tuning (Dong et al. 2023): rounds of n samples per train prompt
+// from the current policy at T = 1 (`rlhf best-of-n` on the gold reward), each prompt's best kept
+// when the task passes it, then `rlhf sft` on the kept ones; evaluated at the start and the end.
+// Each round's counts are in raft_rounds(spec).
+RunSpec raft_run(World& w, const std::string& suite, const std::string& method, int rounds, int n, json params);
+json raft_rounds(const RunSpec& spec);
 
 // Best-of-n from the base policy against `reward` on the test prompts: one point per n, with KL the
 // analytic upper bound log n − (n−1)/n (Beirami et al.), evaluated by gold and proxy.

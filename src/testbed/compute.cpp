@@ -59,7 +59,7 @@ SequenceTokens step_tokens(const json& row, const ComputeModel& m) {
   return t;
 }
 
-RunFlops offline_run_flops(const json& manifest, double params) {
+RunFlops offline_run_flops(const json& manifest, double params, bool reads_reference) {
   const std::string what = "manifest.json";
   const double groups = field(manifest, {"data", "groups"}, what).get<double>();
   const double sequences = field(manifest, {"data", "sequences"}, what).get<double>();
@@ -75,8 +75,8 @@ RunFlops offline_run_flops(const json& manifest, double params) {
   c.groups_per_step = option(manifest, "per-device-train-batch-size") *
                       option(manifest, "gradient-accumulation-steps") *
                       field(manifest, {"resolved", "ranks"}, what).get<double>();
-  // `rlhf kto` has no --reference-free: it always reads the reference.
-  c.reference = !flag_option(manifest, "reference-free");
+  // `rlhf kto` has no --reference-free: it always reads the reference; `rlhf sft` never does.
+  c.reference = reads_reference && !flag_option(manifest, "reference-free");
   return offline_flops(c);
 }
 
@@ -161,7 +161,8 @@ double best_of_n_flops(double params, double reward_params, const SequenceTokens
 
 RunFlops run_flops(const json& manifest, const std::vector<json>& metrics, const ComputeModel& m) {
   const std::string command = field(manifest, {"command"}, "manifest.json").get<std::string>();
-  if (command == "dpo" || command == "kto") return offline_run_flops(manifest, m.policy_params);
+  if (command == "dpo" || command == "kto" || command == "sft")
+    return offline_run_flops(manifest, m.policy_params, command != "sft");
   // The training rows of metrics.jsonl (evaluation rows, eval_*, are not training compute).
   RunFlops f;
   if (command == "iterative-dpo") {

@@ -84,7 +84,7 @@ struct ComputeModel {
 };
 
 // A finished run's FLOPs from its manifest.json and the rows of its metrics.jsonl, by its
-// command (dpo, kto, the online methods, iterative-dpo). InputError naming what is missing.
+// command (sft, dpo, kto, the online methods, iterative-dpo). InputError naming what is missing.
 RunFlops run_flops(const nlohmann::ordered_json& manifest, const std::vector<nlohmann::ordered_json>& metrics,
                    const ComputeModel& m);
 

@@ -725,6 +725,27 @@ Plot length_plot(const std::string& suite, const std::string& task,
   return p;
 }
 
+// rq5's pass@k rows ({method, k, pass, ci}): one line per method over k, with CI bars.
+Plot pass_at_k_plot(const json& rows, Colours& colours) {
+  Plot p{"pass@k on Verify", "log2 k (k: samples per prompt)", "pass@k",
+         "Unbiased pass@k (Chen et al. 2021) from 64 samples per test prompt at T = 1; bars: 95% CI over prompts.",
+         {}};
+  std::map<std::string, Series> by_method;
+  std::vector<std::string> order;
+  for (const auto& row : items(rows)) {
+    const std::string m = text(at(row, "method"));
+    auto k = num(at(row, "k")), pass = num(at(row, "pass"));
+    if (m.empty() || !k || *k < 1 || !pass) continue;
+    if (!by_method.count(m)) order.push_back(m), by_method[m] = Series{m, colours.of(m), {}, true};
+    Point q{std::log2(*k), *pass};
+    const json& ci = at(row, "ci");
+    if (ci.is_array() && ci.size() == 2 && num(ci[0]) && num(ci[1])) q.lo = *num(ci[0]), q.hi = *num(ci[1]);
+    by_method[m].points.push_back(q);
+  }
+  for (const auto& m : order) p.series.push_back(by_method[m]);
+  return p;
+}
+
 // The fitted gold reward R(d) of an over-optimization fit, when its form is one we draw.
 std::optional<double> fitted(const std::string& form, double alpha, double beta, double d) {
   std::string f;
@@ -801,7 +822,7 @@ struct Column {
 
 // Per-prompt and per-pair arrays (the verdicts' data) are not shown in tables.
 bool per_unit_key(const std::string& k) {
-  return k == "correct" || k == "prompt_gold" || k == "prompt_length" || k == "prompt_proxy";
+  return k == "correct" || k == "prompt_gold" || k == "prompt_length" || k == "prompt_proxy" || k == "prompt_pass";
 }
 
 bool flattenable(const json& v) {
@@ -1053,6 +1074,7 @@ std::string suite_section(const std::string& name, const json& suite, const std:
     if (name == "rq3") plots += plot_html(agreement_plot(name, task, rs, colours));
     if (name == "length") plots += plot_html(length_plot(name, task, rs, colours));
   }
+  if (name == "rq5" && !items(at(suite, "pass_at_k")).empty()) plots += plot_html(pass_at_k_plot(at(suite, "pass_at_k"), colours));
   if (name == "rq3" && tasks.empty())
     plots += "<p class=\"nodata\">Gold vs annotator agreement: no runs.</p>\n";
   if (name == "overopt") {
@@ -1158,6 +1180,7 @@ std::string render_report(const json& results) {
   if (!items(at(at(suites_obj, "rq1"), "best_of_n")).empty()) methods.insert(kBestOfN);
   for (const auto& f : items(at(at(suites_obj, "overopt"), "fits")))
     if (f.is_object()) methods.insert(fit_label(f));
+  if (!items(at(at(suites_obj, "rq5"), "pass_at_k")).empty()) methods.insert("base");
   for (const auto& m : methods) colours.of(m);
 
   std::string o;

@@ -263,4 +263,14 @@ double bon_kl_bound(int64_t n) {
   return std::log(x) - (x - 1) / x;
 }
 
+double pass_at_k(int64_t n, int64_t c, int64_t k) {
+  if (c < 0 || c > n || k < 1 || k > n)
+    throw InputError("pass@k: need 0 <= c <= n and 1 <= k <= n, got n " + std::to_string(n) + ", c " +
+                     std::to_string(c) + ", k " + std::to_string(k));
+  if (n - c < k) return 1.0;  // every k-subset holds a pass
+  double fail = 1;
+  for (int64_t i = n - c + 1; i <= n; ++i) fail *= 1.0 - static_cast<double>(k) / static_cast<double>(i);
+  return 1.0 - fail;
+}
+
 }  // namespace rlhf::testbed

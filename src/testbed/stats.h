@@ -109,4 +109,12 @@ double expected_calibration_error(const std::vector<double>& pred, const std::ve
 // The usual analytic KL of best-of-n, log n - (n - 1) / n: an upper bound (Beirami et al.).
 double bon_kl_bound(int64_t n);
 
+// ---- pass@k --------------------------------------------------------------------------------------
+
+// The unbiased pass@k of one prompt from n samples of which c pass (Chen et al. 2021):
+// 1 - C(n - c, k) / C(n, k), the chance that k of the n drawn without replacement include a pass,
+// computed as 1 - prod_{i = n-c+1}^{n} (1 - k / i) (no large binomials). InputError unless
+// 0 <= c <= n and 1 <= k <= n.
+double pass_at_k(int64_t n, int64_t c, int64_t k);
+
 }  // namespace rlhf::testbed

@@ -218,7 +218,8 @@ const json* rq2_table(const json& results, uint64_t seed) {
 
 // ---- the hypotheses --------------------------------------------------------------------------------
 
-enum class Rule { above_zero, below_zero, within_margin };
+// not_below_margin: non-inferiority, the effect is at worst -margin.
+enum class Rule { above_zero, below_zero, within_margin, not_below_margin };
 
 struct Hypothesis {
   std::string id;
@@ -304,6 +305,25 @@ std::vector<const json*> bon_points(const json& res, uint64_t seed) {
   if (s && s->contains("best_of_n"))
     for (const auto& p : (*s)["best_of_n"]) out.push_back(&p);
   return out;
+}
+
+// rq6's semi-online DPO run that re-samples its pairs most often (smallest k) or least often.
+const json* semi_online(const json& res, uint64_t seed, bool most_often) {
+  const json* pick = nullptr;
+  auto every = [](const json* r) { return (*r)["params"].value("resample_every", 0.0); };
+  for (const json* r : runs_of(res, "rq6", "semi-online-dpo", seed))
+    if (!pick || (most_often ? every(r) < every(pick) : every(r) > every(pick))) pick = r;
+  return pick;
+}
+
+// Final gold of a minus b per prompt, with the semi-online runs' k in the note.
+std::optional<SeedData> final_pair(const json* a, const std::string& a_name, const json* b, const std::string& b_name) {
+  auto name = [](const json* r, const std::string& n) {
+    return r && (*r)["params"].contains("resample_every") ? n + " (every " + (*r)["params"]["resample_every"].dump() + " steps)" : n;
+  };
+  return one_group(diff(final_units(a), final_units(b)), a && b ? "final gold: " + name(a, a_name) + " " + stat(a, "gold") +
+                                                                     ", " + name(b, b_name) + " " + stat(b, "gold")
+                                                               : "");
 }
 
 std::vector<Hypothesis> hypotheses() {
@@ -451,12 +471,47 @@ std::vector<Hypothesis> hypotheses() {
   h.push_back({"9d", 9, "RL on the verifier does much better than offline DPO", "rq5",
                "final gold of RLOO minus offline DPO, on " + verify, Rule::above_zero, 0,
                final_gap("rq5", "rloo", "dpo")});
+  h.push_back({"9e", 9, "RAFT is a strong baseline: no worse than RL on the verifier", "rq5",
+               "final gold of RAFT (2 rounds of best-of-4, SFT on the passing samples) minus RLOO, on " + verify,
+               Rule::not_below_margin, 0.05, final_gap("rq5", "raft", "rloo")});
+  h.push_back({"9f", 9, "RL's lead over the base shrinks as k grows in pass@k", "rq5",
+               "[pass@k(RLOO) - pass@k(base)] at the largest k minus the same at k = 1, per Verify test prompt "
+               "(unbiased estimator from 64 samples at T=1)",
+               Rule::below_zero, 0, [](const json& res, uint64_t seed) -> std::optional<SeedData> {
+                 const json* s = suite_of_seed(res, "rq5", seed);
+                 if (!s) return std::nullopt;
+                 int k_max = 0;
+                 for (const auto& r : array_at(*s, "pass_at_k")) k_max = std::max(k_max, r.value("k", 0));
+                 auto pass = [&](const std::string& method, int k) -> std::optional<Vec> {
+                   for (const auto& r : array_at(*s, "pass_at_k"))
+                     if (r.value("method", "") == method && r.value("k", 0) == k) return units(r, "prompt_pass");
+                   return std::nullopt;
+                 };
+                 const auto lead_max = diff(pass("rloo", k_max), pass("base", k_max)),
+                            lead_1 = diff(pass("rloo", 1), pass("base", 1));
+                 if (k_max <= 1 || !lead_max || !lead_1) return std::nullopt;
+                 return one_group(diff(lead_max, lead_1), "RLOO - base: " + f3(mean(*lead_1)) + " at pass@1, " +
+                                                              f3(mean(*lead_max)) + " at pass@" + std::to_string(k_max));
+               }});
   h.push_back({"10a", 10, "Online DPO beats offline DPO at matched KL and labels", "rq6",
                "gold(online DPO) - gold(offline DPO) at the largest KL both reached; same label count and annotator",
                Rule::above_zero, 0, matched_gap("rq6", "online-dpo", "offline-dpo", "kl")});
   h.push_back({"10b", 10, "Iterative DPO beats offline DPO at matched KL", "rq6",
                "gold(iterative DPO) - gold(offline DPO) at the largest KL both reached", Rule::above_zero, 0,
                matched_gap("rq6", "iterative-dpo", "offline-dpo", "kl")});
+  h.push_back({"10c", 10, "Re-sampling the pairs more often helps", "rq6",
+               "final gold of online DPO (pairs from the current policy every step) minus semi-online DPO "
+               "re-sampling every k steps, largest k; same labels and annotator",
+               Rule::above_zero, 0, [](const json& res, uint64_t seed) {
+                 return final_pair(one_run(res, "rq6", "online-dpo", seed), "online-dpo", semi_online(res, seed, false),
+                                   "semi-online-dpo");
+               }});
+  h.push_back({"10d", 10, "Semi-online DPO performs comparably to GRPO on the same labels", "rq6",
+               "final gold of semi-online DPO (smallest k) minus GRPO (group 4, as many scored samples)",
+               Rule::within_margin, 0.05, [](const json& res, uint64_t seed) {
+                 return final_pair(semi_online(res, seed, true), "semi-online-dpo", one_run(res, "rq6", "grpo", seed),
+                                   "grpo");
+               }});
   const auto biased = param_is("gamma", 0.05), unbiased = param_is("gamma", 0.0);
   auto lengthens = [=](const std::string& method) -> Measure {
     return [=](const json& res, uint64_t seed) {
@@ -504,7 +559,6 @@ json untested() {
        {"missing", "implicit-reward accuracy of the online DPO policy"}},
       {{"pattern", 7}, {"claim", "Reward-model ensembles recover part of the loss to noise"},
        {"missing", "rq3's RM ensembles"}},
-      {{"pattern", 9}, {"claim", "RAFT is a strong baseline"}, {"missing", "rq5's RAFT arm"}},
   });
 }
 
@@ -514,6 +568,8 @@ std::string rule_text(const Hypothesis& h) {
     case Rule::below_zero: return "reproduced if the 95% CI lies below 0, not reproduced if above 0";
     case Rule::within_margin:
       return "reproduced if the 95% CI lies inside +-" + f3(h.margin) + ", not reproduced if wholly outside";
+    case Rule::not_below_margin:
+      return "reproduced if the 95% CI lies above -" + f3(h.margin) + ", not reproduced if wholly below it";
   }
   return "";
 }
@@ -526,6 +582,7 @@ std::string decide(const Hypothesis& h, double lo, double hi) {
       return lo >= -h.margin && hi <= h.margin ? "reproduced"
              : lo > h.margin || hi < -h.margin ? "not reproduced"
                                                 : "inconclusive";
+    case Rule::not_below_margin: return lo > -h.margin ? "reproduced" : hi < -h.margin ? "not reproduced" : "inconclusive";
   }
   return "inconclusive";
 }
@@ -550,7 +607,7 @@ json judge_one(const Hypothesis& h, const json& results) {
   json v = {{"id", h.id},         {"pattern", h.pattern}, {"claim", h.claim}, {"where", h.where},
             {"statistic", h.statistic}, {"rule", rule_text(h)}, {"configuration", "vanilla"},
             {"seeds", seeds}};
-  if (h.rule == Rule::within_margin) v["margin"] = h.margin;
+  if (h.rule == Rule::within_margin || h.rule == Rule::not_below_margin) v["margin"] = h.margin;
   if (data.empty()) {
     v["effect"] = {{"estimate", nullptr}, {"ci", {nullptr, nullptr}}};
     v["verdict"] = "inconclusive";

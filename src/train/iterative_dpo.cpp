@@ -42,6 +42,8 @@ void gather_samples(dist::Communicator& comm, ScoredSamples& ss) {
 void IterativeDpoConfig::validate() const {
   if (sampling.n < 2) throw InputError("iterative DPO needs at least 2 samples per prompt (best vs worst)");
   if (train.groups_per_micro_batch <= 0) throw InputError("iterative DPO: the batch size must be positive");
+  if (prompts_per_round < 0)
+    throw InputError("iterative DPO: prompts per round must be 0 (all) or positive, got " + std::to_string(prompts_per_round));
   objective::pairwise_loss(losses, {}, pair);  // names and parameters
 }
 
@@ -72,15 +74,24 @@ void train_iterative_dpo(Transformer& policy, const std::vector<OnlinePrompt>& p
                          const IterativeDpoRoundHook& on_round) {
   cfg.validate();
   dist::Communicator* comm = cfg.train.comm;
-  const int64_t n = cfg.sampling.n, n_prompts = static_cast<int64_t>(prompts.size());
+  const int64_t n = cfg.sampling.n, all_prompts = static_cast<int64_t>(prompts.size());
+  if (cfg.prompts_per_round > all_prompts)
+    throw InputError("iterative DPO: " + std::to_string(cfg.prompts_per_round) + " prompts per round exceed the " +
+                     std::to_string(all_prompts) + " prompts");
+  const int64_t n_prompts = cfg.prompts_per_round > 0 ? cfg.prompts_per_round : all_prompts;
   Transformer ref = policy;
   AdamW opt(policy, cfg.train.adam);
   OfflineConfig oc = cfg.train;
-  const std::vector<int64_t> mine = rank_prompt_slice(n_prompts, comm);
+  const std::vector<int64_t> slice = rank_prompt_slice(n_prompts, comm);  // positions in the round's prompts
   int64_t global_step = 0;
   for (int64_t round = 0; round < cfg.rounds; ++round) {
+    std::vector<int64_t> mine;
     std::vector<uint64_t> seeds;
-    for (int64_t p : mine) seeds.push_back(prompt_seed(cfg.seed, round, p));
+    for (int64_t i : slice) {
+      const int64_t p = all_prompts ? (round * n_prompts + i) % all_prompts : i;
+      mine.push_back(p);
+      seeds.push_back(prompt_seed(cfg.seed, round, p));
+    }
     ScoredSamples ss = sample_and_score(policy, prompts, mine, seeds, cfg.sampling, cfg.generate_batch, reward, detok, comm);
     if (comm && comm->size() > 1) gather_samples(*comm, ss);  // every rank's, in prompt order
     const OfflineDataset data = best_worst_pairs(ss, n_prompts, n, cfg.min_score_gap);

@@ -1,5 +1,6 @@
 // Iterative DPO: rounds of
-//   sample   n completions per prompt from the current policy (online_trainer.h sample_and_score)
+//   sample   n completions per prompt (all prompts, or the next prompts_per_round of them) from
+//            the current policy (online_trainer.h sample_and_score)
 //   label    each prompt's best and worst sample by the reward: one preference pair, dropped when
 //            their scores differ by no more than min_score_gap or none is defined
 //   train    offline DPO on those pairs (offline_trainer.h, the same loop as `rlhf dpo`), against
@@ -30,6 +31,11 @@ namespace rlhf {
 
 struct IterativeDpoConfig {
   int64_t rounds = 3;
+  // Prompts sampled per round: 0 = all of them every round; m > 0 = the next m prompts each round,
+  // cycling through the prompt list (round r takes prompts r*m .. r*m + m - 1, modulo their
+  // number). With m = batch size x k, each round's pairs make about k optimizer steps: semi-online
+  // DPO re-sampled every k steps.
+  int64_t prompts_per_round = 0;
   rollout::SamplingParams sampling;  // n >= 2 samples per prompt
   int64_t generate_batch = 32;       // sequences decoded together
   double min_score_gap = 0;

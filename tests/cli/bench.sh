@@ -41,7 +41,7 @@ for run in r["runs"]:
         need(c["gold_ci"][0] <= c["gold"] <= c["gold_ci"][1], run["id"] + ": gold outside its CI")
     need(abs(run["checkpoints"][0]["kl"]) < 1e-6, run["id"] + ": the base policy's KL to itself is not 0")
 for m in ["dpo", "ipo", "cdpo", "rm+ppo", "rm+rloo", "gold+ppo", "pl-rm+rloo", "listwise-dpo", "dpo-best-worst",
-          "dpo+nll", "rloo", "grpo", "online-dpo", "offline-dpo", "r-dpo", "length-only-ppo", "rm+apa", "iterative-dpo", "simpo", "orpo", "kto", "rm+grpo"]:
+          "dpo+nll", "rloo", "grpo", "online-dpo", "offline-dpo", "r-dpo", "length-only-ppo", "rm+apa", "iterative-dpo", "simpo", "orpo", "kto", "rm+grpo", "raft", "semi-online-dpo"]:
     need(m in methods, "method " + m + " did not run")
 for a in r["annotators"]:
     if a["target"] > 0:
@@ -61,6 +61,18 @@ for row in r["suites"]["rq2"]["table"]:  # scores aligned with the gold gaps of 
     if row["pairs"] >= 3:
         need(row["ece"] is not None and row["spearman_gold_gap"] is not None, "rq2 row %s/%s" % (row["scorer"], row["set"]))
 need(all("ood_pass_at_1" in row for row in r["suites"]["rq5"]["table"]), "rq5 out-of-distribution pass@1")
+pak = r["suites"]["rq5"]["pass_at_k"]
+need({(x["method"], x["k"]) for x in pak} == {(m, k) for m in ["base", "dpo", "dpo+nll", "rloo", "grpo", "raft"]
+                                              for k in [1, 2, 4, 8, 16, 32, 64]}, "rq5 pass@k rows")
+for m in {x["method"] for x in pak}:  # pass@k never falls as k grows
+    ps = [x["pass"] for x in sorted((x for x in pak if x["method"] == m), key=lambda x: x["k"])]
+    need(all(a <= b + 1e-12 for a, b in zip(ps, ps[1:])) and all(x["ci"][0] <= x["pass"] <= x["ci"][1] for x in pak),
+         "rq5 pass@k of " + m)
+need([x["round"] for x in r["suites"]["rq5"]["raft_rounds"]] == [1, 2], "rq5 RAFT rounds")
+cad = r["suites"]["rq6"]["cadence"]
+need([x["method"] for x in cad] == ["online-dpo", "semi-online-dpo", "grpo"] and cad[0]["resample_every"] == 1
+     and cad[1]["resample_every"] > 1 and all(abs(x["labels"] / cad[0]["labels"] - 1) < 0.05 for x in cad),
+     "rq6 cadence table (online DPO's labels, up to whole rounds): %r" % cad)
 print("schema ok: %d runs, %d annotators" % (len(r["runs"]), len(r["annotators"])))
 PY
 
@@ -104,7 +116,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 rows = r["suites"]["rq6"]["pooled"]
 assert r["seeds"] == [1, 2] and len(r["suites"]["rq6"]["per_seed"]) == 2, "per-seed tables"
-assert {x["method"] for x in rows} == {"online-dpo", "offline-dpo", "iterative-dpo"} and all(x["seeds"] == 2 for x in rows), rows
+assert {x["method"] for x in rows} == {"online-dpo", "offline-dpo", "iterative-dpo", "semi-online-dpo", "grpo"} and all(x["seeds"] == 2 for x in rows), rows
 assert all(x["ci"][0] <= x["final_gold"] <= x["ci"][1] for x in rows), rows
 print("two seeds pooled:", [(x["method"], round(x["final_gold"], 3)) for x in rows])
 PY

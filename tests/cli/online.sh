@@ -109,6 +109,17 @@ awk '/mean best score/ { split($0, a, "mean best score "); split(a[2], b, ","); 
 [[ $(grep -c '"train/loss"' "$tmp/iterative/metrics.jsonl") -eq 2 ]] && grep -q '"pairs":16' "$tmp/iterative/metrics.jsonl" \
   || fail "iterative-dpo rounds: $(cat "$tmp/iterative/metrics.jsonl")"
 [[ -s "$tmp/iterative/model.safetensors" ]] || fail "iterative-dpo model"
+# Semi-online: 5 of the 16 prompts per round, so at most 5 pairs a round; more than 16 is refused.
+"$RLHF" iterative-dpo --model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=10):chars" \
+  --num-generations 4 --rounds 3 --prompts-per-round 5 --max-new-tokens 6 --learning-rate 1e-3 \
+  --per-device-train-batch-size 4 --max-length 64 --out "$tmp/semi" > "$tmp/semi.log"
+grep -q "pairs of 5 prompts" "$tmp/semi.log" && [[ $(grep -c '"round"' "$tmp/semi/metrics.jsonl") -eq 3 ]] \
+  && ! grep -qE '"pairs":([6-9]|[1-9][0-9])' "$tmp/semi/metrics.jsonl" || fail "iterative-dpo --prompts-per-round: $(cat "$tmp/semi.log")"
+set +e
+out=$("$RLHF" iterative-dpo --model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=10):chars" \
+  --prompts-per-round 17 --out "$tmp/semi2" 2>&1); code=$?
+set -e
+[[ $code -eq 2 && $out == *"17 prompts per round exceed the 16 prompts"* ]] || fail "--prompts-per-round 17: exit $code ($out)"
 
 # The user's own scorer: JSONL on stdin, one score per line (here: 1 when the row's answer field
 # arrived, which also checks the prompt row's fields reach the command).

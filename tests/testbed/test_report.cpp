@@ -192,6 +192,23 @@ TEST(Report, AgreementSeriesSplitByVariantNotByAnnotator) {
   EXPECT_EQ(html.find("annotator=flip"), std::string::npos);
 }
 
+// rq5's pass@k rows: one line per method over log2 k with CI bars; per-prompt values stay out of
+// the table.
+TEST(Report, PassAtKPlotOneLinePerMethod) {
+  json results = {{"suites", {{"rq5", {{"pass_at_k", json::array()}}}}}};
+  for (const char* m : {"base", "rloo"})
+    for (int k : {1, 4, 64})
+      results["suites"]["rq5"]["pass_at_k"].push_back(
+          {{"method", m}, {"k", k}, {"pass", 0.5 + 0.006 * k}, {"ci", {0.4, 0.99}}, {"prompt_pass", {0.25, 0.75}}});
+  const std::string html = render_report(results);
+  EXPECT_EQ(count(html, "aria-label=\"pass@k on Verify\""), 1u);
+  for (const char* name : {">base</text>", ">rloo</text>", ">log2 k (k: samples per prompt)</text>"})
+    EXPECT_NE(html.find(name), std::string::npos) << name;
+  EXPECT_EQ(count(html, "<polyline"), 2u);
+  EXPECT_EQ(html.find("prompt_pass"), std::string::npos);
+  EXPECT_NE(html.find("<th>k</th>"), std::string::npos);
+}
+
 TEST(Report, PerSeedTablesAndSuiteScalars) {
   const json results = json::parse(R"({"seeds": [3, 4], "suites": {"rq2": {
       "table": [{"scorer": "rm", "accuracy": 0.8}], "verifier_pairs": 120,

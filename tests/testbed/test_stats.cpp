@@ -179,5 +179,26 @@ TEST(BenchStats, BestOfNKlBound) {
   EXPECT_THROW(bon_kl_bound(0), InputError);
 }
 
+// pass@k against the binomial form 1 - C(n-c, k)/C(n, k) and its edge cases.
+TEST(BenchStats, PassAtKIsTheUnbiasedEstimator) {
+  auto choose = [](int64_t n, int64_t k) {
+    double r = 1;
+    for (int64_t i = 1; i <= k; ++i) r = r * static_cast<double>(n - k + i) / static_cast<double>(i);
+    return r;
+  };
+  for (int64_t c : {0, 1, 5, 20, 63, 64})
+    for (int64_t k : {1, 2, 4, 8, 16, 32, 64}) {
+      const double want = 1 - (64 - c >= k ? choose(64 - c, k) / choose(64, k) : 0.0);
+      EXPECT_NEAR(pass_at_k(64, c, k), want, 1e-12) << "c " << c << " k " << k;
+    }
+  EXPECT_DOUBLE_EQ(pass_at_k(64, 16, 1), 0.25);  // pass@1 is the pass rate
+  EXPECT_DOUBLE_EQ(pass_at_k(10, 0, 10), 0.0);
+  EXPECT_DOUBLE_EQ(pass_at_k(10, 1, 10), 1.0);
+  EXPECT_NEAR(pass_at_k(4, 1, 2), 0.5, 1e-15);  // 3 of the 6 pairs hold the pass
+  EXPECT_THROW(pass_at_k(4, 5, 1), InputError);
+  EXPECT_THROW(pass_at_k(4, 1, 0), InputError);
+  EXPECT_THROW(pass_at_k(4, 1, 5), InputError);
+}
+
 }  // namespace
 }  // namespace rlhf::testbed

@@ -158,8 +158,27 @@ std::map<std::string, Plant> plants() {
   p["9b"] = final_gap("rq5", "iterative-dpo", "dpo");
   p["9c"] = final_gap("rq5", "dpo+nll", "dpo");
   p["9d"] = final_gap("rq5", "rloo", "dpo");
+  p["9e"] = final_gap("rq5", "raft", "rloo");
+  p["9f"] = [](Synth& s, uint64_t seed, double d) {  // RLOO leads by 0.3 at pass@1, by 0.3 + d at pass@64
+    for (const auto& [k, lead] : {std::pair<int, double>{1, 0.3}, {8, 0.2}, {64, 0.3 + d}}) {
+      s.seed_suite("rq5", seed)["pass_at_k"].push_back({{"method", "base"}, {"k", k}, {"prompt_pass", values(0.4)}});
+      s.seed_suite("rq5", seed)["pass_at_k"].push_back(
+          {{"method", "rloo"}, {"k", k}, {"prompt_pass", values(0.4 + lead, 0.1, k == 64 ? 1 : 0)}});
+    }
+  };
   p["10a"] = matched("rq6", "online-dpo", "offline-dpo");
   p["10b"] = matched("rq6", "iterative-dpo", "offline-dpo");
+  // Semi-online runs at k = 4 and 32: 10c reads k = 32, 10d k = 4; the other run is a decoy.
+  p["10c"] = [](Synth& s, uint64_t seed, double d) {
+    s.final_run("rq6", "online-dpo", {}, seed, values(0.7 + d));
+    s.final_run("rq6", "semi-online-dpo", {{"resample_every", 4}}, seed, values(0.2));
+    s.final_run("rq6", "semi-online-dpo", {{"resample_every", 32}}, seed, values(0.7, 0.1, 1));
+  };
+  p["10d"] = [](Synth& s, uint64_t seed, double d) {
+    s.final_run("rq6", "semi-online-dpo", {{"resample_every", 32}}, seed, values(0.2));
+    s.final_run("rq6", "semi-online-dpo", {{"resample_every", 4}}, seed, values(0.7 + d));
+    s.final_run("rq6", "grpo", {}, seed, values(0.7, 0.1, 1));
+  };
   auto length_gap = [](const std::string& a, double a_gamma, const std::string& b, double b_gamma) -> Plant {
     return [=](Synth& s, uint64_t seed, double d) {
       auto run = [&](const std::string& m, double g, const Vec& len) {
@@ -210,10 +229,18 @@ TEST(Verdicts, EachRuleGivesItsThreeOutcomes) {
   for (const auto& [id, plant] : plants()) {
     SCOPED_TRACE(id);
     const json none = judged(id, {0, 0, 0});
-    const bool equivalence = none.contains("margin");
-    const bool below = none["rule"].get<std::string>().rfind("reproduced if the 95% CI lies below", 0) == 0;
+    const std::string rule = none["rule"];
+    const bool non_inferiority = rule.rfind("reproduced if the 95% CI lies above -", 0) == 0;
+    const bool equivalence = none.contains("margin") && !non_inferiority;
+    const bool below = rule.rfind("reproduced if the 95% CI lies below", 0) == 0;
     const double big = 0.3, sign = below ? -1 : 1;
-    if (equivalence) {
+    if (non_inferiority) {  // at worst -margin
+      const double m = none["margin"];
+      EXPECT_EQ(none["verdict"], "reproduced");
+      EXPECT_EQ(judged(id, {big, big, big})["verdict"], "reproduced");
+      EXPECT_EQ(judged(id, {-big, -big, -big})["verdict"], "not reproduced");
+      EXPECT_EQ(judged(id, {-m, -m, -m})["verdict"], "inconclusive");
+    } else if (equivalence) {
       const double m = none["margin"];
       EXPECT_EQ(none["verdict"], "reproduced");
       EXPECT_EQ(judged(id, {big, big, big})["verdict"], "not reproduced");

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <sstream>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -94,7 +95,7 @@ struct Rounds {
   std::vector<float> weights;
 };
 
-Rounds iterate(bool ref_follows_policy) {
+Rounds iterate(bool ref_follows_policy, int64_t prompts_per_round = 0, std::string* log = nullptr) {
   Transformer policy = tiny_policy();
   IterativeDpoConfig cfg;
   cfg.rounds = 3;
@@ -105,12 +106,14 @@ Rounds iterate(bool ref_follows_policy) {
   cfg.train.adam.lr = 3e-2;
   cfg.train.pack.seq_len = 32;
   cfg.ref_follows_policy = ref_follows_policy;
+  cfg.prompts_per_round = prompts_per_round;
   cfg.seed = 5;
   Rounds out;
   std::ostringstream progress;
   train_iterative_dpo(policy, make_prompts(16), target_share, no_text, cfg, progress,
                       [&](const nlohmann::json& rec) { out.records.push_back(rec); });
   EXPECT_NE(progress.str().find("round 3: mean score "), std::string::npos) << progress.str();
+  if (log) *log = progress.str();
   out.weights = policy.params();
   return out;
 }
@@ -131,6 +134,33 @@ TEST(IterativeDpo, RoundsRaiseTheRewardDeterministically) {
       << a.records[0].dump() << "\n" << a.records[2].dump();
   EXPECT_EQ(iterate(false).weights, a.weights) << "the same seed trains the same policy";
   EXPECT_NE(iterate(true).weights, a.weights) << "a moving reference changes the updates";
+}
+
+// Semi-online rounds: each samples only the next prompts_per_round prompts (all 16 = every round's
+// full set, the default), so a round has at most that many pairs and its own optimizer steps.
+TEST(IterativeDpo, PromptsPerRoundSampleTheNextPrompts) {
+  std::string log;
+  const Rounds part = iterate(false, 6, &log);
+  ASSERT_EQ(part.records.size(), 3u);
+  int64_t step = 0;
+  for (const auto& rec : part.records) {
+    EXPECT_GT(rec["pairs"].get<int64_t>(), 0) << rec.dump();
+    EXPECT_LE(rec["pairs"].get<int64_t>(), 6) << rec.dump();
+    step += (rec["pairs"].get<int64_t>() + 3) / 4;
+    EXPECT_EQ(rec["step"], step);
+  }
+  EXPECT_NE(log.find("pairs of 6 prompts"), std::string::npos) << log;
+  const Rounds all = iterate(false);
+  EXPECT_EQ(iterate(false, 16).weights, all.weights) << "16 of 16 prompts per round is the default";
+  EXPECT_NE(part.weights, all.weights);
+  Transformer policy = tiny_policy();
+  IterativeDpoConfig cfg;
+  cfg.sampling = sampling(2);
+  cfg.prompts_per_round = 3;
+  std::ostringstream progress;
+  EXPECT_THROW(train_iterative_dpo(policy, make_prompts(2), target_share, no_text, cfg, progress), InputError);
+  cfg.prompts_per_round = -1;
+  EXPECT_THROW(train_iterative_dpo(policy, make_prompts(2), target_share, no_text, cfg, progress), InputError);
 }
 
 TEST(IterativeDpo, RefusesFewerThanTwoSamples) {
