@@ -326,9 +326,8 @@ std::optional<SeedData> final_pair(const json* a, const std::string& a_name, con
                                                                : "");
 }
 
-std::vector<Hypothesis> hypotheses() {
-  const std::string valence = "Valence", verify = "Verify (pass@1 at T=1)";
-  std::vector<Hypothesis> h;
+// Patterns 1-4: RL against DPO on Valence and Verify, and over-optimization.
+void add_frontier_hypotheses(std::vector<Hypothesis>& h) {
   h.push_back({"1a", 1, "Clean Valence: DPO's frontier >= RM + PPO's, at matched KL", "rq1",
                "gold(DPO) - gold(RM+PPO) on Valence test prompts, each method's frontier over its sweep read at the "
                "largest KL both reached",
@@ -372,6 +371,10 @@ std::vector<Hypothesis> hypotheses() {
   h.push_back({"4b", 4, "DPO also degrades at high KL", "overopt",
                "gold(final) - gold(peak checkpoint) of DPO trained for twice the epochs", Rule::below_zero, 0,
                rise_or_fall("overopt", "dpo", false)});
+}
+
+// Patterns 5-8: implicit rewards as classifiers, label noise and rankings.
+void add_classifier_hypotheses(std::vector<Hypothesis>& h) {
   h.push_back({"5a", 5, "Implicit reward ~ explicit RM in distribution", "rq2",
                "pairwise accuracy of the RM minus DPO's implicit reward on gold-labelled pairs of base samples",
                Rule::within_margin, 0.05, [](const json& res, uint64_t seed) {
@@ -455,6 +458,11 @@ std::vector<Hypothesis> hypotheses() {
                                                            std::to_string(*hi)
                                                      : "");
                }});
+}
+
+// Patterns 9-11: the verifier, online feedback and length bias.
+void add_verifier_online_length_hypotheses(std::vector<Hypothesis>& h) {
+  const std::string verify = "Verify (pass@1 at T=1)";
   h.push_back({"9a", 9, "Offline DPO on verifier pairs gains little over the base", "rq5",
                "final gold of DPO minus the base policy's, on " + verify, Rule::within_margin, 0.05,
                [](const json& res, uint64_t seed) {
@@ -546,6 +554,13 @@ std::vector<Hypothesis> hypotheses() {
                                   r && d ? "r-dpo " + stat(r, "length") + ", dpo " + stat(d, "length")
                                          : "");
                }});
+}
+
+std::vector<Hypothesis> hypotheses() {
+  std::vector<Hypothesis> h;
+  add_frontier_hypotheses(h);
+  add_classifier_hypotheses(h);
+  add_verifier_online_length_hypotheses(h);
   return h;
 }
 
