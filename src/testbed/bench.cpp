@@ -19,6 +19,7 @@
 #include "testbed/bench_runs.h"
 #include "testbed/report.h"
 #include "testbed/stats.h"
+#include "testbed/tuning.h"
 #include "testbed/verdicts.h"
 
 namespace rlhf::testbed {
@@ -51,6 +52,7 @@ struct Bench {
   json runs = json::array();
   json suites = json::object();
   std::mutex mu;
+  json tuning = nullptr;  // the tuning record whose configurations run next to the vanilla ones
 
   World& world(const std::string& task, uint64_t seed) {
     const std::string key = task + "/seed=" + std::to_string(seed);
@@ -94,12 +96,13 @@ json frontier_row(const std::string& task, const std::string& method, const std:
           {"best_gold", best}, {"ci", best_ci}, {"max_kl", f.empty() ? 0.0 : f.back().kl}};
 }
 
-// Groups runs by method and returns one frontier row per method.
+// Groups runs by method and returns one frontier row per method; a tuned arm is its own row.
 json frontier_table(const std::vector<json>& runs) {
   std::map<std::pair<std::string, std::string>, std::vector<json>> by;
   std::vector<std::pair<std::string, std::string>> order;
   for (const auto& r : runs) {
-    auto key = std::make_pair(r["task"].get<std::string>(), r["method"].get<std::string>());
+    const bool tuned = r["params"].value("config", "") == "tuned";
+    auto key = std::make_pair(r["task"].get<std::string>(), r["method"].get<std::string>() + (tuned ? " (tuned)" : ""));
     if (!by.count(key)) order.push_back(key);
     by[key].push_back(r);
   }
@@ -133,8 +136,8 @@ RunSpec rq1_ppo(World& w, double kl) {
   return r;
 }
 
-json suite_rq1(Bench& b, World& w) {
-  const Profile& p = b.profile;
+// RQ1's vanilla arms (the tuning searches around them too).
+std::vector<RunSpec> rq1_specs(const Profile& p, World& w) {
   const fs::path prefs = w.prefs(kCleanish), rm = w.reward_model(kCleanish);
   const double pairs = static_cast<double>(w.n_pairs());
   std::vector<RunSpec> specs;
@@ -162,9 +165,16 @@ json suite_rq1(Bench& b, World& w) {
   specs.push_back(gold);
   for (auto& s : specs)
     if (s.proxy_rm.empty()) s.proxy_rm = rm;
+  return specs;
+}
+
+json suite_rq1(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  std::vector<RunSpec> specs = rq1_specs(p, w);
+  add_tuned_arms(b.tuning, specs);
   const std::vector<json> runs = b.run_all(specs);
   json table = frontier_table(runs);
-  const json bon = best_of_n(w, "rq1", rm, p.bon_ns);
+  const json bon = best_of_n(w, "rq1", w.reward_model(kCleanish), p.bon_ns);
   return {{"question", kQuestions.at("rq1")}, {"table", table}, {"best_of_n", bon}};
 }
 
@@ -501,24 +511,33 @@ json suite_rq5(Bench& b, World& w) {
   return {{"question", kQuestions.at("rq5")}, {"table", table}, {"verifier_pairs", n_pairs}};
 }
 
-json suite_rq6(Bench& b, World& w) {
-  const Profile& p = b.profile;
+// rq6's online DPO labels with a Gaussian annotator of this sigma on the gold reward.
+constexpr double kRq6Sigma = 0.1;
+
+// RQ6's vanilla arms (the tuning searches around them too).
+std::vector<RunSpec> rq6_specs(const Profile& p, World& w) {
   const double pairs = static_cast<double>(w.n_pairs());
   // Online DPO judges its own pairs with a Gaussian annotator on the gold reward, one label per
   // prompt; its steps are set so that it uses the offline run's label budget.
   const int online_steps = std::max(1, static_cast<int>(pairs / p.rl_prompts));
-  const double sigma = 0.1;
-  RunSpec online = online_run(w, "rq6", "online-dpo", "online-dpo", w.gold_spec("noise=" + arg(sigma)),
+  RunSpec online = online_run(w, "rq6", "online-dpo", "online-dpo", w.gold_spec("noise=" + arg(kRq6Sigma)),
                               {{"labels", static_cast<int64_t>(pairs)}}, {"--beta", "0.1"}, online_steps);
   online.labels = pairs;
   online.verifier_calls = 0;
   RunSpec offline = offline_run(w, "rq6", "offline-dpo", w.prefs(kCleanish), pairs, "sigmoid", 0.1, {{"labels", static_cast<int64_t>(pairs)}});
   // Iterative DPO: two rounds of best-vs-worst of two samples per prompt, judged the same way.
-  RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", w.gold_spec("noise=" + arg(sigma)), 2, 2, {{"rounds", 2}});
-  const std::vector<json> runs = b.run_all({offline, online, iterative});
+  RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", w.gold_spec("noise=" + arg(kRq6Sigma)), 2, 2, {{"rounds", 2}});
+  return {offline, online, iterative};
+}
+
+json suite_rq6(Bench& b, World& w) {
+  std::vector<RunSpec> specs = rq6_specs(b.profile, w);
+  add_tuned_arms(b.tuning, specs);
+  const std::vector<json> runs = b.run_all(specs);
   return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)},
           {"note", "online DPO labels each of its prompts' two samples once with a Gaussian annotator (sigma " +
-                       arg(sigma) + ") on the gold reward; the offline run labels base-sample pairs with " + kCleanish}};
+                       arg(kRq6Sigma) + ") on the gold reward; the offline run labels base-sample pairs with " +
+                       kCleanish}};
 }
 
 json suite_length(Bench& b, World& w) {
@@ -803,6 +822,18 @@ int run_bench(const BenchOptions& opt) {
             << std::flush;
   if (opt.predict_only) return 0;
   Bench b{stages, profile, opt.world_seed, {}, json::array(), json::object(), {}};
+  b.tuning = opt.tune ? json(nullptr) : load_tuning(opt.tuned, profile.name);
+  if (opt.tune) {  // the search on the first seed's Valence world instead of the suites
+    World& w = b.world("valence", profile.seeds.front());
+    std::vector<RunSpec> arms = rq1_specs(profile, w);
+    for (auto& s : rq6_specs(profile, w)) arms.push_back(s);
+    json tuned = run_tuning(arms, TuneRule{});
+    tuned["version"] = opt.version, tuned["command"] = opt.command;
+    tuned["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    write_file_atomic(opt.out / "tuned.json", tuned.dump(2) + "\n");
+    std::cout << "\n" << tuning_table(tuned) << "wrote " << (opt.out / "tuned.json").string() << "\n";
+    return 0;
+  }
   auto wants = [&](const std::string& s) {
     return std::find(profile.suites.begin(), profile.suites.end(), s) != profile.suites.end();
   };
@@ -867,6 +898,7 @@ int run_bench(const BenchOptions& opt) {
                   {"wall_seconds", wall},
                   {"stages", stages.timings()},
                   {"tasks", task_info},
+                  {"tuning", tuning_summary(b.tuning)},
                   {"annotators", annotators},
                   {"runs", b.runs},
                   {"suites", b.suites}};

@@ -136,7 +136,7 @@ json execute(const RunSpec& spec) {
     if (points.back().first != spec.steps) points.emplace_back(spec.steps, d / "model");
     json checkpoints = json::array();
     for (const auto& [step, path] : points) {
-      json e = step == 0 ? w.evaluate_base(spec.proxy_rm) : w.evaluate(path, spec.proxy_rm);
+      json e = step == 0 ? w.evaluate_base(spec.proxy_rm, spec.eval_split) : w.evaluate(path, spec.proxy_rm, spec.eval_split);
       e["step"] = step;
       e["flops"] = spec.flops * step / std::max(1, spec.steps);
       checkpoints.push_back(e);

@@ -20,6 +20,7 @@ struct RunSpec {
   double flops = 0;                 // whole run, by docs/testbed.md §5's formula
   double labels = 0, verifier_calls = 0;
   int checkpoints = 0;              // evaluations along the run (0: the profile's; -1: the final model only)
+  Split eval_split = Split::test;   // the prompts its checkpoints are evaluated on (tuning: val)
 };
 
 // Trains (cached stage), evaluates step 0 (the base), every saved checkpoint and the final model;
