@@ -225,6 +225,7 @@ void add_tuned_arms(const json& tuning, std::vector<RunSpec>& specs) {
       if (rec["family"] != f->name || chosen.is_null()) continue;
       const double lr = chosen["lr"].get<double>(), reg = chosen[f->param].get<double>();
       RunSpec t = with_config(vanilla, *f, lr, reg);
+      if (t.args == vanilla.args) continue;  // the vanilla run is the tuned one
       t.params = {{"config", "tuned"}, {"lr", lr}, {f->param, reg}};
       for (const auto& [k, v] : vanilla.params.items())
         if (!t.params.contains(k)) t.params[k] = v;

@@ -67,7 +67,8 @@ json load_tuning(const std::string& file, const std::string& profile);
 
 // For each spec whose (suite, method) is an arm of a family the record chose a configuration for,
 // appends one copy with that configuration (the first such spec per arm) and params
-// {"config": "tuned", "lr": ..., <regularizer>: ...} plus the vanilla params it does not set.
+// {"config": "tuned", "lr": ..., <regularizer>: ...} plus the vanilla params it does not set; none
+// where the chosen configuration is the vanilla one (the verdicts then read the vanilla run).
 void add_tuned_arms(const json& tuning, std::vector<RunSpec>& specs);
 
 // The terminal's summary of a tuned.json: per family the vanilla and the chosen configuration.
