@@ -16,6 +16,8 @@ namespace {
 // 0.03, not 0.030000000000000002).
 double tidy(double x) { return std::stod(arg(x)); }
 
+bool same(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(std::fabs(a), std::fabs(b)); }
+
 std::string& flag_value(std::vector<std::string>& args, const std::string& flag, const std::string& method) {
   const auto it = std::find(args.begin(), args.end(), flag);
   if (it == args.end() || it + 1 == args.end())
@@ -224,8 +226,11 @@ void add_tuned_arms(const json& tuning, std::vector<RunSpec>& specs) {
       const json chosen = rec.value("chosen", json(nullptr));
       if (rec["family"] != f->name || chosen.is_null()) continue;
       const double lr = chosen["lr"].get<double>(), reg = chosen[f->param].get<double>();
+      RunSpec v = vanilla;
+      if (same(std::stod(flag_value(v.args, "--learning-rate", v.method)), lr) &&
+          same(std::stod(flag_value(v.args, f->flag, v.method)), reg))
+        continue;  // the vanilla run is the tuned one
       RunSpec t = with_config(vanilla, *f, lr, reg);
-      if (t.args == vanilla.args) continue;  // the vanilla run is the tuned one
       t.params = {{"config", "tuned"}, {"lr", lr}, {f->param, reg}};
       for (const auto& [k, v] : vanilla.params.items())
         if (!t.params.contains(k)) t.params[k] = v;
