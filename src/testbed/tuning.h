@@ -1,4 +1,4 @@
-// Every method tuned alike (docs/testbed.md §10): for each method family the verdicts compare,
+// Every method tuned alike (docs/testbed.md §6.1): for each method family the verdicts compare,
 // the same grid of learning rate × the family's regularizer (DPO's beta, IPO's tau, PPO's KL
 // coefficient, ...) trained on the first seed's Valence world, evaluated on the validation prompts
 // (never the test prompts), and one configuration chosen by a stated rule with a divergence guard.
