@@ -21,6 +21,9 @@ int cmd_bench(int argc, char** argv) {
       .add("suites", "", "comma-separated subset of rq1,rq2,rq3,rq4,rq5,rq6,length,overopt,bandits (default: all)")
       .add("seeds", "", "comma-separated seeds (default: the profile's)")
       .add("jobs", "0", "stages run in parallel, one thread each (0: one per core)")
+      .add("tuned", "", "a tuning record (OUT/tuned.json of --tune) whose configurations run next to the vanilla ones "
+                        "(default: the profile's built-in one, quick and mini: bench/tuned/quick.json)")
+      .flag("tune", "tune every method family alike on validation prompts, write OUT/tuned.json, and stop")
       .flag("predict", "measure the machine, print the plan and its predicted run time, and stop");
   if (!o.parse(argc, argv)) return 0;
   testbed::BenchOptions opt;
@@ -40,6 +43,8 @@ int cmd_bench(int argc, char** argv) {
   opt.jobs = static_cast<int>(o.integer("jobs"));
   if (opt.jobs < 0) throw InputError("rlhf bench: --jobs must be >= 0");
   opt.predict_only = o.boolean("predict");
+  opt.tune = o.boolean("tune");
+  opt.tuned = o.str("tuned");
   opt.exe = std::filesystem::read_symlink("/proc/self/exe");
   opt.version = version();
   opt.command = "rlhf bench";

@@ -20,6 +20,7 @@
 #include "testbed/gold_reward.h"
 #include "testbed/report.h"
 #include "testbed/stats.h"
+#include "testbed/tuning.h"
 #include "testbed/verdicts.h"
 
 namespace rlhf::testbed {
@@ -52,6 +53,7 @@ struct Bench {
   json runs = json::array();
   json suites = json::object();
   std::mutex mu;
+  json tuning = nullptr;  // the tuning record whose configurations run next to the vanilla ones
 
   World& world(const std::string& task, uint64_t seed) {
     const std::string key = task + "/seed=" + std::to_string(seed);
@@ -95,12 +97,13 @@ json frontier_row(const std::string& task, const std::string& method, const std:
           {"best_gold", best}, {"ci", best_ci}, {"max_kl", f.empty() ? 0.0 : f.back().kl}};
 }
 
-// Groups runs by method and returns one frontier row per method.
+// Groups runs by method and returns one frontier row per method; a tuned arm is its own row.
 json frontier_table(const std::vector<json>& runs) {
   std::map<std::pair<std::string, std::string>, std::vector<json>> by;
   std::vector<std::pair<std::string, std::string>> order;
   for (const auto& r : runs) {
-    auto key = std::make_pair(r["task"].get<std::string>(), r["method"].get<std::string>());
+    const bool tuned = r["params"].value("config", "") == "tuned";
+    auto key = std::make_pair(r["task"].get<std::string>(), r["method"].get<std::string>() + (tuned ? " (tuned)" : ""));
     if (!by.count(key)) order.push_back(key);
     by[key].push_back(r);
   }
@@ -134,8 +137,8 @@ RunSpec rq1_ppo(World& w, double kl) {
   return r;
 }
 
-json suite_rq1(Bench& b, World& w) {
-  const Profile& p = b.profile;
+// RQ1's vanilla arms (the tuning searches around them too).
+std::vector<RunSpec> rq1_specs(const Profile& p, World& w) {
   const fs::path prefs = w.prefs(kCleanish), rm = w.reward_model(kCleanish);
   const double pairs = static_cast<double>(w.n_pairs());
   std::vector<RunSpec> specs;
@@ -164,9 +167,16 @@ json suite_rq1(Bench& b, World& w) {
   specs.push_back(gold);
   for (auto& s : specs)
     if (s.proxy_rm.empty()) s.proxy_rm = rm;
+  return specs;
+}
+
+json suite_rq1(Bench& b, World& w) {
+  const Profile& p = b.profile;
+  std::vector<RunSpec> specs = rq1_specs(p, w);
+  add_tuned_arms(b.tuning, specs);
   const std::vector<json> runs = b.run_all(specs);
   json table = frontier_table(runs);
-  const json bon = best_of_n(w, "rq1", rm, p.bon_ns);
+  const json bon = best_of_n(w, "rq1", w.reward_model(kCleanish), p.bon_ns);
   return {{"question", kQuestions.at("rq1")}, {"table", table}, {"best_of_n", bon}};
 }
 
@@ -606,7 +616,8 @@ json cadence_table(const std::vector<json>& runs) {
   json rows = json::array();
   for (const auto& r : runs) {
     const std::string m = r["method"];
-    if (m != "online-dpo" && m != "semi-online-dpo" && m != "grpo") continue;
+    const bool tuned = r["params"].value("config", "") == "tuned";  // the cadence compares vanilla arms
+    if (tuned || (m != "online-dpo" && m != "semi-online-dpo" && m != "grpo")) continue;
     rows.push_back({{"method", m}, {"resample_every", m == "online-dpo" ? json(1) : r["params"].value("resample_every", json())},
                     {"labels", r["accounting"]["labels"]}, {"final_gold", r["final"]["gold"]},
                     {"final_ci", r["final"]["gold_ci"]}, {"final_kl", r["final"]["kl"]}});
@@ -614,8 +625,8 @@ json cadence_table(const std::vector<json>& runs) {
   return rows;
 }
 
-json suite_rq6(Bench& b, World& w) {
-  const Profile& p = b.profile;
+// RQ6's vanilla arms (the tuning searches around them too).
+std::vector<RunSpec> rq6_specs(const Profile& p, World& w) {
   const double pairs = static_cast<double>(w.n_pairs());
   // Every arm is labelled by the same annotator, with the offline labels' calibration: online
   // DPO's pairs and iterative DPO's best-vs-worst are judged by its Bradley–Terry model, one
@@ -631,6 +642,12 @@ json suite_rq6(Bench& b, World& w) {
   RunSpec iterative = iterative_run(w, "rq6", "iterative-dpo", judge, 2, 2, {{"rounds", 2}, {"judge", kCleanish}});
   std::vector<RunSpec> specs = {offline, online, iterative};
   for (auto& s : rq6_cadence_arms(w, online)) specs.push_back(std::move(s));
+  return specs;
+}
+
+json suite_rq6(Bench& b, World& w) {
+  std::vector<RunSpec> specs = rq6_specs(b.profile, w);
+  add_tuned_arms(b.tuning, specs);
   const std::vector<json> runs = b.run_all(specs);
   return {{"question", kQuestions.at("rq6")}, {"table", frontier_table(runs)}, {"cadence", cadence_table(runs)},
           {"note", "every arm is labelled by the " + kCleanish +
@@ -928,6 +945,18 @@ int run_bench(const BenchOptions& opt) {
             << std::flush;
   if (opt.predict_only) return 0;
   Bench b{stages, profile, opt.world_seed, {}, json::array(), json::object(), {}};
+  b.tuning = opt.tune ? json(nullptr) : load_tuning(opt.tuned, profile.name);
+  if (opt.tune) {  // the search on the first seed's Valence world instead of the suites
+    World& w = b.world("valence", profile.seeds.front());
+    std::vector<RunSpec> arms = rq1_specs(profile, w);
+    for (auto& s : rq6_specs(profile, w)) arms.push_back(s);
+    json tuned = run_tuning(arms, TuneRule{});
+    tuned["version"] = opt.version, tuned["command"] = opt.command;
+    tuned["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    write_file_atomic(opt.out / "tuned.json", tuned.dump(2) + "\n");
+    std::cout << "\n" << tuning_table(tuned) << "wrote " << (opt.out / "tuned.json").string() << "\n";
+    return 0;
+  }
   auto wants = [&](const std::string& s) {
     return std::find(profile.suites.begin(), profile.suites.end(), s) != profile.suites.end();
   };
@@ -992,6 +1021,7 @@ int run_bench(const BenchOptions& opt) {
                   {"wall_seconds", wall},
                   {"stages", stages.timings()},
                   {"tasks", task_info},
+                  {"tuning", tuning_summary(b.tuning)},
                   {"annotators", annotators},
                   {"runs", b.runs},
                   {"suites", b.suites}};

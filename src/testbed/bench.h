@@ -24,6 +24,8 @@ struct BenchOptions {
   uint64_t world_seed = 1;
   int jobs = 0;                              // parallel single-threaded stages (0: cores)
   bool predict_only = false;                 // measure the machine, print the plan and predicted time, stop
+  bool tune = false;                         // run the tuning search (testbed/tuning.h), write OUT/tuned.json, stop
+  std::string tuned;                         // a tuning record to run next to vanilla (empty: the built-in one)
   std::string version;                       // written into results.json
   std::string command;                       // the command line, written into results.json
 };

@@ -249,7 +249,7 @@ json execute(const RunSpec& spec) {
     const RunFlops flops = run_flops(manifest, read_jsonl(d / "model" / "metrics.jsonl"), compute_model(w));
     json checkpoints = json::array();
     for (const auto& [step, path] : points) {
-      json e = step == 0 ? w.evaluate_base(spec.proxy_rm) : w.evaluate(path, spec.proxy_rm);
+      json e = step == 0 ? w.evaluate_base(spec.proxy_rm, spec.eval_split) : w.evaluate(path, spec.proxy_rm, spec.eval_split);
       e["step"] = step;
       e["flops"] = step == 0 ? 0.0 : prepared + flops.at(step);
       checkpoints.push_back(e);

@@ -21,6 +21,7 @@ struct RunSpec {
   int steps = 0;                    // optimizer steps (offline) or rollout steps (online)
   double labels = 0, verifier_calls = 0;
   int checkpoints = 0;              // evaluations along the run (0: the profile's; -1: the final model only)
+  Split eval_split = Split::test;   // the prompts its checkpoints are evaluated on (tuning: val)
   // Runs in the run's stage directory before the command (RAFT's earlier rounds) and returns the
   // FLOPs it spent, which every checkpoint after the start includes; may be empty.
   std::function<double(const fs::path& dir)> prepare;

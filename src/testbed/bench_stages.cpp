@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -327,7 +328,9 @@ std::string World::gold_spec(const std::string& options) const {
 
 namespace {
 
-const char* split_name(Split s) { return s == Split::train ? "train" : s == Split::test ? "test" : "ood"; }
+const char* split_name(Split s) {
+  return s == Split::train ? "train" : s == Split::test ? "test" : s == Split::ood ? "ood" : "val";
+}
 
 std::string prompt_rows(const std::vector<std::string>& prompts) {
   std::string out;
@@ -390,7 +393,29 @@ fs::path World::data_dir() {
   });
 }
 
-fs::path World::prompts(Split split) { return data_dir() / (std::string(split_name(split)) + ".jsonl"); }
+fs::path World::prompts(Split split) {
+  if (split != Split::val) return data_dir() / (std::string(split_name(split)) + ".jsonl");
+  // Its own stage, so that benches cached before the val split keep their data stage.
+  const auto& train = prompt_texts(Split::train);
+  const auto& test = prompt_texts(Split::test);
+  const json inputs = {{"train", prompts(Split::train)}, {"test", prompts(Split::test)},
+                       {"prompts", profile_.test_prompts}};
+  return stages_.stage(key() + "/val-prompts", inputs, [&](const fs::path& dir) {
+    const std::set<std::string> taken(train.begin(), train.end());
+    const std::set<std::string> held_out(test.begin(), test.end());
+    Rng rng(seed_ * 7919 + world_seed_, 10 + static_cast<int>(Split::val));
+    std::vector<std::string> prompts;
+    const int wanted = profile_.test_prompts;
+    for (int draws = 0; static_cast<int>(prompts.size()) < wanted; ++draws) {
+      if (draws >= 1000 * wanted)
+        throw InputError("bench: task " + name_ + " has too few prompts outside its train and test prompt files for " +
+                         std::to_string(wanted) + " validation prompts (found " + std::to_string(prompts.size()) + ")");
+      std::string p = task_->prompt(rng, Split::val);
+      if (!taken.count(p) && !held_out.count(p)) prompts.push_back(std::move(p));
+    }
+    write_file_atomic(dir / "val.jsonl", prompt_rows(prompts));
+  }) / "val.jsonl";
+}
 
 const std::vector<std::string>& World::prompt_texts(Split split) {
   const fs::path file = prompts(split);

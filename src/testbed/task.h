@@ -25,8 +25,11 @@ namespace rlhf::testbed {
 
 // train: the prompts preference data and RL use; test: held-out prompts of the same
 // distribution; ood: the task's out-of-distribution prompts (Valence: held-out templates/nouns
-// and 10–14-token prefixes; SORT: 8–10 digits; ADD: longer operands; Lists: unseen k).
-enum class Split { train, test, ood };
+// and 10–14-token prefixes; SORT: 8–10 digits; ADD: longer operands; Lists: unseen k); val: the
+// validation prompts hyperparameter tuning reads. A task draws val prompts as train ones; the
+// bench keeps those that its train and test prompt files do not hold (World::prompts), so the
+// three sets are disjoint and train/test are the same as without a val split.
+enum class Split { train, test, ood, val };
 
 struct Demonstration {
   std::string prompt;

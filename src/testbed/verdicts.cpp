@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -602,7 +603,7 @@ std::string decide(const Hypothesis& h, double lo, double hi) {
   return "inconclusive";
 }
 
-json judge_one(const Hypothesis& h, const json& results) {
+json judge_one(const Hypothesis& h, const json& results, const std::string& configuration) {
   const json seeds = results.value("seeds", json::array());
   std::vector<SeedGroups> data;
   json per_seed = json::array();
@@ -620,7 +621,7 @@ json judge_one(const Hypothesis& h, const json& results) {
     evidence += "seed " + std::to_string(seed) + ": " + f3(e) + " (" + d->note + "); ";
   }
   json v = {{"id", h.id},         {"pattern", h.pattern}, {"claim", h.claim}, {"where", h.where},
-            {"statistic", h.statistic}, {"rule", rule_text(h)}, {"configuration", "vanilla"},
+            {"statistic", h.statistic}, {"rule", rule_text(h)}, {"configuration", configuration},
             {"seeds", seeds}};
   if (h.rule == Rule::within_margin || h.rule == Rule::not_below_margin) v["margin"] = h.margin;
   if (data.empty()) {
@@ -648,11 +649,55 @@ json bandit_checks(const json& results) {
   return out;
 }
 
+// ---- vanilla and tuned arms (docs/testbed.md §6.1) ---------------------------------------------------
+
+bool is_tuned(const json& run) {
+  return run.is_object() && run.contains("params") && run["params"].is_object() &&
+         run["params"].value("config", "") == "tuned";
+}
+
+std::string arm_key(const json& run) {
+  return run.value("suite", "") + "/" + run.value("method", "") + "/" + std::to_string(run.value("seed", uint64_t{0}));
+}
+
+// The results as one configuration's verdicts read them: "vanilla" without the tuned runs; "tuned"
+// with each tuned run in place of the vanilla runs of its suite, method and seed.
+json configuration_view(const json& results, bool tuned) {
+  std::set<std::string> has_tuned;
+  for (const auto& r : array_at(results, "runs"))
+    if (is_tuned(r)) has_tuned.insert(arm_key(r));
+  json view = json::object();
+  for (const auto& [k, v] : results.items())
+    if (k != "runs") view[k] = v;
+  view["runs"] = json::array();
+  for (const auto& r : array_at(results, "runs"))
+    if (tuned ? is_tuned(r) || !has_tuned.count(arm_key(r)) : !is_tuned(r)) view["runs"].push_back(r);
+  return view;
+}
+
+// Whether a hypothesis reads a tuned arm: its measure differs between the two views on some seed.
+bool reads_tuned(const Hypothesis& h, const json& vanilla, const json& tuned) {
+  for (const auto& s : vanilla.value("seeds", json::array())) {
+    const auto a = h.measure(vanilla, s.get<uint64_t>()), b = h.measure(tuned, s.get<uint64_t>());
+    if (a.has_value() != b.has_value() || (a && (a->groups != b->groups || a->note != b->note))) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 json judge(const json& results) {
+  const json vanilla = configuration_view(results, false), tuned = configuration_view(results, true);
+  const bool any_tuned = vanilla["runs"].size() != array_at(results, "runs").size();
   json verdicts = json::array();
-  for (const auto& h : hypotheses()) verdicts.push_back(judge_one(h, results));
+  for (const auto& h : hypotheses()) {
+    verdicts.push_back(judge_one(h, vanilla, "vanilla"));
+    if (!any_tuned || !reads_tuned(h, vanilla, tuned)) continue;
+    Hypothesis t = h;
+    t.id += "-tuned";
+    t.claim += " (tuned arms)";
+    verdicts.push_back(judge_one(t, tuned, "tuned"));
+  }
   return {{"verdicts", verdicts}, {"untested", untested()}, {"checks", bandit_checks(results)}};
 }
 

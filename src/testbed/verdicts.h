@@ -11,6 +11,11 @@
 // has no arm for are listed as untested, and the bandit demonstrations (which cannot fail in the
 // statistical sense) as checks, neither counted among the verdicts.
 //
+// Verdicts read the vanilla arms ("configuration": "vanilla"; runs whose params carry
+// {"config": "tuned"} are left out). Where a bench ran tuned arms (docs/testbed.md §6.1), each
+// hypothesis that reads one gets a second verdict, id "<id>-tuned", "configuration": "tuned", on the
+// same results with each tuned run in place of the vanilla runs of its suite, method and seed.
+//
 // Example:
 //   json answer = judge(results);   // {"verdicts": [...], "untested": [...], "checks": [...]}
 #pragma once

@@ -55,6 +55,13 @@ for v in r["verdicts"]:
     e = v["effect"]
     need(isinstance(e["estimate"], float) and e["ci"][0] <= e["estimate"] <= e["ci"][1], "verdict %s: effect %r" % (v["id"], e))
 need(len(r["checks"]) == 3 and all(c["pattern"] == 12 for c in r["checks"]), "bandit checks")
+# The built-in tuning record: tuned arms next to the vanilla ones, and verdicts of both configurations.
+need(r["tuning"]["source"] == "built-in bench/tuned/quick.json" and r["tuning"]["chosen"], "tuning: %r" % r["tuning"])
+tuned = [x for x in r["runs"] if x["params"].get("config") == "tuned"]
+need(tuned and {x["suite"] for x in tuned} == {"rq1", "rq6"}, "tuned arms in rq1 and rq6")
+confs = {v["id"]: v["configuration"] for v in r["verdicts"]}
+need(confs.get("1a") == "vanilla" and confs.get("1a-tuned") == "tuned", "vanilla and tuned verdicts of 1a")
+need(all(c == "tuned" for i, c in confs.items() if i.endswith("-tuned")), "tuned verdict ids")
 need(all(u["missing"] for u in r["untested"]), "untested clauses name their missing arm")
 need(len(r["suites"]["overopt"]["fits"]) >= 2, "over-optimization fits")
 for row in r["suites"]["rq2"]["table"]:  # scores aligned with the gold gaps of their pairs
@@ -79,7 +86,7 @@ PY
 # The bench's own report as headless Chromium draws it (skipped where chromium is missing).
 render="$(dirname "$0")/../testbed/report_render.sh"
 set +e
-"$render" none "$tmp/a/report.html" 20 16000 > "$tmp/render.log" 2>&1; code=$?
+"$render" none "$tmp/a/report.html" 20 24000 > "$tmp/render.log" 2>&1; code=$?
 set -e
 [[ $code -eq 0 || $code -eq 77 ]] || fail "report rendering: $(tail -15 "$tmp/render.log")"
 grep -E "plots|OK|SKIP" "$tmp/render.log" | head -3
@@ -121,6 +128,31 @@ assert all(x["ci"][0] <= x["final_gold"] <= x["ci"][1] for x in rows), rows
 print("two seeds pooled:", [(x["method"], round(x["final_gold"], 3)) for x in rows])
 PY
 [[ $("$RLHF" bench --profile quick --out "$tmp/s" 2>&1) == *"holds stages of another bench"* ]] || fail "a profile change reused the stages"
+
+# The tuning search: every family's grid on validation prompts, one choice per family by the rule.
+"$RLHF" bench --profile mini --tune --out "$tmp/t" > "$tmp/t.log" 2>&1 || fail "tune: $(tail -20 "$tmp/t.log")"
+python3 - "$tmp/t/tuned.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t["schema"] == "rlhf-bench-tuning/1" and t["split"]["name"] == "val", t["split"]
+fams = {f["family"]: f for f in t["families"]}
+assert set(fams) == {"dpo", "ipo", "kto", "rm+ppo", "rm+rloo", "rm+grpo", "online-dpo"}, set(fams)
+for name, f in fams.items():
+    assert len(f["candidates"]) == 6, name  # the same budget for every family
+    ok = [c for c in f["candidates"] if c["passed"]]
+    if ok:
+        best = max(c["val_gold"] for c in ok)
+        assert f["chosen"]["val_gold"] == best, name
+    assert all(c["passed"] or c["rejected"] for c in f["candidates"]), name
+print("tuning:", {n: (f["chosen"] or {}).get("lr") for n, f in fams.items()})
+PY
+ls "$tmp/t/stages/runs/tune/valence" > /dev/null || fail "no tuning runs"
+[[ ! -e "$tmp/t/stages/runs/rq1" ]] || fail "--tune ran the suites"
+echo '{"schema": "rlhf-bench-tuning/1", "profile": "quick", "families": []}' > "$tmp/quick-tuned.json"
+set +e
+out=$("$RLHF" bench --profile mini --tuned "$tmp/quick-tuned.json" --out "$tmp/t" 2>&1); code=$?
+set -e
+[[ $code -eq 2 && $out == *"\"profile\" is 'quick'"* ]] || fail "a record of another profile: exit $code ($out)"
 
 # Bad options: exit 2 with the reason.
 for bad in "--profile huge" "--suites rq1,rq9" "--seeds 1,x" "--jobs -1"; do

@@ -310,5 +310,31 @@ TEST(Verdicts, BanditsAreChecksNotVerdicts) {
   for (const auto& v : answer["verdicts"]) EXPECT_NE(v["where"], "bandits");
 }
 
+// Tuned arms (params {"config": "tuned"}) never enter a vanilla verdict; a hypothesis that reads
+// one gets a "-tuned" verdict with the tuned run in place of the vanilla runs of its arm.
+TEST(Verdicts, TunedArmsGetTheirOwnVerdicts) {
+  Synth s;
+  for (uint64_t seed : kSeeds) {
+    plants().at("1a")(s, seed, 0.0);  // vanilla DPO = vanilla PPO
+    plants().at("7a")(s, seed, 0.3);
+    s.run("rq1", "dpo", {{"config", "tuned"}, {"lr", 1e-4}, {"beta", 0.03}}, seed,
+          json::array({checkpoint(0, 0, values(0.5)), checkpoint(1, 1, values(0.8)), checkpoint(2, 2, values(1.0))}));
+  }
+  const json answer = judge(s.results);
+  const json vanilla = verdict_of(answer, "1a"), tuned = verdict_of(answer, "1a-tuned");
+  EXPECT_EQ(vanilla["configuration"], "vanilla");
+  EXPECT_EQ(vanilla["verdict"], "inconclusive");
+  EXPECT_NEAR(vanilla["effect"]["estimate"].get<double>(), 0.0, 1e-9);
+  EXPECT_EQ(tuned["configuration"], "tuned");
+  EXPECT_EQ(tuned["verdict"], "reproduced");
+  EXPECT_NEAR(tuned["effect"]["estimate"].get<double>(), 0.3, 1e-9);  // 1.0 - 0.7 at KL 2
+  std::set<std::string> tuned_ids;
+  for (const auto& v : answer["verdicts"])
+    if (v["configuration"] == "tuned") tuned_ids.insert(v["id"].get<std::string>());
+  // 1a and 1b read rq1's DPO; 7a (rq3) does not, nor 2a (without its rq5 arms, it measures nothing).
+  EXPECT_EQ(tuned_ids, (std::set<std::string>{"1a-tuned", "1b-tuned"}));
+  EXPECT_EQ(verdict_of(answer, "7a")["verdict"], "reproduced");
+}
+
 }  // namespace
 }  // namespace rlhf::testbed
