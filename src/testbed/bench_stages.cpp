@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,6 +70,25 @@ std::string arg(double x) {
 
 // ---- stages ------------------------------------------------------------------------------------
 
+namespace {
+
+double cpu_seconds(const rusage& r) {
+  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
+}
+
+// CPU seconds of the calling thread (in-process work: evaluation, data building).
+double thread_cpu_seconds() {
+  rusage r{};
+  getrusage(RUSAGE_THREAD, &r);
+  return cpu_seconds(r);
+}
+
+// CPU seconds of the `rlhf` commands this thread has waited for; a stage's share is the change
+// across its body.
+thread_local double commands_cpu_seconds = 0;
+
+}  // namespace
+
 Stages::Stages(fs::path root, fs::path exe, int jobs) : root_(std::move(root)), exe_(std::move(exe)), jobs_(jobs) {}
 
 fs::path Stages::stage(const std::string& name, const std::function<void(const fs::path& dir)>& body) {
@@ -82,6 +102,7 @@ fs::path Stages::stage(const std::string& name, const std::function<void(const f
   }
   std::call_once(*once, [&] {
     const auto t0 = std::chrono::steady_clock::now();
+    const double thread0 = thread_cpu_seconds(), commands0 = commands_cpu_seconds;
     const bool cached = fs::exists(dir / "DONE");
     if (!cached) {
       fs::remove_all(dir);
@@ -90,8 +111,11 @@ fs::path Stages::stage(const std::string& name, const std::function<void(const f
       write_file_atomic(dir / "DONE", "");
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto rounded = [](double x) { return std::round(x * 100) / 100; };
+    const json cpu = {{"commands", rounded(commands_cpu_seconds - commands0)},
+                      {"in_process", rounded(thread_cpu_seconds() - thread0)}};
     std::lock_guard<std::mutex> lock(mu_);
-    timings_.push_back({{"name", name}, {"seconds", std::round(s * 100) / 100}, {"cached", cached}});
+    timings_.push_back({{"name", name}, {"seconds", rounded(s)}, {"cached", cached}, {"cpu_seconds", cpu}});
     std::cout << (cached ? "  cached  " : "  done    ") << name;
     if (!cached) std::cout << "  (" << std::round(s * 10) / 10 << " s)";
     std::cout << std::endl;
@@ -146,8 +170,10 @@ void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) con
   posix_spawn_file_actions_destroy(&fa);
   if (err) throw IoError("cannot start " + exe_.string() + ": " + std::strerror(err));
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  rusage usage{};
+  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
+  commands_cpu_seconds += cpu_seconds(usage);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
   std::ifstream f(log);
   std::string line, tail;
