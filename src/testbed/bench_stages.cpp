@@ -89,7 +89,29 @@ thread_local double commands_cpu_seconds = 0;
 
 }  // namespace
 
-Stages::Stages(fs::path root, fs::path exe, int jobs) : root_(std::move(root)), exe_(std::move(exe)), jobs_(jobs) {}
+Stages::Stages(fs::path root, fs::path exe, int jobs)
+    : root_(std::move(root)), exe_(std::move(exe)), jobs_(jobs), free_slots_(jobs) {}
+
+Stages::Slot::Slot(const Stages& stages) : stages_(stages) {
+  std::unique_lock<std::mutex> lock(stages_.slot_mu_);
+  const uint64_t ticket = stages_.next_ticket_++;
+  stages_.slot_cv_.wait(lock, [&] {
+    return stages_.failed_ || (ticket == stages_.admitted_ && stages_.free_slots_ > 0);
+  });
+  if (stages_.failed_) throw Cancelled();
+  ++stages_.admitted_;
+  --stages_.free_slots_;
+  stages_.slot_cv_.notify_all();  // the next ticket may take another free slot
+  since_ = std::chrono::steady_clock::now();
+}
+
+Stages::Slot::~Slot() {
+  const double held = std::chrono::duration<double>(std::chrono::steady_clock::now() - since_).count();
+  std::lock_guard<std::mutex> lock(stages_.slot_mu_);
+  stages_.busy_seconds_ += held;
+  ++stages_.free_slots_;
+  stages_.slot_cv_.notify_all();
+}
 
 fs::path Stages::stage(const std::string& name, const std::function<void(const fs::path& dir)>& body) {
   const fs::path dir = root_ / "stages" / name;
@@ -165,6 +187,7 @@ void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) con
   posix_spawn_file_actions_addchdir_np(&fa, root_.c_str());
   posix_spawn_file_actions_addopen(&fa, 1, log_abs.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  const Slot slot(*this);
   pid_t pid = 0;
   const int err = posix_spawn(&pid, exe_.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -192,9 +215,10 @@ void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) con
   throw std::runtime_error(message);
 }
 
-void Stages::parallel(const std::vector<std::function<void()>>& tasks) const {
+void Stages::parallel(const std::vector<std::function<void()>>& tasks, bool all_at_once) const {
   std::atomic<size_t> next{0};
   std::exception_ptr first;
+  bool first_cancelled = false;  // a real failure replaces a cancellation, which only follows one
   std::mutex err_mu;
   auto worker = [&] {
     omp_set_num_threads(1);  // in-process evaluation shares the cores with the other workers
@@ -205,13 +229,22 @@ void Stages::parallel(const std::vector<std::function<void()>>& tasks) const {
       }
       try {
         tasks[i]();
-      } catch (...) {
+      } catch (const Cancelled&) {
         std::lock_guard<std::mutex> lock(err_mu);
-        if (!first) first = std::current_exception();
+        if (!first) first = std::current_exception(), first_cancelled = true;
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> lock(err_mu);
+          if (!first || first_cancelled) first = std::current_exception(), first_cancelled = false;
+        }
+        std::lock_guard<std::mutex> lock(slot_mu_);
+        failed_ = true;
+        slot_cv_.notify_all();
       }
     }
   };
-  const int n = std::max(1, std::min<int>(jobs_, static_cast<int>(tasks.size())));
+  const int width = all_at_once ? static_cast<int>(tasks.size()) : jobs_;
+  const int n = std::max(1, std::min<int>(width, static_cast<int>(tasks.size())));
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
@@ -221,6 +254,11 @@ void Stages::parallel(const std::vector<std::function<void()>>& tasks) const {
 json Stages::timings() const {
   std::lock_guard<std::mutex> lock(mu_);
   return timings_;
+}
+
+double Stages::busy_seconds() const {
+  std::lock_guard<std::mutex> lock(slot_mu_);
+  return busy_seconds_;
 }
 
 // ---- the world of one task and seed --------------------------------------------------------------
@@ -490,10 +528,12 @@ const EvalBaseline& World::baseline(Split split) {
 }
 
 json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split split) {
-  const EvalBaseline& b = baseline(split);
+  const fs::path ref_dir = base();
   EvalSetup setup = eval_setup(split);
   setup.prompts = prompt_texts(split);
-  Transformer ref = load_checkpoint(base(), ModelHeads{});
+  const Stages::Slot slot(stages_);  // after the stages above: a slot holder must not wait for one
+  const EvalBaseline& b = baseline(split);
+  Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
   Transformer policy = load_checkpoint(model_dir, ModelHeads{});
   ProxyScorer proxy;
   std::unique_ptr<rollout::RewardSource> rm;
@@ -517,8 +557,12 @@ json World::evaluate_base(const fs::path& proxy_rm, Split split) {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = base_evals_.find(key); it != base_evals_.end()) return it->second;
   }
-  // Outside the lock (other runs evaluate meanwhile); a second thread computing the same key
-  // gets the same numbers, and the first stored wins.
+  // Outside mu_ (other runs evaluate meanwhile), once: runs finishing together wait for the first.
+  std::lock_guard<std::mutex> once(base_eval_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = base_evals_.find(key); it != base_evals_.end()) return it->second;
+  }
   json e = evaluate(base(), proxy_rm, split);
   std::lock_guard<std::mutex> lock(mu_);
   return base_evals_.emplace(key, std::move(e)).first->second;
