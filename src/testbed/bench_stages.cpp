@@ -16,6 +16,7 @@
 #include <iostream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <omp.h>
 
@@ -87,6 +88,9 @@ double thread_cpu_seconds() {
 // across its body.
 thread_local double commands_cpu_seconds = 0;
 
+// Whether the stage running on this thread has held a job slot (Stages::Slot).
+thread_local bool stage_has_held_slot = false;
+
 }  // namespace
 
 Stages::Stages(fs::path root, fs::path exe, int jobs)
@@ -94,12 +98,15 @@ Stages::Stages(fs::path root, fs::path exe, int jobs)
 
 Stages::Slot::Slot(const Stages& stages) : stages_(stages) {
   std::unique_lock<std::mutex> lock(stages_.slot_mu_);
-  const uint64_t ticket = stages_.next_ticket_++;
+  const int queue = stage_has_held_slot ? 1 : 0;
+  const uint64_t ticket = stages_.next_ticket_[queue]++;
   stages_.slot_cv_.wait(lock, [&] {
-    return stages_.failed_ || (ticket == stages_.admitted_ && stages_.free_slots_ > 0);
+    const bool started_waiting = stages_.next_ticket_[1] != stages_.admitted_[1];
+    return stages_.failed_ || (ticket == stages_.admitted_[queue] && stages_.free_slots_ > 0 &&
+                               (queue == 1 || !started_waiting));
   });
   if (stages_.failed_) throw Cancelled();
-  ++stages_.admitted_;
+  ++stages_.admitted_[queue];
   --stages_.free_slots_;
   stages_.slot_cv_.notify_all();  // the next ticket may take another free slot
   since_ = std::chrono::steady_clock::now();
@@ -109,6 +116,7 @@ Stages::Slot::~Slot() {
   const double held = std::chrono::duration<double>(std::chrono::steady_clock::now() - since_).count();
   std::lock_guard<std::mutex> lock(stages_.slot_mu_);
   stages_.busy_seconds_ += held;
+  stage_has_held_slot = true;
   ++stages_.free_slots_;
   stages_.slot_cv_.notify_all();
 }
@@ -129,6 +137,10 @@ fs::path Stages::stage(const std::string& name, const std::function<void(const f
     if (!cached) {
       fs::remove_all(dir);
       fs::create_directories(dir);
+      struct Restore {  // a stage run inside another's body leaves the outer one's flag as it was
+        bool outer;
+        ~Restore() { stage_has_held_slot = outer; }
+      } restore{std::exchange(stage_has_held_slot, false)};
       body(dir);
       write_file_atomic(dir / "DONE", "");
     }

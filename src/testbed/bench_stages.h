@@ -77,8 +77,10 @@ class Stages {
 
   // One of `jobs` slots, held by every command and in-process evaluation: any number of suites
   // may run at once while no more than `jobs` cores work. Slots are granted first come, first
-  // served; once a task has failed, waiting for one throws Cancelled. Never wait for a slot while
-  // holding a lock that a slot holder may wait for.
+  // served, except that a stage which has already held one (a run's evaluations after its
+  // training) goes before stages not yet started: started work finishes first, so little is lost
+  // to an interruption and what waits on it can start. Once a task has failed, waiting for a slot
+  // throws Cancelled. Never wait for a slot while holding a lock that a slot holder may wait for.
   class Slot {
    public:
     explicit Slot(const Stages& stages);
@@ -104,7 +106,7 @@ class Stages {
   mutable std::mutex slot_mu_;
   mutable std::condition_variable slot_cv_;
   mutable int free_slots_;
-  mutable uint64_t next_ticket_ = 0, admitted_ = 0;
+  mutable uint64_t next_ticket_[2] = {0, 0}, admitted_[2] = {0, 0};  // [0]: new stages, [1]: started
   mutable bool failed_ = false;
   mutable double busy_seconds_ = 0;
 };
