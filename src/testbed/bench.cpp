@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -795,7 +797,8 @@ struct MachineSpeed {
   double train_tokens_per_second = 0;  // one core, the profile's preset, forward + backward
 };
 
-// Times a few training steps of a random model of the preset on one thread.
+// Times a few training steps of a random model of the preset on one thread, in that thread's CPU
+// time: the speed of a free core, whatever else the machine is running at that moment.
 MachineSpeed measure_machine(const ModelPreset& m) {
   omp_set_num_threads(1);
   const ModelConfig cfg =
@@ -810,32 +813,94 @@ MachineSpeed measure_machine(const ModelPreset& m) {
   Workspace ws(cfg, static_cast<int64_t>(rows.size()), m.max_positions, batch.n_scored(), 0);
   std::vector<float> dlogp(batch.n_scored(), -1.0f / batch.n_scored());
   model.forward(batch, ws);  // warm-up
-  const auto t0 = std::chrono::steady_clock::now();
+  auto thread_cpu = [] {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + t.tv_nsec * 1e-9;
+  };
+  const double t0 = thread_cpu();
   int steps = 0;
-  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 0.5) {
+  while (thread_cpu() - t0 < 0.5) {
     model.forward(batch, ws);
     model.backward(batch, ws, dlogp, {});
     ++steps;
   }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double s = thread_cpu() - t0;
   omp_set_num_threads(0 + static_cast<int>(std::thread::hardware_concurrency()));
   return {static_cast<double>(steps) * rows.size() * m.max_positions / s};
 }
 
-// Training-token equivalents of the whole profile (sampling and evaluation counted at their
-// forward share), over the measured speed and the parallel jobs; a planning estimate.
+// Per run, in training-token equivalents: starting the command, loading its data and models.
+constexpr double kRunOverheadTokens = 0;
+
+// One seed's work in training-token equivalents (divided by the measured speed: seconds of one
+// core), counted suite by suite as the suites build their runs. Each family's factor is its CPU
+// seconds per token of these formulas as measured on the quick profile (results.json "stages",
+// cpu_seconds; docs/testbed.md §5 "Predicted run time").
+double seed_work(const Profile& p, const std::function<bool(const std::string&)>& wants) {
+  const double L = 24;  // typical prompt + completion tokens of the testbed
+  const double P = p.train_prompts, K = p.pref_samples, C = p.checkpoints + 1;  // evaluations per run
+  const double pairs = P * K * (K - 1) / 2;
+  const double nb = p.dpo_betas.size(), nk = p.kl_coefs.size(), noise = p.agreements.size() + 2;
+  // Offline: sequence pairs × epochs (KTO's rows count as much as DPO's pairs); online: episodes,
+  // a PPO episode (value model, several passes) costing twice an RLOO one; evaluation: one
+  // checkpoint's samples with the policy, the exact KL against the reference and the proxy.
+  auto offline = [&](double n_pairs, double epochs) { return n_pairs * epochs * 2 * L * 0.75; };
+  auto online = [&](double episodes, bool ppo) { return episodes * L * (ppo ? 3.0 : 1.5); };
+  const double rl = static_cast<double>(p.rl_steps) * p.rl_prompts, E = p.offline_epochs;
+  auto evals = [&](double n) { return n * p.test_prompts * p.eval_samples * L * 0.9; };
+  auto reward_models = [&](double n) { return n * offline(pairs, E) * 0.65; };
+  auto base = [&](double scale) {
+    return scale * (p.lm_steps * 32.0 * p.preset.max_positions + p.sft_steps * 32.0 * L) + P * K * L / 3;
+  };
+  double work = base(1), runs = 0;
+  if (wants("rq1") || wants("rq2") || wants("rq6") || wants("overopt")) work += reward_models(1);  // bt:0.9
+  if (wants("rq1")) {
+    double bon = 0;
+    for (int n : p.bon_ns) bon += n;
+    work += offline((nb + 5) * pairs, E) + online((nk + 2) * rl, true) + online(8 * rl, false) +
+            evals((nb + nk + 8) * C) + bon * p.test_prompts * L * 0.33;
+    runs += nb + nk + 8;
+  }
+  if (wants("rq2")) work += 12.0 * p.test_prompts * L;  // 4 sample sets, 8 scorings
+  if (wants("rq3")) {
+    work += offline(3 * noise * pairs, E) + online(4 * noise * rl, false) + evals(4 * noise * C) + reward_models(noise);
+    runs += 4 * noise;
+  }
+  if (wants("rq4")) {
+    double sweep = 0;  // listwise on K samples: K sequences; their pairs: K(K-1)/2 pairs
+    for (int k : p.ranking_ks) sweep += P * (k / 2.0 + k * (k - 1) / 2.0);
+    const double ks = p.ranking_ks.size();
+    work += offline(pairs + P + P * K / 2 + sweep, E) + online(8 * rl, false) + evals((5 + 2 * ks) * C) +
+            reward_models(1 + 1.0 / 3);
+    runs += 5 + 2 * ks;
+  }
+  if (wants("rq5")) {
+    const double iterative = 2 * P * (4 * L / 3 + 2 * L) * 0.6;  // 2 rounds of 4 samples and a DPO pass
+    // About 3 verifier pairs per prompt.
+    work += base(0.25) + offline(3 * 3 * P, E) + online(12 * rl, false) + iterative + evals(6 * C + 9);
+    runs += 7;
+  }
+  if (wants("rq6")) {
+    work += offline(pairs, E) + online(2 * pairs, false) + 2 * P * (2 * L / 3 + 2 * L) * 0.6 + evals(2 * C + 1);
+    runs += 3;
+  }
+  if (wants("length")) {
+    work += base(2) + reward_models(2) + offline(4 * pairs, E) + online(3 * rl, true) + evals(7 * C);
+    runs += 7;
+  }
+  if (wants("overopt")) {
+    work += offline(pairs, 2 * E) + online(2 * rl, true) + evals(7 * p.checkpoints + 2);
+    runs += 2;
+  }
+  return work + runs * kRunOverheadTokens;
+}
+
+// The predicted wall time: every seed's work shared by the parallel jobs (the bench keeps them
+// all busy to the end, docs/testbed.md §6).
 double predict_seconds(const Profile& p, const MachineSpeed& speed, int jobs) {
-  const double ctx = p.preset.max_positions;
-  const double seq = 24;  // typical prompt + completion tokens of the testbed
-  const double base = (p.lm_steps * 32.0 * ctx + p.sft_steps * 32.0 * seq) * 3;  // three tasks
-  const double pairs = p.train_prompts * p.pref_samples * (p.pref_samples - 1) / 2.0;
-  const double offline_run = pairs * p.offline_epochs * 2 * seq * 1.3;
-  const double online_run = p.rl_steps * p.rl_prompts * 4.0 * seq * 2.5;
-  const double eval_run = (p.checkpoints + 2) * p.test_prompts * p.eval_samples * seq * 1.5;
-  const double reward_models = 9 * pairs * p.offline_epochs * 2 * seq;
-  const double offline_runs = 24, online_runs = 16;  // per seed, every suite
-  const double tokens = base + reward_models + offline_runs * (offline_run + eval_run) + online_runs * (online_run + eval_run);
-  return tokens * p.seeds.size() / (speed.train_tokens_per_second * std::max(1, jobs));
+  auto wants = [&](const std::string& s) { return std::find(p.suites.begin(), p.suites.end(), s) != p.suites.end(); };
+  return seed_work(p, wants) * p.seeds.size() / (speed.train_tokens_per_second * std::max(1, jobs));
 }
 
 void strip_per_unit(json& v) {
@@ -864,7 +929,7 @@ Profile make_profile(const std::string& name) {
   p.suites = kSuites;
   if (name == "quick" || name == "mini") {
     p.preset = nano;
-    p.seeds = {1};
+    p.seeds = {1, 2, 3};  // affordable: ~9 min on 2 cores (docs/testbed.md §6)
     p.lm_steps = 600, p.sft_steps = 300;
     p.train_prompts = 1000, p.test_prompts = 512;
     p.pref_samples = 4, p.eval_samples = 2;
@@ -877,6 +942,7 @@ Profile make_profile(const std::string& name) {
     p.bon_ns = {1, 2, 4, 8, 16};
     p.ranking_ks = {2, 3, 4};
     if (name == "mini") {  // the CI profile: every suite, tiny budgets
+      p.seeds = {1, 2};  // two, so that CI covers pooling and verdicts over seeds
       p.lm_steps = 40, p.sft_steps = 20;
       p.train_prompts = 32, p.test_prompts = 16;
       p.rl_steps = 6, p.rl_prompts = 8;
@@ -960,29 +1026,35 @@ int run_bench(const BenchOptions& opt) {
   auto wants = [&](const std::string& s) {
     return std::find(profile.suites.begin(), profile.suites.end(), s) != profile.suites.end();
   };
-  // The base policies first, all tasks in parallel: everything else starts from them.
   std::vector<std::string> tasks = {"valence"};
   if (wants("rq5")) tasks.push_back("sort");
   if (wants("length")) tasks.push_back("lists");
-  json task_info = json::object();
-  for (uint64_t seed : profile.seeds) {
-    std::vector<std::function<void()>> base_jobs;
-    for (const auto& t : tasks) {
-      World* w = &b.world(t, seed);  // created here: Bench::world is not safe to call in parallel
-      base_jobs.push_back([w] { w->samples(); });
-    }
-    stages.parallel(base_jobs);
-  }
-  for (const auto& t : tasks) {
-    World& w = b.world(t, profile.seeds.front());
-    const json e = w.evaluate_base({});
-    task_info[t] = {{"base", {{"gold", e["gold"]}, {"length", e["length"]}, {"pass", e["pass"]}}}};
-  }
+  for (uint64_t seed : profile.seeds)
+    for (const auto& t : tasks) b.world(t, seed);  // created here: Bench::world is not safe to call in parallel
   using SuiteFn = std::function<json(Bench&, World&)>;
   const std::vector<std::tuple<std::string, std::string, SuiteFn>> plan = {
       {"rq1", "valence", suite_rq1},     {"rq2", "valence", suite_rq2},       {"rq3", "valence", suite_rq3},
       {"rq4", "valence", suite_rq4},     {"rq5", "sort", suite_rq5},          {"rq6", "valence", suite_rq6},
       {"length", "lists", suite_length}, {"overopt", "valence", suite_overopt}};
+  // Every suite at every seed at once, each world's base policy built when first asked for: the
+  // stages' job slots keep every core busy to the end, where suite after suite would wait for
+  // each one's slowest run. This fills the stage cache; the tables are built below, suite by
+  // suite and seed by seed from cached stages, so results.json is a sequential bench's.
+  {
+    std::vector<std::function<void()>> calls;
+    for (const auto& [suite, task, fn] : plan)
+      for (uint64_t seed : profile.seeds)
+        if (wants(suite)) calls.push_back([&b, &fn, w = &b.world(task, seed)] { fn(b, *w); });
+    for (const auto& t : tasks) calls.push_back([w = &b.world(t, profile.seeds.front())] { w->evaluate_base({}); });
+    stages.parallel(calls, true);
+    b.runs = json::array();  // in completion order here; in plan order below
+  }
+  json task_info = json::object();
+  for (const auto& t : tasks) {
+    World& w = b.world(t, profile.seeds.front());
+    const json e = w.evaluate_base({});
+    task_info[t] = {{"base", {{"gold", e["gold"]}, {"length", e["length"]}, {"pass", e["pass"]}}}};
+  }
   for (const auto& [suite, task, fn] : plan) {
     if (!wants(suite)) continue;
     std::cout << suite << ": " << kQuestions.at(suite) << std::endl;
@@ -1017,7 +1089,8 @@ int run_bench(const BenchOptions& opt) {
                   {"seeds", profile.seeds},
                   {"world_seed", opt.world_seed},
                   {"machine", {{"threads", jobs}, {"train_tokens_per_second", speed.train_tokens_per_second},
-                               {"predicted_seconds", predicted}}},
+                               {"predicted_seconds", predicted},
+                               {"busy_slots", wall > 0 ? stages.busy_seconds() / (jobs * wall) : 0.0}}},
                   {"wall_seconds", wall},
                   {"stages", stages.timings()},
                   {"tasks", task_info},

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <omp.h>
 
@@ -72,8 +74,55 @@ std::string arg(double x) {
 
 // ---- stages ------------------------------------------------------------------------------------
 
+namespace {
+
+double cpu_seconds(const rusage& r) {
+  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
+}
+
+// CPU seconds of the calling thread (in-process work: evaluation, data building).
+double thread_cpu_seconds() {
+  rusage r{};
+  getrusage(RUSAGE_THREAD, &r);
+  return cpu_seconds(r);
+}
+
+// CPU seconds of the `rlhf` commands this thread has waited for; a stage's share is the change
+// across its body.
+thread_local double commands_cpu_seconds = 0;
+
+// Whether the stage running on this thread has held a job slot (Stages::Slot).
+thread_local bool stage_has_held_slot = false;
+
+}  // namespace
+
 Stages::Stages(fs::path root, fs::path exe, int jobs, std::string version)
-    : root_(std::move(root)), exe_(std::move(exe)), jobs_(jobs), version_(std::move(version)) {}
+    : root_(std::move(root)), exe_(std::move(exe)), jobs_(jobs), version_(std::move(version)), free_slots_(jobs) {}
+
+Stages::Slot::Slot(const Stages& stages) : stages_(stages) {
+  std::unique_lock<std::mutex> lock(stages_.slot_mu_);
+  const int queue = stage_has_held_slot ? 1 : 0;
+  const uint64_t ticket = stages_.next_ticket_[queue]++;
+  stages_.slot_cv_.wait(lock, [&] {
+    const bool started_waiting = stages_.next_ticket_[1] != stages_.admitted_[1];
+    return stages_.failed_ || (ticket == stages_.admitted_[queue] && stages_.free_slots_ > 0 &&
+                               (queue == 1 || !started_waiting));
+  });
+  if (stages_.failed_) throw Cancelled();
+  ++stages_.admitted_[queue];
+  --stages_.free_slots_;
+  stages_.slot_cv_.notify_all();  // the next ticket may take another free slot
+  since_ = std::chrono::steady_clock::now();
+}
+
+Stages::Slot::~Slot() {
+  const double held = std::chrono::duration<double>(std::chrono::steady_clock::now() - since_).count();
+  std::lock_guard<std::mutex> lock(stages_.slot_mu_);
+  stages_.busy_seconds_ += held;
+  stage_has_held_slot = true;
+  ++stages_.free_slots_;
+  stages_.slot_cv_.notify_all();
+}
 
 namespace {
 
@@ -175,6 +224,7 @@ fs::path Stages::stage(const std::string& name, const json& inputs,
   }
   std::call_once(*once, [&] {
     const auto t0 = std::chrono::steady_clock::now();
+    const double thread0 = thread_cpu_seconds(), commands0 = commands_cpu_seconds;
     const json key = this->key(name, inputs);
     bool cached = fs::exists(dir / "DONE");
     if (cached) {
@@ -193,16 +243,23 @@ fs::path Stages::stage(const std::string& name, const json& inputs,
     if (!cached) {  // DONE goes last: an interrupted stage is recomputed whole
       fs::remove_all(dir);
       fs::create_directories(dir);
+      struct Restore {  // a stage run inside another's body leaves the outer one's flag as it was
+        bool outer;
+        ~Restore() { stage_has_held_slot = outer; }
+      } restore{std::exchange(stage_has_held_slot, false)};
       body(dir);
       write_file_atomic(dir / "key.json", key.dump(2) + "\n");
       write_file_atomic(dir / "DONE", "");
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto rounded = [](double x) { return std::round(x * 100) / 100; };
+    const json cpu = {{"commands", rounded(commands_cpu_seconds - commands0)},
+                      {"in_process", rounded(thread_cpu_seconds() - thread0)}};
     std::lock_guard<std::mutex> lock(mu_);
     char digest[17];
     std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(hash64(key.dump())));
     digests_[name] = digest;
-    timings_.push_back({{"name", name}, {"seconds", std::round(s * 100) / 100}, {"cached", cached}});
+    timings_.push_back({{"name", name}, {"seconds", rounded(s)}, {"cached", cached}, {"cpu_seconds", cpu}});
     std::cout << (cached ? "  cached  " : "  done    ") << name;
     if (!cached) std::cout << "  (" << std::round(s * 10) / 10 << " s)";
     std::cout << std::endl;
@@ -252,13 +309,16 @@ void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) con
   posix_spawn_file_actions_addchdir_np(&fa, root_.c_str());
   posix_spawn_file_actions_addopen(&fa, 1, log_abs.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  const Slot slot(*this);
   pid_t pid = 0;
   const int err = posix_spawn(&pid, exe_.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (err) throw IoError("cannot start " + exe_.string() + ": " + std::strerror(err));
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  rusage usage{};
+  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
+  commands_cpu_seconds += cpu_seconds(usage);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
   std::ifstream f(log);
   std::string line, tail;
@@ -277,9 +337,10 @@ void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) con
   throw std::runtime_error(message);
 }
 
-void Stages::parallel(const std::vector<std::function<void()>>& tasks) const {
+void Stages::parallel(const std::vector<std::function<void()>>& tasks, bool all_at_once) const {
   std::atomic<size_t> next{0};
   std::exception_ptr first;
+  bool first_cancelled = false;  // a real failure replaces a cancellation, which only follows one
   std::mutex err_mu;
   auto worker = [&] {
     omp_set_num_threads(1);  // in-process evaluation shares the cores with the other workers
@@ -290,13 +351,22 @@ void Stages::parallel(const std::vector<std::function<void()>>& tasks) const {
       }
       try {
         tasks[i]();
-      } catch (...) {
+      } catch (const Cancelled&) {
         std::lock_guard<std::mutex> lock(err_mu);
-        if (!first) first = std::current_exception();
+        if (!first) first = std::current_exception(), first_cancelled = true;
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> lock(err_mu);
+          if (!first || first_cancelled) first = std::current_exception(), first_cancelled = false;
+        }
+        std::lock_guard<std::mutex> lock(slot_mu_);
+        failed_ = true;
+        slot_cv_.notify_all();
       }
     }
   };
-  const int n = std::max(1, std::min<int>(jobs_, static_cast<int>(tasks.size())));
+  const int width = all_at_once ? static_cast<int>(tasks.size()) : jobs_;
+  const int n = std::max(1, std::min<int>(width, static_cast<int>(tasks.size())));
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
@@ -306,6 +376,11 @@ void Stages::parallel(const std::vector<std::function<void()>>& tasks) const {
 json Stages::timings() const {
   std::lock_guard<std::mutex> lock(mu_);
   return timings_;
+}
+
+double Stages::busy_seconds() const {
+  std::lock_guard<std::mutex> lock(slot_mu_);
+  return busy_seconds_;
 }
 
 // ---- the world of one task and seed --------------------------------------------------------------
@@ -615,10 +690,12 @@ const EvalBaseline& World::baseline(Split split) {
 }
 
 json World::evaluate(const fs::path& model_dir, const fs::path& proxy_rm, Split split) {
-  const EvalBaseline& b = baseline(split);
+  const fs::path ref_dir = base();
   EvalSetup setup = eval_setup(split);
   setup.prompts = prompt_texts(split);
-  Transformer ref = load_checkpoint(base(), ModelHeads{});
+  const Stages::Slot slot(stages_);  // after the stages above: a slot holder must not wait for one
+  const EvalBaseline& b = baseline(split);
+  Transformer ref = load_checkpoint(ref_dir, ModelHeads{});
   Transformer policy = load_checkpoint(model_dir, ModelHeads{});
   ProxyScorer proxy;
   std::unique_ptr<rollout::RewardSource> rm;
@@ -642,8 +719,12 @@ json World::evaluate_base(const fs::path& proxy_rm, Split split) {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = base_evals_.find(key); it != base_evals_.end()) return it->second;
   }
-  // Outside the lock (other runs evaluate meanwhile); a second thread computing the same key
-  // gets the same numbers, and the first stored wins.
+  // Outside mu_ (other runs evaluate meanwhile), once: runs finishing together wait for the first.
+  std::lock_guard<std::mutex> once(base_eval_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = base_evals_.find(key); it != base_evals_.end()) return it->second;
+  }
   json e = evaluate(base(), proxy_rm, split);
   std::lock_guard<std::mutex> lock(mu_);
   return base_evals_.emplace(key, std::move(e)).first->second;

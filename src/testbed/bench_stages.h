@@ -3,12 +3,15 @@
 // models are built once and reused by every method).
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -72,11 +75,37 @@ class Stages {
   // The command as a user runs it from the bench directory (paths relative to it).
   std::string command_line(const std::vector<std::string>& args) const;
   std::vector<std::string> relative(const std::vector<std::string>& args) const;
-  // Runs the tasks, `jobs` at a time; rethrows the first failure after all have stopped.
-  void parallel(const std::vector<std::function<void()>>& tasks) const;
+  // Runs the tasks on `jobs` threads (every task on its own thread when `all_at_once`); rethrows
+  // the first failure after all have stopped. Nested calls share the job slots below.
+  void parallel(const std::vector<std::function<void()>>& tasks, bool all_at_once = false) const;
   json timings() const;
+  // Seconds that slots were held, summed over slots: over jobs × the wall time, how busy the
+  // bench kept its cores.
+  double busy_seconds() const;
   const fs::path& root() const { return root_; }
   int jobs() const { return jobs_; }
+
+  // One of `jobs` slots, held by every command and in-process evaluation: any number of suites
+  // may run at once while no more than `jobs` cores work. Slots are granted first come, first
+  // served, except that a stage which has already held one (a run's evaluations after its
+  // training) goes before stages not yet started: started work finishes first, so little is lost
+  // to an interruption and what waits on it can start. Once a task has failed, waiting for a slot
+  // throws Cancelled. Never wait for a slot while holding a lock that a slot holder may wait for.
+  class Slot {
+   public:
+    explicit Slot(const Stages& stages);
+    ~Slot();
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+
+   private:
+    const Stages& stages_;
+    std::chrono::steady_clock::time_point since_;
+  };
+  // What the tasks still waiting for a slot throw after another task failed.
+  struct Cancelled : std::runtime_error {
+    Cancelled() : std::runtime_error("cancelled after another stage failed") {}
+  };
 
  private:
   json relative_paths(const json& inputs) const;  // relative() of every string in it
@@ -88,6 +117,12 @@ class Stages {
   std::map<std::string, std::shared_ptr<std::once_flag>> once_;
   std::map<std::string, std::string> digests_;  // by stage name: the hash of its key, once it is done
   json timings_ = json::array();
+  mutable std::mutex slot_mu_;
+  mutable std::condition_variable slot_cv_;
+  mutable int free_slots_;
+  mutable uint64_t next_ticket_[2] = {0, 0}, admitted_[2] = {0, 0};  // [0]: new stages, [1]: started
+  mutable bool failed_ = false;
+  mutable double busy_seconds_ = 0;
 };
 
 // One sampled response of the base policy with what annotators see of it.
@@ -153,6 +188,7 @@ class World {
   std::map<std::string, std::unique_ptr<Annotator>> annotators_;
   std::map<Split, std::unique_ptr<EvalBaseline>> baselines_;
   std::map<std::pair<Split, std::string>, json> base_evals_;  // by split and proxy RM directory
+  std::mutex base_eval_mu_;  // held while a base evaluation is computed, so each is computed once
   std::unique_ptr<Tokenizer> tok_;
 };
 
