@@ -57,7 +57,9 @@ TEST_P(LogprobTest, MatchesFullSoftmax) {
                   scratch.data(), chunk);
   EXPECT_TRUE(all_close(logp, ref.logp, 1e-5, 1e-5));
   EXPECT_TRUE(all_close(lse, ref.lse, 1e-5, 1e-5));
-  EXPECT_TRUE(all_close(entropy, ref.entropy, 1e-5, 1e-5));
+  // The entropy is lse - E_p[z], a difference of two terms of size ~log V: its float rounding
+  // error scales with log V, not with the (smaller) entropy itself.
+  EXPECT_TRUE(all_close(entropy, ref.entropy, 1e-5, 1e-5 * std::log(static_cast<double>(V))));
 
   // Without entropy: same log-probs.
   std::vector<float> logp2(N), lse2(N);

@@ -88,17 +88,24 @@ Outcome run(OnlineMethod m, int64_t steps, uint64_t seed = 5, const std::functio
 
 class OnlineMethods : public ::testing::TestWithParam<std::string> {};
 
+// Over three seeds: a single 30-step run of a tiny policy is chaotic (APA's reward after it ranges
+// from 0 to 1 across seeds, and one seed's end depends on the CPU's rounding), so the claim is on
+// the mean gain.
 TEST_P(OnlineMethods, RaiseTheRewardWithFiniteKl) {
   const OnlineMethod m = online_method_from_name(GetParam());
-  const Outcome o = run(m, 30);
-  EXPECT_LT(o.before, 0.1) << "the untrained policy should rarely emit the target";
-  EXPECT_GT(o.after, o.before + 0.3) << GetParam() << ": mean reward " << o.before << " -> " << o.after;
-  EXPECT_TRUE(std::isfinite(o.last_kl));
-  EXPECT_GT(o.last_kl, 0.0);
-  for (const auto& log : o.logs)
-    for (const char* k : {"loss", "grad_norm", "objective/kl", "objective/scores", "objective/entropy",
-                          "completions/mean_length"})
-      ASSERT_TRUE(log.values.count(k) && std::isfinite(log.values.at(k))) << GetParam() << " " << k;
+  double gain = 0;
+  for (uint64_t seed : {5, 6, 7}) {
+    const Outcome o = run(m, 30, seed);
+    EXPECT_LT(o.before, 0.1) << "the untrained policy should rarely emit the target";
+    gain += (o.after - o.before) / 3;
+    EXPECT_TRUE(std::isfinite(o.last_kl));
+    EXPECT_GT(o.last_kl, 0.0);
+    for (const auto& log : o.logs)
+      for (const char* k : {"loss", "grad_norm", "objective/kl", "objective/scores", "objective/entropy",
+                            "completions/mean_length"})
+        ASSERT_TRUE(log.values.count(k) && std::isfinite(log.values.at(k))) << GetParam() << " " << k;
+  }
+  EXPECT_GT(gain, 0.3) << GetParam() << ": mean reward gain over three seeds " << gain;
 }
 
 INSTANTIATE_TEST_SUITE_P(All, OnlineMethods,
