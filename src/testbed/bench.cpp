@@ -326,6 +326,12 @@ json suite_rq3(Bench& b, World& w) {
                             {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())});
     rl.labels = pairs;
     specs.push_back(rl);
+    // Online DPO judged by the same annotator (its calibrated settings) on its own samples, one
+    // label per prompt, as many labels as the offline arms.
+    const std::string judge =
+        w.gold_spec(annotator_spec_options(ann.config()) + ",seed=" + std::to_string(w.seed()));
+    specs.push_back(online_run(w, "rq3", "online-dpo", "online-dpo", judge, params, {"--beta", "0.1"},
+                               std::max(1, static_cast<int>(pairs / p.rl_prompts))));
     for (auto& s : specs)
       if (s.proxy_rm.empty()) s.proxy_rm = rm;
   }
@@ -864,8 +870,9 @@ double seed_work(const Profile& p, const std::function<bool(const std::string&)>
   }
   if (wants("rq2")) work += 12.0 * p.test_prompts * L;  // 4 sample sets, 8 scorings
   if (wants("rq3")) {
-    work += offline(3 * noise * pairs, E) + online(4 * noise * rl, false) + evals(4 * noise * C) + reward_models(noise);
-    runs += 4 * noise;
+    work += offline(3 * noise * pairs, E) + online(4 * noise * rl, false) + online(2 * noise * pairs, false) +
+            evals(5 * noise * C) + reward_models(noise);
+    runs += 5 * noise;
   }
   if (wants("rq4")) {
     double sweep = 0;  // listwise on K samples: K sequences; their pairs: K(K-1)/2 pairs
@@ -905,7 +912,7 @@ double predict_seconds(const Profile& p, const MachineSpeed& speed, int jobs) {
 
 void strip_per_unit(json& v) {
   if (v.is_object()) {
-    for (const char* k : {"prompt_gold", "prompt_length", "prompt_proxy", "correct"}) v.erase(k);
+    for (const char* k : {"prompt_gold", "prompt_length", "prompt_proxy", "prompt_pass", "correct"}) v.erase(k);
     for (auto& [k, x] : v.items()) strip_per_unit(x);
   } else if (v.is_array()) {
     for (auto& x : v) strip_per_unit(x);

@@ -1291,8 +1291,6 @@ std::string text_table(const std::vector<std::string>& header,
   return o;
 }
 
-}  // namespace
-
 // The terminal's first lines: every verdict with its effect over the seeds, by question.
 std::string answer_text(const json& results) {
   const json& verdicts = at(results, "verdicts");
@@ -1319,6 +1317,8 @@ std::string answer_text(const json& results) {
   if (!checks.empty()) o += "Checks (bandits): " + checks + "\n";
   return o;
 }
+
+}  // namespace
 
 std::string summary_table(const json& results) {
   const auto runs = collect_runs(results);
