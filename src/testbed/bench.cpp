@@ -912,8 +912,12 @@ double predict_seconds(const Profile& p, const MachineSpeed& speed, int jobs) {
 
 void strip_per_unit(json& v) {
   if (v.is_object()) {
-    for (const char* k : {"prompt_gold", "prompt_length", "prompt_proxy", "prompt_pass", "correct"}) v.erase(k);
-    for (auto& [k, x] : v.items()) strip_per_unit(x);
+    std::vector<std::string> drop;
+    for (auto& [k, x] : v.items()) {
+      if (per_unit_field(k)) drop.push_back(k);
+      else strip_per_unit(x);
+    }
+    for (const auto& k : drop) v.erase(k);
   } else if (v.is_array()) {
     for (auto& x : v) strip_per_unit(x);
   }

@@ -25,6 +25,11 @@ using json = nlohmann::json;
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
+bool per_unit_field(const std::string& key) {
+  return key == "correct" || key == "prompt_gold" || key == "prompt_length" || key == "prompt_proxy" ||
+         key == "prompt_pass";
+}
+
 std::string html_escape(const std::string& s) {
   std::string out;
   out.reserve(s.size());
@@ -820,11 +825,6 @@ struct Column {
   std::string title() const { return sub.empty() ? key : key + "." + sub; }
 };
 
-// Per-prompt and per-pair arrays (the verdicts' data) are not shown in tables.
-bool per_unit_key(const std::string& k) {
-  return k == "correct" || k == "prompt_gold" || k == "prompt_length" || k == "prompt_proxy" || k == "prompt_pass";
-}
-
 bool flattenable(const json& v) {
   if (!v.is_object() || v.empty() || v.size() > 6) return false;
   for (const auto& e : v)
@@ -852,7 +852,7 @@ std::vector<Column> table_columns(const json& rows, const std::vector<std::strin
   for (const auto& row : items(rows)) {
     if (!row.is_object()) continue;
     for (auto it = row.begin(); it != row.end(); ++it) {
-      if (per_unit_key(it.key())) continue;
+      if (per_unit_field(it.key())) continue;  // the verdicts' data, not shown in tables
       keys.insert(it.key());
       if (it.value().is_string()) strings.insert(it.key());
       else if (!it.value().is_null()) others.insert(it.key());
@@ -1089,18 +1089,16 @@ std::string suite_section(const std::string& name, const json& suite, const std:
   return o + "</section>\n";
 }
 
-// The questions the verdicts answer, in the report's order, keyed by the suite a verdict names first.
-const std::vector<std::pair<std::string, std::string>>& answer_questions() {
-  static const std::vector<std::pair<std::string, std::string>> q = {
-      {"rq1", "RQ1: does a separate reward model matter at equal data and compute?"},
-      {"rq2", "RQ2: is DPO's implicit reward a classifier reward model?"},
-      {"rq3", "RQ3: how robust is each method to label noise?"},
-      {"rq4", "RQ4: K-wise rankings: Plackett-Luce RM vs pairwise DPO"},
-      {"rq5", "RQ5: pairs bootstrapped from a scalar reward vs RL on the scalar"},
-      {"rq6", "RQ6: how much does online feedback help?"},
-      {"length", "Length bias"},
-      {"overopt", "Over-optimization"}};
-  return q;
+// The suites whose questions the verdicts answer, in the report's order; a verdict belongs to the
+// suite its "where" names first.
+const std::vector<std::string> kAnswerOrder = {"rq1", "rq2", "rq3", "rq4", "rq5", "rq6", "length", "overopt"};
+
+// A suite's heading in the answer: its id and the question results.json records for it.
+std::string answer_heading(const json& results, const std::string& suite) {
+  std::string id = suite;
+  if (id.rfind("rq", 0) == 0) id = "RQ" + id.substr(2);
+  const std::string question = text(at(at(at(results, "suites"), suite), "question"));
+  return question.empty() ? id : id + ": " + question;
 }
 
 std::string first_suite(const json& v) {
@@ -1133,7 +1131,8 @@ std::string answer_section(const json& results) {
                   " with its 95% CI (seeds, then prompts or pairs), and the verdict by its rule.</p>\n";
   const json& verdicts = at(results, "verdicts");
   if (items(verdicts).empty()) return o + "<p class=\"nodata\">No verdicts.</p>\n</section>\n";
-  for (const auto& [suite, question] : answer_questions()) {
+  for (const auto& suite : kAnswerOrder) {
+    const std::string question = answer_heading(results, suite);
     std::string rows;
     for (const auto& v : items(verdicts)) {
       if (first_suite(v) != suite) continue;
@@ -1298,7 +1297,8 @@ std::string answer_text(const json& results) {
   std::string o = "The answer (docs/testbed.md §8), effects pooled over seeds " + format_value(at(results, "seeds")) +
                   ": " + counts_text(verdict_counts(results)) + "\n";
   std::vector<std::vector<std::string>> rows;
-  for (const auto& [suite, question] : answer_questions()) {
+  for (const auto& suite : kAnswerOrder) {
+    const std::string question = answer_heading(results, suite);
     bool first = true;
     for (const auto& v : items(verdicts)) {
       if (first_suite(v) != suite) continue;

@@ -36,6 +36,10 @@ namespace rlhf::testbed {
 std::string render_report(const nlohmann::json& results);
 std::string summary_table(const nlohmann::json& results);
 
+// The per-prompt and per-pair arrays of results-full.json, the verdicts' data ("prompt_gold",
+// "correct", ...): results.json and the report's tables leave them out.
+bool per_unit_field(const std::string& key);
+
 // Helpers shared by both views, exposed for tests.
 // &, <, >, " and ' as entities.
 std::string html_escape(const std::string& s);
