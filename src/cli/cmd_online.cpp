@@ -37,11 +37,9 @@ void declare_common(Options& o) {
   o.add("model", "", "policy: HF model directory with tokenizer.json (required)")
       .add("ref-model", "", "reference model directory (default: --model)")
       .add("data", "", "prompt JSONL: 'prompt' as text or messages, other fields go to the rewards (required)")
-      .add("out", "", "output directory (required)")
-      .repeated("reward", "reward source spec, repeatable: [W*]rm|exact|regex|format|eos|length|cmd[(opts)][:arg] "
-                          "(see README)")
-      .add("reward-nan", "propagate", "a NaN term makes the score NaN (propagate) or is left out (ignore)")
-      .add("max-prompt-length", "0", "drop prompts longer than this many tokens, counted (0: the context minus max-new-tokens)")
+      .add("out", "", "output directory (required)");
+  add_reward_options(o);
+  o.add("max-prompt-length", "0", "drop prompts longer than this many tokens, counted (0: the context minus max-new-tokens)")
       .add("prompts-per-step", "8", "prompts sampled per step on each rank (mpirun -np N: N times this per step)")
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("max-steps", "100", "rollout/update iterations")
@@ -253,7 +251,7 @@ int cmd_online(const online::MethodEntry& method_entry, int argc, char** argv) {
   r.checkpoints = checkpoints_from(o);
   r.resume = o.boolean("resume");
   r.manifest = run_manifest(o);
-  r.manifest["rewards"] = o.list("reward");
+  record_rewards(o, r.manifest);
   r.fingerprint_options =
       resume_fingerprint(o, {"out", "eval-steps", "logging-steps", "save-steps", "save-total-limit", "dist-timeout",
                              "backend"});
@@ -267,10 +265,9 @@ int cmd_best_of_n(int argc, char** argv) {
   Options o("best-of-n", "Sample n completions per prompt, score them with --reward, keep the best (no training).");
   o.add("model", "", "policy directory (required)")
       .add("data", "", "prompt JSONL (required)")
-      .add("out", "", "output JSONL: prompt, best completion, its score, mean score of the n, finish_reason (required)")
-      .repeated("reward", "reward source spec, repeatable (as the online commands)")
-      .add("reward-nan", "propagate", "propagate | ignore")
-      .add("n", "4", "samples per prompt")
+      .add("out", "", "output JSONL: prompt, best completion, its score, mean score of the n, finish_reason (required)");
+  add_reward_options(o);
+  o.add("n", "4", "samples per prompt")
       .add("max-prompt-length", "0", "drop longer prompts, counted (0: the context minus max-new-tokens)")
       .add("generate-batch-size", "32", "sequences decoded together")
       .add("seed", "42", "sampling seed")
@@ -311,10 +308,9 @@ int cmd_iterative_dpo(int argc, char** argv) {
   Options o("iterative-dpo", "Rounds of sampling, labelling with --reward (best vs worst of n) and offline DPO.");
   o.add("model", "", "initial policy directory (required)")
       .add("data", "", "prompt JSONL (required)")
-      .add("out", "", "output directory (required)")
-      .repeated("reward", "reward source spec, repeatable (as the online commands)")
-      .add("reward-nan", "propagate", "propagate | ignore")
-      .add("rounds", "3", "sample -> label -> train rounds")
+      .add("out", "", "output directory (required)");
+  add_reward_options(o);
+  o.add("rounds", "3", "sample -> label -> train rounds")
       .add("prompts-per-round", "0", "prompts sampled per round, cycling through --data (0: all of them every round)")
       .add("num-generations", "2", "samples per prompt; the pair is the best and the worst")
       .add("min-score-gap", "0", "drop pairs whose scores differ by no more than this (ties)")
@@ -374,6 +370,7 @@ int cmd_iterative_dpo(int argc, char** argv) {
   cfg.seed = static_cast<uint64_t>(o.integer("seed"));
   fs::create_directories(log.dir());
   nlohmann::json manifest = run_manifest(o);
+  record_rewards(o, manifest);
   manifest["data"] = {{"file", o.str("data")}, {"prompts", prompts.size()}, {"dropped_too_long", dropped}};
   manifest["resolved"] = {{"ranks", comm.size()}, {"communicator", comm.name()}};
   log.write_manifest(manifest);

@@ -1,8 +1,10 @@
-// Reward specs, the source factory, callback sources and the weighted combination.
+// Reward specs, the source factory, callback sources and the combination (sum, min, uwo).
 #include "rollout/reward.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <sstream>
 
 #include "rollout/reward_sources.h"
 #include "tensor/error.h"
@@ -171,11 +173,69 @@ NanPolicy parse_nan_policy(const std::string& s) {
   throw InputError("reward NaN policy: expected propagate or ignore, got '" + s + "'");
 }
 
+CombineMode parse_combine_mode(const std::string& s) {
+  if (s == "sum") return CombineMode::sum;
+  if (s == "min") return CombineMode::min;
+  if (s == "uwo") return CombineMode::uwo;
+  throw InputError("--reward-combine: expected sum, min or uwo, got '" + s + "'");
+}
+
+std::string combine_mode_name(CombineMode m) {
+  switch (m) {
+    case CombineMode::sum: return "sum";
+    case CombineMode::min: return "min";
+    case CombineMode::uwo: return "uwo";
+  }
+  return "";
+}
+
 // ---- combination ----------------------------------------------------------------------------------
 
-CombinedReward::CombinedReward(const std::vector<RewardSpec>& specs, const RewardContext& ctx, NanPolicy nan)
-    : nan_(nan) {
+namespace {
+
+// Mean and standard deviation of one source's defined scores, its NaN count and own metrics.
+void append_source_metrics(const std::string& label, const RewardResult& r, Metrics& out) {
+  double sum = 0, sum2 = 0;
+  int64_t defined = 0;
+  for (const double v : r.scores) {
+    if (std::isnan(v)) continue;
+    ++defined;
+    sum += v;
+    sum2 += v * v;
+  }
+  const std::string p = "rewards/" + label + "/";
+  const double mean = defined > 0 ? sum / defined : std::nan("");
+  // Sample standard deviation, as TRL's nanstd (Bessel's correction).
+  const double var = defined > 1 ? std::max(0.0, (sum2 - defined * mean * mean) / (defined - 1)) : 0.0;
+  out.emplace_back(p + "mean", mean);
+  out.emplace_back(p + "std", std::sqrt(var));
+  out.emplace_back(p + "undefined", static_cast<double>(static_cast<int64_t>(r.scores.size()) - defined));
+  for (const auto& [k, v] : r.metrics) out.emplace_back(p + k, v);
+}
+
+// Mean and population variance (the ensemble's spread: its members are the whole population).
+std::pair<double, double> mean_and_variance(const std::vector<double>& x) {
+  double mean = 0;
+  for (const double v : x) mean += v;
+  mean /= static_cast<double>(x.size());
+  double var = 0;
+  for (const double v : x) var += (v - mean) * (v - mean);
+  return {mean, var / static_cast<double>(x.size())};
+}
+
+}  // namespace
+
+CombinedReward::CombinedReward(const std::vector<RewardSpec>& specs, const RewardContext& ctx, RewardCombine combine)
+    : combine_(combine) {
   if (specs.empty()) throw InputError("no reward source given (--reward)");
+  if (!std::isfinite(combine.uwo_lambda) || combine.uwo_lambda < 0) {
+    std::ostringstream got;
+    got << combine.uwo_lambda;
+    throw InputError("--reward-uwo-lambda: expected a finite number >= 0, got " + got.str());
+  }
+  if (combine.mode != CombineMode::sum && specs.size() < 2)
+    throw InputError("--reward-combine " + combine_mode_name(combine.mode) +
+                     ": an ensemble needs at least two --reward sources, got " + std::to_string(specs.size()));
   std::map<std::string, int> seen;
   for (const RewardSpec& spec : specs) {
     const int n = ++seen[spec.kind];
@@ -194,38 +254,55 @@ RewardResult CombinedReward::score(const std::vector<RewardSample>& batch) {
   RLHF_CHECK(!terms_.empty(), "CombinedReward::score: no sources");
   const size_t n = batch.size();
   RewardResult out;
-  out.scores.assign(n, 0.0);
-  std::vector<int> defined_terms(n, 0);
+  std::vector<std::vector<double>> raw;  // raw[j][i]: source j's score of sample i
   for (Term& t : terms_) {
     RewardResult r = t.source->score(batch);
     RLHF_CHECK(r.scores.size() == n, "reward '" + t.label + "' returned the wrong number of scores");
-    double sum = 0, sum2 = 0;
-    int64_t defined = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const double v = r.scores[i];
-      if (std::isnan(v)) {
-        if (nan_ == NanPolicy::propagate) out.scores[i] = std::nan("");
-        continue;
-      }
-      ++defined;
-      ++defined_terms[i];
-      sum += v;
-      sum2 += v * v;
-      out.scores[i] += t.weight * v;
-    }
-    const std::string p = "rewards/" + t.label + "/";
-    const double mean = defined > 0 ? sum / defined : std::nan("");
-    // Sample standard deviation, as TRL's nanstd (Bessel's correction).
-    const double var = defined > 1 ? std::max(0.0, (sum2 - defined * mean * mean) / (defined - 1)) : 0.0;
-    out.metrics.emplace_back(p + "mean", mean);
-    out.metrics.emplace_back(p + "std", std::sqrt(var));
-    out.metrics.emplace_back(p + "undefined", static_cast<double>(static_cast<int64_t>(n) - defined));
-    for (auto& [k, v] : r.metrics) out.metrics.emplace_back(p + k, v);
+    append_source_metrics(t.label, r, out.metrics);
+    raw.push_back(std::move(r.scores));
   }
-  int64_t undefined = 0;
+  out.scores.assign(n, std::nan(""));
+  std::vector<double> terms;    // one sample's defined terms w_j * s_j
+  std::vector<size_t> sources;  // ... and the j each came from
+  std::vector<int64_t> argmin(terms_.size(), 0);
+  double spread = 0;
+  int64_t scored = 0, undefined = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (defined_terms[i] == 0) out.scores[i] = std::nan("");
+    terms.clear();
+    sources.clear();
+    for (size_t j = 0; j < terms_.size(); ++j) {
+      if (std::isnan(raw[j][i])) continue;
+      terms.push_back(terms_[j].weight * raw[j][i]);
+      sources.push_back(j);
+    }
+    const bool any_nan = terms.size() < terms_.size();
+    if (!terms.empty() && !(any_nan && combine_.nan == NanPolicy::propagate)) {
+      if (combine_.mode == CombineMode::sum) {
+        double sum = 0.0;
+        for (const double t : terms) sum += t;
+        out.scores[i] = sum;
+      } else {
+        const auto [mean, var] = mean_and_variance(terms);
+        ++scored;
+        spread += std::sqrt(var);
+        if (combine_.mode == CombineMode::min) {
+          const size_t k = static_cast<size_t>(std::min_element(terms.begin(), terms.end()) - terms.begin());
+          out.scores[i] = terms[k];
+          ++argmin[sources[k]];
+        } else {
+          out.scores[i] = mean - combine_.uwo_lambda * var;
+        }
+      }
+    }
     if (std::isnan(out.scores[i])) ++undefined;
+  }
+  if (combine_.mode != CombineMode::sum) {
+    const double nan = std::nan("");
+    out.metrics.emplace_back("rewards/ensemble/std", scored > 0 ? spread / scored : nan);
+    if (combine_.mode == CombineMode::min)
+      for (size_t j = 0; j < terms_.size(); ++j)
+        out.metrics.emplace_back("rewards/ensemble/argmin_share/" + terms_[j].label,
+                                 scored > 0 ? static_cast<double>(argmin[j]) / scored : nan);
   }
   out.metrics.emplace_back("reward/undefined", static_cast<double>(undefined));
   return out;

@@ -46,17 +46,28 @@
 // exact, regex, format and eos take match=S (default 1) and miss=S (default 0).
 // Examples: --reward 2*exact(last_number):answer --reward "0.5*format:<think>.*</think>.*"
 //
-// Combination: the score is the weighted sum of the sources' scores. nan=propagate (default):
-// a NaN from any source makes the sample's combined score NaN; nan=ignore: NaN terms are left
-// out (TRL's nansum), and a sample whose terms are all NaN stays NaN. Either way every NaN is
-// counted in the metrics.
+// Combination (combine=sum, the default): the score is the weighted sum of the sources' terms
+// t_i = w_i * s_i. With several sources scoring the same thing (reward models trained with
+// different seeds), the ensemble modes of Coste et al., "Reward Model Ensembles Help Mitigate
+// Overoptimization" (2023), need at least two sources:
+//   min  worst-case optimisation: min_i t_i
+//   uwo  uncertainty-weighted optimisation: mean_i t_i - lambda * var_i t_i, var the population
+//        variance across the sources (divided by their number), lambda >= 0 (default 0.5)
+// nan=propagate (default): a NaN from any source makes the sample's combined score NaN;
+// nan=ignore: NaN terms are left out (TRL's nansum for sum; min and uwo over the defined terms,
+// so one defined term is the score, with variance 0), and a sample whose terms are all NaN stays
+// NaN. Either way every NaN is counted in the metrics. Formulas: docs/algorithms.md §1.4.
 //
 // Metrics (per source, labelled by kind, "#2", "#3" for repeats): rewards/<label>/mean and
 // /std over its defined scores (TRL's GRPO names), rewards/<label>/undefined (NaN count), and
 // the source's own metrics as rewards/<label>/<name>; reward/undefined counts NaN combined scores.
+// min and uwo add rewards/ensemble/std, the mean over the scored samples of the population
+// standard deviation of their terms, and min adds rewards/ensemble/argmin_share/<label>, the share
+// of the scored samples whose minimum came from that source (a tie goes to the first source).
 //
 // Example (the online loop):
-//   CombinedReward reward(parse_reward_specs(o.list("reward")), {.policy_dir = model_dir}, NanPolicy::propagate);
+//   CombinedReward reward(parse_reward_specs(o.list("reward")), {.policy_dir = model_dir},
+//                         {.mode = CombineMode::min});
 //   RewardResult r = reward.score(samples);   // r.scores[i] for samples[i], r.metrics to log
 #pragma once
 
@@ -156,6 +167,17 @@ std::unique_ptr<RewardSource> callback_reward(std::string name, RewardFn fn);
 enum class NanPolicy { propagate, ignore };
 NanPolicy parse_nan_policy(const std::string& s);  // "propagate" | "ignore"
 
+enum class CombineMode { sum, min, uwo };
+CombineMode parse_combine_mode(const std::string& s);  // "sum" | "min" | "uwo"
+std::string combine_mode_name(CombineMode m);
+
+// How the sources' terms become one score ("Combination" above).
+struct RewardCombine {
+  CombineMode mode = CombineMode::sum;
+  double uwo_lambda = 0.5;  // uwo's variance penalty: finite, >= 0
+  NanPolicy nan = NanPolicy::propagate;
+};
+
 class CombinedReward {
  public:
   struct Term {
@@ -163,8 +185,8 @@ class CombinedReward {
     double weight = 1.0;
     std::unique_ptr<RewardSource> source;
   };
-  CombinedReward(const std::vector<RewardSpec>& specs, const RewardContext& ctx,
-                 NanPolicy nan = NanPolicy::propagate);
+  // Throws InputError for a bad lambda, or for min/uwo with fewer than two specs.
+  CombinedReward(const std::vector<RewardSpec>& specs, const RewardContext& ctx, RewardCombine combine = {});
   // Adds a source built in code (a callback); its label must be unique.
   void add(std::string label, double weight, std::unique_ptr<RewardSource> source);
   RewardResult score(const std::vector<RewardSample>& batch);
@@ -172,7 +194,7 @@ class CombinedReward {
 
  private:
   std::vector<Term> terms_;
-  NanPolicy nan_;
+  RewardCombine combine_;
 };
 
 // ---- helpers of the programmatic rewards, exposed for tests ----------------------------------

@@ -133,6 +133,30 @@ chmod +x "$tmp/score.sh"
 "$RLHF" rloo "${common[@]}" --reward "cmd:$tmp/score.sh" --out "$tmp/cmd" > "$tmp/cmd.log" || fail "cmd reward: $(cat "$tmp/cmd.log")"
 tail -1 "$tmp/cmd/metrics.jsonl" | grep -q '"rewards/cmd/mean":1.0' || fail "cmd reward: $(tail -1 "$tmp/cmd/metrics.jsonl")"
 
+# A reward ensemble, --reward-combine min: a length of at least one token is always above
+# 2*length(target=3) = -2|len - 3| <= 0, so every sample scores the second source's term and
+# objective/scores is twice that source's unweighted mean (a sum would add the mean length).
+"$RLHF" grpo --model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length:tokens" \
+  --reward "2*length(target=3):tokens" --reward-combine min --num-generations 4 --max-new-tokens 6 \
+  --prompts-per-step 4 --max-steps 2 --learning-rate 1e-3 --max-length 64 --out "$tmp/ensemble" > "$tmp/ensemble.log" \
+  || fail "grpo --reward-combine min: $(cat "$tmp/ensemble.log")"
+python3 - "$tmp/ensemble/metrics.jsonl" "$tmp/ensemble/manifest.json" <<'PY' || fail "grpo --reward-combine min: metrics"
+import json, sys
+steps = [json.loads(l) for l in open(sys.argv[1]) if '"step"' in l]
+assert len(steps) == 2, steps
+for m in steps:
+    assert abs(m["objective/scores"] - 2 * m["rewards/length#2/mean"]) < 1e-9, m
+    assert m["objective/scores"] < m["rewards/length/mean"] + 2 * m["rewards/length#2/mean"], m
+    assert m["rewards/ensemble/argmin_share/length#2"] == 1.0 and m["rewards/ensemble/std"] > 0, m
+assert json.load(open(sys.argv[2]))["reward_combine"] == {"mode": "min", "nan": "propagate"}
+PY
+set +e
+out=$("$RLHF" best-of-n --model "$tmp/base" --data "$tmp/prompts.jsonl" --reward eos --reward-combine uwo \
+  --out "$tmp/bad_ensemble.jsonl" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"--reward-combine uwo: an ensemble needs at least two --reward sources"* ]] \
+  || fail "an ensemble of one source: rc=$rc $out"
+
 # Bad input: named errors, exit code 2, never a hang.
 printf '#!/bin/sh\nexit 3\n' > "$tmp/crash.sh"; chmod +x "$tmp/crash.sh"
 set +e

@@ -1,5 +1,5 @@
-// The weighted combination: weights, NaN propagation under both policies, metrics, and callback
-// sources (the testbed's gold rewards plug in this way).
+// The combination: the weighted sum, the ensembles (min, uwo), NaN propagation under both
+// policies, metrics, and callback sources (the testbed's gold rewards plug in this way).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -55,13 +55,13 @@ TEST(CombinedReward, NanPropagatesByDefault) {
 }
 
 TEST(CombinedReward, NanIgnoredLeavesTheTermOutUnlessAllAreNaN) {
-  CombinedReward c(parse_reward_specs({"exact:answer", "3*length:chars"}), {}, NanPolicy::ignore);
+  CombinedReward c(parse_reward_specs({"exact:answer", "3*length:chars"}), {}, {.nan = NanPolicy::ignore});
   RewardResult r = c.score(three());
   EXPECT_EQ(r.scores, (std::vector<double>{1.0 + 15, 0.0 + 12, 18.0}));
   EXPECT_EQ(metric_map(r).at("reward/undefined"), 0.0);
   EXPECT_EQ(metric_map(r).at("rewards/exact/undefined"), 1.0);  // still counted
   // Only NaN terms: NaN, counted.
-  CombinedReward only(parse_reward_specs({"exact:answer", "exact(nocase):answer"}), {}, NanPolicy::ignore);
+  CombinedReward only(parse_reward_specs({"exact:answer", "exact(nocase):answer"}), {}, {.nan = NanPolicy::ignore});
   r = only.score(three());
   EXPECT_TRUE(std::isnan(r.scores[2]));
   EXPECT_EQ(metric_map(r).at("reward/undefined"), 1.0);
@@ -80,7 +80,7 @@ TEST(CombinedReward, RepeatedKindsGetNumberedLabels) {
 }
 
 TEST(CombinedReward, CallbackSourceAddsLikeAnyOther) {
-  CombinedReward c(parse_reward_specs({"exact:answer"}), {}, NanPolicy::ignore);
+  CombinedReward c(parse_reward_specs({"exact:answer"}), {}, {.nan = NanPolicy::ignore});
   int calls = 0;
   c.add("gold", 10.0, callback_reward("gold", [&](const std::vector<RewardSample>& b) {
           ++calls;
@@ -99,6 +99,111 @@ TEST(CombinedReward, CallbackSourceAddsLikeAnyOther) {
   CombinedReward bad(parse_reward_specs({"eos"}), {});
   bad.add("short", 1.0, callback_reward("short", [](const std::vector<RewardSample>&) { return std::vector<double>{1}; }));
   expect_error<InputError>([&] { bad.score(three()); }, {"'short'", "returned 1 scores for 3 samples"});
+}
+
+
+// ---- ensembles (min and uwo) ------------------------------------------------------------------
+
+// A source scoring the three samples of three() with fixed values.
+std::unique_ptr<RewardSource> fixed(std::vector<double> values) {
+  return callback_reward("fixed", [values](const std::vector<RewardSample>&) { return values; });
+}
+
+TEST(CombinedReward, SumIsTheDefaultAndLogsNoEnsembleMetrics) {
+  const std::vector<std::string> specs = {"regex(match=1):.", "0.5*regex(match=2):.", "2*regex(match=4):."};
+  CombinedReward by_default(parse_reward_specs(specs), {});
+  CombinedReward sum(parse_reward_specs(specs), {}, {.mode = CombineMode::sum});
+  const RewardResult r = by_default.score(three());
+  EXPECT_EQ(r.scores, (std::vector<double>{10, 10, 10}));
+  EXPECT_EQ(sum.score(three()).scores, r.scores);
+  EXPECT_EQ(metric_map(r).count("rewards/ensemble/std"), 0u);
+}
+
+TEST(CombinedReward, MinTakesTheWorstWeightedTerm) {
+  // Terms per sample ("Paris", "Rome", "Paris!"): regex 1 everywhere; -2 * length(target=5)
+  // = 2|len - 5| = 0, 2, 2; the callback 3, 1.5, -1. Unweighted, length would give 0, -1, -1
+  // and be the minimum of the last two samples.
+  CombinedReward c(parse_reward_specs({"regex:.", "-2*length(target=5):chars"}), {}, {.mode = CombineMode::min});
+  c.add("cb", 1.0, fixed({3, 1.5, -1}));
+  const RewardResult r = c.score(three());
+  EXPECT_EQ(r.scores, (std::vector<double>{0, 1, -1}));
+  const auto m = metric_map(r);
+  // Population std of {1, 0, 3}, {1, 2, 1.5}, {1, 2, -1}: sqrt(14/9), sqrt(1/6), sqrt(14/9).
+  EXPECT_DOUBLE_EQ(m.at("rewards/ensemble/std"), (2 * std::sqrt(14.0 / 9) + std::sqrt(1.0 / 6)) / 3);
+  EXPECT_DOUBLE_EQ(m.at("rewards/ensemble/argmin_share/length"), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(m.at("rewards/ensemble/argmin_share/regex"), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(m.at("rewards/ensemble/argmin_share/cb"), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(m.at("rewards/length/mean"), -2.0 / 3);  // per-source metrics stay unweighted
+  // A tie goes to the first source.
+  CombinedReward tie(parse_reward_specs({"regex(match=2):.", "2*regex:."}), {}, {.mode = CombineMode::min});
+  EXPECT_EQ(metric_map(tie.score(three())).at("rewards/ensemble/argmin_share/regex"), 1.0);
+}
+
+TEST(CombinedReward, UwoIsTheMeanMinusLambdaTimesThePopulationVariance) {
+  const std::vector<std::string> specs = {"regex(match=1):.", "regex(match=2):.", "regex(match=4):."};
+  CombinedReward c(parse_reward_specs(specs), {}, {.mode = CombineMode::uwo, .uwo_lambda = 0.5});
+  RewardResult r = c.score({test::sample("x")});
+  // Mean 7/3, population variance (16 + 1 + 25) / 27 = 14/9.
+  EXPECT_DOUBLE_EQ(r.scores.at(0), 7.0 / 3 - 0.5 * 14.0 / 9);
+  EXPECT_DOUBLE_EQ(metric_map(r).at("rewards/ensemble/std"), std::sqrt(14.0 / 9));
+  EXPECT_EQ(metric_map(r).count("rewards/ensemble/argmin_share/regex"), 0u);
+  // Weights before combining: terms 1, 1, 4 (mean 2, variance 2); lambda 0 is the plain mean.
+  const std::vector<std::string> weighted = {"0.5*regex(match=2):.", "regex(match=1):.", "2*regex(match=2):."};
+  CombinedReward w(parse_reward_specs(weighted), {}, {.mode = CombineMode::uwo, .uwo_lambda = 0.5});
+  EXPECT_DOUBLE_EQ(w.score({test::sample("x")}).scores.at(0), 2.0 - 0.5 * 2.0);
+  CombinedReward mean(parse_reward_specs(weighted), {}, {.mode = CombineMode::uwo, .uwo_lambda = 0});
+  EXPECT_DOUBLE_EQ(mean.score({test::sample("x")}).scores.at(0), 2.0);
+}
+
+TEST(CombinedReward, EnsemblesFollowTheNanPolicy) {
+  // "Paris!" has a null answer: both exact terms are NaN there, regex(!) is its only defined term.
+  const auto specs = parse_reward_specs({"exact(match=3):answer", "exact(nocase,match=7):answer", "regex(match=2):!"});
+  for (const CombineMode mode : {CombineMode::min, CombineMode::uwo}) {
+    SCOPED_TRACE(combine_mode_name(mode));
+    CombinedReward propagate(specs, {}, {.mode = mode});
+    RewardResult r = propagate.score(three());
+    EXPECT_TRUE(std::isnan(r.scores[2]));
+    auto m = metric_map(r);
+    EXPECT_EQ(m.at("reward/undefined"), 1.0);
+    EXPECT_EQ(m.at("rewards/exact/undefined"), 1.0);
+    // {3, 7, 0} and {0, 0, 0}: the NaN sample is not in the spread.
+    EXPECT_DOUBLE_EQ(m.at("rewards/ensemble/std"), std::sqrt(74.0 / 9) / 2);
+    CombinedReward ignore(specs, {}, {.mode = mode, .nan = NanPolicy::ignore});
+    r = ignore.score(three());
+    EXPECT_EQ(r.scores[2], 2.0);  // one defined term: itself, variance 0
+    m = metric_map(r);
+    EXPECT_EQ(m.at("reward/undefined"), 0.0);
+    EXPECT_EQ(m.at("rewards/exact#2/undefined"), 1.0);  // still counted
+    EXPECT_DOUBLE_EQ(m.at("rewards/ensemble/std"), std::sqrt(74.0 / 9) / 3);
+    if (mode == CombineMode::min) {
+      EXPECT_EQ(r.scores[0], 0.0);
+      // "Paris" and "Paris!" from regex; the tie {0, 0, 0} of "Rome" goes to the first source.
+      EXPECT_DOUBLE_EQ(m.at("rewards/ensemble/argmin_share/regex"), 2.0 / 3);
+      EXPECT_DOUBLE_EQ(m.at("rewards/ensemble/argmin_share/exact"), 1.0 / 3);
+    } else {
+      EXPECT_DOUBLE_EQ(r.scores[0], 10.0 / 3 - 0.5 * 74.0 / 9);  // {3, 7, 0}: variance 74/9
+    }
+    // Every term NaN: NaN under either policy.
+    CombinedReward none(parse_reward_specs({"exact:answer", "exact(nocase):answer"}), {},
+                        {.mode = mode, .nan = NanPolicy::ignore});
+    r = none.score(three());
+    EXPECT_TRUE(std::isnan(r.scores[2]));
+    EXPECT_EQ(metric_map(r).at("reward/undefined"), 1.0);
+  }
+}
+
+TEST(CombinedReward, EnsembleErrorsNameTheFlag) {
+  expect_error<InputError>([] { CombinedReward(parse_reward_specs({"eos"}), {}, {.mode = CombineMode::min}); },
+                           {"--reward-combine min", "at least two --reward sources"});
+  expect_error<InputError>([] { CombinedReward(parse_reward_specs({"eos"}), {}, {.mode = CombineMode::uwo}); },
+                           {"--reward-combine uwo", "at least two --reward sources"});
+  const auto two = parse_reward_specs({"eos", "regex:a"});
+  expect_error<InputError>([&] { CombinedReward(two, {}, {.mode = CombineMode::uwo, .uwo_lambda = -1}); },
+                           {"--reward-uwo-lambda", ">= 0", "-1"});
+  expect_error<InputError>([&] { CombinedReward(two, {}, {.mode = CombineMode::uwo, .uwo_lambda = kNaN}); },
+                           {"--reward-uwo-lambda", "finite"});
+  expect_error<InputError>([] { parse_combine_mode("mean"); }, {"--reward-combine", "sum, min or uwo", "'mean'"});
+  EXPECT_EQ(parse_combine_mode("uwo"), CombineMode::uwo);
 }
 
 }  // namespace
