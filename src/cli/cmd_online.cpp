@@ -7,7 +7,8 @@
 // resolved option, metrics.jsonl with TRL's names, checkpoint-<step>/ every --save-steps with
 // --resume, the final HF checkpoint (without the value head) with the tokenizer files.
 // Evaluation (--eval-data, every --eval-steps) samples the held-out prompts, logs eval_ metrics
-// and appends example completions to samples.jsonl.
+// and appends example completions to samples.jsonl; --save-rollouts writes every training
+// sample to rollouts.jsonl.
 #include <iostream>
 #include <limits>
 
@@ -55,7 +56,9 @@ void declare_common(Options& o) {
       .add("seed", "42", "prompt order, sampling and minibatch shuffles")
       .add("eval-data", "", "held-out prompt JSONL sampled every --eval-steps (eval_ metrics, samples.jsonl)")
       .add("eval-steps", "0", "evaluate every N steps (0: at the end only)")
-      .add("logging-steps", "1", "print progress every N steps");
+      .add("logging-steps", "1", "print progress every N steps")
+      .flag("save-rollouts", "write every training sample to <out>/rollouts.jsonl: step, prompt, completion, score, "
+                             "finish_reason (one process only)");
   declare_checkpoints(o);
   o.flag("skip-bad-rows", "skip malformed prompt rows (counted) instead of stopping");
   declare_backend(o);
@@ -138,6 +141,7 @@ OnlineConfig config_from(const Options& o, OnlineMethod m, std::vector<int32_t> 
   c.adam = adamw_from(o);
   c.seed = static_cast<uint64_t>(o.integer("seed"));
   c.row_len = o.integer("max-length");
+  c.keep_rollouts = o.boolean("save-rollouts");
   auto inf_or_number = [&](const std::string& k) {
     return o.str(k) == "inf" ? std::numeric_limits<double>::infinity() : o.number(k);
   };

@@ -1,6 +1,7 @@
 #include "train/online_run.h"
 
 #include <chrono>
+#include <cmath>
 #include <iomanip>
 #include <optional>
 #include <sstream>
@@ -55,6 +56,23 @@ std::string progress_line(const std::string& command, const OnlineStepLog& log, 
   }
   line << " | ETA " << format_hms(eta);
   return line.str();
+}
+
+// A step's samples as rows of rollouts.jsonl: the prompt as its data row had it and, for a
+// conversational prompt, the completion as one assistant message (the layouts that `rlhf data
+// pairs` and `rlhf dpo` read).
+std::vector<nlohmann::ordered_json> rollout_rows(const OnlineStepLog& step_log, const std::vector<OnlinePrompt>& prompts) {
+  std::vector<nlohmann::ordered_json> rows;
+  for (const RolloutSample& r : step_log.rollouts) {
+    const Text& prompt = prompts[r.prompt].prompt;
+    const Text completion = prompt.is_chat ? Text{true, "", {{"assistant", r.completion}}} : Text{false, r.completion, {}};
+    nlohmann::ordered_json row = {{"step", step_log.step}, {"prompt", text_to_json(prompt)},
+                                  {"completion", text_to_json(completion)}};
+    row["score"] = std::isnan(r.score) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.score);
+    row["finish_reason"] = rollout::finish_reason_name(r.finish);
+    rows.push_back(std::move(row));
+  }
+  return rows;
 }
 
 // Samples the held-out prompts: eval_ metrics, examples in samples.jsonl, the first two printed.
@@ -137,6 +155,7 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
   log.write_manifest(manifest);
   log.start_metrics(kept);
   log.start_samples(run.resume);
+  if (cfg.keep_rollouts) log.start_rollouts(st.global_step);
   log.console() << "rlhf " << run.command << ": " << prompts.size() << " prompts, " << cfg.max_steps << " steps of "
                 << cfg.prompts_per_step << " prompts x " << cfg.sampling.n << " samples";
   if (comm.size() > 1) log.console() << " (" << comm.size() << " ranks)";
@@ -150,6 +169,7 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
                  nlohmann::json rec = {{"step", step_log.step}};
                  for (const auto& [k, v] : step_log.values) rec[k] = v;
                  log.metrics(rec);
+                 if (cfg.keep_rollouts) log.rollouts(rollout_rows(step_log, prompts));
                  st.global_step = step_log.step;
                  st.extra = s.to_json();
                  if (step_log.step % run.log_every == 0 || step_log.step == cfg.max_steps) {

@@ -3,8 +3,9 @@
 // reference and the prompts; resume from the newest checkpoint if asked; train with the online
 // loop (online_trainer.h); evaluate on held-out prompts; write the run directory (run_log.h):
 // manifest.json, metrics.jsonl with TRL's names, samples.jsonl (evaluation examples),
-// checkpoint-<step>/ (the critic's under critic/), and the final HF checkpoint without the value
-// head, with the tokenizer files.
+// rollouts.jsonl (every training sample, with train.keep_rollouts), checkpoint-<step>/ (the
+// critic's under critic/), and the final HF checkpoint without the value head, with the
+// tokenizer files.
 //
 // Under data parallelism (train.comm with N ranks, called on every rank) only rank 0 prints and
 // writes.

@@ -242,6 +242,9 @@ bool OnlineLoop::sample_and_score(Step& s) {
   for (int64_t p : which) seeds.push_back(prompt_seed(cfg_.seed, s.index, p));
   s.mine = online::sample_rollout(policy_, prompts_, which, seeds, cfg_.sampling, cfg_.generate_batch, reward_, detok_,
                                   mv, &s.log.examples, comm_);
+  if (cfg_.keep_rollouts)
+    for (size_t i = 0; i < s.mine.seqs.size(); ++i)
+      s.log.rollouts.push_back({s.mine.prompt[i], s.mine.text[i], s.mine.scores[i], s.mine.finish[i]});
   if (needs_.drop_undefined) drop_undefined(s.mine, unit_);
   std::vector<int64_t> unit_off = {0, static_cast<int64_t>(s.mine.seqs.size() / unit_)};
   if (comm_) {
@@ -477,6 +480,9 @@ void OnlineConfig::validate() const {
                      name);
   m->validate(*this);
   if (!(beta >= 0)) throw InputError("beta must be >= 0");
+  if (keep_rollouts && comm && comm->size() > 1)
+    throw InputError("--save-rollouts needs a single process (got " + std::to_string(comm->size()) +
+                     " ranks): each rank holds only its own samples, and the ranks exchange numbers, not text");
 }
 
 nlohmann::json OnlineState::to_json() const {

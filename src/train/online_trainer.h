@@ -118,6 +118,9 @@ struct OnlineConfig {
   rollout::GroupScaling group_scaling = rollout::GroupScaling::group;
   std::string dpo_loss = "sigmoid";         // online DPO: sigmoid | ipo_sum (TRL's "ipo", summed)
   dist::Communicator* comm = nullptr;       // data parallelism (null: this process alone)
+  // Carry every sample of each step out in OnlineStepLog::rollouts (one process only: the
+  // samples stay on the rank that drew them, and src/dist gathers numbers, not text).
+  bool keep_rollouts = false;
 
   void validate() const;  // InputError naming the bad setting
 };
@@ -128,10 +131,21 @@ struct SampleExample {
   double score = 0;
 };
 
+// One sampled completion of a training step as the loop scored it (OnlineConfig::keep_rollouts).
+struct RolloutSample {
+  int64_t prompt = 0;       // index into the prompts given to train_online
+  std::string completion;   // decoded, as the reward saw it (no final EOS/stop token)
+  double score = 0;         // the score the step used (NaN: undefined)
+  rollout::FinishReason finish = rollout::FinishReason::length;
+};
+
 struct OnlineStepLog {
   int64_t step = 0;
   std::map<std::string, double> values;  // TRL's metric names (see the CLI docs)
   std::vector<SampleExample> examples;   // the first samples of the step
+  // With keep_rollouts: every sample of the step in sampling order (prompt-major), those the
+  // method then drops included; empty otherwise.
+  std::vector<RolloutSample> rollouts;
 };
 
 // Loop state beyond the step counter that a resumed run needs: the methods' (each reads it before

@@ -35,14 +35,32 @@ void RunLog::start_samples(bool append) {
   if (lead_) open_or_throw(samples_, dir_ / "samples.jsonl", append ? std::ios::app : std::ios::trunc);
 }
 
+void RunLog::start_rollouts(int64_t resumed_step) {
+  if (!lead_) return;
+  const fs::path path = dir_ / "rollouts.jsonl";
+  std::string kept;
+  if (resumed_step > 0)
+    for (const std::string& line : lines_through_step(path, resumed_step)) kept += line + "\n";
+  write_file_atomic(path, kept);
+  open_or_throw(rollouts_, path, std::ios::app);
+}
+
 void RunLog::metrics(const nlohmann::json& record) {
   if (lead_) metrics_ << record.dump() << "\n" << std::flush;
 }
 
+template <class Json>
+static void write_rows(std::ofstream& f, const std::vector<Json>& rows) {
+  for (const auto& row : rows) f << row.dump() << "\n";
+  f.flush();
+}
+
 void RunLog::samples(const std::vector<nlohmann::json>& rows) {
-  if (!lead_) return;
-  for (const auto& row : rows) samples_ << row.dump() << "\n";
-  samples_.flush();
+  if (lead_) write_rows(samples_, rows);
+}
+
+void RunLog::rollouts(const std::vector<nlohmann::ordered_json>& rows) {
+  if (lead_) write_rows(rollouts_, rows);
 }
 
 void RunLog::progress(const std::string& line) {

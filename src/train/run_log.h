@@ -1,8 +1,8 @@
 // The output directory of a training run and its console: manifest.json, metrics.jsonl (one JSON
-// object per line, flushed as written), samples.jsonl, checkpoint-<step>/ at a fixed cadence,
-// and progress lines. Under data parallelism only the lead rank (rank 0) writes or prints; the
-// other ranks hold a RunLog too and call it the same way, so a loop has no rank branches for its
-// output. What this leaves to the caller: the content of the manifest and of each record.
+// object per line, flushed as written), samples.jsonl, rollouts.jsonl (the online commands'
+// --save-rollouts), checkpoint-<step>/ at a fixed cadence, and progress lines. Under data
+// parallelism only the lead rank (rank 0) writes or prints; the other ranks hold a RunLog too
+// and call it the same way, so a loop has no rank branches for its output. What this leaves to the caller: the content of the manifest and of each record.
 //
 //   RunLog log(out_dir, comm.rank() == 0);
 //   std::filesystem::create_directories(out_dir);
@@ -56,8 +56,12 @@ class RunLog {
   void start_metrics(const std::vector<std::string>& kept = {});
   // Opens <dir>/samples.jsonl, truncated or (a resumed run) appended to.
   void start_samples(bool append);
+  // Opens <dir>/rollouts.jsonl keeping the rows of steps up to `resumed_step` (0: none, a fresh
+  // run; rewritten atomically, so a resumed run's file is the uninterrupted run's).
+  void start_rollouts(int64_t resumed_step);
   void metrics(const nlohmann::json& record);
   void samples(const std::vector<nlohmann::json>& rows);
+  void rollouts(const std::vector<nlohmann::ordered_json>& rows);
 
   // A progress line: redrawn in place on a terminal, one line per call elsewhere.
   void progress(const std::string& line);
@@ -78,7 +82,7 @@ class RunLog {
   std::ostream sink_{nullptr};
   bool tty_;
   CheckpointCadence cadence_;
-  std::ofstream metrics_, samples_;
+  std::ofstream metrics_, samples_, rollouts_;
 };
 
 }  // namespace rlhf

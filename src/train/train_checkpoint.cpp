@@ -201,12 +201,18 @@ std::vector<std::string> resume_from_latest(const fs::path& out_dir, Transformer
   const auto ckpt = latest_checkpoint(out_dir);
   if (!ckpt) throw InputError(out_dir.string() + ": --resume given but no checkpoint-* directory there");
   load_training_checkpoint(*ckpt, m, opt, state, expected_fingerprint);
-  std::vector<std::string> kept;
-  std::ifstream old(out_dir / "metrics.jsonl");
-  for (std::string line; std::getline(old, line);)
-    if (!line.empty() && nlohmann::json::parse(line, nullptr, false).value("step", int64_t{0}) <= state.global_step)
-      kept.push_back(line);
   progress << "resumed from " << ckpt->string() << " at step " << state.global_step << "\n";
+  return lines_through_step(out_dir / "metrics.jsonl", state.global_step);
+}
+
+std::vector<std::string> lines_through_step(const fs::path& jsonl, int64_t step) {
+  std::vector<std::string> kept;
+  std::ifstream in(jsonl);
+  for (std::string line; std::getline(in, line);) {
+    // A line that does not parse is the torn tail of a killed run: dropped with the steps after.
+    const nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+    if (row.is_object() && row.value("step", int64_t{0}) <= step) kept.push_back(line);
+  }
   return kept;
 }
 

@@ -53,6 +53,10 @@ std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::pa
 void load_training_checkpoint(const std::filesystem::path& dir, Transformer& m, AdamW& opt, TrainerState& state,
                               const nlohmann::json& expected_fingerprint);
 
+// The lines of a JSONL run log (metrics.jsonl, rollouts.jsonl) whose "step" is at most `step`:
+// what a run resumed at `step` keeps of it (none when the file does not exist).
+std::vector<std::string> lines_through_step(const std::filesystem::path& jsonl, int64_t step);
+
 // --resume: loads the newest checkpoint in out_dir (InputError when there is none) and returns
 // the lines of out_dir/metrics.jsonl for the steps it covers; later lines belong to the lost run.
 std::vector<std::string> resume_from_latest(const std::filesystem::path& out_dir, Transformer& m, AdamW& opt,

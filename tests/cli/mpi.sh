@@ -6,7 +6,8 @@
 # (online: 2 ranks x B prompts per step against 1 process with 2B prompts, and with 2B in 2
 # micro-batches). A failing rank stops every rank; a NaN on one rank stops every rank naming it
 # and the step, and the last checkpoint resumes; a resume with another number of ranks is
-# refused; a killed rank fails the job and its checkpoint resumes exactly.
+# refused; a killed rank fails the job and its checkpoint resumes exactly; --save-rollouts is
+# refused on more than one rank.
 set -euo pipefail
 RLHF="$1"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -217,6 +218,13 @@ out=$("$RLHF" ppo "${oargs[@]}" --whiten-rewards --adaptive-kl --kl-target 0.1 -
   --prompts-per-step 2 --save-steps 2 --out "$tmp/ppo-again" --resume 2>&1); rc=$?
 set -e
 [[ $rc -eq 2 && $out == *"ranks"* ]] || fail "online resume on 1 rank of a 2-rank run: rc=$rc $out"
+# --save-rollouts needs one process (each rank holds only its own samples): refused, naming it.
+set +e
+out=$("${MPIRUN[@]}" "$RLHF" grpo "${oargs[@]}" --num-generations 4 --prompts-per-step 2 --save-rollouts \
+  --out "$tmp/rollouts-dp2" 2>&1); rc=$?
+set -e
+[[ $rc -ne 0 && $out == *"--save-rollouts needs a single process"* && ! -e "$tmp/rollouts-dp2" ]] \
+  || fail "--save-rollouts on 2 ranks: rc=$rc $out"
 
 # best-of-n: each rank samples its slice of the prompts, rank 0 writes every row in prompt order.
 bargs=(--model "$tmp/base" --data "$tmp/prompts.jsonl" --reward "length(target=12):chars" --n 4 --max-new-tokens 6

@@ -92,6 +92,56 @@ cmp -s "$tmp/straight/critic/model.safetensors" "$tmp/again/critic/model.safeten
 cmp -s <(cut -d, -f1-400 "$tmp/straight/metrics.jsonl") <(cut -d, -f1-400 "$tmp/again/metrics.jsonl") \
   || fail "resumed ppo metrics differ"
 
+# --save-rollouts: every training sample in rollouts.jsonl (4 steps x 4 prompts x 4 samples, in
+# step order; the model that stops early, so that finish reasons and scores vary), scored as the
+# step's objective/scores averaged them, the flag in the manifest;
+# `rlhf data pairs` turns the file into preference pairs (a null score is counted, not an error)
+# that `rlhf dpo` trains on;
+# a run resumed from its step-2 checkpoint, after the lost run's rows of steps 3 and 4, ends with
+# the straight run's file. Without the flag there is no file.
+grpo_args=("${common[@]}" --model "$tmp/stops" --num-generations 4 --max-steps 4 --save-steps 2 --save-rollouts)
+"$RLHF" grpo "${grpo_args[@]}" --out "$tmp/rollouts" > "$tmp/rollouts.log" || fail "--save-rollouts: $(cat "$tmp/rollouts.log")"
+rows="$tmp/rollouts/rollouts.jsonl"
+[[ $(wc -l < "$rows") -eq 64 ]] || fail "--save-rollouts: $(wc -l < "$rows") rows, expected 64"
+[[ $(sed 's/^{"step":\([0-9]*\),.*/\1/' "$rows" | uniq -c | awk '{printf "%s:%s ", $2, $1}') == "1:16 2:16 3:16 4:16 " ]] \
+  || fail "--save-rollouts: rows per step"
+grep -vqE '^\{"step":[1-4],"prompt":"Say a color [0-9]+ :","completion":"([^"\\]|\\.)*","score":-?[0-9.e+-]+,"finish_reason":"(eos|stop|length)"\}$' \
+  "$rows" && fail "--save-rollouts: a row not in the documented layout: $(head -1 "$rows")"
+grep -q '"finish_reason":"eos"' "$rows" && grep -q '"finish_reason":"length"' "$rows" || fail "--save-rollouts: finish reasons"
+grep -q '"save-rollouts": "true"' "$tmp/rollouts/manifest.json" || fail "--save-rollouts: manifest"
+[[ -e "$tmp/grpo/rollouts.jsonl" ]] && fail "a run without --save-rollouts wrote rollouts.jsonl"
+for step in 1 4; do
+  mean=$(grep "^{\"step\":$step," "$rows" | sed 's/.*"score":\([^,]*\),.*/\1/' | awk '{ s += $1 } END { printf "%.6f", s / NR }')
+  logged=$(grep -E "\"step\":$step[,}]" "$tmp/rollouts/metrics.jsonl" | sed 's/.*"objective\/scores":\([^,}]*\).*/\1/')
+  awk -v a="$mean" -v b="$logged" 'BEGIN { d = a - b; exit !(d < 1e-5 && d > -1e-5) }' \
+    || fail "--save-rollouts: step $step scores average $mean, objective/scores is $logged"
+done
+"$RLHF" data pairs --in "$rows" --out "$tmp/pairs.jsonl" --strategy best-vs-worst > /dev/null || fail "data pairs on rollouts"
+written=$(sed -n 's/.*"written": \([0-9]*\).*/\1/p' "$tmp/pairs.jsonl.summary.json")
+[[ $written -gt 0 && $written -eq $(wc -l < "$tmp/pairs.jsonl") ]] || fail "data pairs on rollouts: $written pairs"
+head -1 "$tmp/pairs.jsonl" | grep -qE '^\{"prompt":"Say a color [0-9]+ :","chosen":.*"rejected":' || fail "pairs layout"
+"$RLHF" dpo --model "$tmp/base" --data "$tmp/pairs.jsonl" --max-steps 1 --per-device-train-batch-size 4 --max-length 64 \
+  --out "$tmp/dpo_rollouts" > "$tmp/dpo_rollouts.log" 2>&1 || fail "dpo on the rollouts' pairs: $(cat "$tmp/dpo_rollouts.log")"
+# The first non-blank completion's score nulled (blank completions are dropped before their score is read).
+awk '!done && /"completion":" *[A-Za-z0-9]/ { sub(/"score":[^,]*,/, "\"score\":null,"); done = 1 } 1' "$rows" \
+  > "$tmp/null_score.jsonl"
+"$RLHF" data pairs --in "$tmp/null_score.jsonl" --out "$tmp/pairs_null.jsonl" > /dev/null || fail "data pairs: null score"
+grep -q '"unscored_completions": 1' "$tmp/pairs_null.jsonl.summary.json" || fail "data pairs: null score not counted"
+# Conversational prompts: the prompt's messages, and the completion as one assistant message.
+for i in $(seq 0 3); do echo "{\"prompt\": [{\"role\": \"user\", \"content\": \"Say a color $i\"}]}"; done > "$tmp/chat.jsonl"
+"$RLHF" rloo "${common[@]}" --data "$tmp/chat.jsonl" --num-generations 4 --max-steps 1 --max-length 128 --save-rollouts \
+  --out "$tmp/chat_rollouts" > /dev/null || fail "--save-rollouts with conversational prompts"
+head -1 "$tmp/chat_rollouts/rollouts.jsonl" |
+  grep -qE '^\{"step":1,"prompt":\[\{"role":"user","content":"Say a color [0-3]"\}\],"completion":\[\{"role":"assistant",' \
+  || fail "conversational rollouts layout: $(head -1 "$tmp/chat_rollouts/rollouts.jsonl")"
+"$RLHF" data pairs --in "$tmp/chat_rollouts/rollouts.jsonl" --out "$tmp/chat_pairs.jsonl" > /dev/null \
+  || fail "data pairs on conversational rollouts"
+cp -r "$tmp/rollouts" "$tmp/rollouts_again"
+rm "$tmp/rollouts_again/model.safetensors"
+"$RLHF" grpo "${grpo_args[@]}" --out "$tmp/rollouts_again" --resume > "$tmp/rollouts_resume.log"
+grep -q "resumed from .*checkpoint-2" "$tmp/rollouts_resume.log" || fail "--save-rollouts: no resume"
+cmp -s "$rows" "$tmp/rollouts_again/rollouts.jsonl" || fail "--save-rollouts: the resumed run's rollouts differ"
+
 # Evaluation samples and best-of-n.
 "$RLHF" rloo "${common[@]}" --eval-data "$tmp/prompts.jsonl" --eval-steps 3 --out "$tmp/evald" > "$tmp/evald.log"
 grep -q "eval_objective/scores" "$tmp/evald/metrics.jsonl" && [[ -s "$tmp/evald/samples.jsonl" ]] \

@@ -353,6 +353,74 @@ TEST(OnlineLoop, NanScoresAreCountedNeverTrainedOn) {
   }
 }
 
+// keep_rollouts carries every sample of each step out, in sampling order, as the reward saw and
+// scored it, the samples PPO then drops for an undefined score included; without it nothing is
+// kept, and the training is the same either way.
+TEST(OnlineLoop, KeepsEveryRolloutWhenAsked) {
+  const auto prompts = make_prompts(16);
+  struct Seen {
+    std::string prompt, completion;
+    double score;
+    bool eos;
+  };
+  std::vector<Seen> seen;
+  const RewardScorer scorer = [&](const std::vector<rollout::RewardSample>& b) {
+    rollout::RewardResult r = target_share(b);
+    for (size_t i = 0; i < b.size(); ++i) {
+      if (i % 3 == 0) r.scores[i] = std::nan("");
+      seen.push_back({b[i].prompt.text, b[i].completion, r.scores[i], b[i].eos});
+    }
+    return r;
+  };
+  const Detokenize ids_text = [](const std::vector<int32_t>& ids) {
+    std::string s;
+    for (int32_t t : ids) s += std::to_string(t) + " ";
+    return s;
+  };
+  auto train = [&](bool keep, std::vector<float>* weights) {
+    Transformer policy(test::tiny_config("llama"), ModelHeads{.lm_head = true, .score_head = true});
+    policy.init_random(3);
+    Transformer ref(test::tiny_config("llama"), ModelHeads{});
+    for (const ParamSlot& s : ref.slots()) std::copy_n(policy.param(s.name), s.numel, ref.param(s.name));
+    OnlineConfig cfg = base_config(OnlineMethod::ppo);
+    cfg.max_steps = 3;
+    cfg.sampling.eos_ids = kStops;
+    cfg.keep_rollouts = keep;
+    AdamW opt(policy, cfg.adam);
+    OnlineState st;
+    st.kl_coef = cfg.beta;
+    seen.clear();
+    auto logs = train_online(policy, opt, ref, prompts, scorer, ids_text, cfg, 0, st);
+    *weights = policy.params();
+    return logs;
+  };
+  std::vector<float> kept_weights, plain_weights;
+  const auto logs = train(true, &kept_weights);
+  const OnlineConfig cfg = base_config(OnlineMethod::ppo);
+  const size_t per_step = static_cast<size_t>(cfg.prompts_per_step * cfg.sampling.n);
+  ASSERT_EQ(logs.size(), 3u);
+  ASSERT_EQ(seen.size(), 3 * per_step);
+  size_t k = 0, eos = 0, undefined = 0;
+  for (const OnlineStepLog& log : logs) {
+    ASSERT_EQ(log.rollouts.size(), per_step) << "step " << log.step;
+    for (size_t i = 0; i < log.rollouts.size(); ++i, ++k) {
+      const RolloutSample& r = log.rollouts[i];
+      EXPECT_EQ(r.prompt, log.rollouts[i - i % cfg.sampling.n].prompt) << "the n samples of a prompt are adjacent";
+      EXPECT_EQ(prompts[r.prompt].prompt.text, seen[k].prompt);
+      EXPECT_EQ(r.completion, seen[k].completion);
+      if (std::isnan(seen[k].score)) EXPECT_TRUE(std::isnan(r.score)) << k;
+      else EXPECT_EQ(r.score, seen[k].score) << k;
+      EXPECT_EQ(r.finish == rollout::FinishReason::eos, seen[k].eos) << k;
+      eos += r.finish == rollout::FinishReason::eos;
+      undefined += std::isnan(r.score);
+    }
+  }
+  EXPECT_GT(eos, 0u) << "no completion stopped early: the finish reasons are untested";
+  EXPECT_EQ(undefined, 3 * ((per_step + 2) / 3)) << "the dropped samples are kept too";
+  for (const OnlineStepLog& log : train(false, &plain_weights)) EXPECT_TRUE(log.rollouts.empty());
+  EXPECT_EQ(kept_weights, plain_weights);
+}
+
 // Micro-batches split each minibatch into forward/backward passes whose gradients, weighted by
 // their share of the minibatch's tokens, value slots or sequences (as each term averages), add
 // up: the same gradient to fp32 rounding (the data-parallel loop splits minibatches over ranks

@@ -65,6 +65,32 @@ TEST(RunLog, SamplesAppendOnResume) {
   fs::remove_all(dir);
 }
 
+// rollouts.jsonl: a fresh run starts it empty; a run resumed at step 2 keeps the rows of steps 1
+// and 2 (in their order and bytes) and drops the lost run's later rows, a torn last line included.
+TEST(RunLog, RolloutsKeepTheStepsOfTheResumedCheckpoint) {
+  const fs::path dir = fresh_dir("rollouts");
+  std::ostringstream console;
+  {
+    std::ofstream old(dir / "rollouts.jsonl");
+    old << "{\"step\":1,\"prompt\":\"a\"}\n{\"step\":2,\"prompt\":\"b\"}\n{\"step\":3,\"prompt\":\"c\"}\n"
+        << "{\"step\":4,\"pro";
+  }
+  {
+    RunLog log(dir, true, console);
+    log.start_rollouts(/*resumed_step=*/2);
+    log.rollouts({{{"step", 3}, {"prompt", "e"}}});
+  }
+  EXPECT_EQ(read(dir / "rollouts.jsonl"),
+            "{\"step\":1,\"prompt\":\"a\"}\n{\"step\":2,\"prompt\":\"b\"}\n{\"step\":3,\"prompt\":\"e\"}\n");
+  {
+    RunLog log(dir, true, console);
+    log.start_rollouts(/*resumed_step=*/0);
+    log.rollouts({{{"step", 1}, {"prompt", "f"}}});
+  }
+  EXPECT_EQ(read(dir / "rollouts.jsonl"), "{\"step\":1,\"prompt\":\"f\"}\n");
+  fs::remove_all(dir);
+}
+
 TEST(RunLog, OtherRanksWriteAndPrintNothing) {
   const fs::path dir = fresh_dir("follower");
   std::ostringstream console;
@@ -79,6 +105,8 @@ TEST(RunLog, OtherRanksWriteAndPrintNothing) {
     log.metrics({{"step", 1}});
     log.start_samples(false);
     log.samples({{{"step", 1}}});
+    log.start_rollouts(0);
+    log.rollouts({{{"step", 1}}});
     log.console() << "hello\n";
     log.progress("step 1/2");
     log.note("eval");

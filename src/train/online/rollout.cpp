@@ -142,6 +142,7 @@ Rollout sample_rollout(Transformer& policy, const std::vector<OnlinePrompt>& pro
     r.prompt.push_back(which[c.prompt]);
     const bool ended = c.finish != rollout::FinishReason::length;
     r.has_eos.push_back(ended);
+    r.finish.push_back(c.finish);
     lengths.push_back(c.tokens.size());
     rollout::RewardSample rs;
     rs.prompt = p.prompt;
@@ -187,6 +188,7 @@ Rollout select(const Rollout& r, const std::vector<size_t>& keep) {
     out.scores.push_back(r.scores[i]);
     out.has_eos.push_back(r.has_eos[i]);
     out.text.push_back(r.text[i]);
+    out.finish.push_back(r.finish[i]);
   }
   out.tokens = r.tokens.select(keep);
   return out;

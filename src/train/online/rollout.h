@@ -19,6 +19,7 @@ namespace rlhf::online {
 struct Rollout : RolloutNumbers {
   std::vector<Sequence> seqs;     // prompt + completion (group = position in this rollout)
   std::vector<std::string> text;  // per sequence: the completion as the reward saw it
+  std::vector<rollout::FinishReason> finish;  // per sequence: how its sampling ended
 };
 
 // Samples the prompts `which` (sampling.n each, prompt-major, each prompt with its seed) and
