@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "data/tools.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/safetensors.h"
@@ -31,6 +32,17 @@ bool annotator_judge(const std::string& reward) {
 }
 
 }  // namespace
+
+const std::string& option_value(const std::vector<std::string>& args, const std::string& flag) {
+  const auto it = std::find(args.begin(), args.end(), flag);
+  if (it == args.end() || it + 1 == args.end())
+    throw LogicError("bench: the command `rlhf " + (args.empty() ? std::string() : args.front()) + "` has no " + flag);
+  return *(it + 1);
+}
+
+std::string& option_value(std::vector<std::string>& args, const std::string& flag) {
+  return const_cast<std::string&>(option_value(static_cast<const std::vector<std::string>&>(args), flag));
+}
 
 std::string run_id(const RunSpec& spec) {
   std::string id = spec.suite + "/" + spec.world->name() + "/" + spec.method;
@@ -125,17 +137,13 @@ RunSpec semi_online_run(World& w, const std::string& suite, const std::string& m
   const Profile& p = w.profile();
   k = semi_online_k(w, k);
   const int rounds = (steps + k - 1) / k, per_round = k * p.rl_prompts;
-  RunSpec r = run_spec(w, suite, method, std::move(params));
-  r.steps = rounds;
-  r.checkpoints = -1;
-  // Online DPO's hyperparameters (online_run): learning rate 3e-4, T = 1, a batch of one step's prompts.
-  r.args = {"iterative-dpo", "--model", w.base().string(), "--data", w.prompts(Split::train).string(), "--reward",
-            reward, "--rounds", std::to_string(rounds), "--prompts-per-round", std::to_string(per_round),
-            "--num-generations", "2", "--temperature", "1", "--beta", "0.1", "--learning-rate", "3e-4",
-            "--per-device-train-batch-size", std::to_string(p.rl_prompts), "--max-new-tokens",
-            std::to_string(w.task().max_new_tokens()), "--max-length", std::to_string(p.preset.max_positions),
-            "--seed", std::to_string(w.seed())};
+  RunSpec r = iterative_run(w, suite, method, reward, rounds, 2, std::move(params));
+  // Online DPO's hyperparameters (online_run): learning rate 3e-4, a batch of one step's prompts.
+  option_value(r.args, "--learning-rate") = "3e-4";
+  option_value(r.args, "--per-device-train-batch-size") = std::to_string(p.rl_prompts);
+  r.args.insert(r.args.end(), {"--prompts-per-round", std::to_string(per_round)});
   r.labels = static_cast<double>(rounds) * per_round;
+  r.verifier_calls = 0;
   return r;
 }
 
@@ -209,11 +217,56 @@ RunSpec raft_run(World& w, const std::string& suite, const std::string& method, 
       }
     }
     write_file_atomic(d / "raft.json", record.dump() + "\n");
-    return flops;
+    return Prepared{flops, ""};
   };
   const double samples = static_cast<double>(rounds) * p.train_prompts * n;
   r.verifier_calls = samples;
   return r;
+}
+
+RunSpec warmup_dpo_run(World& w, const std::string& method, const RunSpec& grpo, int warmup_steps, json params) {
+  const Profile& p = w.profile();
+  // The estimate of the pairs (one per prompt of each warm-up step) only spaces checkpoints,
+  // and the run is evaluated at its start and end.
+  const double max_pairs = static_cast<double>(warmup_steps) * p.rl_prompts;
+  const fs::path warm = run_model(run_spec(w, grpo.suite, method, params)).parent_path() / "warm-up";
+  RunSpec r = offline_run(w, grpo.suite, method, warm / "pairs.jsonl", max_pairs, "sigmoid", 0.1, std::move(params));
+  r.args[2] = (warm / "model").string();  // --model: DPO starts from the warm-up policy, its reference too
+  r.checkpoints = -1;
+  r.labels = grpo.labels * warmup_steps / grpo.steps;
+  r.verifier_calls = grpo.verifier_calls * warmup_steps / grpo.steps;
+  std::vector<std::string> warm_args = grpo.args;
+  option_value(warm_args, "--max-steps") = std::to_string(warmup_steps);
+  warm_args.insert(warm_args.end(), {"--out", (warm / "model").string(), "--save-rollouts"});
+  World* world = &w;
+  r.prepare = [world, warm, warm_args](const fs::path& d) {
+    fs::create_directories(warm);
+    world->stages().rlhf(warm_args, d / "log.txt");
+    // Best vs worst of each prompt's rollouts by the warm-up's own scores, as `rlhf data pairs`
+    // makes them (ties give no pair).
+    PairsOptions pairs;
+    pairs.strategy = "best-vs-worst";
+    const json summary = data_pairs(warm / "model" / "rollouts.jsonl", warm / "pairs.jsonl", pairs);
+    write_file_atomic(warm / "pairs.summary.json", summary.dump(2) + "\n");
+    if (summary.at("written").get<int64_t>() == 0) {
+      // Nothing for DPO to learn from: the warm-up policy is the result, and its own manifest
+      // accounts for the warm-up's FLOPs.
+      fs::copy(warm / "model", d / "model", fs::copy_options::recursive);
+      return Prepared{0.0, "every prompt's warm-up rollouts scored alike, so there was no pair: the run's policy is "
+                           "the warm-up's"};
+    }
+    return Prepared{run_flops(read_json(warm / "model" / "manifest.json"),
+                              read_jsonl(warm / "model" / "metrics.jsonl"), compute_model(*world))
+                        .total(),
+                    ""};
+  };
+  return r;
+}
+
+json warmup_pairs(const RunSpec& spec) {
+  const json s = read_json(run_model(spec).parent_path() / "warm-up" / "pairs.summary.json");
+  return {{"rollouts", s.at("read").at("rows")}, {"prompts", s.at("prompt_groups")}, {"pairs", s.at("written")},
+          {"tied_prompts", s.at("counts").at("tied_rows")}};
 }
 
 json raft_rounds(const RunSpec& spec) { return read_json(run_model(spec).parent_path() / "raft.json"); }
@@ -235,8 +288,8 @@ json execute(const RunSpec& spec) {
       {"evaluation", {{"reference", w.base()}, {"proxy_rm", spec.proxy_rm}, {"prompts", w.prompts(Split::test)},
                       {"samples", w.profile().eval_samples}}}};
   w.stages().stage("runs/" + id, inputs, [&](const fs::path& d) {
-    const double prepared = spec.prepare ? spec.prepare(d) : 0.0;
-    w.stages().rlhf(args, d / "log.txt");
+    const Prepared prepared = spec.prepare ? spec.prepare(d) : Prepared{};
+    if (prepared.skipped.empty()) w.stages().rlhf(args, d / "log.txt");
     // Evaluate step 0 (the base policy: once per world and proxy), each checkpoint and the final model.
     std::vector<std::pair<int, fs::path>> points = {{0, w.base()}};
     for (const auto& e : fs::directory_iterator(d / "model")) {
@@ -251,7 +304,7 @@ json execute(const RunSpec& spec) {
     for (const auto& [step, path] : points) {
       json e = step == 0 ? w.evaluate_base(spec.proxy_rm, spec.eval_split) : w.evaluate(path, spec.proxy_rm, spec.eval_split);
       e["step"] = step;
-      e["flops"] = step == 0 ? 0.0 : prepared + flops.at(step);
+      e["flops"] = step == 0 ? 0.0 : prepared.flops + flops.at(step);
       checkpoints.push_back(e);
     }
     for (const auto& e : fs::directory_iterator(d / "model"))
@@ -267,6 +320,7 @@ json execute(const RunSpec& spec) {
                 {"accounting", {{"flops", flops.total()}, {"labels", spec.labels}, {"verifier_calls", spec.verifier_calls}}},
                 {"checkpoints", checkpoints},
                 {"final", checkpoints.back()}};
+    if (!prepared.skipped.empty()) run["note"] = "not run: " + prepared.skipped;
     write_file_atomic(d / "run.json", run.dump());
   });
   return read_json(dir / "run.json");

@@ -12,6 +12,14 @@
 
 namespace rlhf::testbed {
 
+// What a run's prepare hook did: the FLOPs it spent, which every checkpoint after the start
+// includes, and, where it left the command nothing to train on, why: then the hook put the run's
+// model in place itself, the command is not run and the run's record carries the reason.
+struct Prepared {
+  double flops = 0;
+  std::string skipped;
+};
+
 struct RunSpec {
   std::string suite, method;
   World* world = nullptr;
@@ -22,10 +30,15 @@ struct RunSpec {
   double labels = 0, verifier_calls = 0;
   int checkpoints = 0;              // evaluations along the run (0: the profile's; -1: the final model only)
   Split eval_split = Split::test;   // the prompts its checkpoints are evaluated on (tuning: val)
-  // Runs in the run's stage directory before the command (RAFT's earlier rounds) and returns the
-  // FLOPs it spent, which every checkpoint after the start includes; may be empty.
-  std::function<double(const fs::path& dir)> prepare;
+  // Runs in the run's stage directory before the command (RAFT's earlier rounds, G2D's warm-up);
+  // may be empty.
+  std::function<Prepared(const fs::path& dir)> prepare;
 };
+
+// The value after `flag` in a command's arguments, to read or set it (LogicError naming the
+// command and flag when it has none).
+std::string& option_value(std::vector<std::string>& args, const std::string& flag);
+const std::string& option_value(const std::vector<std::string>& args, const std::string& flag);
 
 // Trains (cached stage), evaluates step 0 (the base), every saved checkpoint and the final model;
 // returns the run's results.json entry, with the run's FLOPs (docs/testbed.md §5) read off its
@@ -67,6 +80,15 @@ int semi_online_k(const World& w, int k);
 // Each round's counts are in raft_rounds(spec).
 RunSpec raft_run(World& w, const std::string& suite, const std::string& method, int rounds, int n, json params);
 json raft_rounds(const RunSpec& spec);
+
+// GRPO warm-up, then offline DPO on its rollouts (G2D, docs/testbed.md §7): the `grpo` arm's
+// command for `warmup_steps` steps with --save-rollouts, best-vs-worst pairs of each prompt's group
+// by the warm-up's scores (`rlhf data pairs`), then `rlhf dpo` from the warm-up policy, which is
+// also its reference. The warm-up's FLOPs, labels and verifier calls count with the run's;
+// evaluated at the start and the end. Where every prompt's rollouts scored alike (no pair), the
+// run's policy is the warm-up's. The pairs' counts are in warmup_pairs(spec).
+RunSpec warmup_dpo_run(World& w, const std::string& method, const RunSpec& grpo, int warmup_steps, json params);
+json warmup_pairs(const RunSpec& spec);
 
 // Best-of-n from the base policy against `reward` on the test prompts: one point per n, with KL the
 // analytic upper bound log n − (n−1)/n (Beirami et al.), evaluated by gold and proxy.

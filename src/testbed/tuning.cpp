@@ -18,13 +18,6 @@ double tidy(double x) { return std::stod(arg(x)); }
 
 bool same(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(std::fabs(a), std::fabs(b)); }
 
-std::string& flag_value(std::vector<std::string>& args, const std::string& flag, const std::string& method) {
-  const auto it = std::find(args.begin(), args.end(), flag);
-  if (it == args.end() || it + 1 == args.end())
-    throw LogicError("tuning: the vanilla " + method + " run has no " + flag + " to tune");
-  return *(it + 1);
-}
-
 const TuneFamily* family_of(const std::string& suite, const std::string& method) {
   for (const auto& f : tune_families())
     for (const auto& [s, m] : f.arms)
@@ -86,8 +79,8 @@ TuneChoice choose_config(const std::vector<TuneCandidate>& candidates, double ba
 
 RunSpec with_config(const RunSpec& vanilla, const TuneFamily& family, double lr, double reg) {
   RunSpec r = vanilla;
-  flag_value(r.args, "--learning-rate", vanilla.method) = arg(lr);
-  flag_value(r.args, family.flag, vanilla.method) = arg(reg);
+  option_value(r.args, "--learning-rate") = arg(lr);
+  option_value(r.args, family.flag) = arg(reg);
   return r;
 }
 
@@ -107,8 +100,8 @@ json run_tuning(const std::vector<RunSpec>& arms, const TuneRule& rule) {
     });
     if (it == arms.end()) continue;
     RunSpec v = *it;
-    Search s{&f, v, std::stod(flag_value(v.args, "--learning-rate", v.method)),
-             std::stod(flag_value(v.args, f.flag, v.method)), {}};
+    Search s{&f, v, std::stod(option_value(v.args, "--learning-rate")),
+             std::stod(option_value(v.args, f.flag)), {}};
     for (double lf : f.lr_factors)
       for (double rf : f.reg_factors) {
         const double lr = tidy(s.lr * lf), reg = tidy(s.reg * rf);
@@ -227,8 +220,8 @@ void add_tuned_arms(const json& tuning, std::vector<RunSpec>& specs) {
       if (rec["family"] != f->name || chosen.is_null()) continue;
       const double lr = chosen["lr"].get<double>(), reg = chosen[f->param].get<double>();
       RunSpec v = vanilla;
-      if (same(std::stod(flag_value(v.args, "--learning-rate", v.method)), lr) &&
-          same(std::stod(flag_value(v.args, f->flag, v.method)), reg))
+      if (same(std::stod(option_value(v.args, "--learning-rate")), lr) &&
+          same(std::stod(option_value(v.args, f->flag)), reg))
         continue;  // the vanilla run is the tuned one
       RunSpec t = with_config(vanilla, *f, lr, reg);
       t.params = {{"config", "tuned"}, {"lr", lr}, {f->param, reg}};
