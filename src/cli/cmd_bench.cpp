@@ -16,7 +16,7 @@ int cmd_bench(int argc, char** argv) {
             "The testbed benchmark: direct vs RL methods on procedural tasks with exact gold rewards and\n"
             "simulated annotators (no downloads). Writes OUT/results.json, OUT/report.html and per-run\n"
             "metrics; stages are cached in OUT/stages, so an interrupted bench resumes where it stopped.");
-  o.add("profile", "quick", "quick (nano models, 1 seed) | standard (micro, 3 seeds) | full (mini, 5 seeds) | mini (CI)")
+  o.add("profile", "quick", "quick (nano models, 3 seeds) | standard (micro, 3 seeds) | full (mini, 5 seeds) | mini (CI, 2 seeds)")
       .add("out", "bench-out", "output directory")
       .add("suites", "", "comma-separated subset of rq1,rq2,rq3,rq4,rq5,rq6,length,overopt,bandits (default: all)")
       .add("seeds", "", "comma-separated seeds (default: the profile's)")

@@ -164,6 +164,12 @@ std::vector<RunSpec> rq1_specs(const Profile& p, World& w) {
   RunSpec apa = online_run(w, "rq1", "rm+apa", "apa", "rm:" + rm.string(), {{"lambda", 0.1}}, {"--apa-lambda", "0.1"});
   apa.proxy_rm = rm, apa.labels = pairs;
   specs.push_back(apa);
+  // The "+prompts" arm: the same RM + PPO with unlabeled prompts beside the labeled ones.
+  RunSpec plus = rq1_ppo(w, p.kl_coefs.front());
+  plus.method = "rm+ppo+prompts";
+  plus.params["unlabeled_per_labeled"] = kUnlabeledPromptsPerTrain;
+  option_value(plus.args, "--data") = w.train_plus_unlabeled_prompts().string();
+  specs.push_back(plus);
   RunSpec gold = online_run(w, "rq1", "gold+ppo", "ppo", w.gold_spec(), {{"kl_coef", p.kl_coefs.front()}},
                             {"--kl-coef", arg(p.kl_coefs.front()), "--missing-eos-penalty", "1"});
   specs.push_back(gold);
@@ -304,11 +310,37 @@ json suite_rq2(Bench& b, World& w) {
   return {{"question", kQuestions.at("rq2")}, {"table", table}};
 }
 
+// rq3's ensemble arms on one annotator's labels: RM + RLOO (as rq3's single-RM arm) against an
+// ensemble of kEnsembleSize reward models trained alike with different seeds, combined by their
+// minimum (WCO) or mean minus kUwoLambda times their variance (UWO) (Coste et al. 2023).
+constexpr int kEnsembleSize = 3;
+constexpr double kUwoLambda = 0.5;
+
+void add_rm_ensembles(World& w, const std::string& annotator, const json& params, std::vector<RunSpec>& specs) {
+  const Profile& p = w.profile();
+  std::vector<std::string> members = {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())};
+  for (int m = 1; m < kEnsembleSize; ++m)
+    members.insert(members.end(), {"--reward", "rm:" + w.reward_model(annotator, "bradley_terry", m).string()});
+  const fs::path first = w.reward_model(annotator);  // member 0: the single-RM arm's reward model
+  for (const auto& [method, combine] : {std::make_pair(std::string("rm-ensemble-wco+rloo"), std::string("min")),
+                                        std::make_pair(std::string("rm-ensemble-uwo+rloo"), std::string("uwo"))}) {
+    std::vector<std::string> extra = members;
+    extra.insert(extra.end(), {"--reward-combine", combine});
+    if (combine == "uwo") extra.insert(extra.end(), {"--reward-uwo-lambda", arg(kUwoLambda)});
+    RunSpec r = online_run(w, "rq3", method, "rloo", "rm:" + first.string(), params, extra);
+    r.labels = static_cast<double>(w.n_pairs());
+    r.proxy_rm = first;
+    r.checkpoints = -1;
+    specs.push_back(std::move(r));
+  }
+}
+
 json suite_rq3(Bench& b, World& w) {
   const Profile& p = b.profile;
   std::vector<RunSpec> specs;
   std::vector<std::string> names;
   for (double a : p.agreements) names.push_back(a >= 1.0 ? "clean" : "flip:" + arg(a));
+  const std::string noisiest = names.back();  // the agreements run from clean to the noisiest
   names.push_back("human-like");
   names.push_back("gpt4-like");
   json annotators = json::array();
@@ -332,8 +364,13 @@ json suite_rq3(Bench& b, World& w) {
         w.gold_spec(annotator_spec_options(ann.config()) + ",seed=" + std::to_string(w.seed()));
     specs.push_back(online_run(w, "rq3", "online-dpo", "online-dpo", judge, params, {"--beta", "0.1"},
                                std::max(1, static_cast<int>(pairs / p.rl_prompts))));
-    for (auto& s : specs)
+    if (name == noisiest) add_rm_ensembles(w, name, params, specs);
+    for (auto& s : specs) {
       if (s.proxy_rm.empty()) s.proxy_rm = rm;
+      // Only DPO's path is read (7b's peak); the other arms' best gold is taken over half as
+      // many evaluations, which are a large part of the suite's cost.
+      if (s.method != "dpo" && s.checkpoints == 0) s.checkpoints = std::max(1, p.checkpoints / 2);
+    }
   }
   const std::vector<json> runs = b.run_all(specs);
   json table = json::array();
@@ -548,19 +585,27 @@ json suite_rq5(Bench& b, World& w) {
   }) / "pairs.jsonl";
   n_pairs = static_cast<double>(read_jsonl(pairs).size());
   const double calls = static_cast<double>(s.size());  // the verifier scored every base sample
+  const RunSpec grpo =
+      online_run(w, "rq5", "grpo", "grpo", w.gold_spec(), {{"k", 4}}, {"--num-generations", "4", "--beta", "0.01"});
+  // The samples and verifier calls of iterative DPO.
+  const RunSpec raft = raft_run(w, "rq5", "raft", 2, 4, {{"rounds", 2}});
   std::vector<RunSpec> specs = {
       offline_run(w, "rq5", "dpo", pairs, n_pairs, "sigmoid", 0.1, {{"beta", 0.1}}),
       offline_run(w, "rq5", "dpo+nll", pairs, n_pairs, "sigmoid,sft", 0.1, {{"beta", 0.1}}),
       offline_run(w, "rq5", "ipo", pairs, n_pairs, "ipo", 0.1, {{"tau", 0.1}}),
       online_run(w, "rq5", "rloo", "rloo", w.gold_spec(), {{"k", 4}}, {"--num-generations", "4", "--beta", "0.01"}),
-      online_run(w, "rq5", "grpo", "grpo", w.gold_spec(), {{"k", 4}}, {"--num-generations", "4", "--beta", "0.01"}),
+      grpo,
       online_run(w, "rq5", "rloo-dense", "rloo", w.gold_spec("detail=partial"), {{"k", 4}},
                  {"--num-generations", "4", "--beta", "0.01"}),
       iterative_run(w, "rq5", "iterative-dpo", w.gold_spec(), 2, 4, {{"rounds", 2}}),
-      raft_run(w, "rq5", "raft", 2, 4, {{"rounds", 2}}),  // the samples and verifier calls of iterative DPO
+      raft,
   };
   for (auto& r : specs)
     if (r.args.front() == "dpo") r.verifier_calls = calls, r.labels = 0;
+  // G2D: a quarter of GRPO's steps, then DPO on those rollouts.
+  const int warmup = std::max(1, grpo.steps / 4);
+  const RunSpec g2d = warmup_dpo_run(w, "grpo-warmup+dpo", grpo, warmup, {{"warmup_steps", warmup}});
+  specs.push_back(g2d);
   const std::vector<json> runs = b.run_all(specs);
   // Out of distribution (longer lists): pass@1 of the base and of every final policy.
   std::vector<json> ood(specs.size() + 1);
@@ -591,7 +636,8 @@ json suite_rq5(Bench& b, World& w) {
     if (std::find(kPassAtKMethods.begin(), kPassAtKMethods.end(), r.method) != kPassAtKMethods.end())
       policies.push_back({r.method, run_id(r), run_model(r)});
   return {{"question", kQuestions.at("rq5")}, {"table", table}, {"verifier_pairs", n_pairs},
-          {"pass_at_k", pass_at_k_table(w, policies)}, {"raft_rounds", raft_rounds(specs.back())}};
+          {"pass_at_k", pass_at_k_table(w, policies)}, {"raft_rounds", raft_rounds(raft)},
+          {"warmup_pairs", warmup_pairs(g2d)}};
 }
 
 // rq6's cadence arms beside online DPO: semi-online DPO re-sampling its pairs every k steps
@@ -600,7 +646,7 @@ json suite_rq5(Bench& b, World& w) {
 const std::vector<int> kResampleEvery = {8, 32};
 
 std::vector<RunSpec> rq6_cadence_arms(World& w, const RunSpec& online) {
-  const std::string reward = *(std::find(online.args.begin(), online.args.end(), "--reward") + 1);
+  const std::string reward = option_value(online.args, "--reward");
   const json labels = online.params.at("labels");
   std::vector<RunSpec> specs;
   std::vector<int> done;
@@ -701,14 +747,13 @@ json suite_overopt(Bench& b, World& w) {
   // checkpoints: the rise before the fall is quick without the penalty.
   RunSpec ppo = online_run(w, "overopt", "rm+ppo", "ppo", "rm:" + rm.string(), {{"kl_coef", 0.0}, {"lr", 1e-4}},
                            {"--kl-coef", "0", "--missing-eos-penalty", "1"}, p.rl_steps * 2);
-  *(std::find(ppo.args.begin(), ppo.args.end(), "--learning-rate") + 1) = "1e-4";
+  option_value(ppo.args, "--learning-rate") = "1e-4";
   ppo.proxy_rm = rm;
   ppo.checkpoints = 5 * p.checkpoints;
   // DPO for twice the profile's epochs.
   RunSpec dpo = offline_run(w, "overopt", "dpo", w.prefs(kCleanish), static_cast<double>(w.n_pairs()),
                             "sigmoid", p.dpo_betas.front(), {{"beta", p.dpo_betas.front()}, {"epochs", 2 * p.offline_epochs}});
-  const auto epochs = std::find(dpo.args.begin(), dpo.args.end(), "--num-train-epochs") + 1;
-  *epochs = std::to_string(2 * p.offline_epochs);
+  option_value(dpo.args, "--num-train-epochs") = std::to_string(2 * p.offline_epochs);
   dpo.steps *= 2;
   dpo.proxy_rm = rm;
   dpo.checkpoints = 2 * p.checkpoints;
@@ -864,15 +909,19 @@ double seed_work(const Profile& p, const std::function<bool(const std::string&)>
   if (wants("rq1")) {
     double bon = 0;
     for (int n : p.bon_ns) bon += n;
-    work += offline((nb + 5) * pairs, E) + online((nk + 2) * rl, true) + online(8 * rl, false) +
-            evals((nb + nk + 8) * C) + bon * p.test_prompts * L * 0.33;
-    runs += nb + nk + 8;
+    // PPO over the KL coefficients, its "+prompts" arm and PPO on gold.
+    work += offline((nb + 5) * pairs, E) + online((nk + 2 + 1) * rl, true) + online(8 * rl, false) +
+            evals((nb + nk + 9) * C) + bon * p.test_prompts * L * 0.33;
+    runs += nb + nk + 9;
   }
   if (wants("rq2")) work += 12.0 * p.test_prompts * L;  // 4 sample sets, 8 scorings
   if (wants("rq3")) {
+    const double half = std::max(1, p.checkpoints / 2) + 1;  // evaluations of the arms other than DPO
     work += offline(3 * noise * pairs, E) + online(4 * noise * rl, false) + online(2 * noise * pairs, false) +
-            evals(5 * noise * C) + reward_models(noise);
-    runs += 5 * noise;
+            evals(noise * (C + 4 * half)) + reward_models(noise);
+    // The ensembles: two more RMs and two RLOO runs, each scored by three RMs, evaluated at both ends.
+    work += reward_models(2) + online(2 * 4 * rl * 1.3, false) + evals(4);
+    runs += 5 * noise + 2;
   }
   if (wants("rq4")) {
     double sweep = 0;  // listwise on K samples: K sequences; their pairs: K(K-1)/2 pairs
@@ -886,7 +935,9 @@ double seed_work(const Profile& p, const std::function<bool(const std::string&)>
     const double iterative = 2 * P * (4 * L / 3 + 2 * L) * 0.6;  // 2 rounds of 4 samples and a DPO pass
     // About 3 verifier pairs per prompt.
     work += base(0.25) + offline(3 * 3 * P, E) + online(12 * rl, false) + iterative + evals(6 * C + 9);
-    runs += 7;
+    // GRPO's warm-up (a quarter of its episodes) and DPO on at most a pair per warm-up prompt.
+    work += online(rl, false) + offline(rl / 4, E) + evals(3);
+    runs += 8;
   }
   if (wants("rq6")) {
     work += offline(pairs, E) + online(2 * pairs, false) + 2 * P * (2 * L / 3 + 2 * L) * 0.6 + evals(2 * C + 1);

@@ -468,6 +468,23 @@ fs::path World::data_dir() {
   });
 }
 
+// `wanted` prompts drawn as train prompts from RNG stream `stream`, none of them in `taken`, and
+// with `distinct` none twice (the val split predates that rule and keeps its draws).
+std::vector<std::string> World::unseen_prompts(int stream, int wanted, const std::set<std::string>& taken,
+                                               bool distinct, const std::string& what) {
+  Rng rng(seed_ * 7919 + world_seed_, stream);
+  std::set<std::string> drawn;
+  std::vector<std::string> prompts;
+  for (int draws = 0; static_cast<int>(prompts.size()) < wanted; ++draws) {
+    if (draws >= 1000 * wanted)
+      throw InputError("bench: task " + name_ + " has too few prompts outside its other prompt files for " +
+                       std::to_string(wanted) + " " + what + " (found " + std::to_string(prompts.size()) + ")");
+    std::string p = task_->prompt(rng, Split::val);
+    if (!taken.count(p) && (drawn.insert(p).second || !distinct)) prompts.push_back(std::move(p));
+  }
+  return prompts;
+}
+
 fs::path World::prompts(Split split) {
   if (split != Split::val) return data_dir() / (std::string(split_name(split)) + ".jsonl");
   // Its own stage, so that benches cached before the val split keep their data stage.
@@ -476,20 +493,29 @@ fs::path World::prompts(Split split) {
   const json inputs = {{"train", prompts(Split::train)}, {"test", prompts(Split::test)},
                        {"prompts", profile_.test_prompts}};
   return stages_.stage(key() + "/val-prompts", inputs, [&](const fs::path& dir) {
-    const std::set<std::string> taken(train.begin(), train.end());
-    const std::set<std::string> held_out(test.begin(), test.end());
-    Rng rng(seed_ * 7919 + world_seed_, 10 + static_cast<int>(Split::val));
-    std::vector<std::string> prompts;
-    const int wanted = profile_.test_prompts;
-    for (int draws = 0; static_cast<int>(prompts.size()) < wanted; ++draws) {
-      if (draws >= 1000 * wanted)
-        throw InputError("bench: task " + name_ + " has too few prompts outside its train and test prompt files for " +
-                         std::to_string(wanted) + " validation prompts (found " + std::to_string(prompts.size()) + ")");
-      std::string p = task_->prompt(rng, Split::val);
-      if (!taken.count(p) && !held_out.count(p)) prompts.push_back(std::move(p));
-    }
-    write_file_atomic(dir / "val.jsonl", prompt_rows(prompts));
+    std::set<std::string> taken(train.begin(), train.end());
+    taken.insert(test.begin(), test.end());
+    const auto val = unseen_prompts(10 + static_cast<int>(Split::val), profile_.test_prompts, taken, false,
+                                    "validation prompts");
+    write_file_atomic(dir / "val.jsonl", prompt_rows(val));
   }) / "val.jsonl";
+}
+
+fs::path World::train_plus_unlabeled_prompts() {
+  const auto& train = prompt_texts(Split::train);
+  const auto& test = prompt_texts(Split::test);
+  const auto& val = prompt_texts(Split::val);
+  const int wanted = kUnlabeledPromptsPerTrain * profile_.train_prompts;
+  const json inputs = {{"train", prompts(Split::train)}, {"test", prompts(Split::test)}, {"val", prompts(Split::val)},
+                       {"unlabeled", wanted}};
+  return stages_.stage(key() + "/unlabeled-prompts", inputs, [&](const fs::path& dir) {
+    std::set<std::string> taken(train.begin(), train.end());
+    taken.insert(test.begin(), test.end());
+    taken.insert(val.begin(), val.end());
+    std::vector<std::string> all = train;
+    for (auto& p : unseen_prompts(20, wanted, taken, true, "unlabeled prompts")) all.push_back(std::move(p));
+    write_file_atomic(dir / "train+unlabeled.jsonl", prompt_rows(all));
+  }) / "train+unlabeled.jsonl";
 }
 
 const std::vector<std::string>& World::prompt_texts(Split split) {
@@ -651,15 +677,16 @@ fs::path World::ranked(const std::string& name) {
   }) / "ranked.jsonl";
 }
 
-fs::path World::reward_model(const std::string& name, const std::string& loss) {
+fs::path World::reward_model(const std::string& name, const std::string& loss, int member) {
   const fs::path model = base();
   const fs::path data = loss == "bradley_terry" ? prefs(name) : ranked(name);
-  const std::string stage = key() + "/rm/" + name + (loss == "bradley_terry" ? "" : "-" + loss);
+  const std::string stage = key() + "/rm/" + name + (loss == "bradley_terry" ? "" : "-" + loss) +
+                            (member ? "-member" + std::to_string(member) : "");
   const std::vector<std::string> args = {
       "rm", "--model", model.string(), "--data", data.string(), "--out", (stages_.dir(stage) / "model").string(),
       "--loss", loss, "--max-length", std::to_string(profile_.preset.max_positions), "--num-train-epochs",
       std::to_string(profile_.offline_epochs), "--per-device-train-batch-size", "16", "--learning-rate", "1e-3",
-      "--logging-steps", "50", "--seed", std::to_string(seed_)};
+      "--logging-steps", "50", "--seed", std::to_string(seed_ + 1000 * static_cast<uint64_t>(member))};
   return stages_.stage(stage, {{"rlhf", args}}, [&](const fs::path& dir) { stages_.rlhf(args, dir / "log.txt"); }) /
          "model";
 }

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ namespace rlhf::testbed {
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
+
+// rq1's "+prompts" arm: unlabeled prompts per labeled train prompt (docs/testbed.md §7).
+constexpr int kUnlabeledPromptsPerTrain = 4;
 
 struct ModelPreset {
   std::string name;
@@ -152,6 +156,10 @@ class World {
   std::pair<int, int> base_steps() const;
   fs::path base();       // the SFT policy = π_ref of every method
   fs::path prompts(Split split);
+  // The train prompts followed by kUnlabeledPromptsPerTrain times as many unlabeled ones, drawn
+  // as train prompts and outside the train, test and val files: what only a method that scores
+  // its own samples (an RM + RL) can use (rq1's "+prompts" arm).
+  fs::path train_plus_unlabeled_prompts();
   const std::vector<std::string>& prompt_texts(Split split);
   // The base policy's pref_samples samples per train prompt, with gold rewards, and their file.
   const std::vector<BaseSample>& samples();
@@ -160,7 +168,9 @@ class World {
   // prompt's samples, and a Bradley–Terry reward model trained on them.
   const Annotator& annotator(const std::string& preset);
   fs::path prefs(const std::string& preset);
-  fs::path reward_model(const std::string& preset, const std::string& loss = "bradley_terry");
+  // `member` > 0: another member of an ensemble, trained the same way with seed + 1000 x member
+  // (its score head's initialisation and the order of its batches differ).
+  fs::path reward_model(const std::string& preset, const std::string& loss = "bradley_terry", int member = 0);
   fs::path ranked(const std::string& preset);  // Plackett–Luce rankings of each prompt's samples
   fs::path unpaired(const std::string& preset);  // the pairs as KTO rows: chosen desirable, rejected not
   int64_t n_pairs();  // every annotator labels the same pairs
@@ -175,6 +185,8 @@ class World {
   const std::map<std::string, std::unique_ptr<Annotator>>& annotators() const { return annotators_; }
 
  private:
+  std::vector<std::string> unseen_prompts(int stream, int wanted, const std::set<std::string>& taken, bool distinct,
+                                          const std::string& what);
   json annotation_inputs(const std::string& annotator);  // the key's inputs of prefs() and ranked()
 
   Stages& stages_;

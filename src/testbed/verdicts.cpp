@@ -229,6 +229,9 @@ struct Hypothesis {
   Rule rule;
   double margin;
   Measure measure;
+  // Compares an arm with a variant of itself at one configuration (2b: the same PPO with more
+  // prompts): swapping in the tuned run for one side only would mix configurations.
+  bool vanilla_only = false;
 };
 
 // A run's first (the base policy) or last checkpoint; nullptr where it has none.
@@ -346,6 +349,20 @@ void add_frontier_hypotheses(std::vector<Hypothesis>& h) {
                  return SeedData{{verify_gap->groups[0], valence_gap->groups[0]},
                                  "Verify " + verify_gap->note + "; Valence " + valence_gap->note};
                }});
+  h.push_back({"2b", 2, "Unlabeled prompts help RM + PPO", "rq1",
+               "final gold of RM+PPO sampling the labeled prompts and 4x as many unlabeled ones minus RM+PPO on the "
+               "labeled prompts alone; same RM, KL coefficient and steps",
+               Rule::above_zero, 0, [](const json& res, uint64_t seed) -> std::optional<SeedData> {
+                 const json* plus = one_run(res, "rq1", "rm+ppo+prompts", seed);
+                 if (!plus || !(*plus)["params"].contains("kl_coef")) return std::nullopt;
+                 const json* only = one_run(res, "rq1", "rm+ppo", seed,
+                                            param_is("kl_coef", (*plus)["params"]["kl_coef"].get<double>()));
+                 return one_group(diff(final_units(plus), final_units(only)),
+                                  only ? "final gold: +prompts " + stat(plus, "gold") + ", labeled only " +
+                                             stat(only, "gold")
+                                       : "");
+               },
+               true});
   h.push_back({"3a", 3, "Against a proxy RM, gold first rises", "overopt",
                "gold(peak checkpoint) - gold(start) of RM+PPO without a KL penalty (peak chosen on other prompts)",
                Rule::above_zero, 0, rise_or_fall("overopt", "rm+ppo", true)});
@@ -427,6 +444,21 @@ void add_classifier_hypotheses(std::vector<Hypothesis>& h) {
                  return one_group(diff(diff(pn->peak, pn->last), diff(pc->peak, pc->last)),
                                   "noisy: " + peak_note(*pn) + "; clean: " + peak_note(*pc));
                }});
+  auto ensemble = [](const std::string& method) -> Measure {
+    return [=](const json& res, uint64_t seed) {
+      const json *e = rq3_dpo(res, seed, true, method), *r = rq3_dpo(res, seed, true, "rm+rloo");
+      return one_group(diff(final_units(e), final_units(r)),
+                       e && r ? "ensemble " + stat(e, "gold") + ", one RM " + stat(r, "gold") : "");
+    };
+  };
+  h.push_back({"7c", 7, "A worst-case RM ensemble recovers part of RL's loss to noise", "rq3",
+               "final gold of RLOO on the minimum of 3 RMs (seeds differ) minus RLOO on one RM, noisiest flip-noise "
+               "labels",
+               Rule::above_zero, 0, ensemble("rm-ensemble-wco+rloo")});
+  h.push_back({"7e", 7, "An uncertainty-weighted RM ensemble recovers part of RL's loss to noise", "rq3",
+               "final gold of RLOO on the mean minus 0.5 x the variance of 3 RMs minus RLOO on one RM, noisiest "
+               "flip-noise labels",
+               Rule::above_zero, 0, ensemble("rm-ensemble-uwo+rloo")});
   h.push_back({"7d", 7, "A conservative loss recovers part of the loss to noise", "rq3",
                "final gold of cDPO minus DPO on the noisiest flip-noise labels", Rule::above_zero, 0,
                [](const json& res, uint64_t seed) {
@@ -483,6 +515,16 @@ void add_verifier_online_length_hypotheses(std::vector<Hypothesis>& h) {
   h.push_back({"9e", 9, "RAFT is a strong baseline: no worse than RL on the verifier", "rq5",
                "final gold of RAFT (2 rounds of best-of-4, SFT on the passing samples) minus RLOO, on " + verify,
                Rule::not_below_margin, 0.05, final_gap("rq5", "raft", "rloo")});
+  h.push_back({"9g", 9, "A GRPO warm-up then DPO on its rollouts is no worse than GRPO", "rq5",
+               "final gold of DPO on best-vs-worst pairs of a quarter of GRPO's steps of rollouts (from that warm-up "
+               "policy) minus GRPO run for all its steps, on " + verify,
+               Rule::not_below_margin, 0.05, [](const json& res, uint64_t seed) -> std::optional<SeedData> {
+                 const json *g2d = one_run(res, "rq5", "grpo-warmup+dpo", seed), *grpo = one_run(res, "rq5", "grpo", seed);
+                 return one_group(diff(final_units(g2d), final_units(grpo)),
+                                  g2d && grpo ? "final gold: warm-up+DPO " + stat(g2d, "gold") + " at " + stat(g2d, "flops") +
+                                                    " FLOPs, GRPO " + stat(grpo, "gold") + " at " + stat(grpo, "flops")
+                                              : "");
+               }});
   h.push_back({"9f", 9, "RL's lead over the base shrinks as k grows in pass@k", "rq5",
                "[pass@k(RLOO) - pass@k(base)] at the largest k minus the same at k = 1, per Verify test prompt "
                "(unbiased estimator from 64 samples at T=1)",
@@ -568,13 +610,12 @@ std::vector<Hypothesis> hypotheses() {
 // Clauses of the patterns that no arm of the bench measures yet.
 json untested() {
   return json::array({
-      {{"pattern", 2}, {"claim", "Tuned PPO closes the gap with extra prompts"}, {"missing", "rq1's +prompts arm"}},
+      {{"pattern", 2}, {"claim", "Tuned PPO with extra prompts closes the gap to DPO"},
+       {"missing", "the +prompts arm at the tuned configuration"}},
       {{"pattern", 3}, {"claim", "The over-optimization peak moves right with bigger / better-fed RMs"},
        {"missing", "RMs of several sizes and data sizes"}},
       {{"pattern", 6}, {"claim", "Offline models classify better and generate worse than online ones"},
        {"missing", "implicit-reward accuracy of the online DPO policy"}},
-      {{"pattern", 7}, {"claim", "Reward-model ensembles recover part of the loss to noise"},
-       {"missing", "rq3's RM ensembles"}},
   });
 }
 
@@ -692,7 +733,7 @@ json judge(const json& results) {
   json verdicts = json::array();
   for (const auto& h : hypotheses()) {
     verdicts.push_back(judge_one(h, vanilla, "vanilla"));
-    if (!any_tuned || !reads_tuned(h, vanilla, tuned)) continue;
+    if (!any_tuned || h.vanilla_only || !reads_tuned(h, vanilla, tuned)) continue;
     Hypothesis t = h;
     t.id += "-tuned";
     t.claim += " (tuned arms)";

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -116,6 +117,29 @@ TEST_F(BenchStages, AnInterruptedStageIsRecomputed) {
   EXPECT_FALSE(fs::exists(root_ / "stages" / "s" / "DONE"));
   EXPECT_EQ(run("v", "s", {{"n", 1}}).rfind("  done    s  (", 0), 0u);
   EXPECT_EQ(bodies_, 1);
+}
+
+// rq1's "+prompts" data on the quick profile's Valence: the train prompts, then 4 times as many
+// distinct prompts that are in no train, test or validation file.
+TEST_F(BenchStages, UnlabeledPromptsFollowTheTrainPromptsAndAreNewAndDistinct) {
+  Stages stages(root_, "/bin/false", 1, "v");
+  const Profile profile = make_profile("quick");
+  World w(stages, profile, "valence", 1, 1);
+  ::testing::internal::CaptureStdout();
+  const std::vector<json> rows = read_jsonl(w.train_plus_unlabeled_prompts());
+  const auto& train = w.prompt_texts(Split::train);
+  std::set<std::string> others(train.begin(), train.end());
+  for (Split s : {Split::test, Split::val})
+    for (const auto& p : w.prompt_texts(s)) others.insert(p);
+  ::testing::internal::GetCapturedStdout();
+  ASSERT_EQ(rows.size(), train.size() * (1 + kUnlabeledPromptsPerTrain));
+  for (size_t i = 0; i < train.size(); ++i) ASSERT_EQ(rows[i]["prompt"], train[i]);
+  std::set<std::string> unlabeled;
+  for (size_t i = train.size(); i < rows.size(); ++i) {
+    const std::string p = rows[i]["prompt"];
+    EXPECT_FALSE(others.count(p)) << p;
+    EXPECT_TRUE(unlabeled.insert(p).second) << "twice: " << p;
+  }
 }
 
 }  // namespace

@@ -112,6 +112,11 @@ std::map<std::string, Plant> plants() {
     s.climb("rq1", "dpo", seed, 0.7), s.climb("rq1", "rm+ppo", seed, 0.7);  // no gap on Valence
     s.final_run("rq5", "rloo", {}, seed, values(0.5 + d)), s.final_run("rq5", "dpo", {}, seed, values(0.5, 0.1, 1));
   };
+  p["2b"] = [](Synth& s, uint64_t seed, double d) {  // the labeled-only run at the other KL coefficient is a decoy
+    s.final_run("rq1", "rm+ppo+prompts", {{"kl_coef", 0.05}, {"unlabeled_per_labeled", 4}}, seed, values(0.5 + d));
+    s.final_run("rq1", "rm+ppo", {{"kl_coef", 0.2}}, seed, values(0.0));
+    s.final_run("rq1", "rm+ppo", {{"kl_coef", 0.05}}, seed, values(0.5, 0.1, 1));
+  };
   p["3a"] = [](Synth& s, uint64_t seed, double d) { s.rise_fall("overopt", "rm+ppo", {}, seed, d, -0.1); };
   p["3b"] = [](Synth& s, uint64_t seed, double d) { s.rise_fall("overopt", "rm+ppo", {}, seed, 0.1, d); };
   p["3c"] = [](Synth& s, uint64_t seed, double d) {
@@ -139,6 +144,16 @@ std::map<std::string, Plant> plants() {
     s.final_run("rq3", "dpo", kClean, seed, values(0.6)), s.final_run("rq3", "dpo", kNoisy, seed, values(0.5));
     s.final_run("rq3", "cdpo", kNoisy, seed, values(0.5 + d, 0.1, 1));
   };
+  auto ensemble = [](const std::string& method) -> Plant {  // on the noisy labels; the clean RM + RLOO is a decoy
+    return [=](Synth& s, uint64_t seed, double d) {
+      s.final_run("rq3", "dpo", kClean, seed, values(0.6)), s.final_run("rq3", "dpo", kNoisy, seed, values(0.5));
+      s.final_run("rq3", "rm+rloo", kClean, seed, values(0.9));
+      s.final_run("rq3", "rm+rloo", kNoisy, seed, values(0.5, 0.1, 1));
+      s.final_run("rq3", method, kNoisy, seed, values(0.5 + d));
+    };
+  };
+  p["7c"] = ensemble("rm-ensemble-wco+rloo");
+  p["7e"] = ensemble("rm-ensemble-uwo+rloo");
   p["8a"] = [](Synth& s, uint64_t seed, double d) {
     s.pairs_row("rq4", "reward_models", seed, {{"rm", "plackett_luce"}}, values(0.7 + d));
     s.pairs_row("rq4", "reward_models", seed, {{"rm", "bradley_terry"}}, values(0.7, 0.1, 1));
@@ -159,6 +174,7 @@ std::map<std::string, Plant> plants() {
   p["9c"] = final_gap("rq5", "dpo+nll", "dpo");
   p["9d"] = final_gap("rq5", "rloo", "dpo");
   p["9e"] = final_gap("rq5", "raft", "rloo");
+  p["9g"] = final_gap("rq5", "grpo-warmup+dpo", "grpo");
   p["9f"] = [](Synth& s, uint64_t seed, double d) {  // RLOO leads by 0.3 at pass@1, by 0.3 + d at pass@64
     for (const auto& [k, lead] : {std::pair<int, double>{1, 0.3}, {8, 0.2}, {64, 0.3 + d}}) {
       s.seed_suite("rq5", seed)["pass_at_k"].push_back({{"method", "base"}, {"k", k}, {"prompt_pass", values(0.4)}});
@@ -334,6 +350,19 @@ TEST(Verdicts, TunedArmsGetTheirOwnVerdicts) {
   // 1a and 1b read rq1's DPO; 7a (rq3) does not, nor 2a (without its rq5 arms, it measures nothing).
   EXPECT_EQ(tuned_ids, (std::set<std::string>{"1a-tuned", "1b-tuned"}));
   EXPECT_EQ(verdict_of(answer, "7a")["verdict"], "reproduced");
+}
+
+// 2b sets RM + PPO against its own +prompts variant, both vanilla: a tuned PPO at the same KL
+// coefficient must not take the labeled-only side.
+TEST(Verdicts, AVariantOfOneArmGetsNoTunedVerdict) {
+  Synth s;
+  for (uint64_t seed : kSeeds) {
+    plants().at("2b")(s, seed, 0.3);
+    s.final_run("rq1", "rm+ppo", {{"config", "tuned"}, {"lr", 1e-4}, {"kl_coef", 0.05}}, seed, values(0.9));
+  }
+  const json answer = judge(s.results);
+  EXPECT_NEAR(verdict_of(answer, "2b")["effect"]["estimate"].get<double>(), 0.3, 1e-9);
+  for (const auto& v : answer["verdicts"]) EXPECT_NE(v["id"], "2b-tuned");
 }
 
 }  // namespace
