@@ -455,10 +455,6 @@ void add_classifier_hypotheses(std::vector<Hypothesis>& h) {
                "final gold of RLOO on the minimum of 3 RMs (seeds differ) minus RLOO on one RM, noisiest flip-noise "
                "labels",
                Rule::above_zero, 0, ensemble("rm-ensemble-wco+rloo")});
-  h.push_back({"7e", 7, "An uncertainty-weighted RM ensemble recovers part of RL's loss to noise", "rq3",
-               "final gold of RLOO on the mean minus 0.5 x the variance of 3 RMs minus RLOO on one RM, noisiest "
-               "flip-noise labels",
-               Rule::above_zero, 0, ensemble("rm-ensemble-uwo+rloo")});
   h.push_back({"7d", 7, "A conservative loss recovers part of the loss to noise", "rq3",
                "final gold of cDPO minus DPO on the noisiest flip-noise labels", Rule::above_zero, 0,
                [](const json& res, uint64_t seed) {
@@ -466,6 +462,10 @@ void add_classifier_hypotheses(std::vector<Hypothesis>& h) {
                  return one_group(diff(final_units(c), final_units(d)),
                                   c && d ? "cdpo " + stat(c, "gold") + ", dpo " + stat(d, "gold") : "");
                }});
+  h.push_back({"7e", 7, "An uncertainty-weighted RM ensemble recovers part of RL's loss to noise", "rq3",
+               "final gold of RLOO on the mean minus 0.5 x the variance of 3 RMs minus RLOO on one RM, noisiest "
+               "flip-noise labels",
+               Rule::above_zero, 0, ensemble("rm-ensemble-uwo+rloo")});
   h.push_back({"8a", 8, "A Plackett-Luce RM ranks at least as well as one trained on split pairs", "rq4",
                "held-out gold-pair accuracy of the PL-MLE RM minus the BT RM on all pairs of the same rankings",
                Rule::above_zero, 0, [](const json& res, uint64_t seed) {
@@ -515,16 +515,6 @@ void add_verifier_online_length_hypotheses(std::vector<Hypothesis>& h) {
   h.push_back({"9e", 9, "RAFT is a strong baseline: no worse than RL on the verifier", "rq5",
                "final gold of RAFT (2 rounds of best-of-4, SFT on the passing samples) minus RLOO, on " + verify,
                Rule::not_below_margin, 0.05, final_gap("rq5", "raft", "rloo")});
-  h.push_back({"9g", 9, "A GRPO warm-up then DPO on its rollouts is no worse than GRPO", "rq5",
-               "final gold of DPO on best-vs-worst pairs of a quarter of GRPO's steps of rollouts (from that warm-up "
-               "policy) minus GRPO run for all its steps, on " + verify,
-               Rule::not_below_margin, 0.05, [](const json& res, uint64_t seed) -> std::optional<SeedData> {
-                 const json *g2d = one_run(res, "rq5", "grpo-warmup+dpo", seed), *grpo = one_run(res, "rq5", "grpo", seed);
-                 return one_group(diff(final_units(g2d), final_units(grpo)),
-                                  g2d && grpo ? "final gold: warm-up+DPO " + stat(g2d, "gold") + " at " + stat(g2d, "flops") +
-                                                    " FLOPs, GRPO " + stat(grpo, "gold") + " at " + stat(grpo, "flops")
-                                              : "");
-               }});
   h.push_back({"9f", 9, "RL's lead over the base shrinks as k grows in pass@k", "rq5",
                "[pass@k(RLOO) - pass@k(base)] at the largest k minus the same at k = 1, per Verify test prompt "
                "(unbiased estimator from 64 samples at T=1)",
@@ -543,6 +533,16 @@ void add_verifier_online_length_hypotheses(std::vector<Hypothesis>& h) {
                  if (k_max <= 1 || !lead_max || !lead_1) return std::nullopt;
                  return one_group(diff(lead_max, lead_1), "RLOO - base: " + f3(mean(*lead_1)) + " at pass@1, " +
                                                               f3(mean(*lead_max)) + " at pass@" + std::to_string(k_max));
+               }});
+  h.push_back({"9g", 9, "A GRPO warm-up then DPO on its rollouts is no worse than GRPO", "rq5",
+               "final gold of DPO on best-vs-worst pairs of a quarter of GRPO's steps of rollouts (from that warm-up "
+               "policy) minus GRPO run for all its steps, on " + verify,
+               Rule::not_below_margin, 0.05, [](const json& res, uint64_t seed) -> std::optional<SeedData> {
+                 const json *g2d = one_run(res, "rq5", "grpo-warmup+dpo", seed), *grpo = one_run(res, "rq5", "grpo", seed);
+                 return one_group(diff(final_units(g2d), final_units(grpo)),
+                                  g2d && grpo ? "final gold: warm-up+DPO " + stat(g2d, "gold") + " at " + stat(g2d, "flops") +
+                                                    " FLOPs, GRPO " + stat(grpo, "gold") + " at " + stat(grpo, "flops")
+                                              : "");
                }});
   h.push_back({"10a", 10, "Online DPO beats offline DPO at matched KL and labels", "rq6",
                "gold(online DPO) - gold(offline DPO) at the largest KL both reached; same label count and annotator",
