@@ -225,6 +225,10 @@ void decode_prompts(Transformer& model, const std::vector<std::vector<int32_t>>&
           sample_token(logits.data() + r.row * V, V, params, r.rng, scratch[omp_get_thread_num()]);
       out[r.out].tokens.push_back(d.token);
       out[r.out].logprobs.push_back(d.logprob);
+      if (opt.keep_logits) {
+        const float* row = logits.data() + r.row * V;
+        out[r.out].logits.insert(out[r.out].logits.end(), row, row + V);
+      }
     }
     std::vector<Running> still;
     for (Running& r : running) {

@@ -50,6 +50,7 @@ struct Completion {
   int64_t prompt = 0, sample = 0;
   std::vector<int32_t> tokens;   // generated ids (the final EOS/stop token included)
   std::vector<float> logprobs;   // per token: log softmax(logits / T)[token]
+  std::vector<float> logits;     // with GenerateOptions::keep_logits: per token the V logits it was drawn from
   FinishReason finish = FinishReason::length;  // length: max_new_tokens or the context ran out
   double sum_logprob() const;
 };
@@ -59,6 +60,9 @@ struct GenerateOptions {
   // Called after every new token of a sample (not concurrently); true ends the sample with
   // finish "stop". `rlhf generate` checks stop strings here.
   std::function<bool(int64_t prompt, const std::vector<int32_t>& tokens)> stop;
+  // Keep each token's logits (before temperature) in Completion::logits: an evaluation that needs
+  // the policy's whole distribution along its samples then needs no second decode.
+  bool keep_logits = false;
 };
 
 // params.n completions of each prompt, in prompt-major order (out[i * n + j]). A prompt must

@@ -31,7 +31,7 @@ struct Sampled {
   std::vector<rollout::Completion> completions;
 };
 
-Sampled sample(Transformer& model, const EvalSetup& s) {
+Sampled sample(Transformer& model, const EvalSetup& s, bool keep_logits = false) {
   Sampled out;
   std::vector<uint64_t> seeds;
   for (size_t i = 0; i < s.prompts.size(); ++i) {
@@ -45,6 +45,7 @@ Sampled sample(Transformer& model, const EvalSetup& s) {
   sp.eos_ids = {s.eos_id};
   rollout::GenerateOptions opt;
   opt.batch_size = 64;
+  opt.keep_logits = keep_logits;
   out.completions = rollout::generate(model, out.prompt_ids, seeds, sp, opt);
   return out;
 }
@@ -59,28 +60,23 @@ std::string completion_text(const Tokenizer& tok, const rollout::Completion& c) 
 
 }  // namespace
 
-SequenceKl sequence_kl(Transformer& policy, Transformer& ref, const std::vector<std::vector<int32_t>>& prompts,
-                       const std::vector<std::vector<int32_t>>& completions) {
-  const int64_t V = policy.config().vocab_size;
-  if (ref.config().vocab_size != V) throw LogicError("sequence_kl: policy and reference vocabularies differ");
+std::vector<std::vector<float>> completion_logits(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                  const std::vector<std::vector<int32_t>>& completions) {
+  const int64_t V = model.config().vocab_size;
   const int64_t n = static_cast<int64_t>(prompts.size());
-  SequenceKl out;
-  out.exact.assign(n, 0.0);
-  out.k1.assign(n, 0.0);
-  out.k3.assign(n, 0.0);
-  out.entropy.assign(n, 0.0);
-  std::vector<double> lp, lq;
+  std::vector<std::vector<float>> out(n);
+  std::vector<float> z;
   for (int64_t b0 = 0; b0 < n; b0 += kKlBatch) {
     const int64_t b = std::min(kKlBatch, n - b0);
     int64_t max_len = 0;
     for (int64_t i = 0; i < b; ++i)
       max_len = std::max<int64_t>(max_len, prompts[b0 + i].size() + completions[b0 + i].size());
-    KVCache cp(policy.config(), b, max_len), cq(ref.config(), b, max_len);
-    std::vector<float> zp(b * V), zq(b * V);
+    KVCache cache(model.config(), b, max_len);
+    z.resize(b * V);
     // Step t feeds the prompt (t = 0) or completion token t-1 of every sequence still running,
     // then reads the distribution of completion token t.
     for (int64_t t = 0;; ++t) {
-      std::vector<int64_t> slots, rows;
+      std::vector<int64_t> slots;
       std::vector<std::vector<int32_t>> feed;
       for (int64_t i = 0; i < b; ++i) {
         const auto& c = completions[b0 + i];
@@ -89,28 +85,53 @@ SequenceKl sequence_kl(Transformer& policy, Transformer& ref, const std::vector<
         feed.push_back(t == 0 ? prompts[b0 + i] : std::vector<int32_t>{c[t - 1]});
       }
       if (slots.empty()) break;
-      policy.decode(cp, slots, feed, zp.data());
-      ref.decode(cq, slots, feed, zq.data());
-      for (size_t k = 0; k < slots.size(); ++k) {
-        const int64_t i = b0 + slots[k];
-        log_softmax(zp.data() + k * V, V, lp);
-        log_softmax(zq.data() + k * V, V, lq);
-        double kl = 0, h = 0;
-        for (int64_t v = 0; v < V; ++v) {
-          const double p = std::exp(lp[v]);
-          kl += p * (lp[v] - lq[v]);
-          h -= p * lp[v];
-        }
-        const int32_t tok = completions[i][t];
-        const double log_ratio = lq[tok] - lp[tok];  // log(π_ref / π) of the sampled token
-        out.exact[i] += kl;
-        out.entropy[i] += h;
-        out.k1[i] -= log_ratio;
-        out.k3[i] += std::expm1(log_ratio) - log_ratio;
-      }
+      model.decode(cache, slots, feed, z.data());
+      for (size_t k = 0; k < slots.size(); ++k)
+        out[b0 + slots[k]].insert(out[b0 + slots[k]].end(), z.begin() + k * V, z.begin() + (k + 1) * V);
     }
   }
   return out;
+}
+
+SequenceKl sequence_kl(const std::vector<std::vector<float>>& policy_logits, Transformer& ref,
+                       const std::vector<std::vector<int32_t>>& prompts,
+                       const std::vector<std::vector<int32_t>>& completions) {
+  const int64_t V = ref.config().vocab_size;
+  const int64_t n = static_cast<int64_t>(prompts.size());
+  const std::vector<std::vector<float>> ref_logits = completion_logits(ref, prompts, completions);
+  SequenceKl out;
+  out.exact.assign(n, 0.0);
+  out.k1.assign(n, 0.0);
+  out.k3.assign(n, 0.0);
+  out.entropy.assign(n, 0.0);
+  std::vector<double> lp, lq;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& c = completions[i];
+    if (policy_logits[i].size() != c.size() * static_cast<size_t>(V))
+      throw LogicError("sequence_kl: the policy's logits do not cover sample " + std::to_string(i) +
+                       " (or the vocabularies differ)");
+    for (size_t t = 0; t < c.size(); ++t) {
+      log_softmax(policy_logits[i].data() + t * V, V, lp);
+      log_softmax(ref_logits[i].data() + t * V, V, lq);
+      double kl = 0, h = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        const double p = std::exp(lp[v]);
+        kl += p * (lp[v] - lq[v]);
+        h -= p * lp[v];
+      }
+      const double log_ratio = lq[c[t]] - lp[c[t]];  // log(π_ref / π) of the sampled token
+      out.exact[i] += kl;
+      out.entropy[i] += h;
+      out.k1[i] -= log_ratio;
+      out.k3[i] += std::expm1(log_ratio) - log_ratio;
+    }
+  }
+  return out;
+}
+
+SequenceKl sequence_kl(Transformer& policy, Transformer& ref, const std::vector<std::vector<int32_t>>& prompts,
+                       const std::vector<std::vector<int32_t>>& completions) {
+  return sequence_kl(completion_logits(policy, prompts, completions), ref, prompts, completions);
 }
 
 EvalBaseline evaluate_baseline(Transformer& ref, const EvalSetup& setup) {
@@ -123,7 +144,7 @@ EvalBaseline evaluate_baseline(Transformer& ref, const EvalSetup& setup) {
 
 PolicyEval evaluate_policy(Transformer& policy, Transformer& ref, const EvalSetup& setup, const EvalBaseline& base,
                            const ProxyScorer& proxy) {
-  const Sampled s = sample(policy, setup);
+  Sampled s = sample(policy, setup, true);  // the KL below reads the sampler's logits (T = 1: the policy's)
   const int64_t P = static_cast<int64_t>(setup.prompts.size()), K = setup.samples;
   PolicyEval e;
   std::vector<std::vector<int32_t>> prompts, completions;
@@ -181,7 +202,9 @@ PolicyEval evaluate_policy(Transformer& policy, Transformer& ref, const EvalSetu
   e.distinct2 = n_bigrams ? static_cast<double>(bigrams.size()) / n_bigrams : 0.0;
   if (has_pass) e.pass = pass_sum / n;
 
-  const SequenceKl kl = sequence_kl(policy, ref, prompts, completions);
+  std::vector<std::vector<float>> policy_logits;
+  for (auto& c : s.completions) policy_logits.push_back(std::move(c.logits));
+  const SequenceKl kl = sequence_kl(policy_logits, ref, prompts, completions);
   double h = 0;
   for (size_t i = 0; i < kl.exact.size(); ++i) {
     e.kl += kl.exact[i] / n;

@@ -63,5 +63,14 @@ struct SequenceKl {
 };
 SequenceKl sequence_kl(Transformer& policy, Transformer& ref, const std::vector<std::vector<int32_t>>& prompts,
                        const std::vector<std::vector<int32_t>>& completions);
+// The same from the policy's logits along each completion (completion tokens × vocabulary, as
+// the sampler keeps them), so that only the reference is decoded.
+SequenceKl sequence_kl(const std::vector<std::vector<float>>& policy_logits, Transformer& ref,
+                       const std::vector<std::vector<int32_t>>& prompts,
+                       const std::vector<std::vector<int32_t>>& completions);
+// Each completion's logits under `model` (completion tokens × vocabulary), decoded with the
+// KV cache.
+std::vector<std::vector<float>> completion_logits(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                  const std::vector<std::vector<int32_t>>& completions);
 
 }  // namespace rlhf::testbed

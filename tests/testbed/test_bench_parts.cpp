@@ -11,6 +11,7 @@
 #include "model/config.h"
 #include "model/transformer.h"
 #include "rollout/reward.h"
+#include "rollout/sampler.h"
 #include "tensor/error.h"
 #include "tensor/rng.h"
 #include "testbed/bench_stages.h"
@@ -74,6 +75,35 @@ TEST(BenchSequenceKl, EqualsTheFullForwardSumOverPositions) {
     EXPECT_NEAR(self.exact[i], 0.0, 1e-6);
     EXPECT_NEAR(self.k1[i], 0.0, 1e-6);
   }
+}
+
+// The evaluation reads the policy's side of the KL off the sampler (keep_logits) instead of
+// decoding the samples again: both give the same terms.
+TEST(BenchSequenceKl, TheSamplersLogitsGiveTheDecodedKl) {
+  Transformer p = tiny_model(3), q = tiny_model(4);
+  const std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4}, {5, 6}};
+  rollout::SamplingParams sp;
+  sp.n = 2;
+  sp.max_new_tokens = 6;
+  sp.eos_ids = {0};
+  rollout::GenerateOptions opt;
+  opt.keep_logits = true;
+  const std::vector<rollout::Completion> done = rollout::generate(p, prompts, {7, 8, 9}, sp, opt);
+  std::vector<std::vector<int32_t>> ps, cs;
+  std::vector<std::vector<float>> logits;
+  for (const auto& c : done) {
+    ps.push_back(prompts[c.prompt]), cs.push_back(c.tokens), logits.push_back(c.logits);
+    ASSERT_EQ(c.logits.size(), c.tokens.size() * kVocab);
+  }
+  const SequenceKl kept = sequence_kl(logits, q, ps, cs), decoded = sequence_kl(p, q, ps, cs);
+  for (size_t i = 0; i < cs.size(); ++i) {
+    EXPECT_NEAR(kept.exact[i], decoded.exact[i], 1e-5 * (1 + decoded.exact[i])) << i;
+    EXPECT_NEAR(kept.k1[i], decoded.k1[i], 1e-5 * (1 + std::fabs(decoded.k1[i]))) << i;
+    EXPECT_NEAR(kept.entropy[i], decoded.entropy[i], 1e-5 * (1 + decoded.entropy[i])) << i;
+    EXPECT_GT(kept.exact[i], 0.0);
+  }
+  logits[1].pop_back();  // a row short: the logits do not cover the sample
+  EXPECT_THROW(sequence_kl(logits, q, ps, cs), LogicError);
 }
 
 // The gold kind as the CLI installs it (make_reward_source checks the options).
