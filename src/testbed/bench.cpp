@@ -995,7 +995,7 @@ Profile make_profile(const std::string& name) {
   p.suites = kSuites;
   if (name == "quick" || name == "mini") {
     p.preset = nano;
-    p.seeds = {1, 2, 3};  // affordable: ~9 min on 2 cores (docs/testbed.md §6)
+    p.seeds = {1, 2, 3};  // affordable: ~10 min on 2 cores (docs/testbed.md §6)
     p.lm_steps = 600, p.sft_steps = 300;
     p.train_prompts = 1000, p.test_prompts = 512;
     p.pref_samples = 4, p.eval_samples = 2;
