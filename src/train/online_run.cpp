@@ -154,7 +154,7 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
   manifest["resolved"] = {{"ranks", comm.size()}, {"communicator", comm.name()}, {"prompts_per_step", cfg.prompts_per_step}};
   log.write_manifest(manifest);
   log.start_metrics(kept);
-  log.start_samples(run.resume);
+  log.start_samples(st.global_step);
   if (cfg.keep_rollouts) log.start_rollouts(st.global_step);
   log.console() << "rlhf " << run.command << ": " << prompts.size() << " prompts, " << cfg.max_steps << " steps of "
                 << cfg.prompts_per_step << " prompts x " << cfg.sampling.n << " samples";

@@ -31,18 +31,23 @@ void RunLog::start_metrics(const std::vector<std::string>& kept) {
   for (const auto& line : kept) metrics_ << line << "\n";
 }
 
-void RunLog::start_samples(bool append) {
-  if (lead_) open_or_throw(samples_, dir_ / "samples.jsonl", append ? std::ios::app : std::ios::trunc);
-}
-
-void RunLog::start_rollouts(int64_t resumed_step) {
-  if (!lead_) return;
-  const fs::path path = dir_ / "rollouts.jsonl";
+// Rewrites a file of per-step rows to the rows of steps up to `resumed_step` (none for a fresh
+// run: 0), atomically, then opens it for appending: a resumed run's file equals an
+// uninterrupted run's.
+static void restart_step_rows(const fs::path& path, int64_t resumed_step, std::ofstream& f) {
   std::string kept;
   if (resumed_step > 0)
     for (const std::string& line : lines_through_step(path, resumed_step)) kept += line + "\n";
   write_file_atomic(path, kept);
-  open_or_throw(rollouts_, path, std::ios::app);
+  open_or_throw(f, path, std::ios::app);
+}
+
+void RunLog::start_samples(int64_t resumed_step) {
+  if (lead_) restart_step_rows(dir_ / "samples.jsonl", resumed_step, samples_);
+}
+
+void RunLog::start_rollouts(int64_t resumed_step) {
+  if (lead_) restart_step_rows(dir_ / "rollouts.jsonl", resumed_step, rollouts_);
 }
 
 void RunLog::metrics(const nlohmann::json& record) {

@@ -54,10 +54,10 @@ class RunLog {
   void write_manifest(const nlohmann::json& manifest) const;
   // Truncates <dir>/metrics.jsonl and writes `kept` (the lines a resumed run keeps).
   void start_metrics(const std::vector<std::string>& kept = {});
-  // Opens <dir>/samples.jsonl, truncated or (a resumed run) appended to.
-  void start_samples(bool append);
-  // Opens <dir>/rollouts.jsonl keeping the rows of steps up to `resumed_step` (0: none, a fresh
-  // run; rewritten atomically, so a resumed run's file is the uninterrupted run's).
+  // Open <dir>/samples.jsonl and <dir>/rollouts.jsonl keeping the rows of steps up to
+  // `resumed_step` (0: none, a fresh run; rewritten atomically, so a resumed run's file is the
+  // uninterrupted run's).
+  void start_samples(int64_t resumed_step);
   void start_rollouts(int64_t resumed_step);
   void metrics(const nlohmann::json& record);
   void samples(const std::vector<nlohmann::json>& rows);

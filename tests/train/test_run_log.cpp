@@ -67,6 +67,22 @@ TEST(RunLog, SamplesAppendOnResume) {
 
 // rollouts.jsonl: a fresh run starts it empty; a run resumed at step 2 keeps the rows of steps 1
 // and 2 (in their order and bytes) and drops the lost run's later rows, a torn last line included.
+TEST(RunLog, SamplesKeepTheStepsOfTheResumedCheckpoint) {
+  const fs::path dir = fresh_dir("samples");
+  std::ostringstream console;
+  {
+    std::ofstream old(dir / "samples.jsonl");
+    old << "{\"step\":2,\"completion\":\"a\"}\n{\"step\":4,\"completion\":\"b\"}\n";
+  }
+  {
+    RunLog log(dir, true, console);
+    log.start_samples(/*resumed_step=*/2);
+    log.samples({{{"step", 4}, {"completion", "c"}}});
+  }
+  EXPECT_EQ(read(dir / "samples.jsonl"), "{\"step\":2,\"completion\":\"a\"}\n{\"completion\":\"c\",\"step\":4}\n");
+  fs::remove_all(dir);
+}
+
 TEST(RunLog, RolloutsKeepTheStepsOfTheResumedCheckpoint) {
   const fs::path dir = fresh_dir("rollouts");
   std::ostringstream console;
