@@ -22,7 +22,8 @@ int cmd_bench(int argc, char** argv) {
       .add("seeds", "", "comma-separated seeds (default: the profile's)")
       .add("jobs", "0", "stages run in parallel, one thread each (0: one per core)")
       .add("tuned", "", "a tuning record (OUT/tuned.json of --tune) whose configurations run next to the vanilla ones "
-                        "(default: the profile's built-in one, quick and mini: bench/tuned/quick.json)")
+                        "(default: the profile's built-in one: bench/tuned/quick.json for quick and mini, "
+                        "bench/tuned/standard.json for standard)")
       .flag("tune", "tune every method family alike on validation prompts, write OUT/tuned.json, and stop")
       .flag("predict", "measure the machine, print the plan and its predicted run time, and stop");
   if (!o.parse(argc, argv)) return 0;

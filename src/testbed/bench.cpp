@@ -343,37 +343,40 @@ json suite_rq3(Bench& b, World& w) {
   const std::string noisiest = names.back();  // the agreements run from clean to the noisiest
   names.push_back("human-like");
   names.push_back("gpt4-like");
-  json annotators = json::array();
   for (const auto& name : names) {
     const Annotator& ann = w.annotator(name);
     const double agreement = name == "clean" ? 1.0 : ann.measured_agreement;
-    const fs::path prefs = w.prefs(name), rm = w.reward_model(name);
+    const fs::path prefs = w.prefs(name);
     const double pairs = static_cast<double>(w.n_pairs());
     const json params = {{"annotator", name}, {"agreement", std::round(agreement * 1000) / 1000}};
+    const size_t first = specs.size();
     specs.push_back(offline_run(w, "rq3", "dpo", prefs, pairs, "sigmoid", 0.1, params));
-    specs.push_back(offline_run(w, "rq3", "cdpo", prefs, pairs, "cdpo", 0.1, params,
-                                {"--label-smoothing", arg(std::clamp(1.0 - agreement, 0.0, 0.4))}));
-    specs.push_back(offline_run(w, "rq3", "ipo", prefs, pairs, "ipo", 0.1, params));
-    RunSpec rl = online_run(w, "rq3", "rm+rloo", "rloo", "rm:" + rm.string(), params,
-                            {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())});
-    rl.labels = pairs;
-    specs.push_back(rl);
-    // Online DPO judged by the same annotator (its calibrated settings) on its own samples, one
-    // label per prompt, as many labels as the offline arms: on the grid's ends and the presets
-    // (an intermediate flip rate adds an expensive run and no comparison).
+    // DPO traces the whole noise grid (7a, 7b); the other arms run on the grid's ends and the
+    // presets, the labels the hypotheses compare: an intermediate flip rate adds runs (RLOO's with
+    // a reward model each) and no comparison. cDPO on clean labels (eps 0) is DPO itself.
     const bool grid_end = name == "clean" || name == noisiest || name.rfind("flip:", 0) != 0;
-    const std::string judge =
-        w.gold_spec(annotator_spec_options(ann.config()) + ",seed=" + std::to_string(w.seed()));
-    if (grid_end)
+    if (grid_end) {
+      const fs::path rm = w.reward_model(name);
+      if (name != "clean")
+        specs.push_back(offline_run(w, "rq3", "cdpo", prefs, pairs, "cdpo", 0.1, params,
+                                    {"--label-smoothing", arg(std::clamp(1.0 - agreement, 0.0, 0.4))}));
+      specs.push_back(offline_run(w, "rq3", "ipo", prefs, pairs, "ipo", 0.1, params));
+      RunSpec rl = online_run(w, "rq3", "rm+rloo", "rloo", "rm:" + rm.string(), params,
+                              {"--num-generations", "4", "--beta", arg(p.kl_coefs.front())});
+      rl.labels = pairs;
+      specs.push_back(rl);
+      // Online DPO judged by the same annotator (its calibrated settings) on its own samples, one
+      // label per prompt, as many labels as the offline arms.
+      const std::string judge =
+          w.gold_spec(annotator_spec_options(ann.config()) + ",seed=" + std::to_string(w.seed()));
       specs.push_back(online_run(w, "rq3", "online-dpo", "online-dpo", judge, params, {"--beta", "0.1"},
                                  std::max(1, static_cast<int>(pairs / p.rl_prompts))));
-    if (name == noisiest) add_rm_ensembles(w, name, params, specs);
-    for (auto& s : specs) {
-      if (s.proxy_rm.empty()) s.proxy_rm = rm;
-      // Only DPO's path is read (7b's peak); the other arms' best gold is taken over half as
-      // many evaluations, which are a large part of the suite's cost.
-      if (s.method != "dpo" && s.checkpoints == 0) s.checkpoints = std::max(1, p.checkpoints / 2);
+      if (name == noisiest) add_rm_ensembles(w, name, params, specs);
+      for (size_t i = first; i < specs.size(); ++i)
+        if (specs[i].proxy_rm.empty()) specs[i].proxy_rm = rm;
     }
+    for (size_t i = first; i < specs.size(); ++i)  // only DPO's path is read (7b's peak)
+      if (specs[i].method != "dpo" && specs[i].checkpoints == 0) specs[i].checkpoints = std::max(1, p.checkpoints / 2);
   }
   const std::vector<json> runs = b.run_all(specs);
   json table = json::array();
@@ -919,13 +922,15 @@ double seed_work(const Profile& p, const std::function<bool(const std::string&)>
   }
   if (wants("rq2")) work += 12.0 * p.test_prompts * L;  // 4 sample sets, 8 scorings
   if (wants("rq3")) {
-    const double half = std::max(1, p.checkpoints / 2) + 1;  // evaluations of the arms other than DPO
-    const double online_dpo = std::min(noise, 4.0);           // clean, the noisiest flips, the two presets
-    work += offline(3 * noise * pairs, E) + online(4 * noise * rl, false) + online(2 * online_dpo * pairs, false) +
-            evals(noise * (C + 3 * half) + online_dpo * half) + reward_models(noise);
+    // DPO on every annotator; on the grid's ends and the presets also cDPO (not on clean labels),
+    // IPO, RM + RLOO with its RM and online DPO, evaluated half as often as DPO.
+    const double half = std::max(1, p.checkpoints / 2) + 1;
+    const double ends = std::min(noise, 4.0);
+    work += offline((noise + 2 * ends - 1) * pairs, E) + online(4 * ends * rl, false) + online(2 * ends * pairs, false) +
+            evals(noise * C + (4 * ends - 1) * half) + reward_models(ends);
     // The ensembles: two more RMs and two RLOO runs, each scored by three RMs, evaluated at both ends.
     work += reward_models(2) + online(2 * 4 * rl * 1.3, false) + evals(4);
-    runs += 5 * noise + 2;
+    runs += noise + 4 * ends - 1 + 2;
   }
   if (wants("rq4")) {
     double sweep = 0;  // listwise on K samples: K sequences; their pairs: K(K-1)/2 pairs
@@ -1026,7 +1031,7 @@ Profile make_profile(const std::string& name) {
     p.pref_samples = 4, p.eval_samples = 4;
     p.offline_epochs = 1;
     p.rl_steps = 200, p.rl_prompts = 32;
-    p.checkpoints = 8;
+    p.checkpoints = 6;
     p.dpo_betas = {0.03, 0.1, 0.3, 1.0};
     p.kl_coefs = {0.01, 0.03, 0.1, 0.3};
     p.agreements = {1.0, 0.9, 0.8, 0.7, 0.6};

@@ -3,7 +3,7 @@
 // coefficient, ...) trained on the first seed's Valence world, evaluated on the validation prompts
 // (never the test prompts), and one configuration chosen by a stated rule with a divergence guard.
 // `rlhf bench --tune` writes the search to OUT/tuned.json; a bench given such a file (the quick
-// profile's is built in from bench/tuned/quick.json) runs each tuned configuration next to the
+// and standard profiles' are built in from bench/tuned/) runs each tuned configuration next to the
 // vanilla one, as a run whose params carry {"config": "tuned"}.
 //
 // Example:
@@ -61,8 +61,8 @@ RunSpec with_config(const RunSpec& vanilla, const TuneFamily& family, double lr,
 json run_tuning(const std::vector<RunSpec>& arms, const TuneRule& rule);
 
 // A tuning record: `file`, or where it is empty the built-in one for the profile (quick and mini:
-// bench/tuned/quick.json); null when there is none. InputError for a file that is not a tuning
-// record or was made for another profile.
+// bench/tuned/quick.json; standard: bench/tuned/standard.json); null when there is none.
+// InputError for a file that is not a tuning record or was made for another profile.
 json load_tuning(const std::string& file, const std::string& profile);
 
 // For each spec whose (suite, method) is an arm of a family the record chose a configuration for,
