@@ -1,6 +1,11 @@
 // rlhf: the command-line entry point. Dispatches to subcommands and turns every exception into
 // a one-line "error: ..." message with a non-zero exit code (2: bad input, 3: I/O, 4: numerics,
 // 70: internal error).
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -65,6 +70,13 @@ void print_help() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A bench stage (testbed/bench_stages.cpp names its pid here) ends with the bench that started
+  // it: a killed bench must not leave its commands running.
+  if (const char* bench = std::getenv("RLHF_BENCH_PID")) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (std::to_string(getppid()) != bench) return 1;  // the bench ended before the line above
+    unsetenv("RLHF_BENCH_PID");
+  }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_help();
     return argc < 2 ? 1 : 0;

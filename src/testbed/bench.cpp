@@ -894,7 +894,7 @@ constexpr double kRunOverheadTokens = 0;
 // core), counted suite by suite as the suites build their runs. Each family's factor is its CPU
 // seconds per token of these formulas as measured on the quick profile (results.json "stages",
 // cpu_seconds; docs/testbed.md §5 "Predicted run time").
-double seed_work(const Profile& p, const std::function<bool(const std::string&)>& wants) {
+double seed_work(const Profile& p, const std::function<bool(const std::string&)>& wants, const json& tuning) {
   const double L = 24;  // typical prompt + completion tokens of the testbed
   const double P = p.train_prompts, K = p.pref_samples, C = p.checkpoints + 1;  // evaluations per run
   const double pairs = P * K * (K - 1) / 2;
@@ -960,14 +960,32 @@ double seed_work(const Profile& p, const std::function<bool(const std::string&)>
     work += offline(pairs, 2 * E) + online(2 * rl, true) + evals(7 * p.checkpoints + 2);
     runs += 2;
   }
+  // A tuned arm (docs/testbed.md §6.1) per family whose chosen configuration is not its vanilla one.
+  if (!tuning.is_null())
+    for (const auto& f : tuning["families"]) {
+      const json chosen = f.value("chosen", json(nullptr)), vanilla = f.value("vanilla", json::object());
+      const std::string reg = f.value("regularizer", "");
+      if (chosen.is_null() || (vanilla.value("lr", NAN) == chosen.value("lr", NAN) &&
+                               vanilla.value(reg, NAN) == chosen.value(reg, NAN)))
+        continue;
+      const std::string name = f["family"];
+      if (name == "dpo") work += wants("rq1") * offline(pairs, E) + wants("rq6") * offline(pairs, E);
+      else if (name == "ipo" || name == "kto") work += wants("rq1") * offline(pairs, E);
+      else if (name == "rm+ppo") work += wants("rq1") * online(rl, true);
+      else if (name == "online-dpo") work += wants("rq6") * online(2 * pairs, false);
+      else work += wants("rq1") * online(4 * rl, false);  // RLOO, GRPO: k = 4
+      const double arms = name == "dpo" ? wants("rq1") + wants("rq6") : name == "online-dpo" ? wants("rq6") : wants("rq1");
+      work += evals(arms * C);
+      runs += arms;
+    }
   return work + runs * kRunOverheadTokens;
 }
 
 // The predicted wall time: every seed's work shared by the parallel jobs (the bench keeps them
 // all busy to the end, docs/testbed.md §6).
-double predict_seconds(const Profile& p, const MachineSpeed& speed, int jobs) {
+double predict_seconds(const Profile& p, const MachineSpeed& speed, int jobs, const json& tuning) {
   auto wants = [&](const std::string& s) { return std::find(p.suites.begin(), p.suites.end(), s) != p.suites.end(); };
-  return seed_work(p, wants) * p.seeds.size() / (speed.train_tokens_per_second * std::max(1, jobs));
+  return seed_work(p, wants, tuning) * p.seeds.size() / (speed.train_tokens_per_second * std::max(1, jobs));
 }
 
 void strip_per_unit(json& v) {
@@ -1074,7 +1092,8 @@ int run_bench(const BenchOptions& opt) {
   if (root.filename().empty()) root = root.parent_path();  // "out/" -> "out"
   Stages stages(root, opt.exe, jobs, opt.version);
   const MachineSpeed speed = measure_machine(profile.preset);
-  const double predicted = predict_seconds(profile, speed, jobs);
+  const json tuning = opt.tune ? json(nullptr) : load_tuning(opt.tuned, profile.name);
+  const double predicted = predict_seconds(profile, speed, jobs, tuning);
   std::cout << "rlhf bench: profile " << profile.name << " (" << profile.preset.name << " models, "
             << profile.seeds.size() << " seed(s), suites " << profile.suites.size() << "), " << jobs
             << " parallel jobs\nmachine: " << std::round(speed.train_tokens_per_second) << " training tokens/s per core"
@@ -1082,7 +1101,7 @@ int run_bench(const BenchOptions& opt) {
             << std::flush;
   if (opt.predict_only) return 0;
   Bench b{stages, profile, opt.world_seed, {}, json::array(), json::object(), {}};
-  b.tuning = opt.tune ? json(nullptr) : load_tuning(opt.tuned, profile.name);
+  b.tuning = tuning;
   if (opt.tune) {  // the search on the first seed's Valence world instead of the suites
     World& w = b.world("valence", profile.seeds.front());
     std::vector<RunSpec> arms = rq1_specs(profile, w);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <functional>
@@ -311,7 +312,14 @@ void Stages::rlhf(const std::vector<std::string>& args, const fs::path& log) con
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   const Slot slot(*this);
   pid_t pid = 0;
-  const int err = posix_spawn(&pid, exe_.c_str(), &fa, nullptr, argv.data(), environ);
+  // The command learns the bench's pid so that it ends with the bench (cli/main.cpp).
+  std::vector<std::string> env_strings = {"RLHF_BENCH_PID=" + std::to_string(getpid())};
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "RLHF_BENCH_PID=", 15) != 0) env_strings.push_back(*e);
+  std::vector<char*> env;
+  for (auto& e : env_strings) env.push_back(e.data());
+  env.push_back(nullptr);
+  const int err = posix_spawn(&pid, exe_.c_str(), &fa, nullptr, argv.data(), env.data());
   posix_spawn_file_actions_destroy(&fa);
   if (err) throw IoError("cannot start " + exe_.string() + ": " + std::strerror(err));
   int status = 0;
@@ -455,7 +463,10 @@ fs::path World::data_dir() {
     for (int i = 0; i < n_docs; ++i) {
       std::vector<int32_t> ids = tok.encode(task_->pretraining_text(rng));
       ids.push_back(eos);
-      for (size_t j = 0; j < ids.size(); ++j) docs += (j ? " " : "") + std::to_string(ids[j]);
+      for (size_t j = 0; j < ids.size(); ++j) {
+        if (j) docs += ' ';
+        docs += std::to_string(ids[j]);
+      }
       docs += "\n";
     }
     write_file_atomic(dir / "docs.txt", docs);

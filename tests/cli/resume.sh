@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Exact resume across a kill -9 (docs/reliability.md test 34): a run killed mid-training and resumed
 # with --resume ends with the same weights (byte-identical model.safetensors) and the same
-# per-step losses and gradient norms as the same run uninterrupted.
+# per-step losses and gradient norms as the same run uninterrupted. And a bench stage ends with
+# its killed bench.
 set -euo pipefail
 RLHF="$1"
 tmp=$(mktemp -d)
@@ -39,3 +40,30 @@ out=$("$RLHF" lm "${args[@]}" --out "$tmp/straight" --resume --seed 5 2>&1); rc=
 set -e
 [[ $rc -eq 2 && $out == *"cannot resume with different settings"*"seed"* ]] || fail "fingerprint check: rc=$rc $out"
 echo "1 passed, 0 failed"
+
+# A bench stage ends with the bench that started it: a command whose RLHF_BENCH_PID names its
+# parent gets SIGTERM when that parent is killed (cli/main.cpp); without the variable it runs on.
+stage_of_killed_parent() {  # $1: "bench" to set the variable; prints whether the command survived
+  local parent stage env=""
+  [[ $1 == bench ]] && env='export RLHF_BENCH_PID=$$;'
+  bash -c "$env"' "$@" & wait' _ "$RLHF" lm "${args[@]}" --max-steps 100000 --out "$tmp/stage-$1" &>/dev/null &
+  parent=$!
+  for _ in $(seq 1 200); do
+    stage=$(pgrep -P "$parent" || true)
+    [[ -n "$stage" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$stage" ]] || fail "the stage command did not start"
+  sleep 0.5
+  kill -9 "$parent"
+  wait "$parent" 2>/dev/null || true
+  sleep 1
+  if [[ -e /proc/$stage ]] && [[ "$(awk '{print $3}' "/proc/$stage/stat")" != Z ]]; then
+    echo survived
+    kill -9 "$stage"
+  else
+    echo ended
+  fi
+}
+[[ $(stage_of_killed_parent plain) == survived ]] || fail "a plain command should outlive its killed parent"
+[[ $(stage_of_killed_parent bench) == ended ]] || fail "a bench stage outlived its killed bench"
