@@ -40,9 +40,9 @@ TuneCandidate measured(double lr, double reg, const json& run) {
 }  // namespace
 
 const std::vector<TuneFamily>& tune_families() {
-  // Two regularizer values (the vanilla one and a weaker one) × three learning rates: six runs per
-  // family. Offline arms train at 2e-4, online ones at 3e-4 (bench_runs.cpp).
-  const std::vector<double> lr = {0.5, 1, 2}, reg = {0.3, 1};
+  // Three regularizer values (the vanilla one, a weaker and a stronger one) × three learning rates:
+  // nine runs per family. Offline arms train at 2e-4, online ones at 3e-4 (bench_runs.cpp).
+  const std::vector<double> lr = {0.5, 1, 2}, reg = {0.3, 1, 3};
   static const std::vector<TuneFamily> families = {
       {"dpo", {{"rq1", "dpo"}, {"rq6", "offline-dpo"}}, "--beta", "beta", lr, reg},
       {"ipo", {{"rq1", "ipo"}}, "--beta", "tau", lr, reg},

@@ -134,7 +134,7 @@ assert t["schema"] == "rlhf-bench-tuning/1" and t["split"]["name"] == "val", t["
 fams = {f["family"]: f for f in t["families"]}
 assert set(fams) == {"dpo", "ipo", "kto", "rm+ppo", "rm+rloo", "rm+grpo", "online-dpo"}, set(fams)
 for name, f in fams.items():
-    assert len(f["candidates"]) == 6, name  # the same budget for every family
+    assert len(f["candidates"]) == 9, name  # the same budget for every family
     ok = [c for c in f["candidates"] if c["passed"]]
     if ok:
         best = max(c["val_gold"] for c in ok)
