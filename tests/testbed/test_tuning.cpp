@@ -115,7 +115,16 @@ TEST(TuningRecord, BadRecordsNameTheFileAndField) {
   json unknown = record(nullptr);
   unknown["families"][0]["family"] = "sft";
   EXPECT_NE(error_of(write("family.json", unknown), "quick").find("unknown family 'sft'"), std::string::npos);
-  EXPECT_TRUE(load_tuning("", "standard").is_null());  // no built-in record for this profile
+  EXPECT_TRUE(load_tuning("", "full").is_null());  // no built-in record for this profile
+  // The built-in records are the profiles' own; mini, the CI profile, reads quick's.
+  for (const auto& [profile, recorded] : {std::pair<std::string, std::string>{"quick", "quick"},
+                                          {"mini", "quick"},
+                                          {"standard", "standard"}}) {
+    const json t = load_tuning("", profile);
+    ASSERT_FALSE(t.is_null()) << profile;
+    EXPECT_EQ(t["source"], "built-in bench/tuned/" + recorded + ".json");
+    EXPECT_EQ(t["profile"], recorded);
+  }
   std::filesystem::remove_all(dir);
 }
 
