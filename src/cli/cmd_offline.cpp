@@ -237,9 +237,12 @@ int cmd_eval(int argc, char** argv) {
   apply_threads(o);
   const fs::path tok_dir = o.str("policy").empty() ? fs::path(o.str("reward-model")) : fs::path(o.str("policy"));
   auto text = load_text_side(tok_dir);
-  const OfflineData b = build_offline_data(OfflineDataKind::pairs, o.str("data"), text->enc, data_options(o));
+  OfflineDataOptions data_opt = data_options(o);
   PackOptions pack;
   pack.seq_len = o.integer("max-length");
+  cap_sequence_length(data_opt.truncate, pack,
+                      model_sequence_limit({o.str("reward-model"), o.str("policy"), o.str("ref-model")}), std::cerr);
+  const OfflineData b = build_offline_data(OfflineDataKind::pairs, o.str("data"), text->enc, data_opt);
 
   nlohmann::json result = {{"data", o.str("data")}, {"pairs", b.data.n_groups()}, {"rows", b.read.rows}};
   auto pair_scores = [&](const std::vector<double>& per_seq) {

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "model/json_strict.h"
 #include "tensor/error.h"
@@ -309,6 +310,10 @@ const char* model_family_name(ModelFamily f) {
     case ModelFamily::mistral: return "mistral";
   }
   return "unknown";
+}
+
+int64_t ModelConfig::max_sequence_length() const {
+  return block.position == PositionKind::learned ? max_position_embeddings : std::numeric_limits<int64_t>::max();
 }
 
 BlockShape family_block_shape(const ModelConfig& c) {

@@ -97,6 +97,9 @@ struct ModelConfig {
   nlohmann::json raw;               // the config.json object as loaded (or as built)
 
   int64_t qkv_dim() const { return (n_heads + 2 * n_kv_heads) * head_dim; }
+  // The longest sequence the model takes: the position table's length for learned positions
+  // (GPT-2's n_positions); RoPE and no positions have no table, hence no limit (INT64_MAX).
+  int64_t max_sequence_length() const;
   int64_t mlp_in_dim() const { return block.gated_mlp() ? 2 * intermediate_size : intermediate_size; }
 
   // Parses and validates; `source` names the file in error messages.

@@ -430,9 +430,8 @@ static void select_out_rows(const Batch& batch, std::vector<int64_t>& rows, std:
 }
 
 Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOptions& opt) {
-  // Learned position embeddings (GPT-2) end at max_position_embeddings; RoPE has no table.
   const BlockShape& blk = cfg_.block;
-  batch.validate(cfg_.vocab_size, blk.position == PositionKind::learned ? cfg_.max_position_embeddings : INT32_MAX);
+  batch.validate(cfg_.vocab_size, cfg_.max_sequence_length());
   RLHF_CHECK(batch.B <= ws.max_B && batch.T <= ws.max_T && batch.n_scored() <= ws.max_scored &&
                  batch.n_head() <= ws.max_head,
              "Batch larger than the workspace it runs in");

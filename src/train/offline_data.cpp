@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <numeric>
+#include <ostream>
 
+#include "model/config.h"
 #include "tensor/error.h"
 
 namespace rlhf {
@@ -115,6 +117,27 @@ OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path
   }
   if (out.data.seqs.empty()) throw InputError(path.string() + ": no usable rows after reading and truncation");
   return out;
+}
+
+SequenceLimit model_sequence_limit(const std::vector<std::filesystem::path>& model_dirs) {
+  SequenceLimit limit;
+  for (const auto& dir : model_dirs) {
+    if (dir.empty()) continue;
+    const std::filesystem::path config = dir / "config.json";
+    const int64_t tokens = ModelConfig::load(config).max_sequence_length();
+    if (tokens < limit.tokens) limit = {tokens, config.string()};
+  }
+  return limit;
+}
+
+void cap_sequence_length(TruncateOptions& truncate, PackOptions& pack, const SequenceLimit& limit, std::ostream& log) {
+  const bool truncate_over = truncate.max_length == 0 || truncate.max_length > limit.tokens;
+  if (!truncate_over && pack.seq_len <= limit.tokens) return;
+  log << "note: sequences are capped at " << limit.tokens << " tokens, the position table of " << limit.source
+      << " (max_position_embeddings; --max-length asked for "
+      << (truncate.max_length ? std::to_string(std::max(truncate.max_length, pack.seq_len)) : "no limit") << ")\n";
+  if (truncate_over) truncate.max_length = limit.tokens;
+  pack.seq_len = std::min(pack.seq_len, limit.tokens);
 }
 
 uint32_t offline_data_fingerprint(const OfflineDataset& data) {

@@ -15,6 +15,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
+#include <limits>
+#include <string>
+#include <vector>
 
 #include "data/collate.h"
 #include "data/records.h"
@@ -44,6 +48,19 @@ struct OfflineData {
 // InputError when no row is left after reading and truncation.
 OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path& path, const TextEncoder& enc,
                                const OfflineDataOptions& opt);
+
+// The longest sequence that every model in `model_dirs` takes (ModelConfig::max_sequence_length
+// of each config.json; empty paths are skipped) and the file that sets it ("" when none does).
+struct SequenceLimit {
+  int64_t tokens = std::numeric_limits<int64_t>::max();
+  std::string source;
+};
+SequenceLimit model_sequence_limit(const std::vector<std::filesystem::path>& model_dirs);
+
+// Caps the truncation length (0, no limit, included) and the row length at `limit` where they ask
+// for more, with a note on `log`: a learned position table ends there, so longer sequences are
+// truncated or dropped by the truncation policy like any other, never run past the table.
+void cap_sequence_length(TruncateOptions& truncate, PackOptions& pack, const SequenceLimit& limit, std::ostream& log);
 
 // CRC-32 of the tokenized data (tokens and prompt boundaries): the data fingerprint of manifests,
 // resume checks and the reference cache.

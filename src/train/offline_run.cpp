@@ -20,7 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-OfflineConfig loop_config(const OfflineRunConfig& run, dist::Communicator& comm, int64_t groups) {
+OfflineConfig loop_config(const OfflineRunConfig& run, dist::Communicator& comm, int64_t groups,
+                          const PackOptions& pack) {
   OfflineConfig cfg;
   cfg.comm = &comm;
   cfg.groups_per_micro_batch = run.per_rank_batch * comm.size();
@@ -35,7 +36,7 @@ OfflineConfig loop_config(const OfflineRunConfig& run, dist::Communicator& comm,
   cfg.schedule = run.schedule;
   cfg.adam = run.adam;
   cfg.seed = run.seed;
-  cfg.pack = run.pack;
+  cfg.pack = pack;
   cfg.want_head = run.reward_head;
   return cfg;
 }
@@ -130,13 +131,16 @@ void run_offline(const OfflineRunConfig& run, std::ostream& console) {
   dist::Communicator& comm = run.comm ? *run.comm : dist::world();
   RunLog log(run.out_dir, comm.rank() == 0, console, run.checkpoints);
   auto text = load_text_side(run.model_dir);
-  const OfflineData train = build_offline_data(run.kind, run.data_file, text->enc, run.data);
+  OfflineDataOptions data_opt = run.data;
+  PackOptions pack = run.pack;
+  cap_sequence_length(data_opt.truncate, pack, model_sequence_limit({run.model_dir, run.ref_dir}), log.console());
+  const OfflineData train = build_offline_data(run.kind, run.data_file, text->enc, data_opt);
   if (train.ties) log.console() << "ranked data: " << train.ties << " rows with tied scores\n";
   std::optional<OfflineData> eval;
-  if (!run.eval_file.empty()) eval = build_offline_data(run.kind, run.eval_file, text->enc, run.data);
+  if (!run.eval_file.empty()) eval = build_offline_data(run.kind, run.eval_file, text->enc, data_opt);
   const int64_t groups = train.data.n_groups();
   const uint32_t data_crc = offline_data_fingerprint(train.data);
-  const OfflineConfig cfg = loop_config(run, comm, groups);
+  const OfflineConfig cfg = loop_config(run, comm, groups, pack);
   const ObjectiveFn objective = run.objective(train.data);
   fs::create_directories(run.out_dir);
   const References ref = reference_logps(run, cfg, train, eval, log);

@@ -146,4 +146,29 @@ set +e
 out=$("$RLHF" rm --model "$tmp/base" --data "$PREFS" --out "$tmp/bad5" --loss plackett 2>&1); rc=$?
 set -e
 [[ $rc -eq 2 && $out == *"plackett"* ]] || fail "bad rm loss: rc=$rc $out"
+
+# GPT-2's learned positions end at n_positions (256 for the tiny preset): with the default
+# --max-length (1024), long rows are truncated to the table (a note says so) instead of failing.
+"$RLHF" init-model --family gpt2 --preset tiny --vocab-size 2048 --out "$tmp/gpt2" >/dev/null
+cp "$TOK/tokenizer.json" "$TOK/tokenizer_config.json" "$tmp/gpt2/"
+long=$(printf 'one two three four five six seven eight nine ten %.0s' $(seq 1 60))
+for i in 1 2 3 4; do
+  printf '{"prompt": "Count %s:", "chosen": " %s", "rejected": " %s stop"}\n' "$i" "$long" "$long" >> "$tmp/long.jsonl"
+  printf '{"prompt": "Say %s:", "chosen": " yes", "rejected": " no"}\n' "$i" >> "$tmp/long.jsonl"
+done
+for cmd in sft dpo; do
+  data="$tmp/long.jsonl"
+  [[ $cmd == sft ]] && data="$tmp/sft.jsonl"
+  "$RLHF" $cmd --model "$tmp/gpt2" --data "$data" --out "$tmp/gpt2-$cmd" --max-steps 2 \
+    --per-device-train-batch-size 4 > "$tmp/gpt2-$cmd.log" 2>&1 || fail "gpt2 $cmd: $(tail -3 "$tmp/gpt2-$cmd.log")"
+  grep -q "capped at 256 tokens" "$tmp/gpt2-$cmd.log" || fail "gpt2 $cmd: no note on the position cap"
+done
+python3 - "$tmp/gpt2-dpo/manifest.json" <<'PY' || fail "gpt2 dpo: the long pairs were not truncated"
+import json, sys
+c = json.load(open(sys.argv[1]))["data"]["collate"]
+assert c["truncated_sequences"] == 8 and c["kept"] == 8, c
+PY
+"$RLHF" eval --policy "$tmp/gpt2-dpo" --ref-model "$tmp/gpt2" --data "$tmp/long.jsonl" > "$tmp/gpt2-eval.log" 2>&1 \
+  || fail "gpt2 eval: $(tail -3 "$tmp/gpt2-eval.log")"
+grep -q "capped at 256 tokens" "$tmp/gpt2-eval.log" && grep -q "accuracy" "$tmp/gpt2-eval.log" || fail "gpt2 eval output"
 echo "1 passed, 0 failed"
