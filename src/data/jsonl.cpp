@@ -525,6 +525,15 @@ void for_each_jsonl_object(const fs::path& path, const ReadOptions& opt, ReadRep
                        json_error_detail(e.what()),
                    opt, report);
       continue;
+    } catch (const nlohmann::json::out_of_range& e) {  // a number beyond a double, e.g. 1e999
+      // The message quotes the number ("number overflow parsing '1e999'"): point at it.
+      const std::string what = e.what();
+      const size_t q = what.find('\''), q_end = q == std::string::npos ? q : what.find('\'', q + 1);
+      const size_t at = q_end == std::string::npos ? std::string_view::npos : text.find(what.substr(q + 1, q_end - q - 1));
+      note_bad_row(where + ":" + std::to_string(at == std::string_view::npos ? 1 : at + offset + 1) +
+                       ": number out of range of a double: " + json_error_detail(what),
+                   opt, report);
+      continue;
     }
     if (!row.is_object()) {
       const size_t first = text.find_first_not_of(" \t\r");

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
+#include <string>
 
 namespace rlhf {
 
@@ -152,6 +154,12 @@ std::vector<Message> parse_messages(const json& v, const std::string& name) {
       fail(mname, "ShareGPT-style {from, value} message; convert it to {role, content}");
     if (!role) fail(mname + ".role", "missing (expected a string)");
     if (!role->is_string()) fail(mname + ".role", std::string("expected a string, got ") + role->type_name());
+    // The roles chat templates render (OpenAI's developer, Llama 3's ipython for tool results); any
+    // other is a mislabelled turn that a template would render as something else or reject.
+    static const std::set<std::string> kRoles = {"system", "developer", "user", "assistant", "tool", "ipython"};
+    if (!kRoles.contains(role->get<std::string>()))
+      fail(mname + ".role", "unknown role '" + role->get<std::string>() +
+                                "' (expected system, developer, user, assistant, tool or ipython)");
     if (!content) fail(mname + ".content", "missing (expected a string)");
     if (content->is_array())
       fail(mname + ".content", "expected a string, got array (multimodal content parts are not supported)");

@@ -45,6 +45,14 @@ TEST(Reliability21, NulByteNamesItsColumn) {
   EXPECT_NE(e.find(p.string() + ":2:13: NUL byte"), std::string::npos) << e;
 }
 
+TEST(Reliability21, NumberBeyondADoubleNamesItsColumn) {
+  const std::string line = R"({"prompt":"p","chosen":" a","rejected":" b","margin":1e999})";
+  const fs::path p = write_file(scratch_dir() / "overflow.jsonl", kGood + "\n" + line + "\n");
+  const std::string e = input_error([&] { read_preferences(p); });
+  EXPECT_NE(e.find(p.string() + ":2:54: number out of range of a double"), std::string::npos) << e;
+  EXPECT_NE(e.find("1e999"), std::string::npos) << e;
+}
+
 TEST(Reliability21, InvalidUtf8NamesItsColumn) {
   const std::string bad = std::string(R"({"prompt":"caf)") + "\xE9" + R"(","chosen":" a","rejected":" b"})";
   const fs::path p = write_file(scratch_dir() / "latin1.jsonl", bad + "\n");
@@ -145,6 +153,10 @@ TEST(Reliability22, MessageFieldsAreChecked) {
   EXPECT_NE(input_error([&] { read_sft(b); }).find("field 'messages[0]': ShareGPT-style"), std::string::npos);
   const fs::path c = write_file(d / "c.jsonl", R"({"prompt":"q","completion":" a","label":"yes"})" "\n");
   EXPECT_EQ(input_error([&] { read_unpaired(c); }), c.string() + ":1: field 'label': expected a boolean, got string");
+  const fs::path r = write_file(d / "r.jsonl", R"({"prompt":[{"role":"user","content":"q"}],"chosen":[{"role":"wizard","content":"a"}],"rejected":[{"role":"assistant","content":"x"}]})" "\n");
+  EXPECT_EQ(input_error([&] { read_preferences(r); }),
+            r.string() + ":1: field 'chosen[0].role': unknown role 'wizard' (expected system, developer, user, "
+                         "assistant, tool or ipython)");
   const fs::path e = write_file(d / "e.jsonl", R"({"prompt":[{"role":"user","content":"q"}],"chosen":" a","rejected":" b"})" "\n");
   EXPECT_NE(input_error([&] { read_preferences(e); }).find("field 'chosen': expected a list of messages like 'prompt'"),
             std::string::npos);
