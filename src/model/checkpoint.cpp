@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <set>
+#include <span>
 
 #include "model/safetensors.h"
 #include "tensor/error.h"
@@ -36,13 +38,19 @@ std::vector<HfTensor> hf_layout(const Transformer& m, const std::string& prefix)
 
 static std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) r += ", ";
+    r += std::to_string(s[i]);
+  }
   return r + "]";
 }
 
 static std::string join_names(const std::vector<std::string>& v, size_t max_items = 12) {
   std::string r;
-  for (size_t i = 0; i < v.size() && i < max_items; ++i) r += (i ? ", " : "") + v[i];
+  for (size_t i = 0; i < v.size() && i < max_items; ++i) {
+    if (i) r += ", ";
+    r += v[i];
+  }
   if (v.size() > max_items) r += ", ... (" + std::to_string(v.size()) + " in all)";
   return r;
 }
@@ -50,6 +58,12 @@ static std::string join_names(const std::vector<std::string>& v, size_t max_item
 // Buffers HF checkpoints sometimes carry that are not parameters.
 static bool is_ignorable_buffer(const std::string& n) {
   return n.ends_with(".attn.bias") || n.ends_with(".attn.masked_bias") || n.ends_with("rotary_emb.inv_freq");
+}
+
+static int64_t count_non_finite(std::span<const float> v) {
+  int64_t n = 0;
+  for (float x : v) n += !std::isfinite(x);
+  return n;
 }
 
 Transformer load_checkpoint(const fs::path& dir, ModelHeads heads, LoadReport* report, uint64_t head_init_seed) {
@@ -86,6 +100,9 @@ Transformer load_checkpoint(const fs::path& dir, ModelHeads heads, LoadReport* r
     }
     buf.resize(v->numel());
     convert_to_f32(*v, buf.data(), st.source_of(t.hf_name));
+    if (const int64_t bad = count_non_finite(buf); bad > 0)
+      throw InputError(st.source_of(t.hf_name) + ": tensor " + t.hf_name + " holds " + std::to_string(bad) +
+                       " non-finite values (NaN or Inf); a model with non-finite weights is refused");
     const ParamSlot& s = m.slot(t.slot);
     const int64_t cols = s.shape.size() == 2 ? s.shape[1] : 1;
     float* dst = m.params().data() + s.offset + t.row_offset * cols;
@@ -156,7 +173,21 @@ void write_model_files(const Transformer& m, const fs::path& dir, const fs::path
   }
 }
 
+void require_finite_weights(const Transformer& m, const fs::path& target) {
+  int64_t bad = 0;
+  std::string first;
+  for (const ParamSlot& slot : m.slots()) {
+    const int64_t n = count_non_finite(std::span<const float>(m.params().data() + slot.offset, slot.numel));
+    if (n > 0 && first.empty()) first = slot.name;
+    bad += n;
+  }
+  if (bad > 0)
+    throw NumericError("refusing to save " + target.string() + ": " + std::to_string(bad) +
+                       " parameters are NaN or Inf (the first in " + first + "); training diverged");
+}
+
 void save_checkpoint(const Transformer& m, const fs::path& dir, const fs::path& copy_extra_from) {
+  require_finite_weights(m, dir);
   const fs::path target = fs::absolute(dir);
   const fs::path parent = target.parent_path();
   std::error_code ec;

@@ -43,9 +43,15 @@ struct LoadReport {
   std::vector<std::string> ignored;     // tensors present but not used (e.g. score.weight)
 };
 
-// Loads a model directory. Throws InputError naming the file and the tensors at fault.
+// Loads a model directory. Throws InputError naming the file and the tensors at fault (missing,
+// misshaped or unexpected tensors, and weights that are NaN or Inf).
 Transformer load_checkpoint(const std::filesystem::path& dir, ModelHeads heads, LoadReport* report = nullptr,
                             uint64_t head_init_seed = 0);
+
+// NumericError naming `target` and the first parameter with a NaN or Inf: nothing non-finite is
+// saved (save_checkpoint and the training checkpoints check before they write), so a diverged run
+// stops with its last checkpoint the newest. load_checkpoint refuses such weights too.
+void require_finite_weights(const Transformer& m, const std::filesystem::path& target);
 
 // Writes config.json and model.safetensors (F32) into `dir`, atomically: everything is written
 // to a sibling temporary directory which then replaces `dir` (other files already in `dir`,

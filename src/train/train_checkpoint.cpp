@@ -56,6 +56,7 @@ fs::path save_training_checkpoint(const fs::path& out_dir, const Transformer& m,
   const std::string step = std::to_string(state.global_step);
   const fs::path final_dir = out_dir / (kPrefix + step);
   const fs::path tmp = out_dir / (kTmpPrefix + step);
+  require_finite_weights(m, final_dir);
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) throw IoError(out_dir.string() + ": cannot create directory: " + ec.message());

@@ -171,4 +171,12 @@ PY
 "$RLHF" eval --policy "$tmp/gpt2-dpo" --ref-model "$tmp/gpt2" --data "$tmp/long.jsonl" > "$tmp/gpt2-eval.log" 2>&1 \
   || fail "gpt2 eval: $(tail -3 "$tmp/gpt2-eval.log")"
 grep -q "capped at 256 tokens" "$tmp/gpt2-eval.log" && grep -q "accuracy" "$tmp/gpt2-eval.log" || fail "gpt2 eval output"
+
+# A learning rate that drives the weights to Inf: the run stops (exit 4) before saving them.
+set +e
+out=$("$RLHF" sft --model "$tmp/gpt2" --data "$tmp/sft.jsonl" --out "$tmp/diverged" --max-steps 1 \
+  --learning-rate 1e38 2>&1); rc=$?
+set -e
+[[ $rc -eq 4 && $out == *"refusing to save"*"NaN or Inf"* && ! -e "$tmp/diverged/model.safetensors" ]] \
+  || fail "diverged sft: rc=$rc $out"
 echo "1 passed, 0 failed"

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -74,6 +75,27 @@ TEST_F(CheckpointTest, VocabularyRowsContradictingConfigAreNamed) {
   const std::string e = load_error();
   EXPECT_NE(e.find("transformer.wte.weight has shape [60, 16], config.json implies [50, 16]"), std::string::npos) << e;
   EXPECT_NE(e.find(dir_.string()), std::string::npos) << e;
+}
+
+TEST_F(CheckpointTest, NonFiniteWeightsAreRefusedOnLoad) {
+  rewrite([](auto& t) { t["transformer.h.0.attn.c_proj.weight"].second[5] = std::nanf(""); });
+  const std::string e = load_error();
+  EXPECT_NE(e.find("tensor transformer.h.0.attn.c_proj.weight holds 1 non-finite values"), std::string::npos) << e;
+  EXPECT_NE(e.find(dir_.string()), std::string::npos) << e;
+}
+
+TEST_F(CheckpointTest, NonFiniteWeightsAreNeverSaved) {
+  const std::vector<float> before = load_checkpoint(dir_, ModelHeads{}).params();
+  Transformer diverged = *model_;
+  diverged.params()[diverged.slot("layers.1.mlp.down.weight").offset + 3] = INFINITY;
+  std::string e;
+  try {
+    save_checkpoint(diverged, dir_);
+  } catch (const NumericError& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find("refusing to save " + dir_.string() + ": 1 parameters are NaN or Inf"), std::string::npos) << e;
+  EXPECT_EQ(load_checkpoint(dir_, ModelHeads{}).params(), before);  // the previous save is untouched
 }
 
 TEST_F(CheckpointTest, ScoreHeadIsCreatedOnlyWhenRequested) {
