@@ -266,7 +266,7 @@ int cmd_eval(int argc, char** argv) {
     for (size_t k = 0; k < rows.size(); ++k) rows[k][key] = {{"chosen", ps.chosen[k]}, {"rejected", ps.rejected[k]}};
   };
   if (!o.str("reward-model").empty()) {
-    Transformer rm = load_checkpoint(o.str("reward-model"), ModelHeads{.lm_head = false, .score_head = true});
+    Transformer rm = load_reward_model(o.str("reward-model"));
     rm.set_backend(backend_from(o));
     rm_scores = pair_scores(compute_head_values(rm, b.data, pack));
     add_rows("reward_model", *rm_scores);

@@ -173,6 +173,15 @@ void write_model_files(const Transformer& m, const fs::path& dir, const fs::path
   }
 }
 
+Transformer load_reward_model(const fs::path& dir) {
+  LoadReport rep;
+  Transformer rm = load_checkpoint(dir, ModelHeads{.lm_head = false, .score_head = true}, &rep);
+  if (rep.score_head_initialised)
+    throw InputError(dir.string() + " has no score head (score.weight), so it is not a reward model; train one " +
+                     "with `rlhf rm` or give a *ForSequenceClassification checkpoint");
+  return rm;
+}
+
 void require_finite_weights(const Transformer& m, const fs::path& target) {
   int64_t bad = 0;
   std::string first;

@@ -48,6 +48,10 @@ struct LoadReport {
 Transformer load_checkpoint(const std::filesystem::path& dir, ModelHeads heads, LoadReport* report = nullptr,
                             uint64_t head_init_seed = 0);
 
+// A trained reward model (the score head, no LM head). InputError naming `dir` when it has no
+// score.weight: load_checkpoint would give it a random head, whose scores are noise.
+Transformer load_reward_model(const std::filesystem::path& dir);
+
 // NumericError naming `target` and the first parameter with a NaN or Inf: nothing non-finite is
 // saved (save_checkpoint and the training checkpoints check before they write), so a diverged run
 // stops with its last checkpoint the newest. load_checkpoint refuses such weights too.

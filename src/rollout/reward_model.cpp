@@ -39,12 +39,8 @@ bool same_tokenizer(const fs::path& policy_dir, const fs::path& rm_dir, const To
 class ModelReward : public RewardSource {
  public:
   ModelReward(std::string spec, const fs::path& dir, const RewardContext& ctx, int64_t rows, int64_t max_length)
-      : spec_(std::move(spec)), rm_(load_checkpoint(dir, ModelHeads{.lm_head = false, .score_head = true}, &report_)),
+      : spec_(std::move(spec)), rm_(load_reward_model(dir)),
         rows_(rows), max_length_(max_length > 0 ? max_length : rm_.config().max_position_embeddings) {
-    // A head the checkpoint lacks would be random: that is a causal LM, not a reward model.
-    if (report_.score_head_initialised)
-      throw InputError("reward '" + spec_ + "': " + dir.string() + " has no score head (score.weight); " +
-                       "train one with `rlhf rm` or give a *ForSequenceClassification checkpoint");
     if (max_length_ < 2) throw InputError("reward '" + spec_ + "': max_length must be at least 2");
     rm_.set_backend(*ctx.backend);
     text_ = load_text_side(dir);
@@ -135,7 +131,6 @@ class ModelReward : public RewardSource {
   }
 
   std::string spec_;
-  LoadReport report_;
   Transformer rm_;
   int64_t rows_, max_length_;
   std::unique_ptr<TextSide> text_;

@@ -179,4 +179,10 @@ out=$("$RLHF" sft --model "$tmp/gpt2" --data "$tmp/sft.jsonl" --out "$tmp/diverg
 set -e
 [[ $rc -eq 4 && $out == *"refusing to save"*"NaN or Inf"* && ! -e "$tmp/diverged/model.safetensors" ]] \
   || fail "diverged sft: rc=$rc $out"
+
+# eval --reward-model on a causal LM (no trained score head) is refused, not scored by a random head.
+set +e
+out=$("$RLHF" eval --reward-model "$tmp/base" --data "$PREFS" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"has no score head"* ]] || fail "eval of a model without a score head: rc=$rc $out"
 echo "1 passed, 0 failed"
