@@ -960,23 +960,16 @@ double seed_work(const Profile& p, const std::function<bool(const std::string&)>
     work += offline(pairs, 2 * E) + online(2 * rl, true) + evals(7 * p.checkpoints + 2);
     runs += 2;
   }
-  // A tuned arm (docs/testbed.md §6.1) per family whose chosen configuration is not its vanilla one.
-  if (!tuning.is_null())
-    for (const auto& f : tuning["families"]) {
-      const json chosen = f.value("chosen", json(nullptr)), vanilla = f.value("vanilla", json::object());
-      const std::string reg = f.value("regularizer", "");
-      if (chosen.is_null() || (vanilla.value("lr", NAN) == chosen.value("lr", NAN) &&
-                               vanilla.value(reg, NAN) == chosen.value(reg, NAN)))
-        continue;
-      const std::string name = f["family"];
-      if (name == "dpo") work += wants("rq1") * offline(pairs, E) + wants("rq6") * offline(pairs, E);
-      else if (name == "ipo" || name == "kto") work += wants("rq1") * offline(pairs, E);
-      else if (name == "rm+ppo") work += wants("rq1") * online(rl, true);
-      else if (name == "online-dpo") work += wants("rq6") * online(2 * pairs, false);
-      else work += wants("rq1") * online(4 * rl, false);  // RLOO, GRPO: k = 4
-      const double arms = name == "dpo" ? wants("rq1") + wants("rq6") : name == "online-dpo" ? wants("rq6") : wants("rq1");
-      work += evals(arms * C);
-      runs += arms;
+  // A tuned copy (docs/testbed.md §6.1) of each arm of a family the record moved off its vanilla one.
+  for (const TuneFamily* f : retuned_families(tuning))
+    for (const auto& [suite, method] : f->arms) {
+      if (!wants(suite)) continue;
+      work += method == "rm+ppo"                         ? online(rl, true)
+              : method == "online-dpo"                   ? online(2 * pairs, false)
+              : method == "rm+rloo" || method == "rm+grpo" ? online(4 * rl, false)  // k = 4
+                                                           : offline(pairs, E);
+      work += evals(C);
+      runs += 1;
     }
   return work + runs * kRunOverheadTokens;
 }

@@ -213,6 +213,21 @@ json load_tuning(const std::string& file, const std::string& profile) {
   return t;
 }
 
+std::vector<const TuneFamily*> retuned_families(const json& tuning) {
+  std::vector<const TuneFamily*> out;
+  if (tuning.is_null()) return out;
+  for (const auto& rec : tuning["families"]) {
+    const json chosen = rec.value("chosen", json(nullptr)), vanilla = rec.value("vanilla", json::object());
+    const auto f = std::find_if(tune_families().begin(), tune_families().end(),
+                                [&](const TuneFamily& x) { return x.name == rec.value("family", ""); });
+    if (chosen.is_null() || f == tune_families().end()) continue;
+    if (!same(number(vanilla, "lr"), number(chosen, "lr")) ||
+        !same(number(vanilla, f->param.c_str()), number(chosen, f->param.c_str())))
+      out.push_back(&*f);
+  }
+  return out;
+}
+
 void add_tuned_arms(const json& tuning, std::vector<RunSpec>& specs) {
   if (tuning.is_null()) return;
   std::set<std::string> added;

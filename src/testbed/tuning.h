@@ -65,6 +65,10 @@ json run_tuning(const std::vector<RunSpec>& arms, const TuneRule& rule);
 // InputError for a file that is not a tuning record or was made for another profile.
 json load_tuning(const std::string& file, const std::string& profile);
 
+// The families of a tuning record (null: none) whose chosen configuration is not their vanilla one:
+// the families whose arms a bench runs a tuned copy of.
+std::vector<const TuneFamily*> retuned_families(const json& tuning);
+
 // For each spec whose (suite, method) is an arm of a family the record chose a configuration for,
 // appends one copy with that configuration (the first such spec per arm) and params
 // {"config": "tuned", "lr": ..., <regularizer>: ...} plus the vanilla params it does not set; none

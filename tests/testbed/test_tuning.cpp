@@ -90,6 +90,22 @@ TEST(TunedArms, OneCopyPerArmWithTheChosenConfiguration) {
   EXPECT_EQ(none.size(), 1u);
 }
 
+TEST(TunedArms, RetunedFamiliesAreThoseMovedOffTheirVanillaConfiguration) {
+  // 2e-4 and 0.1 have no exact float: a comparison through float would call every family retuned.
+  auto family = [](const char* name, const char* reg, double lr, double value, const json& chosen) {
+    return json{{"family", name}, {"vanilla", {{"lr", lr}, {reg, value}}}, {"chosen", chosen}};
+  };
+  const json t = {{"families",
+                   {family("dpo", "beta", 2e-4, 0.1, {{"lr", 1e-4}, {"beta", 0.1}}),
+                    family("ipo", "tau", 2e-4, 0.1, {{"lr", 2e-4}, {"tau", 0.1}}),
+                    family("kto", "beta", 2e-4, 0.1, {{"lr", 2e-4}, {"beta", 0.3}}),
+                    family("rm+ppo", "kl_coef", 3e-4, 0.01, nullptr)}}};
+  std::vector<std::string> names;
+  for (const TuneFamily* f : retuned_families(t)) names.push_back(f->name);
+  EXPECT_EQ(names, (std::vector<std::string>{"dpo", "kto"}));
+  EXPECT_TRUE(retuned_families(nullptr).empty());
+}
+
 TEST(TuningRecord, BadRecordsNameTheFileAndField) {
   const auto dir = std::filesystem::temp_directory_path() / "rlhf_test_tuning";
   std::filesystem::create_directories(dir);
