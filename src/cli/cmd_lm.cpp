@@ -3,10 +3,12 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "model/checkpoint.h"
-#include "model/safetensors.h"
+#include "data/token_documents.h"
+#include "dist/communicator.h"
+#include "model/config.h"
 #include "tensor/error.h"
-#include "train/lm_trainer.h"
+#include "train/offline_objectives.h"
+#include "train/offline_run.h"
 
 namespace rlhf::cli {
 
@@ -38,43 +40,46 @@ int cmd_lm(int argc, char** argv) {
     throw InputError("rlhf lm: give exactly one of --data FILE and --synthetic");
   apply_threads(o);
 
-  LmTrainConfig cfg;
-  cfg.seq_len = o.integer("seq-len");
-  cfg.batch_size = o.integer("batch-size");
-  cfg.grad_accum = o.integer("grad-accum");
-  cfg.max_steps = o.integer("max-steps");
-  cfg.warmup_steps = o.integer("warmup-steps");
-  cfg.log_every = std::max<int64_t>(1, o.integer("log-every"));
-  cfg.seed = static_cast<uint64_t>(o.integer("seed"));
-  cfg.schedule = parse_lr_schedule(o.str("lr-scheduler-type"));
-  cfg.adam = adamw_from(o);
-  cfg.resume = o.boolean("resume");
   for (const char* f : {"seq-len", "batch-size", "grad-accum", "max-steps"})
     if (o.integer(f) <= 0) throw InputError(std::string("rlhf lm: --") + f + " must be positive");
 
-  Transformer m = load_checkpoint(o.str("model"), ModelHeads{});
-  m.set_backend(backend_from(o));
-  if (cfg.seq_len > m.config().max_position_embeddings)
-    throw InputError("rlhf lm: --seq-len " + std::to_string(cfg.seq_len) + " exceeds the model's " +
-                     std::to_string(m.config().max_position_embeddings) + " positions");
-  const int64_t V = m.config().vocab_size;
-  std::vector<TokenDocument> docs =
-      o.boolean("synthetic")
-          ? synthetic_token_documents(o.integer("synthetic-docs"), cfg.seq_len / 4, cfg.seq_len, V, cfg.seed)
-          : read_token_documents(o.str("data"), V);
+  OfflineRunConfig r;
+  r.command = "lm";
+  r.model_dir = o.str("model");
+  r.out_dir = o.str("out");
+  r.data_file = o.str("data");
+  r.kind = OfflineDataKind::documents;
+  r.objective = [](const OfflineDataset&) { return token_nll_sum_objective(); };
+  r.normalization = LossNormalization::step_token_mean;
+  r.per_rank_batch = o.integer("batch-size");
+  r.grad_accum = o.integer("grad-accum");
+  r.max_steps = o.integer("max-steps");
+  r.warmup_steps = o.integer("warmup-steps");
+  r.schedule = parse_lr_schedule(o.str("lr-scheduler-type"));
+  r.adam = adamw_from(o);
+  r.seed = static_cast<uint64_t>(o.integer("seed"));
+  r.pack.seq_len = o.integer("seq-len");
+  r.log_every = std::max<int64_t>(1, o.integer("log-every"));
+  r.checkpoints = checkpoints_from(o);
+  r.resume = o.boolean("resume");
+  r.backend = &backend_from(o);
+  r.manifest = run_manifest(o);
+  r.fingerprint_options = resume_fingerprint(o, {"out", "backend", "log-every"});
 
-  RunLog log(o.str("out"), /*lead=*/true, std::cout, checkpoints_from(o));
-  std::filesystem::create_directories(log.dir());
-  nlohmann::json manifest = run_manifest(o);
-  manifest["model"] = {{"family", model_family_name(m.config().family)}, {"parameters", m.n_params()}};
-  manifest["documents"] = docs.size();
-  log.write_manifest(manifest);
-  std::cout << "training " << model_family_name(m.config().family) << " (" << m.n_params() << " parameters) on "
-            << docs.size() << " documents, " << cfg.max_steps << " steps\n";
-  LmTrainResult r = train_lm(m, docs, cfg, log);
-  std::cout << "loss " << r.first_loss << " -> " << r.last_loss << " in " << r.steps << " steps ("
-            << static_cast<int64_t>(r.tokens_per_second) << " tokens/s); model saved to " << log.dir().string()
-            << "\n";
+  const ModelConfig config = ModelConfig::load(r.model_dir / "config.json");
+  if (r.pack.seq_len > config.max_position_embeddings)
+    throw InputError("rlhf lm: --seq-len " + std::to_string(r.pack.seq_len) + " exceeds the model's " +
+                     std::to_string(config.max_position_embeddings) + " positions");
+  const std::vector<TokenDocument> docs =
+      o.boolean("synthetic") ? synthetic_token_documents(o.integer("synthetic-docs"), r.pack.seq_len / 4,
+                                                         r.pack.seq_len, config.vocab_size, r.seed)
+                             : read_token_documents(r.data_file, config.vocab_size);
+  const OfflineData data = document_rows_data(docs, r.pack.seq_len, r.per_rank_batch * dist::world().size());
+  std::cout << "training " << model_family_name(config.family) << " on " << docs.size() << " documents, "
+            << r.max_steps << " steps\n";
+  const OfflineRunSummary s = run_offline(r, data);
+  std::cout << "loss " << s.first_loss << " -> " << s.last_loss << " in " << s.steps << " steps ("
+            << static_cast<int64_t>(s.tokens_per_second) << " tokens/s)\n";
   return 0;
 }
 

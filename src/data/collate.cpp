@@ -329,4 +329,26 @@ std::vector<CollatedBatch> pack_sequences(const std::vector<Sequence>& seqs, con
   return out;
 }
 
+CollatedBatch collate_rows(const std::vector<const PackedRow*>& rows, const std::vector<int64_t>& groups, int64_t T) {
+  RLHF_CHECK(rows.size() == groups.size(), "collate_rows: one group per row");
+  CollatedBatch cb;
+  cb.batch = batch_from_rows(rows, T);
+  int64_t scored = 0;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r]->size() != T)
+      throw InputError("pack: a row of " + std::to_string(rows[r]->size()) + " tokens where " + std::to_string(T) +
+                       " were expected");
+    SequenceSpan sp;
+    sp.group = groups[r];
+    sp.row = static_cast<int64_t>(r);
+    sp.length = T;
+    sp.scored_begin = scored;
+    for (uint8_t s : rows[r]->scored) scored += s;
+    sp.scored_end = scored;
+    cb.spans.push_back(sp);
+    cb.real_tokens += T - rows[r]->padding;
+  }
+  return cb;
+}
+
 }  // namespace rlhf

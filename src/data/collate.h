@@ -40,6 +40,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/records.h"
+#include "data/token_documents.h"
 #include "model/transformer.h"
 
 namespace rlhf {
@@ -148,5 +149,9 @@ struct CollatedBatch {
 // first-fit over the rows of the open batch. A sequence longer than seq_len, or a group that does
 // not fit into one empty batch, is an InputError.
 std::vector<CollatedBatch> pack_sequences(const std::vector<Sequence>& seqs, const PackOptions& opt);
+
+// Rows packed beforehand (token documents, pack_documents) as one batch, laid out as given: row k
+// is the one span of group groups[k], and its scored tokens are its within-document next tokens.
+CollatedBatch collate_rows(const std::vector<const PackedRow*>& rows, const std::vector<int64_t>& groups, int64_t T);
 
 }  // namespace rlhf

@@ -79,6 +79,7 @@ void PackedRow::pad_to(int64_t T, int32_t pad_id) {
     tokens.push_back(pad_id);
     seg_start.push_back(pad_start);
     scored.push_back(0);
+    ++padding;
   }
 }
 

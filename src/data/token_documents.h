@@ -26,6 +26,7 @@ std::vector<TokenDocument> synthetic_token_documents(int64_t n_docs, int64_t min
 struct PackedRow {
   std::vector<int32_t> tokens, positions, seg_start;
   std::vector<uint8_t> scored;  // 1 for tokens with a predecessor in their own document
+  int64_t padding = 0;          // tail tokens added by pad_to
 
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
   // Appends n ids as a segment of their own (positions from 0). Tokens at segment index

@@ -102,7 +102,12 @@ void add_ranked(GroupAdder& g, const std::filesystem::path& path, const OfflineD
 }  // namespace
 
 const char* offline_group_noun(OfflineDataKind kind) {
-  return kind == OfflineDataKind::pairs ? "pairs" : kind == OfflineDataKind::ranked ? "rankings" : "examples";
+  switch (kind) {
+    case OfflineDataKind::pairs: return "pairs";
+    case OfflineDataKind::ranked: return "rankings";
+    case OfflineDataKind::documents: return "rows";
+    default: return "examples";
+  }
 }
 
 OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path& path, const TextEncoder& enc,
@@ -114,8 +119,19 @@ OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path
     case OfflineDataKind::pairs: add_pairs(g, path, opt); break;
     case OfflineDataKind::unpaired: add_unpaired(g, path, opt); break;
     case OfflineDataKind::ranked: add_ranked(g, path, opt); break;
+    case OfflineDataKind::documents: throw LogicError("token documents are built by document_rows_data");
   }
   if (out.data.seqs.empty()) throw InputError(path.string() + ": no usable rows after reading and truncation");
+  return out;
+}
+
+OfflineData document_rows_data(const std::vector<TokenDocument>& docs, int64_t seq_len, int64_t min_rows) {
+  OfflineData out;
+  out.data.rows = pack_documents(docs, seq_len);
+  out.read.rows = out.read.kept = static_cast<int64_t>(docs.size());
+  if (static_cast<int64_t>(out.data.rows.size()) < min_rows)
+    throw InputError("training data packs into " + std::to_string(out.data.rows.size()) + " rows of " +
+                     std::to_string(seq_len) + " tokens, fewer than the batch size " + std::to_string(min_rows));
   return out;
 }
 
@@ -145,6 +161,10 @@ uint32_t offline_data_fingerprint(const OfflineDataset& data) {
   for (const Sequence& s : data.seqs) {
     crc = crc32_z(crc, reinterpret_cast<const Bytef*>(s.tokens.data()), s.tokens.size() * sizeof(int32_t));
     crc = crc32_z(crc, reinterpret_cast<const Bytef*>(&s.prompt_len), sizeof(s.prompt_len));
+  }
+  for (const PackedRow& r : data.rows) {  // positions mark where each document starts
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.tokens.data()), r.tokens.size() * sizeof(int32_t));
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.positions.data()), r.positions.size() * sizeof(int32_t));
   }
   return static_cast<uint32_t>(crc);
 }

@@ -9,6 +9,8 @@
 //             completion and the chunk's first row its last row's)
 //   ranked    the completions in rank order (index 0 = best) with their label values: scores,
 //             ties kept equal, or minus the rank of an explicit ranking
+//   documents token-id documents packed into rows of the row length (rlhf lm), one group per
+//             row; built by document_rows_data, not from a text file
 //
 // Groups are numbered in file order of the rows kept.
 #pragma once
@@ -22,13 +24,14 @@
 
 #include "data/collate.h"
 #include "data/records.h"
+#include "data/token_documents.h"
 #include "train/offline_trainer.h"
 
 namespace rlhf {
 
-enum class OfflineDataKind { sft, pairs, unpaired, ranked };
+enum class OfflineDataKind { sft, pairs, unpaired, ranked, documents };
 
-// "examples", "pairs" or "rankings": what one group is, for summaries.
+// "examples", "pairs", "rankings" or "rows": what one group is, for summaries.
 const char* offline_group_noun(OfflineDataKind kind);
 
 struct OfflineDataOptions {
@@ -48,6 +51,10 @@ struct OfflineData {
 // InputError when no row is left after reading and truncation.
 OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path& path, const TextEncoder& enc,
                                const OfflineDataOptions& opt);
+
+// Documents packed into rows of `seq_len` tokens (pack_documents); `read` counts the documents.
+// InputError when they fill fewer than `min_rows` rows (a micro-batch).
+OfflineData document_rows_data(const std::vector<TokenDocument>& docs, int64_t seq_len, int64_t min_rows);
 
 // The longest sequence that every model in `model_dirs` takes (ModelConfig::max_sequence_length
 // of each config.json; empty paths are skipped) and the file that sets it ("" when none does).

@@ -78,6 +78,15 @@ ObjectiveFn sft_objective() {
   };
 }
 
+ObjectiveFn token_nll_sum_objective() {
+  return [](const CollatedBatch& cb, const SequenceScores& pol, const std::vector<double>&) {
+    ObjectiveOutput o;
+    o.loss = -std::accumulate(pol.logp.begin(), pol.logp.end(), 0.0);
+    o.d_logp.assign(cb.spans.size(), -1.0);
+    return o;
+  };
+}
+
 ObjectiveFn pairwise_objective(std::vector<std::pair<std::string, double>> losses, objective::PairParams params) {
   return [losses, params](const CollatedBatch& cb, const SequenceScores& pol, const std::vector<double>& ref) {
     const auto spans = pair_spans(cb);

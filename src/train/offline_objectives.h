@@ -32,6 +32,8 @@ using ObjectiveFn = std::function<ObjectiveOutput(const CollatedBatch& cb, const
 
 // Objectives of the three offline families.
 ObjectiveFn sft_objective();  // token-mean NLL over the micro-batch's completion tokens
+// Summed NLL over the micro-batch's scored tokens, for LossNormalization::step_token_mean (rlhf lm).
+ObjectiveFn token_nll_sum_objective();
 ObjectiveFn pairwise_objective(std::vector<std::pair<std::string, double>> losses, objective::PairParams params);
 // Bradley–Terry on head values; group_margin (may be empty) holds each group's margin.
 ObjectiveFn reward_objective(double center_rewards_coefficient, std::vector<double> group_margin);

@@ -38,6 +38,7 @@ OfflineConfig loop_config(const OfflineRunConfig& run, dist::Communicator& comm,
   cfg.seed = run.seed;
   cfg.pack = pack;
   cfg.want_head = run.reward_head;
+  cfg.normalization = run.normalization;
   return cfg;
 }
 
@@ -52,14 +53,15 @@ BatchOrder in_order(int64_t groups, int64_t per_micro) {
   return bo;
 }
 
-std::string progress_line(const std::string& command, const OfflineStepLog& log, int64_t max_steps, double eta) {
+std::string progress_line(const std::string& command, const OfflineStepLog& log, int64_t max_steps,
+                          double tokens_per_second, double eta) {
   std::ostringstream line;
   line << command << " step " << log.step << "/" << max_steps << " | loss " << std::fixed << std::setprecision(4)
        << log.values.at("loss");
   for (const char* k : {"rewards/accuracies", "rewards/margins", "kl", "accuracy", "margin"})
     if (log.values.count(k)) line << " | " << k << " " << log.values.at(k);
-  line << " | lr " << std::scientific << std::setprecision(2) << log.values.at("learning_rate") << " | ETA "
-       << format_hms(eta);
+  line << " | lr " << std::scientific << std::setprecision(2) << log.values.at("learning_rate") << " | "
+       << std::fixed << std::setprecision(0) << tokens_per_second << " tok/s | ETA " << format_hms(eta);
   return line.str();
 }
 
@@ -71,12 +73,17 @@ nlohmann::json manifest(const OfflineRunConfig& run, const OfflineConfig& cfg, c
   m["resolved"] = {{"max_steps", cfg.max_steps}, {"warmup_steps", cfg.warmup_steps}};
   int64_t prompt_tokens = 0, tokens = 0;  // what the run forwards (its compute, docs/testbed.md §5)
   for (const Sequence& s : train.data.seqs) prompt_tokens += s.prompt_len, tokens += s.size();
+  for (const PackedRow& r : train.data.rows) tokens += r.size() - r.padding;
   m["model"] = {{"family", model_family_name(policy.config().family)}, {"parameters", policy.n_params()}};
-  m["data"] = {{"file", run.data_file.string()}, {"fingerprint_crc32", data_crc},
-               {"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", train.data.n_groups()},
-               {"sequences", train.data.seqs.size()},
-               {"tokens", {{"prompt", prompt_tokens}, {"completion", tokens - prompt_tokens}}},
-               {"collate", train.collate.to_json()}};
+  if (train.data.rows.empty())
+    m["data"] = {{"file", run.data_file.string()}, {"fingerprint_crc32", data_crc},
+                 {"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", train.data.n_groups()},
+                 {"sequences", train.data.seqs.size()},
+                 {"tokens", {{"prompt", prompt_tokens}, {"completion", tokens - prompt_tokens}}},
+                 {"collate", train.collate.to_json()}};
+  else  // token documents packed into rows
+    m["data"] = {{"file", run.data_file.string()}, {"fingerprint_crc32", data_crc},
+                 {"documents", train.read.rows}, {"rows", train.data.n_groups()}, {"tokens", tokens}};
   m["resolved"]["ranks"] = comm.size();
   m["resolved"]["communicator"] = comm.name();
   m["resolved"]["optimizer_state_mb_per_rank"] = moments_mb(opt);
@@ -124,20 +131,10 @@ void shard_moments(AdamW& opt, Transformer& policy, dist::Communicator& comm, st
           << std::defaultfloat;
 }
 
-}  // namespace
-
-void run_offline(const OfflineRunConfig& run, std::ostream& console) {
+// The run from its data on: references, policy, resume, the loop and the run directory.
+OfflineRunSummary train_run(const OfflineRunConfig& run, const PackOptions& pack, const OfflineData& train,
+                            const std::optional<OfflineData>& eval, RunLog& log, dist::Communicator& comm) {
   if (!run.objective) throw LogicError("run_offline: OfflineRunConfig::objective is not set");
-  dist::Communicator& comm = run.comm ? *run.comm : dist::world();
-  RunLog log(run.out_dir, comm.rank() == 0, console, run.checkpoints);
-  auto text = load_text_side(run.model_dir);
-  OfflineDataOptions data_opt = run.data;
-  PackOptions pack = run.pack;
-  cap_sequence_length(data_opt.truncate, pack, model_sequence_limit({run.model_dir, run.ref_dir}), log.console());
-  const OfflineData train = build_offline_data(run.kind, run.data_file, text->enc, data_opt);
-  if (train.ties) log.console() << "ranked data: " << train.ties << " rows with tied scores\n";
-  std::optional<OfflineData> eval;
-  if (!run.eval_file.empty()) eval = build_offline_data(run.kind, run.eval_file, text->enc, data_opt);
   const int64_t groups = train.data.n_groups();
   const uint32_t data_crc = offline_data_fingerprint(train.data);
   const OfflineConfig cfg = loop_config(run, comm, groups, pack);
@@ -164,6 +161,8 @@ void run_offline(const OfflineRunConfig& run, std::ostream& console) {
 
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = st.global_step;
+  OfflineRunSummary summary;
+  int64_t tokens = 0;
   const ObjectiveFn eval_objective = eval ? run.objective(eval->data) : objective;
   const BatchOrder eval_order = eval ? in_order(eval->data.n_groups(), cfg.groups_per_micro_batch) : BatchOrder{};
   auto run_eval = [&](int64_t step) {
@@ -181,11 +180,15 @@ void run_offline(const OfflineRunConfig& run, std::ostream& console) {
                   for (const auto& [k, v] : step_log.values) rec[k] = v;
                   log.metrics(rec);
                   st.global_step = step_log.step;
-                  if (step_log.step % run.log_every == 0 || step_log.step == cfg.max_steps) {
-                    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                    log.progress(progress_line(run.command, step_log, cfg.max_steps,
+                  tokens += step_log.tokens;
+                  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                  if (summary.steps == 0) summary.first_loss = step_log.values.at("loss");
+                  summary.last_loss = step_log.values.at("loss");
+                  summary.steps += 1;
+                  summary.tokens_per_second = tokens / std::max(el, 1e-9);
+                  if (step_log.step % run.log_every == 0 || step_log.step == cfg.max_steps)
+                    log.progress(progress_line(run.command, step_log, cfg.max_steps, summary.tokens_per_second,
                                                el / (step_log.step - first) * (cfg.max_steps - step_log.step)));
-                  }
                   if (eval && run.eval_every > 0 && step_log.step % run.eval_every == 0) run_eval(step_log.step);
                   if (!log.checkpoint_due(step_log.step, cfg.max_steps)) return;
                   if (a.sharded()) {  // every rank helps assemble the whole optimizer; rank 0 writes it
@@ -199,6 +202,29 @@ void run_offline(const OfflineRunConfig& run, std::ostream& console) {
   if (eval && (run.eval_every <= 0 || cfg.max_steps % run.eval_every != 0)) run_eval(cfg.max_steps);
   if (log.lead()) save_checkpoint(policy, run.out_dir, run.model_dir);
   log.console() << "model saved to " << run.out_dir.string() << "\n";
+  return summary;
+}
+
+}  // namespace
+
+OfflineRunSummary run_offline(const OfflineRunConfig& run, std::ostream& console) {
+  dist::Communicator& comm = run.comm ? *run.comm : dist::world();
+  RunLog log(run.out_dir, comm.rank() == 0, console, run.checkpoints);
+  auto text = load_text_side(run.model_dir);
+  OfflineDataOptions data_opt = run.data;
+  PackOptions pack = run.pack;
+  cap_sequence_length(data_opt.truncate, pack, model_sequence_limit({run.model_dir, run.ref_dir}), log.console());
+  const OfflineData train = build_offline_data(run.kind, run.data_file, text->enc, data_opt);
+  if (train.ties) log.console() << "ranked data: " << train.ties << " rows with tied scores\n";
+  std::optional<OfflineData> eval;
+  if (!run.eval_file.empty()) eval = build_offline_data(run.kind, run.eval_file, text->enc, data_opt);
+  return train_run(run, pack, train, eval, log, comm);
+}
+
+OfflineRunSummary run_offline(const OfflineRunConfig& run, const OfflineData& train, std::ostream& console) {
+  dist::Communicator& comm = run.comm ? *run.comm : dist::world();
+  RunLog log(run.out_dir, comm.rank() == 0, console, run.checkpoints);
+  return train_run(run, run.pack, train, std::nullopt, log, comm);
 }
 
 }  // namespace rlhf

@@ -36,6 +36,7 @@ struct OfflineRunConfig {
   std::function<ObjectiveFn(const OfflineDataset&)> objective;
   std::filesystem::path ref_dir;         // the reference model; empty: the objective needs none
   bool reward_head = false;              // a reward model: a scalar head instead of the LM head
+  LossNormalization normalization = LossNormalization::micro_batch_mean;
   const kernels::Backend* backend = &kernels::cpu_backend();  // for the policy and the reference
 
   int64_t per_rank_batch = 8;            // groups per micro-batch on each rank
@@ -61,6 +62,16 @@ struct OfflineRunConfig {
   dist::Communicator* comm = nullptr;    // null: the process's (dist::world())
 };
 
-void run_offline(const OfflineRunConfig& cfg, std::ostream& console = std::cout);
+struct OfflineRunSummary {
+  double first_loss = 0, last_loss = 0;  // of this process's first and last step
+  int64_t steps = 0;                     // trained by this process (a resumed run: since the checkpoint)
+  double tokens_per_second = 0;          // forwarded by this rank, padding included
+};
+
+OfflineRunSummary run_offline(const OfflineRunConfig& cfg, std::ostream& console = std::cout);
+
+// The same run on data the caller built (rlhf lm's document rows): the data and eval files, the
+// truncation options and the sequence cap are not used.
+OfflineRunSummary run_offline(const OfflineRunConfig& cfg, const OfflineData& train, std::ostream& console = std::cout);
 
 }  // namespace rlhf

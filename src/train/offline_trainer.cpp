@@ -16,6 +16,7 @@ namespace rlhf {
 // ---- data ---------------------------------------------------------------------------------------------
 
 int64_t OfflineDataset::n_groups() const {
+  if (!rows.empty()) return static_cast<int64_t>(rows.size());
   int64_t n = 0;
   for (const Sequence& s : seqs) n = std::max(n, s.group + 1);
   return n;
@@ -73,8 +74,23 @@ static CollatedBatch pack_one(const std::vector<Sequence>& seqs, PackOptions pac
   return std::move(b[0]);
 }
 
+// One micro-batch of the given groups as one engine batch.
+static CollatedBatch collate_groups(const OfflineDataset& data, const std::vector<std::vector<size_t>>& members,
+                                    const std::vector<int64_t>& groups, const OfflineConfig& cfg) {
+  if (data.rows.empty()) return pack_one(gather(data, members, groups, nullptr), cfg.pack, cfg.want_head);
+  std::vector<const PackedRow*> rows;
+  for (int64_t g : groups) {
+    if (g < 0 || g >= data.n_groups())
+      throw InputError("batch order names row " + std::to_string(g) + ", the data has " +
+                       std::to_string(data.n_groups()));
+    rows.push_back(&data.rows[g]);
+  }
+  return collate_rows(rows, groups, cfg.pack.seq_len);
+}
+
 // Per-sequence values (summed log-probs, or head values) in packed batches, without gradients.
 static std::vector<double> sequence_values(Transformer& m, const OfflineDataset& data, PackOptions pack, bool head) {
+  RLHF_CHECK(data.rows.empty(), "sequence values of packed document rows");
   std::vector<double> out(data.seqs.size(), 0.0);
   const int64_t chunk = std::max<int64_t>(1, pack.max_rows);
   pack.head_at_last = head;
@@ -166,6 +182,15 @@ static void reduce_over_ranks(std::map<std::string, double>& values, const Offli
   for (auto& [k, v] : values) v = average ? buf[i++] / world : buf[i++];
 }
 
+// Scored tokens of the step's micro-batches on all ranks.
+static double scored_tokens(const std::vector<CollatedBatch>& micro, const OfflineConfig& cfg) {
+  double n = 0;
+  for (const CollatedBatch& cb : micro) n += static_cast<double>(cb.batch.n_scored());
+  if (world_size(cfg) > 1) cfg.comm->allreduce_sum(&n, 1);
+  if (n == 0) throw InputError("an optimizer step without a scored token");
+  return n;
+}
+
 static Workspace workspace_for(const Transformer& policy, const std::vector<std::vector<size_t>>& members,
                                const OfflineConfig& cfg) {
   size_t largest_group = 1;
@@ -184,14 +209,21 @@ std::map<std::string, double> evaluate_offline(Transformer& policy, const Offlin
   Workspace ws = workspace_for(policy, members, cfg);
   std::map<std::string, double> sums;
   const int world = world_size(cfg), rank = cfg.comm ? cfg.comm->rank() : 0;
-  // Micro-batches are dealt to the ranks in turn; the means are summed over ranks.
+  const bool per_token = cfg.normalization == LossNormalization::step_token_mean;
+  // Micro-batches are dealt to the ranks in turn; the means (per token: the sums) are summed over ranks.
   for (size_t i = rank; i < order.size(); i += world) {
-    const CollatedBatch cb = pack_one(gather(data, members, order[i], nullptr), cfg.pack, cfg.want_head);
+    const CollatedBatch cb = collate_groups(data, members, order[i], cfg);
     const ObjectiveOutput o = run_micro_batch(policy, ws, cb, members, ref_logp, objective, false, 1.0);
-    sums["loss"] += o.loss / static_cast<double>(order.size());
-    for (const auto& [k, v] : o.metrics) sums[k] += v / static_cast<double>(order.size());
+    const double weight = per_token ? 1.0 : 1.0 / static_cast<double>(order.size());
+    sums["loss"] += o.loss * weight;
+    for (const auto& [k, v] : o.metrics) sums[k] += v * weight;
+    if (per_token) sums["scored_tokens"] += static_cast<double>(cb.batch.n_scored());
   }
-  reduce_over_ranks(sums, cfg, /*average=*/false);  // each rank holds its share of the means
+  reduce_over_ranks(sums, cfg, /*average=*/false);  // each rank holds its share
+  if (per_token) {
+    sums["loss"] /= std::max(1.0, sums["scored_tokens"]);
+    sums.erase("scored_tokens");
+  }
   return sums;
 }
 
@@ -213,18 +245,28 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
     OfflineStepLog log;
     log.step = step + 1;
     std::map<std::string, double> sums;
-    double loss = 0;
     std::string groups_text;
+    std::vector<CollatedBatch> micro;
     for (int64_t a = 0; a < cfg.grad_accum; ++a) {
       const std::vector<int64_t>& groups = order[step * cfg.grad_accum + a];
       for (int64_t g : groups) groups_text += (groups_text.empty() ? "" : ",") + std::to_string(g);
-      const CollatedBatch cb = pack_one(gather(data, members, rank_slice(groups, cfg), nullptr), cfg.pack, cfg.want_head);
-      const double inv_accum = 1.0 / static_cast<double>(cfg.grad_accum);
-      const ObjectiveOutput o = run_micro_batch(policy, ws, cb, members, ref_logp, objective, true, inv_accum);
-      loss += o.loss * inv_accum;
-      for (const auto& [k, v] : o.metrics) sums[k] += v * inv_accum;
+      micro.push_back(collate_groups(data, members, rank_slice(groups, cfg), cfg));
       groups_seen += static_cast<int64_t>(groups.size());
     }
+    const double inv_accum = 1.0 / static_cast<double>(cfg.grad_accum);
+    // This rank's loss and gradient: a mean over its micro-batches, or its token sum over the
+    // step's scored tokens. Either way the mean over ranks is the step's.
+    const bool per_token = cfg.normalization == LossNormalization::step_token_mean;
+    const double world_tokens = per_token ? scored_tokens(micro, cfg) : 0;
+    const double scale = per_token ? world_size(cfg) / world_tokens : inv_accum;
+    double loss = 0;
+    for (const CollatedBatch& cb : micro) {
+      log.tokens += cb.batch.B * cb.batch.T;
+      const ObjectiveOutput o = run_micro_batch(policy, ws, cb, members, ref_logp, objective, true, scale);
+      loss += per_token ? o.loss : o.loss * inv_accum;
+      for (const auto& [k, v] : o.metrics) sums[k] += v * inv_accum;
+    }
+    if (per_token) loss = loss * world_size(cfg) / world_tokens;
     const int rank = cfg.comm ? cfg.comm->rank() : 0;
     inject_test_nan(rank, step + 1, loss, policy);
     double allreduce_seconds = 0;

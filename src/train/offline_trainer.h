@@ -26,6 +26,17 @@
 
 namespace rlhf {
 
+// How the loop turns the objective's per-micro-batch output into the step's loss and gradient.
+enum class LossNormalization {
+  // The objective's value is a mean over its micro-batch; the step's loss is the mean over the
+  // step's micro-batches (TRL's convention for the DPO family, SFT and reward models).
+  micro_batch_mean,
+  // The objective's value is a sum over its micro-batch's scored tokens; the step divides by the
+  // scored tokens of all its micro-batches on all ranks (language modelling: every token of the
+  // optimizer step weighs the same, whatever the micro-batch it falls in).
+  step_token_mean,
+};
+
 struct OfflineConfig {
   // Pairs (or SFT examples) per micro-batch, over all ranks. With a communicator of N ranks each
   // rank runs its 1/N slice of every micro-batch and the gradients are averaged over ranks, so N
@@ -40,17 +51,21 @@ struct OfflineConfig {
   uint64_t seed = 0;
   int64_t log_every = 1;
   bool want_head = false;              // reward models: read the head at each sequence's last token
+  LossNormalization normalization = LossNormalization::micro_batch_mean;
   dist::Communicator* comm = nullptr;  // data parallelism (null: this process alone)
 };
 
 struct OfflineStepLog {
   int64_t step = 0;
+  int64_t tokens = 0;  // forwarded by this rank in the step, padding included
   std::map<std::string, double> values;  // loss, grad_norm, learning_rate, epoch, objective metrics
 };
 
 // A dataset of grouped sequences (collate.h). `margins` per group (reward models) may be empty.
+// Language-model data instead holds rows packed beforehand: row g is group g, trained as laid out.
 struct OfflineDataset {
   std::vector<Sequence> seqs;           // consecutive sequences of a group, groups numbered 0..G-1
+  std::vector<PackedRow> rows;          // or: packed token documents (seqs empty), all of pack.seq_len tokens
   std::vector<double> group_margin;     // optional, per group
   std::vector<uint8_t> group_desirable; // unpaired data (KTO): per group, the label
   // Ranked data: per group, the label's value of each sequence in rank order (index 0 = best;
