@@ -21,7 +21,7 @@ int cmd_lm(int argc, char** argv) {
       .add("synthetic-docs", "2000", "number of generated documents")
       .add("out", "", "output directory: metrics.jsonl, manifest.json and the final checkpoint (required)")
       .add("seq-len", "128", "tokens per packed row")
-      .add("batch-size", "8", "rows per micro-batch")
+      .add("batch-size", "8", "rows per micro-batch on each rank")
       .add("grad-accum", "1", "micro-batches per optimizer step")
       .add("max-steps", "100", "optimizer steps");
   declare_learning_rate(o, "1e-3");
@@ -34,11 +34,14 @@ int cmd_lm(int argc, char** argv) {
   o.add("seed", "0", "seed for data order and generated data");
   declare_backend(o);
   declare_threads(o);
+  declare_dist_timeout(o);
   if (!o.parse(argc, argv)) return 0;
   o.require({"model", "out"});
   if (o.str("data").empty() == !o.boolean("synthetic"))
     throw InputError("rlhf lm: give exactly one of --data FILE and --synthetic");
   apply_threads(o);
+  dist::Communicator& comm = dist::world();
+  comm.set_timeout(o.number("dist-timeout"));
 
   for (const char* f : {"seq-len", "batch-size", "grad-accum", "max-steps"})
     if (o.integer(f) <= 0) throw InputError(std::string("rlhf lm: --") + f + " must be positive");
@@ -64,7 +67,8 @@ int cmd_lm(int argc, char** argv) {
   r.resume = o.boolean("resume");
   r.backend = &backend_from(o);
   r.manifest = run_manifest(o);
-  r.fingerprint_options = resume_fingerprint(o, {"out", "backend", "log-every"});
+  r.fingerprint_options = resume_fingerprint(o, {"out", "backend", "log-every", "dist-timeout"});
+  r.comm = &comm;
 
   const ModelConfig config = ModelConfig::load(r.model_dir / "config.json");
   if (r.pack.seq_len > config.max_position_embeddings)
@@ -74,12 +78,11 @@ int cmd_lm(int argc, char** argv) {
       o.boolean("synthetic") ? synthetic_token_documents(o.integer("synthetic-docs"), r.pack.seq_len / 4,
                                                          r.pack.seq_len, config.vocab_size, r.seed)
                              : read_token_documents(r.data_file, config.vocab_size);
-  const OfflineData data = document_rows_data(docs, r.pack.seq_len, r.per_rank_batch * dist::world().size());
-  std::cout << "training " << model_family_name(config.family) << " on " << docs.size() << " documents, "
-            << r.max_steps << " steps\n";
+  const OfflineData data = document_rows_data(docs, r.pack.seq_len, r.per_rank_batch * comm.size());
   const OfflineRunSummary s = run_offline(r, data);
-  std::cout << "loss " << s.first_loss << " -> " << s.last_loss << " in " << s.steps << " steps ("
-            << static_cast<int64_t>(s.tokens_per_second) << " tokens/s)\n";
+  if (comm.rank() == 0)
+    std::cout << "loss " << s.first_loss << " -> " << s.last_loss << " in " << s.steps << " steps ("
+              << static_cast<int64_t>(s.tokens_per_second) << " tokens/s per rank)\n";
   return 0;
 }
 

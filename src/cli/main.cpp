@@ -34,7 +34,7 @@ std::vector<Command> commands() {
      rlhf::cli::cmd_bench},
     {"init-model", "create a randomly initialised model (GPT-2, Llama, Qwen2, Mistral) in HF format",
      rlhf::cli::cmd_init_model},
-    {"lm", "train a language model on token-id documents or generated data", rlhf::cli::cmd_lm},
+    {"lm", "train a language model on token-id documents or generated data", rlhf::cli::cmd_lm, true},
     {"sft", "supervised fine-tuning on a TRL-format JSONL file", rlhf::cli::cmd_sft, true},
     {"rm", "train a reward model: Bradley-Terry on pairs, Plackett-Luce or K-wise on rankings", rlhf::cli::cmd_rm,
      true},

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data parallelism on MPI, as a user launches it (mpirun -np 2 on this 2-core machine): 2 ranks
-# with per-rank batch B train like 1 process with gradient accumulation 2 x B (and, for DPO's
-# per-pair mean, like batch 2B): same loss curve and, through rlhf eval's per-pair log-probs,
+# with per-rank batch B train like 1 process with gradient accumulation 2 x B (sft, dpo and lm;
+# and, for DPO's per-pair mean, like batch 2B): same loss curve and, through rlhf eval's log-probs,
 # the same weights, to fp32 tolerance; the same for RLOO and for PPO with TRL's score placement
 # (online: 2 ranks x B prompts per step against 1 process with 2B prompts, and with 2B in 2
 # micro-batches). A failing rank stops every rank; a NaN on one rank stops every rank naming it
@@ -59,6 +59,19 @@ for task in dpo sft; do
     || fail "$task: grad norms differ"
   same "$(logps "$tmp/$task-dp2")" "$(logps "$tmp/$task-acc2")" 1e-5 || fail "$task: final weights differ"
 done
+# lm weighs every token of a step alike over the ranks, so 2 ranks of B rows are 1 process with
+# 2 micro-batches of B.
+largs=(--model "$tmp/base" --synthetic --synthetic-docs 200 --seq-len 32 --batch-size 2 --max-steps 6
+       --learning-rate 1e-3 --lr-scheduler-type constant --threads 1)
+"${MPIRUN[@]}" "$RLHF" lm "${largs[@]}" --out "$tmp/lm-dp2" > "$tmp/lm-dp2.log" 2>&1 || fail "lm under mpirun: $(cat "$tmp/lm-dp2.log")"
+"$RLHF" lm "${largs[@]}" --grad-accum 2 --out "$tmp/lm-acc2" > /dev/null
+grep -q '"ranks": 2' "$tmp/lm-dp2/manifest.json" || fail "lm manifest: ranks"
+same "$(column "$tmp/lm-dp2/metrics.jsonl" loss)" "$(column "$tmp/lm-acc2/metrics.jsonl" loss)" 1e-5 \
+  || fail "lm: 2 ranks vs accumulation 2: loss curves differ"
+same "$(column "$tmp/lm-dp2/metrics.jsonl" grad_norm)" "$(column "$tmp/lm-acc2/metrics.jsonl" grad_norm)" 1e-4 \
+  || fail "lm: grad norms differ"
+same "$(logps "$tmp/lm-dp2")" "$(logps "$tmp/lm-acc2")" 1e-5 || fail "lm: final weights differ"
+
 # DPO's loss is a mean over pairs, so batch 2B on one process is the same run too.
 "$RLHF" dpo --model "$tmp/base" --data "$PREFS" --per-device-train-batch-size 4 --max-steps 6 --learning-rate 1e-3 \
   --lr-scheduler-type constant --max-length 64 --threads 1 --out "$tmp/dpo-b4" > /dev/null
