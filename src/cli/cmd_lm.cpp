@@ -9,6 +9,7 @@
 #include "tensor/error.h"
 #include "train/offline_objectives.h"
 #include "train/offline_run.h"
+#include "train/stop_signal.h"
 
 namespace rlhf::cli {
 
@@ -79,6 +80,7 @@ int cmd_lm(int argc, char** argv) {
                                                          r.pack.seq_len, config.vocab_size, r.seed)
                              : read_token_documents(r.data_file, config.vocab_size);
   const OfflineData data = document_rows_data(docs, r.pack.seq_len, r.per_rank_batch * comm.size());
+  install_stop_handlers();  // SIGTERM/SIGINT: checkpoint after the step, then stop
   const OfflineRunSummary s = run_offline(r, data);
   if (comm.rank() == 0)
     std::cout << "loss " << s.first_loss << " -> " << s.last_loss << " in " << s.steps << " steps ("

@@ -16,6 +16,7 @@
 #include "tensor/error.h"
 #include "train/offline_data.h"
 #include "train/offline_run.h"
+#include "train/stop_signal.h"
 
 namespace rlhf::cli {
 
@@ -203,6 +204,7 @@ int run(Task task, int argc, char** argv) {
   // A moved output directory resumes; checkpoints hold the whole optimizer with or without ZeRO-1.
   r.fingerprint_options = resume_fingerprint(o, {"out", "dist-timeout", "zero1", "backend"});
   r.comm = &comm;
+  install_stop_handlers();  // SIGTERM/SIGINT: checkpoint after the step, then stop
   run_offline(r);
   return 0;
 }

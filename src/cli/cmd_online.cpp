@@ -26,6 +26,7 @@
 #include "train/online_prompts.h"
 #include "train/online/method.h"
 #include "train/online_run.h"
+#include "train/stop_signal.h"
 
 namespace rlhf::cli {
 
@@ -259,6 +260,7 @@ int cmd_online(const online::MethodEntry& method_entry, int argc, char** argv) {
   r.fingerprint_options =
       resume_fingerprint(o, {"out", "eval-steps", "logging-steps", "save-steps", "save-total-limit", "dist-timeout",
                              "backend"});
+  install_stop_handlers();  // SIGTERM/SIGINT: checkpoint after the step, then stop
   run_online(r, *text, scorer_of(reward_from(o, r.model_dir)));
   return 0;
 }

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "dist/communicator.h"
 #include "tensor/error.h"
+#include "train/stop_signal.h"
 
 namespace {
 
@@ -96,11 +97,15 @@ int main(int argc, char** argv) {
     try {
       if (rlhf::dist::world().size() > 1 && !c.data_parallel)
         throw rlhf::InputError(std::string("rlhf ") + c.name +
-                               " does not run data-parallel (sft, rm, dpo, kto, the online methods, iterative-dpo and "
-                               "best-of-n do); start it without mpirun");
+                               " does not run data-parallel (lm, sft, rm, dpo, kto, the online methods, iterative-dpo "
+                               "and best-of-n do); start it without mpirun");
       const int rc = c.run(argc - 2, argv + 2);
       rlhf::dist::finalize();
       return rc;
+    } catch (const rlhf::StopRequested& e) {  // every rank stops after the same step
+      std::cerr << e.what() << "\n";
+      rlhf::dist::finalize();
+      return 128 + e.signal;
     } catch (const rlhf::InputError& e) {
       return fail(std::string("error: ") + e.what(), 2);
     } catch (const rlhf::IoError& e) {

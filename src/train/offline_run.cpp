@@ -11,6 +11,7 @@
 #include "tensor/error.h"
 #include "train/progress.h"
 #include "train/reference_cache.h"
+#include "train/stop_signal.h"
 #include "train/train_checkpoint.h"
 #include "train/zero.h"
 
@@ -190,13 +191,15 @@ OfflineRunSummary train_run(const OfflineRunConfig& run, const PackOptions& pack
                     log.progress(progress_line(run.command, step_log, cfg.max_steps, summary.tokens_per_second,
                                                el / (step_log.step - first) * (cfg.max_steps - step_log.step)));
                   if (eval && run.eval_every > 0 && step_log.step % run.eval_every == 0) run_eval(step_log.step);
-                  if (!log.checkpoint_due(step_log.step, cfg.max_steps)) return;
+                  const int stop = step_log.step < cfg.max_steps ? stop_after_step(comm) : 0;
+                  if (!stop && !log.checkpoint_due(step_log.step, cfg.max_steps)) return;
                   if (a.sharded()) {  // every rank helps assemble the whole optimizer; rank 0 writes it
                     const AdamW full = gathered_optimizer(a, m, comm);
                     log.save_checkpoint(run.out_dir, m, full, st);
                   } else {
                     log.save_checkpoint(run.out_dir, m, a, st);
                   }
+                  if (stop) throw StopRequested(stop, step_log.step, checkpoint_dir(run.out_dir, step_log.step));
                 });
   log.end_progress();
   if (eval && (run.eval_every <= 0 || cfg.max_steps % run.eval_every != 0)) run_eval(cfg.max_steps);

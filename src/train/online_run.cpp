@@ -9,6 +9,7 @@
 #include "model/checkpoint.h"
 #include "train/online_prompts.h"
 #include "train/progress.h"
+#include "train/stop_signal.h"
 #include "train/train_checkpoint.h"
 
 namespace rlhf {
@@ -143,7 +144,7 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
     ost = OnlineState::from_json(st.extra);
     if (critic.model) {  // the critic's checkpoint of the same step, written just before the policy's
       TrainerState cst;
-      load_training_checkpoint(run.out_dir / "critic" / ("checkpoint-" + std::to_string(st.global_step)), *critic.model,
+      load_training_checkpoint(checkpoint_dir(run.out_dir / "critic", st.global_step), *critic.model,
                                *critic.opt, cst, st.fingerprint);
     }
   }
@@ -178,10 +179,12 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
                                               el / (step_log.step - first) * (cfg.max_steps - step_log.step)));
                  }
                  if (!eval_prompts.empty() && run.eval_every > 0 && step_log.step % run.eval_every == 0) run_eval(step_log.step);
-                 if (log.checkpoint_due(step_log.step, cfg.max_steps)) {
+                 const int stop = step_log.step < cfg.max_steps ? stop_after_step(comm) : 0;
+                 if (stop || log.checkpoint_due(step_log.step, cfg.max_steps)) {
                    if (critic.model) log.save_checkpoint(run.out_dir / "critic", *critic.model, *critic.opt, st);
                    log.save_checkpoint(run.out_dir, m, a, st);
                  }
+                 if (stop) throw StopRequested(stop, step_log.step, checkpoint_dir(run.out_dir, step_log.step));
                },
                critic.model ? &*critic.model : nullptr, critic.opt ? &*critic.opt : nullptr);
   log.end_progress();

@@ -68,14 +68,21 @@ void RunLog::rollouts(const std::vector<nlohmann::ordered_json>& rows) {
   if (lead_) write_rows(rollouts_, rows);
 }
 
+RunLog::~RunLog() { end_progress(); }
+
 void RunLog::progress(const std::string& line) {
   console() << (tty_ ? "\r" : "") << line << (tty_ ? "\033[K" : "\n") << std::flush;
+  progress_open_ = tty_;
 }
 
-void RunLog::note(const std::string& line) { console() << (tty_ ? "\r\033[K" : "") << line << "\n"; }
+void RunLog::note(const std::string& line) {
+  console() << (tty_ ? "\r\033[K" : "") << line << "\n";
+  progress_open_ = false;
+}
 
 void RunLog::end_progress() {
-  if (tty_) console() << "\n";
+  if (progress_open_) console() << "\n" << std::flush;
+  progress_open_ = false;
 }
 
 void RunLog::save_checkpoint(const fs::path& where, const Transformer& m, const AdamW& opt,

@@ -43,6 +43,7 @@ class RunLog {
   // writing (a run that fails on its input leaves none behind).
   RunLog(std::filesystem::path dir, bool lead, std::ostream& console = std::cout, CheckpointCadence cadence = {});
   RunLog(const RunLog&) = delete;
+  ~RunLog();  // ends an open progress line, so that an error or a stop message starts a line
   RunLog& operator=(const RunLog&) = delete;
 
   bool lead() const { return lead_; }
@@ -81,6 +82,7 @@ class RunLog {
   std::ostream& console_;
   std::ostream sink_{nullptr};
   bool tty_;
+  bool progress_open_ = false;  // a progress line is on the terminal without its newline
   CheckpointCadence cadence_;
   std::ofstream metrics_, samples_, rollouts_;
 };

@@ -51,10 +51,12 @@ nlohmann::json state_to_json(const TrainerState& s) {
 
 }  // namespace
 
+fs::path checkpoint_dir(const fs::path& out_dir, int64_t step) { return out_dir / (kPrefix + std::to_string(step)); }
+
 fs::path save_training_checkpoint(const fs::path& out_dir, const Transformer& m, const AdamW& opt,
                                   const TrainerState& state, int64_t keep_last) {
   const std::string step = std::to_string(state.global_step);
-  const fs::path final_dir = out_dir / (kPrefix + step);
+  const fs::path final_dir = checkpoint_dir(out_dir, state.global_step);
   const fs::path tmp = out_dir / (kTmpPrefix + step);
   require_finite_weights(m, final_dir);
   std::error_code ec;

@@ -39,6 +39,9 @@ struct TrainerState {
   nlohmann::json extra;             // loop-specific state
 };
 
+// <out_dir>/checkpoint-<step>: where the checkpoint of `step` is written.
+std::filesystem::path checkpoint_dir(const std::filesystem::path& out_dir, int64_t step);
+
 // Writes <out_dir>/checkpoint-<state.global_step>; then removes the oldest checkpoints beyond
 // `keep_last` (0 keeps all). Returns the checkpoint's path.
 std::filesystem::path save_training_checkpoint(const std::filesystem::path& out_dir, const Transformer& m,

@@ -92,6 +92,22 @@ cmp -s "$tmp/straight/critic/model.safetensors" "$tmp/again/critic/model.safeten
 cmp -s <(cut -d, -f1-400 "$tmp/straight/metrics.jsonl") <(cut -d, -f1-400 "$tmp/again/metrics.jsonl") \
   || fail "resumed ppo metrics differ"
 
+# SIGTERM stops an online run after its step with the policy's and the critic's checkpoints of that
+# step written (tests/cli/resume.sh resumes one exactly), exit code 143.
+"$RLHF" ppo "${common[@]}" --max-steps 100000 --save-steps 100000 --critic "$tmp/rm" --out "$tmp/sigterm" \
+  > "$tmp/sigterm.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  [[ $(cat "$tmp/sigterm/metrics.jsonl" 2>/dev/null | wc -l) -ge 2 ]] && break
+  sleep 0.05
+done
+kill -TERM "$pid"
+set +e; wait "$pid"; rc=$?; set -e
+step=$(sed -n 's/^stopped by SIGTERM after step \([0-9]*\);.*/\1/p' "$tmp/sigterm.log")
+[[ $rc -eq 143 && -n $step ]] || fail "ppo SIGTERM: exit $rc: $(cat "$tmp/sigterm.log")"
+[[ -d "$tmp/sigterm/checkpoint-$step" && -d "$tmp/sigterm/critic/checkpoint-$step" ]] \
+  || fail "ppo SIGTERM: no checkpoints of step $step"
+
 # --save-rollouts: every training sample in rollouts.jsonl (4 steps x 4 prompts x 4 samples, in
 # step order; the model that stops early, so that finish reasons and scores vary), scored as the
 # step's objective/scores averaged them, the flag in the manifest;

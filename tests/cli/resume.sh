@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Exact resume across a kill -9 (docs/reliability.md test 34): a run killed mid-training and resumed
 # with --resume ends with the same weights (byte-identical model.safetensors) and the same
-# per-step losses and gradient norms as the same run uninterrupted. And a bench stage ends with
-# its killed bench.
+# per-step losses and gradient norms as the same run uninterrupted; the same after SIGTERM or
+# SIGINT, which write a checkpoint before stopping. And a bench stage ends with its killed bench.
 set -euo pipefail
 RLHF="$1"
 tmp=$(mktemp -d)
@@ -32,6 +32,32 @@ grep -q "resumed from" "$tmp/resume.log" || fail "did not resume"
 cmp -s "$tmp/straight/model.safetensors" "$tmp/killed/model.safetensors" || fail "final weights differ"
 cmp -s "$tmp/straight/metrics.jsonl" "$tmp/killed/metrics.jsonl" || fail "metrics differ"
 [[ $(ls -d "$tmp/killed"/checkpoint-* | wc -l) -le 3 ]] || fail "save_total_limit not honoured"
+
+# SIGTERM and SIGINT stop a run gracefully (docs/reliability.md test 34b): the step ends, its
+# checkpoint is written and named, the exit code is 128 + the signal, and --resume ends with the
+# uninterrupted run's weights and metrics. (Job control on, so that the background run does not
+# start with SIGINT ignored.)
+set -m
+for sig in TERM INT; do
+  run=(lm "${args[@]}" --save-steps 1000 --out "$tmp/sig$sig")
+  "$RLHF" "${run[@]}" > "$tmp/sig$sig.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do
+    [[ $(cat "$tmp/sig$sig/metrics.jsonl" 2>/dev/null | wc -l) -ge 30 ]] && break
+    sleep 0.05
+  done
+  kill -s "$sig" "$pid"
+  set +e; wait "$pid"; rc=$?; set -e
+  expect=$([[ $sig == TERM ]] && echo 143 || echo 130)
+  [[ $rc -eq $expect ]] || fail "SIG$sig: exit $rc, expected $expect: $(cat "$tmp/sig$sig.log")"
+  step=$(sed -n "s/^stopped by SIG$sig after step \([0-9]*\);.*checkpoint-\1 .*/\1/p" "$tmp/sig$sig.log")
+  [[ -n $step && -d "$tmp/sig$sig/checkpoint-$step" ]] || fail "SIG$sig: no checkpoint named: $(cat "$tmp/sig$sig.log")"
+  [[ $step -lt 400 && ! -f "$tmp/sig$sig/model.safetensors" ]] || fail "SIG$sig: the run did not stop early"
+  "$RLHF" "${run[@]}" --resume > /dev/null
+  cmp -s "$tmp/straight/model.safetensors" "$tmp/sig$sig/model.safetensors" || fail "SIG$sig: final weights differ"
+  cmp -s "$tmp/straight/metrics.jsonl" "$tmp/sig$sig/metrics.jsonl" || fail "SIG$sig: metrics differ"
+done
+set +m
 
 # A resume with different settings is refused with a message naming them.
 set +e
