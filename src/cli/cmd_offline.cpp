@@ -16,6 +16,7 @@
 #include "tensor/error.h"
 #include "train/offline_data.h"
 #include "train/offline_run.h"
+#include "train/shared_vocabulary.h"
 #include "train/stop_signal.h"
 
 namespace rlhf::cli {
@@ -238,6 +239,11 @@ int cmd_eval(int argc, char** argv) {
     throw InputError("rlhf eval: --policy needs --ref-model for the implicit reward");
   apply_threads(o);
   const fs::path tok_dir = o.str("policy").empty() ? fs::path(o.str("reward-model")) : fs::path(o.str("policy"));
+  // Every model scores the ids of tok_dir's tokenizer.
+  if (!o.str("policy").empty()) {
+    require_shared_vocabulary(tok_dir, o.str("ref-model"), "--ref-model");
+    if (!o.str("reward-model").empty()) require_shared_vocabulary(tok_dir, o.str("reward-model"), "--reward-model");
+  }
   auto text = load_text_side(tok_dir);
   OfflineDataOptions data_opt = data_options(o);
   PackOptions pack;

@@ -11,6 +11,7 @@
 #include "tensor/error.h"
 #include "train/progress.h"
 #include "train/reference_cache.h"
+#include "train/shared_vocabulary.h"
 #include "train/stop_signal.h"
 #include "train/train_checkpoint.h"
 #include "train/zero.h"
@@ -100,6 +101,7 @@ References reference_logps(const OfflineRunConfig& run, const OfflineConfig& cfg
                            const std::optional<OfflineData>& eval, RunLog& log) {
   References r;
   if (run.ref_dir.empty()) return r;
+  require_shared_vocabulary(run.model_dir, run.ref_dir, "--ref-model");
   std::optional<Transformer> model;  // loaded once, when first needed
   auto reference = [&]() -> Transformer& {
     if (!model) {
@@ -152,7 +154,7 @@ OfflineRunSummary train_run(const OfflineRunConfig& run, const PackOptions& pack
   const BatchOrder order = shuffled_batch_order(groups, cfg.groups_per_micro_batch, cfg.max_steps * cfg.grad_accum, cfg.seed);
   TrainerState st = initial_state(run, cfg, train, data_crc, comm);
   std::vector<std::string> kept;
-  if (run.resume) kept = resume_from_latest(run.out_dir, policy, opt, st, st.fingerprint, log.console());
+  if (run.resume) kept = resume_from_latest(run.out_dir, policy, opt, st, st.fingerprint, cfg.max_steps, log.console());
   if (run.zero1 && comm.size() > 1) shard_moments(opt, policy, comm, log.console());
   log.write_manifest(manifest(run, cfg, policy, opt, train, data_crc, comm));
   log.start_metrics(kept);

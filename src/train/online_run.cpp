@@ -9,6 +9,7 @@
 #include "model/checkpoint.h"
 #include "train/online_prompts.h"
 #include "train/progress.h"
+#include "train/shared_vocabulary.h"
 #include "train/stop_signal.h"
 #include "train/train_checkpoint.h"
 
@@ -104,6 +105,8 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
   cfg.comm = &comm;
   RunLog log(run.out_dir, comm.rank() == 0, console, run.checkpoints);
   const fs::path ref_dir = run.ref_dir.empty() ? run.model_dir : run.ref_dir;
+  require_shared_vocabulary(run.model_dir, ref_dir, "--ref-model");
+  if (!run.critic_dir.empty()) require_shared_vocabulary(run.model_dir, run.critic_dir, "--critic");
   const bool uses_values = method_uses_values(cfg.method);
   const bool value_head = uses_values && run.critic_dir.empty();
   LoadReport lrep;
@@ -140,8 +143,15 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
   ost.kl_coef = cfg.beta;
   std::vector<std::string> kept;
   if (run.resume) {
-    kept = resume_from_latest(run.out_dir, policy, opt, st, st.fingerprint, log.console());
-    ost = OnlineState::from_json(st.extra);
+    kept = resume_from_latest(run.out_dir, policy, opt, st, st.fingerprint, cfg.max_steps, log.console());
+    try {
+      ost = OnlineState::from_json(st.extra);
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(run.out_dir.string() + ": the checkpoint's trainer_state.json 'extra': " + e.what());
+    }
+    if (!std::isfinite(ost.kl_coef) || ost.kl_coef < 0 || !std::isfinite(ost.reward_baseline))
+      throw InputError(run.out_dir.string() + ": the checkpoint's trainer_state.json 'extra' holds a negative or "
+                       "non-finite kl_coef or reward_baseline");
     if (critic.model) {  // the critic's checkpoint of the same step, written just before the policy's
       TrainerState cst;
       load_training_checkpoint(checkpoint_dir(run.out_dir / "critic", st.global_step), *critic.model,

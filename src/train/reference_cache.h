@@ -1,8 +1,10 @@
 // Reference log-probs of an offline run, cached in <out>/ref_logps.safetensors so that a resumed
 // or repeated run skips the reference forwards. The cache is an F64 tensor "ref_logps" (one value
-// per sequence) with a metadata "key": the reference directory's absolute path, the data
-// fingerprint (offline_data.h) and the modification time of its config.json. A cache whose key,
-// dtype or length does not match is recomputed and overwritten, never used.
+// per sequence) with metadata "key" (the reference directory's absolute path, the data
+// fingerprint of offline_data.h, and the size and modification time of its config.json and
+// weight files) and "crc32" (of the values). A cache whose key, dtype or length does not match,
+// or that is damaged (unreadable, a checksum that does not match, a non-finite value), is
+// recomputed and overwritten, never used.
 #pragma once
 
 #include <filesystem>

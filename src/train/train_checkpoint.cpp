@@ -44,9 +44,14 @@ std::optional<int64_t> step_of(const fs::path& p, const std::string& prefix) {
 }
 
 nlohmann::json state_to_json(const TrainerState& s) {
-  return {{"global_step", s.global_step}, {"epoch", s.epoch},         {"cursor", s.cursor},
-          {"order", s.order},             {"data_rng", s.data_rng},   {"tokens_seen", s.tokens_seen},
-          {"fingerprint", s.fingerprint}, {"extra", s.extra},         {"format", "rlhf.cpp trainer_state v1"}};
+  return {{"global_step", s.global_step}, {"fingerprint", s.fingerprint}, {"extra", s.extra},
+          {"format", "rlhf.cpp trainer_state v2"}};
+}
+
+// A whole non-negative decimal number, or nullopt.
+std::optional<int64_t> count_of(const std::string& text) {
+  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), ::isdigit)) return std::nullopt;
+  return std::stoll(text);
 }
 
 }  // namespace
@@ -158,25 +163,25 @@ void load_training_checkpoint(const fs::path& dir, Transformer& m, AdamW& opt, T
     convert_to_f32(*t, dst->data(), of->path().string());
   }
   const auto& meta = of->metadata();
-  auto it = meta.find("step");
-  if (it == meta.end()) throw InputError((dir / "optimizer.safetensors").string() + ": metadata 'step' missing");
-  opt.set_steps_taken(std::stoll(it->second));
-
   std::ifstream sf(dir / "trainer_state.json");
   nlohmann::json js;
   try {
     sf >> js;
     state.global_step = js.at("global_step").get<int64_t>();
-    state.epoch = js.at("epoch").get<int64_t>();
-    state.cursor = js.at("cursor").get<int64_t>();
-    state.order = js.at("order").get<std::vector<int64_t>>();
-    state.data_rng = js.at("data_rng").get<std::array<uint64_t, 4>>();
-    state.tokens_seen = js.at("tokens_seen").get<int64_t>();
     state.fingerprint = js.at("fingerprint");
     state.extra = js.at("extra");
   } catch (const nlohmann::json::exception& e) {
     throw InputError((dir / "trainer_state.json").string() + ": " + e.what());
   }
+  if (step_of(dir, kPrefix) != state.global_step)
+    throw InputError((dir / "trainer_state.json").string() + ": global_step " + std::to_string(state.global_step) +
+                     " is not the step of its directory");
+  auto it = meta.find("step");
+  const std::optional<int64_t> taken = it == meta.end() ? std::nullopt : count_of(it->second);
+  if (!taken)  // AdamW steps: the loop's steps times its updates per step (PPO's epochs and minibatches)
+    throw InputError((dir / "optimizer.safetensors").string() + ": metadata 'step' must be a whole count" +
+                     (it == meta.end() ? " (missing)" : ", got '" + it->second + "'"));
+  opt.set_steps_taken(*taken);
   if (state.fingerprint != expected_fingerprint) {
     // Names each differing setting (one level into objects such as the command's options).
     std::string diff;
@@ -200,10 +205,14 @@ void load_training_checkpoint(const fs::path& dir, Transformer& m, AdamW& opt, T
 }
 
 std::vector<std::string> resume_from_latest(const fs::path& out_dir, Transformer& m, AdamW& opt, TrainerState& state,
-                                            const nlohmann::json& expected_fingerprint, std::ostream& progress) {
+                                            const nlohmann::json& expected_fingerprint, int64_t max_steps,
+                                            std::ostream& progress) {
   const auto ckpt = latest_checkpoint(out_dir);
   if (!ckpt) throw InputError(out_dir.string() + ": --resume given but no checkpoint-* directory there");
   load_training_checkpoint(*ckpt, m, opt, state, expected_fingerprint);
+  if (state.global_step > max_steps)
+    throw InputError(ckpt->string() + ": step " + std::to_string(state.global_step) + " is past the run's " +
+                     std::to_string(max_steps) + " steps");
   progress << "resumed from " << ckpt->string() << " at step " << state.global_step << "\n";
   return lines_through_step(out_dir / "metrics.jsonl", state.global_step);
 }

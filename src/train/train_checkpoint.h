@@ -28,13 +28,10 @@ namespace rlhf {
 
 // Loop position and randomness: everything besides weights and moments that a resumed run needs
 // to continue exactly where the uninterrupted one would be.
+// The loops' data order is a pure function of the seed and the step, so the step is all the
+// position a resume needs.
 struct TrainerState {
   int64_t global_step = 0;          // optimizer steps taken
-  int64_t epoch = 0;                // epochs started
-  int64_t cursor = 0;               // position in `order`
-  std::vector<int64_t> order;       // this epoch's permutation of the rows
-  std::array<uint64_t, 4> data_rng{};
-  int64_t tokens_seen = 0;
   nlohmann::json fingerprint;       // settings that must not change across a resume
   nlohmann::json extra;             // loop-specific state
 };
@@ -52,7 +49,8 @@ std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::pa
 
 // Verifies the manifest, then loads weights, moments and state. The model and optimizer must
 // have been built for the same architecture; the state's fingerprint must equal `expected`
-// (InputError listing the settings that differ).
+// (InputError listing the settings that differ); the step must be the directory's and the
+// optimizer's step count a whole number (a crafted state is refused, never trusted).
 void load_training_checkpoint(const std::filesystem::path& dir, Transformer& m, AdamW& opt, TrainerState& state,
                               const nlohmann::json& expected_fingerprint);
 
@@ -60,10 +58,11 @@ void load_training_checkpoint(const std::filesystem::path& dir, Transformer& m, 
 // what a run resumed at `step` keeps of it (none when the file does not exist).
 std::vector<std::string> lines_through_step(const std::filesystem::path& jsonl, int64_t step);
 
-// --resume: loads the newest checkpoint in out_dir (InputError when there is none) and returns
-// the lines of out_dir/metrics.jsonl for the steps it covers; later lines belong to the lost run.
+// --resume: loads the newest checkpoint in out_dir (InputError when there is none, or when its
+// step is past the run's `max_steps`) and returns the lines of out_dir/metrics.jsonl for the
+// steps it covers; later lines belong to the lost run.
 std::vector<std::string> resume_from_latest(const std::filesystem::path& out_dir, Transformer& m, AdamW& opt,
                                             TrainerState& state, const nlohmann::json& expected_fingerprint,
-                                            std::ostream& progress);
+                                            int64_t max_steps, std::ostream& progress);
 
 }  // namespace rlhf

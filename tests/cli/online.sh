@@ -92,6 +92,15 @@ cmp -s "$tmp/straight/critic/model.safetensors" "$tmp/again/critic/model.safeten
 cmp -s <(cut -d, -f1-400 "$tmp/straight/metrics.jsonl") <(cut -d, -f1-400 "$tmp/again/metrics.jsonl") \
   || fail "resumed ppo metrics differ"
 
+# A reference with another tokenizer would score other tokens: refused, naming it.
+"$RLHF" init-model --family qwen2 --preset tiny --vocab-size 2048 --kv-heads 2 --out "$tmp/other_tok" >/dev/null
+cp "$ROOT/tests/fixtures/text/tokenizers/gpt2/tokenizer.json" "$tmp/other_tok/"
+set +e
+out=$("$RLHF" grpo "${common[@]}" --num-generations 4 --beta 0.04 --ref-model "$tmp/other_tok" --out "$tmp/bad_ref" 2>&1)
+rc=$?
+set -e
+[[ $rc -eq 2 && $out == *"--ref-model $tmp/other_tok: its tokenizer"* ]] || fail "reference tokenizer: rc=$rc $out"
+
 # SIGTERM stops an online run after its step with the policy's and the critic's checkpoints of that
 # step written (tests/cli/resume.sh resumes one exactly), exit code 143.
 "$RLHF" ppo "${common[@]}" --max-steps 100000 --save-steps 100000 --critic "$tmp/rm" --out "$tmp/sigterm" \

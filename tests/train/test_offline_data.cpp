@@ -130,5 +130,46 @@ TEST(ReferenceCache, ComputedOnceThenReadUntilTheDataChanges) {
   fs::remove_all(dir);
 }
 
+// A damaged cache (a flipped byte in the values, a truncated file) is recomputed and rewritten,
+// never used; so is one whose reference weights were saved again.
+TEST(ReferenceCache, DamagedOrStaleCachesAreRecomputed) {
+  const fs::path dir = fresh_dir("cache_damaged");
+  Transformer ref(test::tiny_config("llama"), ModelHeads{});
+  ref.init_random(4);
+  save_checkpoint(ref, dir / "ref");
+  const fs::path p = write(dir, "p.jsonl", R"({"prompt": "ab", "chosen": "c", "rejected": "d"})" "\n");
+  const OfflineData d = build_offline_data(OfflineDataKind::pairs, p, char_encoder(), {});
+  PackOptions pack;
+  pack.seq_len = 16;
+  fs::create_directories(dir / "out");
+  Transformer loaded = load_checkpoint(dir / "ref", ModelHeads{});
+  int computed = 0;
+  const auto reference = [&]() -> Transformer& { ++computed; return loaded; };
+  std::ostringstream log;
+  const std::vector<double> want = cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log, reference);
+  const fs::path cache = dir / "out" / "ref_logps.safetensors";
+  {  // the last byte is the last value's
+    std::fstream f(cache, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-1, std::ios::end);
+    f.put('\x7f');
+  }
+  EXPECT_EQ(cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log, reference), want);
+  EXPECT_EQ(computed, 2);
+  EXPECT_NE(log.str().find("is damaged (the values do not match their checksum); recomputing"), std::string::npos)
+      << log.str();
+  fs::resize_file(cache, fs::file_size(cache) / 2);
+  EXPECT_EQ(cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log, reference), want);
+  EXPECT_EQ(computed, 3);
+  EXPECT_EQ(cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log, reference), want);
+  EXPECT_EQ(computed, 3) << "an intact cache is read";
+  ref.init_random(5);  // the reference saved again, with other weights
+  save_checkpoint(ref, dir / "ref");
+  Transformer changed = load_checkpoint(dir / "ref", ModelHeads{});
+  const auto other_reference = [&]() -> Transformer& { ++computed; return changed; };
+  EXPECT_NE(cached_reference_logps(dir / "out", dir / "ref", d.data, pack, log, other_reference), want);
+  EXPECT_EQ(computed, 4);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace rlhf

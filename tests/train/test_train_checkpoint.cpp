@@ -2,6 +2,7 @@
 // (docs/reliability.md test 30), corruption and truncation are named (test 33), a changed setting
 // refuses to resume, and a loaded checkpoint restores weights, moments and state exactly.
 #include <gtest/gtest.h>
+#include <zlib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include <iostream>
 #include <fstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "model/safetensors.h"
 #include "tensor/error.h"
@@ -32,11 +35,7 @@ struct Fixture {
     std::fill(m.grads().begin(), m.grads().end(), 0.5f);
     opt.step(m, 1e-2, grad_global_norm(m));
     st.global_step = 7;
-    st.epoch = 2;
-    st.cursor = 3;
-    st.order = {4, 2, 0, 1, 3};
-    st.data_rng = Rng(9, 2).state();
-    st.tokens_seen = 1234;
+    st.extra = {{"kl_coef", 0.05}};
     st.fingerprint = {{"seed", 1}, {"batch_size", 4}};
   }
 };
@@ -61,10 +60,8 @@ TEST(TrainCheckpoint, RoundTripRestoresEverything) {
   EXPECT_EQ(o2.first_moment(), a.opt.first_moment());
   EXPECT_EQ(o2.second_moment(), a.opt.second_moment());
   EXPECT_EQ(o2.steps_taken(), 1);
-  EXPECT_EQ(s2.order, a.st.order);
-  EXPECT_EQ(s2.data_rng, a.st.data_rng);
-  EXPECT_EQ(s2.cursor, 3);
-  EXPECT_EQ(s2.tokens_seen, 1234);
+  EXPECT_EQ(s2.global_step, 7);
+  EXPECT_EQ(s2.extra, a.st.extra);
   fs::remove_all(out);
 }
 
@@ -89,14 +86,54 @@ TEST(TrainCheckpoint, ChangedSettingsAreRefusedByName) {
 }
 
 // The commands pass their own state's fingerprint as the expected one (resume_from_latest(out,
-// m, opt, st, st.fingerprint)); loading must compare against it before overwriting it.
+// m, opt, st, st.fingerprint, ...)); loading must compare against it before overwriting it.
 TEST(TrainCheckpoint, ExpectedFingerprintMayBeTheStatesOwn) {
   Fixture a;
   const fs::path out = temp_dir("fingerprint_alias");
   save_training_checkpoint(out, a.m, a.opt, a.st);
   TrainerState st;
   st.fingerprint = {{"seed", 2}, {"batch_size", 4}};
-  EXPECT_THROW(resume_from_latest(out, a.m, a.opt, st, st.fingerprint, std::cout), InputError);
+  EXPECT_THROW(resume_from_latest(out, a.m, a.opt, st, st.fingerprint, 100, std::cout), InputError);
+  fs::remove_all(out);
+}
+
+// Rewrites one file of a checkpoint and its manifest entry, as a crafted checkpoint would.
+void rewrite_with_manifest(const fs::path& dir, const std::string& name, const std::string& bytes) {
+  std::ofstream(dir / name, std::ios::binary) << bytes;
+  nlohmann::json manifest;
+  std::ifstream(dir / "manifest.json") >> manifest;
+  manifest["files"][name] = {{"bytes", bytes.size()},
+                             {"crc32", crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size())}};
+  std::ofstream(dir / "manifest.json") << manifest.dump(2);
+}
+
+TEST(TrainCheckpoint, CraftedStepsAreRefused) {
+  Fixture a;
+  const fs::path out = temp_dir("crafted");
+  const fs::path dir = save_training_checkpoint(out, a.m, a.opt, a.st);
+  nlohmann::json state;
+  std::ifstream(dir / "trainer_state.json") >> state;
+  TrainerState st;
+  for (int64_t step : {-3, 6, 1000000}) {  // not the directory's step
+    state["global_step"] = step;
+    rewrite_with_manifest(dir, "trainer_state.json", state.dump());
+    try {
+      load_training_checkpoint(dir, a.m, a.opt, st, a.st.fingerprint);
+      FAIL() << step;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("is not the step of its directory"), std::string::npos) << e.what();
+    }
+  }
+  // A checkpoint past the run's last step (a resumed run would train no step and save it as final).
+  state["global_step"] = 7;
+  rewrite_with_manifest(dir, "trainer_state.json", state.dump());
+  try {
+    resume_from_latest(out, a.m, a.opt, st, a.st.fingerprint, 5, std::cout);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("step 7 is past the run's 5 steps"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(resume_from_latest(out, a.m, a.opt, st, a.st.fingerprint, 7, std::cout));
   fs::remove_all(out);
 }
 
