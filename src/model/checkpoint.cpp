@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <span>
 
@@ -22,17 +25,16 @@ static bool gpt2_names(const ModelConfig& cfg) { return cfg.family == ModelFamil
 
 std::string hf_default_prefix(const ModelConfig& cfg) { return gpt2_names(cfg) ? "transformer." : "model."; }
 
-std::vector<HfTensor> hf_layout(const Transformer& m, const std::string& prefix) {
-  const ModelConfig& c = m.config();
+std::vector<HfTensor> hf_layout(const ModelConfig& c, ModelHeads heads, const std::string& prefix) {
   // The family tables name the tensors of the family's own block; another shape's would be
   // saved under wrong or missing names, and its config.json could not say what it is.
   if (c.block != family_block_shape(c))
     throw InputError(std::string("this model's block shape is not ") + model_family_name(c.family) +
                      "'s: its tensors have no Hugging Face names");
-  std::vector<HfTensor> t = gpt2_names(c) ? gpt2_hf_layout(m, prefix) : llama_hf_layout(m, prefix);
-  if (m.heads().lm_head && !c.tie_word_embeddings)
+  std::vector<HfTensor> t = gpt2_names(c) ? gpt2_hf_layout(c, prefix) : llama_hf_layout(c, prefix);
+  if (heads.lm_head && !c.tie_word_embeddings)
     t.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}, "lm_head.weight"});
-  if (m.heads().score_head) t.push_back({"score.weight", {c.num_labels, c.hidden_size}, "score.weight"});
+  if (heads.score_head) t.push_back({"score.weight", {c.num_labels, c.hidden_size}, "score.weight"});
   return t;
 }
 
@@ -66,36 +68,83 @@ static int64_t count_non_finite(std::span<const float> v) {
   return n;
 }
 
+// Loading a model of `params` parameters (fp32 weights and gradients) must fit into the memory
+// the system has available, unless RLHF_SKIP_MEMORY_CHECK=1.
+static void require_memory_for(int64_t params, const fs::path& dir) {
+  const char* skip = std::getenv("RLHF_SKIP_MEMORY_CHECK");
+  if (skip && std::string(skip) == "1") return;
+  std::ifstream meminfo("/proc/meminfo");
+  int64_t available_kb = -1;
+  for (std::string key; meminfo >> key;) {
+    int64_t value = 0;
+    meminfo >> value;
+    meminfo.ignore(64, '\n');
+    if (key == "MemAvailable:") available_kb = value;
+  }
+  const double need = static_cast<double>(params) * 2 * sizeof(float);
+  if (available_kb < 0 || need <= static_cast<double>(available_kb) * 1024) return;
+  char text[200];
+  std::snprintf(text, sizeof text, "%lld parameters take %.1f GB as fp32 weights and gradients, more than the %.1f GB",
+                static_cast<long long>(params), need / 1e9, static_cast<double>(available_kb) * 1024 / 1e9);
+  throw InputError(dir.string() + ": " + text + " of memory available (RLHF_SKIP_MEMORY_CHECK=1 loads anyway)");
+}
+
 Transformer load_checkpoint(const fs::path& dir, ModelHeads heads, LoadReport* report, uint64_t head_init_seed) {
   ModelConfig cfg = ModelConfig::load(dir / "config.json");
   SafetensorsModel st = SafetensorsModel::open_dir(dir);
-  Transformer m(cfg, heads);
-
   std::string prefix = hf_default_prefix(cfg);
   if (gpt2_names(cfg) && !st.find(prefix + "wte.weight") && st.find("wte.weight")) prefix = "";  // bare GPT2Model
 
+  // The headers against config.json first: a config that asks for gigabytes its weights do not
+  // hold is an error before any of them is allocated.
+  const std::vector<HfTensor> layout = hf_layout(cfg, heads, prefix);
   LoadReport local;
   LoadReport& rep = report ? *report : local;
-  std::vector<std::string> missing, misshaped;
+  std::vector<std::string> missing, misshaped, unexpected;
   std::set<std::string> used;
-  std::vector<float> buf;
-  for (const HfTensor& t : hf_layout(m, prefix)) {
+  int64_t params = 0;
+  for (const HfTensor& t : layout) {
+    int64_t n = 1;
+    for (int64_t d : t.hf_shape) n *= d;
+    params += n;
     const TensorView* v = st.find(t.hf_name);
     if (!v) {
-      if (t.hf_name == "score.weight") {  // a reward/value head on top of a causal LM: new head
-        rep.score_head_initialised = true;
-        Rng rng(head_init_seed, /*stream=*/7);
-        const ParamSlot& s = m.slot("score.weight");
-        for (int64_t i = 0; i < s.numel; ++i) m.params()[s.offset + i] = static_cast<float>(rng.normal()) * 0.02f;
-        continue;
-      }
-      missing.push_back(t.hf_name);
+      if (t.hf_name != "score.weight") missing.push_back(t.hf_name);  // a missing score head is made new
       continue;
     }
     used.insert(t.hf_name);
-    if (v->shape != t.hf_shape) {
+    if (v->shape != t.hf_shape)
       misshaped.push_back(t.hf_name + " has shape " + shape_str(v->shape) + ", config.json implies " +
                           shape_str(t.hf_shape));
+  }
+  for (const std::string& n : st.names()) {
+    if (used.count(n) || is_ignorable_buffer(n)) continue;
+    // Heads the caller did not ask for (and a redundant copy of tied embeddings) are skipped.
+    if (n == "score.weight" || n == "lm_head.weight") {
+      rep.ignored.push_back(n);
+      continue;
+    }
+    unexpected.push_back(n);
+  }
+  if (!missing.empty() || !misshaped.empty() || !unexpected.empty()) {
+    std::string msg = dir.string() + ": weights do not match config.json (" + model_family_name(cfg.family) + ", " +
+                      std::to_string(cfg.n_layers) + " layers)";
+    if (!missing.empty()) msg += "; missing tensors: " + join_names(missing);
+    if (!misshaped.empty()) msg += "; misshaped tensors: " + join_names(misshaped, 6);
+    if (!unexpected.empty()) msg += "; unexpected tensors: " + join_names(unexpected);
+    throw InputError(msg);
+  }
+  require_memory_for(params, dir);
+
+  Transformer m(cfg, heads);
+  std::vector<float> buf;
+  for (const HfTensor& t : layout) {
+    const TensorView* v = st.find(t.hf_name);
+    if (!v) {  // the new score head: every other tensor was found above
+      rep.score_head_initialised = true;
+      Rng rng(head_init_seed, /*stream=*/7);
+      const ParamSlot& s = m.slot("score.weight");
+      for (int64_t i = 0; i < s.numel; ++i) m.params()[s.offset + i] = static_cast<float>(rng.normal()) * 0.02f;
       continue;
     }
     buf.resize(v->numel());
@@ -113,24 +162,6 @@ Transformer load_checkpoint(const fs::path& dir, ModelHeads heads, LoadReport* r
     } else {
       std::memcpy(dst, buf.data(), buf.size() * sizeof(float));
     }
-  }
-  std::vector<std::string> unexpected;
-  for (const std::string& n : st.names()) {
-    if (used.count(n) || is_ignorable_buffer(n)) continue;
-    // Heads the caller did not ask for (and a redundant copy of tied embeddings) are skipped.
-    if (n == "score.weight" || n == "lm_head.weight") {
-      rep.ignored.push_back(n);
-      continue;
-    }
-    unexpected.push_back(n);
-  }
-  if (!missing.empty() || !misshaped.empty() || !unexpected.empty()) {
-    std::string msg = dir.string() + ": weights do not match config.json (" + model_family_name(cfg.family) + ", " +
-                      std::to_string(cfg.n_layers) + " layers)";
-    if (!missing.empty()) msg += "; missing tensors: " + join_names(missing);
-    if (!misshaped.empty()) msg += "; misshaped tensors: " + join_names(misshaped, 6);
-    if (!unexpected.empty()) msg += "; unexpected tensors: " + join_names(unexpected);
-    throw InputError(msg);
   }
   return m;
 }
@@ -154,7 +185,7 @@ std::vector<float> export_hf_tensor(const Transformer& m, const HfTensor& t, std
 
 void write_model_files(const Transformer& m, const fs::path& dir, const fs::path& copy_extra_from) {
   // HF layout, F32, in HF shapes (transposing back where the family table says so).
-  std::vector<HfTensor> layout = hf_layout(m, hf_default_prefix(m.config()));
+  std::vector<HfTensor> layout = hf_layout(m.config(), m.heads(), hf_default_prefix(m.config()));
   std::vector<std::vector<float>> storage(layout.size());
   std::vector<TensorToWrite> tensors;
   for (size_t k = 0; k < layout.size(); ++k) {

@@ -29,9 +29,11 @@ struct HfTensor {
 
 // The family tables (gpt2.cpp, llama.cpp). `prefix` is the trunk's prefix ("transformer." /
 // "model."), which some GPT-2 checkpoints omit.
-std::vector<HfTensor> gpt2_hf_layout(const Transformer& m, const std::string& prefix);
-std::vector<HfTensor> llama_hf_layout(const Transformer& m, const std::string& prefix);
-std::vector<HfTensor> hf_layout(const Transformer& m, const std::string& prefix);
+std::vector<HfTensor> gpt2_hf_layout(const ModelConfig& c, const std::string& prefix);
+std::vector<HfTensor> llama_hf_layout(const ModelConfig& c, const std::string& prefix);
+// The tensors of a model of this config and heads: a function of the two alone, so that a
+// checkpoint's headers are checked against it before anything is allocated.
+std::vector<HfTensor> hf_layout(const ModelConfig& c, ModelHeads heads, const std::string& prefix);
 std::string hf_default_prefix(const ModelConfig& cfg);
 
 // Copies one HF tensor out of a flat buffer laid out like m.params() (the parameters, or the

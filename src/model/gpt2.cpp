@@ -4,8 +4,7 @@
 
 namespace rlhf {
 
-std::vector<HfTensor> gpt2_hf_layout(const Transformer& m, const std::string& prefix) {
-  const ModelConfig& c = m.config();
+std::vector<HfTensor> gpt2_hf_layout(const ModelConfig& c, const std::string& prefix) {
   const int64_t C = c.hidden_size, I = c.intermediate_size, QKV = c.qkv_dim();
   std::vector<HfTensor> t;
   t.push_back({prefix + "wte.weight", {c.vocab_size, C}, "embed.tokens"});

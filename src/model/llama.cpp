@@ -5,8 +5,7 @@
 
 namespace rlhf {
 
-std::vector<HfTensor> llama_hf_layout(const Transformer& m, const std::string& prefix) {
-  const ModelConfig& c = m.config();
+std::vector<HfTensor> llama_hf_layout(const ModelConfig& c, const std::string& prefix) {
   const int64_t C = c.hidden_size, I = c.intermediate_size;
   const int64_t Q = c.n_heads * c.head_dim, KV = c.n_kv_heads * c.head_dim;
   std::vector<HfTensor> t;

@@ -160,7 +160,7 @@ OfflineRunSummary train_run(const OfflineRunConfig& run, const PackOptions& pack
   log.start_metrics(kept);
   log.console() << "rlhf " << run.command << ": " << groups << " " << offline_group_noun(run.kind) << ", "
                 << cfg.max_steps << " steps of " << cfg.groups_per_micro_batch * cfg.grad_accum << ", "
-                << policy.n_params() << " parameters\n";
+                << parameters_and_state(policy.n_params()) << "\n";
 
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = st.global_step;

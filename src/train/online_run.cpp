@@ -170,7 +170,7 @@ void run_online(const OnlineRunConfig& run, const TextSide& text, const RewardSc
   log.console() << "rlhf " << run.command << ": " << prompts.size() << " prompts, " << cfg.max_steps << " steps of "
                 << cfg.prompts_per_step << " prompts x " << cfg.sampling.n << " samples";
   if (comm.size() > 1) log.console() << " (" << comm.size() << " ranks)";
-  log.console() << ", " << policy.n_params() << " parameters\n";
+  log.console() << ", " << parameters_and_state(policy.n_params()) << "\n";
 
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = st.global_step;

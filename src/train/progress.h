@@ -16,4 +16,13 @@ inline std::string format_hms(double seconds) {
   return buf;
 }
 
+// "N parameters (X GB of fp32 training state)": weights, gradients and AdamW's two moments, the
+// memory a run holds before activations.
+inline std::string parameters_and_state(int64_t params) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%lld parameters (%.2f GB of fp32 training state)", static_cast<long long>(params),
+                static_cast<double>(params) * 16 / 1e9);
+  return buf;
+}
+
 }  // namespace rlhf

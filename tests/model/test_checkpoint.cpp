@@ -1,7 +1,9 @@
 // Checkpoint loading against the config (docs/reliability.md §7 test 13) and the save protocol.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -32,7 +34,7 @@ class CheckpointTest : public ::testing::Test {
   // Rewrites model.safetensors with the HF tensors of the model, edited by `edit`.
   void rewrite(const std::function<void(std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>&)>& edit) {
     std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> t;
-    for (const HfTensor& h : hf_layout(*model_, "transformer."))
+    for (const HfTensor& h : hf_layout(model_->config(), model_->heads(), "transformer."))
       t[h.hf_name] = {h.hf_shape, export_hf_tensor(*model_, h, model_->params())};
     edit(t);
     std::vector<TensorToWrite> w;
@@ -75,6 +77,58 @@ TEST_F(CheckpointTest, VocabularyRowsContradictingConfigAreNamed) {
   const std::string e = load_error();
   EXPECT_NE(e.find("transformer.wte.weight has shape [60, 16], config.json implies [50, 16]"), std::string::npos) << e;
   EXPECT_NE(e.find(dir_.string()), std::string::npos) << e;
+}
+
+// A small directory whose config.json asks for a huge model (GPT-2 with a vocabulary of 4M and
+// width 65536: 2.6e11 parameters in the embeddings alone) is refused from the headers, before a
+// byte of it is allocated: in well under a second and without growing the process.
+TEST_F(CheckpointTest, ConfigAskingForMoreThanTheWeightsIsRefusedBeforeAllocating) {
+  nlohmann::json cfg;
+  std::ifstream(dir_ / "config.json") >> cfg;
+  cfg["vocab_size"] = 4000000;
+  cfg["n_embd"] = 65536;
+  std::ofstream(dir_ / "config.json") << cfg.dump();
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string e = load_error();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_NE(e.find("weights do not match config.json"), std::string::npos) << e;
+  EXPECT_NE(e.find("config.json implies [4000000, 65536]"), std::string::npos) << e;
+  EXPECT_LT(seconds, 1.0);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "KB of peak memory gained";
+}
+
+// Headers that agree with a config too large for this machine (a sparse weight file, so nothing
+// is written): refused with the estimate, before allocating.
+TEST_F(CheckpointTest, ModelLargerThanTheAvailableMemoryIsRefused) {
+  nlohmann::json cfg;
+  std::ifstream(dir_ / "config.json") >> cfg;
+  cfg["vocab_size"] = 1'000'000;  // tied embeddings of width 8192 and two layers: 8.7e9 parameters
+  cfg["n_embd"] = 8192;
+  cfg["n_inner"] = 16;
+  std::ofstream(dir_ / "config.json") << cfg.dump();
+  nlohmann::ordered_json header;
+  int64_t offset = 0;
+  for (const HfTensor& t : hf_layout(ModelConfig::from_json(cfg, "test"), ModelHeads{}, "transformer.")) {
+    int64_t n = 4;
+    for (int64_t d : t.hf_shape) n *= d;
+    header[t.hf_name] = {{"dtype", "F32"}, {"shape", t.hf_shape}, {"data_offsets", {offset, offset + n}}};
+    offset += n;
+  }
+  std::string text = header.dump();
+  text.resize((text.size() + 7) / 8 * 8, ' ');
+  {
+    std::ofstream f(dir_ / "model.safetensors", std::ios::binary);
+    const uint64_t len = text.size();
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f << text;
+  }
+  fs::resize_file(dir_ / "model.safetensors", 8 + text.size() + offset);
+  const std::string e = load_error();
+  EXPECT_NE(e.find("GB as fp32 weights and gradients, more than the"), std::string::npos) << e;
+  EXPECT_NE(e.find("RLHF_SKIP_MEMORY_CHECK=1"), std::string::npos) << e;
 }
 
 TEST_F(CheckpointTest, NonFiniteWeightsAreRefusedOnLoad) {

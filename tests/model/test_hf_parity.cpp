@@ -75,7 +75,7 @@ TEST_P(HfParity, CausalLmLogprobsAndGradients) {
   m.zero_grad();
   m.backward(b, ws, coef, {});
   int checked = 0;
-  for (const HfTensor& t : hf_layout(m, hf_default_prefix(m.config()))) {
+  for (const HfTensor& t : hf_layout(m.config(), m.heads(), hf_default_prefix(m.config()))) {
     expect_grad_close(export_hf_tensor(m, t, m.grads()), e.get("grad." + t.hf_name), t.hf_name);
     ++checked;
   }
@@ -98,7 +98,7 @@ TEST_P(HfParity, ScalarHeadValuesAndGradients) {
 
   m.zero_grad();
   m.backward(b, ws, {}, hcoef);
-  for (const HfTensor& t : hf_layout(m, hf_default_prefix(m.config())))
+  for (const HfTensor& t : hf_layout(m.config(), m.heads(), hf_default_prefix(m.config())))
     expect_grad_close(export_hf_tensor(m, t, m.grads()), e.get("rm_grad." + t.hf_name), t.hf_name);
 }
 

@@ -111,7 +111,7 @@ TEST_P(TrlDpoReplay, StepsMatchTrl) {
   if (GetParam() == "sigmoid") {  // final weights against TRL's after three steps
     auto final_file = SafetensorsFile::open(kTrl / "runs" / "sigmoid_final.safetensors");
     int compared = 0;
-    for (const HfTensor& t : hf_layout(policy, "model.")) {
+    for (const HfTensor& t : hf_layout(policy.config(), policy.heads(), "model.")) {
       const TensorView* v = final_file->find(t.hf_name);
       ASSERT_NE(v, nullptr) << t.hf_name;
       std::vector<float> trl(v->numel());
