@@ -208,8 +208,11 @@ for ref in trl-b4 trl-mb2; do
   same "$(logps "$tmp/trl-dp2")" "$(logps "$tmp/$ref")" 1e-5 || fail "ppo trl_after_eos: 2 ranks vs $ref: final weights differ"
 done
 
-# Every online method runs on 2 ranks; a checkpointed 2-rank run resumes to the same weights,
-# byte for byte (the samples of a step depend on the step and the prompt alone).
+# Every other online method (PPO with whitened rewards and the adaptive KL controller, APA,
+# REINFORCE with its moving baseline, GRPO, online DPO) on 2 ranks x 2 prompts trains like 1
+# process with 4 prompts: the same samples, loss curve, grad norms and final weights. A
+# checkpointed 2-rank run resumes to the same weights, byte for byte (the samples of a step
+# depend on the step and the prompt alone).
 for cmd in ppo apa reinforce grpo online-dpo; do
   extra=()
   [[ $cmd == grpo ]] && extra=(--num-generations 4 --beta 0.04)
@@ -218,6 +221,14 @@ for cmd in ppo apa reinforce grpo online-dpo; do
     > "$tmp/$cmd-dp2.log" 2>&1 || fail "$cmd under mpirun: $(tail -5 "$tmp/$cmd-dp2.log")"
   [[ $(grep -c '"step"' "$tmp/$cmd-dp2/metrics.jsonl") -eq 4 && -s "$tmp/$cmd-dp2/model.safetensors" ]] \
     || fail "$cmd under mpirun: outputs"
+  "$RLHF" "$cmd" "${oargs[@]}" "${extra[@]}" --prompts-per-step 4 --out "$tmp/$cmd-b4" > /dev/null
+  same "$(column "$tmp/$cmd-dp2/metrics.jsonl" objective/scores)" "$(column "$tmp/$cmd-b4/metrics.jsonl" objective/scores)" \
+    1e-6 || fail "$cmd: 2 ranks vs 1 process: scores differ (different samples)"
+  same "$(column "$tmp/$cmd-dp2/metrics.jsonl" loss)" "$(column "$tmp/$cmd-b4/metrics.jsonl" loss)" 1e-4 \
+    || fail "$cmd: 2 ranks vs 1 process: loss curves differ"
+  same "$(column "$tmp/$cmd-dp2/metrics.jsonl" grad_norm)" "$(column "$tmp/$cmd-b4/metrics.jsonl" grad_norm)" 1e-5 \
+    || fail "$cmd: 2 ranks vs 1 process: grad norms differ"
+  same "$(logps "$tmp/$cmd-dp2")" "$(logps "$tmp/$cmd-b4")" 1e-5 || fail "$cmd: 2 ranks vs 1 process: final weights differ"
 done
 cp -r "$tmp/ppo-dp2" "$tmp/ppo-again"
 rm "$tmp/ppo-again/model.safetensors"
