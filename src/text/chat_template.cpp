@@ -32,6 +32,7 @@ namespace rlhf {
 
 struct ChatTemplate::Impl {
   jinja::Template tmpl;
+  jinja::Limits limits;
 };
 
 namespace {
@@ -186,9 +187,10 @@ ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 ChatTemplate::~ChatTemplate() = default;
 
-ChatTemplate ChatTemplate::parse(const std::string& source, const std::string& name) {
+ChatTemplate ChatTemplate::parse(const std::string& source, const std::string& name, const jinja::Limits& limits) {
   auto impl = std::make_unique<Impl>();
-  impl->tmpl = jinja::parse_template(source, name);
+  impl->tmpl = jinja::parse_template(source, name, limits);
+  impl->limits = limits;
   return ChatTemplate(std::move(impl));
 }
 
@@ -221,20 +223,20 @@ std::string ChatTemplate::render(const nlohmann::json& messages, bool add_genera
 
   auto context = std::make_shared<jinja::Scope>();
   context->parent = globals;
-  context->set("messages", normalize_messages(messages, name));
-  context->set("tools", Value::none());
-  context->set("documents", Value::none());
-  context->set("add_generation_prompt", Value::boolean(add_generation_prompt));
-  if (extra.is_object()) {
-    for (auto it = extra.begin(); it != extra.end(); ++it) {
-      if (it.key() == "strftime_now") continue;
-      if (it.key() == "messages" || it.key() == "add_generation_prompt")
-        throw InputError(name + ": extra must not set '" + it.key() + "' (it is an argument of render)");
-      context->set(it.key(), jinja::from_json(it.value()));
-    }
-  }
-  jinja::Interpreter interp(impl_->tmpl);
+  jinja::Interpreter interp(impl_->tmpl, impl_->limits);
   try {
+    context->set("messages", normalize_messages(messages, name));
+    context->set("tools", Value::none());
+    context->set("documents", Value::none());
+    context->set("add_generation_prompt", Value::boolean(add_generation_prompt));
+    if (extra.is_object()) {
+      for (auto it = extra.begin(); it != extra.end(); ++it) {
+        if (it.key() == "strftime_now") continue;
+        if (it.key() == "messages" || it.key() == "add_generation_prompt")
+          throw InputError(name + ": extra must not set '" + it.key() + "' (it is an argument of render)");
+        context->set(it.key(), jinja::from_json(it.value()));
+      }
+    }
     return interp.render(context);
   } catch (const EvalError& e) {
     throw InputError(name + ": " + e.what());

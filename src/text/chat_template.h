@@ -7,6 +7,9 @@
 // none, string, ...), string/list/dict literals, indexing, slicing, methods (strip, startswith,
 // items, ...), `in`, `~`, arithmetic, comparisons, raise_exception(). A template using anything
 // else fails with an InputError naming the construct and its line in the template.
+//
+// A template is untrusted input: parsing and rendering stay within `limits` (nesting, recursion,
+// output size, work, memory; jinja_limits.h), and passing one is an InputError naming the limit.
 #pragma once
 
 #include <memory>
@@ -14,12 +17,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "text/jinja_limits.h"
+
 namespace rlhf {
 
 class ChatTemplate {
  public:
   // Parses once; render many times.
-  static ChatTemplate parse(const std::string& source, const std::string& name = "chat_template");
+  static ChatTemplate parse(const std::string& source, const std::string& name = "chat_template",
+                            const jinja::Limits& limits = {});
   ChatTemplate(ChatTemplate&&) noexcept;
   ChatTemplate& operator=(ChatTemplate&&) noexcept;
   ~ChatTemplate();

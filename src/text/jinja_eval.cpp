@@ -112,8 +112,12 @@ Value arith(BinOp op, const Value& a, const Value& b) {
         return Value::integer(r);
       }
       if (nums) return Value::floating(a.as_float() + b.as_float());
-      if (a.is_string() && b.is_string()) return Value::string(a.str() + b.str());
+      if (a.is_string() && b.is_string()) {
+        check_string_bytes(a.str().size() + b.str().size());
+        return Value::string(a.str() + b.str());
+      }
       if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+        check_items(a.items().size() + b.items().size());
         std::vector<Value> items = a.items();
         items.insert(items.end(), b.items().begin(), b.items().end());
         return Value::list(std::move(items), a.is_tuple());
@@ -141,7 +145,14 @@ Value arith(BinOp op, const Value& a, const Value& b) {
       const Value* seq = a.is_string() || a.is_list() ? &a : b.is_string() || b.is_list() ? &b : nullptr;
       const Value* count = seq == &a ? &b : &a;
       if (seq && (count->is_int() || count->is_bool())) {
-        const int64_t n = std::max<int64_t>(0, count->as_int());
+        // Checked before building: "a" * 10**12 must fail, not allocate, and "" * 10**12 not loop.
+        const size_t unit = seq->is_string() ? seq->str().size() : seq->items().size();
+        const int64_t n = unit == 0 ? 0 : std::max<int64_t>(0, count->as_int());
+        const size_t max = seq->is_string() ? current_limits().max_string_bytes : current_limits().max_items;
+        if (unit > 0 && static_cast<uint64_t>(n) > max / unit) {
+          if (seq->is_string()) check_string_bytes(max + 1);
+          check_items(max + 1);
+        }
         if (seq->is_string()) {
           std::string out;
           out.reserve(seq->str().size() * n);
@@ -164,6 +175,7 @@ Value arith(BinOp op, const Value& a, const Value& b) {
       if (ints) {
         if (b.as_int() == 0) throw EvalError("integer division or modulo by zero");
         const int64_t x = a.as_int(), y = b.as_int();
+        check_overflow(x == std::numeric_limits<int64_t>::min() && y == -1);
         int64_t q = x / y;
         if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
         return Value::integer(q);
@@ -176,6 +188,7 @@ Value arith(BinOp op, const Value& a, const Value& b) {
       if (ints) {
         if (b.as_int() == 0) throw EvalError("integer division or modulo by zero");
         const int64_t x = a.as_int(), y = b.as_int();
+        if (y == -1) return Value::integer(0);  // x % -1 traps for INT64_MIN in C++
         int64_t r = x % y;
         if (r != 0 && ((r < 0) != (y < 0))) r += y;
         return Value::integer(r);
@@ -228,6 +241,7 @@ std::vector<Value> split_whitespace(const std::string& s, int64_t maxsplit, bool
       }
       size_t j = i;
       while (j < u.size() && !py_isspace(u[j])) ++j;
+      check_items(parts.size() + 1);
       parts.push_back(u.substr(i, j - i));
       i = j;
     }
@@ -242,6 +256,7 @@ std::vector<Value> split_whitespace(const std::string& s, int64_t maxsplit, bool
       }
       size_t b = end;
       while (b > 0 && !py_isspace(u[b - 1])) --b;
+      check_items(parts.size() + 1);
       parts.push_back(u.substr(b, end - b));
       end = b;
     }
@@ -254,6 +269,7 @@ std::vector<Value> split_whitespace(const std::string& s, int64_t maxsplit, bool
 
 std::vector<Value> split_sep(const std::string& s, const std::string& sep, int64_t maxsplit, bool from_right) {
   if (sep.empty()) throw EvalError("empty separator");
+  charge_bytes_touched(s.size());
   std::vector<std::string> parts;
   if (!from_right) {
     size_t i = 0;
@@ -263,6 +279,7 @@ std::vector<Value> split_sep(const std::string& s, const std::string& sep, int64
         parts.push_back(s.substr(i));
         break;
       }
+      check_items(parts.size() + 1);
       parts.push_back(s.substr(i, j - i));
       i = j + sep.size();
     }
@@ -276,6 +293,7 @@ std::vector<Value> split_sep(const std::string& s, const std::string& sep, int64
         parts.push_back(s.substr(0, end));
         break;
       }
+      check_items(parts.size() + 1);
       parts.push_back(s.substr(j + sep.size(), end - j - sep.size()));
       end = j;
     }
@@ -294,6 +312,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
     int64_t n = 0;
     for (char32_t c : u) {
       if (count < 0 || n < count) {
+        check_string_bytes(out.size() + repl.size());
         out += repl;
         ++n;
       }
@@ -302,11 +321,13 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
     if (count < 0 || n < count) out += repl;
     return out;
   }
+  charge_bytes_touched(s.size());
   size_t i = 0;
   int64_t n = 0;
   while (count < 0 || n < count) {
     const size_t j = s.find(old, i);
     if (j == std::string::npos) break;
+    check_string_bytes(out.size() + (j - i) + repl.size());
     out.append(s, i, j - i);
     out += repl;
     i = j + old.size();
@@ -317,9 +338,11 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
 }
 
 int64_t py_count(const std::string& s, const std::string& sub) {
+  charge_bytes_touched(s.size());
   if (sub.empty()) return utf8_length(s) + 1;
   int64_t n = 0;
   for (size_t i = s.find(sub); i != std::string::npos; i = s.find(sub, i + sub.size())) ++n;
+  charge_steps(n);
   return n;
 }
 
@@ -379,11 +402,11 @@ bool in_list(const char* const (&names)[N], const std::string& name) {
 }
 
 Value str_method(const Value& obj, const std::string& name) {
-  const std::string s = obj.str();
   auto method = [&](NativeFn fn) { return Value::callable("str." + name, std::move(fn)); };
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     const bool left = name != "rstrip", right = name != "lstrip";
-    return method([s, left, right, name](Interpreter&, CallArgs& a) {
+    return method([obj, left, right, name](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       Bound b = bind(name, a, {"chars"});
       if (b.has(0) && !b[0].is_none()) return Value::string(py_strip(s, &need_str(b[0], name + " arg"), left, right));
       return Value::string(py_strip(s, nullptr, left, right));
@@ -391,7 +414,8 @@ Value str_method(const Value& obj, const std::string& name) {
   }
   if (name == "startswith" || name == "endswith") {
     const bool suffix = name == "endswith";
-    return method([s, suffix, name](Interpreter&, CallArgs& a) {
+    return method([obj, suffix, name](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       Bound b = bind(name, a, {"prefix"});
       if (!b.has(0)) throw EvalError(name + "() takes at least 1 argument (0 given)");
       return Value::boolean(prefix_match(s, b[0], suffix));
@@ -399,7 +423,8 @@ Value str_method(const Value& obj, const std::string& name) {
   }
   if (name == "split" || name == "rsplit") {
     const bool right = name == "rsplit";
-    return method([s, right, name](Interpreter&, CallArgs& a) {
+    return method([obj, right, name](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       Bound b = bind(name, a, {"sep", "maxsplit"});
       const int64_t maxsplit = b.has(1) ? need_int(b[1], "maxsplit") : -1;
       if (!b.has(0) || b[0].is_none()) return Value::list(split_whitespace(s, maxsplit, right));
@@ -407,7 +432,8 @@ Value str_method(const Value& obj, const std::string& name) {
     });
   }
   if (name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
-    return method([s, name](Interpreter&, CallArgs& a) {
+    return method([obj, name](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       bind(name, a, {});
       if (name == "upper") return Value::string(py_upper(s));
       if (name == "lower") return Value::string(py_lower(s));
@@ -416,7 +442,8 @@ Value str_method(const Value& obj, const std::string& name) {
     });
   }
   if (name == "replace") {
-    return method([s](Interpreter&, CallArgs& a) {
+    return method([obj](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       Bound b = bind("replace", a, {"old", "new", "count"});
       if (!b.has(0) || !b.has(1)) throw EvalError("replace() takes at least 2 arguments");
       return Value::string(py_replace(s, need_str(b[0], "replace arg 1"), need_str(b[1], "replace arg 2"),
@@ -424,23 +451,27 @@ Value str_method(const Value& obj, const std::string& name) {
     });
   }
   if (name == "find" || name == "rfind" || name == "count") {
-    return method([s, name](Interpreter&, CallArgs& a) {
+    return method([obj, name](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       Bound b = bind(name, a, {"sub"});
       if (!b.has(0)) throw EvalError(name + "() takes at least 1 argument (0 given)");
       const std::string& sub = need_str(b[0], name + " arg");
       if (name == "count") return Value::integer(py_count(s, sub));
+      charge_bytes_touched(s.size());
       const size_t at = name == "find" ? s.find(sub) : s.rfind(sub);
       return Value::integer(at == std::string::npos ? -1 : cp_index(s, at));
     });
   }
   if (name == "join") {
-    return method([s](Interpreter&, CallArgs& a) {
+    return method([obj](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       Bound b = bind("join", a, {"iterable"});
       std::string out;
       size_t k = 0;
       for (const Value& v : iterate(b[0])) {
         if (!v.is_string())
           throw EvalError("sequence item " + std::to_string(k) + ": expected str instance, " + type_name(v) + " found");
+        check_string_bytes(out.size() + s.size() + v.str().size());
         if (k++) out += s;
         out += v.str();
       }
@@ -449,7 +480,8 @@ Value str_method(const Value& obj, const std::string& name) {
   }
   if (name == "removeprefix" || name == "removesuffix") {
     const bool suffix = name == "removesuffix";
-    return method([s, suffix, name](Interpreter&, CallArgs& a) {
+    return method([obj, suffix, name](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       Bound b = bind(name, a, {"affix"});
       const std::string& x = need_str(b[0], name + " arg");
       if (x.size() <= s.size()) {
@@ -461,7 +493,8 @@ Value str_method(const Value& obj, const std::string& name) {
   }
   if (name == "isdigit" || name == "isalpha" || name == "isalnum" || name == "isspace" || name == "islower" ||
       name == "isupper") {
-    return method([s, name](Interpreter&, CallArgs& a) {
+    return method([obj, name](Interpreter&, CallArgs& a) {
+      const std::string& s = obj.str();
       bind(name, a, {});
       if (name == "isdigit") return Value::boolean(ascii_all(s, [](char c) { return c >= '0' && c <= '9'; }));
       if (name == "isalpha")
@@ -488,7 +521,7 @@ Value dict_items_list(const Value& d) {
 }
 
 Value dict_method(const Value& obj, const std::string& name) {
-  auto method = [&](NativeFn fn) { return Value::callable("dict." + name, std::move(fn)); };
+  auto method = [&](NativeFn fn) { return Value::callable("dict." + name, std::move(fn), obj.nesting() + 1); };
   if (name == "get") {
     return method([obj](Interpreter&, CallArgs& a) {
       Bound b = bind("get", a, {"key", "default"});
@@ -528,7 +561,7 @@ Value list_method(const Value& obj, const std::string& name) {
       }
       if (name == "index") throw EvalError(repr(b[0]) + " is not in list");
       return Value::integer(n);
-    });
+    }, obj.nesting() + 1);
   }
   if (name == "copy") throw EvalError("unsupported list method 'copy'");
   return Value::undefined("access to attribute '" + name + "' of '" + type_name(obj) + "' object is unsafe.");
@@ -676,7 +709,10 @@ std::vector<int64_t> slice_positions(int64_t n, const Value& start_v, const Valu
   const int64_t start = adjust(as_opt(start_v, "start"), step < 0 ? n - 1 : 0);
   const int64_t stop = adjust(as_opt(stop_v, "stop"), step < 0 ? -1 : n);
   std::vector<int64_t> pos;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) pos.push_back(i);
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+    pos.push_back(i);
+    if (__builtin_add_overflow(i, step, &i)) break;
+  }
   return pos;
 }
 
@@ -707,7 +743,11 @@ Value attr_path(const Value& item, const Value& attribute) {
     const size_t dot = path.find('.', i);
     const std::string part = path.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
     const bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    cur = numeric ? get_item(cur, Value::integer(std::stoll(part))) : get_item(cur, Value::string(part));
+    int64_t index = 0;
+    const bool numeric_in_range =
+        numeric && std::from_chars(part.data(), part.data() + part.size(), index).ec == std::errc();
+    if (numeric && !numeric_in_range) return Value::undefined("no element " + part);
+    cur = numeric ? get_item(cur, Value::integer(index)) : get_item(cur, Value::string(part));
     if (dot == std::string::npos) return cur;
     i = dot + 1;
   }
@@ -750,6 +790,7 @@ double py_float_parse(const std::string& raw, bool* ok) {
 }
 
 bool py_int_parse(const std::string& raw, int64_t base, int64_t* out) {
+  if (base < 2 || base > 36) return false;  // from_chars' precondition; Jinja then tries float
   std::string s = py_strip(raw, nullptr, true, true);
   if (s.empty()) return false;
   bool neg = false;
@@ -778,7 +819,10 @@ using FilterFn = Value (*)(Interpreter&, const Value&, CallArgs&);
 
 Value f_abs(Interpreter&, const Value& v, CallArgs& a) {
   bind("abs", a, {});
-  if (v.is_int() || v.is_bool()) return Value::integer(std::llabs(v.as_int()));
+  if (v.is_int() || v.is_bool()) {
+    check_overflow(v.as_int() == std::numeric_limits<int64_t>::min());
+    return Value::integer(std::llabs(v.as_int()));
+  }
   if (v.is_float()) return Value::floating(std::fabs(v.as_float()));
   throw EvalError("bad operand type for abs(): '" + type_name(v) + "'");
 }
@@ -852,8 +896,10 @@ Value f_join(Interpreter&, const Value& v, CallArgs& a) {
   std::string out;
   size_t k = 0;
   for (const Value& item : iterate(v)) {
+    const std::string piece = to_str(b.has(1) && !b[1].is_none() ? attr_path(item, b[1]) : item);
+    check_string_bytes(out.size() + sep.size() + piece.size());
     if (k++) out += sep;
-    out += to_str(b.has(1) && !b[1].is_none() ? attr_path(item, b[1]) : item);
+    out += piece;
   }
   return Value::string(std::move(out));
 }
@@ -929,7 +975,9 @@ Value f_tojson(Interpreter&, const Value& v, CallArgs& a) {
     if (b[1].is_string()) {
       opt.indent = b[1].str();
     } else {
-      opt.indent = std::string(static_cast<size_t>(std::max<int64_t>(0, need_int(b[1], "indent"))), ' ');
+      const int64_t n = std::max<int64_t>(0, need_int(b[1], "indent"));
+      check_string_bytes(static_cast<uint64_t>(n));
+      opt.indent = std::string(static_cast<size_t>(n), ' ');
     }
   }
   opt.item_separator = opt.has_indent ? "," : ", ";
@@ -1005,6 +1053,7 @@ Value f_sort(Interpreter&, const Value& v, CallArgs& a) {
   std::vector<Value> items = iterate(v);
   std::vector<std::pair<Value, Value>> keyed;
   for (const Value& item : items) keyed.emplace_back(sort_key(item, b, 1, 2), item);
+  charge_steps(items.size() * (1 + static_cast<uint64_t>(std::log2(items.size() + 1))));
   std::stable_sort(keyed.begin(), keyed.end(), [reverse](const auto& x, const auto& y) {
     return reverse ? less_than(y.first, x.first) : less_than(x.first, y.first);
   });
@@ -1018,6 +1067,7 @@ Value f_unique(Interpreter&, const Value& v, CallArgs& a) {
   std::vector<Value> seen, out;
   for (const Value& item : iterate(v)) {
     const Value k = sort_key(item, b, 0, 1);
+    charge_steps(seen.size());
     if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, k); })) {
       seen.push_back(k);
       out.push_back(item);
@@ -1167,16 +1217,18 @@ void add_builtin_globals(Scope& scope) {
     }
     if (step == 0) throw EvalError("range() arg 3 must not be zero");
     std::vector<Value> out;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+    for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
       if (out.size() >= 100000)
         throw EvalError("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
       out.push_back(Value::integer(i));
+      if (__builtin_add_overflow(i, step, &i)) break;  // past INT64_MAX/MIN: past stop too
     }
     return Value::list(std::move(out));
   }));
   scope.set("dict", Value::callable("dict", [](Interpreter&, CallArgs& a) {
     std::vector<std::pair<Value, Value>> items;
     auto put = [&](Value k, Value v) {
+      charge_steps(items.size());
       for (auto& kv : items)
         if (equals(kv.first, k)) {
           kv.second = std::move(v);
@@ -1224,10 +1276,61 @@ void add_builtin_globals(Scope& scope) {
 void Interpreter::fail(Loc loc, const std::string& what) const { throw InputError(format_loc(tmpl_.name, loc) + what); }
 
 std::string Interpreter::render(const ScopePtr& globals) {
+  RenderBudget budget(limits_);
+  budget_ = &budget;
+  struct Reset {
+    RenderBudget*& b;
+    ~Reset() { b = nullptr; }
+  } reset{budget_};
   std::string out;
   exec(tmpl_.body, child_scope(globals), out);
   return out;
 }
+
+void Interpreter::enter(Loc loc) {
+  if (depth_ >= limits_.max_depth)
+    fail(loc, "evaluation nested deeper than " + std::to_string(limits_.max_depth) + " levels (limit max_depth)");
+  if (budget_) {
+    try {
+      budget_->steps(1);
+    } catch (const EvalError& err) {
+      fail(loc, err.what());
+    }
+  }
+  ++depth_;
+}
+
+void Interpreter::check_output(const std::string& out, Loc loc) const {
+  if (out.size() > limits_.max_output_bytes)
+    fail(loc, "rendered output longer than " + std::to_string(limits_.max_output_bytes) +
+                  " bytes (limit max_output_bytes)");
+}
+
+void Interpreter::enter_call() {
+  if (calls_ >= limits_.max_calls)
+    throw EvalError("macro calls nested deeper than " + std::to_string(limits_.max_calls) +
+                    " levels (limit max_calls; a macro calling itself?)");
+  ++calls_;
+}
+
+namespace {
+
+// Undoes one Interpreter level on every exit path.
+struct Leave {
+  int& counter;
+  ~Leave() { --counter; }
+};
+
+// Brackets a macro or caller() call.
+struct CallScope {
+  Interpreter& in;
+  explicit CallScope(Interpreter& i) : in(i) { in.enter_call(); }
+  ~CallScope() { in.leave_call(); }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+};
+
+}  // namespace
 
 std::string Interpreter::exec_to_string(const Body& body, const ScopePtr& scope) {
   std::string out;
@@ -1254,6 +1357,8 @@ bool Interpreter::apply_test(const std::string& name, const Value& v, CallArgs& 
 }
 
 Value Interpreter::eval(const Expr& e, const ScopePtr& scope) {
+  enter(e.loc);
+  const Leave leave{depth_};
   try {
     return eval_inner(e, scope);
   } catch (const EvalError& err) {
@@ -1311,6 +1416,7 @@ Value Interpreter::eval_inner(const Expr& e, const ScopePtr& scope) {
         if (key.is_list() && !key.is_tuple()) throw EvalError("unhashable type: 'list'");
         if (key.is_dict()) throw EvalError("unhashable type: 'dict'");
         bool replaced = false;
+        charge_steps(items.size());
         for (auto& kv : items)
           if (equals(kv.first, key)) {
             kv.second = val;
@@ -1399,7 +1505,11 @@ Value Interpreter::eval_inner(const Expr& e, const ScopePtr& scope) {
     }
     case ExprKind::kConcat: {
       std::string out;
-      for (const auto& c : e.children) out += to_str(eval(*c, scope));
+      for (const auto& c : e.children) {
+        const std::string piece = to_str(eval(*c, scope));
+        check_string_bytes(out.size() + piece.size());
+        out += piece;
+      }
       return Value::string(std::move(out));
     }
     case ExprKind::kCond: {
@@ -1441,7 +1551,10 @@ void Interpreter::assign(const Target& t, const Value& v, const ScopePtr& scope)
 
 Interpreter::Flow Interpreter::exec(const Body& body, const ScopePtr& scope, std::string& out) {
   for (const auto& s : body) {
+    enter(s->loc);
+    const Leave leave{depth_};
     const Flow f = exec_stmt(*s, scope, out);
+    check_output(out, s->loc);
     if (f != Flow::kNormal) return f;
   }
   return Flow::kNormal;
@@ -1459,6 +1572,8 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& s, const ScopePtr& scope, st
   if (s.condition) {
     std::vector<Value> kept;
     for (const Value& item : all) {
+      enter(s.loc);
+      const Leave leave{depth_};
       ScopePtr probe = child_scope(scope);
       assign(target, item, probe);
       if (truthy(eval(*s.condition, probe))) kept.push_back(item);
@@ -1472,15 +1587,25 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& s, const ScopePtr& scope, st
   auto items = std::make_shared<const std::vector<Value>>(std::move(all));
   auto loop = std::make_shared<LoopData>();
   loop->items = items;
-  const Value loop_value = Value::loop(loop);
-  for (size_t k = 0; k < items->size(); ++k) {
-    loop->index0 = static_cast<int64_t>(k);
-    ScopePtr iter_scope = child_scope(scope);
-    assign(target, (*items)[k], iter_scope);
-    iter_scope->set("loop", loop_value);
-    const Flow f = exec(s.body, iter_scope, out);
-    if (f == Flow::kBreak) break;
+  // A loop object that outlives its loop (stored in a namespace, say) may be part of a cycle:
+  // the budget keeps it until the end of the render.
+  try {
+    const Value loop_value = Value::loop(loop);
+    for (size_t k = 0; k < items->size(); ++k) {
+      enter(s.loc);
+      const Leave leave{depth_};
+      loop->index0 = static_cast<int64_t>(k);
+      ScopePtr iter_scope = child_scope(scope);
+      assign(target, (*items)[k], iter_scope);
+      iter_scope->set("loop", loop_value);
+      const Flow f = exec(s.body, iter_scope, out);
+      if (f == Flow::kBreak) break;
+    }
+  } catch (...) {
+    if (loop.use_count() > 1 && budget_) budget_->keep(loop, /*charge=*/false);
+    throw;
   }
+  if (loop.use_count() > 1 && budget_) budget_->keep(loop, /*charge=*/true);
   return Flow::kNormal;
 }
 
@@ -1512,6 +1637,7 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const ScopePtr& scope, s
       const Stmt* def = &s;
       const std::weak_ptr<Scope> weak_scope = scope;
       scope->set(s.name, Value::callable(s.name, [def, weak_scope](Interpreter& in, CallArgs& a) {
+        const CallScope call(in);
         const ScopePtr def_scope = weak_scope.lock();
         if (!def_scope) throw EvalError("macro '" + def->name + "' called after its scope ended");
         ScopePtr ms = child_scope(def_scope);
@@ -1559,6 +1685,7 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const ScopePtr& scope, s
       const Stmt* def = &s;
       const ScopePtr def_scope = scope;
       const Value caller = Value::callable("caller", [def, def_scope](Interpreter& in, CallArgs& a) {
+        const CallScope call(in);
         ScopePtr cs = child_scope(def_scope);
         for (size_t k = 0; k < def->params.size(); ++k) {
           const size_t first_default = def->params.size() - def->defaults.size();

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "text/jinja_limits.h"
 #include "text/jinja_parser.h"
 #include "text/jinja_value.h"
 
@@ -35,9 +36,9 @@ struct Scope {
 
 class Interpreter {
  public:
-  explicit Interpreter(const Template& tmpl) : tmpl_(tmpl) {}
+  explicit Interpreter(const Template& tmpl, const Limits& limits = {}) : tmpl_(tmpl), limits_(limits) {}
 
-  // Renders the template body in a child scope of `globals`.
+  // Renders the template body in a child scope of `globals`, within `limits` (jinja_limits.h).
   std::string render(const ScopePtr& globals);
 
   enum class Flow { kNormal, kBreak, kContinue };
@@ -49,6 +50,10 @@ class Interpreter {
   Value apply_filter(const std::string& name, const Value& input, CallArgs& args);
   bool apply_test(const std::string& name, const Value& v, CallArgs& args);
 
+  // Brackets a macro or caller() call; throws EvalError past Limits::max_calls.
+  void enter_call();
+  void leave_call() { --calls_; }
+
  private:
   Value eval_inner(const Expr& e, const ScopePtr& scope);
   Flow exec_stmt(const Stmt& s, const ScopePtr& scope, std::string& out);
@@ -57,8 +62,14 @@ class Interpreter {
   CallArgs eval_args(const Expr& e, size_t first_arg, const ScopePtr& scope);
   Value filter_chain(const Expr& f, const Value& input, const ScopePtr& scope);
   [[noreturn]] void fail(Loc loc, const std::string& what) const;
+  void enter(Loc loc);  // one level of evaluation: depth and step limits
+  void check_output(const std::string& out, Loc loc) const;
 
   const Template& tmpl_;
+  const Limits limits_;
+  RenderBudget* budget_ = nullptr;  // set while render() runs
+  int depth_ = 0;
+  int calls_ = 0;
 };
 
 // A str/dict/list/loop attribute or item lookup with Jinja's getattr/getitem fallbacks.

@@ -136,9 +136,18 @@ class Lexer {
     const auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset);
     const size_t line = static_cast<size_t>(it - line_starts_.begin());
     const size_t start = line_starts_[line - 1];
+    // Tokens come in order: count on from the previous position on the same line, so that a
+    // long one-line template costs linear time, not quadratic.
+    size_t from = start;
     int col = 1;
-    for (size_t i = start; i < offset && i < src_.size(); ++i)
+    if (last_offset_ >= start && last_offset_ <= offset) {
+      from = last_offset_;
+      col = last_col_;
+    }
+    for (size_t i = from; i < offset && i < src_.size(); ++i)
       if ((static_cast<unsigned char>(src_[i]) & 0xC0) != 0x80) ++col;
+    last_offset_ = offset;
+    last_col_ = col;
     return Loc{static_cast<int>(line), col};
   }
 
@@ -505,6 +514,8 @@ class Lexer {
   std::string src_;
   std::vector<size_t> line_starts_;
   std::vector<Token> tokens_;
+  mutable size_t last_offset_ = 0;  // loc_of's previous answer
+  mutable int last_col_ = 1;
 };
 
 }  // namespace

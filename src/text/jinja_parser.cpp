@@ -1,6 +1,7 @@
 // Recursive-descent parser mirroring jinja2/parser.py; see jinja_parser.h.
 #include "text/jinja_parser.h"
 
+#include <algorithm>
 #include <initializer_list>
 
 #include "tensor/error.h"
@@ -15,7 +16,8 @@ const char* const kLoaderTags[] = {"include", "import", "from", "extends", "bloc
 
 class Parser {
  public:
-  Parser(std::vector<Token> tokens, std::string name) : toks_(std::move(tokens)), name_(std::move(name)) {}
+  Parser(std::vector<Token> tokens, std::string name, int max_nesting)
+      : toks_(std::move(tokens)), name_(std::move(name)), max_nesting_(max_nesting) {}
 
   Body parse_all() {
     Body body = subparse({});
@@ -30,6 +32,40 @@ class Parser {
 
   [[noreturn]] void fail(Loc loc, const std::string& what) const {
     throw InputError(format_loc(name_, loc) + what);
+  }
+
+  [[noreturn]] void fail_nesting(Loc loc) const {
+    fail(loc, "nesting deeper than " + std::to_string(max_nesting_) + " levels (limit max_nesting)");
+  }
+
+  // One level of nesting, taken before the parser recurses into it.
+  class Nest {
+   public:
+    Nest(Parser& p, Loc loc) : p_(p) {
+      if (p_.nesting_ >= p_.max_nesting_) p_.fail_nesting(loc);
+      ++p_.nesting_;
+    }
+    ~Nest() { --p_.nesting_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+
+   private:
+    Parser& p_;
+  };
+
+  // Records the depth of the tree rooted at `e`, whose children are complete.
+  ExprPtr done(ExprPtr e) const {
+    int d = 0;
+    auto see = [&d](const ExprPtr& c) {
+      if (c) d = std::max(d, c->depth);
+    };
+    for (const auto& c : e->children) see(c);
+    for (const auto& kw : e->kwargs) see(kw.second);
+    see(e->dyn_args);
+    see(e->dyn_kwargs);
+    e->depth = d + 1;
+    if (e->depth > max_nesting_) fail_nesting(e->loc);
+    return e;
   }
 
   static std::string describe(const Token& t) {
@@ -143,6 +179,7 @@ class Parser {
 
   StmtPtr parse_statement() {
     const Token& t = cur();
+    const Nest nest(*this, t.loc);
     if (t.kind != K::kName) fail(t.loc, "tag name expected, got " + describe(t));
     const std::string tag = t.value;
     const Loc loc = t.loc;
@@ -355,10 +392,11 @@ class Parser {
     }
     auto e = make(ExprKind::kTuple, loc);
     e->children = std::move(items);
-    return e;
+    return done(std::move(e));
   }
 
   ExprPtr parse_expression(bool with_condexpr) {
+    const Nest nest(*this, cur().loc);
     return with_condexpr ? parse_condexpr() : parse_or();
   }
 
@@ -368,12 +406,15 @@ class Parser {
       const Loc loc = next().loc;
       ExprPtr cond = parse_or();
       ExprPtr other;
-      if (skip_name("else")) other = parse_condexpr();
+      if (skip_name("else")) {
+        const Nest nest(*this, cur().loc);
+        other = parse_condexpr();
+      }
       auto e = make(ExprKind::kCond, loc);
       e->children.push_back(std::move(expr));
       e->children.push_back(std::move(cond));
       e->children.push_back(std::move(other));
-      expr = std::move(e);
+      expr = done(std::move(e));
     }
     return expr;
   }
@@ -382,7 +423,7 @@ class Parser {
     auto e = make(kind, loc);
     e->children.push_back(std::move(a));
     e->children.push_back(std::move(b));
-    return e;
+    return done(std::move(e));
   }
 
   ExprPtr parse_or() {
@@ -407,8 +448,9 @@ class Parser {
     if (is_name("not")) {
       const Loc loc = next().loc;
       auto e = make(ExprKind::kNot, loc);
+      const Nest nest(*this, loc);
       e->children.push_back(parse_not());
-      return e;
+      return done(std::move(e));
     }
     return parse_compare();
   }
@@ -449,7 +491,7 @@ class Parser {
     e->children.push_back(std::move(first));
     for (auto& o : operands) e->children.push_back(std::move(o));
     e->cmp_ops = std::move(ops);
-    return e;
+    return done(std::move(e));
   }
 
   ExprPtr math(ExprPtr left, BinOp op, Loc loc, ExprPtr right) {
@@ -475,7 +517,7 @@ class Parser {
     auto e = make(ExprKind::kConcat, loc);
     e->children.push_back(std::move(first));
     while (skip_op("~")) e->children.push_back(parse_math2());
-    return e;
+    return done(std::move(e));
   }
 
   ExprPtr parse_math2() {
@@ -504,7 +546,9 @@ class Parser {
       const ExprKind kind = cur().value == "-" ? ExprKind::kNeg : ExprKind::kPos;
       const Loc loc = next().loc;
       node = make(kind, loc);
+      const Nest nest(*this, loc);
       node->children.push_back(parse_unary(false));
+      node = done(std::move(node));
     } else {
       node = parse_primary();
     }
@@ -559,7 +603,7 @@ class Parser {
         e->children.push_back(parse_expression(true));
       }
       expect_op("]");
-      return e;
+      return done(std::move(e));
     }
     if (is_op("{")) {
       next();
@@ -572,7 +616,7 @@ class Parser {
         e->children.push_back(parse_expression(true));
       }
       expect_op("}");
-      return e;
+      return done(std::move(e));
     }
     fail(loc, "unexpected " + describe(t));
   }
@@ -612,7 +656,7 @@ class Parser {
         auto e = make(ExprKind::kGetAttr, loc);
         e->children.push_back(std::move(node));
         e->name = attr.value;
-        return e;
+        return done(std::move(e));
       }
       if (attr.kind != K::kInt) fail(attr.loc, "expected name or number after '.'");
       auto e = make(ExprKind::kGetItem, loc);
@@ -620,7 +664,7 @@ class Parser {
       auto idx = make(ExprKind::kLiteral, attr.loc);
       idx->literal = Value::integer(attr.int_value);
       e->children.push_back(std::move(idx));
-      return e;
+      return done(std::move(e));
     }
     // '['
     std::vector<ExprPtr> args;
@@ -631,7 +675,7 @@ class Parser {
     expect_op("]");
     if (args.size() == 1 && args[0]->kind == ExprKind::kSlice) {
       args[0]->children[0] = std::move(node);
-      return std::move(args[0]);
+      return done(std::move(args[0]));
     }
     auto e = make(ExprKind::kGetItem, loc);
     e->children.push_back(std::move(node));
@@ -642,9 +686,9 @@ class Parser {
         if (a->kind == ExprKind::kSlice) fail(a->loc, "unsupported: multi-dimensional slices");
       auto tuple = make(ExprKind::kTuple, loc);
       tuple->children = std::move(args);
-      e->children.push_back(std::move(tuple));
+      e->children.push_back(done(std::move(tuple)));
     }
-    return e;
+    return done(std::move(e));
   }
 
   // expression | [start] ':' [stop] [':' [step]]
@@ -705,7 +749,7 @@ class Parser {
     auto e = make(ExprKind::kCall, cur().loc);
     e->children.push_back(std::move(node));
     parse_call_args(e.get());
-    return e;
+    return done(std::move(e));
   }
 
   // `| name(args)` chains; `start_inline` when the first name is not preceded by '|'.
@@ -725,7 +769,7 @@ class Parser {
       e->name = std::move(name);
       e->children.push_back(std::move(node));
       if (is_op("(")) parse_call_args(e.get());
-      node = std::move(e);
+      node = done(std::move(e));
     }
     return node;
   }
@@ -757,7 +801,7 @@ class Parser {
         e->children.push_back(parse_postfix(parse_primary()));
       }
     }
-    return e;
+    return done(std::move(e));
   }
 
   std::vector<Token> toks_;
@@ -765,14 +809,16 @@ class Parser {
   std::string name_;
   std::vector<std::string> open_blocks_;
   int loop_depth_ = 0;
+  int max_nesting_;
+  int nesting_ = 0;
 };
 
 }  // namespace
 
-Template parse_template(const std::string& source, const std::string& name) {
+Template parse_template(const std::string& source, const std::string& name, const Limits& limits) {
   Template t;
   t.name = name;
-  Parser p(tokenize(source, name), name);
+  Parser p(tokenize(source, name), name, limits.max_nesting);
   t.body = p.parse_all();
   return t;
 }

@@ -12,6 +12,10 @@
 //
 // Anything else — include, import, extends, block, recursive loops, autoescape, unknown filters
 // and tests — is rejected here with an InputError "<name>:<line>:<col>: unsupported ...".
+//
+// Nesting is bounded (Limits::max_nesting) before the parser recurses, and so is the depth of
+// every expression tree (left-deep chains like a.b.c... or 1+1+...), so that neither parsing
+// nor evaluating nor destroying a tree can exhaust the stack.
 #pragma once
 
 #include <memory>
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "text/jinja_lexer.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_value.h"
 
 namespace rlhf::jinja {
@@ -68,6 +73,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   ExprPtr dyn_args;    // *args
   ExprPtr dyn_kwargs;  // **kwargs
+  int depth = 1;       // of the tree rooted here
 };
 
 // Assignment target of for/set/with: a name, a tuple of names, or `namespace.attribute`.
@@ -106,7 +112,7 @@ struct Template {
 };
 
 // Throws InputError "<name>:<line>:<col>: ..." for syntax errors and unsupported constructs.
-Template parse_template(const std::string& source, const std::string& name);
+Template parse_template(const std::string& source, const std::string& name, const Limits& limits = {});
 
 // Names the interpreter implements (the parser rejects others).
 bool is_known_filter(const std::string& name);

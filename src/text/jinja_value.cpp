@@ -45,16 +45,42 @@ Value Value::floating(double f) {
 }
 
 Value Value::string(std::string s) {
+  check_string_bytes(s.size());
+  if (RenderBudget* b = RenderBudget::active()) {
+    b->steps(1 + s.size() / 32);
+    b->alloc(sizeof(Value) + s.size());
+  }
   Value v;
   v.type_ = Type::kString;
   v.s_ = std::make_shared<const std::string>(std::move(s));
   return v;
 }
 
+// Depth of a container holding values of `child_depth`; fails past the limit.
+static int container_depth(int child_depth) {
+  const int limit = current_limits().max_value_depth;
+  if (child_depth + 1 > limit)
+    throw EvalError("values nested deeper than " + std::to_string(limit) + " levels (limit max_value_depth)");
+  return child_depth + 1;
+}
+
+// The budget of a container of n items (each counted as two values for dicts).
+static void charge_items(size_t n, size_t values_per_item) {
+  check_items(n);
+  if (RenderBudget* b = RenderBudget::active()) {
+    b->steps(1 + n);
+    b->alloc(sizeof(Value) + n * values_per_item * sizeof(Value));
+  }
+}
+
 Value Value::list(std::vector<Value> items, bool tuple) {
+  charge_items(items.size(), 1);
+  int child = 0;
+  for (const Value& x : items) child = std::max(child, x.nesting());
   Value v;
   v.type_ = Type::kList;
   auto data = std::make_shared<ListData>();
+  data->depth = container_depth(child);
   data->items = std::move(items);
   data->tuple = tuple;
   v.list_ = std::move(data);
@@ -62,9 +88,13 @@ Value Value::list(std::vector<Value> items, bool tuple) {
 }
 
 Value Value::dict(std::vector<std::pair<Value, Value>> items) {
+  charge_items(items.size(), 2);
+  int child = 0;
+  for (const auto& kv : items) child = std::max({child, kv.first.nesting(), kv.second.nesting()});
   Value v;
   v.type_ = Type::kDict;
   auto data = std::make_shared<DictData>();
+  data->depth = container_depth(child);
   data->items = std::move(items);
   v.dict_ = std::move(data);
   return v;
@@ -75,16 +105,18 @@ Value Value::namespace_(std::vector<std::pair<std::string, Value>> attrs) {
   v.type_ = Type::kNamespace;
   auto data = std::make_shared<NamespaceData>();
   data->attrs = std::move(attrs);
+  if (RenderBudget* b = RenderBudget::active()) b->keep(data);
   v.ns_ = std::move(data);
   return v;
 }
 
-Value Value::callable(std::string name, NativeFn fn) {
+Value Value::callable(std::string name, NativeFn fn, int depth) {
   Value v;
   v.type_ = Type::kCallable;
   auto data = std::make_shared<CallableData>();
   data->name = std::move(name);
   data->fn = std::move(fn);
+  data->depth = depth > 0 ? container_depth(depth - 1) : 0;
   v.fn_ = std::move(data);
   return v;
 }
@@ -102,18 +134,29 @@ const std::vector<Value>& Value::items() const { return list_->items; }
 
 bool Value::is_tuple() const { return list_ && list_->tuple; }
 
+int Value::nesting() const {
+  switch (type_) {
+    case Type::kList: return list_->depth;
+    case Type::kDict: return dict_->depth;
+    case Type::kCallable: return fn_->depth;
+    default: return 0;
+  }
+}
+
 const std::string& Value::undefined_hint() const {
   static const std::string kEmpty;
   return s_ ? *s_ : kEmpty;
 }
 
 const Value* DictData::find(const Value& key) const {
+  charge_steps(items.size());
   for (const auto& kv : items)
     if (equals(kv.first, key)) return &kv.second;
   return nullptr;
 }
 
 const Value* DictData::find(std::string_view key) const {
+  charge_steps(items.size());
   for (const auto& kv : items)
     if (kv.first.is_string() && kv.first.str() == key) return &kv.second;
   return nullptr;
@@ -137,6 +180,7 @@ void NamespaceData::set(const std::string& key, Value v) {
 // ---- UTF-8 --------------------------------------------------------------------------------------
 
 std::u32string utf8_decode(std::string_view s) {
+  charge_bytes_touched(s.size());
   std::u32string out;
   out.reserve(s.size());
   size_t i = 0;
@@ -521,6 +565,7 @@ std::string py_str_repr(std::string_view s) {
   std::string out;
   out.push_back(static_cast<char>(quote));
   for (char32_t c : in) {
+    check_string_bytes(out.size());
     if (c == quote || c == U'\\') {
       out.push_back('\\');
       out.push_back(static_cast<char>(c));
@@ -548,7 +593,22 @@ std::string py_str_repr(std::string_view s) {
   return out;
 }
 
-std::string repr(const Value& v) {
+static std::string str_at(const Value& v, int depth);
+
+// Printing recurses into namespaces, which may contain themselves.
+static void check_print_depth(int depth) {
+  const int limit = current_limits().max_value_depth;
+  if (depth > limit)
+    throw EvalError("printing values nested deeper than " + std::to_string(limit) + " levels (limit max_value_depth)");
+}
+
+static void append_checked(std::string& out, const std::string& piece) {
+  check_string_bytes(out.size() + piece.size());
+  out += piece;
+}
+
+static std::string repr_at(const Value& v, int depth) {
+  check_print_depth(depth);
   switch (v.type()) {
     case Value::Type::kUndefined:
       return "Undefined";
@@ -559,7 +619,7 @@ std::string repr(const Value& v) {
       std::string out = v.is_tuple() ? "(" : "[";
       for (size_t k = 0; k < items.size(); ++k) {
         if (k) out += ", ";
-        out += repr(items[k]);
+        append_checked(out, repr_at(items[k], depth + 1));
       }
       if (v.is_tuple() && items.size() == 1) out += ",";
       out += v.is_tuple() ? ")" : "]";
@@ -571,16 +631,21 @@ std::string repr(const Value& v) {
       for (const auto& kv : v.dict_data().items) {
         if (!first) out += ", ";
         first = false;
-        out += repr(kv.first) + ": " + repr(kv.second);
+        append_checked(out, repr_at(kv.first, depth + 1) + ": " + repr_at(kv.second, depth + 1));
       }
       return out + "}";
     }
     default:
-      return to_str(v);
+      return str_at(v, depth);
   }
 }
 
-std::string to_str(const Value& v) {
+std::string repr(const Value& v) { return repr_at(v, 0); }
+
+std::string to_str(const Value& v) { return str_at(v, 0); }
+
+static std::string str_at(const Value& v, int depth) {
+  check_print_depth(depth);
   switch (v.type()) {
     case Value::Type::kUndefined: return "";
     case Value::Type::kNone: return "None";
@@ -589,14 +654,14 @@ std::string to_str(const Value& v) {
     case Value::Type::kFloat: return py_float_repr(v.as_float());
     case Value::Type::kString: return v.str();
     case Value::Type::kList:
-    case Value::Type::kDict: return repr(v);
+    case Value::Type::kDict: return repr_at(v, depth);
     case Value::Type::kNamespace: {
       std::string out = "<Namespace {";
       bool first = true;
       for (const auto& kv : v.ns().attrs) {
         if (!first) out += ", ";
         first = false;
-        out += py_str_repr(kv.first) + ": " + repr(kv.second);
+        append_checked(out, py_str_repr(kv.first) + ": " + repr_at(kv.second, depth + 1));
       }
       return out + "}>";
     }
@@ -621,12 +686,14 @@ bool equals(const Value& a, const Value& b) {
     case T::kNone:
       return true;
     case T::kString:
+      charge_bytes_touched(std::min(a.str().size(), b.str().size()));
       return a.str() == b.str();
     case T::kList: {
       if (a.is_tuple() != b.is_tuple()) return false;
       const auto& x = a.items();
       const auto& y = b.items();
       if (x.size() != y.size()) return false;
+      charge_steps(x.size());
       for (size_t k = 0; k < x.size(); ++k)
         if (!equals(x[k], y[k])) return false;
       return true;
@@ -659,12 +726,14 @@ static int compare3(const Value& a, const Value& b, std::string_view op) {
     return x < y ? -1 : x > y ? 1 : 0;
   }
   if (a.is_string() && b.is_string()) {
+    charge_bytes_touched(std::min(a.str().size(), b.str().size()));
     const int c = a.str().compare(b.str());
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
   if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
     const auto& x = a.items();
     const auto& y = b.items();
+    charge_steps(std::min(x.size(), y.size()));
     for (size_t k = 0; k < x.size() && k < y.size(); ++k)
       if (!equals(x[k], y[k])) return compare3(x[k], y[k], op);
     return x.size() < y.size() ? -1 : x.size() > y.size() ? 1 : 0;
@@ -688,8 +757,10 @@ bool contains(const Value& container, const Value& item) {
     case Value::Type::kString:
       if (!item.is_string())
         throw EvalError("'in <string>' requires string as left operand, not " + type_name(item));
+      charge_bytes_touched(container.str().size());
       return container.str().find(item.str()) != std::string::npos;
     case Value::Type::kList:
+      charge_steps(container.items().size());
       for (const Value& v : container.items())
         if (equals(v, item)) return true;
       return false;
@@ -718,8 +789,10 @@ int64_t length(const Value& v) {
 std::vector<Value> iterate(const Value& v) {
   switch (v.type()) {
     case Value::Type::kList:
+      charge_steps(v.items().size());
       return v.items();
     case Value::Type::kDict: {
+      charge_steps(v.dict_data().items.size());
       std::vector<Value> keys;
       keys.reserve(v.dict_data().items.size());
       for (const auto& kv : v.dict_data().items) keys.push_back(kv.first);
@@ -728,6 +801,7 @@ std::vector<Value> iterate(const Value& v) {
     case Value::Type::kString: {
       std::vector<Value> chars;
       const std::string& s = v.str();
+      check_items(utf8_length(s));
       if (is_ascii(s)) {
         for (char c : s) chars.push_back(Value::string(std::string(1, c)));
       } else {
@@ -810,7 +884,7 @@ static std::string json_key(const Value& k) {
 static void json_dump(std::string& out, const Value& v, const JsonDumpOptions& opt, int level) {
   auto newline = [&](int lvl) {
     out.push_back('\n');
-    for (int k = 0; k < lvl; ++k) out += opt.indent;
+    for (int k = 0; k < lvl; ++k) append_checked(out, opt.indent);
   };
   switch (v.type()) {
     case Value::Type::kNone: out += "null"; return;
@@ -829,6 +903,7 @@ static void json_dump(std::string& out, const Value& v, const JsonDumpOptions& o
         if (k) out += opt.item_separator;
         if (opt.has_indent) newline(level + 1);
         json_dump(out, items[k], opt, level + 1);
+        check_string_bytes(out.size());
       }
       if (opt.has_indent) newline(level);
       out.push_back(']');
@@ -853,6 +928,7 @@ static void json_dump(std::string& out, const Value& v, const JsonDumpOptions& o
         json_string(out, entries[k].first, opt.ensure_ascii);
         out += opt.key_separator;
         json_dump(out, *entries[k].second, opt, level + 1);
+        check_string_bytes(out.size());
       }
       if (opt.has_indent) newline(level);
       out.push_back('}');
@@ -869,7 +945,10 @@ std::string json_dumps(const Value& v, const JsonDumpOptions& opt) {
   return out;
 }
 
-Value from_json(const nlohmann::json& j) {
+static Value from_json_at(const nlohmann::json& j, int depth) {
+  if (depth > current_limits().max_value_depth)
+    throw EvalError("JSON nested deeper than " + std::to_string(current_limits().max_value_depth) +
+                    " levels (limit max_value_depth)");
   switch (j.type()) {
     case nlohmann::json::value_t::null:
       return Value::none();
@@ -889,18 +968,20 @@ Value from_json(const nlohmann::json& j) {
     case nlohmann::json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(from_json(e));
+      for (const auto& e : j) items.push_back(from_json_at(e, depth + 1));
       return Value::list(std::move(items));
     }
     case nlohmann::json::value_t::object: {
       std::vector<std::pair<Value, Value>> items;
       items.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) items.emplace_back(Value::string(it.key()), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) items.emplace_back(Value::string(it.key()), from_json_at(it.value(), depth + 1));
       return Value::dict(std::move(items));
     }
     default:
       throw EvalError("unsupported JSON value (binary) in the template input");
   }
 }
+
+Value from_json(const nlohmann::json& j) { return from_json_at(j, 0); }
 
 }  // namespace rlhf::jinja

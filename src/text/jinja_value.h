@@ -24,6 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "text/jinja_limits.h"
+
 namespace rlhf::jinja {
 
 // An evaluation failure not yet tied to a template position; the interpreter rethrows it as an
@@ -64,7 +66,8 @@ class Value {
   static Value list(std::vector<Value> items, bool tuple = false);
   static Value dict(std::vector<std::pair<Value, Value>> items);  // keys assumed unique
   static Value namespace_(std::vector<std::pair<std::string, Value>> attrs);
-  static Value callable(std::string name, NativeFn fn);
+  // depth: the nesting() of what `fn` holds on to plus one (0 when it holds no list or dict).
+  static Value callable(std::string name, NativeFn fn, int depth = 0);
   static Value loop(std::shared_ptr<LoopData> loop);
 
   Type type() const { return type_; }
@@ -93,6 +96,11 @@ class Value {
   LoopData& loop_data() const { return *loop_; }
   // Message used when an undefined value is used in a way that fails.
   const std::string& undefined_hint() const;
+  // How deeply lists and dicts nest in this value (0 for a scalar, 1 for a flat list). List
+  // and dict construction fails past Limits::max_value_depth, so that comparing, printing and
+  // destroying a value never recurse without bound. Namespaces and loops count as scalars: the
+  // render's budget keeps them, so their contents are released without recursion.
+  int nesting() const;
 
  private:
   Type type_ = Type::kUndefined;
@@ -110,10 +118,12 @@ class Value {
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;
+  int depth = 1;
 };
 
 struct DictData {
   std::vector<std::pair<Value, Value>> items;  // insertion order
+  int depth = 1;
   const Value* find(const Value& key) const;
   const Value* find(std::string_view key) const;
 };
@@ -127,6 +137,7 @@ struct NamespaceData {
 struct CallableData {
   std::string name;
   NativeFn fn;
+  int depth = 0;
 };
 
 struct LoopData {
@@ -141,7 +152,9 @@ struct LoopData {
 
 bool truthy(const Value& v);
 std::string type_name(const Value& v);   // Python's type name: 'str', 'NoneType', ...
-std::string to_str(const Value& v);      // str(v); Undefined -> ""
+// str(v); Undefined -> "". Printing stops with an EvalError past Limits::max_value_depth levels
+// (a namespace can contain itself) or Limits::max_string_bytes of text.
+std::string to_str(const Value& v);
 std::string repr(const Value& v);        // repr(v)
 std::string py_float_repr(double d);     // repr(float)
 std::string py_str_repr(std::string_view s);
@@ -167,6 +180,7 @@ struct JsonDumpOptions {
 };
 std::string json_dumps(const Value& v, const JsonDumpOptions& opt);
 
+// Fails past Limits::max_value_depth levels of arrays and objects.
 Value from_json(const nlohmann::json& j);
 
 // ---- UTF-8 and Python string helpers -----------------------------------------------------------
