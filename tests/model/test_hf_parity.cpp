@@ -112,14 +112,16 @@ TEST_P(HfParity, SaveAndReloadIsLossless) {
   fs::remove_all(out);
 }
 
-// Writes checkpoints trained here (3 AdamW steps away from the fixture) with our own log-probs
-// and scalar-head values, for reference/check_roundtrip.py to load in transformers:
+// A checkpoint trained here (3 AdamW steps away from the fixture) reloads with the same weights
+// and the same log-probs and scalar-head values, and is written with them for
+// reference/check_roundtrip.py to load in transformers (docs/reliability.md test 13c):
 //   RLHF_ROUNDTRIP_OUT=/tmp/rt build/rlhf_tests --gtest_filter='*ExportForTransformers*'
 //   for d in /tmp/rt/*; do reference/.venv/bin/python reference/check_roundtrip.py $d; done
-// Skipped unless RLHF_ROUNDTRIP_OUT is set (CI has no Python packages).
+// Without RLHF_ROUNDTRIP_OUT the files go to a temporary directory, removed after the checks.
 TEST_P(HfParity, ExportForTransformers) {
   const char* out_env = std::getenv("RLHF_ROUNDTRIP_OUT");
-  if (!out_env) GTEST_SKIP() << "set RLHF_ROUNDTRIP_OUT to export";
+  const fs::path root = out_env ? fs::path(out_env)
+                                : fs::temp_directory_path() / ("rlhf_export_" + std::to_string(::getpid()));
   Expected e{SafetensorsFile::open(dir() / "expected.safetensors")};
   const TensorView* ids = e.file->find("input_ids");
   for (const bool rm : {false, true}) {
@@ -140,7 +142,7 @@ TEST_P(HfParity, ExportForTransformers) {
       opt.step(m, 1e-2, grad_global_norm(m));
     }
     const Scores s = m.forward(b, ws);
-    const fs::path out = fs::path(out_env) / (GetParam() + (rm ? "-rm" : "-lm"));
+    const fs::path out = root / (GetParam() + (rm ? "-rm" : "-lm"));
     fs::create_directories(out);
     save_checkpoint(m, out / (rm ? "rm" : "model"));
     std::vector<TensorToWrite> t = {{"input_ids", DType::I32, ids->shape, ids->data}};
@@ -149,7 +151,16 @@ TEST_P(HfParity, ExportForTransformers) {
     else
       t.push_back({"logp", DType::F32, {ids->shape[0], ids->shape[1] - 1}, s.logp.data()});
     write_safetensors(out / "logprobs.safetensors", t);
+
+    Transformer back = load_checkpoint(out / (rm ? "rm" : "model"), heads);
+    EXPECT_EQ(back.params(), m.params()) << out;
+    Workspace ws2(back.config(), b.B, b.T, b.n_scored(), b.n_head());
+    const Scores s2 = back.forward(b, ws2);
+    EXPECT_EQ(s2.logp, s.logp) << out;
+    EXPECT_EQ(s2.head, s.head) << out;
+    EXPECT_FALSE(rm ? s.head.empty() : s.logp.empty());
   }
+  if (!out_env) fs::remove_all(root);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity, ::testing::Values("gpt2", "llama", "qwen2", "mistral"));
