@@ -57,4 +57,15 @@ set +e
 out=$("$RLHF" lm --model "$tmp/nonexistent" --synthetic --out "$tmp/z" 2>&1); rc=$?
 set -e
 [[ $rc -ne 0 && $out == *"nonexistent"* ]] || fail "missing model dir: rc=$rc $out"
+# Every recipe parses for its command (the file name's first word; rm-ranked is rm): its keys
+# are the command's options, so only the required --model is missing.
+for recipe in "$(dirname "$0")"/../../recipes/*.yaml; do
+  name=$(basename "$recipe" .yaml)
+  cmd=${name%%-*}
+  [[ $name == zephyr-dpo ]] && cmd=dpo
+  set +e
+  out=$("$RLHF" "$cmd" --config "$recipe" 2>&1); rc=$?
+  set -e
+  [[ $rc -eq 2 && $out == *"--model is required"* ]] || fail "recipe $name for rlhf $cmd: rc=$rc $out"
+done
 echo "1 passed, 0 failed"
