@@ -39,17 +39,11 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return bootstrap_.size(); }
   void allreduce_sum(float* data, int64_t n) override { reduce(data, n, ncclFloat32); }
   void allreduce_sum(double* data, int64_t n) override { reduce(data, n, ncclFloat64); }
-  void allgather(float* data, const std::vector<int64_t>& offsets) override {
-    // NCCL's all-gather takes equal counts: ranges of different sizes go through group calls.
-    nccl_check(ncclGroupStart(), "group");
-    for (int r = 0; r < size(); ++r)
-      nccl_check(ncclBroadcast(data + offsets[r], data + offsets[r], static_cast<size_t>(offsets[r + 1] - offsets[r]),
-                               ncclFloat32, r, comm_, stream_),
-                 "broadcast");
-    nccl_check(ncclGroupEnd(), "group");
-    cuda_check(cudaStreamSynchronize(stream_), "synchronize");
-  }
-    void barrier() override { bootstrap_.barrier(); }
+  void allgather(float* data, const std::vector<int64_t>& offsets) override { gather(data, offsets, ncclFloat32); }
+  // Overridden, not inherited: the base class's double all-gather zeroes host memory, and these
+  // are device pointers.
+  void allgather(double* data, const std::vector<int64_t>& offsets) override { gather(data, offsets, ncclFloat64); }
+  void barrier() override { bootstrap_.barrier(); }
   [[noreturn]] void abort(const std::string& message, int code) override {
     ncclCommAbort(comm_);
     bootstrap_.abort(message, code);
@@ -60,6 +54,17 @@ class NcclCommunicator final : public Communicator {
   void set_context(const std::string& context) override { bootstrap_.set_context(context); }
 
  private:
+  template <class T>
+  void gather(T* data, const std::vector<int64_t>& offsets, ncclDataType_t type) {
+    // NCCL's all-gather takes equal counts: ranges of different sizes go through group calls.
+    nccl_check(ncclGroupStart(), "group");
+    for (int r = 0; r < size(); ++r)
+      nccl_check(ncclBroadcast(data + offsets[r], data + offsets[r], static_cast<size_t>(offsets[r + 1] - offsets[r]),
+                               type, r, comm_, stream_),
+                 "broadcast");
+    nccl_check(ncclGroupEnd(), "group");
+    cuda_check(cudaStreamSynchronize(stream_), "synchronize");
+  }
   void reduce(void* data, int64_t n, ncclDataType_t type) {
     nccl_check(ncclAllReduce(data, data, static_cast<size_t>(n), type, ncclSum, comm_, stream_), "all-reduce");
     cuda_check(cudaStreamSynchronize(stream_), "synchronize");
