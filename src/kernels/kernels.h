@@ -207,8 +207,10 @@ class Backend {
   //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
   //   p -= lr * wd * p                                  (decoupled weight decay)
   //   p -= lr * (m / bias1) / (sqrt(v / bias2) + eps)   with bias1 = 1-b1^t, bias2 = 1-b2^t
-  virtual void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
-                          float beta2, float eps, float weight_decay, int64_t step) const = 0;
+  // Returns how many of the n parameters it wrote are NaN or Inf, counted in the same pass (a
+  // step that overflowed must not go unnoticed until the next save).
+  virtual int64_t adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
+                             float beta2, float eps, float weight_decay, int64_t step) const = 0;
 };
 
 const Backend& cpu_backend();

@@ -288,8 +288,12 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
     const double gnorm = grad_global_norm(policy);
     require_finite_step(step + 1, loss, gnorm, on_ranks + " on groups [" + groups_text + "]");
     const double lr = cfg.adam.lr * lr_multiplier(cfg.schedule, step, cfg.max_steps, cfg.warmup_steps);
-    opt.step(policy, lr, gnorm);
-    if (opt.sharded()) gather_parameters(policy, opt, *cfg.comm);  // ZeRO-1
+    UpdateReport update = opt.step(policy, lr, gnorm);
+    if (opt.sharded()) {  // ZeRO-1: each rank stepped its shard
+      gather_parameters(policy, opt, *cfg.comm);
+      update = agree_on_update(update, *cfg.comm);
+    }
+    require_finite_update(step + 1, update, policy, " on groups [" + groups_text + "]");
     log.values = sums;
     log.values["loss"] = loss;
     log.values["grad_norm"] = gnorm;

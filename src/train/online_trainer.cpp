@@ -395,10 +395,11 @@ void OnlineLoop::update_minibatch(Step& s, int64_t epoch, const std::vector<size
   if (critic_) {
     const double cnorm = grad_global_norm(*critic_);
     require_finite_step(step, mb_loss, cnorm, on_ranks + " (critic, epoch " + std::to_string(epoch + 1) + ")");
-    critic_opt_->step(*critic_, critic_opt_->config().lr * s.lr_mult, cnorm);
+    require_finite_update(step, critic_opt_->step(*critic_, critic_opt_->config().lr * s.lr_mult, cnorm), *critic_,
+                          " (critic, epoch " + std::to_string(epoch + 1) + ")");
     s.critic_norm_sum += cnorm;
   }
-  opt_.step(policy_, s.lr, gnorm);
+  require_finite_update(step, opt_.step(policy_, s.lr, gnorm), policy_, " (epoch " + std::to_string(epoch + 1) + ")");
   s.updates += 1;
   s.grad_norm_sum += gnorm;
   s.loss_sum += mb_loss;

@@ -65,7 +65,18 @@ void require_finite_step(int64_t step, double loss, double grad_norm, const std:
                      where + "; stopped before the optimizer step (lower the learning rate or check the data)");
 }
 
-void AdamW::step(Transformer& model, double lr, double norm) {
+void require_finite_update(int64_t step, const UpdateReport& r, const Transformer& m, const std::string& where) {
+  if (r.nonfinite == 0) return;
+  RLHF_CHECK(r.first_slot >= 0 && r.first_slot < static_cast<int64_t>(m.slots().size()),
+             "require_finite_update: no slot named for the non-finite parameters");
+  throw NumericError("step " + std::to_string(step) + ": the optimizer step made " + std::to_string(r.nonfinite) +
+                     " parameter" + (r.nonfinite == 1 ? "" : "s") + " non-finite (first: " +
+                     m.slots()[r.first_slot].name + ")" + where +
+                     "; refusing to save NaN or Inf weights, stopped before this step's model or checkpoint "
+                     "(lower the learning rate or check the data)");
+}
+
+UpdateReport AdamW::step(Transformer& model, double lr, double norm) {
   const kernels::Backend& be = model.backend();
   RLHF_CHECK(&be.device() == &m_.device(), "AdamW: the model moved to another device after its optimizer was made");
   DeviceBuffer<float>& g = model.grads();
@@ -75,15 +86,21 @@ void AdamW::step(Transformer& model, double lr, double norm) {
     if (coef < 1.0) be.scale_inplace(g.data(), static_cast<float>(coef), static_cast<int64_t>(g.size()));
   }
   ++t_;
-  for (const ParamSlot& s : model.slots()) {
+  UpdateReport report;
+  const std::vector<ParamSlot>& slots = model.slots();
+  for (size_t k = 0; k < slots.size(); ++k) {
+    const ParamSlot& s = slots[k];
     // The part of the slot inside this optimizer's range (all of it unless sharded).
     const int64_t lo = std::max(s.offset, begin_), hi = std::min(s.offset + s.numel, end_);
     if (lo >= hi) continue;
-    be.adamw_step(model.params().data() + lo, g.data() + lo, m_.data() + (lo - begin_), v_.data() + (lo - begin_),
-                  hi - lo, static_cast<float>(lr), static_cast<float>(cfg_.beta1), static_cast<float>(cfg_.beta2),
-                  static_cast<float>(cfg_.eps), s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f,
-                  t_);
+    const int64_t bad =
+        be.adamw_step(model.params().data() + lo, g.data() + lo, m_.data() + (lo - begin_), v_.data() + (lo - begin_),
+                      hi - lo, static_cast<float>(lr), static_cast<float>(cfg_.beta1), static_cast<float>(cfg_.beta2),
+                      static_cast<float>(cfg_.eps), s.weight_decay ? static_cast<float>(cfg_.weight_decay) : 0.0f, t_);
+    if (bad > 0 && report.nonfinite == 0) report.first_slot = static_cast<int64_t>(k);
+    report.nonfinite += bad;
   }
+  return report;
 }
 
 }  // namespace rlhf

@@ -30,13 +30,21 @@ const char* lr_schedule_name(LrSchedule s);
 // HF's get_*_schedule_with_warmup: the multiplier for optimizer step `step` (0-based) of `total`.
 double lr_multiplier(LrSchedule s, int64_t step, int64_t total, int64_t warmup);
 
+// What one AdamW::step wrote: how many parameters came out NaN or Inf (a finite gradient times a
+// huge learning rate overflows) and the first slot, in flat order, that holds one.
+struct UpdateReport {
+  int64_t nonfinite = 0;
+  int64_t first_slot = -1;  // index into Transformer::slots(); -1 when nonfinite == 0
+};
+
 class AdamW {
  public:
   AdamW(const Transformer& m, AdamWConfig cfg);
   // Clips the gradient to max_grad_norm and applies one update with learning rate `lr`.
   // `grad_norm` is grad_global_norm(m), computed by the caller, which checks it is finite
-  // before stepping (a NaN gradient must never reach the weights).
-  void step(Transformer& m, double lr, double grad_norm);
+  // before stepping (a NaN gradient must never reach the weights). The report is counted by the
+  // update kernel as it writes; the caller passes it to require_finite_update.
+  UpdateReport step(Transformer& m, double lr, double grad_norm);
   int64_t steps_taken() const { return t_; }
   const AdamWConfig& config() const { return cfg_; }
   DeviceBuffer<float>& first_moment() { return m_; }
@@ -67,5 +75,10 @@ double grad_global_norm(const Transformer& m);
 // Throws NumericError "step N: non-finite loss|gradient norm<where>; stopped before the optimizer
 // step ..." unless both are finite: a NaN must never reach the weights (docs/reliability.md §7 tests 27, 28).
 void require_finite_step(int64_t step, double loss, double grad_norm, const std::string& where);
+
+// Throws NumericError "step N: the optimizer step made K parameters non-finite (first: NAME)<where>;
+// refusing to save ..." when the update wrote any: the run stops before that step's model or
+// checkpoint is written (docs/reliability.md §7 test 28e).
+void require_finite_update(int64_t step, const UpdateReport& report, const Transformer& m, const std::string& where);
 
 }  // namespace rlhf

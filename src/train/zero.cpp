@@ -27,6 +27,19 @@ void gather_parameters(Transformer& m, const AdamW& opt, dist::Communicator& com
   comm.allgather(m.params().data(), r);
 }
 
+UpdateReport agree_on_update(const UpdateReport& mine, dist::Communicator& comm) {
+  std::vector<double> all(2 * static_cast<size_t>(comm.size()), 0.0);  // per rank: count, first slot
+  all[2 * comm.rank()] = static_cast<double>(mine.nonfinite);
+  all[2 * comm.rank() + 1] = static_cast<double>(mine.first_slot);
+  comm.allreduce_sum(all.data(), static_cast<int64_t>(all.size()));
+  UpdateReport out;
+  for (size_t r = 0; r < all.size(); r += 2) {
+    if (all[r] > 0 && out.nonfinite == 0) out.first_slot = static_cast<int64_t>(all[r + 1]);
+    out.nonfinite += static_cast<int64_t>(all[r]);
+  }
+  return out;
+}
+
 AdamW gathered_optimizer(const AdamW& opt, const Transformer& m, dist::Communicator& comm) {
   AdamW full(m, opt.config());
   full.set_steps_taken(opt.steps_taken());

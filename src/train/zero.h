@@ -17,6 +17,11 @@ void shard_optimizer(AdamW& opt, const Transformer& m, dist::Communicator& comm)
 // After opt.step on a sharded optimizer: every rank gets every rank's updated parameters.
 void gather_parameters(Transformer& m, const AdamW& opt, dist::Communicator& comm);
 
+// After opt.step on a sharded optimizer: the whole update's report, the same on every rank, so
+// that all stop together (each rank counted its own shard; the first slot named is the lowest
+// rank's). Collective.
+UpdateReport agree_on_update(const UpdateReport& mine, dist::Communicator& comm);
+
 // The whole optimizer (all moments), assembled on every rank from the shards: what a checkpoint
 // stores. Collective: every rank calls it.
 AdamW gathered_optimizer(const AdamW& opt, const Transformer& m, dist::Communicator& comm);

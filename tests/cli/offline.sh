@@ -185,4 +185,14 @@ set +e
 out=$("$RLHF" eval --reward-model "$tmp/base" --data "$PREFS" 2>&1); rc=$?
 set -e
 [[ $rc -eq 2 && $out == *"has no score head"* ]] || fail "eval of a model without a score head: rc=$rc $out"
+
+# An update that overflows mid-run (warm-up: lr 0 at step 1, then 5e38): the run stops at step 2
+# (exit 4), naming the step and a tensor; checkpoint-1 stays, nothing of step 2 is written.
+set +e
+out=$("$RLHF" sft --model "$tmp/gpt2" --data "$tmp/sft.jsonl" --out "$tmp/overflow" --max-steps 3 --save-steps 1 \
+  --warmup-steps 2 --learning-rate 1e39 2>&1); rc=$?
+set -e
+[[ $rc -eq 4 && $out == *"step 2: the optimizer step made"*"non-finite (first: "* && -d "$tmp/overflow/checkpoint-1" \
+  && ! -e "$tmp/overflow/checkpoint-2" && ! -e "$tmp/overflow/model.safetensors" ]] \
+  || fail "overflowing sft: rc=$rc $out $(ls "$tmp/overflow")"
 echo "1 passed, 0 failed"

@@ -54,5 +54,31 @@ TEST(AdamWKernel, LargeBufferMatchesReference) {
   EXPECT_TRUE(all_close(p, want_p, 1e-6, 1e-7));
 }
 
+// A finite gradient with a huge learning rate: the parameters pushed past FLT_MAX, and those that
+// were NaN already, are counted by both backends (the threaded path reduces over its blocks).
+TEST(AdamWKernel, CountsTheNonFiniteParametersItWrites) {
+  const int64_t n = 100003;
+  std::vector<float> p0(n, 0.0f), g(n, -1.0f);
+  int64_t want = 0;
+  for (int64_t i = 0; i < n; i += 1000) p0[i] = 3e38f, ++want;  // + about 2.5e38 overflows
+  p0[n - 1] = std::nanf("");
+  ++want;
+  p0[n - 2] = -3e38f;  // moves towards zero: finite
+  for (const Backend* be : {&cpu_backend(), &reference_backend()}) {
+    std::vector<float> p = p0, m(n, 0.0f), v(n, 0.0f);
+    // Step 1000: the bias corrections are about 1, so the step size stays a finite float.
+    const int64_t got = be->adamw_step(p.data(), g.data(), m.data(), v.data(), n, 1e38f, 0.9f, 0.999f, 1e-8f, 0.0f, 1000);
+    int64_t seen = 0;
+    for (float x : p) seen += !std::isfinite(x);
+    EXPECT_EQ(got, want) << be->name();
+    EXPECT_EQ(seen, want) << be->name();
+    EXPECT_TRUE(std::isfinite(p[1]) && std::isfinite(p[n - 2])) << be->name();
+    // An ordinary step writes none.
+    std::vector<float> q = randn(n, 5), gq = randn(n, 6), mq(n, 0.0f), vq(n, 0.0f);
+    EXPECT_EQ(be->adamw_step(q.data(), gq.data(), mq.data(), vq.data(), n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 1), 0)
+        << be->name();
+  }
+}
+
 }  // namespace
 }  // namespace rlhf::kernels::test

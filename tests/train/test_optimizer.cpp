@@ -6,6 +6,8 @@
 
 #include "tensor/error.h"
 #include "train/optimizer.h"
+#include "train/zero.h"
+#include "../model/model_test_util.h"
 #include "../model/tiny_models.h"
 
 namespace rlhf {
@@ -90,6 +92,78 @@ TEST(AdamW, ClipsToMaxGradNorm) {
   EXPECT_NEAR(norm, 3.0 * std::sqrt(double(m.n_params())), 1e-3 * norm);
   opt.step(m, 0.0, norm);
   EXPECT_NEAR(grad_global_norm(m), 1.0, 1e-4);
+}
+
+// A finite gradient (it passes require_finite_step) with a learning rate that overflows the
+// update: the step reports how many parameters it made NaN or Inf and the first slot, and
+// require_finite_update stops the run naming the step and that slot.
+TEST(AdamW, UpdateThatOverflowsIsReportedAndStops) {
+  Transformer m(test::tiny_config("llama"), ModelHeads{});
+  m.init_random(2);
+  for (size_t i = 0; i < m.grads().size(); ++i) m.grads()[i] = std::sin(0.37 * static_cast<double>(i));
+  const double norm = grad_global_norm(m);
+  require_finite_step(12, 1.0, norm, "");
+  Transformer ok = m;
+  AdamW sane(ok, AdamWConfig{.lr = 1e-3, .max_grad_norm = 0});
+  const UpdateReport fine = sane.step(ok, 1e-3, norm);
+  EXPECT_EQ(fine.nonfinite, 0);
+  EXPECT_EQ(fine.first_slot, -1);
+  require_finite_update(12, fine, ok, "");
+
+  AdamW opt(m, AdamWConfig{.max_grad_norm = 0});
+  const UpdateReport r = opt.step(m, 1e38, norm);  // lr / (1 - beta1) overflows a float
+  int64_t seen = 0, first = -1;
+  for (size_t k = 0; k < m.slots().size(); ++k)
+    for (int64_t i = m.slots()[k].offset; i < m.slots()[k].offset + m.slots()[k].numel; ++i)
+      if (!std::isfinite(m.params()[i])) {
+        ++seen;
+        if (first < 0) first = static_cast<int64_t>(k);
+      }
+  ASSERT_GT(seen, 0);
+  EXPECT_EQ(r.nonfinite, seen);
+  EXPECT_EQ(r.first_slot, first);
+  test::expect_error<NumericError>([&] { require_finite_update(12, r, m, " on groups [3]"); },
+                                   {"step 12: the optimizer step made " + std::to_string(seen) + " parameters non-finite",
+                                    "(first: " + m.slots()[first].name + ") on groups [3]", "refusing to save"});
+}
+
+// Two ranks of a data-parallel group, seen from `rank`: allreduce_sum adds the other rank's
+// contribution, given in advance.
+class TwoRanks : public dist::Communicator {
+ public:
+  TwoRanks(int rank, std::vector<double> other) : rank_(rank), other_(std::move(other)) {}
+  int rank() const override { return rank_; }
+  int size() const override { return 2; }
+  void allreduce_sum(float*, int64_t) override { ADD_FAILURE() << "unexpected float allreduce"; }
+  void allreduce_sum(double* data, int64_t n) override {
+    ASSERT_EQ(static_cast<size_t>(n), other_.size());
+    for (int64_t i = 0; i < n; ++i) data[i] += other_[i];
+  }
+  void allgather(float*, const std::vector<int64_t>&) override { ADD_FAILURE() << "unexpected allgather"; }
+  void barrier() override {}
+  [[noreturn]] void abort(const std::string& message, int) override { throw LogicError(message); }
+  std::string name() const override { return "two-ranks"; }
+  void set_timeout(double) override {}
+  void set_context(const std::string&) override {}
+
+ private:
+  int rank_;
+  std::vector<double> other_;
+};
+
+// ZeRO-1: each rank counts its own shard; every rank ends with the total and the first slot of
+// the lowest rank that has one, so all stop with the same message.
+TEST(AdamW, ShardedRanksAgreeOnTheReport) {
+  const UpdateReport clean, lo{.nonfinite = 3, .first_slot = 4}, hi{.nonfinite = 5, .first_slot = 9};
+  for (const auto& [mine, rank, other, total, first] :
+       {std::tuple{clean, 0, std::vector<double>{0, 0, 5, 9}, 5, 9}, std::tuple{hi, 1, std::vector<double>{0, -1, 0, 0}, 5, 9},
+        std::tuple{lo, 0, std::vector<double>{0, 0, 5, 9}, 8, 4}, std::tuple{hi, 1, std::vector<double>{3, 4, 0, 0}, 8, 4},
+        std::tuple{clean, 1, std::vector<double>{0, -1, 0, 0}, 0, -1}}) {
+    TwoRanks comm(rank, other);
+    const UpdateReport r = agree_on_update(mine, comm);
+    EXPECT_EQ(r.nonfinite, total) << "rank " << rank;
+    EXPECT_EQ(r.first_slot, first) << "rank " << rank;
+  }
 }
 
 }  // namespace

@@ -8,8 +8,12 @@
 // The scalar coefficients are computed in double from the float hyper-parameters (PyTorch
 // computes them from Python floats) and rounded to float once, as PyTorch does when it applies
 // a Python scalar to a float tensor. Gradient clipping and schedules live in the trainer.
+//
+// The step also counts the parameters it wrote that are NaN or Inf, in the pass that writes them
+// (the trainer stops on any: docs/reliability.md test 28e).
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "kernels/cpu/vec_math.h"
@@ -23,11 +27,13 @@ struct AdamCoeffs {
 };
 
 // The update on elements [0, n), in tiles of kTile so the square roots can go through the
-// vectorised sqrt_inplace between two auto-vectorised passes that stay in L1.
-void adamw_range(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
-                 const AdamCoeffs& c) {
+// vectorised sqrt_inplace between two auto-vectorised passes that stay in L1. Returns how many
+// of the written parameters are not finite.
+int64_t adamw_range(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+                    int64_t n, const AdamCoeffs& c) {
   constexpr int64_t kTile = 256;
   float den[kTile];
+  int64_t nonfinite = 0;
   for (int64_t i0 = 0; i0 < n; i0 += kTile) {
     const int64_t len = std::min(kTile, n - i0);
     float* __restrict pt = p + i0;
@@ -40,14 +46,21 @@ void adamw_range(float* __restrict p, const float* __restrict g, float* __restri
       den[i] = vt[i];
     }
     cpu::sqrt_inplace(den, len);
-    for (int64_t i = 0; i < len; ++i) pt[i] = pt[i] * c.decay + (-c.step_size * mt[i]) / (den[i] / c.bc2_sqrt + c.eps);
+    // All exponent bits set: Inf or NaN. An int32 count per tile keeps the loop vectorised.
+    int32_t bad = 0;
+    for (int64_t i = 0; i < len; ++i) {
+      pt[i] = pt[i] * c.decay + (-c.step_size * mt[i]) / (den[i] / c.bc2_sqrt + c.eps);
+      bad += (std::bit_cast<uint32_t>(pt[i]) & 0x7f800000u) == 0x7f800000u;
+    }
+    nonfinite += bad;
   }
+  return nonfinite;
 }
 
 }  // namespace
 
-void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
-                float eps, float weight_decay, int64_t step) {
+int64_t adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
+                   float beta2, float eps, float weight_decay, int64_t step) {
   const double b1 = beta1, b2 = beta2, t = static_cast<double>(step);
   AdamCoeffs c;
   c.decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
@@ -59,11 +72,13 @@ void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, 
   c.eps = eps;
   constexpr int64_t kBlock = 16384;
   const int64_t n_blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n_blocks > 4)
+  int64_t nonfinite = 0;
+#pragma omp parallel for schedule(static) if (n_blocks > 4) reduction(+ : nonfinite)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
     const int64_t i0 = blk * kBlock, len = std::min(kBlock, n - i0);
-    adamw_range(param + i0, grad + i0, m + i0, v + i0, len, c);
+    nonfinite += adamw_range(param + i0, grad + i0, m + i0, v + i0, len, c);
   }
+  return nonfinite;
 }
 
 }  // namespace rlhf::kernels::cpu

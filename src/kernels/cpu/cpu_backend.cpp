@@ -137,9 +137,9 @@ class CpuBackend final : public Backend {
     return cpu::exp_shifted(e, s, shift, n);
   }
 
-  void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
-                  float eps, float weight_decay, int64_t step) const override {
-    cpu::adamw_step(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
+  int64_t adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
+                     float beta2, float eps, float weight_decay, int64_t step) const override {
+    return cpu::adamw_step(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
   }
 };
 

@@ -80,7 +80,7 @@ void gather_rows(float* dst, const float* src, const int64_t* rows, int64_t n, i
 void scatter_add_rows(float* dst, const float* src, const int64_t* rows, int64_t n, int64_t width);
 double exp_shifted(float* e, const float* s, float shift, int64_t n);  // one thread, vectorised exp
 
-void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
-                float beta2, float eps, float weight_decay, int64_t step);
+int64_t adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
+                   float beta2, float eps, float weight_decay, int64_t step);  // non-finite params written
 
 }  // namespace rlhf::kernels::cpu

@@ -379,10 +379,12 @@ class ReferenceBackend final : public Backend {
   }
 
   // p = p (1 - lr wd) - lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps), the moments updated first.
-  void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
-                  float eps, float weight_decay, int64_t step) const override {
+  // Counts the stored (float) parameters that are not finite.
+  int64_t adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
+                     float beta2, float eps, float weight_decay, int64_t step) const override {
     const double t = static_cast<double>(step), b1 = beta1, b2 = beta2;
     const double bias1 = 1.0 - std::pow(b1, t), bias2 = 1.0 - std::pow(b2, t);
+    int64_t nonfinite = 0;
     for (int64_t i = 0; i < n; ++i) {
       const double g = grad[i];
       const double mi = b1 * m[i] + (1.0 - b1) * g, vi = b2 * v[i] + (1.0 - b2) * g * g;
@@ -391,7 +393,9 @@ class ReferenceBackend final : public Backend {
       m[i] = static_cast<float>(mi);
       v[i] = static_cast<float>(vi);
       param[i] = static_cast<float>(p);
+      nonfinite += !std::isfinite(param[i]);
     }
+    return nonfinite;
   }
 
  private:
