@@ -44,6 +44,33 @@ double Completion::sum_logprob() const {
 
 // ---- one token -----------------------------------------------------------------------------
 
+namespace {
+
+// The rows the plain path cannot take (sampler.h, "Non-finite logits"): a NaN logit or nothing
+// but -Inf is a NumericError; +Inf logits share all the probability (s = 0 for them, -Inf for
+// the rest); huge finite logits are taken relative to the largest one (softmax is
+// shift-invariant). Rewrites s, sets best to the first token at the maximum and returns the
+// maximum (0).
+float rescale_row(const float* logits, int64_t V, float inv_t, float* s, int32_t& best) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  float lmax = -inf;
+  for (int64_t v = 0; v < V; ++v) {
+    if (std::isnan(logits[v]))
+      throw NumericError("sampling: the logit of token " + std::to_string(v) + " (of " + std::to_string(V) +
+                         ") is NaN; the model's output is not a distribution");
+    lmax = std::max(lmax, logits[v]);
+  }
+  if (lmax == -inf) throw NumericError("sampling: every logit of the row is -Inf; no token is possible");
+  best = -1;
+  for (int64_t v = 0; v < V; ++v) {
+    s[v] = lmax == inf ? (logits[v] == inf ? 0.0f : -inf) : (logits[v] - lmax) * inv_t;
+    if (best < 0 && s[v] == 0) best = static_cast<int32_t>(v);
+  }
+  return 0.0f;
+}
+
+}  // namespace
+
 TokenDraw sample_token(const float* logits, int64_t V, const SamplingParams& p, Rng& rng, SampleScratch& sc) {
   const bool greedy = p.temperature == 0;
   const float inv_t = greedy ? 1.0f : static_cast<float>(1.0 / p.temperature);
@@ -53,10 +80,14 @@ TokenDraw sample_token(const float* logits, int64_t V, const SamplingParams& p, 
   float* e = sc.e.data();
   float smax = -std::numeric_limits<float>::infinity();
   int32_t best = 0;
+  bool nan = false;
   for (int64_t v = 0; v < V; ++v) {
     s[v] = logits[v] * inv_t;
+    nan |= std::isnan(s[v]);
     if (s[v] > smax) smax = s[v], best = static_cast<int32_t>(v);
   }
+  // Beyond 1e6, smax + log(total) below would round the log-probs (and beyond FLT_MAX overflow).
+  if (nan || !(std::fabs(smax) <= 1e6f)) smax = rescale_row(logits, V, inv_t, s, best);
   // Truncation in HF's order: top-k (a floor on s), top-p (a prefix of the tokens sorted by s,
   // ties by id), min-p (p / p_max = e >= min_p; the most likely token always survives).
   float floor = -std::numeric_limits<float>::infinity();
@@ -186,6 +217,7 @@ void decode_prompts(Transformer& model, const std::vector<std::vector<int32_t>>&
   std::vector<Running> running;
   std::vector<float> logits;
   std::vector<SampleScratch> scratch(omp_get_max_threads());
+  std::vector<std::exception_ptr> failed;  // per running sample, from sample_token
   size_t next = 0;
   while (next < mine.size() || !running.empty()) {
     // One decode call: the last token of every running sample, then prefills of new prompts.
@@ -218,11 +250,23 @@ void decode_prompts(Transformer& model, const std::vector<std::vector<int32_t>>&
     for (const auto& [from, to] : copies) cache.copy(from, to);
 
     const int64_t R = static_cast<int64_t>(running.size());
+    failed.assign(R, nullptr);  // an exception must not leave the parallel loop
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t i = 0; i < R; ++i) {
       Running& r = running[i];
-      const TokenDraw d =
-          sample_token(logits.data() + r.row * V, V, params, r.rng, scratch[omp_get_thread_num()]);
+      TokenDraw d;
+      try {
+        d = sample_token(logits.data() + r.row * V, V, params, r.rng, scratch[omp_get_thread_num()]);
+      } catch (const NumericError& e) {
+        const Completion& c = out[r.out];
+        failed[i] = std::make_exception_ptr(NumericError(
+            "generate: prompt " + std::to_string(c.prompt) + ", sample " + std::to_string(c.sample) + ", new token " +
+            std::to_string(c.tokens.size() + 1) + ": " + e.what()));
+        continue;
+      } catch (...) {
+        failed[i] = std::current_exception();
+        continue;
+      }
       out[r.out].tokens.push_back(d.token);
       out[r.out].logprobs.push_back(d.logprob);
       if (opt.keep_logits) {
@@ -230,6 +274,8 @@ void decode_prompts(Transformer& model, const std::vector<std::vector<int32_t>>&
         out[r.out].logits.insert(out[r.out].logits.end(), row, row + V);
       }
     }
+    for (const std::exception_ptr& e : failed)
+      if (e) std::rethrow_exception(e);
     std::vector<Running> still;
     for (Running& r : running) {
       Completion& c = out[r.out];

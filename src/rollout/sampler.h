@@ -82,6 +82,14 @@ int64_t last_level_cache_bytes();  // from sysfs, read once; 0 when unknown
 
 // One token drawn from logits (V) under params' temperature and truncation, with its log-prob
 // as above. Uses at most one rng.uniform(). The scratch is reused between calls.
+//
+// Non-finite logits (docs/reliability.md test 28f): -Inf is an impossible token. +Inf tokens
+// share all the probability equally (greedy takes the first; the truncations treat them as equal
+// scores), each with log-prob -log(count). When the largest logits / T exceeds 1e6 in magnitude
+// (or overflows), the row is taken relative to its largest logit: the same softmax, without
+// rounding or overflow. A NaN anywhere in the row, or a row of nothing but -Inf, is a
+// NumericError naming the token (generate() adds the prompt, the sample and the position):
+// never a made-up token.
 struct TokenDraw {
   int32_t token = 0;
   float logprob = 0;

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
+#include "../model/model_test_util.h"
 #include "../model/tiny_models.h"
 #include "model/transformer.h"
 #include "rollout/sampler.h"
@@ -130,6 +132,103 @@ TEST(SampleToken, GreedyTakesTheArgmaxWithUnscaledLogprob) {
   const TokenDraw d = sample_token(z.data(), 4, {.temperature = 0}, rng, sc);
   EXPECT_EQ(d.token, 1);  // first of the tied maxima
   EXPECT_NEAR(d.logprob, std::log(softmax(z, 1.0)[1]), 1e-6);
+}
+
+// ---- non-finite logits (sampler.h) -----------------------------------------------------------
+
+const float kInf = std::numeric_limits<float>::infinity();
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Every path of sample_token: greedy, temperature, and each truncation alone and together.
+std::vector<SamplingParams> every_path() {
+  return {{.temperature = 0},   {.temperature = 1.0}, {.temperature = 0.5},  {.temperature = 1.0, .top_k = 2},
+          {.top_p = 0.6},       {.min_p = 0.2},       {.temperature = 0.7, .top_k = 3, .top_p = 0.9, .min_p = 0.05}};
+}
+
+// Draws of sample_token on one row: how often each token came, and each draw's log-prob.
+std::vector<int64_t> draw(const std::vector<float>& z, const SamplingParams& sp, int64_t M, std::vector<float>* lps = nullptr) {
+  std::vector<int64_t> counts(z.size(), 0);
+  Rng rng(7);
+  SampleScratch sc;
+  for (int64_t i = 0; i < M; ++i) {
+    const TokenDraw d = sample_token(z.data(), static_cast<int64_t>(z.size()), sp, rng, sc);
+    EXPECT_GE(d.token, 0);
+    EXPECT_LT(d.token, static_cast<int32_t>(z.size()));
+    ++counts[d.token];
+    if (lps) lps->push_back(d.logprob);
+  }
+  return counts;
+}
+
+TEST(SampleToken, NanAnywhereInTheRowIsANumericError) {
+  const std::vector<std::pair<std::vector<float>, int>> rows = {
+      {{kNaN, 1.0f, 2.0f, 0.5f}, 0}, {{1.0f, 2.0f, 0.5f, kNaN}, 3}, {{kNaN}, 0}, {{kInf, kNaN, -kInf}, 1},
+      {{1e38f, -kInf, 3.0f, kNaN, 0.0f}, 3}};
+  for (const auto& [z, at] : rows)
+    for (const SamplingParams& sp : every_path()) {
+      Rng rng(1);
+      SampleScratch sc;
+      rlhf::test::expect_error<NumericError>(
+          [&] { sample_token(z.data(), static_cast<int64_t>(z.size()), sp, rng, sc); },
+          {"logit of token " + std::to_string(at) + " (of " + std::to_string(z.size()) + ") is NaN"});
+    }
+}
+
+TEST(SampleToken, AllMinusInfIsANumericErrorAndMinusInfIsNeverDrawn) {
+  const std::vector<float> none = {-kInf, -kInf, -kInf};
+  const std::vector<float> some = {-kInf, 0.3f, -kInf, -1.0f, -kInf};
+  for (const SamplingParams& sp : every_path()) {
+    Rng rng(1);
+    SampleScratch sc;
+    rlhf::test::expect_error<NumericError>([&] { sample_token(none.data(), 3, sp, rng, sc); }, {"every logit", "-Inf"});
+    std::vector<float> lps;
+    const std::vector<int64_t> c = draw(some, sp, 2000, &lps);
+    EXPECT_EQ(c[0] + c[2] + c[4], 0) << "an impossible token was drawn";
+    for (float lp : lps) EXPECT_TRUE(std::isfinite(lp));
+  }
+}
+
+TEST(SampleToken, PlusInfTokensShareAllTheProbability) {
+  const std::vector<float> one = {0.0f, kInf, 5.0f, -kInf};
+  const std::vector<float> two = {3.0f, kInf, 1e38f, kInf, -kInf};
+  for (const SamplingParams& sp : every_path()) {
+    std::vector<float> lps;
+    EXPECT_EQ(draw(one, sp, 500, &lps)[1], 500);
+    for (float lp : lps) EXPECT_EQ(lp, 0.0f);
+    lps.clear();
+    const std::vector<int64_t> c = draw(two, sp, 4000, &lps);
+    EXPECT_EQ(c[1] + c[3], 4000) << "only the +Inf tokens";
+    for (float lp : lps) EXPECT_NEAR(lp, -std::log(2.0), 1e-6);
+    if (sp.temperature == 0)
+      EXPECT_EQ(c[1], 4000) << "greedy: the first of the tied maxima";
+    else
+      EXPECT_NEAR(static_cast<double>(c[1]) / 4000, 0.5, 0.04);  // top-k keeps ties, top-p 0.6 both halves
+  }
+  EXPECT_EQ(draw(two, {.top_p = 0.5}, 1000)[1], 1000) << "top-p 0.5 keeps the first half, ties by id";
+}
+
+// Logits near FLT_MAX: exp never sees an overflowed difference, and a temperature below 1 that
+// overflows logits / T still gives softmax(logits / T).
+TEST(SampleToken, HugeFiniteLogitsAreNotOverflowed) {
+  const std::vector<float> far = {1e38f, 0.0f, -1e38f, 3e38f - 1e38f};
+  for (const SamplingParams& sp : every_path()) {
+    std::vector<float> lps;
+    EXPECT_EQ(draw(far, sp, 300, &lps)[3], 300);
+    for (float lp : lps) EXPECT_EQ(lp, 0.0f);
+  }
+  const std::vector<float> both = {3e38f, -3e38f, 3e38f, 1.0f};  // / 0.5 overflows to +-Inf
+  const std::vector<float> low = {-3e38f, -3e38f, -3e38f};        // / 0.5 all -Inf
+  for (SamplingParams sp : every_path()) {
+    if (sp.temperature == 1.0) sp.temperature = 0.5;
+    std::vector<float> lps;
+    const std::vector<int64_t> c = draw(both, sp, 4000, &lps);
+    EXPECT_EQ(c[0] + c[2], 4000);
+    for (float lp : lps) EXPECT_NEAR(lp, -std::log(2.0), 1e-6);
+    lps.clear();
+    const std::vector<int64_t> u = draw(low, sp, 3000, &lps);
+    for (float lp : lps) EXPECT_NEAR(lp, -std::log(3.0), 1e-6);
+    if (sp.temperature > 0 && sp.top_p == 1) EXPECT_GT(std::min({u[0], u[1], u[2]}), 800) << "uniform";
+  }
 }
 
 // ---- generate --------------------------------------------------------------------------------
@@ -287,6 +386,31 @@ TEST(Generate, StopsOnEosStopTokensCallbackLengthAndContext) {
   c = generate(m, {long_prompt}, {0}, greedy).at(0);
   EXPECT_EQ(c.finish, FinishReason::length);
   EXPECT_EQ(c.tokens.size(), 3u);
+}
+
+// A model whose logits turn NaN: generate() stops with a NumericError naming the prompt, the
+// sample and the position, from the prefill's row and from a cached decode step's row alike.
+// The final norm's weight 0 makes every logit 0 (greedy takes token 0); token 0's embedding is
+// NaN, so the logits turn NaN once token 0 is read.
+TEST(Generate, NanLogitsStopWithANumericError) {
+  for (const std::string family : {"llama", "mistral"}) {  // untied: the LM head stays finite
+    Transformer m = tiny_model(family, 4);
+    const ParamSlot& norm = m.slot("norm_final.weight");
+    std::fill_n(m.params().data() + norm.offset, norm.numel, 0.0f);
+    std::fill_n(m.param("embed.tokens"), m.config().hidden_size, kNaN);
+    for (const SamplingParams& sp : every_path()) {
+      SamplingParams p = sp;
+      p.max_new_tokens = 4;
+      p.n = 2;
+      // Token 0 in the prompt: the prefill's logits are NaN.
+      rlhf::test::expect_error<NumericError>([&] { generate(m, {{5, 6}, {3, 0, 4}}, {1, 2}, p, {.batch_size = 4}); },
+                                             {"generate: prompt 1, sample 0, new token 1: ", "is NaN"});
+      if (sp.temperature != 0) continue;
+      // Greedy takes token 0 first, and the next step, from the cache, reads it.
+      rlhf::test::expect_error<NumericError>([&] { generate(m, {{5, 6}}, {1}, p); },
+                                             {"generate: prompt 0, sample 0, new token 2: ", "is NaN"});
+    }
+  }
 }
 
 TEST(Generate, RejectsBadPromptsAndParameters) {
