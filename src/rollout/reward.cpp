@@ -258,6 +258,10 @@ RewardResult CombinedReward::score(const std::vector<RewardSample>& batch) {
   for (Term& t : terms_) {
     RewardResult r = t.source->score(batch);
     RLHF_CHECK(r.scores.size() == n, "reward '" + t.label + "' returned the wrong number of scores");
+    int64_t out_of_range = 0;
+    for (double& v : r.scores)
+      if (!std::isnan(v) && !(std::fabs(v) <= kMaxRewardMagnitude)) v = std::nan(""), ++out_of_range;
+    r.metrics.emplace_back("out_of_range", static_cast<double>(out_of_range));
     append_source_metrics(t.label, r, out.metrics);
     raw.push_back(std::move(r.scores));
   }
@@ -294,7 +298,7 @@ RewardResult CombinedReward::score(const std::vector<RewardSample>& batch) {
         }
       }
     }
-    if (std::isnan(out.scores[i])) ++undefined;
+    if (!std::isfinite(out.scores[i])) out.scores[i] = std::nan(""), ++undefined;
   }
   if (combine_.mode != CombineMode::sum) {
     const double nan = std::nan("");

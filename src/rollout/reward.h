@@ -58,9 +58,15 @@
 // so one defined term is the score, with variance 0), and a sample whose terms are all NaN stays
 // NaN. Either way every NaN is counted in the metrics. Formulas: docs/algorithms.md §1.4.
 //
+// Range: a source's score beyond kMaxRewardMagnitude (±Inf included) is undefined, as a NaN
+// is, and also counted in rewards/<label>/out_of_range: such a score would overflow the
+// advantages' whitening and silently zero a step. A combined score that is not finite (huge
+// weights) is undefined too.
+//
 // Metrics (per source, labelled by kind, "#2", "#3" for repeats): rewards/<label>/mean and
-// /std over its defined scores (TRL's GRPO names), rewards/<label>/undefined (NaN count), and
-// the source's own metrics as rewards/<label>/<name>; reward/undefined counts NaN combined scores.
+// /std over its defined scores (TRL's GRPO names), rewards/<label>/undefined (NaN count, out of
+// range included), rewards/<label>/out_of_range, and the source's own metrics as
+// rewards/<label>/<name>; reward/undefined counts undefined combined scores.
 // min and uwo add rewards/ensemble/std, the mean over the scored samples of the population
 // standard deviation of their terms, and min adds rewards/ensemble/argmin_share/<label>, the share
 // of the scored samples whose minimum came from that source (a tie goes to the first source).
@@ -92,6 +98,10 @@
 namespace rlhf::rollout {
 
 using Metrics = std::vector<std::pair<std::string, double>>;
+
+// The largest |score| a reward source may give (docs/reliability.md test 28g); beyond it a score
+// is undefined and counted.
+inline constexpr double kMaxRewardMagnitude = 1e6;
 
 // One sampled completion of a prompt.
 struct RewardSample {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "../model/model_test_util.h"
 #include "reward_test_util.h"
@@ -67,6 +68,37 @@ TEST(CombinedReward, NanIgnoredLeavesTheTermOutUnlessAllAreNaN) {
   EXPECT_EQ(metric_map(r).at("reward/undefined"), 1.0);
   EXPECT_EQ(parse_nan_policy("ignore"), NanPolicy::ignore);
   expect_error<InputError>([] { parse_nan_policy("zero"); }, {"propagate or ignore"});
+}
+
+// Scores beyond kMaxRewardMagnitude (1e30 would overflow the whitening and zero the step) are
+// undefined like NaN, under both policies, and counted apart; the bound itself is allowed.
+TEST(CombinedReward, ScoresOutOfRangeAreUndefinedAndCounted) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<double> huge = {1e30, -kMaxRewardMagnitude, kNaN, 2.0, -inf, kMaxRewardMagnitude * (1 + 1e-15)};
+  for (const NanPolicy nan : {NanPolicy::propagate, NanPolicy::ignore}) {
+    CombinedReward c(parse_reward_specs({"eos"}), {}, {.nan = nan});
+    c.add("judge", 1.0, callback_reward("judge", [&](const std::vector<RewardSample>&) { return huge; }));
+    std::vector<RewardSample> b(huge.size(), test::sample("x", {}));
+    const RewardResult r = c.score(b);
+    const auto m = metric_map(r);
+    EXPECT_EQ(m.at("rewards/judge/out_of_range"), 3.0);
+    EXPECT_EQ(m.at("rewards/judge/undefined"), 4.0);  // the NaN and the three out of range
+    EXPECT_DOUBLE_EQ(m.at("rewards/judge/mean"), (-kMaxRewardMagnitude + 2.0) / 2);
+    EXPECT_EQ(m.at("rewards/eos/out_of_range"), 0.0);
+    const double eos = r.scores[3] - 2.0;  // the eos term of a defined sample
+    for (size_t i : {0, 2, 4, 5})
+      if (nan == NanPolicy::propagate)
+        EXPECT_TRUE(std::isnan(r.scores[i])) << i;
+      else
+        EXPECT_EQ(r.scores[i], eos) << i;  // the judge's term left out
+    EXPECT_EQ(r.scores[1], eos - kMaxRewardMagnitude);
+    EXPECT_EQ(m.at("reward/undefined"), nan == NanPolicy::propagate ? 4.0 : 0.0);
+  }
+  // Finite terms whose weighted sum overflows: the combined score is undefined too.
+  CombinedReward big(parse_reward_specs({"1e308*length:chars", "1e308*length:chars"}), {});
+  const RewardResult r = big.score({test::sample("abc", {})});
+  EXPECT_TRUE(std::isnan(r.scores[0]));
+  EXPECT_EQ(metric_map(r).at("reward/undefined"), 1.0);
 }
 
 TEST(CombinedReward, RepeatedKindsGetNumberedLabels) {
