@@ -105,6 +105,9 @@ inline nlohmann::json parse_json_strict(std::string_view text, const std::string
     throw InputError(source + ": invalid JSON at byte offset " +
                      std::to_string(base_offset + static_cast<int64_t>(off)) + " (line " +
                      std::to_string(line) + ", column " + std::to_string(col) + "): " + what);
+  } catch (const json::out_of_range& e) {
+    // A number beyond a double's range (1e600): nlohmann reports no position for it.
+    throw InputError(source + ": invalid JSON: " + e.what());
   }
 }
 

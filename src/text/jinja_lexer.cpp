@@ -383,7 +383,9 @@ class Lexer {
         if (q < src_.size() && ok(src_[q])) {
           const size_t end = digits(q, ok);
           t->kind = Token::Kind::kInt;
-          t->int_value = std::stoll(strip_us(src_.substr(p + 2, end - p - 2)), nullptr, base);
+          const std::string text = strip_us(src_.substr(p + 2, end - p - 2));
+          if (std::from_chars(text.data(), text.data() + text.size(), t->int_value, base).ec != std::errc())
+            fail(p, "integer literal out of the 64-bit range: " + src_.substr(p, end - p));
           return end;
         }
       }

@@ -180,6 +180,8 @@ TEST(TemplateLimits, IntegerOverflowIsAnError) {
   EXPECT_HAS(error_of("{{ -(-9223372036854775807 - 1) }}"), overflow);
   EXPECT_HAS(error_of("{{ (-9223372036854775807 - 1)|abs }}"), overflow);
   EXPECT_HAS(error_of("{{ 9223372036854775808 }}"), "integer literal out of the 64-bit range");
+  EXPECT_HAS(error_of("{{ 0x10000000000000000 }}"), "t:1:4: integer literal out of the 64-bit range: 0x1000");
+  EXPECT_EQ(render("{{ 0x7fffffffffffffff }} {{ 0b1_0 }} {{ 0o17 }}"), "9223372036854775807 2 15");
   EXPECT_EQ(render("{{ 1 ** 10**18 }} {{ (-1) ** (10**18 + 1) }} {{ 2 ** 62 }} {{ 2 ** -1 }}"),
             "1 -1 4611686018427387904 0.5");
 }
