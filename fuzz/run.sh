@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of fuzz/ with clang under ASan and UBSan (in build-fuzz/) and runs
-# each for SECONDS_PER_TARGET seconds (default 60) on a scratch copy of its committed seed corpus
+# Builds the libFuzzer targets of fuzz/ with clang under ASan and UBSan (in build-fuzz/), runs the
+# parsers' unit tests under the same sanitizers (sanitized_parser_tests), then runs each target
+# for SECONDS_PER_TARGET seconds (default 60) on a scratch copy of its committed seed corpus
 # (fuzz/corpus/<target>/, never modified). Exits non-zero on any finding: a crash, a sanitizer
 # report, a leak, an uncaught exception other than InputError, a slow input (-timeout) or an
 # out-of-memory (-rss_limit_mb); the reproducer is left in build-fuzz/findings/<target>/.
 #
-# Needs, besides scripts/setup.sh's packages: clang, libclang-rt-14-dev (libFuzzer and the
-# sanitizer runtimes) and libomp-14-dev (OpenMP for clang).
+# Installs what it needs first (scripts/setup.sh --fuzz: clang, libclang-rt-14-dev for libFuzzer
+# and the sanitizer runtimes, libomp-14-dev for OpenMP under clang).
 #   fuzz/run.sh 300          # five minutes per target
 #   FUZZ_TARGETS="jinja" fuzz/run.sh 60
 set -euo pipefail
@@ -14,12 +15,17 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 targets="${FUZZ_TARGETS:-jinja safetensors config tokenizer jsonl}"
 build=build-fuzz
+scripts/setup.sh --fuzz --no-build
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DRLHF_FUZZ=ON \
   -DRLHF_BUILD_TESTS=OFF -DRLHF_BUILD_BENCH=OFF >/dev/null
 for t in $targets; do
   cmake --build "$build" -j"$(nproc)" --target "fuzz_$t"
 done
+# First the parsers' unit tests under the same sanitizers.
+cmake --build "$build" -j"$(nproc)" --target sanitized_parser_tests
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  "$build/sanitized_parser_tests" --gtest_brief=1
 
 status=0
 for t in $targets; do

@@ -426,6 +426,13 @@ TEST_F(Config, Test12_NotAJsonObject) {
   expect_error<InputError>([&] { ModelConfig::from_json(json(3), "cfg"); }, {"cfg", "JSON object"});
 }
 
+// A number beyond a double's range (found by fuzz/fuzz_config) is an InputError naming the file,
+// not an exception of the JSON library.
+TEST_F(Config, Test12_NumberBeyondADoubleIsAnInputError) {
+  test::write_bytes(path(), "{\"model_type\": \"gpt2\", \"n_embd\": 1e600}");
+  expect_error<InputError>([&] { ModelConfig::load(path()); }, {path()});
+}
+
 TEST_F(Config, Test12_ParseErrorHasLineAndColumn) {
   test::write_bytes(path(), "{\n  \"model_type\": \"gpt2\",\n  \"n_embd\": 768,,\n}");
   expect_error<InputError>([&] { ModelConfig::load(path()); },

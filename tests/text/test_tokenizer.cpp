@@ -577,7 +577,9 @@ TEST(Tokenizer, OneMegabyteWordEncodesQuickly) {
       const auto ids = tok.encode(*word);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       EXPECT_LT(s, 5.0) << name;
-      if (s > 0.3) std::printf("  %s: %.2f s for 1 MB starting with %s\n", name.c_str(), s, json(word->substr(0, 4)).dump().c_str());
+      // The first bytes may cut a character: shown with U+FFFD for the cut one.
+      const auto start = [&](size_t n) { return json(word->substr(0, n)).dump(-1, ' ', false, json::error_handler_t::replace); };
+      if (s > 0.3) std::printf("  %s: %.2f s for 1 MB starting with %s\n", name.c_str(), s, start(4).c_str());
       if (name == "misc") continue;  // lowercases, strips and maps to [UNK]: no round trip
       EXPECT_FALSE(ids.empty());
       // With Metaspace(prepend_scheme first) a leading space becomes the prefix "▁", which the
@@ -585,7 +587,7 @@ TEST(Tokenizer, OneMegabyteWordEncodesQuickly) {
       const bool spm = name == "mistral";
       const std::string want = spm && (*word)[0] == ' ' ? word->substr(1) : *word;
       EXPECT_TRUE(tok.decode(ids) == want) << name << ": round trip of a 1 MB word starting with "
-                                           << json(word->substr(0, 8)).dump();
+                                           << start(8);
     }
   }
 }
