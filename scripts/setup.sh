@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build dependencies (Debian 12 packages only) and builds rlhf into build/.
 #   --tests    also what only the tests use (python3 for their checks, chromium to render the
-#              bench report headless)
+#              bench report headless), and build with the tests' fault-injection hooks
 #   --fuzz     also clang with libFuzzer and the sanitizer runtimes, and clang's OpenMP (fuzz/)
 #   --no-build install only
 # Idempotent: apt-get is skipped when every package is installed.
@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 PACKAGES=(build-essential cmake git libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libbenchmark-dev libyaml-cpp-dev libzstd-dev zlib1g-dev libopenmpi-dev openmpi-bin)
 build=1
+hooks=OFF  # the fault-injection hooks only in the test script's build
 for arg in "$@"; do
   case "$arg" in
-    --tests) PACKAGES+=(python3 chromium) ;;
+    --tests) PACKAGES+=(python3 chromium); hooks=ON ;;
     --fuzz) PACKAGES+=(clang libclang-rt-14-dev libomp-14-dev) ;;
     --no-build) build=0 ;;
     *) echo "usage: $0 [--tests] [--fuzz] [--no-build]" >&2; exit 2 ;;
@@ -31,5 +32,5 @@ if ((${#missing[@]})); then
 fi
 
 ((build)) || exit 0
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRLHF_TEST_HOOKS="$hooks" >/dev/null
 cmake --build build -j"$(nproc)"

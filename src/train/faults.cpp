@@ -21,6 +21,7 @@ double nonfinite_flag(double loss, const Transformer& model) {
   return std::isfinite(loss) && std::isfinite(grad_global_norm(model)) ? 0.0 : 1.0;
 }
 
+#ifdef RLHF_TEST_HOOKS
 void inject_test_nan(int rank, int64_t step, double& loss, Transformer& model) {
   static const int64_t nan_step = [] {
     const char* s = std::getenv("RLHF_TEST_NAN_STEP");
@@ -34,5 +35,8 @@ void inject_test_nan(int rank, int64_t step, double& loss, Transformer& model) {
   loss = std::numeric_limits<double>::quiet_NaN();
   model.grads()[0] = std::numeric_limits<float>::quiet_NaN();
 }
+#else
+void inject_test_nan(int, int64_t, double&, Transformer&) {}
+#endif
 
 }  // namespace rlhf

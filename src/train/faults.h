@@ -21,7 +21,8 @@ double nonfinite_flag(double loss, const Transformer& model);
 // Test hook (tests/cli/mpi.sh), read once from the environment: with RLHF_TEST_NAN_STEP=S (and
 // RLHF_TEST_NAN_RANK=R, default 0), on rank R at step S (1-based: the offline loop's optimizer
 // step, the online loop's rollout step) the loss and the model's gradient become NaN, as a
-// numeric fault would make them. Without the variables it does nothing.
+// numeric fault would make them. Without the variables it does nothing, and builds without
+// -DRLHF_TEST_HOOKS=ON (every build but the test script's) do not read them at all.
 void inject_test_nan(int rank, int64_t step, double& loss, Transformer& model);
 
 }  // namespace rlhf

@@ -143,7 +143,8 @@ rm -rf "$tmp/hung/model.safetensors"
   || fail "resume after the hang: $(tail -5 "$tmp/hung-resumed.log")"
 cmp -s "$tmp/whole/model.safetensors" "$tmp/hung/model.safetensors" || fail "weights after resuming the hung run differ"
 
-# A NaN loss on one rank (the test hook RLHF_TEST_NAN_RANK/STEP, src/train/faults.h) stops every
+# A NaN loss on one rank (the test hook RLHF_TEST_NAN_RANK/STEP, src/train/faults.h, compiled with
+# -DRLHF_TEST_HOOKS=ON as scripts/test.sh builds; without it this part fails) stops every
 # rank before the optimizer step with a non-zero exit and a message naming the rank and the step;
 # the last checkpoint stays valid and resumes to the uninterrupted run's weights, byte for byte.
 nan_env=(-x RLHF_TEST_NAN_RANK=1 -x RLHF_TEST_NAN_STEP=5)
