@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -56,6 +57,17 @@ std::optional<int64_t> count_of(const std::string& text) {
 
 }  // namespace
 
+// AdamW's moments can overflow while the weights stay finite (an Inf second moment makes the
+// update 0): such a state is never written, nor read back. Empty when every moment is finite.
+static std::string non_finite_moments(const AdamW& opt) {
+  for (auto [name, v] : {std::pair{"exp_avg", &opt.first_moment()}, std::pair{"exp_avg_sq", &opt.second_moment()}}) {
+    int64_t bad = 0;
+    for (float x : *v) bad += !std::isfinite(x);
+    if (bad > 0) return std::to_string(bad) + " values of the optimizer's " + name + " are NaN or Inf";
+  }
+  return "";
+}
+
 fs::path checkpoint_dir(const fs::path& out_dir, int64_t step) { return out_dir / (kPrefix + std::to_string(step)); }
 
 fs::path save_training_checkpoint(const fs::path& out_dir, const Transformer& m, const AdamW& opt,
@@ -64,6 +76,8 @@ fs::path save_training_checkpoint(const fs::path& out_dir, const Transformer& m,
   const fs::path final_dir = checkpoint_dir(out_dir, state.global_step);
   const fs::path tmp = out_dir / (kTmpPrefix + step);
   require_finite_weights(m, final_dir);
+  if (const std::string bad = non_finite_moments(opt); !bad.empty())
+    throw NumericError("refusing to save " + final_dir.string() + ": " + bad + "; training diverged");
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) throw IoError(out_dir.string() + ": cannot create directory: " + ec.message());
@@ -162,6 +176,8 @@ void load_training_checkpoint(const fs::path& dir, Transformer& m, AdamW& opt, T
       throw InputError((dir / "optimizer.safetensors").string() + ": tensor '" + name + "' missing or of the wrong size");
     convert_to_f32(*t, dst->data(), of->path().string());
   }
+  if (const std::string bad = non_finite_moments(opt); !bad.empty())
+    throw InputError((dir / "optimizer.safetensors").string() + ": " + bad);
   const auto& meta = of->metadata();
   std::ifstream sf(dir / "trainer_state.json");
   nlohmann::json js;

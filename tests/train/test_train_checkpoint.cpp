@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <fstream>
 #include <thread>
 
@@ -134,6 +135,43 @@ TEST(TrainCheckpoint, CraftedStepsAreRefused) {
     EXPECT_NE(std::string(e.what()).find("step 7 is past the run's 5 steps"), std::string::npos) << e.what();
   }
   EXPECT_NO_THROW(resume_from_latest(out, a.m, a.opt, st, a.st.fingerprint, 7, std::cout));
+  fs::remove_all(out);
+}
+
+// Overflowed AdamW moments (the weights still finite) are never written, and a checkpoint holding
+// them is refused on load.
+TEST(TrainCheckpoint, NonFiniteMomentsAreNeitherSavedNorLoaded) {
+  Fixture a;
+  const fs::path out = temp_dir("moments");
+  const fs::path good = save_training_checkpoint(out, a.m, a.opt, a.st);
+  a.opt.second_moment()[3] = std::numeric_limits<float>::infinity();
+  a.st.global_step = 8;
+  try {
+    save_training_checkpoint(out, a.m, a.opt, a.st);
+    FAIL();
+  } catch (const NumericError& e) {
+    EXPECT_NE(std::string(e.what()).find("1 values of the optimizer's exp_avg_sq are NaN or Inf"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(latest_checkpoint(out), good);
+  // The same state written by hand, with a manifest to match, is refused when read.
+  std::vector<float> m1(a.opt.first_moment().begin(), a.opt.first_moment().end());
+  std::vector<float> m2(a.opt.second_moment().begin(), a.opt.second_moment().end());
+  const int64_t n = static_cast<int64_t>(m1.size());
+  write_safetensors(good / "optimizer.safetensors",
+                    {{"exp_avg", DType::F32, {n}, m1.data()}, {"exp_avg_sq", DType::F32, {n}, m2.data()}},
+                    {{"step", "1"}});
+  std::ifstream f(good / "optimizer.safetensors", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  rewrite_with_manifest(good, "optimizer.safetensors", bytes);
+  TrainerState st;
+  try {
+    load_training_checkpoint(good, a.m, a.opt, st, a.st.fingerprint);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("optimizer.safetensors: 1 values of the optimizer's exp_avg_sq"),
+              std::string::npos) << e.what();
+  }
   fs::remove_all(out);
 }
 
