@@ -62,7 +62,7 @@ static bool is_ignorable_buffer(const std::string& n) {
   return n.ends_with(".attn.bias") || n.ends_with(".attn.masked_bias") || n.ends_with("rotary_emb.inv_freq");
 }
 
-static int64_t count_non_finite(std::span<const float> v) {
+int64_t count_non_finite(std::span<const float> v) {
   int64_t n = 0;
   for (float x : v) n += !std::isfinite(x);
   return n;

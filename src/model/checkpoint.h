@@ -54,6 +54,9 @@ Transformer load_checkpoint(const std::filesystem::path& dir, ModelHeads heads, 
 // score.weight: load_checkpoint would give it a random head, whose scores are noise.
 Transformer load_reward_model(const std::filesystem::path& dir);
 
+// The NaN and Inf values among v.
+int64_t count_non_finite(std::span<const float> v);
+
 // NumericError naming `target` and the first parameter with a NaN or Inf: nothing non-finite is
 // saved (save_checkpoint and the training checkpoints check before they write), so a diverged run
 // stops with its last checkpoint the newest. load_checkpoint refuses such weights too.

@@ -49,22 +49,6 @@ BatchOrder shuffled_batch_order(int64_t n_groups, int64_t per_micro, int64_t n_m
   return order;
 }
 
-// The sequences of the given groups, in group order, and their dataset indices.
-static std::vector<Sequence> gather(const OfflineDataset& data, const std::vector<std::vector<size_t>>& members,
-                                    const std::vector<int64_t>& groups, std::vector<size_t>* index) {
-  std::vector<Sequence> out;
-  for (int64_t g : groups) {
-    if (g < 0 || g >= static_cast<int64_t>(members.size()))
-      throw InputError("batch order names group " + std::to_string(g) + ", the data has " +
-                       std::to_string(members.size()));
-    for (size_t i : members[g]) {
-      out.push_back(data.seqs[i]);
-      if (index) index->push_back(i);
-    }
-  }
-  return out;
-}
-
 // Packs one micro-batch into one engine batch (a micro-batch must fit: it is one objective call).
 static CollatedBatch pack_one(const std::vector<Sequence>& seqs, PackOptions pack, bool want_head) {
   pack.max_rows = static_cast<int64_t>(seqs.size());
@@ -74,17 +58,22 @@ static CollatedBatch pack_one(const std::vector<Sequence>& seqs, PackOptions pac
   return std::move(b[0]);
 }
 
-// One micro-batch of the given groups as one engine batch.
+// One micro-batch of the given groups (their sequences in group order, or their rows) as one
+// engine batch.
 static CollatedBatch collate_groups(const OfflineDataset& data, const std::vector<std::vector<size_t>>& members,
                                     const std::vector<int64_t>& groups, const OfflineConfig& cfg) {
-  if (data.rows.empty()) return pack_one(gather(data, members, groups, nullptr), cfg.pack, cfg.want_head);
-  std::vector<const PackedRow*> rows;
-  for (int64_t g : groups) {
-    if (g < 0 || g >= data.n_groups())
-      throw InputError("batch order names row " + std::to_string(g) + ", the data has " +
-                       std::to_string(data.n_groups()));
-    rows.push_back(&data.rows[g]);
+  const int64_t n = data.rows.empty() ? static_cast<int64_t>(members.size()) : static_cast<int64_t>(data.rows.size());
+  for (int64_t g : groups)
+    if (g < 0 || g >= n)
+      throw InputError("batch order names group " + std::to_string(g) + ", the data has " + std::to_string(n));
+  if (data.rows.empty()) {
+    std::vector<Sequence> seqs;
+    for (int64_t g : groups)
+      for (size_t i : members[g]) seqs.push_back(data.seqs[i]);
+    return pack_one(seqs, cfg.pack, cfg.want_head);
   }
+  std::vector<const PackedRow*> rows;
+  for (int64_t g : groups) rows.push_back(&data.rows[g]);
   return collate_rows(rows, groups, cfg.pack.seq_len);
 }
 

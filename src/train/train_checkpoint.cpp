@@ -3,7 +3,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -61,8 +60,7 @@ std::optional<int64_t> count_of(const std::string& text) {
 // update 0): such a state is never written, nor read back. Empty when every moment is finite.
 static std::string non_finite_moments(const AdamW& opt) {
   for (auto [name, v] : {std::pair{"exp_avg", &opt.first_moment()}, std::pair{"exp_avg_sq", &opt.second_moment()}}) {
-    int64_t bad = 0;
-    for (float x : *v) bad += !std::isfinite(x);
+    const int64_t bad = count_non_finite(std::span<const float>(v->data(), v->size()));
     if (bad > 0) return std::to_string(bad) + " values of the optimizer's " + name + " are NaN or Inf";
   }
   return "";
