@@ -40,6 +40,12 @@ void declare(Options& o, Task t) {
       .add("max-prompt-length", "0", "keep the last N prompt tokens (0: no limit)")
       .add("max-completion-length", "0", "keep the first N completion tokens (0: no limit)")
       .add("truncation-mode", "keep_start", "keep_start | keep_end")
+      .add("seam-policy", "common_prefix",
+           "where a completion starts when prompt and completion tokens merge: common_prefix (TRL: the "
+           "merged token is completion) | split (tokenize the completion apart) | error")
+      .add("completion-eos", "standard_layout",
+           "append EOS to completions: standard_layout (TRL: plain text only; a chat turn ends as the "
+           "template renders it) | always | never")
       .add("per-device-train-batch-size", "8",
            t == Task::sft || t == Task::kto ? "examples per micro-batch" : "pairs (or rankings) per micro-batch")
       .add("gradient-accumulation-steps", "1", "micro-batches per optimizer step")
@@ -119,6 +125,8 @@ OfflineDataOptions data_options(const Options& o) {
   d.truncate.max_prompt_length = o.integer("max-prompt-length");
   d.truncate.max_completion_length = o.integer("max-completion-length");
   d.truncate.mode = parse_truncation_mode(o.str("truncation-mode"));
+  d.encode.seam = parse_seam_policy(o.str("seam-policy"));
+  d.encode.eos = parse_completion_eos(o.str("completion-eos"));
   if (o.declared("per-device-train-batch-size")) {
     d.kto_mismatched = o.declared("loss-type") && o.str("loss-type") == "kto";
     d.kto_chunk = o.integer("per-device-train-batch-size");
@@ -226,6 +234,12 @@ int cmd_eval(int argc, char** argv) {
       .add("max-prompt-length", "0", "keep the last N prompt tokens (0: no limit)")
       .add("max-completion-length", "0", "keep the first N completion tokens (0: no limit)")
       .add("truncation-mode", "keep_start", "keep_start | keep_end")
+      .add("seam-policy", "common_prefix",
+           "where a completion starts when prompt and completion tokens merge: common_prefix (TRL: the "
+           "merged token is completion) | split (tokenize the completion apart) | error")
+      .add("completion-eos", "standard_layout",
+           "append EOS to completions: standard_layout (TRL: plain text only; a chat turn ends as the "
+           "template renders it) | always | never")
       .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
       .add("out", "", "write the results as JSON to this file")
       .add("scores-out", "", "write per-pair scores as JSONL (reward model, policy and reference log-probs, implicit reward)");

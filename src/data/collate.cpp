@@ -30,14 +30,28 @@ TruncationMode parse_truncation_mode(const std::string& s) {
   throw InputError("truncation mode must be keep_start or keep_end, got '" + s + "'");
 }
 
+SeamPolicy parse_seam_policy(const std::string& s) {
+  if (s == "common_prefix") return SeamPolicy::common_prefix;
+  if (s == "split") return SeamPolicy::split;
+  if (s == "error") return SeamPolicy::error;
+  throw InputError("seam policy must be common_prefix, split or error, got '" + s + "'");
+}
+
+CompletionEos parse_completion_eos(const std::string& s) {
+  if (s == "standard_layout") return CompletionEos::standard_layout;
+  if (s == "always") return CompletionEos::always;
+  if (s == "never") return CompletionEos::never;
+  throw InputError("completion EOS must be standard_layout, always or never, got '" + s + "'");
+}
+
+bool completion_gets_eos(CompletionEos policy, bool conversational) {
+  return policy == CompletionEos::always || (policy == CompletionEos::standard_layout && !conversational);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Text -> ids
 
 namespace {
-
-bool starts_with(const std::vector<int32_t>& full, const std::vector<int32_t>& prefix) {
-  return full.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), full.begin());
-}
 
 size_t first_difference(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
   const size_t n = std::min(a.size(), b.size());
@@ -70,66 +84,87 @@ TokenizedExample encode_example(const TextEncoder& enc, const Text& prompt, cons
   if (report) ++report->examples;
   TokenizedExample ex;
   ex.line = line;
-  auto finish = [&](std::vector<int32_t> c) {
-    if (opt.append_eos && enc.eos_id && (c.empty() || c.back() != *enc.eos_id)) c.push_back(*enc.eos_id);
-    ex.completions.push_back(std::move(c));
+  const bool eos = enc.eos_id && completion_gets_eos(opt.eos, prompt.is_chat);
+  // With budgets every encoding is a prefix (TextEncoder::encode): the prompt's holds at least
+  // prompt_tokens ids or all of them, a full sequence's all ids up to completion_tokens past the
+  // prompt's. A prompt cut by its budget is dropped by truncation whatever the seam.
+  const size_t prompt_budget = static_cast<size_t>(opt.prompt_tokens);
+  auto full_budget = [&] {
+    return opt.completion_tokens > 0 ? ex.prompt.size() + static_cast<size_t>(opt.completion_tokens) + 1 : 0;
   };
-  auto seam = [&](const std::vector<int32_t>& full, const std::string& completion_text) {
-    if (report) ++report->seam_mismatches;
-    if (opt.seam == SeamPolicy::error) {
-      const size_t k = first_difference(full, ex.prompt);
-      throw InputError(where + "the prompt's tokens are not a prefix of the tokens of prompt + completion (they " +
-                       "differ at token " + std::to_string(k) + " of " + std::to_string(ex.prompt.size()) +
-                       ": a merge crosses the seam); use the split seam policy to tokenize the completion apart");
-    }
-    return enc.encode(completion_text, false);
-  };
+  // The tokens of prompt + completion, and the completion's text alone (for SeamPolicy::split).
+  std::vector<std::vector<int32_t>> fulls;
+  std::vector<std::string> completion_texts;
 
   if (!prompt.is_chat) {
-    ex.prompt = enc.encode(prompt.text, opt.add_special_tokens);
+    ex.prompt = enc.encode(prompt.text, opt.add_special_tokens, prompt_budget);
     for (const Text* c : completions) {
       if (c->is_chat) throw InputError(where + "the prompt is a string but a completion is a list of messages");
-      std::vector<int32_t> full = enc.encode(prompt.text + c->text, opt.add_special_tokens);
-      if (starts_with(full, ex.prompt))
-        finish(std::vector<int32_t>(full.begin() + ex.prompt.size(), full.end()));
-      else
-        finish(seam(full, c->text));
+      fulls.push_back(enc.encode(prompt.text + c->text, opt.add_special_tokens, full_budget()));
+      completion_texts.push_back(c->text);
     }
-    return ex;
+  } else {
+    if (!enc.render)
+      throw InputError(where + "conversational data needs a chat template, and the tokenizer has none "
+                               "(give one, or convert the data to the standard layout)");
+    if (!prompt.messages.empty() && prompt.messages.back().role == "assistant")
+      throw InputError(where + "the prompt ends with an assistant turn; continuing a final message is not supported");
+    const json pj = messages_json(prompt.messages);
+    const std::string ps = enc.render(pj, /*add_generation_prompt=*/true);
+    ex.prompt = enc.encode(ps, false, prompt_budget);
+    for (const Text* c : completions) {
+      if (!c->is_chat) throw InputError(where + "the prompt is a list of messages but a completion is a string");
+      json fj = pj;
+      for (const auto& m : c->messages) fj.push_back({{"role", m.role}, {"content", m.content}});
+      const std::string fs = enc.render(fj, /*add_generation_prompt=*/false);
+      if (opt.seam != SeamPolicy::common_prefix && !fs.starts_with(ps)) {
+        size_t k = 0;
+        while (k < ps.size() && k < fs.size() && ps[k] == fs[k]) ++k;
+        throw InputError(where + "the chat template renders prompt + completion so that it does not start with the "
+                                 "rendered prompt (it rewrites earlier turns); first difference at byte " +
+                         std::to_string(k) + ": prompt " + quoted_window(ps, k) + " vs full " +
+                         quoted_window(fs, k) + "; the common_prefix seam policy trains on the full rendering");
+      }
+      fulls.push_back(enc.encode(fs, false, full_budget()));
+      completion_texts.push_back(fs.size() >= ps.size() ? fs.substr(ps.size()) : std::string());
+    }
   }
 
-  if (!enc.render)
-    throw InputError(where + "conversational data needs a chat template, and the tokenizer has none "
-                             "(give one, or convert the data to the standard layout)");
-  if (!prompt.messages.empty() && prompt.messages.back().role == "assistant")
-    throw InputError(where + "the prompt ends with an assistant turn; continuing a final message is not supported");
-  const json pj = messages_json(prompt.messages);
-  const std::string ps = enc.render(pj, /*add_generation_prompt=*/true);
-  ex.prompt = enc.encode(ps, false);
-  for (const Text* c : completions) {
-    if (!c->is_chat) throw InputError(where + "the prompt is a list of messages but a completion is a string");
-    json fj = pj;
-    for (const auto& m : c->messages) fj.push_back({{"role", m.role}, {"content", m.content}});
-    const std::string fs = enc.render(fj, /*add_generation_prompt=*/false);
-    if (!fs.starts_with(ps)) {
-      size_t k = 0;
-      while (k < ps.size() && k < fs.size() && ps[k] == fs[k]) ++k;
-      throw InputError(where + "the chat template renders prompt + completion so that it does not start with the "
-                               "rendered prompt (it rewrites earlier turns); first difference at byte " +
-                       std::to_string(k) + ": prompt " + quoted_window(ps, k) + " vs full " + quoted_window(fs, k) +
-                       "; no exact loss mask exists for this template");
-    }
-    std::vector<int32_t> full = enc.encode(fs, false);
-    if (starts_with(full, ex.prompt))
-      finish(std::vector<int32_t>(full.begin() + ex.prompt.size(), full.end()));
-    else
-      finish(seam(full, fs.substr(ps.size())));
+  // Where the completions start: after the prompt's ids, or (common_prefix) after the longest
+  // prefix the prompt shares with every prompt + completion.
+  size_t prompt_len = ex.prompt.size();
+  for (const auto& full : fulls) prompt_len = std::min(prompt_len, first_difference(full, ex.prompt));
+  const bool mismatch = prompt_len < ex.prompt.size();
+  if (mismatch && report) ++report->seam_mismatches;
+  if (mismatch && opt.seam == SeamPolicy::error)
+    throw InputError(where + "the prompt's tokens are not a prefix of the tokens of prompt + completion (they " +
+                     "differ at token " + std::to_string(prompt_len) + " of " + std::to_string(ex.prompt.size()) +
+                     ": a merge crosses the seam); the common_prefix or split seam policy handles it");
+  if (opt.seam != SeamPolicy::common_prefix) prompt_len = ex.prompt.size();
+  for (size_t i = 0; i < fulls.size(); ++i) {
+    std::vector<int32_t> c;
+    if (first_difference(fulls[i], ex.prompt) >= prompt_len)
+      c.assign(fulls[i].begin() + prompt_len, fulls[i].end());
+    else  // SeamPolicy::split, and this completion's seam has a merge
+      c = enc.encode(completion_texts[i], false, opt.completion_tokens > 0 ? opt.completion_tokens + 1 : 0);
+    if (eos && (c.empty() || c.back() != *enc.eos_id)) c.push_back(*enc.eos_id);
+    ex.completions.push_back(std::move(c));
   }
+  ex.prompt.resize(prompt_len);
   return ex;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Truncation
+
+ExampleEncodeOptions with_truncation_budget(ExampleEncodeOptions opt, const TruncateOptions& t) {
+  const bool keep_start = t.mode == TruncationMode::keep_start;
+  int64_t completion = t.max_completion_length;
+  if (keep_start && t.max_length > 0) completion = completion > 0 ? std::min(completion, t.max_length) : t.max_length;
+  opt.completion_tokens = completion;
+  opt.prompt_tokens = keep_start && t.max_prompt_length == 0 ? t.max_length : 0;
+  return opt;
+}
 
 bool truncate_example(const TokenizedExample& ex, int64_t group, const TruncateOptions& opt,
                       std::vector<Sequence>& out, CollateReport& report) {

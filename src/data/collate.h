@@ -8,10 +8,14 @@
 //   - no prompt token is ever scored: a sequence's scored positions are completion tokens only;
 //   - every kept sequence has at least one scored completion token; an example (a pair, a
 //     ranking) with a side that has none is dropped whole and counted;
-//   - prompt ids are exact: the prompt-only tokenization must be a prefix of the tokenization of
-//     prompt + completion; when a BPE merge crosses the seam the completion is tokenized on its
-//     own (SeamPolicy::split) or the example fails (SeamPolicy::error); a chat template that
-//     renders earlier turns differently once the completion is appended is always an error;
+//   - the prompt/completion seam follows TRL (SeamPolicy::common_prefix): the completion starts
+//     where the prompt's tokens and the tokens of prompt + completion first differ (over every
+//     completion of the group), so a token that a merge makes span the seam is a completion
+//     token, and a chat template that renders the prompt alone differently still trains on the
+//     full rendering; each such example is counted (EncodeReport::seam_mismatches). The other
+//     policies keep the prompt's ids whole: SeamPolicy::split tokenizes the completion on its own
+//     when a merge crosses the seam, SeamPolicy::error stops; under both, a chat template that
+//     renders earlier turns differently once the completion is appended is an error;
 //   - the sequences of one group (chosen and rejected of a pair, the k completions of a prompt)
 //     land in the same batch.
 //
@@ -50,21 +54,36 @@ namespace rlhf {
 
 struct TextEncoder {
   // Token ids of `text`; add_special_tokens applies the tokenizer's post-processor (BOS/EOS).
-  std::function<std::vector<int32_t>(const std::string& text, bool add_special_tokens)> encode;
+  // max_tokens > 0: only the first max_tokens ids are needed; the encoder may return any prefix
+  // of the full encoding that holds them (Tokenizer's EncodeOptions::max_tokens).
+  std::function<std::vector<int32_t>(const std::string& text, bool add_special_tokens, size_t max_tokens)> encode;
   // The chat template: messages [{role, content}] -> text. Empty when the model has none.
   std::function<std::string(const nlohmann::json& messages, bool add_generation_prompt)> render;
   std::optional<int32_t> eos_id;
 };
 
-enum class SeamPolicy { split, error };
+enum class SeamPolicy { common_prefix, split, error };
+SeamPolicy parse_seam_policy(const std::string& s);  // "common_prefix" | "split" | "error"
+
+// Which completions get eos_id appended (unless they already end with it). TRL's convention,
+// standard_layout: plain-text completions only; a conversational completion ends as the chat
+// template renders the assistant turn.
+enum class CompletionEos { standard_layout, always, never };
+CompletionEos parse_completion_eos(const std::string& s);  // "standard_layout" | "always" | "never"
+bool completion_gets_eos(CompletionEos policy, bool conversational);
 
 struct ExampleEncodeOptions {
-  SeamPolicy seam = SeamPolicy::split;
-  bool append_eos = true;          // append eos_id to each completion unless it already ends with it
+  SeamPolicy seam = SeamPolicy::common_prefix;
+  CompletionEos eos = CompletionEos::standard_layout;
   bool add_special_tokens = true;  // standard layout: post-processor specials on the prompt
+  // What the truncation that follows keeps (truncation_budget), so that tokenization stops there
+  // and a long row costs memory and time by the maximum length, not its own: completions need at
+  // most `completion_tokens` ids, and a prompt of `prompt_tokens` ids or more is dropped. 0: whole.
+  int64_t completion_tokens = 0, prompt_tokens = 0;
 };
 
 struct EncodeReport {
+  // seam_mismatches: examples whose prompt ids are not a prefix of prompt + completion's.
   int64_t examples = 0, seam_mismatches = 0;
   nlohmann::json to_json() const;
 };
@@ -113,6 +132,11 @@ struct CollateReport {
   int64_t truncated_sequences = 0;      // sequences cut by max_length / max_completion_length
   nlohmann::json to_json() const;
 };
+
+// `opt` with the token budgets that truncation by `t` leaves: completions keep at most the first
+// max_completion_length ids, and under keep_start at most max_length; without max_prompt_length,
+// keep_start drops a prompt of max_length ids. keep_end needs the whole completion.
+ExampleEncodeOptions with_truncation_budget(ExampleEncodeOptions opt, const TruncateOptions& t);
 
 // Appends one Sequence per completion and returns true, or returns false (counted) when the
 // example must be dropped.

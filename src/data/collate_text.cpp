@@ -6,9 +6,10 @@ namespace rlhf {
 
 TextEncoder text_encoder(const Tokenizer& tok) {
   TextEncoder e;
-  e.encode = [&tok](const std::string& text, bool add_special_tokens) {
+  e.encode = [&tok](const std::string& text, bool add_special_tokens, size_t max_tokens) {
     EncodeOptions o;
     o.add_special_tokens = add_special_tokens;
+    o.max_tokens = max_tokens;
     return tok.encode(text, o);
   };
   e.eos_id = tok.eos_id();

@@ -119,7 +119,7 @@ class ModelReward : public RewardSource {
     else
       completion.text = s.completion;
     ExampleEncodeOptions eo;
-    eo.append_eos = s.eos;
+    eo.eos = s.eos ? CompletionEos::standard_layout : CompletionEos::never;
     try {
       TokenizedExample ex = encode_example(text_->enc, s.prompt, {&completion}, eo, nullptr);
       std::vector<int32_t> t = std::move(ex.prompt);

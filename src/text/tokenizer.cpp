@@ -289,6 +289,7 @@ struct Piece {
 // Calls f(begin, end) for each piece of `v` by the WhitespaceSplit pre-tokenizer (maximal runs
 // of non-whitespace) or, with `punct`, the Whitespace one (\w+|[^\w\s]+: maximal runs of word
 // characters and maximal runs of other non-whitespace characters). Whitespace is dropped.
+// Calls f(begin, end) on each piece until it returns false.
 template <class F>
 void for_each_whitespace_piece(std::string_view v, bool punct, F&& f) {
   enum { kSpace, kWord, kOther };
@@ -299,7 +300,7 @@ void for_each_whitespace_piece(std::string_view v, bool punct, F&& f) {
     const size_t b = i;
     const int k = cls(utf8_next(v, i));
     if (k == run) continue;
-    if (run != kSpace) f(start, b);
+    if (run != kSpace && !f(start, b)) return;
     start = b;
     run = k;
   }
@@ -349,8 +350,20 @@ void split_by(const Piece& p, std::vector<std::pair<size_t, size_t>>& matches, S
 
 }  // namespace
 
-void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_origin, std::vector<int32_t>& out) const {
+void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_origin, std::vector<int32_t>& out,
+                                             size_t limit) const {
   if (text.empty()) return;
+  // Pieces a batch at a time, so that a limit also bounds the pieces held.
+  auto model_split = [&](unicode::SplitPattern pattern) {
+    thread_local std::vector<std::pair<size_t, size_t>> pieces;
+    for (size_t at = 0; at < text.size();) {
+      at = unicode::split_some(text, pattern, at, 1024, pieces);
+      for (const auto& [b, e] : pieces) {
+        if (out.size() >= limit) return;
+        run_model(text.substr(b, e - b), out);
+      }
+    }
+  };
   if (pre_tokenizers.empty()) {
     run_model(text, out);
     return;
@@ -360,13 +373,15 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
   if (pre_tokenizers.size() == 1) {
     const PreTokenizer& p = pre_tokenizers[0];
     if (p.kind == PreTokenizer::Kind::whitespace_split || p.kind == PreTokenizer::Kind::whitespace) {
-      for_each_whitespace_piece(text, p.kind == PreTokenizer::Kind::whitespace,
-                                [&](size_t b, size_t e) { run_model(text.substr(b, e - b), out); });
+      for_each_whitespace_piece(text, p.kind == PreTokenizer::Kind::whitespace, [&](size_t b, size_t e) {
+        run_model(text.substr(b, e - b), out);
+        return out.size() < limit;
+      });
       return;
     }
     if ((p.kind == PreTokenizer::Kind::byte_level && p.use_regex && !p.add_prefix_space) ||
         p.kind == PreTokenizer::Kind::split_regex) {
-      for (const auto& [b, e] : unicode::split(text, p.pattern)) run_model(text.substr(b, e - b), out);
+      model_split(p.pattern);
       return;
     }
   }
@@ -374,7 +389,7 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
   if (pre_tokenizers.size() == 2 && pre_tokenizers[0].kind == PreTokenizer::Kind::split_regex &&
       pre_tokenizers[1].kind == PreTokenizer::Kind::byte_level && !pre_tokenizers[1].use_regex &&
       !pre_tokenizers[1].add_prefix_space) {
-    for (const auto& [b, e] : unicode::split(text, pre_tokenizers[0].pattern)) run_model(text.substr(b, e - b), out);
+    model_split(pre_tokenizers[0].pattern);
     return;
   }
 
@@ -421,6 +436,7 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
           const std::string_view v(arena.data() + pc.off, pc.len);
           for_each_whitespace_piece(v, true, [&](size_t b, size_t e) {
             nxt.push_back({pc.off + b, e - b, pc.origin && b == 0});
+            return true;
           });
           break;
         }
@@ -606,8 +622,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
   std::string clean;
   if (sanitize_per_byte(text, &clean)) text = clean;
 
+  const size_t limit = opt.max_tokens > 0 ? opt.max_tokens : SIZE_MAX;
   std::vector<int32_t> out;
-  out.reserve(text.size() / 3 + 8);
+  out.reserve(std::min(text.size() / 3, limit) + 8);
   if (opt.add_special_tokens) out.insert(out.end(), im.post.before.begin(), im.post.before.end());
 
   std::vector<Segment> raw, norm;
@@ -615,6 +632,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
   else split_added_tokens(text, im.raw_matcher, im.added, opt.parse_special_tokens, raw);
   std::string normalized;
   for (const Segment& s : raw) {
+    if (out.size() >= limit) return out;  // a prefix: the post-processor's tail is not reached
     if (s.token_id >= 0) {
       out.push_back(s.token_id);
       continue;
@@ -627,15 +645,17 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
       seg = normalized;
     }
     if (im.normalized_matcher.empty()) {
-      im.pre_tokenize_and_model(seg, origin, out);
+      im.pre_tokenize_and_model(seg, origin, out, limit);
       continue;
     }
     split_added_tokens(seg, im.normalized_matcher, im.added, opt.parse_special_tokens, norm);
     for (const Segment& n : norm) {
+      if (out.size() >= limit) return out;
       if (n.token_id >= 0) out.push_back(n.token_id);
-      else im.pre_tokenize_and_model(seg.substr(n.begin, n.end - n.begin), origin && n.begin == 0, out);
+      else im.pre_tokenize_and_model(seg.substr(n.begin, n.end - n.begin), origin && n.begin == 0, out, limit);
     }
   }
+  if (out.size() >= limit) return out;
   if (opt.add_special_tokens) out.insert(out.end(), im.post.after.begin(), im.post.after.end());
   return out;
 }

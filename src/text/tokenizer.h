@@ -35,6 +35,12 @@ struct EncodeOptions {
   bool add_special_tokens = false;  // apply the post-processor (BOS/EOS templates)
   bool parse_special_tokens = true; // special-token text in the input becomes the special token;
                                     // false: it is encoded as plain text (split_special_tokens)
+  // > 0: the caller needs only the first max_tokens ids. Encoding may stop once it has them,
+  // returning a prefix of the full encoding that holds at least max_tokens ids (or all of them).
+  // Pre-tokenizers that cut the text into pieces (regex, whitespace) stop there, so memory and
+  // time follow max_tokens, not the text; a model that runs over the whole text (no
+  // pre-tokenizer, or a chain of several) still encodes it whole.
+  size_t max_tokens = 0;
 };
 
 struct DecodeOptions {

@@ -346,7 +346,9 @@ struct Tokenizer::Impl {
   std::string bos, eos, pad, chat_template;
 
   void build_tables();  // after the components are loaded
-  void pre_tokenize_and_model(std::string_view text, bool at_origin, std::vector<int32_t>& out) const;
+  // Appends the ids of `text`; may stop once `out` holds `limit` ids (EncodeOptions::max_tokens).
+  void pre_tokenize_and_model(std::string_view text, bool at_origin, std::vector<int32_t>& out,
+                              size_t limit = SIZE_MAX) const;
   // Appends the ids of one pre-token.
   void run_model(std::string_view word, std::vector<int32_t>& out) const {
     if (model_type == ModelType::word_level) word_level_tokenize(word, out);

@@ -567,10 +567,17 @@ bool split_pattern_from_regex(std::string_view regex, SplitPattern* out) {
 std::vector<std::pair<size_t, size_t>> split(std::string_view text, SplitPattern p) {
   std::vector<std::pair<size_t, size_t>> pieces;
   pieces.reserve(text.size() / 4 + 1);
+  split_some(text, p, 0, text.size(), pieces);
+  return pieces;
+}
+
+size_t split_some(std::string_view text, SplitPattern p, size_t from, size_t max_pieces,
+                  std::vector<std::pair<size_t, size_t>>& pieces) {
+  pieces.clear();
   Cursor s(text, props());
-  size_t i = 0;
+  size_t i = from;
   const size_t n = text.size();
-  while (i < n) {
+  while (i < n && pieces.size() < max_pieces) {
     size_t j;
     switch (p) {
       case SplitPattern::gpt2: j = match_gpt2(s, i); break;
@@ -584,7 +591,7 @@ std::vector<std::pair<size_t, size_t>> split(std::string_view text, SplitPattern
     pieces.emplace_back(i, j);
     i = j;
   }
-  return pieces;
+  return i;
 }
 
 }  // namespace rlhf::unicode

@@ -56,5 +56,10 @@ bool split_pattern_from_regex(std::string_view regex, SplitPattern* out);
 // The pieces are contiguous, non-empty and cover the text (these patterns leave no gaps). An
 // invalid UTF-8 subpart in `text` is treated like U+FFFD (punctuation-like "other").
 std::vector<std::pair<size_t, size_t>> split(std::string_view text, SplitPattern p);
+// The same pieces a few at a time: replaces `pieces` with at most `max_pieces` of them, starting
+// at byte `from` (the end of an earlier call's last piece, or 0), and returns where the next call
+// starts (text.size() at the end). Matching sees the whole text, so the pieces are split()'s.
+size_t split_some(std::string_view text, SplitPattern p, size_t from, size_t max_pieces,
+                  std::vector<std::pair<size_t, size_t>>& pieces);
 
 }  // namespace rlhf::unicode

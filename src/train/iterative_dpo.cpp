@@ -104,6 +104,7 @@ void train_iterative_dpo(Transformer& policy, const std::vector<OnlinePrompt>& p
       oc.max_steps = std::max<int64_t>(
           1, static_cast<int64_t>(std::ceil(cfg.epochs * data.n_groups() / oc.groups_per_micro_batch)));
       oc.seed = cfg.seed + static_cast<uint64_t>(round);
+      oc.reference_is_initial_policy = round == 0 || cfg.ref_follows_policy;
       const BatchOrder order = shuffled_batch_order(data.n_groups(), oc.groups_per_micro_batch, oc.max_steps, oc.seed);
       const auto logs = train_offline(policy, opt, data, ref_logp, pairwise_objective(cfg.losses, cfg.pair), oc, order);
       for (const auto& [k, v] : logs.back().values) rec["train/" + k] = v;

@@ -16,16 +16,16 @@ namespace {
 // Encodes one example and truncates it into the next group; false when truncation dropped it.
 struct GroupAdder {
   const TextEncoder& enc;
+  const ExampleEncodeOptions encode;  // with the truncation's token budget
   const TruncateOptions& truncate;
   OfflineData& out;
-  EncodeReport encode_report;
   int64_t group = 0;
 
   void add(const TokenizedExample& ex) {
     if (truncate_example(ex, group, truncate, out.data.seqs, out.collate)) ++group;
   }
   void add(const Text& prompt, const std::vector<const Text*>& completions, int64_t line) {
-    add(encode_example(enc, prompt, completions, {}, &encode_report, line));
+    add(encode_example(enc, prompt, completions, encode, &out.encode, line));
   }
   // Whether the last add() kept a group whose per-group label is not yet recorded in `labels`.
   template <class T>
@@ -41,18 +41,22 @@ void add_sft(GroupAdder& g, const std::filesystem::path& path, const OfflineData
       continue;
     }
     // "text" or "messages": every token after the first is trained on.
+    const size_t whole_budget = g.encode.completion_tokens > 0 ? g.encode.completion_tokens + 1 : 0;
     TokenizedExample ex;
     ex.line = r.line;
+    std::vector<int32_t> ids;
     if (r.completion.is_chat) {
       if (!g.enc.render) throw InputError(path.string() + ": conversational data needs a chat template");
       nlohmann::json msgs = nlohmann::json::array();
       for (const auto& m : r.completion.messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
-      ex.completions.push_back(g.enc.encode(g.enc.render(msgs, false), false));
+      ids = g.enc.encode(g.enc.render(msgs, false), false, whole_budget);
     } else {
-      std::vector<int32_t> ids = g.enc.encode(r.completion.text, true);
-      if (g.enc.eos_id && (ids.empty() || ids.back() != *g.enc.eos_id)) ids.push_back(*g.enc.eos_id);
-      ex.completions.push_back(std::move(ids));
+      ids = g.enc.encode(r.completion.text, true, whole_budget);
     }
+    if (g.enc.eos_id && completion_gets_eos(g.encode.eos, r.completion.is_chat) &&
+        (ids.empty() || ids.back() != *g.enc.eos_id))
+      ids.push_back(*g.enc.eos_id);
+    ex.completions.push_back(std::move(ids));
     g.add(ex);
   }
 }
@@ -113,7 +117,7 @@ const char* offline_group_noun(OfflineDataKind kind) {
 OfflineData build_offline_data(OfflineDataKind kind, const std::filesystem::path& path, const TextEncoder& enc,
                                const OfflineDataOptions& opt) {
   OfflineData out;
-  GroupAdder g{enc, opt.truncate, out, {}, 0};
+  GroupAdder g{enc, with_truncation_budget(opt.encode, opt.truncate), opt.truncate, out, 0};
   switch (kind) {
     case OfflineDataKind::sft: add_sft(g, path, opt); break;
     case OfflineDataKind::pairs: add_pairs(g, path, opt); break;

@@ -36,6 +36,7 @@ const char* offline_group_noun(OfflineDataKind kind);
 
 struct OfflineDataOptions {
   ReadOptions read;
+  ExampleEncodeOptions encode;
   TruncateOptions truncate;
   bool kto_mismatched = false;  // unpaired: add the mismatched completion of each row
   int64_t kto_chunk = 1;        // unpaired: the rows per chunk the mismatched pairs stay within
@@ -43,6 +44,7 @@ struct OfflineDataOptions {
 
 struct OfflineData {
   OfflineDataset data;
+  EncodeReport encode;
   CollateReport collate;
   ReadReport read;
   int64_t ties = 0;  // ranked rows with tied scores

@@ -40,6 +40,7 @@ OfflineConfig loop_config(const OfflineRunConfig& run, dist::Communicator& comm,
   cfg.seed = run.seed;
   cfg.pack = pack;
   cfg.want_head = run.reward_head;
+  cfg.reference_is_initial_policy = !run.ref_dir.empty() && fs::equivalent(run.ref_dir, run.model_dir);
   cfg.normalization = run.normalization;
   return cfg;
 }
@@ -82,7 +83,7 @@ nlohmann::json manifest(const OfflineRunConfig& run, const OfflineConfig& cfg, c
                  {"rows", train.read.rows}, {"kept", train.read.kept}, {"groups", train.data.n_groups()},
                  {"sequences", train.data.seqs.size()},
                  {"tokens", {{"prompt", prompt_tokens}, {"completion", tokens - prompt_tokens}}},
-                 {"collate", train.collate.to_json()}};
+                 {"encode", train.encode.to_json()}, {"collate", train.collate.to_json()}};
   else  // token documents packed into rows
     m["data"] = {{"file", run.data_file.string()}, {"fingerprint_crc32", data_crc},
                  {"documents", train.read.rows}, {"rows", train.data.n_groups()}, {"tokens", tokens}};
@@ -221,6 +222,14 @@ OfflineRunSummary run_offline(const OfflineRunConfig& run, std::ostream& console
   cap_sequence_length(data_opt.truncate, pack, model_sequence_limit({run.model_dir, run.ref_dir}), log.console());
   const OfflineData train = build_offline_data(run.kind, run.data_file, text->enc, data_opt);
   if (train.ties) log.console() << "ranked data: " << train.ties << " rows with tied scores\n";
+  if (train.encode.seam_mismatches)
+    log.console() << "seam: in " << train.encode.seam_mismatches << " of " << train.encode.examples
+                  << " examples the prompt's tokens are not a prefix of prompt + completion's (a merge crosses "
+                     "the seam, or the chat template renders the prompt alone differently); "
+                  << (data_opt.encode.seam == SeamPolicy::common_prefix
+                          ? "their completions start where the two part, as in TRL"
+                          : "their completions are tokenized on their own")
+                  << " (--seam-policy)\n";
   std::optional<OfflineData> eval;
   if (!run.eval_file.empty()) eval = build_offline_data(run.kind, run.eval_file, text->enc, data_opt);
   return train_run(run, pack, train, eval, log, comm);

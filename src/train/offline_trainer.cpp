@@ -111,11 +111,12 @@ std::vector<double> compute_head_values(Transformer& rm, const OfflineDataset& d
 // ---- the loop ---------------------------------------------------------------------------------------
 
 // Runs one micro-batch: forward, objective, and (when `train`) backward with the objective's
-// coefficients scaled by `scale`. Returns the objective's output.
+// coefficients scaled by `scale`. `policy_is_reference`: the policy's log-probs are the
+// reference's. Returns the objective's output.
 static ObjectiveOutput run_micro_batch(Transformer& policy, Workspace& ws, const CollatedBatch& cb,
                                        const std::vector<std::vector<size_t>>& members,
                                        const std::vector<double>& ref_logp, const ObjectiveFn& objective,
-                                       bool train, double scale) {
+                                       bool train, double scale, bool policy_is_reference = false) {
   std::vector<double> ref(cb.spans.size(), 0.0);
   if (!ref_logp.empty())
     for (size_t k = 0; k < cb.spans.size(); ++k) ref[k] = ref_logp[members[cb.spans[k].group][cb.spans[k].index]];
@@ -125,6 +126,7 @@ static ObjectiveOutput run_micro_batch(Transformer& policy, Workspace& ws, const
   ForwardOptions fo;
   fo.want_logit_mean = policy.heads().lm_head;
   const SequenceScores sc = sequence_scores(cb, policy.forward(batch, ws, fo));
+  if (policy_is_reference && !ref_logp.empty()) ref = sc.logp;
   ObjectiveOutput o = objective(cb, sc, ref);
   if (train) {
     for (double& d : o.d_logp) d *= scale;
@@ -251,7 +253,9 @@ std::vector<OfflineStepLog> train_offline(Transformer& policy, AdamW& opt, const
     double loss = 0;
     for (const CollatedBatch& cb : micro) {
       log.tokens += cb.batch.B * cb.batch.T;
-      const ObjectiveOutput o = run_micro_batch(policy, ws, cb, members, ref_logp, objective, true, scale);
+      const bool policy_is_reference = cfg.reference_is_initial_policy && step == 0;
+      const ObjectiveOutput o =
+          run_micro_batch(policy, ws, cb, members, ref_logp, objective, true, scale, policy_is_reference);
       loss += per_token ? o.loss : o.loss * inv_accum;
       for (const auto& [k, v] : o.metrics) sums[k] += v * inv_accum;
     }

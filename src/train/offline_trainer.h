@@ -51,6 +51,11 @@ struct OfflineConfig {
   uint64_t seed = 0;
   int64_t log_every = 1;
   bool want_head = false;              // reward models: read the head at each sequence's last token
+  // The reference is the policy's starting weights. Until the first update a sequence's reference
+  // log-prob is then the policy's own from the same forward, so the first step's implicit rewards
+  // are exactly 0 and every pair a tie, as TRL's two identical forwards give (the precomputed
+  // ones, from other batches, differ from the policy's by rounding).
+  bool reference_is_initial_policy = false;
   LossNormalization normalization = LossNormalization::micro_batch_mean;
   dist::Communicator* comm = nullptr;  // data parallelism (null: this process alone)
 };

@@ -3,6 +3,8 @@
 // stands in for BPE, and toy chat templates for Jinja ones.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "data/collate.h"
 #include "data/collate_text.h"
 #include "data/records.h"
@@ -19,7 +21,8 @@ constexpr int32_t kBos = 1, kEos = 2, kAB = 300;
 
 // Byte-level tokenizer: one id per byte, except "ab" -> 300 (greedy, left to right), so that a
 // prompt ending in "a" and a completion starting with "b" merge across the seam.
-std::vector<int32_t> toy_encode(const std::string& s, bool add_special) {
+// Ignores max_tokens: the whole encoding is a prefix that holds them.
+std::vector<int32_t> toy_encode(const std::string& s, bool add_special, size_t /*max_tokens*/ = 0) {
   Ids ids;
   if (add_special) ids.push_back(kBos);
   for (size_t i = 0; i < s.size(); ++i) {
@@ -60,17 +63,26 @@ Ids bytes(const std::string& s) {
 // ---------------------------------------------------------------------------------------------
 // docs/reliability.md test 25
 
-TEST(Reliability25, MergeAcrossTheSeamSplitsExactlyOrFails) {
+TEST(Reliability25, MergeAcrossTheSeamFollowsTrlSplitsOrFails) {
   const TextEncoder enc = toy_encoder();
   const Text prompt = str("xa"), good = str("bc"), plain = str(" d");
   EncodeReport rep;
-  const TokenizedExample ex = encode_example(enc, prompt, {&good, &plain}, {}, &rep, 7);
+  // "xabc" tokenizes as x,ab,c. TRL's convention (the default): the completions start after the
+  // prefix the prompt's ids share with every prompt + completion, so the merged "ab" is the
+  // chosen's first completion token and the rejected's completion starts at "a".
+  const TokenizedExample trl = encode_example(enc, prompt, {&good, &plain}, {}, &rep, 7);
+  EXPECT_EQ(trl.prompt, (Ids{kBos, 'x'}));
+  EXPECT_EQ(trl.completions[0], (Ids{kAB, 'c', kEos}));
+  EXPECT_EQ(trl.completions[1], (Ids{'a', ' ', 'd', kEos}));
+  EXPECT_EQ(rep.seam_mismatches, 1);
+  // split: the prompt's ids stay whole and the merged completion is encoded on its own.
+  ExampleEncodeOptions split;
+  split.seam = SeamPolicy::split;
+  const TokenizedExample ex = encode_example(enc, prompt, {&good, &plain}, split, &rep, 7);
   EXPECT_EQ(ex.prompt, (Ids{kBos, 'x', 'a'}));
-  // "xabc" tokenizes as x,ab,c: the prompt ids are not a prefix, so the completion is encoded
-  // on its own and the seam stays exact.
   EXPECT_EQ(ex.completions[0], (Ids{'b', 'c', kEos}));
   EXPECT_EQ(ex.completions[1], (Ids{' ', 'd', kEos}));
-  EXPECT_EQ(rep.seam_mismatches, 1);
+  EXPECT_EQ(rep.seam_mismatches, 2);
   ExampleEncodeOptions strict;
   strict.seam = SeamPolicy::error;
   const std::string e = input_error([&] { encode_example(enc, prompt, {&good}, strict, nullptr, 7); });
@@ -81,14 +93,24 @@ TEST(Reliability25, MergeAcrossTheSeamSplitsExactlyOrFails) {
 TEST(Reliability25, ChatTemplateSeamIsExact) {
   const TextEncoder enc = toy_encoder();
   const Text prompt = chat({{"user", "q"}}), c = chat({{"assistant", "bye"}});
+  // TRL's convention: the rendered turn ends the completion, no EOS is appended.
   const TokenizedExample ex = encode_example(enc, prompt, {&c}, {}, nullptr);
   EXPECT_EQ(ex.prompt, bytes("<user>q|<assistant>"));
+  EXPECT_EQ(ex.completions[0], bytes("bye|"));
+  ExampleEncodeOptions always;
+  always.eos = CompletionEos::always;
   Ids want = bytes("bye|");
   want.push_back(kEos);
-  EXPECT_EQ(ex.completions[0], want);
+  EXPECT_EQ(encode_example(enc, prompt, {&c}, always, nullptr).completions[0], want);
+  // And a plain-text completion gets one unless told otherwise.
+  const Text p = str("q"), s = str(" a");
+  EXPECT_EQ(encode_example(enc, p, {&s}, {}, nullptr).completions[0], (Ids{' ', 'a', kEos}));
+  ExampleEncodeOptions never;
+  never.eos = CompletionEos::never;
+  EXPECT_EQ(encode_example(enc, p, {&s}, never, nullptr).completions[0], (Ids{' ', 'a'}));
 }
 
-TEST(Reliability25, TemplateThatRewritesEarlierTurnsIsAnError) {
+TEST(Reliability25, TemplateThatRewritesEarlierTurnsTrainsOnTheCommonPrefixOrFails) {
   TextEncoder enc = toy_encoder();
   // Like templates that drop earlier reasoning: the last user turn is rendered differently once
   // an assistant turn follows it.
@@ -102,7 +124,16 @@ TEST(Reliability25, TemplateThatRewritesEarlierTurnsIsAnError) {
     return s;
   };
   const Text prompt = chat({{"user", "q"}}), c = chat({{"assistant", "a"}});
-  const std::string e = input_error([&] { encode_example(enc, prompt, {&c}, {}, nullptr, 3); });
+  // TRL's convention: the completion starts where the renderings' tokens part, counted.
+  EncodeReport rep;
+  const TokenizedExample ex = encode_example(enc, prompt, {&c}, {}, &rep, 3);
+  EXPECT_EQ(ex.prompt, bytes("<user"));
+  EXPECT_EQ(ex.completions[0], bytes(">q<assistant>a"));
+  EXPECT_EQ(rep.seam_mismatches, 1);
+  // The other policies keep the rendered prompt whole, so no exact mask exists.
+  ExampleEncodeOptions split;
+  split.seam = SeamPolicy::split;
+  const std::string e = input_error([&] { encode_example(enc, prompt, {&c}, split, nullptr, 3); });
   EXPECT_NE(e.find("line 3: the chat template renders prompt + completion so that it does not start with the rendered prompt"),
             std::string::npos)
       << e;
@@ -241,6 +272,57 @@ Sequence seq(int64_t group, int32_t index, int64_t len, int64_t prompt_len) {
   return s;
 }
 
+// Tokenization stops where truncation cuts (with_truncation_budget), and the kept sequences are
+// those of tokenizing whole rows, for every truncation setting and seam policy. The encoder
+// honours max_tokens as a tokenizer may: some prefix that holds at least that many ids.
+TEST(Reliability24, TokenBudgetKeepsWhatWholeRowsKeep) {
+  std::mt19937 rng(11);
+  size_t asked = 0, longest_returned = 0;
+  TextEncoder bounded = toy_encoder();
+  bounded.encode = [&](const std::string& s, bool special, size_t max_tokens) {
+    Ids ids = toy_encode(s, special);
+    if (max_tokens > 0 && ids.size() > max_tokens + 2) ids.resize(max_tokens + rng() % 3);
+    if (max_tokens > 0) ++asked;
+    longest_returned = std::max(longest_returned, ids.size());
+    return ids;
+  };
+  const TextEncoder whole = toy_encoder();
+  auto text = [&](size_t n) {
+    std::string t;
+    for (size_t i = 0; i < n; ++i) t += "ab xy"[rng() % 5];
+    return t;
+  };
+  for (int trial = 0; trial < 3000; ++trial) {
+    const bool chat = trial % 3 == 0;
+    const std::string p = text(rng() % 12), c = text(rng() % 40), r = text(rng() % 40);
+    const Text prompt = chat ? Text{true, "", {{"user", p}}} : str(p);
+    const Text chosen = chat ? Text{true, "", {{"assistant", c}}} : str(c);
+    const Text rejected = chat ? Text{true, "", {{"assistant", r}}} : str(r);
+    TruncateOptions t;
+    t.max_length = rng() % 3 ? 2 + rng() % 30 : 0;
+    t.max_prompt_length = rng() % 3 ? 0 : 1 + rng() % 8;
+    t.max_completion_length = rng() % 3 ? 0 : 1 + rng() % 10;
+    t.mode = rng() % 2 ? TruncationMode::keep_start : TruncationMode::keep_end;
+    ExampleEncodeOptions o;
+    o.seam = rng() % 2 ? SeamPolicy::common_prefix : SeamPolicy::split;
+    std::vector<Sequence> want, got;
+    CollateReport want_rep, got_rep;
+    EncodeReport enc_rep;
+    const bool kept = truncate_example(encode_example(whole, prompt, {&chosen, &rejected}, o, nullptr), 0, t, want, want_rep);
+    const bool kept_b = truncate_example(
+        encode_example(bounded, prompt, {&chosen, &rejected}, with_truncation_budget(o, t), &enc_rep), 0, t, got, got_rep);
+    ASSERT_EQ(kept, kept_b) << trial;
+    ASSERT_EQ(want.size(), got.size()) << trial;
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(want[i].tokens, got[i].tokens) << trial;
+      ASSERT_EQ(want[i].prompt_len, got[i].prompt_len) << trial;
+    }
+    ASSERT_EQ(want_rep.to_json(), got_rep.to_json()) << trial;
+  }
+  EXPECT_GT(asked, 1000u);
+  EXPECT_LT(longest_returned, 80u);  // a bounded encode returned a cut prefix where it could
+}
+
 TEST(Packing, PairsStayTogetherFirstFit) {
   // Lengths: g0 3+4, g1 5+2, g2 6+6; rows of 8, two rows per batch.
   const std::vector<Sequence> seqs = {seq(0, 0, 3, 1), seq(0, 1, 4, 1), seq(1, 0, 5, 2),
@@ -331,11 +413,17 @@ TEST(Collate, EndToEndFromPreferenceRecords) {
   EXPECT_EQ(crep.kept, 2);
   const auto batches = pack_sequences(seqs, {.seq_len = 32, .max_rows = 3});
   ASSERT_EQ(batches.size(), 1u);
-  // Chosen of pair 0: exactly "b ok" + EOS is scored.
-  const auto& sp = batches[0].spans[0];
-  Ids scored_tokens;
-  for (int64_t k = sp.scored_begin; k < sp.scored_end; ++k) scored_tokens.push_back(batches[0].batch.tokens[batches[0].batch.scored[k]]);
-  EXPECT_EQ(scored_tokens, (Ids{'b', ' ', 'o', 'k', kEos}));
+  auto scored = [&](size_t span) {
+    const auto& sp = batches[0].spans[span];
+    Ids ids;
+    for (int64_t k = sp.scored_begin; k < sp.scored_end; ++k) ids.push_back(batches[0].batch.tokens[batches[0].batch.scored[k]]);
+    return ids;
+  };
+  // Pair 0: the merged "ab" + " ok" + EOS, and the rejected from the prompt's "a"; pair 1's
+  // chat turns end as rendered.
+  EXPECT_EQ(scored(0), (Ids{kAB, ' ', 'o', 'k', kEos}));
+  EXPECT_EQ(scored(1), (Ids{'a', ' ', 'n', 'o', kEos}));
+  EXPECT_EQ(scored(2), bytes("yo|"));
 }
 
 TEST(Reliability25, RealBpeSeamIsExact) {
@@ -346,18 +434,30 @@ TEST(Reliability25, RealBpeSeamIsExact) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"The weather is wonder", "ful today."}, {"Hello wor", "ld"}, {"The sky is", " blue."}};
   EncodeReport rep;
-  for (const auto& [p, c] : cases) {
-    const Text prompt = str(p), completion = str(c);
-    const TokenizedExample ex = encode_example(enc, prompt, {&completion}, {}, &rep);
-    EXPECT_EQ(ex.prompt, tok.encode(p));
-    Ids comp = ex.completions[0];
-    ASSERT_EQ(comp.back(), *enc.eos_id);
-    comp.pop_back();
-    EXPECT_EQ(tok.decode(ex.prompt), p);
-    EXPECT_EQ(tok.decode(comp), c) << p << "|" << c;  // the loss covers exactly the completion text
+  for (const SeamPolicy seam : {SeamPolicy::common_prefix, SeamPolicy::split}) {
+    ExampleEncodeOptions o;
+    o.seam = seam;
+    for (const auto& [p, c] : cases) {
+      const Text prompt = str(p), completion = str(c);
+      const TokenizedExample ex = encode_example(enc, prompt, {&completion}, o, &rep);
+      Ids comp = ex.completions[0];
+      ASSERT_EQ(comp.back(), *enc.eos_id);
+      comp.pop_back();
+      if (seam == SeamPolicy::split) {  // the loss covers exactly the completion text
+        EXPECT_EQ(ex.prompt, tok.encode(p));
+        EXPECT_EQ(tok.decode(comp), c) << p << "|" << c;
+      } else {  // TRL: the tokens of prompt + completion, cut where the prompt's own tokens part
+        Ids whole = ex.prompt;
+        whole.insert(whole.end(), comp.begin(), comp.end());
+        EXPECT_EQ(whole, tok.encode(p + c));
+        EXPECT_EQ(tok.decode(ex.prompt) + tok.decode(comp), p + c);
+        EXPECT_LE(ex.prompt.size(), tok.encode(p).size());
+      }
+    }
   }
-  EXPECT_GE(rep.seam_mismatches, 1);
-  EXPECT_LE(rep.seam_mismatches, 2);
+  EXPECT_EQ(rep.seam_mismatches % 2, 0);  // the same seams mismatch under both policies
+  EXPECT_GE(rep.seam_mismatches, 2);
+  EXPECT_LE(rep.seam_mismatches, 4);
   EXPECT_EQ(token_length(tok, "The sky is blue."), static_cast<int64_t>(tok.encode("The sky is blue.").size()));
 }
 
@@ -371,16 +471,16 @@ TEST(Reliability25, RealChatTemplateSeamAndRewriteError) {
   const TokenizedExample ex = encode_example(enc, prompt, {&c, &r}, {}, nullptr);
   EXPECT_EQ(tok.decode(ex.prompt),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nIs 7 prime?<|im_end|>\n<|im_start|>assistant\n");
-  Ids comp = ex.completions[0];
-  comp.pop_back();  // EOS
-  EXPECT_EQ(tok.decode(comp), "Yes.<|im_end|>\n");
+  EXPECT_EQ(tok.decode(ex.completions[0]), "Yes.<|im_end|>\n");  // no EOS after the rendered turn
   // A template that marks the final user turn renders it differently once a reply follows.
   const ChatTemplate rewrite = ChatTemplate::parse(
       "{% for m in messages %}{% if loop.last and m['role'] == 'user' %}[LAST]{% endif %}{{ m['role'] }}: "
       "{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",
       "rewrite");
   const TextEncoder bad = text_encoder(tok, rewrite);
-  EXPECT_NE(input_error([&] { encode_example(bad, prompt, {&c}, {}, nullptr, 5); }).find("line 5: the chat template renders"),
+  ExampleEncodeOptions split;
+  split.seam = SeamPolicy::split;
+  EXPECT_NE(input_error([&] { encode_example(bad, prompt, {&c}, split, nullptr, 5); }).find("line 5: the chat template renders"),
             std::string::npos);
 }
 

@@ -91,9 +91,9 @@ TEST(DataStats, TokenLengthsAsTrainingSeesThem) {
   const int64_t p1 = static_cast<int64_t>(tok.encode("<|im_start|>user\nIs 7 prime?<|im_end|>\n<|im_start|>assistant\n").size());
   EXPECT_EQ(s["length"]["prompt"]["min"], std::min(p0, p1));
   EXPECT_EQ(s["length"]["prompt"]["max"], std::max(p0, p1));
-  // Completions include EOS.
+  // Plain-text completions include EOS; a chat turn ends as the template renders it (TRL).
   const int64_t c0 = static_cast<int64_t>(tok.encode(" blue.").size()) + 1;
-  const int64_t c1 = static_cast<int64_t>(tok.encode("Yes.<|im_end|>\n").size()) + 1;
+  const int64_t c1 = static_cast<int64_t>(tok.encode("Yes.<|im_end|>\n").size());
   EXPECT_EQ(s["length"]["chosen"]["min"], std::min(c0, c1));
   EXPECT_EQ(s["length"]["chosen"]["max"], std::max(c0, c1));
 }

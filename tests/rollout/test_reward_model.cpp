@@ -134,13 +134,13 @@ TEST(ModelReward, ReTokenizationAppliesTheRewardModelsChatTemplate) {
   s.completion = "The sky is blue.";
   s.eos = true;
   // The template's text "What color is the sky? The sky is blue. " tokenized as `rlhf rm`
-  // tokenizes its training pairs: the prompt's trailing space would merge into " The", so the
-  // completion is tokenized apart (the split seam policy); then EOS.
-  std::vector<int32_t> want_ids = ids("What color is the sky? ");
+  // tokenizes its training pairs (TRL's conventions): whole, so the prompt's trailing space
+  // merges into " The", and without an EOS after the rendered turn.
+  const std::vector<int32_t> want_ids = ids("What color is the sky? The sky is blue. ");
+  std::vector<int32_t> apart = ids("What color is the sky? ");
   const std::vector<int32_t> completion = ids("The sky is blue. ");
-  want_ids.insert(want_ids.end(), completion.begin(), completion.end());
-  EXPECT_NE(want_ids, ids("What color is the sky? The sky is blue. "));  // the seam case is exercised
-  want_ids.push_back(2000);
+  apart.insert(apart.end(), completion.begin(), completion.end());
+  EXPECT_NE(want_ids, apart);  // the seam case is exercised
   const std::vector<double> want = head_values(rm, {want_ids});
   // The policy's tokenizer.json is the same but its chat template is not: re-tokenize.
   const RewardResult r = test::source("rm:" + rm.string(), {.policy_dir = policy})->score({s});

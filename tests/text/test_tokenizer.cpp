@@ -558,6 +558,41 @@ TEST(Tokenizer, SplitMultibyteCharacterThroughByteFallback) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// EncodeOptions::max_tokens: a prefix of the full encoding, and no more work than the prefix needs
+
+TEST(Tokenizer, MaxTokensGivesAPrefixOfTheFullEncoding) {
+  std::string text;
+  for (const std::string& line : corpus_lines()) text += line + "\n";
+  for (const std::string name : {"gpt2", "llama3", "qwen2", "llama2", "mistral", "misc", "overlap"}) {
+    const Tokenizer tok = Tokenizer::load(kTokDir / name);
+    for (const bool specials : {false, true}) {
+      const std::vector<int32_t> full = tok.encode(text, {.add_special_tokens = specials});
+      for (const size_t k : {size_t{1}, size_t{2}, size_t{7}, size_t{100}, size_t{1000}, full.size(), full.size() + 5}) {
+        const std::vector<int32_t> some = tok.encode(text, {.add_special_tokens = specials, .max_tokens = k});
+        ASSERT_GE(some.size(), std::min(k, full.size())) << name << " k=" << k;
+        ASSERT_TRUE(std::equal(some.begin(), some.end(), full.begin())) << name << " k=" << k;
+        if (k > full.size()) EXPECT_EQ(some, full) << name;
+      }
+    }
+  }
+}
+
+TEST(Tokenizer, MaxTokensStopsEarlyOnLongText) {
+  // 64 MB of words: with a limit, the regex pre-tokenizers (GPT-2, Llama-3, Qwen2) stop after the
+  // piece that reaches it, so the result holds the limit plus at most one piece's ids.
+  std::string text;
+  const std::string words[] = {"the ", "sky ", "is ", "blue ", "and ", "fish ", "swim. "};
+  for (size_t i = 0; text.size() < (64u << 20); ++i) text += words[(i * 7 + i / 3) % 7];
+  for (const std::string name : {"gpt2", "llama3", "qwen2"}) {
+    const Tokenizer tok = Tokenizer::load(kTokDir / name);
+    const std::vector<int32_t> ids = tok.encode(text, {.max_tokens = 1024});
+    EXPECT_GE(ids.size(), 1024u) << name;
+    EXPECT_LE(ids.size(), 1024u + 8) << name;
+    EXPECT_EQ(tok.decode(ids), text.substr(0, tok.decode(ids).size())) << name;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Test 19: a 1 MB word
 
 TEST(Tokenizer, OneMegabyteWordEncodesQuickly) {

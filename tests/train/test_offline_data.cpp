@@ -30,7 +30,7 @@ int32_t char_id(unsigned char c) { return static_cast<int32_t>(c % 49 + 1); }
 
 TextEncoder char_encoder() {
   TextEncoder enc;
-  enc.encode = [](const std::string& text, bool) {
+  enc.encode = [](const std::string& text, bool, size_t) {
     std::vector<int32_t> ids;
     for (unsigned char c : text) ids.push_back(char_id(c));
     return ids;
