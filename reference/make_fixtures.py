@@ -42,6 +42,9 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen2ForSequenceClassification,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+    Qwen3ForSequenceClassification,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,6 +142,28 @@ SPECS = {
         lm_cls=MistralForCausalLM,
         rm_cls=MistralForSequenceClassification,
         dtype=torch.float32,
+        shard=None,
+    ),
+    # q/k RMSNorm per head before RoPE, head_dim 16 given explicitly (not hidden / heads = 8),
+    # tied like Qwen3-0.6B, and layer 1 sliding (window 4 < T) while layer 0 attends fully.
+    "qwen3": dict(
+        seed=1005,
+        config_cls=Qwen3Config,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                head_dim=16,
+                tie_word_embeddings=True,
+                rms_norm_eps=1e-6,
+                use_sliding_window=True,
+                sliding_window=4,
+                max_window_layers=1,
+                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+            )
+        ),
+        lm_cls=Qwen3ForCausalLM,
+        rm_cls=Qwen3ForSequenceClassification,
+        dtype=torch.bfloat16,
         shard=None,
     ),
 }
@@ -282,6 +307,8 @@ def make(name, spec, out_root):
 
     if name == "mistral":
         check_sliding_window(mdir, ids, logp)
+    if "layer_types" in lm32.config and "sliding_attention" in lm32.config.layer_types:
+        check_layer_windows(mdir, ids, lm32.config)
 
     meta = {
         "name": name,
@@ -324,6 +351,22 @@ def check_sliding_window(mdir, ids, logp_window):
         _, lp = causal_logp(win, ids)
         assert (lp - logp_window).abs().max() < 1e-5
     print("   sliding window verified (eager + sdpa): window != full, receptive field = 7 tokens")
+
+
+def check_layer_windows(mdir, ids, config):
+    """Prove the sliding layers' windows change the result: the same weights with every layer
+    attending fully give other logits from position `sliding_window` on, and equal ones before."""
+    full = load_checked(
+        AutoModelForCausalLM, mdir, attn_implementation=ATTN, layer_types=["full_attention"] * config.num_hidden_layers
+    )
+    win = load_checked(AutoModelForCausalLM, mdir, attn_implementation=ATTN)
+    w = config.sliding_window
+    with torch.no_grad():
+        lw, lf = win(input_ids=ids).logits, full(input_ids=ids).logits
+    assert torch.allclose(lw[:, :w], lf[:, :w], atol=1e-5)
+    d = (lw[:, w:] - lf[:, w:]).abs().amax(dim=(0, 2))
+    assert (d > 1e-3).all(), f"layer windows ignored? {d}"
+    print(f"   layer windows verified: {config.layer_types}, window {w}")
 
 
 def main():

@@ -36,7 +36,7 @@ constexpr int64_t kMaxPositions = 10'000'000;
 constexpr int64_t kMaxLabels = 1'000'000;
 constexpr int64_t kMaxConfigBytes = 64 << 20;
 
-constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral";
+constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral, qwen3";
 
 // Typed, checked reads of one JSON object's fields. `prefix` names the enclosing field for nested
 // objects ("rope_scaling.").
@@ -113,8 +113,8 @@ ModelFamily parse_family(const Fields& f) {
   if (!f.has("model_type"))
     f.fail("model_type", std::string("missing; supported model types: ") + kSupportedTypes);
   const std::string t = f.string_or("model_type", "");
-  for (ModelFamily m : {ModelFamily::gpt2, ModelFamily::llama, ModelFamily::qwen2,
-                        ModelFamily::mistral})
+  for (ModelFamily m : {ModelFamily::gpt2, ModelFamily::llama, ModelFamily::qwen2, ModelFamily::mistral,
+                        ModelFamily::qwen3})
     if (t == model_family_name(m)) return m;
   f.fail("model_type",
          "unsupported model type \"" + t + "\"; supported model types: " + kSupportedTypes);
@@ -181,37 +181,48 @@ void parse_rope(const Fields& f, ModelConfig& c, const std::string& source) {
   f.fail(key, "rope type \"" + type + "\" is not supported (supported: default, linear, llama3)");
 }
 
-// Qwen2 slides only when use_sliding_window is set, and then only on the layers whose
-// layer_types entry is "sliding_attention" (or, without layer_types, layers >= max_window_layers).
-int64_t qwen2_sliding_window(const Fields& f, const ModelConfig& c) {
-  if (!f.bool_or("use_sliding_window", false)) return 0;
-  if (f.contains("sliding_window") && !f.has("sliding_window")) return 0;  // transformers: None = no window
-  const int64_t window = f.size_or("sliding_window", kMaxPositions, 4096);  // absent: its default
-  int64_t sliding = 0;
-  const char* field;
-  if (f.has("layer_types")) {
-    field = "layer_types";
-    const json& lt = f.at(field);
-    if (!lt.is_array() || static_cast<int64_t>(lt.size()) != c.n_layers)
-      f.fail(field, "expected an array of " + std::to_string(c.n_layers) + " layer types, got " +
-                        detail::json_excerpt(lt));
-    for (const json& t : lt) {
-      if (t == "sliding_attention") ++sliding;
-      else if (t != "full_attention")
-        f.fail(field, "unsupported layer type " + detail::json_excerpt(t) +
-                          " (supported: full_attention, sliding_attention)");
-    }
-  } else {
-    field = "max_window_layers";
-    const int64_t mwl = f.has(field) ? f.integer(field, 0, kMaxLayers, "a non-negative integer") : 28;
-    sliding = std::max<int64_t>(0, c.n_layers - mwl);
+// layer_types: per layer, whether it slides ("sliding_attention") or not ("full_attention").
+std::vector<uint8_t> parse_layer_types(const Fields& f, int64_t n_layers) {
+  const json& lt = f.at("layer_types");
+  if (!lt.is_array() || static_cast<int64_t>(lt.size()) != n_layers)
+    f.fail("layer_types", "expected an array of " + std::to_string(n_layers) + " layer types, got " +
+                              detail::json_excerpt(lt));
+  std::vector<uint8_t> sliding;
+  for (const json& t : lt) {
+    if (t != "sliding_attention" && t != "full_attention")
+      f.fail("layer_types", "unsupported layer type " + detail::json_excerpt(t) +
+                                " (supported: full_attention, sliding_attention)");
+    sliding.push_back(t == "sliding_attention");
   }
-  if (sliding == 0) return 0;
-  if (sliding != c.n_layers)
-    f.fail(field, std::to_string(sliding) + " of " + std::to_string(c.n_layers) +
-                      " layers use sliding-window attention; mixing sliding and full attention "
-                      "layers is not supported");
-  return window;
+  return sliding;
+}
+
+// Sets c.sliding_window, or c.layer_window when some layers slide and others do not.
+void set_windows(ModelConfig& c, const std::vector<uint8_t>& sliding, int64_t window) {
+  const int64_t n = std::count(sliding.begin(), sliding.end(), 1);
+  c.sliding_window = n == c.n_layers ? window : 0;
+  c.layer_window.clear();
+  if (n == 0 || n == c.n_layers) return;
+  for (uint8_t s : sliding) c.layer_window.push_back(s ? window : 0);
+}
+
+// Qwen2 and Qwen3 slide only when use_sliding_window is set, and then only on the layers whose
+// layer_types entry is "sliding_attention" (or, without layer_types, layers >= max_window_layers).
+void qwen_sliding_windows(const Fields& f, ModelConfig& c) {
+  c.sliding_window = 0;
+  c.layer_window.clear();
+  if (!f.bool_or("use_sliding_window", false)) return;
+  if (f.contains("sliding_window") && !f.has("sliding_window")) return;  // transformers: None = no window
+  const int64_t window = f.size_or("sliding_window", kMaxPositions, 4096);  // absent: its default
+  std::vector<uint8_t> sliding;
+  if (f.has("layer_types")) {
+    sliding = parse_layer_types(f, c.n_layers);
+  } else {
+    const char* field = "max_window_layers";
+    const int64_t mwl = f.has(field) ? f.integer(field, 0, kMaxLayers, "a non-negative integer") : 28;
+    for (int64_t l = 0; l < c.n_layers; ++l) sliding.push_back(l >= mwl);
+  }
+  set_windows(c, sliding, window);
 }
 
 void parse_llama_family(const Fields& f, ModelConfig& c, const std::string& source) {
@@ -222,7 +233,10 @@ void parse_llama_family(const Fields& f, ModelConfig& c, const std::string& sour
   c.n_kv_heads = f.size_or("num_key_value_heads", kMaxHeads, c.n_heads);
   c.intermediate_size = f.size("intermediate_size", kMaxIntermediate);
   c.max_position_embeddings = f.size("max_position_embeddings", kMaxPositions);
-  if (f.has("head_dim")) {
+  // Qwen3Config's head_dim defaults to 128, not hidden_size / num_attention_heads.
+  if (c.family == ModelFamily::qwen3 && !f.has("head_dim")) {
+    c.head_dim = 128;
+  } else if (f.has("head_dim")) {
     c.head_dim = f.size("head_dim", kMaxHidden);
     if (c.head_dim % 2 != 0)
       f.fail("head_dim", "rotary embeddings need an even head dimension, got " +
@@ -255,7 +269,11 @@ void parse_llama_family(const Fields& f, ModelConfig& c, const std::string& sour
       break;
     case ModelFamily::qwen2:
       c.attention_bias = true;
-      c.sliding_window = qwen2_sliding_window(f, c);
+      qwen_sliding_windows(f, c);
+      break;
+    case ModelFamily::qwen3:
+      c.attention_bias = f.bool_or("attention_bias", false);
+      qwen_sliding_windows(f, c);
       break;
     case ModelFamily::mistral:
       c.attention_bias = false;
@@ -296,6 +314,7 @@ const char* architecture(ModelFamily f, bool scalar_head) {
     case ModelFamily::qwen2: return scalar_head ? "Qwen2ForSequenceClassification" : "Qwen2ForCausalLM";
     case ModelFamily::mistral:
       return scalar_head ? "MistralForSequenceClassification" : "MistralForCausalLM";
+    case ModelFamily::qwen3: return scalar_head ? "Qwen3ForSequenceClassification" : "Qwen3ForCausalLM";
   }
   return "";
 }
@@ -308,6 +327,7 @@ const char* model_family_name(ModelFamily f) {
     case ModelFamily::llama: return "llama";
     case ModelFamily::qwen2: return "qwen2";
     case ModelFamily::mistral: return "mistral";
+    case ModelFamily::qwen3: return "qwen3";
   }
   return "unknown";
 }
@@ -329,8 +349,9 @@ BlockShape family_block_shape(const ModelConfig& c) {
   b.position = PositionKind::rope;
   b.mlp = MlpKind::swiglu;
   b.qkv_bias = c.attention_bias;
-  // Llama's attention_bias also covers o_proj; Qwen2's covers q/k/v only.
-  b.attn_out_bias = c.attention_bias && c.family == ModelFamily::llama;
+  // Llama's and Qwen3's attention_bias also cover o_proj; Qwen2's covers q/k/v only.
+  b.attn_out_bias = c.attention_bias && (c.family == ModelFamily::llama || c.family == ModelFamily::qwen3);
+  if (c.family == ModelFamily::qwen3) b.qk_norm = QkNorm::per_head;  // RMSNorm over each head, before RoPE
   return b;
 }
 
@@ -392,6 +413,7 @@ ModelConfig ModelConfig::make(ModelFamily family, int64_t vocab_size, int64_t hi
     c.norm_eps = 1e-6;
     c.tie_word_embeddings = false;
     c.attention_bias = family == ModelFamily::qwen2;
+    if (family == ModelFamily::qwen3 && n_heads > 0) c.head_dim = hidden_size / n_heads;
   }
   return from_json(c.to_json(false), "<built-in config>");
 }
@@ -445,17 +467,20 @@ json ModelConfig::to_json(bool scalar_head) const {
       case ModelFamily::mistral:
         j["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
         break;
-      case ModelFamily::qwen2: {
-        // All layers or none slide (see qwen2_sliding_window); say so in every spelling.
-        const bool sliding = sliding_window > 0;
-        j["use_sliding_window"] = sliding;
-        if (sliding) {
-          j["sliding_window"] = sliding_window;
-          j["max_window_layers"] = 0;
+      case ModelFamily::qwen2:
+      case ModelFamily::qwen3: {
+        if (family == ModelFamily::qwen3) j["attention_bias"] = attention_bias;
+        // layer_types says which layers slide (qwen_sliding_windows); max_window_layers is
+        // read only without it.
+        std::vector<std::string> types;
+        int64_t window = 0;
+        for (int64_t l = 0; l < n_layers; ++l) {
+          types.push_back(this->window(l) > 0 ? "sliding_attention" : "full_attention");
+          window = std::max(window, this->window(l));
         }
-        j["layer_types"] = std::vector<std::string>(
-            static_cast<size_t>(std::max<int64_t>(n_layers, 0)),
-            sliding ? "sliding_attention" : "full_attention");
+        j["use_sliding_window"] = window > 0;
+        if (window > 0) j["sliding_window"] = window;
+        j["layer_types"] = types;
         break;
       }
       case ModelFamily::gpt2:

@@ -1,4 +1,4 @@
-// Llama, Qwen2 and Mistral: HF tensor names. q/k/v projections are stacked into one fused qkv
+// Llama, Qwen2, Mistral and Qwen3: HF tensor names. q/k/v projections are stacked into one fused qkv
 // slot (rows [q | k | v]) and gate/up into one slot (rows [gate | up]), so each runs as a
 // single matrix product.
 #include "model/checkpoint.h"
@@ -21,6 +21,10 @@ std::vector<HfTensor> llama_hf_layout(const ModelConfig& c, const std::string& p
       t.push_back({h + "self_attn.q_proj.bias", {Q}, s + "attn.qkv.bias", 0});
       t.push_back({h + "self_attn.k_proj.bias", {KV}, s + "attn.qkv.bias", Q});
       t.push_back({h + "self_attn.v_proj.bias", {KV}, s + "attn.qkv.bias", Q + KV});
+    }
+    if (c.block.qk_norm == QkNorm::per_head) {  // Qwen3: one head_dim weight shared by the heads
+      t.push_back({h + "self_attn.q_norm.weight", {c.head_dim}, s + "attn.q_norm.weight"});
+      t.push_back({h + "self_attn.k_norm.weight", {c.head_dim}, s + "attn.k_norm.weight"});
     }
     t.push_back({h + "self_attn.o_proj.weight", {C, Q}, s + "attn.out.weight"});
     if (c.block.attn_out_bias)

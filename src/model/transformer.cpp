@@ -479,7 +479,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
       be_->rope_forward(qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
     float* att = a.data(ws.att[l]);
-    be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, seg_d, as, a.data(ws.att_scratch));
+    be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, seg_d, layer_attention(as, l), a.data(ws.att_scratch));
     const bool last = l + 1 == cfg_.n_layers;
     const int64_t n = last ? n_out : N;  // rows from here on
     float* x_mid = a.data(ws.x_mid[l]);
@@ -675,7 +675,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
       be_->matmul_backward(d_att, G(s.o_w), G(s.o_b), d_att_out, a.data(ws.att[l]), P(s.o_w), N, A, C, fresh);
     }
     be_->attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
-                          seg_d, as, a.data(ws.att_scratch));
+                          seg_d, layer_attention(as, l), a.data(ws.att_scratch));
     if (blk.position == PositionKind::rope) {
       be_->rope_backward(d_qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }

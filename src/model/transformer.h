@@ -254,6 +254,11 @@ class Transformer {
   void activation_forward(float* act, const float* mlp_in, int64_t N) const;
   void activation_backward(float* d_mlp_in, const float* d_act, const float* mlp_in, int64_t N) const;
   float norm_weight_unit() const;  // the norm weight that leaves its input's scale alone
+  // The attention shape `s` as layer l runs it (its own sliding window).
+  kernels::AttentionShape layer_attention(kernels::AttentionShape s, int64_t l) const {
+    s.sliding_window = static_cast<int>(cfg_.window(l));
+    return s;
+  }
   int64_t lm_weight_offset() const;
 
   ModelConfig cfg_;

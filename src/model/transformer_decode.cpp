@@ -168,7 +168,8 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
         device.copy(cache.k(l, seq[n]) + off, qkv + n * QKV + (H + g) * D, D * sizeof(float));
         device.copy(cache.v(l, seq[n]) + off, qkv + n * QKV + (H + KV + g) * D, D * sizeof(float));
       }
-    be_->attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq_d, pos_d, N, as, att_buf);
+    be_->attention_cached(att, qkv, QKV, cache.k(l, 0), cache.v(l, 0), seq_d, pos_d, N, layer_attention(as, l),
+                          att_buf);
     be_->matmul_forward(y, att, P(s.o_w), P(s.o_b), N, A, C, mat(1));
     if (post) norm_forward(h, mean, rstd, y, s.attn_post_w, s.attn_post_b, N);
     be_->add_inplace(x, branch_out, N * C);

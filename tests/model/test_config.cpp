@@ -255,13 +255,44 @@ TEST_F(Config, Qwen2SlidingWindowOnAllLayers) {
   EXPECT_EQ(load(j).sliding_window, 0);
 }
 
-TEST_F(Config, Qwen2MixedSlidingLayersAreRejected) {
+TEST_F(Config, Qwen2MixedSlidingLayersHaveTheirOwnWindows) {
   json j = qwen2_json();
   j["use_sliding_window"] = true;  // max_window_layers 21 of 24: layers 21..23 slide
-  expect_rejected(j, "max_window_layers", {"3 of 24 layers"});
+  ModelConfig c = load(j);
+  EXPECT_EQ(c.sliding_window, 0);
+  ASSERT_EQ(c.layer_window.size(), 24u);
+  for (int64_t l = 0; l < 24; ++l) EXPECT_EQ(c.window(l), l >= 21 ? 32768 : 0) << l;
   j["layer_types"] = json::array();
   for (int i = 0; i < 24; ++i) j["layer_types"].push_back(i % 2 ? "sliding_attention" : "full_attention");
-  expect_rejected(j, "layer_types", {"12 of 24 layers"});
+  c = load(j);
+  for (int64_t l = 0; l < 24; ++l) EXPECT_EQ(c.window(l), l % 2 ? 32768 : 0) << l;
+  // Saved with layer_types, it reads back the same windows.
+  const ModelConfig back = ModelConfig::from_json(c.to_json(false), "saved");
+  EXPECT_EQ(back.layer_window, c.layer_window);
+  j["layer_types"][3] = "chunked_attention";
+  expect_rejected(j, "layer_types", {"unsupported layer type", "chunked_attention"});
+  j["layer_types"] = json::array({"full_attention"});
+  expect_rejected(j, "layer_types", {"expected an array of 24 layer types"});
+}
+
+TEST_F(Config, Qwen3QkNormHeadDimAndBias) {
+  json j = qwen2_json();
+  j["model_type"] = "qwen3";
+  j["head_dim"] = 128;  // Qwen3-0.6B: 16 heads of 128 in a width of 1024
+  j["hidden_size"] = 1024;
+  j["num_attention_heads"] = 16;
+  ModelConfig c = load(j);
+  EXPECT_EQ(c.family, ModelFamily::qwen3);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.block.qk_norm, QkNorm::per_head);
+  EXPECT_FALSE(c.attention_bias);  // Qwen3Config's default, unlike Qwen2's fixed q/k/v bias
+  EXPECT_FALSE(c.block.qkv_bias || c.block.attn_out_bias);
+  j.erase("head_dim");
+  EXPECT_EQ(load(j).head_dim, 128);  // Qwen3Config's default, not hidden / heads = 64
+  j["attention_bias"] = true;
+  c = load(j);
+  EXPECT_TRUE(c.block.qkv_bias && c.block.attn_out_bias);  // Qwen3's covers o_proj too
+  EXPECT_EQ(c.to_json(true)["architectures"], json::array({"Qwen3ForSequenceClassification"}));
 }
 
 TEST_F(Config, MistralSlidingWindow) {
@@ -471,6 +502,8 @@ void expect_same(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
   EXPECT_EQ(a.attention_bias, b.attention_bias);
   EXPECT_EQ(a.sliding_window, b.sliding_window);
+  EXPECT_EQ(a.layer_window, b.layer_window);
+  EXPECT_EQ(a.block, b.block);
   EXPECT_EQ(a.hidden_act, b.hidden_act);
   EXPECT_EQ(a.num_labels, b.num_labels);
 }
@@ -479,7 +512,10 @@ TEST_F(Config, ToJsonRoundTripsEveryFamily) {
   json q = qwen2_json();
   q["use_sliding_window"] = true;
   q["max_window_layers"] = 0;
-  for (const json& j : {gpt2_json(), llama_json(), qwen2_json(), q, mistral_json()}) {
+  json q3 = qwen2_json();
+  q3["model_type"] = "qwen3";
+  q3["use_sliding_window"] = true;  // layers 21..23 slide
+  for (const json& j : {gpt2_json(), llama_json(), qwen2_json(), q, mistral_json(), q3}) {
     SCOPED_TRACE(j.dump());
     ModelConfig c = load(j);
     for (bool scalar : {false, true}) {
