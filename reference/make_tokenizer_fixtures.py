@@ -17,8 +17,13 @@ samples, expected.jsonl records what `tokenizers` produces, one JSON object per 
 
 variants.json: the gpt2 and llama2 fixtures with other component settings (ByteLevel prefix
 space, Split string patterns with every behavior, Digits, Metaspace schemes, normalizer chains,
-added-token flags, RobertaProcessing, decoder chains, unk without byte fallback), and per sample
-one 32-bit hash of all the outputs above (see write_variants).
+added-token flags, RobertaProcessing, decoder chains, unk without byte fallback, Phi-3's chat
+tokens, general regexes with every behavior and invert, o200k and tiktoken's cl100k), and per
+sample one 32-bit hash of all the outputs above (see write_variants).
+
+tests/fixtures/text/split_regex.jsonl: the pieces of tokenizers' Split pre-tokenizer for real and
+tricky regexes (where Oniguruma and PCRE2 differ), with every behavior for a few, and for
+one-character classes (\w, \s, \p{L}, ...) the code points they match (see write_split_regex).
 
 Invalid UTF-8 ("hex" samples): `tokenizers` cannot take it (Python str), so the reference is the
 encoding of the text our documented policy makes of it — every byte that does not start a
@@ -41,13 +46,22 @@ Tokenizers (vocab sizes include added tokens):
   overlap     tiny byte-level BPE with overlapping added tokens danc / nci / ing (test 20),
               added in that order; overlap-rev holds the same tokens added in reverse order;
               expected.jsonl holds the first 60 corpus lines only
+  qwen3       qwen2 with Qwen3's added tokens <think> </think> <tool_response> </tool_response>
+              (transformers maps qwen3 to Qwen2Tokenizer: same pipeline); first 60 lines
+  olmo2       OLMo 2 (allenai/dolma2-tokenizer): cl100k split as tiktoken-converted files carry it,
+              Split(regex, Removed, invert true) + ByteLevel; first 200 lines
+  phi4mini    Phi-4-mini: the same layout with the o200k regex (general PCRE2 path); first 200 lines
+  smollm3     SmolLM3: the Llama-3 pipeline, ChatML and think tokens, "$A" post-processor (no BOS)
+  gemma       Gemma 2/3 (transformers' GemmaTokenizer): Replace(" ", "▁") normalizer, Split(" ",
+              MergedWithPrevious), byte fallback, no prefix space; first 200 lines
+  Phi-3 is Llama-2's pipeline; it is the "phi3" variant (chat tokens with rstrip).
   misc        NFKD, StripAccents, NFKC, NFD, NFC, Lowercase, Strip normalizers; WhitespaceSplit,
               Digits, Metaspace(split) pre-tokenizers; continuing_subword_prefix "##", end_of_word_suffix "</w>", unk
               without byte fallback, added tokens with lstrip / rstrip / single_word / normalized;
               expected.jsonl holds the first 120 corpus lines only
 
 Usage:
-  /work/refvenv/bin/python reference/make_tokenizer_fixtures.py [--out tests/fixtures/text/tokenizers]
+  reference/.venv/bin/python reference/make_tokenizer_fixtures.py [--out tests/fixtures/text/tokenizers]
 """
 
 import argparse
@@ -68,6 +82,15 @@ LLAMA3_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
              r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
             r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+# o200k_base (GPT-4o), the split of Phi-4-mini's tokenizer.json.
+O200K_RE = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+            r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+            r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# cl100k_base as tiktoken spells it today (possessive quantifiers, \s++$). Oniguruma reads
+# \p{N}{1,3}+ as "{1,3}, repeated", not as a possessive interval.
+CL100K_TIKTOKEN_RE = (r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"
+                      r"|\s++$|\s*[\r\n]|\s+(?!\S)|\s")
 
 # ---------------------------------------------------------------------------------------------
 # Training text: generated from word pools of several scripts, deterministic by seed.
@@ -248,6 +271,110 @@ def make_qwen2(lines):
                "chat_template": "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
                                 "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
                                 "{% endif %}"}
+
+
+def make_tiktoken_style(lines, regex, specials, eos):
+    """Byte-level BPE over a tiktoken split as tokenizer.json files converted from tiktoken carry
+    it: Split(regex, behavior Removed, invert true) — the matches are kept, the (empty) rest is
+    removed — then ByteLevel without regex. OLMo 2 (allenai/dolma2-tokenizer, cl100k) and
+    Phi-4-mini (o200k) ship this layout; no normalizer, ByteLevel decoder and post-processor."""
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(regex), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+    ])
+    tok = byte_level_tokenizer(lines, 2000, pre)
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tok.add_special_tokens([special(n) for n in specials])
+    return json.loads(tok.to_str()), {"bos_token": None, "eos_token": eos, "pad_token": specials[-1]}
+
+
+def make_olmo2(lines):
+    return make_tiktoken_style(lines, LLAMA3_RE, ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>",
+                                                  "<|fim_suffix|>", "<|endofprompt|>", "<|pad|>"],
+                               "<|endoftext|>")
+
+
+def make_phi4mini(lines):
+    d, cfg = make_tiktoken_style(lines, O200K_RE, ["<|endoftext|>", "<|endofprompt|>", "<|system|>", "<|end|>",
+                                                   "<|user|>", "<|assistant|>", "<|tool|>", "<|/tool|>",
+                                                   "<|tool_call|>", "<|/tool_call|>", "<|tool_response|>",
+                                                   "<|tag|>"], "<|end|>")
+    cfg["pad_token"] = "<|endoftext|>"
+    return d, cfg
+
+
+def make_qwen3(lines):
+    """Qwen3 ships Qwen2's pipeline (transformers maps qwen3 to Qwen2Tokenizer: NFC, Split(Qwen2
+    regex), ByteLevel) with more added tokens: <think> </think> <tool_response> ... (not special)."""
+    d, cfg = make_qwen2(lines)
+    n = max(a["id"] for a in d["added_tokens"]) + 1
+    for i, c in enumerate(["<think>", "</think>", "<tool_response>", "</tool_response>"]):
+        d["added_tokens"].append({"id": n + i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                                  "normalized": False, "special": False})
+    return d, cfg
+
+
+def make_smollm3(lines):
+    """SmolLM3: the Llama-3 pipeline (Split(Llama-3 regex) + ByteLevel) with ChatML and think
+    tokens, no BOS added by the post-processor (bos_token null)."""
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_RE), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+    ])
+    tok = byte_level_tokenizer(lines, 2000, pre)
+    tok.add_special_tokens([special(n) for n in ["<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>",
+                                                  "<|im_end|>"]])
+    tok.add_tokens([AddedToken(c, special=False, normalized=False) for c in ["<think>", "</think>"]])
+    tok.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1", special_tokens=[]),
+    ])
+    return json.loads(tok.to_str()), {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|im_end|>"}
+
+
+def make_gemma(lines):
+    """Gemma 2 / Gemma 3 as transformers' GemmaTokenizer builds them (and their tokenizer.json
+    holds): normalizer Replace(" ", "▁") — no prefix space —, pre-tokenizer Split(" ",
+    MergedWithPrevious) (a no-op after the normalizer), BPE with byte fallback and fused <unk>,
+    decoder Replace("▁", " ") / ByteFallback / Fuse, "<bos> $A"; <pad> <eos> <bos> <unk> <mask>
+    first, <start_of_turn> <end_of_turn> in the vocabulary and special."""
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=1000 - 256, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(lines, trainer)
+    t = json.loads(tok.to_str())
+    canon = canonical_vocab(t["model"]["vocab"], t["model"]["merges"], specials)
+    vocab = {c: i for i, c in enumerate(specials)}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for piece, _ in sorted(canon.items(), key=lambda kv: kv[1]):
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    added = [{"id": vocab[c], "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for c in specials]
+    bos = vocab["<bos>"]
+    d = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+        "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious",
+                          "invert": False},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<bos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<bos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "<bos>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<bos>": {"id": "<bos>", "ids": [bos], "tokens": ["<bos>"]}},
+        },
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": vocab, "merges": t["model"]["merges"]},
+    }
+    return d, {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>",
+               "add_bos_token": True}
 
 
 def sentencepiece_vocab(lines):
@@ -530,6 +657,27 @@ def variant_overrides():
         {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
         {"type": "Strip", "content": " ", "start": 2, "stop": 0},  # stop > 0 panics on "" in tokenizers
         {"type": "Replace", "pattern": {"String": "e"}, "content": "EE"}]}}))
+    # Phi-3 (microsoft/Phi-3-mini-4k-instruct): Llama-2's pipeline, chat tokens that eat the
+    # whitespace after them (rstrip).
+    v.append(("phi3", "llama2", {"added_tokens": spm_added + [
+        added("<|endoftext|>", 1000), added("<|assistant|>", 1001, rstrip=True),
+        added("<|system|>", 1002, rstrip=True), added("<|end|>", 1003, rstrip=True),
+        added("<|user|>", 1004, rstrip=True)]}))
+    # General (PCRE2) regexes with every behavior, inverted or not, before a ByteLevel.
+    for beh in ["Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"]:
+        for inv in [False, True]:
+            v.append((f"regex_{beh}_{str(inv).lower()}", "gpt2", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": " ?\\p{L}+|\\p{N}{1,2}"}, "behavior": beh, "invert": inv},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}}))
+    # The hand-written Llama-3 matcher with other behaviors.
+    for beh in ["MergedWithNext", "Contiguous"]:
+        v.append((f"llama3re_{beh}", "gpt2", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_RE}, "behavior": beh, "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}}))
+    for name, rx in [("o200k_isolated", O200K_RE), ("cl100k_tiktoken", CL100K_TIKTOKEN_RE)]:
+        v.append((name, "gpt2", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": rx}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}}))
     v.append(("normalized_added", "gpt2", {
         "normalizer": {"type": "Replace", "pattern": {"String": "the"}, "content": "<|endoftext|>"},
         "added_tokens": [added("<|endoftext|>", 2000, normalized=True)]}))
@@ -576,6 +724,94 @@ def write_variants(out_dir, corpus_lines):
         f.write("\n")
 
 
+# ---------------------------------------------------------------------------------------------
+# Split regexes on their own (tests/fixtures/text/split_regex.jsonl): the pieces tokenizers'
+# Split pre-tokenizer makes, for real tokenizer regexes and for the constructs where Oniguruma and
+# PCRE2 differ, and the code points each character class matches.
+
+SPLIT_PATTERNS = [
+    O200K_RE, CL100K_TIKTOKEN_RE, GPT2_RE, LLAMA3_RE, QWEN2_RE,
+    # Mistral NeMo (Tekken)
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?"
+    r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+",
+    # DeepSeek-V3's three Splits
+    r"\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
+    r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+",
+    # BLOOM (a class nested in a class: a union in Oniguruma)
+    " ?[^(\\s|[.,!?…。，、।۔،])]+",
+    # Gemma-style punctuation split
+    r" ?[^\s\p{L}\p{N}]+\r*",
+    # Constructs where the engines differ, and corner cases of find_iter
+    r"a*", r"", r"(?=b)", r"$", r"^.", r".", r"\h+", r"\w+", r"\s+", r"\d+", r"\b\w", r"\Bx", r"x{,2}",
+    r"\u0041+", r"(?m:.)+", r"(?i)AB", r"(?i:'s|'t|'re|'ve|'m|'ll|'d)", r"\p{Han}+", r"\p{Greek}+", r"\R",
+    r"[\w]+", r"[^\s]+", r"\v", r"\p{^L}+", r"\S+", r"\W+", r"[\s\d]+", r"(?x: a b )+", r"\p{N}{1,3}",
+    r"(?:ab){1,2}+", r"\p{L}++\p{L}", r"\s++$", r"[[:alpha:]]+",
+]
+SPLIT_BEHAVIOR_PATTERNS = [O200K_RE, LLAMA3_RE, r"a*", r"", r"x", r"\s+", r" ?\p{L}+|\p{N}{1,2}"]
+SPLIT_TEXTS = [
+    "", "a", "baaacaab", "axxbx", "abab", "ab\ncd", "a\nb\r\nc\r", "Hello World HELLO world's I'M",
+    "don't STOP'S ſ 'ſ", "1234567 89 ½ Ⅻ ١٢٣٤", "xyz0fAg 0xDEADbeef", "\u180e \u200b\u0085\u00a0\u3000\x0b\x0c",
+    "a\u0301b_c\u00b2d\u2160e\u203f", "中文没有空格。日本語もカタカナ", "αβγ ΑΒΓ Ωmega", "path/to/file\n\nx",
+    "   leading and trailing   ", "x = foo(bar) + 3;  // done\n", "👨‍👩‍👧 family 🏳️‍🌈", "xxxx xx x",
+    "hello, world! (test) [x] {y}", "e\u0301 vs \u00e9", "\t\ttabs\tand  spaces \n ",
+]
+
+
+def split_pieces(pattern, text, behavior="isolated", invert=False):
+    pre = pre_tokenizers.Split(Regex(pattern), behavior=behavior, invert=invert)
+    return [p for p, _ in pre.pre_tokenize_str(text)]
+
+
+CLASS_PATTERNS = [r"\w", r"\s", r"\d", r"\h", r"\p{L}", r"\p{N}", r"\p{M}", r"\p{P}", r"\p{S}", r"\p{Lu}",
+                  r"\p{Ll}", r"\p{Lo}", r"(?i:s)", r"(?i:k)", r".", r"[\w]", r"\p{Han}"]
+
+
+def class_ranges(pattern):
+    """Code points (no surrogates) that the one-character regex matches, as [first, last] runs."""
+    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    hits = set()
+    for i in range(0, len(cps), 65536):
+        chunk = cps[i:i + 65536]
+        text = "".join(map(chr, chunk))
+        pre = pre_tokenizers.Split(Regex(pattern), behavior="removed", invert=True)
+        for piece, (b, e) in pre.pre_tokenize_str(text):
+            for k in range(b, e):
+                hits.add(chunk[k])
+    runs = []
+    for c in sorted(hits):
+        if runs and runs[-1][1] == c - 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return runs
+
+
+def write_split_regex(path, corpus_lines):
+    texts = SPLIT_TEXTS + corpus_lines[:10] + fuzz_texts(30)
+    with open(path, "w", encoding="utf-8") as f:
+        for pat in SPLIT_PATTERNS:
+            try:
+                split_pieces(pat, "x")
+            except Exception as e:  # Oniguruma refuses it: so must we
+                f.write(json.dumps({"pattern": pat, "error": str(e)}, ensure_ascii=False) + "\n")
+                continue
+            for t in texts:
+                f.write(json.dumps({"pattern": pat, "behavior": "Isolated", "invert": False, "text": t,
+                                    "pieces": split_pieces(pat, t)}, ensure_ascii=False) + "\n")
+        names = {"removed": "Removed", "isolated": "Isolated", "merged_with_previous": "MergedWithPrevious",
+                 "merged_with_next": "MergedWithNext", "contiguous": "Contiguous"}
+        for pat in SPLIT_BEHAVIOR_PATTERNS:
+            for beh, name in names.items():
+                for inv in [False, True]:
+                    for t in SPLIT_TEXTS:
+                        f.write(json.dumps({"pattern": pat, "behavior": name, "invert": inv, "text": t,
+                                            "pieces": split_pieces(pat, t, beh, inv)}, ensure_ascii=False) + "\n")
+        for pat in CLASS_PATTERNS:
+            f.write(json.dumps({"pattern": pat, "class": class_ranges(pat)}) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures", "text", "tokenizers"))
@@ -615,7 +851,19 @@ def main():
     d, cfg = make_misc(generated_lines())
     save(args.out, "misc", d, cfg, corpus_lines, max_lines=120)
 
+    d, cfg = make_olmo2(lines)
+    save(args.out, "olmo2", d, cfg, corpus_lines, max_lines=200)
+    d, cfg = make_phi4mini(lines)
+    save(args.out, "phi4mini", d, cfg, corpus_lines, max_lines=200)
+    d, cfg = make_qwen3(lines)
+    save(args.out, "qwen3", d, cfg, corpus_lines, max_lines=60)
+    d, cfg = make_smollm3(lines)
+    save(args.out, "smollm3", d, cfg, corpus_lines, max_lines=60)
+    d, cfg = make_gemma(generated_lines())
+    save(args.out, "gemma", d, cfg, corpus_lines, max_lines=200)
+
     write_variants(args.out, corpus_lines)
+    write_split_regex(os.path.join(REPO, "tests", "fixtures", "text", "split_regex.jsonl"), corpus_lines)
 
     total = 0
     for root, _, files in os.walk(args.out):

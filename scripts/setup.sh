@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake git libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-          libbenchmark-dev libyaml-cpp-dev libzstd-dev zlib1g-dev libopenmpi-dev openmpi-bin)
+          libbenchmark-dev libyaml-cpp-dev libzstd-dev zlib1g-dev libopenmpi-dev openmpi-bin libpcre2-dev pkg-config)
 build=1
 hooks=OFF  # the fault-injection hooks only in the test script's build
 for arg in "$@"; do

@@ -307,45 +307,140 @@ void for_each_whitespace_piece(std::string_view v, bool punct, F&& f) {
   if (run != kSpace) f(start, v.size());
 }
 
-// Cuts piece p (text at arena[p.off..]) around `matches` (sorted, disjoint, relative to p) by
-// tokenizers' SplitDelimiterBehavior; empty pieces are dropped.
-void split_by(const Piece& p, std::vector<std::pair<size_t, size_t>>& matches, SplitBehavior behavior,
-              std::vector<Piece>& out) {
-  auto emit = [&](size_t b, size_t e) {
-    if (e > b) out.push_back({p.off + b, e - b, p.origin && b == 0});
-  };
-  if (behavior == SplitBehavior::contiguous && matches.size() > 1) {
-    size_t w = 0;
-    for (size_t i = 1; i < matches.size(); ++i) {
-      if (matches[i].first == matches[w].second) matches[w].second = matches[i].second;
-      else matches[++w] = matches[i];
+// tokenizers' SplitDelimiterBehavior (NormalizedString::split), streamed: the pieces of one text
+// arrive in order as (begin, end, is_match) — matches, empty ones included, and the non-empty
+// text between them — and the folded pieces leave through emit(begin, end) as soon as they are
+// final; emit returns false to stop. Empty results are dropped, as tokenizers drops them.
+template <class Emit>
+class SplitFolder {
+ public:
+  SplitFolder(SplitBehavior behavior, bool invert, Emit& emit) : beh_(behavior), invert_(invert), emit_(emit) {}
+
+  bool feed(size_t b, size_t e, bool is_match) {
+    const bool m = is_match != invert_;
+    switch (beh_) {
+      case SplitBehavior::isolated: return out(b, e);
+      case SplitBehavior::removed: return m || out(b, e);
+      case SplitBehavior::contiguous:  // runs of matches (and of non-matches) become one piece
+        if (pending_ && m == prev_) return extend(e, m);
+        return replace(b, e, m);
+      case SplitBehavior::merged_with_previous:  // a match joins the piece before it
+        if (pending_ && m && !prev_) return extend(e, m);
+        return replace(b, e, m);
+      case SplitBehavior::merged_with_next:  // a match joins the non-match after it
+        if (pending_) {
+          pending_ = false;
+          if (!m) return out(pb_, e);
+          const bool ok = out(pb_, pe_);
+          set(b, e, m);
+          return ok;
+        }
+        if (m) {
+          set(b, e, m);
+          return true;
+        }
+        return out(b, e);
     }
-    matches.resize(w + 1);
+    return true;
   }
+  bool finish() {
+    if (!pending_) return true;
+    pending_ = false;
+    return out(pb_, pe_);
+  }
+
+ private:
+  bool out(size_t b, size_t e) { return e <= b || emit_(b, e); }
+  bool extend(size_t e, bool m) {
+    pe_ = e;
+    prev_ = m;
+    return true;
+  }
+  void set(size_t b, size_t e, bool m) {
+    pending_ = true;
+    pb_ = b;
+    pe_ = e;
+    prev_ = m;
+  }
+  bool replace(size_t b, size_t e, bool m) {
+    const bool ok = !pending_ || out(pb_, pe_);
+    set(b, e, m);
+    return ok;
+  }
+  SplitBehavior beh_;
+  bool invert_;
+  Emit& emit_;
+  bool pending_ = false, prev_ = false;
+  size_t pb_ = 0, pe_ = 0;
+};
+
+// Feeds a folder with `matches` (sorted, disjoint, within [0, n)) and the gaps between them.
+template <class Folder>
+bool feed_matches(Folder& f, const std::vector<std::pair<size_t, size_t>>& matches, size_t n) {
   size_t last = 0;
   for (const auto& [b, e] : matches) {
-    switch (behavior) {
-      case SplitBehavior::removed:
-        emit(last, b);
-        last = e;
-        break;
-      case SplitBehavior::isolated:
-      case SplitBehavior::contiguous:
-        emit(last, b);
-        emit(b, e);
-        last = e;
-        break;
-      case SplitBehavior::merged_with_previous:
-        emit(last, e);
-        last = e;
-        break;
-      case SplitBehavior::merged_with_next:
-        emit(last, b);
-        last = b;
-        break;
+    if (b > last && !f.feed(last, b, false)) return false;
+    if (!f.feed(b, e, true)) return false;
+    last = e;
+  }
+  if (last < n && !f.feed(last, n, false)) return false;
+  return f.finish();
+}
+
+// Cuts piece p (text at arena[p.off..]) around `matches` (sorted, disjoint, relative to p) by
+// tokenizers' SplitDelimiterBehavior.
+void split_by(const Piece& p, const std::vector<std::pair<size_t, size_t>>& matches, SplitBehavior behavior,
+              bool invert, std::vector<Piece>& out) {
+  auto emit = [&](size_t b, size_t e) {
+    out.push_back({p.off + b, e - b, p.origin && b == 0});
+    return true;
+  };
+  SplitFolder<decltype(emit)> f(behavior, invert, emit);
+  feed_matches(f, matches, p.len);
+}
+
+// The pieces of `v` by a Split pre-tokenizer (regex or string pattern), in order, through
+// emit(begin, end) until it returns false. Matching runs a batch at a time, so that a caller that
+// stops early (EncodeOptions::max_tokens) has matched only about as far as it read.
+template <class Emit>
+void for_each_split_piece(const PreTokenizer& p, std::string_view v, Emit&& emit) {
+  if (v.empty()) return;
+  if (p.kind == PreTokenizer::Kind::split_regex && !p.regex && p.behavior == SplitBehavior::isolated &&
+      !p.invert) {
+    // The hand-written matchers cover the text with matches: every match is a piece.
+    thread_local std::vector<std::pair<size_t, size_t>> pieces;
+    for (size_t at = 0; at < v.size();) {
+      at = unicode::split_some(v, p.pattern, at, 1024, pieces);
+      for (const auto& [b, e] : pieces)
+        if (!emit(b, e)) return;
+    }
+    return;
+  }
+  SplitFolder<Emit> f(p.behavior, p.invert, emit);
+  size_t last = 0;  // end of the last match fed
+  auto feed = [&](size_t b, size_t e) {
+    if (b > last && !f.feed(last, b, false)) return false;
+    last = e;
+    return f.feed(b, e, true);
+  };
+  if (p.kind == PreTokenizer::Kind::split_string) {
+    for (size_t at = v.find(p.literal); at != std::string_view::npos; at = v.find(p.literal, at + p.literal.size()))
+      if (!feed(at, at + p.literal.size())) return;
+  } else if (p.regex) {
+    OnigMatches it(*p.regex, v);
+    size_t b, e;
+    while (it.next(&b, &e))
+      if (!feed(b, e)) return;
+  } else {
+    std::vector<std::pair<size_t, size_t>> pieces;
+    for (size_t at = 0; at < v.size();) {
+      at = unicode::split_some(v, p.pattern, at, 1024, pieces);
+      for (const auto& [b, e] : pieces)
+        if (!feed(b, e)) return;
     }
   }
-  emit(last, p.len);
+  if (last < v.size() && !f.feed(last, v.size(), false)) return;
+  f.finish();
 }
 
 }  // namespace
@@ -353,23 +448,20 @@ void split_by(const Piece& p, std::vector<std::pair<size_t, size_t>>& matches, S
 void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_origin, std::vector<int32_t>& out,
                                              size_t limit) const {
   if (text.empty()) return;
-  // Pieces a batch at a time, so that a limit also bounds the pieces held.
-  auto model_split = [&](unicode::SplitPattern pattern) {
-    thread_local std::vector<std::pair<size_t, size_t>> pieces;
-    for (size_t at = 0; at < text.size();) {
-      at = unicode::split_some(text, pattern, at, 1024, pieces);
-      for (const auto& [b, e] : pieces) {
-        if (out.size() >= limit) return;
-        run_model(text.substr(b, e - b), out);
-      }
-    }
+  // Pieces one at a time into the model, so that a limit also bounds the matching done.
+  auto model_split = [&](const PreTokenizer& p) {
+    for_each_split_piece(p, text, [&](size_t b, size_t e) {
+      if (out.size() >= limit) return false;
+      run_model(text.substr(b, e - b), out);
+      return true;
+    });
   };
   if (pre_tokenizers.empty()) {
     run_model(text, out);
     return;
   }
-  // One pre-tokenizer splitting with a regex or on whitespace and nothing else (GPT-2 style
-  // ByteLevel with use_regex, a lone Split, WhitespaceSplit, Whitespace): no copies at all.
+  // One pre-tokenizer splitting with a regex, a string or on whitespace and nothing else (GPT-2
+  // style ByteLevel with use_regex, a lone Split, WhitespaceSplit, Whitespace): no copies at all.
   if (pre_tokenizers.size() == 1) {
     const PreTokenizer& p = pre_tokenizers[0];
     if (p.kind == PreTokenizer::Kind::whitespace_split || p.kind == PreTokenizer::Kind::whitespace) {
@@ -379,17 +471,25 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
       });
       return;
     }
-    if ((p.kind == PreTokenizer::Kind::byte_level && p.use_regex && !p.add_prefix_space) ||
-        p.kind == PreTokenizer::Kind::split_regex) {
-      model_split(p.pattern);
+    if (p.kind == PreTokenizer::Kind::byte_level && p.use_regex && !p.add_prefix_space) {
+      PreTokenizer gpt2;
+      gpt2.kind = PreTokenizer::Kind::split_regex;
+      gpt2.pattern = unicode::SplitPattern::gpt2;
+      model_split(gpt2);
+      return;
+    }
+    if (p.kind == PreTokenizer::Kind::split_regex || p.kind == PreTokenizer::Kind::split_string) {
+      model_split(p);
       return;
     }
   }
-  // Split(regex) followed by a ByteLevel without regex or prefix (Llama-3, Qwen2).
-  if (pre_tokenizers.size() == 2 && pre_tokenizers[0].kind == PreTokenizer::Kind::split_regex &&
+  // Split followed by a ByteLevel without regex or prefix (Llama-3, Qwen2, OLMo 2, Phi-4).
+  if (pre_tokenizers.size() == 2 &&
+      (pre_tokenizers[0].kind == PreTokenizer::Kind::split_regex ||
+       pre_tokenizers[0].kind == PreTokenizer::Kind::split_string) &&
       pre_tokenizers[1].kind == PreTokenizer::Kind::byte_level && !pre_tokenizers[1].use_regex &&
       !pre_tokenizers[1].add_prefix_space) {
-    model_split(pre_tokenizers[0].pattern);
+    model_split(pre_tokenizers[0]);
     return;
   }
 
@@ -402,18 +502,13 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
     nxt.clear();
     for (const Piece& pc : cur) {
       switch (p.kind) {
-        case PreTokenizer::Kind::split_regex: {
-          const std::string_view v(arena.data() + pc.off, pc.len);
-          for (const auto& [b, e] : unicode::split(v, p.pattern))
-            if (e > b) nxt.push_back({pc.off + b, e - b, pc.origin && b == 0});
-          break;
-        }
+        case PreTokenizer::Kind::split_regex:
         case PreTokenizer::Kind::split_string: {
           const std::string_view v(arena.data() + pc.off, pc.len);
-          matches.clear();
-          for (size_t f = v.find(p.literal); f != std::string_view::npos; f = v.find(p.literal, f + p.literal.size()))
-            matches.emplace_back(f, f + p.literal.size());
-          split_by(pc, matches, p.behavior, nxt);
+          for_each_split_piece(p, v, [&](size_t b, size_t e) {
+            nxt.push_back({pc.off + b, e - b, pc.origin && b == 0});
+            return true;
+          });
           break;
         }
         case PreTokenizer::Kind::digits:
@@ -429,7 +524,7 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
           SplitBehavior beh = SplitBehavior::removed;
           if (p.kind == PreTokenizer::Kind::digits)
             beh = p.individual_digits ? SplitBehavior::isolated : SplitBehavior::contiguous;
-          split_by(pc, matches, beh, nxt);
+          split_by(pc, matches, beh, false, nxt);
           break;
         }
         case PreTokenizer::Kind::whitespace: {
@@ -458,7 +553,7 @@ void Tokenizer::Impl::pre_tokenize_and_model(std::string_view text, bool at_orig
             matches.clear();
             for (size_t f = tmp.find(p.literal); f != std::string::npos; f = tmp.find(p.literal, f + p.literal.size()))
               matches.emplace_back(f, f + p.literal.size());
-            split_by(np, matches, SplitBehavior::merged_with_next, nxt);
+            split_by(np, matches, SplitBehavior::merged_with_next, false, nxt);
           }
           break;
         }

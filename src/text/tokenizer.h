@@ -1,9 +1,11 @@
 // Hugging Face tokenizer.json, encoded and decoded exactly as the `tokenizers` library does.
 //
 // Supported: WordLevel models (one token per word) and BPE models, byte-level (GPT-2, Llama-3,
-// Qwen2: ByteLevel pre-tokenizer and decoder, Split pre-tokenizers with the GPT-2 / Llama-3 /
-// Qwen2 regexes) and SentencePiece-style (Llama-2, Mistral: Metaspace or Prepend/Replace
-// normalizers, byte fallback, ByteFallback/Fuse/Strip/Replace decoders); NFC/NFKC normalizers;
+// Qwen2/3, OLMo 2, Phi-4-mini, SmolLM3: ByteLevel pre-tokenizer and decoder, Split pre-tokenizers
+// with any regex — hand-written matchers for the GPT-2 / Llama-3 / Qwen2 regexes, PCRE2 read as
+// Oniguruma for the others (regex.h) — every Split behavior and invert) and SentencePiece-style
+// (Llama-2, Mistral, Phi-3, Gemma 2/3: Metaspace or Prepend/Replace normalizers, byte fallback,
+// ByteFallback/Fuse/Strip/Replace decoders); NFC/NFKC normalizers;
 // added and special tokens (leftmost-longest, lstrip/rstrip/single_word/normalized flags); merges
 // as "a b" or ["a", "b"]; WhitespaceSplit, Whitespace (\w+|[^\w\s]+) and Digits pre-tokenizers;
 // the post-processor's BOS/EOS (TemplateProcessing, ByteLevel). Without a decoder, decode joins

@@ -17,12 +17,14 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "text/regex.h"
 #include "text/tokenizer.h"
 #include "text/unicode.h"
 
@@ -295,9 +297,13 @@ struct PreTokenizer {
   Kind kind;
   bool add_prefix_space = false;  // byte_level
   bool use_regex = false;         // byte_level
+  // split_regex: one of the hand-written patterns, or (when `regex` is set) any other regex, run
+  // with PCRE2 as Oniguruma would (regex.h).
   unicode::SplitPattern pattern = unicode::SplitPattern::gpt2;
+  std::shared_ptr<const SplitRegex> regex;
   std::string literal;  // split_string; metaspace: the replacement character
   SplitBehavior behavior = SplitBehavior::isolated;
+  bool invert = false;  // split_regex, split_string: matches and the text between them swap roles
   enum class Prepend { always, first, never } prepend = Prepend::always;  // metaspace
   bool split = true;              // metaspace
   bool individual_digits = false;  // digits

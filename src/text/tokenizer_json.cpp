@@ -114,6 +114,20 @@ class Loader {
   bool has_byte_fallback_decoder_ = false;
 };
 
+// A regex without metacharacters (after unescaping escaped punctuation) is the literal *out.
+bool regex_literal(const std::string& re, std::string* out) {
+  std::string lit;
+  if (re.empty()) return false;
+  for (size_t i = 0; i < re.size(); ++i) {
+    const char c = re[i];
+    if (c == '\\' && i + 1 < re.size() && std::ispunct(static_cast<unsigned char>(re[i + 1]))) lit += re[++i];
+    else if (std::strchr(".^$*+?()[]{}|\\", c)) return false;
+    else lit += c;
+  }
+  *out = std::move(lit);
+  return true;
+}
+
 std::string Loader::literal_pattern(const json& obj, const std::string& path) const {
   const json& p = object(required(obj, "pattern", path), join(path, "pattern"));
   const std::string ppath = join(path, "pattern");
@@ -390,7 +404,7 @@ void Loader::load_pre_tokenizer(const json& p, const std::string& path) {
     out.pattern = unicode::SplitPattern::gpt2;
   } else if (type == "Split") {
     const json& pat = object(required(p, "pattern", path), join(path, "pattern"));
-    if (bool_field(p, "invert", path, false)) fail(join(path, "invert"), "invert: true is not supported");
+    out.invert = bool_field(p, "invert", path, false);
     const std::string behavior = string_field(p, "behavior", path);
     if (behavior == "Removed") out.behavior = SplitBehavior::removed;
     else if (behavior == "Isolated") out.behavior = SplitBehavior::isolated;
@@ -399,16 +413,24 @@ void Loader::load_pre_tokenizer(const json& p, const std::string& path) {
     else if (behavior == "Contiguous") out.behavior = SplitBehavior::contiguous;
     else fail(join(path, "behavior"), quote(behavior) + " is not a split behavior");
     const json* re = member(pat, "Regex");
+    std::string lit;
     unicode::SplitPattern sp;
     if (re && re->is_string() && unicode::split_pattern_from_regex(re->get<std::string>(), &sp)) {
-      if (out.behavior != SplitBehavior::isolated)
-        fail(join(path, "behavior"), "only \"Isolated\" is supported with the regex " + quote(re->get<std::string>()));
+      // GPT-2 / Llama-3 / Qwen2: the hand-written matchers (the fast path).
       out.kind = PreTokenizer::Kind::split_regex;
       out.pattern = sp;
+    } else if (re && re->is_string() && !regex_literal(re->get<std::string>(), &lit)) {
+      // Any other regex: PCRE2, rewritten to follow Oniguruma (regex.h).
+      out.kind = PreTokenizer::Kind::split_regex;
+      out.regex = SplitRegex::compile(re->get<std::string>(), source_ + ": " + join(join(path, "pattern"), "Regex"));
     } else {
       out.kind = PreTokenizer::Kind::split_string;
       out.literal = literal_pattern(p, path);
-      if (out.literal.empty()) fail(join(path, "pattern"), "an empty pattern is not supported");
+      if (out.literal.empty()) {
+        // tokenizers matches an empty pattern at every character boundary: the empty regex does.
+        out.kind = PreTokenizer::Kind::split_regex;
+        out.regex = SplitRegex::compile("", source_ + ": " + join(path, "pattern"));
+      }
     }
   } else if (type == "Metaspace") {
     out.kind = PreTokenizer::Kind::metaspace;

@@ -1,6 +1,7 @@
 // Tokenizer tests: parity with Hugging Face `tokenizers` on committed fixtures (ids with and
 // without special tokens, special tokens as plain text, decode, skip_special_tokens) for every
-// fixture tokenizer (reference/make_tokenizer_fixtures.py) and 21 component variants, streaming decode, the merge
+// fixture tokenizer (reference/make_tokenizer_fixtures.py) and its component variants, Split regexes
+// through PCRE2 against Oniguruma (TokenizerRegex.*), streaming decode, the merge
 // algorithm against a naive BPE, and docs/reliability.md tests 14 (merges "a b" vs ["a","b"],
 // malformed files), 15 (ids outside the vocabulary, bad byte tokens), 16 (invalid UTF-8),
 // 18 (split multi-byte characters through byte fallback), 19 (a 1 MB word) and 20 (overlapping
@@ -23,7 +24,9 @@
 #include <nlohmann/json.hpp>
 
 #include "tensor/error.h"
+#include "text/regex.h"
 #include "text/tokenizer.h"
+#include "text/unicode.h"
 
 namespace rlhf {
 namespace {
@@ -169,7 +172,8 @@ TEST_P(TokenizerParity, IdsAndDecodeMatchHuggingFace) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TokenizerParity,
-                         ::testing::Values("gpt2", "llama3", "qwen2", "llama2", "mistral", "overlap", "misc"),
+                         ::testing::Values("gpt2", "llama3", "qwen2", "llama2", "mistral", "overlap", "misc",
+                                           "olmo2", "phi4mini", "qwen3", "smollm3", "gemma"),
                          [](const auto& info) { return std::string(info.param); });
 
 // Component variants (variants.json): the gpt2 / llama2 fixtures with other settings, checked
@@ -362,8 +366,13 @@ TEST(Tokenizer, UnsupportedComponentsNameTheirJsonPath) {
   t["decoder"]["decoders"][0] = {{"type", "WordPiece"}};
   expect_input_error(t.dump(), {"decoder.decoders[0].type: 'WordPiece' is not supported"});
   t = small_spm();
-  t["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\p{Han}+"}}}, {"behavior", "Isolated"}};
-  expect_input_error(t.dump(), {"pre_tokenizer.pattern.Regex", "not supported"});
+  // Oniguruma's class intersection has no PCRE2 spelling: refused, naming the field.
+  t["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "[a-z&&[^aeiou]]+"}}}, {"behavior", "Isolated"}};
+  expect_input_error(t.dump(), {"pre_tokenizer.pattern.Regex", "intersection", "not supported"});
+  t = small_spm();
+  t["pre_tokenizer"] = {{"type", "Sequence"},
+                        {"pretokenizers", {{{"type", "Split"}, {"pattern", {{"Regex", "(ab"}}}, {"behavior", "Isolated"}}}}};
+  expect_input_error(t.dump(), {"tokenizer.json: pre_tokenizer.pretokenizers[0].pattern.Regex", "does not compile"});
   t = small_spm();
   t["model"]["dropout"] = 0.1;
   expect_input_error(t.dump(), {"model.dropout"});
@@ -563,7 +572,8 @@ TEST(Tokenizer, SplitMultibyteCharacterThroughByteFallback) {
 TEST(Tokenizer, MaxTokensGivesAPrefixOfTheFullEncoding) {
   std::string text;
   for (const std::string& line : corpus_lines()) text += line + "\n";
-  for (const std::string name : {"gpt2", "llama3", "qwen2", "llama2", "mistral", "misc", "overlap"}) {
+  for (const std::string name : {"gpt2", "llama3", "qwen2", "llama2", "mistral", "misc", "overlap", "olmo2",
+                                 "phi4mini", "gemma", "smollm3"}) {
     const Tokenizer tok = Tokenizer::load(kTokDir / name);
     for (const bool specials : {false, true}) {
       const std::vector<int32_t> full = tok.encode(text, {.add_special_tokens = specials});
@@ -578,14 +588,18 @@ TEST(Tokenizer, MaxTokensGivesAPrefixOfTheFullEncoding) {
 }
 
 TEST(Tokenizer, MaxTokensStopsEarlyOnLongText) {
-  // 64 MB of words: with a limit, the regex pre-tokenizers (GPT-2, Llama-3, Qwen2) stop after the
-  // piece that reaches it, so the result holds the limit plus at most one piece's ids.
+  // 64 MB of words: with a limit, the regex pre-tokenizers (GPT-2, Llama-3, Qwen2, and the PCRE2
+  // path: Phi-4-mini's o200k; OLMo 2's Removed/invert split) stop after the piece that reaches it,
+  // so the result holds the limit plus at most one piece's ids.
   std::string text;
   const std::string words[] = {"the ", "sky ", "is ", "blue ", "and ", "fish ", "swim. "};
   for (size_t i = 0; text.size() < (64u << 20); ++i) text += words[(i * 7 + i / 3) % 7];
-  for (const std::string name : {"gpt2", "llama3", "qwen2"}) {
+  for (const std::string name : {"gpt2", "llama3", "qwen2", "phi4mini", "olmo2"}) {
     const Tokenizer tok = Tokenizer::load(kTokDir / name);
+    const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids = tok.encode(text, {.max_tokens = 1024});
+    // Far less than splitting 64 MB would take (the PCRE2 path alone needs seconds for that).
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.5) << name;
     EXPECT_GE(ids.size(), 1024u) << name;
     EXPECT_LE(ids.size(), 1024u + 8) << name;
     EXPECT_EQ(tok.decode(ids), text.substr(0, tok.decode(ids).size())) << name;
@@ -604,7 +618,7 @@ TEST(Tokenizer, OneMegabyteWordEncodesQuickly) {
       punct(1 << 20, '!');
   std::string mixed_ws;
   while (mixed_ws.size() < (1u << 20)) mixed_ws += " \t\r\n\xC2\xA0";
-  for (const std::string name : {"gpt2", "llama3", "qwen2", "llama2", "mistral", "misc"}) {
+  for (const std::string name : {"gpt2", "llama3", "qwen2", "llama2", "mistral", "misc", "phi4mini", "gemma"}) {
     const Tokenizer tok = Tokenizer::load(kTokDir / name);
     for (const std::string* word : std::vector<const std::string*>{&letters, &cjk, &repeated, &spaces, &newlines,
                                                                     &digits, &punct, &mixed_ws}) {
@@ -752,6 +766,178 @@ TEST(Tokenizer, ConcurrentEncodeGivesTheSameIds) {
     });
   for (auto& th : threads) th.join();
   EXPECT_EQ(mismatches.load(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split regexes through PCRE2 (text/regex.h) against tokenizers' Oniguruma:
+// tests/fixtures/text/split_regex.jsonl (reference/make_tokenizer_fixtures.py).
+
+// The pieces of a lone Split pre-tokenizer: a WordLevel tokenizer whose vocabulary is exactly the
+// pieces HF made, so that the ids spell out our pieces (an unknown piece maps to <unk>).
+std::vector<std::string> our_split_pieces(const std::string& pattern, const std::string& behavior, bool invert,
+                                          const std::string& text, const std::vector<std::string>& want) {
+  json vocab = json::object();
+  vocab["<unk>"] = 0;
+  for (const std::string& w : want)
+    if (!vocab.contains(w)) vocab[w] = static_cast<int>(vocab.size());
+  json t = {{"version", "1.0"},
+            {"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "<unk>"}}},
+            {"pre_tokenizer",
+             {{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", behavior}, {"invert", invert}}}};
+  const Tokenizer tok = Tokenizer::from_json_text(t.dump(), "split");
+  std::vector<std::string> out;
+  for (const int32_t id : tok.encode(text)) out.push_back(id == 0 ? "<unk>" : tok.id_to_token(id));
+  return out;
+}
+
+// Constructs tokenizers accepts that we refuse on purpose (regex.h says why).
+const std::set<std::string> kRefusedPatterns = {"[[:alpha:]]+"};
+
+TEST(TokenizerRegex, SplitPiecesMatchHuggingFace) {
+  std::istringstream in(read_file(kDir / "split_regex.jsonl"));
+  std::string line;
+  size_t checked = 0, refused = 0;
+  while (std::getline(in, line)) {
+    const json c = json::parse(line);
+    if (c.contains("class")) continue;
+    const std::string pattern = c["pattern"];
+    if (c.contains("error") || kRefusedPatterns.count(pattern)) {
+      // Oniguruma refuses it (tokenizers cannot load the file), or we do: an InputError naming the field.
+      try {
+        our_split_pieces(pattern, "Isolated", false, "x", {});
+        ADD_FAILURE() << "accepted " << pattern;
+      } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("split: pre_tokenizer.pattern.Regex"), std::string::npos) << e.what();
+      }
+      ++refused;
+      continue;
+    }
+    const std::vector<std::string> want = c["pieces"];
+    const std::string text = c["text"];
+    ASSERT_EQ(our_split_pieces(pattern, c["behavior"], c["invert"], text, want), want)
+        << "pattern " << json(pattern).dump() << " behavior " << c["behavior"] << " invert " << c["invert"]
+        << " text " << json(text).dump();
+    ++checked;
+  }
+  EXPECT_GT(checked, 4000u);
+  EXPECT_GE(refused, 1u);
+}
+
+// Every code point (assigned in our Unicode tables) against the class HF's regex matched: \w,
+// \s, \d, \h, \p{..}, case folding, the dot.
+TEST(TokenizerRegex, CharacterClassesMatchOnigurumaOnEveryCodePoint) {
+  std::istringstream in(read_file(kDir / "split_regex.jsonl"));
+  std::string line;
+  int classes = 0;
+  while (std::getline(in, line)) {
+    const json c = json::parse(line);
+    if (!c.contains("class")) continue;
+    const std::string pattern = c["pattern"];
+    std::vector<bool> want(0x110000, false);
+    for (const auto& r : c["class"])
+      for (uint32_t cp = r[0].get<uint32_t>(); cp <= r[1].get<uint32_t>(); ++cp) want[cp] = true;
+    const auto re = tok::SplitRegex::compile(pattern, "class");
+    int mismatches = 0;
+    for (char32_t cp = 0; cp < 0x110000; ++cp) {
+      if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+      // Tokenizers' Oniguruma knows Unicode 16.0, our tables and PCRE2 10.42 know 14.0.
+      if (unicode::category(cp) == unicode::Category::Cn) continue;
+      const std::string s = unicode::encode_utf8(std::u32string(1, cp));
+      size_t b, e;
+      const bool hit = re->find(s, 0, &b, &e) && b == 0 && e == s.size();
+      if (hit != want[cp] && ++mismatches <= 5)
+        ADD_FAILURE() << pattern << " U+" << std::hex << static_cast<uint32_t>(cp) << ": ours " << hit;
+    }
+    EXPECT_EQ(mismatches, 0) << pattern;
+    ++classes;
+  }
+  EXPECT_GE(classes, 10);
+}
+
+// The PCRE2 path agrees with the hand-written GPT-2 / Llama-3 / Qwen2 matchers on random text
+// (the same regex strings, forced through PCRE2 by SplitRegex::compile).
+TEST(TokenizerRegex, Pcre2AgreesWithTheHandWrittenMatchers) {
+  const char* const patterns[] = {
+      R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
+  const unicode::SplitPattern fast[] = {unicode::SplitPattern::gpt2, unicode::SplitPattern::llama3,
+                                        unicode::SplitPattern::qwen2};
+  const std::vector<std::string> alphabet = {
+      "a", "Z", "'", "s", "S", "T", "l", "L", "d", "m", "v", "e", "r", "1", "7", " ", " ", "\t", "\n", "\r", ".",
+      "!", "_", "-", "\xC2\xA0", "\xE1\xA0\x8E", "\xE2\x80\x8B", "\xC2\x85", "\xE3\x80\x80", "\xC5\xBF",
+      "\xC3\xA9", "\xCC\x81", "\xD9\xA1", "\xC2\xB2", "\xE2\x85\xA0", "\xE4\xB8\xAD", "\xF0\x9F\x98\x80",
+      "\xEF\xBF\xBD", "\x0B", "\x0C", "\xE2\x80\xA8"};
+  std::mt19937 rng(11);
+  for (int k = 0; k < 3; ++k) {
+    const auto re = tok::SplitRegex::compile(patterns[k], "fast");
+    for (int n = 0; n < 3000; ++n) {
+      std::string text;
+      for (int len = rng() % 24; len > 0; --len) text += alphabet[rng() % alphabet.size()];
+      std::vector<std::pair<size_t, size_t>> ours;
+      tok::OnigMatches it(*re, text);
+      size_t b, e;
+      while (it.next(&b, &e)) ours.emplace_back(b, e);
+      ASSERT_EQ(ours, unicode::split(text, fast[k])) << k << " " << json(text).dump();
+    }
+  }
+}
+
+TEST(TokenizerRegex, OnigurumaReadingsOfAmbiguousSyntax) {
+  auto pieces = [](const std::string& pattern, const std::string& text) {
+    const auto re = tok::SplitRegex::compile(pattern, "t");
+    std::vector<std::string> out;
+    tok::OnigMatches it(*re, text);
+    size_t b, e;
+    while (it.next(&b, &e)) out.push_back(text.substr(b, e - b));
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(pieces(R"(\p{N}{1,3}+)", "1234567 89"), (V{"1234567", "89"}));  // {1,3} repeated, not possessive
+  EXPECT_EQ(pieces(R"(\h+)", "xyz0fAg"), (V{"0fA"}));                       // hex digits
+  EXPECT_EQ(pieces(R"(x{,2})", "xxxx"), (V{"xx", "xx"}));  // no empty match right after one
+  EXPECT_EQ(pieces(R"(\u0041+)", "xAAy"), (V{"AA"}));
+  EXPECT_EQ(pieces(R"((?m:.)+)", "a\nb"), (V{"a\nb"}));                     // Ruby's m is dot-all
+  EXPECT_EQ(pieces(R"($)", "ab\ncd"), (V{"", ""}));                          // $ before every \n
+  EXPECT_EQ(pieces(R"(\s+)", "a\xE1\xA0\x8E b"), (V{" "}));               // U+180E is not \s
+  EXPECT_EQ(pieces(R"(a*)", "baaac"), (V{"", "aaa", ""}));                    // find_iter's empty matches
+}
+
+TEST(TokenizerRegex, RefusedConstructsNameTheField) {
+  for (const char* bad : {"[[:alpha:]]", "[a-z&&[^aeiou]]", "[[^a]b]", "a\\Kb", "\\Ga", "(*UTF)a", "(?s:.)",
+                          "[\\S]", "(?P<n>a)", "\\u12", "[ab", "a{2}{"}) {
+    try {
+      tok::SplitRegex::compile(bad, "tokenizer.json: pre_tokenizer.pattern.Regex");
+      if (std::string(bad) != "a{2}{") ADD_FAILURE() << "accepted " << bad;
+    } catch (const InputError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("tokenizer.json: pre_tokenizer.pattern.Regex: ", 0), 0u) << e.what();
+    }
+  }
+}
+
+// tokenizer.json is untrusted: a regex that backtracks catastrophically is refused at load (the
+// probe texts), and one that only explodes on longer text stops at the match limit while
+// encoding. Neither hangs.
+TEST(TokenizerRegex, CatastrophicBacktrackingIsAnInputError) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // (PCRE2 needs no backtracking for (a+)+b: "b" must occur, and it checks that first.)
+  for (const char* bad : {"(a+)+$", "(\\w+\\s?)+$", "(a|aa)+$", "(.*a){12}$", "(?:a*)*$x|\\d"}) {
+    json t = {{"model", {{"type", "WordLevel"}, {"vocab", {{"<unk>", 0}}}, {"unk_token", "<unk>"}}},
+              {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", {{{"type", "Split"},
+                                                                          {"pattern", {{"Regex", bad}}},
+                                                                          {"behavior", "Isolated"}}}}}}};
+    try {
+      const Tokenizer tok = Tokenizer::from_json_text(t.dump(), "tokenizer.json");
+      // Not caught by the probes: the limit must stop it on a long enough text.
+      tok.encode(std::string(5000, 'a') + "!" + std::string(5000, 'a'));
+      ADD_FAILURE() << "no error for " << bad;
+    } catch (const InputError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("tokenizer.json: pre_tokenizer.pretokenizers[0].pattern.Regex"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("limit"), std::string::npos) << msg;
+    }
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
 }
 
 }  // namespace
