@@ -237,6 +237,7 @@ TEMPLATES = {
     "qwen2": (None, "<|im_end|>"),
     "qwen2.5": (None, "<|im_end|>"),
     "qwen3_generation": (None, "<|im_end|>"),
+    "qwen3": (None, "<|im_end|>"),
     "llama2": ("<s>", "</s>"),
     "llama3": ("<|begin_of_text|>", "<|eot_id|>"),
     "llama3.1": ("<|begin_of_text|>", "<|eot_id|>"),
@@ -270,14 +271,14 @@ def template_cases(name):
         cases.append((label, msgs, True, {}))
         if label in BOTH_PROMPT_MODES:
             cases.append((label, msgs, False, {}))
-    if name in ("qwen2.5", "qwen3_generation"):
-        conv = QWEN3_CONV if name == "qwen3_generation" else QWEN_TOOL_CONV
+    if name in ("qwen2.5", "qwen3_generation", "qwen3"):
+        conv = QWEN3_CONV if name in ("qwen3_generation", "qwen3") else QWEN_TOOL_CONV
         cases += [
             ("tools", conv, False, {"tools": TOOLS}),
             ("tools", conv[1:], True, {"tools": TOOLS}),
             ("tool_messages_no_tools", conv, True, {}),
         ]
-    if name == "qwen3_generation":
+    if name in ("qwen3_generation", "qwen3"):
         cases += [
             ("no_thinking", [U1], True, {"enable_thinking": False}),
             ("thinking_on", [U1], True, {"enable_thinking": True}),
