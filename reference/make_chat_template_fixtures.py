@@ -248,6 +248,7 @@ TEMPLATES = {
     "zephyr": ("<s>", "</s>"),
     "tulu2": ("<s>", "</s>"),
     "gemma": ("<bos>", "<eos>"),
+    "gemma3": ("<bos>", "<eos>"),
     "phi3": ("<s>", "<|endoftext|>"),
     "phi3_vision": ("<s>", "<|endoftext|>"),
     "gpt2": ("<|endoftext|>", "<|endoftext|>"),
@@ -278,6 +279,12 @@ def template_cases(name):
             ("tools", conv[1:], True, {"tools": TOOLS}),
             ("tool_messages_no_tools", conv, True, {}),
         ]
+    if name == "gemma3":
+        parts = [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                 {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " Describe this. "}]},
+                 {"role": "assistant", "content": [{"type": "text", "text": "A cat.\n"}]},
+                 {"role": "user", "content": "Colour?"}]
+        cases += [("content_parts", parts, True, {}), ("content_parts", parts[:3], False, {})]
     if name in ("qwen3_generation", "qwen3"):
         cases += [
             ("no_thinking", [U1], True, {"enable_thinking": False}),
