@@ -42,9 +42,15 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen2ForSequenceClassification,
+    Olmo2Config,
+    Olmo2ForCausalLM,
+    Olmo2ForSequenceClassification,
     Qwen3Config,
     Qwen3ForCausalLM,
     Qwen3ForSequenceClassification,
+    SmolLM3Config,
+    SmolLM3ForCausalLM,
+    SmolLM3ForSequenceClassification,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,6 +170,43 @@ SPECS = {
         lm_cls=Qwen3ForCausalLM,
         rm_cls=Qwen3ForSequenceClassification,
         dtype=torch.bfloat16,
+        shard=None,
+    ),
+    # Llama's block with RoPE off on layer 1 (no_rope_layers [1, 0]); tied as SmolLM3-3B.
+    "smollm3": dict(
+        seed=1006,
+        config_cls=SmolLM3Config,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                tie_word_embeddings=True,
+                rms_norm_eps=1e-6,
+                no_rope_layers=[1, 0],
+                pad_token_id=None,  # its default (128004) is outside the tiny vocabulary
+                rope_parameters={"rope_type": "default", "rope_theta": 5000000.0},
+            )
+        ),
+        lm_cls=SmolLM3ForCausalLM,
+        rm_cls=SmolLM3ForSequenceClassification,
+        dtype=torch.float32,
+        shard=None,
+    ),
+    # Norms after attention and MLP (none before), q/k RMSNorms over the whole projections.
+    "olmo2": dict(
+        seed=1007,
+        config_cls=Olmo2Config,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                tie_word_embeddings=False,
+                rms_norm_eps=1e-6,
+                pad_token_id=None,  # its default (1) would be nn.Embedding's padding_idx, with no gradient
+                rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+            )
+        ),
+        lm_cls=Olmo2ForCausalLM,
+        rm_cls=Olmo2ForSequenceClassification,
+        dtype=torch.float16,
         shard=None,
     ),
 }
@@ -309,6 +352,8 @@ def make(name, spec, out_root):
         check_sliding_window(mdir, ids, logp)
     if "layer_types" in lm32.config and "sliding_attention" in lm32.config.layer_types:
         check_layer_windows(mdir, ids, lm32.config)
+    if "no_rope_layers" in lm32.config:
+        check_nope_layers(mdir, ids, lm32.config)
 
     meta = {
         "name": name,
@@ -367,6 +412,19 @@ def check_layer_windows(mdir, ids, config):
     d = (lw[:, w:] - lf[:, w:]).abs().amax(dim=(0, 2))
     assert (d > 1e-3).all(), f"layer windows ignored? {d}"
     print(f"   layer windows verified: {config.layer_types}, window {w}")
+
+
+def check_nope_layers(mdir, ids, config):
+    """Prove the NoPE layers matter: with RoPE on every layer the logits differ."""
+    assert 0 in config.no_rope_layers, config.no_rope_layers
+    rope_everywhere = load_checked(
+        AutoModelForCausalLM, mdir, attn_implementation=ATTN, no_rope_layers=[1] * config.num_hidden_layers
+    )
+    nope = load_checked(AutoModelForCausalLM, mdir, attn_implementation=ATTN)
+    with torch.no_grad():
+        d = (nope(input_ids=ids).logits - rope_everywhere(input_ids=ids).logits).abs().max().item()
+    assert d > 1e-3, f"no_rope_layers ignored? {d}"
+    print(f"   NoPE layers verified: {config.no_rope_layers}")
 
 
 def main():

@@ -36,7 +36,7 @@ constexpr int64_t kMaxPositions = 10'000'000;
 constexpr int64_t kMaxLabels = 1'000'000;
 constexpr int64_t kMaxConfigBytes = 64 << 20;
 
-constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral, qwen3";
+constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2";
 
 // Typed, checked reads of one JSON object's fields. `prefix` names the enclosing field for nested
 // objects ("rope_scaling.").
@@ -114,7 +114,7 @@ ModelFamily parse_family(const Fields& f) {
     f.fail("model_type", std::string("missing; supported model types: ") + kSupportedTypes);
   const std::string t = f.string_or("model_type", "");
   for (ModelFamily m : {ModelFamily::gpt2, ModelFamily::llama, ModelFamily::qwen2, ModelFamily::mistral,
-                        ModelFamily::qwen3})
+                        ModelFamily::qwen3, ModelFamily::smollm3, ModelFamily::olmo2})
     if (t == model_family_name(m)) return m;
   f.fail("model_type",
          "unsupported model type \"" + t + "\"; supported model types: " + kSupportedTypes);
@@ -206,6 +206,38 @@ void set_windows(ModelConfig& c, const std::vector<uint8_t>& sliding, int64_t wi
   for (uint8_t s : sliding) c.layer_window.push_back(s ? window : 0);
 }
 
+// SmolLM3: no_rope_layers[l] is 1 where layer l rotates q and k, 0 for a NoPE layer; absent,
+// every no_rope_layer_interval-th layer is NoPE. Sliding windows apply to NoPE layers only.
+void smollm3_layers(const Fields& f, ModelConfig& c) {
+  std::vector<uint8_t> rope;
+  if (f.has("no_rope_layers")) {
+    const json& v = f.at("no_rope_layers");
+    if (!v.is_array() || static_cast<int64_t>(v.size()) != c.n_layers)
+      f.fail("no_rope_layers", "expected an array of " + std::to_string(c.n_layers) + " zeros and ones, got " +
+                                   detail::json_excerpt(v));
+    for (const json& x : v) {
+      if (!x.is_number_integer() || (x.get<int64_t>() != 0 && x.get<int64_t>() != 1))
+        f.fail("no_rope_layers", "expected 0 or 1 per layer, got " + detail::json_excerpt(x));
+      rope.push_back(static_cast<uint8_t>(x.get<int64_t>()));
+    }
+  } else {
+    const int64_t interval = f.size_or("no_rope_layer_interval", kMaxLayers, 4);
+    for (int64_t l = 0; l < c.n_layers; ++l) rope.push_back((l + 1) % interval != 0);
+  }
+  c.layer_rope = std::count(rope.begin(), rope.end(), 0) ? rope : std::vector<uint8_t>{};
+  c.sliding_window = 0;
+  c.layer_window.clear();
+  if (!f.bool_or("use_sliding_window", false) || !f.has("sliding_window")) return;
+  const int64_t window = f.size("sliding_window", kMaxPositions);
+  std::vector<uint8_t> sliding;
+  if (f.has("layer_types")) {
+    sliding = parse_layer_types(f, c.n_layers);
+  } else {
+    for (uint8_t r : rope) sliding.push_back(!r);
+  }
+  set_windows(c, sliding, window);
+}
+
 // Qwen2 and Qwen3 slide only when use_sliding_window is set, and then only on the layers whose
 // layer_types entry is "sliding_attention" (or, without layer_types, layers >= max_window_layers).
 void qwen_sliding_windows(const Fields& f, ModelConfig& c) {
@@ -255,11 +287,15 @@ void parse_llama_family(const Fields& f, ModelConfig& c, const std::string& sour
     f.fail("num_key_value_heads", std::to_string(c.n_kv_heads) +
                                       " key/value heads do not divide num_attention_heads " +
                                       std::to_string(c.n_heads));
-  c.norm_eps = f.positive_number_or("rms_norm_eps", 1e-6);
+  c.norm_eps = f.positive_number_or("rms_norm_eps", c.family == ModelFamily::olmo2 ? 1e-5 : 1e-6);
   c.hidden_act = f.string_or("hidden_act", "silu");
   if (c.hidden_act != "silu")
     f.fail("hidden_act", "\"" + c.hidden_act + "\" is not supported (supported: silu)");
-  c.tie_word_embeddings = f.bool_or("tie_word_embeddings", false);
+  c.tie_word_embeddings = f.bool_or("tie_word_embeddings", c.family == ModelFamily::smollm3);  // SmolLM3Config: true
+  if (f.has("pad_token_id")) {  // nn.Embedding takes -V..V-1 (negative counts from the end)
+    const int64_t pad = f.integer("pad_token_id", -c.vocab_size, c.vocab_size - 1, "a token id within vocab_size");
+    c.padding_idx = pad < 0 ? c.vocab_size + pad : pad;
+  }
   parse_rope(f, c, source);
   switch (c.family) {
     case ModelFamily::llama:
@@ -274,6 +310,15 @@ void parse_llama_family(const Fields& f, ModelConfig& c, const std::string& sour
     case ModelFamily::qwen3:
       c.attention_bias = f.bool_or("attention_bias", false);
       qwen_sliding_windows(f, c);
+      break;
+    case ModelFamily::smollm3:
+      c.attention_bias = f.bool_or("attention_bias", false);
+      if (f.bool_or("mlp_bias", false)) f.fail("mlp_bias", "true is not supported");
+      smollm3_layers(f, c);
+      break;
+    case ModelFamily::olmo2:
+      c.attention_bias = f.bool_or("attention_bias", false);
+      c.sliding_window = 0;
       break;
     case ModelFamily::mistral:
       c.attention_bias = false;
@@ -315,6 +360,8 @@ const char* architecture(ModelFamily f, bool scalar_head) {
     case ModelFamily::mistral:
       return scalar_head ? "MistralForSequenceClassification" : "MistralForCausalLM";
     case ModelFamily::qwen3: return scalar_head ? "Qwen3ForSequenceClassification" : "Qwen3ForCausalLM";
+    case ModelFamily::smollm3: return scalar_head ? "SmolLM3ForSequenceClassification" : "SmolLM3ForCausalLM";
+    case ModelFamily::olmo2: return scalar_head ? "Olmo2ForSequenceClassification" : "Olmo2ForCausalLM";
   }
   return "";
 }
@@ -328,6 +375,8 @@ const char* model_family_name(ModelFamily f) {
     case ModelFamily::qwen2: return "qwen2";
     case ModelFamily::mistral: return "mistral";
     case ModelFamily::qwen3: return "qwen3";
+    case ModelFamily::smollm3: return "smollm3";
+    case ModelFamily::olmo2: return "olmo2";
   }
   return "unknown";
 }
@@ -349,9 +398,14 @@ BlockShape family_block_shape(const ModelConfig& c) {
   b.position = PositionKind::rope;
   b.mlp = MlpKind::swiglu;
   b.qkv_bias = c.attention_bias;
-  // Llama's and Qwen3's attention_bias also cover o_proj; Qwen2's covers q/k/v only.
-  b.attn_out_bias = c.attention_bias && (c.family == ModelFamily::llama || c.family == ModelFamily::qwen3);
+  // Llama's, Qwen3's, SmolLM3's and OLMo 2's attention_bias also cover o_proj; Qwen2's covers q/k/v only.
+  b.attn_out_bias = c.attention_bias && c.family != ModelFamily::qwen2 && c.family != ModelFamily::mistral;
   if (c.family == ModelFamily::qwen3) b.qk_norm = QkNorm::per_head;  // RMSNorm over each head, before RoPE
+  if (c.family == ModelFamily::olmo2) {
+    // Norms after each branch instead of before, and RMSNorms over the whole q and k projections.
+    b.norm_placement = NormPlacement::post;
+    b.qk_norm = QkNorm::whole;
+  }
   return b;
 }
 
@@ -462,8 +516,25 @@ json ModelConfig::to_json(bool scalar_head) const {
     j["rope_parameters"] = params;
     switch (family) {
       case ModelFamily::llama:
+      case ModelFamily::olmo2:
         j["attention_bias"] = attention_bias;
         break;
+      case ModelFamily::smollm3: {
+        j["attention_bias"] = attention_bias;
+        std::vector<int> rope;
+        std::vector<std::string> types;
+        int64_t window = 0;
+        for (int64_t l = 0; l < n_layers; ++l) {
+          rope.push_back(layer_rope.empty() || layer_rope[l]);
+          types.push_back(this->window(l) > 0 ? "sliding_attention" : "full_attention");
+          window = std::max(window, this->window(l));
+        }
+        j["no_rope_layers"] = rope;
+        j["use_sliding_window"] = window > 0;
+        j["sliding_window"] = window > 0 ? json(window) : json(nullptr);
+        j["layer_types"] = types;
+        break;
+      }
       case ModelFamily::mistral:
         j["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
         break;

@@ -1,6 +1,7 @@
 // A model's architecture, read from and written to Hugging Face's config.json.
 //
-// Families: GPT-2 (model_type "gpt2") and the Llama family ("llama", "qwen2", "mistral", "qwen3"). The
+// Families: GPT-2 (model_type "gpt2") and the Llama family ("llama", "qwen2", "mistral", "qwen3",
+// "smollm3", "olmo2"). The
 // family decides the HF field and tensor names; what the model computes is the family-neutral
 // BlockShape below (norm kind and placement, positions, MLP, biases, ...), which parsing fills
 // from the family and its fields, plus the sizes, rope settings and sliding window.
@@ -19,7 +20,7 @@
 
 namespace rlhf {
 
-enum class ModelFamily { gpt2, llama, qwen2, mistral, qwen3 };
+enum class ModelFamily { gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2 };
 
 const char* model_family_name(ModelFamily f);  // the config.json model_type
 
@@ -92,16 +93,24 @@ struct ModelConfig {
   bool attention_bias = false;      // q/k/v biases (Qwen2: true; GPT-2: always); see block
   int64_t sliding_window = 0;       // Mistral; 0 = none
   // Layers that differ from one another (empty when every layer is alike): per layer, the
-  // sliding window (0: full attention), overriding sliding_window (Qwen2/3 layer_types).
+  // sliding window (0: full attention), overriding sliding_window (Qwen2/3 layer_types); and
+  // whether RoPE rotates its q and k (0: a NoPE layer, SmolLM3's no_rope_layers).
   std::vector<int64_t> layer_window;
+  std::vector<uint8_t> layer_rope;
   std::string hidden_act;           // "gelu_new" (GPT-2) or "silu" (Llama)
   int64_t num_labels = 1;           // scalar head width (ForSequenceClassification)
+  // Llama family: pad_token_id, the padding_idx of transformers' nn.Embedding, whose row the
+  // token lookup never updates (the tied LM head still does); -1: none (and always for GPT-2).
+  int64_t padding_idx = -1;
   BlockShape block;                 // family_block_shape(*this) once parsed
 
   nlohmann::json raw;               // the config.json object as loaded (or as built)
 
   int64_t qkv_dim() const { return (n_heads + 2 * n_kv_heads) * head_dim; }
   int64_t window(int64_t layer) const { return layer_window.empty() ? sliding_window : layer_window[layer]; }
+  bool rotates(int64_t layer) const {
+    return block.position == PositionKind::rope && (layer_rope.empty() || layer_rope[layer]);
+  }
   // The longest sequence the model takes: the position table's length for learned positions
   // (GPT-2's n_positions); RoPE and no positions have no table, hence no limit (INT64_MAX).
   int64_t max_sequence_length() const;

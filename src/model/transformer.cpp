@@ -474,7 +474,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
       qk_norm_forward(qkv, N, as.n_heads, as.n_kv_heads, s.k_norm_w, a.data(ws.k_pre[l]), a.data(ws.k_rstd[l]),
                       a.data(ws.qk_heads));
     }
-    if (blk.position == PositionKind::rope) {
+    if (cfg_.rotates(l)) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
       be_->rope_forward(qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
@@ -676,7 +676,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     }
     be_->attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           seg_d, layer_attention(as, l), a.data(ws.att_scratch));
-    if (blk.position == PositionKind::rope) {
+    if (cfg_.rotates(l)) {
       be_->rope_backward(d_qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
     }
     if (blk.qk_norm != QkNorm::none) {  // d_att is free again
@@ -695,6 +695,9 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   }
   // x = embed_scale * wte[token] (there is no position table then: check_block_shape).
   if (blk.embed_scale != 1.0f) be_->scale_inplace(dx, blk.embed_scale, N * C);
+  if (cfg_.padding_idx >= 0)  // transformers' padding_idx: the lookup of that row gets no gradient
+    for (int64_t n = 0; n < N; ++n)
+      if (batch.tokens[n] == cfg_.padding_idx) be_->fill_zero(dx + n * C, C);
   be_->embedding_backward(G(wte_), G(wpe_), dx, ws.io_.stage(batch.tokens), pos_d, N, C);
 }
 

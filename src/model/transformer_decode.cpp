@@ -159,7 +159,7 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
       qk_norm_forward(qkv, N, 0, H, s.q_norm_w, qk_pre, qk_rstd, qk_heads);
       qk_norm_forward(qkv, N, H, KV, s.k_norm_w, qk_pre, qk_rstd, qk_heads);
     }
-    if (blk.position == PositionKind::rope) {
+    if (cfg_.rotates(l)) {
       be_->rope_forward(qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
     }
     for (int64_t n = 0; n < N; ++n)

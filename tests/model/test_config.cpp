@@ -295,6 +295,52 @@ TEST_F(Config, Qwen3QkNormHeadDimAndBias) {
   EXPECT_EQ(c.to_json(true)["architectures"], json::array({"Qwen3ForSequenceClassification"}));
 }
 
+TEST_F(Config, SmolLM3NoRopeLayers) {
+  json j = llama_json();
+  j["model_type"] = "smollm3";
+  j["num_hidden_layers"] = 8;
+  j.erase("tie_word_embeddings");
+  ModelConfig c = load(j);
+  EXPECT_EQ(c.family, ModelFamily::smollm3);
+  EXPECT_TRUE(c.tie_word_embeddings);  // SmolLM3Config's default
+  for (int64_t l = 0; l < 8; ++l) EXPECT_EQ(c.rotates(l), (l + 1) % 4 != 0) << l;  // every 4th layer is NoPE
+  j["no_rope_layers"] = {1, 1, 0, 1, 1, 1, 1, 0};
+  c = load(j);
+  for (int64_t l = 0; l < 8; ++l) EXPECT_EQ(c.rotates(l), l != 2 && l != 7) << l;
+  j["no_rope_layer_interval"] = 2;  // no_rope_layers wins
+  EXPECT_EQ(load(j).layer_rope, c.layer_rope);
+  // With a window, only the NoPE layers slide (SmolLM3Config's layer_types).
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 64;
+  c = load(j);
+  for (int64_t l = 0; l < 8; ++l) EXPECT_EQ(c.window(l), l == 2 || l == 7 ? 64 : 0) << l;
+  const ModelConfig back = ModelConfig::from_json(c.to_json(false), "saved");
+  EXPECT_EQ(back.layer_rope, c.layer_rope);
+  EXPECT_EQ(back.layer_window, c.layer_window);
+  j["no_rope_layers"] = {1, 2, 0, 1, 1, 1, 1, 0};
+  expect_rejected(j, "no_rope_layers", {"expected 0 or 1"});
+  j["no_rope_layers"] = {1, 0};
+  expect_rejected(j, "no_rope_layers", {"array of 8"});
+}
+
+TEST_F(Config, Olmo2PostNormsAndWholeQkNorms) {
+  json j = llama_json();
+  j["model_type"] = "olmo2";
+  j.erase("rms_norm_eps");
+  j["pad_token_id"] = 1;
+  ModelConfig c = load(j);
+  EXPECT_EQ(c.family, ModelFamily::olmo2);
+  EXPECT_EQ(c.block.norm_placement, NormPlacement::post);
+  EXPECT_EQ(c.block.qk_norm, QkNorm::whole);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);  // Olmo2Config's default
+  EXPECT_EQ(c.padding_idx, 1);
+  j["pad_token_id"] = -1;  // nn.Embedding counts a negative padding_idx from the end
+  EXPECT_EQ(load(j).padding_idx, c.vocab_size - 1);
+  j["pad_token_id"] = c.vocab_size;
+  expect_rejected(j, "pad_token_id", {"exceeds"});
+  EXPECT_EQ(c.to_json(false)["architectures"], json::array({"Olmo2ForCausalLM"}));
+}
+
 TEST_F(Config, MistralSlidingWindow) {
   ModelConfig c = load(mistral_json());
   EXPECT_EQ(c.family, ModelFamily::mistral);

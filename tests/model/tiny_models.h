@@ -11,7 +11,9 @@ namespace rlhf::test {
 
 // vocab 50, width 16, 2 layers, 4 heads (2 kv heads in the Llama family), 32 positions.
 // Llama: untied, llama3 rope scaling; Qwen2: qkv bias, tied; Mistral: sliding window 3;
-// Qwen3: q/k norms, head_dim 8 (not 16 / 4), layer 1 sliding with window 3, layer 0 not.
+// Qwen3: q/k norms, head_dim 8 (not 16 / 4), layer 1 sliding with window 3, layer 0 not;
+// SmolLM3: no RoPE on layer 1, tied; OLMo 2: post norms, q/k norms over the whole projections,
+// a pad token (no lookup gradient for its row).
 inline ModelConfig tiny_family_config(const std::string& family) {
   nlohmann::json j;
   if (family == "gpt2") {
@@ -27,6 +29,8 @@ inline ModelConfig tiny_family_config(const std::string& family) {
       j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 4.0}, {"low_freq_factor", 1.0},
                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8}};
     if (family == "mistral") j["sliding_window"] = 3;
+    if (family == "smollm3") j["no_rope_layers"] = {1, 0};
+    if (family == "olmo2") j["pad_token_id"] = 3;
     if (family == "qwen3") {
       j["head_dim"] = 8;
       j["use_sliding_window"] = true;
@@ -82,6 +86,6 @@ inline ModelConfig tiny_config(const std::string& name) {
 
 // Every family and every block shape above.
 inline const std::vector<std::string> kTinyModels = {
-    "gpt2", "llama", "qwen2", "mistral", "qwen3", "sandwich_geglu", "qk_norm", "post_nope", "post_layernorm_swiglu"};
+    "gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "sandwich_geglu", "qk_norm", "post_nope", "post_layernorm_swiglu"};
 
 }  // namespace rlhf::test
