@@ -1,7 +1,13 @@
 // rlhf init-model: a randomly initialised model of any supported family and size, written as
 // an HF checkpoint (config.json + model.safetensors) that transformers loads unchanged.
+//
+// A family is one case of `family_config` (its config.json in its own HF field names) and one
+// entry of kFamilies; a size is one row of kPresets. ModelConfig::from_json validates the result
+// exactly as it validates a downloaded config.json.
+#include <algorithm>
 #include <iostream>
 #include <optional>
+#include <utility>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -13,71 +19,205 @@ namespace rlhf::cli {
 
 namespace {
 
+using nlohmann::json;
+
+// Every family the engine reads, in --help order.
+constexpr ModelFamily kFamilies[] = {ModelFamily::gpt2,  ModelFamily::llama,   ModelFamily::qwen2, ModelFamily::mistral,
+                                     ModelFamily::qwen3, ModelFamily::smollm3, ModelFamily::olmo2};
+
+// Special-token ids; -1: absent from config.json.
+struct SpecialIds {
+  int64_t bos = -1, eos = -1, pad = -1;
+};
+
+// A model's shape. In a preset, 0 leaves a value to the family's default (head_dim
+// hidden/heads, intermediate 4x (GPT-2) or ~8/3x hidden, kv_heads = heads, ...).
+struct Shape {
+  int64_t vocab = 0, hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0,
+          positions = 0;
+  double rope_theta = 0, norm_eps = 0;
+  int tie = -1;      // -1: --tie-embeddings (default true)
+  SpecialIds ids{};  // a real model's; kept only while its vocabulary is
+};
+
 struct Preset {
   const char* name;
-  int64_t vocab, hidden, layers, heads, positions;
-};
-constexpr Preset kPresets[] = {
-    {"tiny", 256, 64, 2, 4, 256},
-    {"small", 50257, 256, 4, 4, 1024},
-    {"gpt2-small", 50257, 768, 12, 12, 1024},
+  std::optional<ModelFamily> family;  // a real model's shape belongs to its family; the sizes fit any
+  Shape shape;
 };
 
-// With a tokenizer: its vocabulary size (unless --vocab-size says more) and its BOS/EOS/PAD ids.
-nlohmann::json build_config(const Options& o, const Tokenizer* tok) {
-  int64_t vocab = 256, hidden = 64, layers = 2, heads = 4, positions = 256;
-  const std::string preset = o.str("preset");
-  bool found = false;
-  for (const auto& p : kPresets) {
-    if (preset == p.name) {
-      vocab = p.vocab, hidden = p.hidden, layers = p.layers, heads = p.heads, positions = p.positions;
-      found = true;
+// The real-model presets copy the shape fields of the model's config.json on the Hugging Face Hub
+// (the weights are random): Qwen/Qwen3-0.6B, HuggingFaceTB/SmolLM3-3B, allenai/OLMo-2-0425-1B.
+const Preset kPresets[] = {
+    {"tiny", std::nullopt, {.vocab = 256, .hidden = 64, .layers = 2, .heads = 4, .positions = 256}},
+    {"small", std::nullopt, {.vocab = 50257, .hidden = 256, .layers = 4, .heads = 4, .positions = 1024}},
+    {"gpt2-small", std::nullopt, {.vocab = 50257, .hidden = 768, .layers = 12, .heads = 12, .positions = 1024}},
+    {"qwen3-0.6b", ModelFamily::qwen3,
+     {.vocab = 151936, .hidden = 1024, .layers = 28, .heads = 16, .kv_heads = 8, .head_dim = 128,
+      .intermediate = 3072, .positions = 40960, .rope_theta = 1e6, .norm_eps = 1e-6, .tie = 1,
+      .ids = {.bos = 151643, .eos = 151645}}},
+    {"smollm3-3b", ModelFamily::smollm3,
+     {.vocab = 128256, .hidden = 2048, .layers = 36, .heads = 16, .kv_heads = 4, .intermediate = 11008,
+      .positions = 65536, .rope_theta = 5e6, .norm_eps = 1e-6, .tie = 1,
+      .ids = {.bos = 128000, .eos = 128012, .pad = 128004}}},
+    {"olmo2-1b", ModelFamily::olmo2,
+     {.vocab = 100352, .hidden = 2048, .layers = 16, .heads = 16, .kv_heads = 16, .intermediate = 8192,
+      .positions = 4096, .rope_theta = 5e5, .norm_eps = 1e-6, .tie = 0, .ids = {.eos = 100257, .pad = 100277}}},
+};
+
+std::string family_list(const char* sep) {
+  std::string s;
+  for (ModelFamily f : kFamilies) s += (s.empty() ? "" : sep) + std::string(model_family_name(f));
+  return s;
+}
+
+std::string preset_list() {
+  std::string s;
+  for (const Preset& p : kPresets) s += (s.empty() ? "" : ", ") + std::string(p.name);
+  return s;
+}
+
+[[noreturn]] void fail(const std::string& what) { throw InputError("rlhf init-model: " + what); }
+
+// The fields every Llama-family config.json shares (LlamaConfig's names).
+json llama_fields(const Shape& s) {
+  json j = {{"vocab_size", s.vocab},
+            {"hidden_size", s.hidden},
+            {"num_hidden_layers", s.layers},
+            {"num_attention_heads", s.heads},
+            {"num_key_value_heads", s.kv_heads},
+            {"intermediate_size", s.intermediate},
+            {"max_position_embeddings", s.positions},
+            {"rms_norm_eps", s.norm_eps},
+            {"rope_theta", s.rope_theta},
+            {"hidden_act", "silu"},
+            {"tie_word_embeddings", s.tie == 1}};
+  if (s.head_dim) j["head_dim"] = s.head_dim;
+  return j;
+}
+
+// config.json for one family, in its own field names; what the family's config class would
+// default differently from what we mean is written out.
+json family_config(ModelFamily f, const Shape& s) {
+  json j;
+  switch (f) {
+    case ModelFamily::gpt2:
+      if (s.kv_heads != s.heads) fail("GPT-2 has no grouped-query attention (--kv-heads)");
+      if (s.head_dim && s.head_dim * s.heads != s.hidden) fail("GPT-2's head width is n_embd / n_head (--head-dim)");
+      j = {{"vocab_size", s.vocab},
+           {"n_embd", s.hidden},
+           {"n_layer", s.layers},
+           {"n_head", s.heads},
+           {"n_positions", s.positions},
+           {"n_inner", s.intermediate ? json(s.intermediate) : json()},
+           {"layer_norm_epsilon", s.norm_eps},
+           {"activation_function", "gelu_new"},
+           {"tie_word_embeddings", s.tie == 1}};
+      break;
+    case ModelFamily::llama:
+    case ModelFamily::olmo2:  // OLMo 2's post norms and q/k norms come with its model_type
+      j = llama_fields(s);
+      j["attention_bias"] = false;
+      break;
+    case ModelFamily::qwen2:  // q/k/v biases always
+      j = llama_fields(s);
+      break;
+    case ModelFamily::mistral:
+      j = llama_fields(s);
+      j["sliding_window"] = nullptr;  // absent would mean Mistral's default window of 4096
+      break;
+    case ModelFamily::qwen3:
+      j = llama_fields(s);
+      // Qwen3Config defaults head_dim to 128, not hidden / heads: always written.
+      if (!s.head_dim) {
+        if (s.hidden % s.heads != 0) fail("--heads does not divide --hidden-size; give --head-dim");
+        j["head_dim"] = s.hidden / s.heads;
+      }
+      j["attention_bias"] = false;
+      j["use_sliding_window"] = false;
+      break;
+    case ModelFamily::smollm3: {
+      j = llama_fields(s);
+      j["attention_bias"] = false;
+      j["use_sliding_window"] = false;
+      // SmolLM3-3B leaves RoPE out of every 4th layer (no_rope_layers 0); a model of fewer layers
+      // gets its last layer NoPE, so that a tiny model has one.
+      const int64_t interval = std::min<int64_t>(4, s.layers);
+      json rope = json::array();
+      for (int64_t l = 0; l < s.layers; ++l) rope.push_back((l + 1) % interval != 0 ? 1 : 0);
+      j["no_rope_layers"] = rope;
+      j["no_rope_layer_interval"] = interval;
+      break;
     }
   }
-  if (!found) throw InputError("rlhf init-model: --preset '" + preset + "' is not one of tiny, small, gpt2-small");
-  if (tok) vocab = tok->vocab_size();
-  if (o.given("vocab-size")) vocab = o.integer("vocab-size");
-  if (tok && vocab < tok->vocab_size())
-    throw InputError("rlhf init-model: --vocab-size " + std::to_string(vocab) + " is smaller than the tokenizer's " +
-                     std::to_string(tok->vocab_size()) + " tokens");
-  if (o.given("hidden-size")) hidden = o.integer("hidden-size");
-  if (o.given("layers")) layers = o.integer("layers");
-  if (o.given("heads")) heads = o.integer("heads");
-  if (o.given("max-positions")) positions = o.integer("max-positions");
-  const int64_t kv_heads = o.given("kv-heads") ? o.integer("kv-heads") : heads;
-  const std::string family = o.str("family");
-  const bool tie = o.str("tie-embeddings") == "true";
-  if (o.str("tie-embeddings") != "true" && o.str("tie-embeddings") != "false")
-    throw InputError("rlhf init-model: --tie-embeddings takes true or false");
+  j["model_type"] = model_family_name(f);
+  return j;
+}
 
-  nlohmann::json j;
-  if (family == "gpt2") {
-    j = {{"model_type", "gpt2"},     {"vocab_size", vocab},          {"n_embd", hidden},
-         {"n_layer", layers},        {"n_head", heads},              {"n_positions", positions},
-         {"n_inner", o.given("intermediate-size") ? nlohmann::json(o.integer("intermediate-size")) : nlohmann::json()},
-         {"layer_norm_epsilon", 1e-5}, {"activation_function", "gelu_new"}, {"tie_word_embeddings", tie},
-         {"bos_token_id", vocab - 1}, {"eos_token_id", vocab - 1}};
-    if (kv_heads != heads) throw InputError("rlhf init-model: GPT-2 has no grouped-query attention (--kv-heads)");
-  } else if (family == "llama" || family == "qwen2" || family == "mistral") {
-    // Llama's own ratio: intermediate ~ 8/3 hidden, rounded up to a multiple of 32.
-    const int64_t inter = o.given("intermediate-size") ? o.integer("intermediate-size") : (hidden * 8 / 3 + 31) / 32 * 32;
-    j = {{"model_type", family},           {"vocab_size", vocab},
-         {"hidden_size", hidden},          {"num_hidden_layers", layers},
-         {"num_attention_heads", heads},   {"num_key_value_heads", kv_heads},
-         {"intermediate_size", inter},     {"max_position_embeddings", positions},
-         {"rms_norm_eps", 1e-6},           {"rope_theta", o.number("rope-theta")},
-         {"hidden_act", "silu"},           {"tie_word_embeddings", tie},
-         {"bos_token_id", vocab - 2},      {"eos_token_id", vocab - 1}};
-    if (family == "llama") j["attention_bias"] = false;
-    if (family == "mistral") j["sliding_window"] = nullptr;
-  } else {
-    throw InputError("rlhf init-model: --family '" + family + "' is not one of gpt2, llama, qwen2, mistral");
+ModelFamily parse_family(const std::string& name) {
+  for (ModelFamily f : kFamilies)
+    if (name == model_family_name(f)) return f;
+  fail("--family '" + name + "' is not supported; supported families: " + family_list(", "));
+}
+
+const Preset& find_preset(const std::string& name) {
+  for (const Preset& p : kPresets)
+    if (name == p.name) return p;
+  fail("--preset '" + name + "' is not one of " + preset_list());
+}
+
+// The preset, then the flags over it, then the family's defaults for what is still unset. With a
+// tokenizer: its vocabulary size (unless --vocab-size says more) and its BOS/EOS/PAD ids.
+json build_config(const Options& o, const Tokenizer* tok) {
+  const Preset& preset = find_preset(o.str("preset"));
+  ModelFamily family = preset.family.value_or(ModelFamily::gpt2);
+  if (o.given("family")) {
+    family = parse_family(o.str("family"));
+    if (preset.family && *preset.family != family)
+      fail("--preset " + std::string(preset.name) + " is a " + model_family_name(*preset.family) +
+           " shape, but --family is " + model_family_name(family));
   }
-  if (tok) {
-    if (tok->bos_id()) j["bos_token_id"] = *tok->bos_id();
-    if (tok->eos_id()) j["eos_token_id"] = *tok->eos_id();
-    if (tok->pad_id()) j["pad_token_id"] = *tok->pad_id();
+  Shape s = preset.shape;
+  const int64_t preset_vocab = s.vocab;
+  if (tok) s.vocab = tok->vocab_size();
+  if (o.given("vocab-size")) s.vocab = o.integer("vocab-size");
+  if (tok && s.vocab < tok->vocab_size())
+    fail("--vocab-size " + std::to_string(s.vocab) + " is smaller than the tokenizer's " +
+         std::to_string(tok->vocab_size()) + " tokens");
+  if (o.given("hidden-size")) s.hidden = o.integer("hidden-size");
+  if (o.given("layers")) s.layers = o.integer("layers");
+  if (o.given("heads")) s.heads = o.integer("heads");
+  if (o.given("kv-heads")) s.kv_heads = o.integer("kv-heads");
+  if (o.given("head-dim")) s.head_dim = o.integer("head-dim");
+  if (o.given("intermediate-size")) s.intermediate = o.integer("intermediate-size");
+  if (o.given("max-positions")) s.positions = o.integer("max-positions");
+  if (o.given("rope-theta")) s.rope_theta = o.number("rope-theta");
+  if (o.given("tie-embeddings")) {
+    const std::string t = o.str("tie-embeddings");
+    if (t != "true" && t != "false") fail("--tie-embeddings takes true or false, got '" + t + "'");
+    s.tie = t == "true";
   }
+  for (const auto& [flag, v] : {std::pair{"--layers", s.layers}, {"--hidden-size", s.hidden}, {"--heads", s.heads}})
+    if (v < 1) fail(std::string(flag) + " must be at least 1, got " + std::to_string(v));
+
+  // The family's defaults for what neither the preset nor a flag set.
+  const bool gpt2 = family == ModelFamily::gpt2;
+  if (!s.kv_heads) s.kv_heads = s.heads;
+  if (!s.intermediate && !gpt2) s.intermediate = (s.hidden * 8 / 3 + 31) / 32 * 32;  // Llama's ratio, rounded to 32
+  if (!s.rope_theta) s.rope_theta = 10000.0;
+  if (!s.norm_eps) s.norm_eps = gpt2 ? 1e-5 : 1e-6;
+  if (s.tie < 0) s.tie = 1;
+  // A real model's token ids only where its vocabulary is kept; else the last ids of the vocabulary.
+  SpecialIds ids = s.ids;
+  if (s.vocab != preset_vocab || !preset.family) ids = {.bos = gpt2 ? s.vocab - 1 : s.vocab - 2, .eos = s.vocab - 1};
+  // A tokenizer's own ids, and none that it lacks: a made-up BOS would be an ordinary word.
+  if (tok)
+    ids = {.bos = tok->bos_id().value_or(-1), .eos = tok->eos_id().value_or(-1), .pad = tok->pad_id().value_or(-1)};
+
+  json j = family_config(family, s);
+  j["bos_token_id"] = ids.bos >= 0 ? json(ids.bos) : json();
+  j["eos_token_id"] = ids.eos >= 0 ? json(ids.eos) : json();
+  if (ids.pad >= 0) j["pad_token_id"] = ids.pad;
   return j;
 }
 
@@ -86,18 +226,23 @@ nlohmann::json build_config(const Options& o, const Tokenizer* tok) {
 int cmd_init_model(int argc, char** argv) {
   Options o("init-model",
             "Creates a randomly initialised model in Hugging Face format (config.json + model.safetensors).");
-  o.add("family", "gpt2", "gpt2 | llama | qwen2 | mistral")
-      .add("preset", "tiny", "size preset: tiny (2x64), small (4x256, GPT-2 vocab), gpt2-small (12x768)")
+  o.add("family", "gpt2", "model family (config.json model_type): " + family_list(" | ") +
+                              "; a real model's preset sets its own")
+      .add("preset", "tiny",
+           "size preset: tiny (2x64), small (4x256, GPT-2 vocab), gpt2-small (12x768), or a real model's shape with "
+           "random weights: qwen3-0.6b, smollm3-3b, olmo2-1b")
       .add("out", "", "output directory (required)")
       .add("vocab-size", "", "override the preset's vocabulary size")
       .add("hidden-size", "", "override the width")
       .add("layers", "", "override the number of layers")
       .add("heads", "", "override the number of attention heads")
       .add("kv-heads", "", "key/value heads for grouped-query attention (Llama family)")
+      .add("head-dim", "", "width of an attention head (Llama family; default hidden / heads)")
       .add("intermediate-size", "", "MLP width (default: 4x hidden for GPT-2, ~8/3x for Llama)")
       .add("max-positions", "", "maximum sequence length")
-      .add("rope-theta", "10000", "RoPE base (Llama family)")
-      .add("tie-embeddings", "true", "share the input embedding and the LM head (true|false)")
+      .add("rope-theta", "", "RoPE base (Llama family; default the preset's, else 10000)")
+      .add("tie-embeddings", "",
+           "share the input embedding and the LM head: true|false (default the preset's, else true)")
       .flag("score-head", "create a scalar-head model (*ForSequenceClassification, num_labels=1) instead of an LM")
       .add("init-std", "0.02", "standard deviation of the normal initialisation")
       .add("seed", "0", "random seed")
@@ -113,8 +258,9 @@ int cmd_init_model(int argc, char** argv) {
   m.init_random(static_cast<uint64_t>(o.integer("seed")), static_cast<float>(o.number("init-std")));
   save_checkpoint(m, o.str("out"), o.str("tokenizer"));
   std::cout << "wrote " << o.str("out") << ": " << model_family_name(cfg.family) << ", " << cfg.n_layers
-            << " layers x " << cfg.hidden_size << ", " << cfg.n_heads << " heads, vocab " << cfg.vocab_size << ", "
-            << m.n_params() << " parameters\n";
+            << " layers x " << cfg.hidden_size << ", " << cfg.n_heads << " heads (" << cfg.n_kv_heads
+            << " key/value) of " << cfg.head_dim << ", vocab " << cfg.vocab_size << ", " << m.n_params()
+            << " parameters\n";
   return 0;
 }
 

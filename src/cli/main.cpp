@@ -33,7 +33,7 @@ std::vector<Command> commands() {
   std::vector<Command> c = {
     {"bench", "the testbed benchmark: every direct and RL method on tasks with exact gold rewards (no downloads)",
      rlhf::cli::cmd_bench},
-    {"init-model", "create a randomly initialised model (GPT-2, Llama, Qwen2, Mistral) in HF format",
+    {"init-model", "create a randomly initialised model of any supported family in HF format",
      rlhf::cli::cmd_init_model},
     {"lm", "train a language model on token-id documents or generated data", rlhf::cli::cmd_lm, true},
     {"sft", "supervised fine-tuning on a TRL-format JSONL file", rlhf::cli::cmd_sft, true},
