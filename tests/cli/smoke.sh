@@ -7,12 +7,15 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$RLHF" --version | grep -q "^rlhf " || fail "--version"
-"$RLHF" --help | grep -q "init-model" || fail "--help lists commands"
-"$RLHF" lm --help | grep -q -- "--learning-rate" || fail "lm --help"
-"$RLHF" init-model --help | grep -q -- "--family" || fail "init-model --help"
+# Each output goes to a file before grep reads it: `rlhf ... | grep -q` under pipefail fails
+# whenever grep exits at its match before rlhf has written the rest (SIGPIPE), as happens under load.
+prints() { local pattern="$1"; shift; "$RLHF" "$@" > "$tmp/out.txt" && grep -q -- "$pattern" "$tmp/out.txt"; }
+prints "^rlhf " --version || fail "--version"
+prints "init-model" --help || fail "--help lists commands"
+prints "--learning-rate" lm --help || fail "lm --help"
+prints "--family" init-model --help || fail "init-model --help"
 for cmd in sft rm dpo eval data; do
-  "$RLHF" $cmd --help | grep -q "usage: rlhf $cmd" || fail "$cmd --help"
+  prints "usage: rlhf $cmd" $cmd --help || fail "$cmd --help"
 done
 
 for fam in gpt2 llama qwen2 mistral; do
