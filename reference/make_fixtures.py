@@ -42,6 +42,12 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen2ForSequenceClassification,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Gemma2ForSequenceClassification,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    Gemma3TextForSequenceClassification,
     Olmo2Config,
     Olmo2ForCausalLM,
     Olmo2ForSequenceClassification,
@@ -209,6 +215,57 @@ SPECS = {
         dtype=torch.float16,
         shard=None,
     ),
+    # Sandwich RMSNorms with (1 + w), GeGLU, the embedding scaled by sqrt(32), per-head q/k norms
+    # with (1 + w), scores scaled by 1/sqrt(12) (not 1/sqrt(head_dim 16)), layer 0 sliding (window
+    # 4 < T) with local RoPE base 10000 and layer 1 global with base 1e6 and linear scaling 2.
+    "gemma3": dict(
+        seed=1008,
+        config_cls=Gemma3TextConfig,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                head_dim=16,
+                tie_word_embeddings=True,
+                rms_norm_eps=1e-6,
+                query_pre_attn_scalar=12,
+                sliding_window=4,
+                layer_types=["sliding_attention", "full_attention"],
+                pad_token_id=None,
+                rope_parameters={
+                    "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                },
+            )
+        ),
+        lm_cls=Gemma3ForCausalLM,
+        rm_cls=Gemma3TextForSequenceClassification,
+        dtype=torch.bfloat16,
+        shard=None,
+    ),
+    # Gemma 3's block without q/k norms, plus soft-capped attention scores (cap 2: the tiny
+    # model's scores reach it) and logits (cap 3), alternating sliding (window 4) and global.
+    "gemma2": dict(
+        seed=1009,
+        config_cls=Gemma2Config,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                head_dim=8,
+                tie_word_embeddings=True,
+                rms_norm_eps=1e-6,
+                query_pre_attn_scalar=8,
+                sliding_window=4,
+                attn_logit_softcapping=2.0,
+                final_logit_softcapping=3.0,
+                pad_token_id=None,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            )
+        ),
+        lm_cls=Gemma2ForCausalLM,
+        rm_cls=Gemma2ForSequenceClassification,
+        dtype=torch.float32,
+        shard=None,
+    ),
 }
 
 
@@ -316,12 +373,13 @@ def make(name, spec, out_root):
     mean_logp = logp.mean().item()
     print(f"   mean logp {mean_logp:.3f} (uniform {-np.log(VOCAB):.3f}), loss {loss.item():.5f}")
 
-    # sdpa must agree with eager
-    lm_sdpa = load_checked(AutoModelForCausalLM, mdir, attn_implementation="sdpa")
-    with torch.no_grad():
-        _, logp_sdpa = causal_logp(lm_sdpa, ids)
-    d = (logp_sdpa - logp).abs().max().item()
-    assert d < 1e-5, f"sdpa vs eager logp differ by {d}"
+    # sdpa must agree with eager (transformers has no sdpa path with soft-capped scores)
+    if not spec["config"].get("attn_logit_softcapping"):
+        lm_sdpa = load_checked(AutoModelForCausalLM, mdir, attn_implementation="sdpa")
+        with torch.no_grad():
+            _, logp_sdpa = causal_logp(lm_sdpa, ids)
+        d = (logp_sdpa - logp).abs().max().item()
+        assert d < 1e-5, f"sdpa vs eager logp differ by {d}"
 
     # --- RM expectations ------------------------------------------------------------------
     rm32 = load_checked(AutoModelForSequenceClassification, rdir, attn_implementation=ATTN)
@@ -354,6 +412,8 @@ def make(name, spec, out_root):
         check_layer_windows(mdir, ids, lm32.config)
     if "no_rope_layers" in lm32.config:
         check_nope_layers(mdir, ids, lm32.config)
+    if getattr(lm32.config, "attn_logit_softcapping", None):
+        check_softcaps(mdir, ids)
 
     meta = {
         "name": name,
@@ -399,11 +459,10 @@ def check_sliding_window(mdir, ids, logp_window):
 
 
 def check_layer_windows(mdir, ids, config):
-    """Prove the sliding layers' windows change the result: the same weights with every layer
-    attending fully give other logits from position `sliding_window` on, and equal ones before."""
-    full = load_checked(
-        AutoModelForCausalLM, mdir, attn_implementation=ATTN, layer_types=["full_attention"] * config.num_hidden_layers
-    )
+    """Prove the sliding layers' windows change the result: the same model with a window longer
+    than the input gives other logits from position `sliding_window` on, and equal ones before
+    (the layer types, hence Gemma 3's per-type RoPE, stay)."""
+    full = load_checked(AutoModelForCausalLM, mdir, attn_implementation=ATTN, sliding_window=1000)
     win = load_checked(AutoModelForCausalLM, mdir, attn_implementation=ATTN)
     w = config.sliding_window
     with torch.no_grad():
@@ -412,6 +471,18 @@ def check_layer_windows(mdir, ids, config):
     d = (lw[:, w:] - lf[:, w:]).abs().amax(dim=(0, 2))
     assert (d > 1e-3).all(), f"layer windows ignored? {d}"
     print(f"   layer windows verified: {config.layer_types}, window {w}")
+
+
+def check_softcaps(mdir, ids):
+    """Prove both soft-caps bind: without either the logits differ."""
+    capped = load_checked(AutoModelForCausalLM, mdir, attn_implementation=ATTN)
+    with torch.no_grad():
+        ref = capped(input_ids=ids).logits
+        for off in ("attn_logit_softcapping", "final_logit_softcapping"):
+            m = load_checked(AutoModelForCausalLM, mdir, attn_implementation=ATTN, **{off: None})
+            d = (m(input_ids=ids).logits - ref).abs().max().item()
+            assert d > 1e-2, f"{off} does not bind: {d}"
+    print("   soft-caps verified: attention and final")
 
 
 def check_nope_layers(mdir, ids, config):

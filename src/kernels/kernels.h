@@ -29,6 +29,7 @@
 // Backend&, which is where defaults bind).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -61,6 +62,9 @@ struct AttentionShape {
   int n_kv_heads = 0;     // key/value heads (grouped-query attention: n_heads % n_kv_heads == 0)
   int head_dim = 0;
   int sliding_window = 0; // 0: none; else a query attends to at most this many keys (itself included)
+  float scale = 0.0f;     // scores = scale * q.k; 0: 1 / sqrt(head_dim) (Gemma: 1 / sqrt(query_pre_attn_scalar))
+  float softcap = 0.0f;   // > 0: scores -> softcap * tanh(scores / softcap) before the softmax (Gemma 2)
+  float score_scale() const { return scale > 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(head_dim)); }
 };
 
 class Backend {
@@ -143,7 +147,7 @@ class Backend {
   // qkv (B, T, (n_heads + 2 n_kv_heads) * head_dim) holds per token [q heads | k heads | v heads].
   // seg_start (B, T): index within the row of the first token of this token's sequence — packed
   // sequences never attend across their boundary. Query t attends to keys
-  // [max(seg_start[t], t - window + 1), t], scaled by 1/sqrt(head_dim).
+  // [max(seg_start[t], t - window + 1), t], scaled by s.score_scale() and soft-capped by s.softcap.
   // out (B, T, n_heads * head_dim); lse (B, n_heads, T) = row log-sum-exp of the scaled scores,
   // saved so the backward recomputes probabilities instead of storing a T x T matrix.
   // scratch: attention_scratch_floats(shape) floats. Throws LogicError on a seg_start after its token.
@@ -172,10 +176,11 @@ class Backend {
   // h (N, C) and W (V, C). The vocabulary is processed in chunks of `chunk` rows of W, so
   // memory beyond the outputs is scratch (N * chunk floats) — never an N x V matrix.
   // lse (N) is saved for the backward. If entropy is not null it receives the entropy of each
-  // row's distribution (computed in the same pass).
+  // row's distribution (computed in the same pass). softcap > 0 (Gemma 2): the logits h W^T are
+  // first capped to softcap * tanh(h W^T / softcap), then scaled by inv_temp.
   virtual void logprob_forward(float* logp, float* lse, float* entropy, const float* h, const float* W,
                                const int32_t* targets, int64_t N, int64_t C, int64_t V, float inv_temp,
-                               float* scratch, int64_t chunk) const = 0;
+                               float* scratch, int64_t chunk, float softcap = 0.0f) const = 0;
   // Given dlogp (N, may be null): dh (N, C) += d/dh, dW (V, C) += d/dW. With dentropy (N) and
   // the forward's entropy (N), the entropy's gradient is added too (an entropy bonus in the
   // loss): dH/dz_k = -p_k (log p_k + H). Overwrites scratch. scratch_holds_logits: a forward
@@ -184,7 +189,8 @@ class Backend {
   virtual void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W,
                                 const int32_t* targets, const float* lse, int64_t N, int64_t C, int64_t V,
                                 float inv_temp, float* scratch, int64_t chunk, const float* dentropy = nullptr,
-                                const float* entropy = nullptr, bool scratch_holds_logits = false) const = 0;
+                                const float* entropy = nullptr, bool scratch_holds_logits = false,
+                                float softcap = 0.0f) const = 0;
 
   // ---- small elementwise helpers -------------------------------------------------------------
 

@@ -36,7 +36,7 @@ constexpr int64_t kMaxPositions = 10'000'000;
 constexpr int64_t kMaxLabels = 1'000'000;
 constexpr int64_t kMaxConfigBytes = 64 << 20;
 
-constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2";
+constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2, gemma2, gemma3_text";
 
 // Typed, checked reads of one JSON object's fields. `prefix` names the enclosing field for nested
 // objects ("rope_scaling.").
@@ -114,7 +114,8 @@ ModelFamily parse_family(const Fields& f) {
     f.fail("model_type", std::string("missing; supported model types: ") + kSupportedTypes);
   const std::string t = f.string_or("model_type", "");
   for (ModelFamily m : {ModelFamily::gpt2, ModelFamily::llama, ModelFamily::qwen2, ModelFamily::mistral,
-                        ModelFamily::qwen3, ModelFamily::smollm3, ModelFamily::olmo2})
+                        ModelFamily::qwen3, ModelFamily::smollm3, ModelFamily::olmo2, ModelFamily::gemma2,
+                        ModelFamily::gemma3_text})
     if (t == model_family_name(m)) return m;
   f.fail("model_type",
          "unsupported model type \"" + t + "\"; supported model types: " + kSupportedTypes);
@@ -146,16 +147,22 @@ void parse_gpt2(const Fields& f, ModelConfig& c) {
 
 // rope_theta and rope scaling. transformers 5 reads `rope_scaling` if set, else `rope_parameters`
 // (which also carries rope_theta); older versions read top-level rope_theta and rope_scaling.
-void parse_rope(const Fields& f, ModelConfig& c, const std::string& source) {
+void parse_rope_object(const Fields& r, ModelConfig& c);
+
+void parse_rope(const Fields& f, ModelConfig& c, const std::string& source, double default_theta = 10000.0) {
   const char* key = f.has("rope_scaling") ? "rope_scaling"
                     : f.has("rope_parameters") ? "rope_parameters" : nullptr;
-  c.rope_theta = f.positive_number_or("rope_theta", 10000.0);
+  c.rope_theta = f.positive_number_or("rope_theta", default_theta);
   c.rope_scaling = RopeScaling{};
   if (!key) return;
   const json& obj = f.at(key);
   if (!obj.is_object())
     f.fail(key, "expected an object or null, got " + detail::json_excerpt(obj));
-  const Fields r(obj, source, std::string(key) + ".");
+  parse_rope_object(Fields(obj, source, std::string(key) + "."), c);
+}
+
+// One rope_parameters (or rope_scaling) object: rope_theta, when it has one, and the scaling.
+void parse_rope_object(const Fields& r, ModelConfig& c) {
   c.rope_theta = r.positive_number_or("rope_theta", c.rope_theta);
   const std::string type = r.has("rope_type") ? r.string_or("rope_type", "")
                                               : r.string_or("type", "default");
@@ -178,7 +185,35 @@ void parse_rope(const Fields& f, ModelConfig& c, const std::string& source) {
       r.fail("high_freq_factor", "must be greater than low_freq_factor");
     return;
   }
-  f.fail(key, "rope type \"" + type + "\" is not supported (supported: default, linear, llama3)");
+  r.fail(r.has("rope_type") ? "rope_type" : "type",
+         "rope type \"" + type + "\" is not supported (supported: default, linear, llama3)");
+}
+
+// Gemma 3: global layers rotate with rope_parameters.full_attention (rope_theta 1e6 and, on the
+// larger models, linear scaling), sliding layers with rope_parameters.sliding_attention (1e4,
+// unscaled); older files say rope_theta, rope_scaling and rope_local_base_freq.
+void parse_gemma3_rope(const Fields& f, ModelConfig& c, const std::string& source) {
+  const json* params = f.has("rope_parameters") ? &f.at("rope_parameters") : nullptr;
+  if (!params || !params->is_object() || !params->contains("full_attention")) {
+    parse_rope(f, c, source, 1e6);
+    c.rope_local_theta = f.positive_number_or("rope_local_base_freq", 1e4);
+    return;
+  }
+  const Fields p(*params, source, "rope_parameters.");
+  c.rope_theta = 1e6;
+  c.rope_scaling = RopeScaling{};
+  for (const char* kind : {"full_attention", "sliding_attention"}) {
+    if (!p.has(kind)) continue;
+    if (!p.at(kind).is_object()) p.fail(kind, "expected an object, got " + detail::json_excerpt(p.at(kind)));
+  }
+  if (p.has("full_attention")) parse_rope_object(Fields(p.at("full_attention"), source, "rope_parameters.full_attention."), c);
+  c.rope_local_theta = 1e4;
+  if (p.has("sliding_attention")) {
+    const Fields s(p.at("sliding_attention"), source, "rope_parameters.sliding_attention.");
+    c.rope_local_theta = s.positive_number_or("rope_theta", 1e4);
+    const std::string type = s.has("rope_type") ? s.string_or("rope_type", "") : s.string_or("type", "default");
+    if (type != "default") s.fail("rope_type", "only \"default\" is supported for the sliding layers, got \"" + type + "\"");
+  }
 }
 
 // layer_types: per layer, whether it slides ("sliding_attention") or not ("full_attention").
@@ -331,6 +366,59 @@ void parse_llama_family(const Fields& f, ModelConfig& c, const std::string& sour
   }
 }
 
+// Gemma 2 and Gemma 3 (text): RMSNorm with (1 + w) before and after each branch, GeGLU, the
+// embedding scaled by sqrt(hidden_size), scores scaled by query_pre_attn_scalar, sliding and
+// global layers by layer_types (default: Gemma 2 alternates, Gemma 3 slides on 5 of every 6);
+// Gemma 2 soft-caps the attention scores and the logits, Gemma 3 normalises q and k per head
+// and rotates its sliding layers with their own base.
+void parse_gemma(const Fields& f, ModelConfig& c, const std::string& source) {
+  const bool g3 = c.family == ModelFamily::gemma3_text;
+  c.vocab_size = f.size("vocab_size", kMaxVocab);
+  c.hidden_size = f.size("hidden_size", kMaxHidden);
+  c.n_layers = f.size("num_hidden_layers", kMaxLayers);
+  c.n_heads = f.size("num_attention_heads", kMaxHeads);
+  c.n_kv_heads = f.size_or("num_key_value_heads", kMaxHeads, 4);
+  c.head_dim = f.size_or("head_dim", kMaxHidden, 256);
+  if (c.head_dim % 2 != 0)
+    f.fail("head_dim", "rotary embeddings need an even head dimension, got " + std::to_string(c.head_dim));
+  if (c.n_heads % c.n_kv_heads != 0)
+    f.fail("num_key_value_heads", std::to_string(c.n_kv_heads) + " key/value heads do not divide num_attention_heads " +
+                                      std::to_string(c.n_heads));
+  c.intermediate_size = f.size("intermediate_size", kMaxIntermediate);
+  c.max_position_embeddings = f.size_or("max_position_embeddings", kMaxPositions, g3 ? 131072 : 8192);
+  c.norm_eps = f.positive_number_or("rms_norm_eps", 1e-6);
+  // transformers reads hidden_activation; hidden_act is the older spelling.
+  const char* act_field = f.has("hidden_activation") ? "hidden_activation" : "hidden_act";
+  c.hidden_act = f.string_or(act_field, "gelu_pytorch_tanh");
+  if (c.hidden_act != "gelu_pytorch_tanh" && c.hidden_act != "gelu_new")
+    f.fail(act_field, "\"" + c.hidden_act + "\" is not supported (supported: gelu_pytorch_tanh)");
+  c.tie_word_embeddings = f.bool_or("tie_word_embeddings", true);
+  c.attention_bias = f.bool_or("attention_bias", false);
+  c.query_pre_attn_scalar = f.positive_number_or("query_pre_attn_scalar", 256);
+  if (f.bool_or("use_bidirectional_attention", false))
+    f.fail("use_bidirectional_attention", "true is not supported (causal attention only)");
+  auto softcap = [&](const char* field, double def) {
+    if (f.contains(field) && !f.has(field)) return 0.0;  // null: off
+    return f.positive_number_or(field, def);
+  };
+  c.attn_softcap = softcap("attn_logit_softcapping", g3 ? 0.0 : 50.0);
+  c.final_softcap = softcap("final_logit_softcapping", g3 ? 0.0 : 30.0);
+  if (g3) parse_gemma3_rope(f, c, source);
+  else parse_rope(f, c, source);
+  std::vector<uint8_t> sliding;
+  if (f.has("layer_types")) {
+    sliding = parse_layer_types(f, c.n_layers);
+  } else {
+    const int64_t pattern = g3 ? f.size_or("sliding_window_pattern", kMaxLayers, 6) : 2;
+    for (int64_t l = 0; l < c.n_layers; ++l) sliding.push_back((l + 1) % pattern != 0);
+  }
+  const bool windowed = !(f.contains("sliding_window") && !f.has("sliding_window"));
+  set_windows(c, windowed ? sliding : std::vector<uint8_t>(c.n_layers, 0),
+              windowed ? f.size_or("sliding_window", kMaxPositions, 4096) : 0);
+  c.layer_local_rope.clear();
+  if (c.rope_local_theta > 0 && std::count(sliding.begin(), sliding.end(), 1) > 0) c.layer_local_rope = sliding;
+}
+
 int64_t parse_num_labels(const Fields& f) {
   int64_t from_map = 0;
   if (f.has("id2label")) {
@@ -362,6 +450,9 @@ const char* architecture(ModelFamily f, bool scalar_head) {
     case ModelFamily::qwen3: return scalar_head ? "Qwen3ForSequenceClassification" : "Qwen3ForCausalLM";
     case ModelFamily::smollm3: return scalar_head ? "SmolLM3ForSequenceClassification" : "SmolLM3ForCausalLM";
     case ModelFamily::olmo2: return scalar_head ? "Olmo2ForSequenceClassification" : "Olmo2ForCausalLM";
+    case ModelFamily::gemma2: return scalar_head ? "Gemma2ForSequenceClassification" : "Gemma2ForCausalLM";
+    case ModelFamily::gemma3_text:
+      return scalar_head ? "Gemma3TextForSequenceClassification" : "Gemma3ForCausalLM";
   }
   return "";
 }
@@ -377,6 +468,8 @@ const char* model_family_name(ModelFamily f) {
     case ModelFamily::qwen3: return "qwen3";
     case ModelFamily::smollm3: return "smollm3";
     case ModelFamily::olmo2: return "olmo2";
+    case ModelFamily::gemma2: return "gemma2";
+    case ModelFamily::gemma3_text: return "gemma3_text";
   }
   return "unknown";
 }
@@ -394,8 +487,19 @@ BlockShape family_block_shape(const ModelConfig& c) {
     b.qkv_bias = b.attn_out_bias = b.mlp_bias = b.norm_bias = true;
     return b;
   }
-  b.norm = NormKind::rmsnorm;
   b.position = PositionKind::rope;
+  if (c.family == ModelFamily::gemma2 || c.family == ModelFamily::gemma3_text) {
+    b.norm = NormKind::rmsnorm_offset;
+    b.norm_placement = NormPlacement::sandwich;
+    b.mlp = MlpKind::geglu;
+    b.qkv_bias = b.attn_out_bias = c.attention_bias;
+    b.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(c.hidden_size)));
+    b.attn_softcap = static_cast<float>(c.attn_softcap);
+    b.final_softcap = static_cast<float>(c.final_softcap);
+    if (c.family == ModelFamily::gemma3_text) b.qk_norm = QkNorm::per_head;
+    return b;
+  }
+  b.norm = NormKind::rmsnorm;
   b.mlp = MlpKind::swiglu;
   b.qkv_bias = c.attention_bias;
   // Llama's, Qwen3's, SmolLM3's and OLMo 2's attention_bias also cover o_proj; Qwen2's covers q/k/v only.
@@ -416,6 +520,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   ModelConfig c;
   c.family = parse_family(f);
   if (c.family == ModelFamily::gpt2) parse_gpt2(f, c);
+  else if (c.family == ModelFamily::gemma2 || c.family == ModelFamily::gemma3_text) parse_gemma(f, c, source);
   else parse_llama_family(f, c, source);
   c.num_labels = parse_num_labels(f);
   c.block = family_block_shape(c);
@@ -552,6 +657,31 @@ json ModelConfig::to_json(bool scalar_head) const {
         j["use_sliding_window"] = window > 0;
         if (window > 0) j["sliding_window"] = window;
         j["layer_types"] = types;
+        break;
+      }
+      case ModelFamily::gemma2:
+      case ModelFamily::gemma3_text: {
+        j.erase("hidden_act");
+        j["hidden_activation"] = hidden_act.empty() ? "gelu_pytorch_tanh" : hidden_act;
+        j["attention_bias"] = attention_bias;
+        j["query_pre_attn_scalar"] = query_pre_attn_scalar > 0 ? query_pre_attn_scalar : static_cast<double>(head_dim);
+        j["attn_logit_softcapping"] = attn_softcap > 0 ? json(attn_softcap) : json(nullptr);
+        j["final_logit_softcapping"] = final_softcap > 0 ? json(final_softcap) : json(nullptr);
+        std::vector<std::string> types;
+        int64_t window = 0;
+        for (int64_t l = 0; l < n_layers; ++l) {
+          const bool sliding = layer_local_rope.empty() ? this->window(l) > 0 : local_rope(l);
+          types.push_back(sliding ? "sliding_attention" : "full_attention");
+          window = std::max(window, this->window(l));
+        }
+        j["sliding_window"] = window > 0 ? json(window) : json(nullptr);
+        j["layer_types"] = types;
+        if (family == ModelFamily::gemma3_text) {  // rope per layer type (parse_gemma3_rope)
+          j.erase("rope_scaling");
+          j.erase("rope_local_base_freq");
+          j["rope_parameters"] = {{"full_attention", params},
+                                  {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", rope_local_theta}}}};
+        }
         break;
       }
       case ModelFamily::gpt2:

@@ -1,7 +1,7 @@
 // A model's architecture, read from and written to Hugging Face's config.json.
 //
-// Families: GPT-2 (model_type "gpt2") and the Llama family ("llama", "qwen2", "mistral", "qwen3",
-// "smollm3", "olmo2"). The
+// Families: GPT-2 (model_type "gpt2"), the Llama family ("llama", "qwen2", "mistral", "qwen3",
+// "smollm3", "olmo2") and Gemma ("gemma2", "gemma3_text"). The
 // family decides the HF field and tensor names; what the model computes is the family-neutral
 // BlockShape below (norm kind and placement, positions, MLP, biases, ...), which parsing fills
 // from the family and its fields, plus the sizes, rope settings and sliding window.
@@ -20,7 +20,7 @@
 
 namespace rlhf {
 
-enum class ModelFamily { gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2 };
+enum class ModelFamily { gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2, gemma2, gemma3_text };
 
 const char* model_family_name(ModelFamily f);  // the config.json model_type
 
@@ -97,6 +97,14 @@ struct ModelConfig {
   // whether RoPE rotates its q and k (0: a NoPE layer, SmolLM3's no_rope_layers).
   std::vector<int64_t> layer_window;
   std::vector<uint8_t> layer_rope;
+  // Gemma 3: layers marked 1 (its sliding_attention layers) rotate with rope_local_theta,
+  // unscaled; the others with rope_theta and rope_scaling. Empty: every layer with rope_theta.
+  std::vector<uint8_t> layer_local_rope;
+  double rope_local_theta = 0;
+  // Gemma: scores are scaled by 1 / sqrt(query_pre_attn_scalar) (0: 1 / sqrt(head_dim)); Gemma 2
+  // soft-caps the scores and the final logits at these values (0: off).
+  double query_pre_attn_scalar = 0;
+  double attn_softcap = 0, final_softcap = 0;
   std::string hidden_act;           // "gelu_new" (GPT-2) or "silu" (Llama)
   int64_t num_labels = 1;           // scalar head width (ForSequenceClassification)
   // Llama family: pad_token_id, the padding_idx of transformers' nn.Embedding, whose row the
@@ -111,6 +119,7 @@ struct ModelConfig {
   bool rotates(int64_t layer) const {
     return block.position == PositionKind::rope && (layer_rope.empty() || layer_rope[layer]);
   }
+  bool local_rope(int64_t layer) const { return !layer_local_rope.empty() && layer_local_rope[layer]; }
   // The longest sequence the model takes: the position table's length for learned positions
   // (GPT-2's n_positions); RoPE and no positions have no table, hence no limit (INT64_MAX).
   int64_t max_sequence_length() const;

@@ -124,8 +124,10 @@ static void check_block_shape(const ModelConfig& cfg) {
   if (b.norm != NormKind::layernorm && b.norm_bias) refuse("norm_bias", "only LayerNorm has a bias");
   if (b.qk_norm != QkNorm::none && b.norm == NormKind::layernorm)
     refuse("qk_norm", "q/k norms are RMSNorms; with LayerNorm they are not supported yet");
-  if (b.attn_softcap != 0.0f) refuse("attn_softcap", "attention logit soft-capping is not supported yet");
-  if (b.final_softcap != 0.0f) refuse("final_softcap", "final logit soft-capping is not supported yet");
+  if (!(b.attn_softcap >= 0.0f && std::isfinite(b.attn_softcap)))
+    refuse("attn_softcap", "must be a positive number or 0 (off), got " + std::to_string(b.attn_softcap));
+  if (!(b.final_softcap >= 0.0f && std::isfinite(b.final_softcap)))
+    refuse("final_softcap", "must be a positive number or 0 (off), got " + std::to_string(b.final_softcap));
   if (b.lm_head_bias) refuse("lm_head_bias", "an LM-head bias is not supported yet");
   if (!(std::isfinite(b.embed_scale) && b.embed_scale > 0.0f))
     refuse("embed_scale", "must be a positive number, got " + std::to_string(b.embed_scale));
@@ -178,7 +180,15 @@ Transformer::Transformer(ModelConfig cfg, ModelHeads heads, const kernels::Backe
   const int64_t total = slots_.back().offset + slots_.back().numel;
   params_ = DeviceBuffer<float>(be_->device(), total);
   grads_ = DeviceBuffer<float>(be_->device(), total);
-  if (blk.position == PositionKind::rope) inv_freq_ = rope_inv_freq(cfg_);
+  if (blk.position == PositionKind::rope) {
+    inv_freq_ = rope_inv_freq(cfg_);
+    if (!cfg_.layer_local_rope.empty()) {  // Gemma 3's sliding layers: their own base, unscaled
+      ModelConfig local = cfg_;
+      local.rope_theta = cfg_.rope_local_theta;
+      local.rope_scaling = RopeScaling{};
+      inv_freq_local_ = rope_inv_freq(local);
+    }
+  }
   for (const ParamSlot& s : slots_)  // unit norm weights, so a fresh model is sane
     if (is_norm_weight(s)) std::fill_n(params_.data() + s.offset, s.numel, norm_weight_unit());
 }
@@ -232,9 +242,10 @@ double Transformer::forward_flops(int64_t n_tokens, int64_t n_scored, double mea
   return f;
 }
 
-static k::AttentionShape attention_shape(const ModelConfig& cfg, int64_t B, int64_t T) {
+k::AttentionShape attention_shape(const ModelConfig& cfg, int64_t B, int64_t T) {
+  const float scale = cfg.query_pre_attn_scalar > 0 ? static_cast<float>(1.0 / std::sqrt(cfg.query_pre_attn_scalar)) : 0.0f;
   return {B, T, static_cast<int>(cfg.n_heads), static_cast<int>(cfg.n_kv_heads), static_cast<int>(cfg.head_dim),
-          static_cast<int>(cfg.sliding_window)};
+          static_cast<int>(cfg.sliding_window), scale, cfg.block.attn_softcap};
 }
 
 // ---- workspace ---------------------------------------------------------------------------------
@@ -455,6 +466,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   const int32_t* pos_d = ws.io_.stage(batch.positions);
   const int32_t* seg_d = ws.io_.stage(batch.seg_start);
   const float* inv_freq_d = ws.io_.stage(inv_freq_);
+  const float* inv_freq_local_d = inv_freq_local_.empty() ? nullptr : ws.io_.stage(inv_freq_local_);
   const int64_t* rows_d = ws.io_.stage(ws.out_rows);
 
   float* x = a.data(ws.x_in[0]);
@@ -476,7 +488,8 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     }
     if (cfg_.rotates(l)) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
-      be_->rope_forward(qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
+      be_->rope_forward(qkv, pos_d, cfg_.local_rope(l) ? inv_freq_local_d : inv_freq_d, N, QKV,
+                        as.n_heads + as.n_kv_heads, as.head_dim);
     }
     float* att = a.data(ws.att[l]);
     be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, seg_d, layer_attention(as, l), a.data(ws.att_scratch));
@@ -537,20 +550,30 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     float* logp = ws.io_.output(out.logp.data(), S);
     be_->logprob_forward(logp, a.data(ws.lse_scored), opt.want_entropy ? a.data(ws.entropy_scored) : nullptr, hs,
                          P(lm_weight_offset()), ws.io_.stage(targets), S, C, cfg_.vocab_size, 1.0f / opt.temperature,
-                         a.data(ws.lm_scratch), ws.vocab_chunk);
+                         a.data(ws.lm_scratch), ws.vocab_chunk, blk.final_softcap);
     ws.io_.download(out.logp.data(), logp, S);
     if (opt.want_entropy) ws.io_.download(out.entropy.data(), a.data(ws.entropy_scored), S);
     if (opt.want_logit_mean) {
       // mean_v z_v = inv_temp * h . (mean_v W_v): one pass over W instead of V logits per row.
+      // Soft-capped logits are not linear in W: their mean takes every logit, row by row.
       const float* W = P(lm_weight_offset());
-      std::vector<double> wbar(C, 0.0);
-      for (int64_t v = 0; v < cfg_.vocab_size; ++v)
-        for (int64_t c = 0; c < C; ++c) wbar[c] += W[v * C + c];
       out.logit_mean.resize(S);
+      const double cap = blk.final_softcap;
+      std::vector<double> wbar(cap > 0 ? 0 : C, 0.0);
+      for (int64_t v = 0; v < cfg_.vocab_size && cap == 0; ++v)
+        for (int64_t c = 0; c < C; ++c) wbar[c] += W[v * C + c];
       for (int64_t i = 0; i < S; ++i) {
-        double dot = 0;
-        for (int64_t c = 0; c < C; ++c) dot += hs[i * C + c] * wbar[c];
-        out.logit_mean[i] = static_cast<float>(dot / static_cast<double>(cfg_.vocab_size) / opt.temperature);
+        double sum = 0;
+        if (cap > 0) {
+          for (int64_t v = 0; v < cfg_.vocab_size; ++v) {
+            double dot = 0;
+            for (int64_t c = 0; c < C; ++c) dot += hs[i * C + c] * W[v * C + c];
+            sum += cap * std::tanh(dot / cap);
+          }
+        } else {
+          for (int64_t c = 0; c < C; ++c) sum += hs[i * C + c] * wbar[c];
+        }
+        out.logit_mean[i] = static_cast<float>(sum / static_cast<double>(cfg_.vocab_size) / opt.temperature);
       }
     }
   }
@@ -594,6 +617,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   const int32_t* pos_d = ws.io_.stage(batch.positions);
   const int32_t* seg_d = ws.io_.stage(batch.seg_start);
   const float* inv_freq_d = ws.io_.stage(inv_freq_);
+  const float* inv_freq_local_d = inv_freq_local_.empty() ? nullptr : ws.io_.stage(inv_freq_local_);
   const int64_t* rows_d = ws.io_.stage(ws.out_rows);
 
   // d loss / d final hidden, gathered back from the scored and head rows.
@@ -608,7 +632,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
                           a.data(ws.h_scored), P(lm_weight_offset()), ws.io_.stage(targets), a.data(ws.lse_scored),
                           S, C, cfg_.vocab_size, 1.0f / last_temperature_, a.data(ws.lm_scratch), ws.vocab_chunk,
                           dentropy.empty() ? nullptr : ws.io_.stage(dentropy), a.data(ws.entropy_scored),
-                          ws.lm_logits_kept);
+                          ws.lm_logits_kept, blk.final_softcap);
     ws.lm_logits_kept = false;  // the backward overwrote them
     for (int64_t i = 0; i < S; ++i) be_->add_inplace(d_hf + ws.out_row(batch.scored[i] - 1) * C, dhs + i * C, C);
   }
@@ -677,7 +701,8 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     be_->attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           seg_d, layer_attention(as, l), a.data(ws.att_scratch));
     if (cfg_.rotates(l)) {
-      be_->rope_backward(d_qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);
+      be_->rope_backward(d_qkv, pos_d, cfg_.local_rope(l) ? inv_freq_local_d : inv_freq_d, N, QKV,
+                         as.n_heads + as.n_kv_heads, as.head_dim);
     }
     if (blk.qk_norm != QkNorm::none) {  // d_att is free again
       qk_norm_backward(d_qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]), d_att,

@@ -269,9 +269,13 @@ class Transformer {
   int64_t wte_ = -1, wpe_ = -1, lm_head_ = -1, score_ = -1, normf_w_ = -1, normf_b_ = -1;
   std::vector<LayerSlots> layers_;
   std::vector<float> inv_freq_;  // RoPE frequencies (head_dim / 2)
+  std::vector<float> inv_freq_local_;  // Gemma 3's sliding layers' (ModelConfig::local_rope), else empty
   float last_temperature_ = 1.0f;  // of the last forward, which backward differentiates
   bool last_had_entropy_ = false;   // the last forward kept the entropies (an entropy gradient may follow)
 };
+
+// The attention shape of a model's calls on B rows of T tokens (every layer's but the window).
+kernels::AttentionShape attention_shape(const ModelConfig& cfg, int64_t B, int64_t T);
 
 // RoPE inverse frequencies with rope_theta and rope_scaling ("llama3", "linear"), as HF computes.
 std::vector<float> rope_inv_freq(const ModelConfig& cfg);

@@ -6,6 +6,7 @@
 // attention looks at per-sequence positions. Nothing is saved for a backward: the residual
 // stream is updated in place and the activation buffers are reused by every layer.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -115,8 +116,7 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   }
   const int64_t N = static_cast<int64_t>(tok.size());
 
-  const k::AttentionShape as{cache.max_seqs_, T, static_cast<int>(H), static_cast<int>(KV), static_cast<int>(D),
-                             static_cast<int>(cfg_.sliding_window)};
+  const k::AttentionShape as = attention_shape(cfg_, cache.max_seqs_, T);
   const int64_t in_w = cfg_.mlp_in_dim();
   // Scratch: x, h, y (N, C); mean, rstd (N); qkv; att; mlp_in; act; then the attention kernel's;
   // then, with q/k norms, the heads before their norm, their rstd and the normalised heads.
@@ -143,6 +143,7 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   const int32_t* pos_d = cache.io_.stage(pos);
   const int32_t* seq_d = cache.io_.stage(seq);
   const float* inv_freq_d = cache.io_.stage(inv_freq_);
+  const float* inv_freq_local_d = inv_freq_local_.empty() ? nullptr : cache.io_.stage(inv_freq_local_);
   const Device& device = be_->device();
   be_->embedding_forward(x, tok_d, pos_d, P(wte_), P(wpe_), N, C);
   if (blk.embed_scale != 1.0f) be_->scale_inplace(x, blk.embed_scale, N * C);
@@ -160,7 +161,8 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
       qk_norm_forward(qkv, N, H, KV, s.k_norm_w, qk_pre, qk_rstd, qk_heads);
     }
     if (cfg_.rotates(l)) {
-      be_->rope_forward(qkv, pos_d, inv_freq_d, N, QKV, as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
+      be_->rope_forward(qkv, pos_d, cfg_.local_rope(l) ? inv_freq_local_d : inv_freq_d, N, QKV,
+                        as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
     }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < KV; ++g) {
@@ -187,6 +189,8 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   be_->matmul_forward(logits_d, h, P(lm_weight_offset()), nullptr, M, C, cfg_.vocab_size,
                       packed ? packed->lm_head.get() : nullptr);
   cache.io_.download(logits, logits_d, M * cfg_.vocab_size);
+  if (const float cap = blk.final_softcap; cap > 0.0f)  // Gemma 2: cap tanh(logits / cap)
+    for (int64_t i = 0; i < M * cfg_.vocab_size; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
   for (int64_t i = 0; i < M; ++i) cache.len_[slots[i]] += static_cast<int64_t>(tokens[i].size());
 }
 

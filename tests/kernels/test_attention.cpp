@@ -33,6 +33,7 @@ struct AttnCase {
   int64_t B, T;
   int H, KV, D, window;
   bool packed;  // several sequences per row
+  float scale = 0.0f, softcap = 0.0f;  // Gemma's query_pre_attn_scalar and Gemma 2's soft-cap
 };
 
 void PrintTo(const AttnCase& c, std::ostream* os) { *os << c.name; }
@@ -57,7 +58,7 @@ class AttentionTest : public ::testing::TestWithParam<AttnCase> {};
 
 TEST_P(AttentionTest, MatchesNaiveReference) {
   const AttnCase& c = GetParam();
-  const AttentionShape s{c.B, c.T, c.H, c.KV, c.D, c.window};
+  const AttentionShape s{c.B, c.T, c.H, c.KV, c.D, c.window, c.scale, c.softcap};
   const int64_t qkv_n = c.B * c.T * (c.H + 2 * c.KV) * c.D, out_n = c.B * c.T * c.H * c.D;
   const auto qkv = randn(qkv_n, 1, 1.5f), R = randn(out_n, 2);
   const auto seg = make_seg(c);
@@ -84,7 +85,10 @@ INSTANTIATE_TEST_SUITE_P(
                       AttnCase{"window_1", 1, 70, 2, 1, 8, 1, true},
                       // head_dim 64, keys past 256 (several K-blocks of the packed keys and values)
                       AttnCase{"long_packed_d64", 1, 300, 2, 1, 64, 0, true},
-                      AttnCase{"long_window_d64", 2, 280, 4, 4, 64, 100, false}),
+                      AttnCase{"long_window_d64", 2, 280, 4, 4, 64, 100, false},
+                      // scores scaled by 1/sqrt(12), soft-capped at 2 (|scores| reach 6 here)
+                      AttnCase{"scale_softcap", 2, 90, 4, 2, 8, 0, true, 0.2887f, 2.0f},
+                      AttnCase{"softcap_window", 1, 120, 2, 1, 16, 33, false, 0.0f, 1.5f}),
     [](const auto& info) { return info.param.name; });
 
 TEST(Attention, RejectsSegmentStartAfterToken) {
@@ -94,8 +98,10 @@ TEST(Attention, RejectsSegmentStartAfterToken) {
   EXPECT_THROW(attention_forward(out.data(), lse.data(), qkv.data(), seg.data(), s, scratch.data()), LogicError);
 }
 
-TEST(Attention, FiniteDifference) {
-  const AttentionShape s{1, 70, 4, 2, 8, 30};
+class AttentionFd : public ::testing::TestWithParam<float> {};
+
+TEST_P(AttentionFd, FiniteDifference) {
+  const AttentionShape s{1, 70, 4, 2, 8, 30, 0.0f, GetParam()};
   const AttnCase c{"fd", 1, 70, 4, 2, 8, 30, true};
   auto qkv = randn(s.B * s.T * (s.n_heads + 2 * s.n_kv_heads) * s.head_dim, 4);
   const auto R = randn(s.B * s.T * s.n_heads * s.head_dim, 5);
@@ -110,6 +116,8 @@ TEST(Attention, FiniteDifference) {
   attention_backward(dqkv.data(), R.data(), out.data(), lse.data(), qkv.data(), seg.data(), s, scratch.data());
   EXPECT_TRUE(check_fd(qkv, dqkv, loss, 300, 6));
 }
+
+INSTANTIATE_TEST_SUITE_P(SoftCap, AttentionFd, ::testing::Values(0.0f, 1.0f));
 
 }  // namespace
 }  // namespace rlhf::kernels::test

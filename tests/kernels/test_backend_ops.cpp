@@ -200,26 +200,27 @@ void add_attention_cached(std::vector<OpCase>& cases, const std::string& name, A
                    }});
 }
 
-void add_logprob(std::vector<OpCase>& cases, int64_t N, int64_t C, int64_t V, int64_t chunk, float inv_temp) {
+void add_logprob(std::vector<OpCase>& cases, int64_t N, int64_t C, int64_t V, int64_t chunk, float inv_temp,
+                 float softcap = 0.0f) {
   const std::string shape = std::to_string(N) + "x" + std::to_string(C) + "x" + std::to_string(V) + "_chunk" +
-                            std::to_string(chunk);
+                            std::to_string(chunk) + (softcap > 0.0f ? "_softcap" : "");
   const Vec h = randn(N * C, 1), W = randn(V * C, 2, 0.5f), dlogp = randn(N, 3), dent = randn(N, 4);
   std::vector<int32_t> tgt = ids(N, static_cast<int32_t>(V), 5);
   tgt[0] = static_cast<int32_t>(V - 1);  // the last vocabulary entry, in a short last chunk
   cases.push_back({"logprob_fwd_" + shape, 1e-5, [=](const Backend& be) {
                      Vec logp = nans(N), lse = nans(N), ent = nans(N), scratch(N * chunk);
                      be.logprob_forward(logp.data(), lse.data(), ent.data(), h.data(), W.data(), tgt.data(), N, C, V,
-                                        inv_temp, scratch.data(), chunk);
+                                        inv_temp, scratch.data(), chunk, softcap);
                      return Outputs{{"logp", logp}, {"lse", lse}, {"entropy", ent}};
                    }});
   cases.push_back({"logprob_bwd_" + shape, 1e-4, [=](const Backend& be) {
                      Vec logp(N), lse(N), ent(N), scratch(N * chunk);
                      be.logprob_forward(logp.data(), lse.data(), ent.data(), h.data(), W.data(), tgt.data(), N, C, V,
-                                        inv_temp, scratch.data(), chunk);
+                                        inv_temp, scratch.data(), chunk, softcap);
                      Vec dh = prefilled(N * C, 6), dW = prefilled(V * C, 7);
                      be.logprob_backward(dh.data(), dW.data(), dlogp.data(), h.data(), W.data(), tgt.data(),
                                          lse.data(), N, C, V, inv_temp, scratch.data(), chunk, dent.data(), ent.data(),
-                                         chunk >= V);
+                                         chunk >= V, softcap);
                      return Outputs{{"dh", dh}, {"dW", dW}};
                    }});
 }
@@ -289,8 +290,12 @@ std::vector<OpCase> op_cases() {
   add_attention(c, "long_d64", {1, 300, 2, 1, 64, 0}, true);
   add_attention_cached(c, "gqa", {3, 40, 4, 2, 16, 0});
   add_attention_cached(c, "window", {3, 40, 2, 1, 8, 3});
+  add_attention(c, "scale_softcap", {2, 90, 4, 2, 8, 0, 0.2887f, 2.0f}, true);
+  add_attention_cached(c, "scale_softcap", {3, 40, 4, 2, 16, 5, 0.2f, 1.5f});
   add_logprob(c, 6, 32, 1000, 256, 1.0f);  // chunks with a short last one
   add_logprob(c, 5, 24, 300, 512, 0.7f);   // one chunk: the backward may reuse the logits
+  add_logprob(c, 6, 32, 1000, 256, 1.0f, 2.0f);  // Gemma 2's final soft-cap, chunked
+  add_logprob(c, 5, 24, 300, 512, 0.7f, 1.5f);   // and reusing the logits
   add_elementwise(c, 9, 5);
   add_elementwise(c, 600, 130);  // past the threading threshold
   add_adamw(c, 1000, 0.0f);

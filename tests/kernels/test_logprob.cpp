@@ -98,25 +98,30 @@ TEST(Logprob, PeakedDistributionIsStable) {
   EXPECT_TRUE(all_close(ent, ref.entropy, 1e-3, 1e-6));
 }
 
-TEST(Logprob, FiniteDifference) {
+class LogprobFd : public ::testing::TestWithParam<float> {};
+
+// Plain, and with Gemma 2's soft-cap (cap 1.5: the logits reach it).
+TEST_P(LogprobFd, FiniteDifference) {
   const int64_t N = 3, C = 6, V = 37, chunk = 10;
-  const float inv_temp = 1.0f / 0.8f;
+  const float inv_temp = 1.0f / 0.8f, cap = GetParam();
   auto h = randn(N * C, 8), W = randn(V * C, 9, 0.5f);
   const auto dlogp = randn(N, 10);  // plays R: L = sum dlogp * logp
   const auto tgt = random_targets(N, V, 11);
   std::vector<float> logp(N), lse(N), scratch(N * chunk);
   auto loss = [&] {
     logprob_forward(logp.data(), lse.data(), nullptr, h.data(), W.data(), tgt.data(), N, C, V, inv_temp, scratch.data(),
-                    chunk);
+                    chunk, cap);
     return dot(logp, dlogp);
   };
   loss();
   std::vector<float> dh(N * C, 0.0f), dW(V * C, 0.0f);
   logprob_backward(dh.data(), dW.data(), dlogp.data(), h.data(), W.data(), tgt.data(), lse.data(), N, C, V, inv_temp,
-                   scratch.data(), chunk);
+                   scratch.data(), chunk, nullptr, nullptr, false, cap);
   EXPECT_TRUE(check_fd(h, dh, loss, 1000, 1));
   EXPECT_TRUE(check_fd(W, dW, loss, 150, 2));
 }
+
+INSTANTIATE_TEST_SUITE_P(SoftCap, LogprobFd, ::testing::Values(0.0f, 1.5f));
 
 // A single-chunk forward leaves its logits in scratch; the backward that reuses them gives the
 // same bits as one that recomputes them (with and without the entropy term).

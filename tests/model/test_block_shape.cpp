@@ -57,8 +57,8 @@ TEST(BlockShape, UnimplementedValuesAreRefused) {
   };
   const Case cases[] = {
       {"gpt2", [](BlockShape& b) { b.qk_norm = QkNorm::per_head; }, "block.qk_norm", "not supported yet"},
-      {"llama", [](BlockShape& b) { b.attn_softcap = 50.0f; }, "block.attn_softcap", "not supported yet"},
-      {"llama", [](BlockShape& b) { b.final_softcap = 30.0f; }, "block.final_softcap", "not supported yet"},
+      {"llama", [](BlockShape& b) { b.attn_softcap = -1.0f; }, "block.attn_softcap", "positive number or 0"},
+      {"llama", [](BlockShape& b) { b.final_softcap = -2.0f; }, "block.final_softcap", "positive number or 0"},
       {"llama", [](BlockShape& b) { b.lm_head_bias = true; }, "block.lm_head_bias", "not supported yet"},
       {"gpt2", [](BlockShape& b) { b.norm_bias = false; }, "block.norm_bias", "not supported yet"},
       {"gpt2", [](BlockShape& b) { b.embed_scale = 2.0f; }, "block.embed_scale", "not supported yet"},

@@ -213,7 +213,7 @@ TEST_F(Config, RopeScalingDefaultTypeMeansNone) {
 TEST_F(Config, RopeScalingUnsupportedTypeIsRejected) {
   json j = llama_json();
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
-  expect_rejected(j, "rope_scaling", {"\"yarn\" is not supported", "llama3"});
+  expect_rejected(j, "rope_scaling.rope_type", {"\"yarn\" is not supported", "llama3"});
 }
 
 TEST_F(Config, RopeScalingLlama3MissingFactorIsRejected) {
@@ -339,6 +339,75 @@ TEST_F(Config, Olmo2PostNormsAndWholeQkNorms) {
   j["pad_token_id"] = c.vocab_size;
   expect_rejected(j, "pad_token_id", {"exceeds"});
   EXPECT_EQ(c.to_json(false)["architectures"], json::array({"Olmo2ForCausalLM"}));
+}
+
+json gemma_json(const std::string& type) {
+  return {{"model_type", type},          {"vocab_size", 256000},    {"hidden_size", 2304},
+          {"num_hidden_layers", 12},     {"num_attention_heads", 8}, {"num_key_value_heads", 4},
+          {"intermediate_size", 9216}};
+}
+
+TEST_F(Config, Gemma2Defaults) {
+  ModelConfig c = load(gemma_json("gemma2"));
+  EXPECT_EQ(c.family, ModelFamily::gemma2);
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.block.norm, NormKind::rmsnorm_offset);
+  EXPECT_EQ(c.block.norm_placement, NormPlacement::sandwich);
+  EXPECT_EQ(c.block.mlp, MlpKind::geglu);
+  EXPECT_EQ(c.block.qk_norm, QkNorm::none);
+  EXPECT_FLOAT_EQ(c.block.embed_scale, std::sqrt(2304.0f));
+  EXPECT_FLOAT_EQ(c.block.attn_softcap, 50.0f);
+  EXPECT_FLOAT_EQ(c.block.final_softcap, 30.0f);
+  EXPECT_DOUBLE_EQ(c.query_pre_attn_scalar, 256);
+  for (int64_t l = 0; l < 12; ++l) EXPECT_EQ(c.window(l), l % 2 == 0 ? 4096 : 0) << l;  // alternating
+  EXPECT_TRUE(c.layer_local_rope.empty());
+  json j = gemma_json("gemma2");
+  j["final_logit_softcapping"] = nullptr;
+  j["attn_logit_softcapping"] = nullptr;
+  c = load(j);
+  EXPECT_EQ(c.block.final_softcap, 0.0f);
+  EXPECT_EQ(c.block.attn_softcap, 0.0f);
+  j["hidden_activation"] = "silu";
+  expect_rejected(j, "hidden_activation", {"\"silu\" is not supported"});
+}
+
+TEST_F(Config, Gemma3RopePerLayerTypeInBothSpellings) {
+  ModelConfig c = load(gemma_json("gemma3_text"));
+  EXPECT_EQ(c.block.qk_norm, QkNorm::per_head);
+  EXPECT_EQ(c.block.attn_softcap, 0.0f);
+  EXPECT_EQ(c.block.final_softcap, 0.0f);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
+  EXPECT_DOUBLE_EQ(c.rope_local_theta, 1e4);
+  for (int64_t l = 0; l < 12; ++l) {  // 5 sliding, 1 global
+    EXPECT_EQ(c.window(l) > 0, (l + 1) % 6 != 0) << l;
+    EXPECT_EQ(c.local_rope(l), (l + 1) % 6 != 0) << l;
+  }
+  json old = gemma_json("gemma3_text");  // transformers 4.x spelling
+  old["rope_theta"] = 5e5;
+  old["rope_local_base_freq"] = 2e4;
+  old["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  old["sliding_window_pattern"] = 3;
+  c = load(old);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 5e5);
+  EXPECT_DOUBLE_EQ(c.rope_local_theta, 2e4);
+  EXPECT_EQ(c.rope_scaling.type, "linear");
+  EXPECT_EQ(c.local_rope(2), false);
+  EXPECT_EQ(c.local_rope(3), true);
+  // Saved, it reads back the same (transformers 5 nested rope_parameters).
+  const ModelConfig back = ModelConfig::from_json(c.to_json(false), "saved");
+  EXPECT_DOUBLE_EQ(back.rope_theta, 5e5);
+  EXPECT_DOUBLE_EQ(back.rope_local_theta, 2e4);
+  EXPECT_EQ(back.rope_scaling.type, "linear");
+  EXPECT_EQ(back.layer_local_rope, c.layer_local_rope);
+  EXPECT_EQ(back.layer_window, c.layer_window);
+  json bad = gemma_json("gemma3_text");
+  bad["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}},
+                            {"sliding_attention", {{"rope_type", "linear"}, {"factor", 2.0}}}};
+  expect_rejected(bad, "rope_parameters.sliding_attention.rope_type", {"only \"default\""});
+  bad = gemma_json("gemma3_text");
+  bad["use_bidirectional_attention"] = true;
+  expect_rejected(bad, "use_bidirectional_attention", {"causal"});
 }
 
 TEST_F(Config, MistralSlidingWindow) {
@@ -561,7 +630,8 @@ TEST_F(Config, ToJsonRoundTripsEveryFamily) {
   json q3 = qwen2_json();
   q3["model_type"] = "qwen3";
   q3["use_sliding_window"] = true;  // layers 21..23 slide
-  for (const json& j : {gpt2_json(), llama_json(), qwen2_json(), q, mistral_json(), q3}) {
+  for (const json& j : {gpt2_json(), llama_json(), qwen2_json(), q, mistral_json(), q3, gemma_json("gemma2"),
+                        gemma_json("gemma3_text")}) {
     SCOPED_TRACE(j.dump());
     ModelConfig c = load(j);
     for (bool scalar : {false, true}) {

@@ -13,7 +13,10 @@ namespace rlhf::test {
 // Llama: untied, llama3 rope scaling; Qwen2: qkv bias, tied; Mistral: sliding window 3;
 // Qwen3: q/k norms, head_dim 8 (not 16 / 4), layer 1 sliding with window 3, layer 0 not;
 // SmolLM3: no RoPE on layer 1, tied; OLMo 2: post norms, q/k norms over the whole projections,
-// a pad token (no lookup gradient for its row).
+// a pad token (no lookup gradient for its row); Gemma 2 and 3: sandwich (1 + w) norms, GeGLU,
+// the embedding scaled by 4, head_dim 8, scores scaled by 1/sqrt(6), layer 0 sliding (window 3);
+// Gemma 2 soft-caps scores at 1.5 and logits at 2, Gemma 3 has per-head q/k norms and rotates
+// layer 0 with base 100 and layer 1 with base 1e4 scaled linearly by 2.
 inline ModelConfig tiny_family_config(const std::string& family) {
   nlohmann::json j;
   if (family == "gpt2") {
@@ -30,6 +33,21 @@ inline ModelConfig tiny_family_config(const std::string& family) {
                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8}};
     if (family == "mistral") j["sliding_window"] = 3;
     if (family == "smollm3") j["no_rope_layers"] = {1, 0};
+    if (family == "gemma2" || family == "gemma3_text") {
+      j.erase("hidden_act");
+      j["hidden_activation"] = "gelu_pytorch_tanh";
+      j["head_dim"] = 8;
+      j["query_pre_attn_scalar"] = 6;
+      j["sliding_window"] = 3;
+      j["layer_types"] = {"sliding_attention", "full_attention"};
+    }
+    if (family == "gemma2") {
+      j["attn_logit_softcapping"] = 1.5;
+      j["final_logit_softcapping"] = 2.0;
+    }
+    if (family == "gemma3_text")
+      j["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 2.0}, {"rope_theta", 1e4}}},
+                              {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 100.0}}}};
     if (family == "olmo2") j["pad_token_id"] = 3;
     if (family == "qwen3") {
       j["head_dim"] = 8;
@@ -86,6 +104,6 @@ inline ModelConfig tiny_config(const std::string& name) {
 
 // Every family and every block shape above.
 inline const std::vector<std::string> kTinyModels = {
-    "gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "sandwich_geglu", "qk_norm", "post_nope", "post_layernorm_swiglu"};
+    "gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma2", "gemma3_text", "sandwich_geglu", "qk_norm", "post_nope", "post_layernorm_swiglu"};
 
 }  // namespace rlhf::test

@@ -34,7 +34,7 @@ constexpr int64_t kTileQ = 24;
 struct Geometry {
   int64_t B, T, D, H, KV, group, ld, ldo;  // ld: floats per token in qkv; ldo: in out
   int window;
-  float scale;
+  float scale, softcap;
   explicit Geometry(const AttentionShape& s)
       : B(s.B),
         T(s.T),
@@ -45,7 +45,8 @@ struct Geometry {
         ld((s.n_heads + 2 * int64_t{s.n_kv_heads}) * s.head_dim),
         ldo(int64_t{s.n_heads} * s.head_dim),
         window(s.sliding_window),
-        scale(1.0f / std::sqrt(static_cast<float>(s.head_dim))) {}
+        scale(s.score_scale()),
+        softcap(s.softcap) {}
   int64_t q_off(int64_t b, int64_t h) const { return b * T * ld + h * D; }
   int64_t k_off(int64_t b, int64_t g) const { return b * T * ld + (H + g) * D; }
   int64_t v_off(int64_t b, int64_t g) const { return b * T * ld + (H + KV + g) * D; }
@@ -65,10 +66,21 @@ int64_t max_keys(const AttentionShape& s) {
   return s.sliding_window > 0 ? std::min<int64_t>(s.T, kTileQ + s.sliding_window - 1 + w - 1) : s.T;
 }
 
-// Per thread: scores/probabilities and dP/dS (kTileQ x max_keys each), two per-row vectors.
+// Per thread: scores/probabilities and dP/dS (kTileQ x max_keys each), two per-row vectors, and
+// with a soft-cap the cap's derivative per score.
 int64_t per_thread_floats(const AttentionShape& s) {
   const int64_t tq = std::min<int64_t>(kTileQ, s.T);
-  return 2 * tq * max_keys(s) + 2 * tq;
+  return (s.softcap > 0.0f ? 3 : 2) * tq * max_keys(s) + 2 * tq;
+}
+
+// Gemma 2's soft-cap on the scores row[a, e): cap * tanh(row / cap); with `slope`, also its
+// derivative 1 - tanh^2 there.
+void soft_cap(float* __restrict row, float* __restrict slope, int64_t a, int64_t e, float cap) {
+  for (int64_t j = a; j < e; ++j) {
+    const float th = std::tanh(row[j] / cap);
+    row[j] = cap * th;
+    if (slope) slope[j] = 1.0f - th * th;
+  }
 }
 
 // A tile of query rows [t0, t0 + nq) and its keys [j0, j0 + L) (j0 a panel boundary).
@@ -158,6 +170,7 @@ void attention_forward(float* out, float* lse, const float* qkv, const int32_t* 
           for (int64_t i = 0; i < tl.nq; ++i) {
             const int64_t t = tl.t0 + i, a = g.key_lo(seg, t) - tl.j0, e = t - tl.j0 + 1;
             float* __restrict row = S + i * tl.L;
+            if (g.softcap > 0.0f) soft_cap(row, nullptr, a, e, g.softcap);
             float m = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : m)
             for (int64_t j = a; j < e; ++j) m = std::max(m, row[j]);
@@ -187,7 +200,8 @@ void attention_forward(float* out, float* lse, const float* qkv, const int32_t* 
   }
 }
 
-// With S = scale Q K^T, P = softmax_rows(S) (recomputed as exp(S - lse)), O = P V:
+// With S = scale Q K^T (soft-capped: cap tanh(S / cap)), P = softmax_rows(S) (recomputed as
+// exp(S - lse)), O = P V:
 //   dV = P^T dO,  dP = dO V^T,
 //   dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik) = P_ij (dP_ij - D_i),  D_i = dO_i . O_i
 //     (softmax backward; sum_k P_ik dO_i.V_k = dO_i.O_i),
@@ -206,6 +220,7 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
     float* P = scratch + omp_get_thread_num() * per_thread;
     float* dS = P + sc_len;
     float* Di = dS + sc_len;
+    float* slope = g.softcap > 0.0f ? Di + std::min<int64_t>(kTileQ, g.T) * 2 : nullptr;  // d cap(z) / dz
     HeadPacks& hp = head_packs();
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < g.B * g.KV; ++task) {
@@ -238,6 +253,7 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
             const int64_t t = tl.t0 + i, a = g.key_lo(seg, t) - tl.j0, e = t - tl.j0 + 1;
             float* __restrict row = P + i * tl.L;
             const float l = lse_row[t];
+            if (slope) soft_cap(row, slope + i * tl.L, a, e, g.softcap);
 #pragma omp simd
             for (int64_t j = 0; j < tl.L; ++j) row[j] = j >= a && j < e ? cpu::fast_expf(row[j] - l) : 0.0f;
             const float* __restrict dorow = dO + i * g.ldo;
@@ -258,6 +274,10 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
             const float di = Di[i];
 #pragma omp simd
             for (int64_t j = 0; j < tl.L; ++j) ds[j] = p[j] * (ds[j] - di);
+            if (slope) {  // through the soft-cap: d z = d s * (1 - tanh^2), keys outside [a, e) have p = 0
+              const int64_t t = tl.t0 + i, a = g.key_lo(seg, t) - tl.j0, e = t - tl.j0 + 1;
+              for (int64_t j = a; j < e; ++j) ds[j] *= slope[i * tl.L + j];
+            }
           }
           // dQ_tile = scale dS K[j0:],  dK[j0:] += scale dS^T Q_tile
           cpu::gemm(tl.nq, g.scale, cpu::row_major(dS, tl.L), hp.k, tl.j0, tl.j0 + tl.L, 0, g.D, false,

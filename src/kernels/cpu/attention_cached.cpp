@@ -114,7 +114,7 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
                    ", position " + std::to_string(pos[n]) + ") is outside the cache");
   const int64_t D = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, group = H / KV, ldo = H * D;
   const int64_t per_thread = per_thread_floats(s);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const float scale = s.score_scale();
   auto key_lo = [&](int64_t p) { return s.sliding_window > 0 ? std::max<int64_t>(0, p - s.sliding_window + 1) : 0; };
 #pragma omp parallel
   {
@@ -153,6 +153,8 @@ void attention_cached(float* out, const float* q, int64_t ld_q, const float* k_c
         for (int64_t i = 0; i < nq; ++i) {
           const int64_t a = key_lo(p0 + i) - kmin, e = p0 + i - kmin + 1;
           float* __restrict row = S + i * L;
+          if (s.softcap > 0.0f)
+            for (int64_t j = a; j < e; ++j) row[j] = s.softcap * std::tanh(row[j] / s.softcap);
           float m = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : m)
           for (int64_t j = a; j < e; ++j) m = std::max(m, row[j]);

@@ -110,15 +110,15 @@ class CpuBackend final : public Backend {
 
   void logprob_forward(float* logp, float* lse, float* entropy, const float* h, const float* W,
                        const int32_t* targets, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
-                       int64_t chunk) const override {
-    cpu::logprob_forward(logp, lse, entropy, h, W, targets, N, C, V, inv_temp, scratch, chunk);
+                       int64_t chunk, float softcap) const override {
+    cpu::logprob_forward(logp, lse, entropy, h, W, targets, N, C, V, inv_temp, scratch, chunk, softcap);
   }
   void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W,
                         const int32_t* targets, const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp,
                         float* scratch, int64_t chunk, const float* dentropy, const float* entropy,
-                        bool scratch_holds_logits) const override {
+                        bool scratch_holds_logits, float softcap) const override {
     cpu::logprob_backward(dh, dW, dlogp, h, W, targets, lse, N, C, V, inv_temp, scratch, chunk, dentropy, entropy,
-                          scratch_holds_logits);
+                          scratch_holds_logits, softcap);
   }
 
   void add_inplace(float* a, const float* b, int64_t n) const override { cpu::add_inplace(a, b, n); }

@@ -66,11 +66,11 @@ int64_t attention_cached_scratch_floats(const AttentionShape& s);
 
 void logprob_forward(float* logp, float* lse, float* entropy, const float* h, const float* W,
                      const int32_t* targets, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
-                     int64_t chunk);
+                     int64_t chunk, float softcap = 0.0f);
 void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W,
                       const int32_t* targets, const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp,
                       float* scratch, int64_t chunk, const float* dentropy = nullptr, const float* entropy = nullptr,
-                      bool scratch_holds_logits = false);
+                      bool scratch_holds_logits = false, float softcap = 0.0f);
 
 void add_inplace(float* a, const float* b, int64_t n);
 double sum_squares(const float* x, int64_t n);

@@ -29,10 +29,18 @@ void check_targets(const int32_t* targets, int64_t N, int64_t V) {
                                                       std::to_string(V) + ")");
 }
 
-// z (N x cs) = inv_temp * h (N x C) @ W[v0 : v0 + cs]^T
+// z (N x cs) = inv_temp * h (N x C) @ W[v0 : v0 + cs]^T, or with a soft-cap
+// inv_temp * cap * tanh(h W^T / cap).
 void chunk_logits(float* z, const float* h, const float* W, int64_t N, int64_t C, int64_t v0, int64_t cs,
-                  float inv_temp) {
-  cpu::gemm(N, cs, C, inv_temp, cpu::row_major(h, C), cpu::transposed(W + v0 * C, C), false, z, cs);
+                  float inv_temp, float softcap) {
+  if (softcap <= 0.0f) {
+    cpu::gemm(N, cs, C, inv_temp, cpu::row_major(h, C), cpu::transposed(W + v0 * C, C), false, z, cs);
+    return;
+  }
+  cpu::gemm(N, cs, C, 1.0f / softcap, cpu::row_major(h, C), cpu::transposed(W + v0 * C, C), false, z, cs);
+  const float out_scale = inv_temp * softcap;
+#pragma omp parallel for schedule(static) if (N * cs > 32768)
+  for (int64_t i = 0; i < N * cs; ++i) z[i] = out_scale * std::tanh(z[i]);
 }
 
 }  // namespace
@@ -42,7 +50,7 @@ void chunk_logits(float* z, const float* h, const float* W, int64_t N, int64_t C
 // where A = sum_{seen j} exp(z_j - lse) z_j. At the end A = E_p[z], and the entropy is
 //   H = -sum p_j (z_j - lse) = lse - E_p[z].
 void logprob_forward(float* logp, float* lse, float* entropy, const float* h, const float* W, const int32_t* targets,
-                     int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch, int64_t chunk) {
+                     int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch, int64_t chunk, float softcap) {
   RLHF_CHECK(chunk > 0, "logprob: chunk must be positive");
   check_targets(targets, N, V);
   const float neg_inf = -std::numeric_limits<float>::infinity();
@@ -50,7 +58,7 @@ void logprob_forward(float* logp, float* lse, float* entropy, const float* h, co
   if (entropy) std::fill(entropy, entropy + N, 0.0f);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     const int64_t cs = std::min(chunk, V - v0);
-    chunk_logits(scratch, h, W, N, C, v0, cs, inv_temp);
+    chunk_logits(scratch, h, W, N, C, v0, cs, inv_temp, softcap);
 #pragma omp parallel for schedule(static) if (N * cs > 32768)
     for (int64_t n = 0; n < N; ++n) {
       const float* __restrict z = scratch + n * cs;
@@ -85,33 +93,45 @@ void logprob_forward(float* logp, float* lse, float* entropy, const float* h, co
 
 // logp = z_t - lse(z), z = inv_temp * h W^T:  dlogp/dz_j = onehot_j(t) - p_j,  p = exp(z - lse).
 // Per chunk: G = dlogp[n] (onehot - p) (N x cs), dh += inv_temp G W_chunk, dW_chunk += inv_temp G^T h.
+// With a soft-cap, z = inv_temp cap tanh(u / cap), u = h W^T: G is first multiplied by
+// 1 - tanh^2 = 1 - (z / (inv_temp cap))^2.
 void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W, const int32_t* targets,
                       const float* lse, int64_t N, int64_t C, int64_t V, float inv_temp, float* scratch,
-                      int64_t chunk, const float* dentropy, const float* entropy, bool scratch_holds_logits) {
+                      int64_t chunk, const float* dentropy, const float* entropy, bool scratch_holds_logits,
+                      float softcap) {
   RLHF_CHECK(chunk > 0, "logprob: chunk must be positive");
   RLHF_CHECK(!dentropy || entropy, "logprob: the entropy gradient needs the forward's entropy");
   RLHF_CHECK(!scratch_holds_logits || chunk >= V, "logprob: only a single-chunk forward leaves its logits");
   check_targets(targets, N, V);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     const int64_t cs = std::min(chunk, V - v0);
-    if (!scratch_holds_logits) chunk_logits(scratch, h, W, N, C, v0, cs, inv_temp);
+    if (!scratch_holds_logits) chunk_logits(scratch, h, W, N, C, v0, cs, inv_temp, softcap);
+    const float inv_cap_scale = softcap > 0.0f ? 1.0f / (inv_temp * softcap) : 0.0f;
 #pragma omp parallel for schedule(static) if (N * cs > 32768)
     for (int64_t n = 0; n < N; ++n) {
       float* __restrict z = scratch + n * cs;
       const float g = dlogp ? dlogp[n] : 0.0f, l = lse[n];
+      const int64_t tgt = targets[n];
+      // d tanh: 1 - t^2 per logit, from the capped logit itself (before z is overwritten).
+      const float slope_t = tgt >= v0 && tgt < v0 + cs && softcap > 0.0f
+                                ? 1.0f - (z[tgt - v0] * inv_cap_scale) * (z[tgt - v0] * inv_cap_scale)
+                                : 1.0f;
       if (dentropy) {
         const float gh = dentropy[n], hn = entropy[n];
 #pragma omp simd
         for (int64_t j = 0; j < cs; ++j) {
           const float lp = z[j] - l, p = cpu::fast_expf(lp);
-          z[j] = -g * p - gh * p * (lp + hn);
+          const float slope = softcap > 0.0f ? 1.0f - (z[j] * inv_cap_scale) * (z[j] * inv_cap_scale) : 1.0f;
+          z[j] = (-g * p - gh * p * (lp + hn)) * slope;
         }
       } else {
 #pragma omp simd
-        for (int64_t j = 0; j < cs; ++j) z[j] = -g * cpu::fast_expf(z[j] - l);
+        for (int64_t j = 0; j < cs; ++j) {
+          const float slope = softcap > 0.0f ? 1.0f - (z[j] * inv_cap_scale) * (z[j] * inv_cap_scale) : 1.0f;
+          z[j] = -g * cpu::fast_expf(z[j] - l) * slope;
+        }
       }
-      const int64_t tgt = targets[n];
-      if (tgt >= v0 && tgt < v0 + cs) z[tgt - v0] += g;
+      if (tgt >= v0 && tgt < v0 + cs) z[tgt - v0] += g * slope_t;
     }
     if (dh) cpu::gemm(N, C, cs, inv_temp, cpu::row_major(scratch, cs), cpu::row_major(W + v0 * C, C), true, dh, C);
     if (dW)

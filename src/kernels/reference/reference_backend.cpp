@@ -42,6 +42,14 @@ int64_t first_key(int64_t seg_start, int64_t t, int window) {
   return window > 0 ? std::max<int64_t>(seg_start, t - window + 1) : seg_start;
 }
 
+// The scores' scale (1 / sqrt(head_dim) unless the shape gives one), in double.
+double score_scale(const AttentionShape& s) {
+  return s.scale > 0.0f ? static_cast<double>(s.scale) : 1.0 / std::sqrt(static_cast<double>(s.head_dim));
+}
+
+// Gemma 2's soft-cap of a score: cap tanh(z / cap); cap 0: z.
+double soft_cap(double z, float cap) { return cap > 0.0f ? cap * std::tanh(z / cap) : z; }
+
 // Softmax over the scaled scores of one query row: p (in place over scores), returns the lse.
 double softmax_inplace(std::vector<double>& scores) {
   double m = -std::numeric_limits<double>::infinity();
@@ -269,7 +277,7 @@ class ReferenceBackend final : public Backend {
                         float*) const override {
     check_attention_shape(s);
     const int64_t H = s.n_heads, KV = s.n_kv_heads, D = s.head_dim, T = s.T;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    const double scale = score_scale(s);
     for (int64_t n = 0; n < N; ++n) {
       RLHF_CHECK(seq[n] >= 0 && seq[n] < s.B && pos[n] >= 0 && pos[n] < s.T,
                  "attention_cached: row " + std::to_string(n) + " is outside the cache");
@@ -283,7 +291,7 @@ class ReferenceBackend final : public Backend {
         for (int64_t j = lo; j <= pos[n]; ++j) {
           double sc = 0;
           for (int64_t d = 0; d < D; ++d) sc += static_cast<double>(qh[d]) * k[j * D + d];
-          p[j - lo] = sc * scale;
+          p[j - lo] = soft_cap(sc * scale, s.softcap);
         }
         softmax_inplace(p);
         for (int64_t d = 0; d < D; ++d) {
@@ -299,12 +307,12 @@ class ReferenceBackend final : public Backend {
   // z = inv_temp h W^T; logp = z_t - lse; H = -sum p log p.
   void logprob_forward(float* logp, float* lse, float* entropy, const float* h, const float* W,
                        const int32_t* targets, int64_t N, int64_t C, int64_t V, float inv_temp, float*,
-                       int64_t chunk) const override {
+                       int64_t chunk, float softcap) const override {
     RLHF_CHECK(chunk > 0, "logprob: chunk must be positive");
     std::vector<double> z;
     for (int64_t n = 0; n < N; ++n) {
       check_target(targets, n, V);
-      const double l = logits(z, h + n * C, W, C, V, inv_temp);
+      const double l = logits(z, h + n * C, W, C, V, inv_temp, softcap);
       logp[n] = static_cast<float>(z[targets[n]] - l);
       lse[n] = static_cast<float>(l);
       if (entropy) {
@@ -319,20 +327,23 @@ class ReferenceBackend final : public Backend {
   void logprob_backward(float* dh, float* dW, const float* dlogp, const float* h, const float* W,
                         const int32_t* targets, const float*, int64_t N, int64_t C, int64_t V, float inv_temp,
                         float*, int64_t chunk, const float* dentropy, const float* entropy,
-                        bool scratch_holds_logits) const override {
+                        bool scratch_holds_logits, float softcap) const override {
     RLHF_CHECK(chunk > 0, "logprob: chunk must be positive");
     RLHF_CHECK(!dentropy || entropy, "logprob: the entropy gradient needs the forward's entropy");
     RLHF_CHECK(!scratch_holds_logits || chunk >= V, "logprob: only a single-chunk forward leaves its logits");
     std::vector<double> z, dWacc(V * C, 0.0), dz(V);
     for (int64_t n = 0; n < N; ++n) {
       check_target(targets, n, V);
-      const double l = logits(z, h + n * C, W, C, V, inv_temp);
+      const double l = logits(z, h + n * C, W, C, V, inv_temp, softcap);
       double H = 0;
       for (int64_t v = 0; v < V; ++v) H -= std::exp(z[v] - l) * (z[v] - l);
       for (int64_t v = 0; v < V; ++v) {
         const double p = std::exp(z[v] - l);
-        dz[v] = (dlogp ? dlogp[n] * ((v == targets[n] ? 1.0 : 0.0) - p) : 0.0) -
-                (dentropy ? dentropy[n] * p * ((z[v] - l) + H) : 0.0);
+        // Through the soft-cap z = inv_temp cap tanh(u / cap): dz/du = inv_temp (1 - tanh^2).
+        const double t = softcap > 0.0f ? z[v] / (static_cast<double>(inv_temp) * softcap) : 0.0;
+        dz[v] = ((dlogp ? dlogp[n] * ((v == targets[n] ? 1.0 : 0.0) - p) : 0.0) -
+                 (dentropy ? dentropy[n] * p * ((z[v] - l) + H) : 0.0)) *
+                (1.0 - t * t);
       }
       for (int64_t c = 0; c < C; ++c) {
         double s = 0;
@@ -424,7 +435,7 @@ class ReferenceBackend final : public Backend {
                      const int32_t* seg_start, const AttentionShape& s) {
     check_attention_shape(s);
     const int64_t T = s.T, D = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, ld = (H + 2 * KV) * D;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    const double scale = score_scale(s);
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t t = 0; t < T; ++t) {
         const int32_t st = seg_start[b * T + t];
@@ -444,8 +455,11 @@ class ReferenceBackend final : public Backend {
             const float* k = qkv + (b * T + j) * ld + (H + g) * D;
             double sc = 0;
             for (int64_t d = 0; d < D; ++d) sc += static_cast<double>(q[d]) * k[d];
-            p[j - lo] = sc * scale;
+            p[j - lo] = soft_cap(sc * scale, s.softcap);
           }
+          std::vector<double> slope(p.size(), 1.0);  // d cap(z) / dz = 1 - (cap(z) / cap)^2
+          if (s.softcap > 0.0f)
+            for (size_t j = 0; j < p.size(); ++j) slope[j] = 1.0 - (p[j] / s.softcap) * (p[j] / s.softcap);
           const double l = softmax_inplace(p);
           if (out) {
             lse[(b * H + h) * T + t] = static_cast<float>(l);
@@ -467,7 +481,7 @@ class ReferenceBackend final : public Backend {
           }
           double* dq = dacc.data() + (b * T + t) * ld + h * D;
           for (int64_t j = lo; j <= t; ++j) {
-            const double ds = p[j - lo] * (dp[j - lo] - sum_pdp);
+            const double ds = p[j - lo] * (dp[j - lo] - sum_pdp) * slope[j - lo];
             const float* k = qkv + (b * T + j) * ld + (H + g) * D;
             double* dk = dacc.data() + (b * T + j) * ld + (H + g) * D;
             double* dv = dacc.data() + (b * T + j) * ld + (H + KV + g) * D;
@@ -491,13 +505,13 @@ class ReferenceBackend final : public Backend {
 
   // z (V) = inv_temp h W^T of one row; returns its log-sum-exp.
   static double logits(std::vector<double>& z, const float* h, const float* W, int64_t C, int64_t V,
-                       float inv_temp) {
+                       float inv_temp, float softcap) {
     z.assign(V, 0.0);
     double m = -std::numeric_limits<double>::infinity();
     for (int64_t v = 0; v < V; ++v) {
       double s = 0;
       for (int64_t c = 0; c < C; ++c) s += static_cast<double>(h[c]) * W[v * C + c];
-      z[v] = s * inv_temp;
+      z[v] = soft_cap(s, softcap) * inv_temp;
       m = std::max(m, z[v]);
     }
     double sum = 0;
