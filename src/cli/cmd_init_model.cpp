@@ -22,8 +22,9 @@ namespace {
 using nlohmann::json;
 
 // Every family the engine reads, in --help order.
-constexpr ModelFamily kFamilies[] = {ModelFamily::gpt2,  ModelFamily::llama,   ModelFamily::qwen2, ModelFamily::mistral,
-                                     ModelFamily::qwen3, ModelFamily::smollm3, ModelFamily::olmo2};
+constexpr ModelFamily kFamilies[] = {ModelFamily::gpt2,    ModelFamily::llama, ModelFamily::qwen2,
+                                     ModelFamily::mistral, ModelFamily::qwen3, ModelFamily::smollm3,
+                                     ModelFamily::olmo2,   ModelFamily::gemma2, ModelFamily::gemma3_text};
 
 // Special-token ids; -1: absent from config.json.
 struct SpecialIds {
@@ -34,7 +35,7 @@ struct SpecialIds {
 // hidden/heads, intermediate 4x (GPT-2) or ~8/3x hidden, kv_heads = heads, ...).
 struct Shape {
   int64_t vocab = 0, hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0,
-          positions = 0;
+          positions = 0, window = 0;  // window: of the sliding layers (Gemma, Mistral)
   double rope_theta = 0, norm_eps = 0;
   int tie = -1;      // -1: --tie-embeddings (default true)
   SpecialIds ids{};  // a real model's; kept only while its vocabulary is
@@ -47,7 +48,8 @@ struct Preset {
 };
 
 // The real-model presets copy the shape fields of the model's config.json on the Hugging Face Hub
-// (the weights are random): Qwen/Qwen3-0.6B, HuggingFaceTB/SmolLM3-3B, allenai/OLMo-2-0425-1B.
+// (the weights are random): Qwen/Qwen3-0.6B, HuggingFaceTB/SmolLM3-3B, allenai/OLMo-2-0425-1B,
+// google/gemma-3-1b-pt, google/gemma-2-2b.
 const Preset kPresets[] = {
     {"tiny", std::nullopt, {.vocab = 256, .hidden = 64, .layers = 2, .heads = 4, .positions = 256}},
     {"small", std::nullopt, {.vocab = 50257, .hidden = 256, .layers = 4, .heads = 4, .positions = 1024}},
@@ -63,6 +65,14 @@ const Preset kPresets[] = {
     {"olmo2-1b", ModelFamily::olmo2,
      {.vocab = 100352, .hidden = 2048, .layers = 16, .heads = 16, .kv_heads = 16, .intermediate = 8192,
       .positions = 4096, .rope_theta = 5e5, .norm_eps = 1e-6, .tie = 0, .ids = {.eos = 100257, .pad = 100277}}},
+    {"gemma3-1b", ModelFamily::gemma3_text,
+     {.vocab = 262144, .hidden = 1152, .layers = 26, .heads = 4, .kv_heads = 1, .head_dim = 256,
+      .intermediate = 6912, .positions = 32768, .window = 512, .rope_theta = 1e6, .norm_eps = 1e-6, .tie = 1,
+      .ids = {.bos = 2, .eos = 1, .pad = 0}}},
+    {"gemma2-2b", ModelFamily::gemma2,
+     {.vocab = 256000, .hidden = 2304, .layers = 26, .heads = 8, .kv_heads = 4, .head_dim = 256,
+      .intermediate = 9216, .positions = 8192, .window = 4096, .rope_theta = 1e4, .norm_eps = 1e-6, .tie = 1,
+      .ids = {.bos = 2, .eos = 1, .pad = 0}}},
 };
 
 std::string family_list(const char* sep) {
@@ -96,6 +106,35 @@ json llama_fields(const Shape& s) {
   return j;
 }
 
+int64_t head_dim_or_default(const Shape& s) {
+  if (s.head_dim) return s.head_dim;
+  if (s.hidden % s.heads != 0) fail("--heads does not divide --hidden-size; give --head-dim");
+  return s.hidden / s.heads;
+}
+
+// Gemma 2 and 3: Llama's size fields, and what their config classes would otherwise default to
+// the real models' values (head_dim 256, Gemma 2's soft-caps, the window of the sliding layers).
+json gemma_config(bool gemma3, const Shape& s) {
+  json j = llama_fields(s);
+  j.erase("hidden_act");
+  j["hidden_activation"] = "gelu_pytorch_tanh";
+  j["head_dim"] = head_dim_or_default(s);
+  j["query_pre_attn_scalar"] = j["head_dim"];  // scores scaled by 1/sqrt(head_dim), as in the real models
+  j["attention_bias"] = false;
+  j["attn_logit_softcapping"] = gemma3 ? json() : json(50.0);
+  j["final_logit_softcapping"] = gemma3 ? json() : json(30.0);
+  j["sliding_window"] = s.window ? s.window : gemma3 ? 512 : 4096;
+  if (gemma3) j["rope_local_base_freq"] = 10000.0;  // the sliding layers' RoPE base
+  // One global layer in every 2 (Gemma 2) or 6 (Gemma 3), the last of each period; a model of
+  // fewer layers than the period gets its last layer global, so that a tiny model has one.
+  const int64_t period = std::min<int64_t>(gemma3 ? 6 : 2, s.layers);
+  json types = json::array();
+  for (int64_t l = 0; l < s.layers; ++l)
+    types.push_back((l + 1) % period == 0 ? "full_attention" : "sliding_attention");
+  j["layer_types"] = types;
+  return j;
+}
+
 // config.json for one family, in its own field names; what the family's config class would
 // default differently from what we mean is written out.
 json family_config(ModelFamily f, const Shape& s) {
@@ -124,15 +163,12 @@ json family_config(ModelFamily f, const Shape& s) {
       break;
     case ModelFamily::mistral:
       j = llama_fields(s);
-      j["sliding_window"] = nullptr;  // absent would mean Mistral's default window of 4096
+      // Absent would mean Mistral's default window of 4096.
+      j["sliding_window"] = s.window ? json(s.window) : json();
       break;
     case ModelFamily::qwen3:
       j = llama_fields(s);
-      // Qwen3Config defaults head_dim to 128, not hidden / heads: always written.
-      if (!s.head_dim) {
-        if (s.hidden % s.heads != 0) fail("--heads does not divide --hidden-size; give --head-dim");
-        j["head_dim"] = s.hidden / s.heads;
-      }
+      j["head_dim"] = head_dim_or_default(s);  // Qwen3Config defaults an absent one to 128, not hidden / heads
       j["attention_bias"] = false;
       j["use_sliding_window"] = false;
       break;
@@ -149,6 +185,10 @@ json family_config(ModelFamily f, const Shape& s) {
       j["no_rope_layer_interval"] = interval;
       break;
     }
+    case ModelFamily::gemma2:
+    case ModelFamily::gemma3_text:
+      j = gemma_config(f == ModelFamily::gemma3_text, s);
+      break;
   }
   j["model_type"] = model_family_name(f);
   return j;
@@ -192,6 +232,7 @@ json build_config(const Options& o, const Tokenizer* tok) {
   if (o.given("intermediate-size")) s.intermediate = o.integer("intermediate-size");
   if (o.given("max-positions")) s.positions = o.integer("max-positions");
   if (o.given("rope-theta")) s.rope_theta = o.number("rope-theta");
+  if (o.given("sliding-window")) s.window = o.integer("sliding-window");
   if (o.given("tie-embeddings")) {
     const std::string t = o.str("tie-embeddings");
     if (t != "true" && t != "false") fail("--tie-embeddings takes true or false, got '" + t + "'");
@@ -200,11 +241,15 @@ json build_config(const Options& o, const Tokenizer* tok) {
   for (const auto& [flag, v] : {std::pair{"--layers", s.layers}, {"--hidden-size", s.hidden}, {"--heads", s.heads}})
     if (v < 1) fail(std::string(flag) + " must be at least 1, got " + std::to_string(v));
 
+  const bool windowed = family == ModelFamily::mistral || family == ModelFamily::gemma2 ||
+                        family == ModelFamily::gemma3_text;
+  if (s.window && !windowed) fail("--sliding-window is for mistral, gemma2 and gemma3_text, not " +
+                                  std::string(model_family_name(family)));
   // The family's defaults for what neither the preset nor a flag set.
   const bool gpt2 = family == ModelFamily::gpt2;
   if (!s.kv_heads) s.kv_heads = s.heads;
   if (!s.intermediate && !gpt2) s.intermediate = (s.hidden * 8 / 3 + 31) / 32 * 32;  // Llama's ratio, rounded to 32
-  if (!s.rope_theta) s.rope_theta = 10000.0;
+  if (!s.rope_theta) s.rope_theta = family == ModelFamily::gemma3_text ? 1e6 : 10000.0;  // Gemma 3's global layers
   if (!s.norm_eps) s.norm_eps = gpt2 ? 1e-5 : 1e-6;
   if (s.tie < 0) s.tie = 1;
   // A real model's token ids only where its vocabulary is kept; else the last ids of the vocabulary.
@@ -230,17 +275,19 @@ int cmd_init_model(int argc, char** argv) {
                               "; a real model's preset sets its own")
       .add("preset", "tiny",
            "size preset: tiny (2x64), small (4x256, GPT-2 vocab), gpt2-small (12x768), or a real model's shape with "
-           "random weights: qwen3-0.6b, smollm3-3b, olmo2-1b")
+           "random weights: qwen3-0.6b, smollm3-3b, olmo2-1b, gemma3-1b, gemma2-2b")
       .add("out", "", "output directory (required)")
       .add("vocab-size", "", "override the preset's vocabulary size")
       .add("hidden-size", "", "override the width")
       .add("layers", "", "override the number of layers")
       .add("heads", "", "override the number of attention heads")
-      .add("kv-heads", "", "key/value heads for grouped-query attention (Llama family)")
-      .add("head-dim", "", "width of an attention head (Llama family; default hidden / heads)")
+      .add("kv-heads", "", "key/value heads for grouped-query attention (all but GPT-2)")
+      .add("head-dim", "", "width of an attention head (all but GPT-2; default hidden / heads)")
       .add("intermediate-size", "", "MLP width (default: 4x hidden for GPT-2, ~8/3x for Llama)")
       .add("max-positions", "", "maximum sequence length")
-      .add("rope-theta", "", "RoPE base (Llama family; default the preset's, else 10000)")
+      .add("rope-theta", "", "RoPE base (default the preset's, else 10000; Gemma 3's global layers 1e6)")
+      .add("sliding-window", "", "window of the sliding layers (Gemma: default 4096 Gemma 2, 512 Gemma 3; Mistral: "
+                                 "default none)")
       .add("tie-embeddings", "",
            "share the input embedding and the LM head: true|false (default the preset's, else true)")
       .flag("score-head", "create a scalar-head model (*ForSequenceClassification, num_labels=1) instead of an LM")

@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 PY=python3
 export OMP_NUM_THREADS=1  # tiny models: threads would only add overhead
 
-FAMILIES="gpt2 llama qwen2 mistral qwen3 smollm3 olmo2"
+FAMILIES="gpt2 llama qwen2 mistral qwen3 smollm3 olmo2 gemma2 gemma3_text"
 
 # --help lists every family; an unknown one is refused with the list.
 "$RLHF" init-model --help > "$tmp/help.txt"
@@ -26,7 +26,7 @@ grep -q "falcon" "$tmp/bad.log" && grep -q "supported families: $(echo $FAMILIES
 [[ ! -e "$tmp/bad" ]] || fail "a refused init-model wrote its directory"
 
 # A real model's preset belongs to its family.
-for pf in qwen3-0.6b:qwen3 smollm3-3b:smollm3 olmo2-1b:olmo2; do
+for pf in qwen3-0.6b:qwen3 smollm3-3b:smollm3 olmo2-1b:olmo2 gemma3-1b:gemma3_text gemma2-2b:gemma2; do
   if "$RLHF" init-model --preset "${pf%%:*}" --family llama --out "$tmp/bad" > "$tmp/bad.log" 2>&1; then
     fail "--preset ${pf%%:*} --family llama accepted"
   fi
@@ -46,6 +46,10 @@ for k, v in want.items():
 assert c["eos_token_id"] < 512, "a real preset's token ids must not outlive its vocabulary"
 PY
 rm -rf "$tmp/q06"
+if "$RLHF" init-model --family llama --sliding-window 4 --out "$tmp/bad" > "$tmp/bad.log" 2>&1; then
+  fail "--sliding-window accepted for llama"
+fi
+grep -q "sliding-window is for mistral, gemma2 and gemma3_text" "$tmp/bad.log" || fail "window error: $(cat "$tmp/bad.log")"
 
 # The word-level tokenizer of the testbed's models, with its special tokens named.
 mkdir "$tmp/tok"
@@ -83,8 +87,9 @@ PY
 
 for fam in $FAMILIES; do
   d="$tmp/$fam"
-  kv=(); [[ $fam == gpt2 ]] || kv=(--kv-heads 2)
-  "$RLHF" init-model --family "$fam" --preset tiny "${kv[@]}" --tokenizer "$tmp/tok" --out "$d/base" > "$d.init.log" \
+  args=(); [[ $fam == gpt2 ]] || args=(--kv-heads 2)
+  [[ $fam != gemma* ]] || args+=(--sliding-window 4)  # shorter than the test's sequences, so that it binds
+  "$RLHF" init-model --family "$fam" --preset tiny "${args[@]}" --tokenizer "$tmp/tok" --out "$d/base" > "$d.init.log" \
     || fail "$fam: init-model: $(cat "$d.init.log")"
   $PY - "$d/base/config.json" "$fam" <<'PY' || fail "$fam: config.json"
 import json, sys
@@ -96,6 +101,9 @@ if fam == "qwen3":
     assert c["head_dim"] == 16, c  # Qwen3Config would default an absent head_dim to 128
 if fam == "smollm3":
     assert c["no_rope_layers"] == [1, 0], c  # the tiny model has a NoPE layer
+if fam.startswith("gemma"):  # one sliding and one global layer
+    assert c["layer_types"] == ["sliding_attention", "full_attention"] and c["sliding_window"] == 4, c
+    assert c["head_dim"] == 16 and c["hidden_activation"] == "gelu_pytorch_tanh", c
 if fam != "gpt2":
     assert c["num_key_value_heads"] == 2, c
 PY
