@@ -21,7 +21,7 @@ All dicts are passed with sorted keys: the C++ side receives nlohmann::json, who
 ordered by key, so insertion order cannot survive there (see chat_template.cpp).
 
 Usage:
-  /work/refvenv/bin/python reference/make_chat_template_fixtures.py [--out DIR]
+  reference/.venv/bin/python reference/make_chat_template_fixtures.py [--out DIR]
 """
 
 import argparse
@@ -225,6 +225,20 @@ QWEN3_CONV = [
     {"role": "tool", "content": "<tool_response>not a user query</tool_response>"},
     {"role": "assistant", "content": "Paris is at 21.5\u00b0C.", "reasoning_content": "\nSummarize.\n"},
 ]
+# Phi-4-mini takes its tools as a JSON string in a "tools" key of the system message.
+PHI4_TOOLS_JSON = json.dumps([t["function"] for t in TOOLS], ensure_ascii=False)
+PHI4_TOOL_CONV = [
+    {"role": "system", "content": "You are a helpful assistant with some tools.", "tools": PHI4_TOOLS_JSON},
+    U_WEATHER,
+    {"role": "assistant", "content": '<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Paris"}}]<|/tool_call|>'},
+    {"role": "tool", "content": '{"temp": 21.5}'},
+    {"role": "assistant", "content": "It is 21.5\u00b0C in Paris."},
+]
+PHI4_NULL_TOOLS = [
+    {"role": "system", "content": "No tools today.", "tools": None},
+    {"role": "user", "content": "Hi", "tools": "[ignored outside system]"},
+]
+
 QWEN3_RESPONSE_USER = [
     U1,
     {"role": "user", "content": "<tool_response>looks like a tool output</tool_response>"},
@@ -262,6 +276,8 @@ TEMPLATES = {
     "codellama70b": ("<s>", "</s>"),
     "chatglm3": (None, "</s>"),
     "pivot_moe": ("<s>", "</s>"),
+    "olmo2": ("<|endoftext|>", "<|endoftext|>"),
+    "phi4_mini": ("<|endoftext|>", "<|endoftext|>"),
 }
 
 
@@ -290,6 +306,13 @@ def template_cases(name):
             ("no_thinking", [U1], True, {"enable_thinking": False}),
             ("thinking_on", [U1], True, {"enable_thinking": True}),
             ("tool_response_user", QWEN3_RESPONSE_USER, True, {}),
+        ]
+    if name == "phi4_mini":
+        cases += [
+            ("tools_in_system", PHI4_TOOL_CONV, True, {}),
+            ("tools_in_system", PHI4_TOOL_CONV, False, {}),
+            ("tools_first_turn", PHI4_TOOL_CONV[:2], True, {}),
+            ("null_tools", PHI4_NULL_TOOLS, True, {}),
         ]
     if name in ("mistral_v0.3", "mistral_v0.3_sota"):
         cases += [
