@@ -48,6 +48,9 @@ from transformers import (
     Gemma3ForCausalLM,
     Gemma3TextConfig,
     Gemma3TextForSequenceClassification,
+    Phi3Config,
+    Phi3ForCausalLM,
+    Phi3ForSequenceClassification,
     Olmo2Config,
     Olmo2ForCausalLM,
     Olmo2ForSequenceClassification,
@@ -264,6 +267,34 @@ SPECS = {
         lm_cls=Gemma2ForCausalLM,
         rm_cls=Gemma2ForSequenceClassification,
         dtype=torch.float32,
+        shard=None,
+    ),
+    # Fused qkv_proj and gate_up_proj, RoPE on half of each head (partial_rotary_factor 0.5, as
+    # Phi-4-mini's 0.75), LongRoPE with original_max_position_embeddings 8 < T (so the long factors
+    # and the attention factor sqrt(1 + ln 8 / ln 8) apply), a window of 6 on every layer.
+    "phi3": dict(
+        seed=1010,
+        config_cls=Phi3Config,
+        config=llama_like(
+            dict(
+                num_key_value_heads=2,
+                tie_word_embeddings=False,
+                rms_norm_eps=1e-5,
+                sliding_window=6,
+                original_max_position_embeddings=8,
+                pad_token_id=None,
+                rope_parameters={
+                    "rope_type": "longrope",
+                    "rope_theta": 10000.0,
+                    "partial_rotary_factor": 0.5,
+                    "short_factor": [1.0, 1.5],
+                    "long_factor": [2.0, 7.0],
+                },
+            )
+        ),
+        lm_cls=Phi3ForCausalLM,
+        rm_cls=Phi3ForSequenceClassification,
+        dtype=torch.bfloat16,
         shard=None,
     ),
 }

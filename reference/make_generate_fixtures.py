@@ -21,7 +21,7 @@ import transformers
 from transformers import AutoModelForCausalLM
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAMILIES = ["gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma3", "gemma2"]
+FAMILIES = ["gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma3", "gemma2", "phi3"]
 PROMPT_LENGTHS = [1, 6, 17]
 MAX_NEW_TOKENS = 40
 

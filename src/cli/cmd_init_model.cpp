@@ -24,7 +24,8 @@ using nlohmann::json;
 // Every family the engine reads, in --help order.
 constexpr ModelFamily kFamilies[] = {ModelFamily::gpt2,    ModelFamily::llama, ModelFamily::qwen2,
                                      ModelFamily::mistral, ModelFamily::qwen3, ModelFamily::smollm3,
-                                     ModelFamily::olmo2,   ModelFamily::gemma2, ModelFamily::gemma3_text};
+                                     ModelFamily::olmo2,   ModelFamily::gemma2, ModelFamily::gemma3_text,
+                                     ModelFamily::phi3};
 
 // Special-token ids; -1: absent from config.json.
 struct SpecialIds {
@@ -49,7 +50,8 @@ struct Preset {
 
 // The real-model presets copy the shape fields of the model's config.json on the Hugging Face Hub
 // (the weights are random): Qwen/Qwen3-0.6B, HuggingFaceTB/SmolLM3-3B, allenai/OLMo-2-0425-1B,
-// google/gemma-3-1b-pt, google/gemma-2-2b.
+// google/gemma-3-1b-pt, google/gemma-2-2b, microsoft/Phi-3-mini-4k-instruct (facts gathered while
+// writing the family table: 32 x 3072, 32 heads, intermediate 8192, vocab 32064, window 2047).
 const Preset kPresets[] = {
     {"tiny", std::nullopt, {.vocab = 256, .hidden = 64, .layers = 2, .heads = 4, .positions = 256}},
     {"small", std::nullopt, {.vocab = 50257, .hidden = 256, .layers = 4, .heads = 4, .positions = 1024}},
@@ -73,6 +75,10 @@ const Preset kPresets[] = {
      {.vocab = 256000, .hidden = 2304, .layers = 26, .heads = 8, .kv_heads = 4, .head_dim = 256,
       .intermediate = 9216, .positions = 8192, .window = 4096, .rope_theta = 1e4, .norm_eps = 1e-6, .tie = 1,
       .ids = {.bos = 2, .eos = 1, .pad = 0}}},
+    {"phi3-mini", ModelFamily::phi3,
+     {.vocab = 32064, .hidden = 3072, .layers = 32, .heads = 32, .kv_heads = 32, .intermediate = 8192,
+      .positions = 4096, .window = 2047, .rope_theta = 1e4, .norm_eps = 1e-5, .tie = 0,
+      .ids = {.bos = 1, .eos = 32000, .pad = 32000}}},
 };
 
 std::string family_list(const char* sep) {
@@ -189,6 +195,11 @@ json family_config(ModelFamily f, const Shape& s) {
     case ModelFamily::gemma3_text:
       j = gemma_config(f == ModelFamily::gemma3_text, s);
       break;
+    case ModelFamily::phi3:  // fused projections come with its model_type; plain RoPE, no LongRoPE
+      j = llama_fields(s);
+      j["sliding_window"] = s.window ? json(s.window) : json();
+      j["original_max_position_embeddings"] = s.positions;
+      break;
   }
   j["model_type"] = model_family_name(f);
   return j;
@@ -242,8 +253,8 @@ json build_config(const Options& o, const Tokenizer* tok) {
     if (v < 1) fail(std::string(flag) + " must be at least 1, got " + std::to_string(v));
 
   const bool windowed = family == ModelFamily::mistral || family == ModelFamily::gemma2 ||
-                        family == ModelFamily::gemma3_text;
-  if (s.window && !windowed) fail("--sliding-window is for mistral, gemma2 and gemma3_text, not " +
+                        family == ModelFamily::gemma3_text || family == ModelFamily::phi3;
+  if (s.window && !windowed) fail("--sliding-window is for mistral, gemma2, gemma3_text and phi3, not " +
                                   std::string(model_family_name(family)));
   // The family's defaults for what neither the preset nor a flag set.
   const bool gpt2 = family == ModelFamily::gpt2;
@@ -275,7 +286,7 @@ int cmd_init_model(int argc, char** argv) {
                               "; a real model's preset sets its own")
       .add("preset", "tiny",
            "size preset: tiny (2x64), small (4x256, GPT-2 vocab), gpt2-small (12x768), or a real model's shape with "
-           "random weights: qwen3-0.6b, smollm3-3b, olmo2-1b, gemma3-1b, gemma2-2b")
+           "random weights: qwen3-0.6b, smollm3-3b, olmo2-1b, gemma3-1b, gemma2-2b, phi3-mini")
       .add("out", "", "output directory (required)")
       .add("vocab-size", "", "override the preset's vocabulary size")
       .add("hidden-size", "", "override the width")

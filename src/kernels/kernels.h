@@ -134,13 +134,17 @@ class Backend {
   // ---- rotary position embedding -----------------------------------------------------------
 
   // Rotates n_heads heads of head_dim in each of N rows, in place, with HF's rotate_half pairing
-  // (i, i + head_dim/2): angle = positions[n] * inv_freq[i], i < head_dim/2.
+  // (i, i + rotary_dim/2): angle = positions[n] * inv_freq[i], i < rotary_dim/2; the dimensions
+  // from rotary_dim on pass unrotated (Phi's partial rotary; rotary_dim 0: all of head_dim).
+  // mscale multiplies the cos and sin (LongRoPE's attention factor), as HF scales them.
   // x points at the first head of row 0; consecutive rows are row_stride floats apart.
   virtual void rope_forward(float* x, const int32_t* positions, const float* inv_freq, int64_t N,
-                            int64_t row_stride, int n_heads, int head_dim) const = 0;
-  // The inverse rotation, in place: turns d(rotated) into d(unrotated). (Not accumulating.)
+                            int64_t row_stride, int n_heads, int head_dim, int rotary_dim = 0,
+                            float mscale = 1.0f) const = 0;
+  // The transposed map, in place: turns d(rotated) into d(unrotated). (Not accumulating.)
   virtual void rope_backward(float* dx, const int32_t* positions, const float* inv_freq, int64_t N,
-                             int64_t row_stride, int n_heads, int head_dim) const = 0;
+                             int64_t row_stride, int n_heads, int head_dim, int rotary_dim = 0,
+                             float mscale = 1.0f) const = 0;
 
   // ---- causal attention --------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ constexpr int64_t kMaxPositions = 10'000'000;
 constexpr int64_t kMaxLabels = 1'000'000;
 constexpr int64_t kMaxConfigBytes = 64 << 20;
 
-constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2, gemma2, gemma3_text";
+constexpr const char* kSupportedTypes = "gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2, gemma2, gemma3_text, phi3";
 
 // Typed, checked reads of one JSON object's fields. `prefix` names the enclosing field for nested
 // objects ("rope_scaling.").
@@ -115,7 +115,7 @@ ModelFamily parse_family(const Fields& f) {
   const std::string t = f.string_or("model_type", "");
   for (ModelFamily m : {ModelFamily::gpt2, ModelFamily::llama, ModelFamily::qwen2, ModelFamily::mistral,
                         ModelFamily::qwen3, ModelFamily::smollm3, ModelFamily::olmo2, ModelFamily::gemma2,
-                        ModelFamily::gemma3_text})
+                        ModelFamily::gemma3_text, ModelFamily::phi3})
     if (t == model_family_name(m)) return m;
   f.fail("model_type",
          "unsupported model type \"" + t + "\"; supported model types: " + kSupportedTypes);
@@ -149,11 +149,27 @@ void parse_gpt2(const Fields& f, ModelConfig& c) {
 // (which also carries rope_theta); older versions read top-level rope_theta and rope_scaling.
 void parse_rope_object(const Fields& r, ModelConfig& c);
 
+// partial_rotary_factor (Phi): RoPE on the first int(head_dim * factor) dimensions of each head.
+void partial_rotary(const Fields& r, ModelConfig& c) {
+  if (!r.has("partial_rotary_factor")) return;
+  const double f = r.positive_number("partial_rotary_factor");
+  const int64_t dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * f);  // int(), as transformers
+  if (f > 1.0 || dim < 2 || dim % 2 != 0)
+    r.fail("partial_rotary_factor", "must leave an even rotary dimension in [2, head_dim " +
+                                        std::to_string(c.head_dim) + "], got " + std::to_string(dim));
+  c.rotary_dim = dim == c.head_dim ? 0 : dim;
+}
+
 void parse_rope(const Fields& f, ModelConfig& c, const std::string& source, double default_theta = 10000.0) {
   const char* key = f.has("rope_scaling") ? "rope_scaling"
                     : f.has("rope_parameters") ? "rope_parameters" : nullptr;
   c.rope_theta = f.positive_number_or("rope_theta", default_theta);
   c.rope_scaling = RopeScaling{};
+  c.rotary_dim = 0;
+  if (c.family == ModelFamily::phi3) {  // Phi3Config's top-level fields, which rope_parameters may repeat
+    c.rope_scaling.original_max_position_embeddings = f.size_or("original_max_position_embeddings", kMaxPositions, 4096);
+    partial_rotary(f, c);
+  }
   if (!key) return;
   const json& obj = f.at(key);
   if (!obj.is_object())
@@ -164,9 +180,35 @@ void parse_rope(const Fields& f, ModelConfig& c, const std::string& source, doub
 // One rope_parameters (or rope_scaling) object: rope_theta, when it has one, and the scaling.
 void parse_rope_object(const Fields& r, ModelConfig& c) {
   c.rope_theta = r.positive_number_or("rope_theta", c.rope_theta);
-  const std::string type = r.has("rope_type") ? r.string_or("rope_type", "")
-                                              : r.string_or("type", "default");
+  std::string type = r.has("rope_type") ? r.string_or("rope_type", "") : r.string_or("type", "default");
+  if (c.family == ModelFamily::phi3 && (type == "su" || type == "yarn")) type = "longrope";  // as Phi3Config reads them
+  partial_rotary(r, c);
   if (type == "default") return;
+  if (type == "longrope" && c.family == ModelFamily::phi3) {
+    RopeScaling& s = c.rope_scaling;
+    s.type = "longrope";
+    s.original_max_position_embeddings =
+        r.size_or("original_max_position_embeddings", kMaxPositions, s.original_max_position_embeddings);
+    const size_t half = static_cast<size_t>(c.rotary_dims() / 2);
+    for (const char* key : {"short_factor", "long_factor"}) {
+      const json* v = r.has(key) ? &r.at(key) : nullptr;
+      if (!v || !v->is_array() || v->size() != half)
+        r.fail(key, "expected an array of " + std::to_string(half) + " positive numbers (one per rotary frequency)");
+      std::vector<float>& out = std::string(key) == "short_factor" ? s.short_factor : s.long_factor;
+      for (const json& x : *v) {
+        if (!x.is_number() || !(x.get<double>() > 0) || !std::isfinite(x.get<double>()))
+          r.fail(key, "expected positive numbers, got " + detail::json_excerpt(x));
+        out.push_back(x.get<float>());
+      }
+    }
+    // transformers: factor defaults to max_position_embeddings / original, the attention factor
+    // to sqrt(1 + ln(factor) / ln(original)) (1 when factor <= 1).
+    const double orig = static_cast<double>(s.original_max_position_embeddings);
+    s.factor = r.positive_number_or("factor", static_cast<double>(c.max_position_embeddings) / orig);
+    s.attention_factor = r.positive_number_or(
+        "attention_factor", s.factor <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(s.factor) / std::log(orig)));
+    return;
+  }
   if (type == "linear") {
     c.rope_scaling.type = "linear";
     c.rope_scaling.factor = r.positive_number("factor");
@@ -186,7 +228,8 @@ void parse_rope_object(const Fields& r, ModelConfig& c) {
     return;
   }
   r.fail(r.has("rope_type") ? "rope_type" : "type",
-         "rope type \"" + type + "\" is not supported (supported: default, linear, llama3)");
+         "rope type \"" + type + "\" is not supported (supported: default, linear, llama3" +
+             std::string(c.family == ModelFamily::phi3 ? ", longrope" : "") + ")");
 }
 
 // Gemma 3: global layers rotate with rope_parameters.full_attention (rope_theta 1e6 and, on the
@@ -355,6 +398,10 @@ void parse_llama_family(const Fields& f, ModelConfig& c, const std::string& sour
       c.attention_bias = f.bool_or("attention_bias", false);
       c.sliding_window = 0;
       break;
+    case ModelFamily::phi3:  // no biases; a window on every layer when sliding_window is set
+      c.attention_bias = false;
+      c.sliding_window = f.has("sliding_window") ? f.size("sliding_window", kMaxPositions) : 0;
+      break;
     case ModelFamily::mistral:
       c.attention_bias = false;
       // null means no window; absent means transformers' default of 4096.
@@ -453,6 +500,7 @@ const char* architecture(ModelFamily f, bool scalar_head) {
     case ModelFamily::gemma2: return scalar_head ? "Gemma2ForSequenceClassification" : "Gemma2ForCausalLM";
     case ModelFamily::gemma3_text:
       return scalar_head ? "Gemma3TextForSequenceClassification" : "Gemma3ForCausalLM";
+    case ModelFamily::phi3: return scalar_head ? "Phi3ForSequenceClassification" : "Phi3ForCausalLM";
   }
   return "";
 }
@@ -470,6 +518,7 @@ const char* model_family_name(ModelFamily f) {
     case ModelFamily::olmo2: return "olmo2";
     case ModelFamily::gemma2: return "gemma2";
     case ModelFamily::gemma3_text: return "gemma3_text";
+    case ModelFamily::phi3: return "phi3";
   }
   return "unknown";
 }
@@ -503,7 +552,8 @@ BlockShape family_block_shape(const ModelConfig& c) {
   b.mlp = MlpKind::swiglu;
   b.qkv_bias = c.attention_bias;
   // Llama's, Qwen3's, SmolLM3's and OLMo 2's attention_bias also cover o_proj; Qwen2's covers q/k/v only.
-  b.attn_out_bias = c.attention_bias && c.family != ModelFamily::qwen2 && c.family != ModelFamily::mistral;
+  b.attn_out_bias = c.attention_bias && c.family != ModelFamily::qwen2 && c.family != ModelFamily::mistral &&
+                    c.family != ModelFamily::phi3;
   if (c.family == ModelFamily::qwen3) b.qk_norm = QkNorm::per_head;  // RMSNorm over each head, before RoPE
   if (c.family == ModelFamily::olmo2) {
     // Norms after each branch instead of before, and RMSNorms over the whole q and k projections.
@@ -615,6 +665,16 @@ json ModelConfig::to_json(bool scalar_head) const {
                  {"original_max_position_embeddings",
                   rope_scaling.original_max_position_embeddings}};
     }
+    if (rope_scaling.type == "longrope") {
+      scaling = {{"rope_type", "longrope"},
+                 {"short_factor", rope_scaling.short_factor},
+                 {"long_factor", rope_scaling.long_factor},
+                 {"factor", rope_scaling.factor},
+                 {"attention_factor", rope_scaling.attention_factor},
+                 {"original_max_position_embeddings", rope_scaling.original_max_position_embeddings}};
+    }
+    if (rotary_dim > 0)
+      params["partial_rotary_factor"] = static_cast<double>(rotary_dim) / static_cast<double>(head_dim);
     if (!scaling.is_null()) params.update(scaling);
     j["rope_theta"] = rope_theta;
     j["rope_scaling"] = scaling;
@@ -642,6 +702,13 @@ json ModelConfig::to_json(bool scalar_head) const {
       }
       case ModelFamily::mistral:
         j["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
+        break;
+      case ModelFamily::phi3:
+        j["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
+        j["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
+        if (rotary_dim > 0) j["partial_rotary_factor"] = params["partial_rotary_factor"];
+        else j.erase("partial_rotary_factor");
+        j.erase("rope_scaling");  // rope_parameters says it all; transformers prefers a non-null rope_scaling
         break;
       case ModelFamily::qwen2:
       case ModelFamily::qwen3: {

@@ -1,7 +1,7 @@
 // A model's architecture, read from and written to Hugging Face's config.json.
 //
 // Families: GPT-2 (model_type "gpt2"), the Llama family ("llama", "qwen2", "mistral", "qwen3",
-// "smollm3", "olmo2") and Gemma ("gemma2", "gemma3_text"). The
+// "smollm3", "olmo2", "phi3") and Gemma ("gemma2", "gemma3_text"). The
 // family decides the HF field and tensor names; what the model computes is the family-neutral
 // BlockShape below (norm kind and placement, positions, MLP, biases, ...), which parsing fills
 // from the family and its fields, plus the sizes, rope settings and sliding window.
@@ -20,17 +20,22 @@
 
 namespace rlhf {
 
-enum class ModelFamily { gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2, gemma2, gemma3_text };
+enum class ModelFamily { gpt2, llama, qwen2, mistral, qwen3, smollm3, olmo2, gemma2, gemma3_text, phi3 };
 
 const char* model_family_name(ModelFamily f);  // the config.json model_type
 
 // Llama-3 style rope_scaling {"rope_type": "llama3", ...}; type "none" when absent.
 struct RopeScaling {
-  std::string type = "none";  // "none" | "llama3" | "linear"
+  std::string type = "none";  // "none" | "llama3" | "linear" | "longrope"
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  // LongRoPE (Phi-3, Phi-4-mini): per rotary frequency, the divisors of calls whose positions
+  // stay within original_max_position_embeddings (short) and of longer ones (long); the cos and
+  // sin are multiplied by attention_factor.
+  std::vector<float> short_factor, long_factor;
+  double attention_factor = 1.0;
 };
 
 // The transformer block's shape: each choice on its own axis, so that a family is one set of
@@ -105,6 +110,10 @@ struct ModelConfig {
   // soft-caps the scores and the final logits at these values (0: off).
   double query_pre_attn_scalar = 0;
   double attn_softcap = 0, final_softcap = 0;
+  // RoPE rotates the first rotary_dim dimensions of each head (Phi's partial_rotary_factor); 0:
+  // all of head_dim.
+  int64_t rotary_dim = 0;
+  int64_t rotary_dims() const { return rotary_dim > 0 ? rotary_dim : head_dim; }
   std::string hidden_act;           // "gelu_new" (GPT-2) or "silu" (Llama)
   int64_t num_labels = 1;           // scalar head width (ForSequenceClassification)
   // Llama family: pad_token_id, the padding_idx of transformers' nn.Embedding, whose row the

@@ -14,9 +14,13 @@ std::vector<HfTensor> llama_hf_layout(const ModelConfig& c, const std::string& p
     const std::string h = prefix + "layers." + std::to_string(l) + ".";
     const std::string s = "layers." + std::to_string(l) + ".";
     if (c.block.pre_norm()) t.push_back({h + "input_layernorm.weight", {C}, s + "norm1.weight"});
-    t.push_back({h + "self_attn.q_proj.weight", {Q, C}, s + "attn.qkv.weight", 0});
-    t.push_back({h + "self_attn.k_proj.weight", {KV, C}, s + "attn.qkv.weight", Q});
-    t.push_back({h + "self_attn.v_proj.weight", {KV, C}, s + "attn.qkv.weight", Q + KV});
+    if (c.family == ModelFamily::phi3) {  // Phi-3 stores q|k|v and gate|up fused, as our slots are
+      t.push_back({h + "self_attn.qkv_proj.weight", {Q + 2 * KV, C}, s + "attn.qkv.weight"});
+    } else {
+      t.push_back({h + "self_attn.q_proj.weight", {Q, C}, s + "attn.qkv.weight", 0});
+      t.push_back({h + "self_attn.k_proj.weight", {KV, C}, s + "attn.qkv.weight", Q});
+      t.push_back({h + "self_attn.v_proj.weight", {KV, C}, s + "attn.qkv.weight", Q + KV});
+    }
     if (c.block.qkv_bias) {
       t.push_back({h + "self_attn.q_proj.bias", {Q}, s + "attn.qkv.bias", 0});
       t.push_back({h + "self_attn.k_proj.bias", {KV}, s + "attn.qkv.bias", Q});
@@ -37,8 +41,12 @@ std::vector<HfTensor> llama_hf_layout(const ModelConfig& c, const std::string& p
     if (c.block.pre_norm())
       t.push_back({h + (c.block.post_norm() ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"),
                    {C}, s + "norm2.weight"});
-    t.push_back({h + "mlp.gate_proj.weight", {I, C}, s + "mlp.up.weight", 0});
-    t.push_back({h + "mlp.up_proj.weight", {I, C}, s + "mlp.up.weight", I});
+    if (c.family == ModelFamily::phi3) {
+      t.push_back({h + "mlp.gate_up_proj.weight", {2 * I, C}, s + "mlp.up.weight"});
+    } else {
+      t.push_back({h + "mlp.gate_proj.weight", {I, C}, s + "mlp.up.weight", 0});
+      t.push_back({h + "mlp.up_proj.weight", {I, C}, s + "mlp.up.weight", I});
+    }
     t.push_back({h + "mlp.down_proj.weight", {C, I}, s + "mlp.down.weight"});
     if (c.block.post_norm()) t.push_back({h + "post_feedforward_layernorm.weight", {C}, s + "mlp.post_norm.weight"});
   }

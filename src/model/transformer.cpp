@@ -68,15 +68,18 @@ void Batch::validate(int64_t vocab_size, int64_t max_positions) const {
 
 // ---- RoPE frequencies ------------------------------------------------------------------------
 
-std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
-  const int64_t d = cfg.head_dim;
+std::vector<float> rope_inv_freq(const ModelConfig& cfg, bool long_factors) {
+  const int64_t d = cfg.rotary_dims();
+  const RopeScaling& rs = cfg.rope_scaling;
+  const std::vector<float>* ext = rs.type != "longrope" ? nullptr : long_factors ? &rs.long_factor : &rs.short_factor;
   std::vector<float> inv(d / 2);
   for (int64_t i = 0; i < d / 2; ++i) {
-    // HF computes base ** (arange(0, d, 2).float() / d) in fp32; so do we.
+    // HF computes base ** (arange(0, d, 2).float() / d) in fp32; so do we. LongRoPE divides by
+    // its factor first: 1 / (ext * base ** ...).
     float expo = static_cast<float>(2 * i) / static_cast<float>(d);
-    inv[i] = 1.0f / std::pow(static_cast<float>(cfg.rope_theta), expo);
+    const float p = std::pow(static_cast<float>(cfg.rope_theta), expo);
+    inv[i] = 1.0f / (ext ? (*ext)[i] * p : p);
   }
-  const RopeScaling& rs = cfg.rope_scaling;
   if (rs.type == "linear") {
     for (float& f : inv) f = static_cast<float>(f / rs.factor);
   } else if (rs.type == "llama3") {
@@ -133,8 +136,9 @@ static void check_block_shape(const ModelConfig& cfg) {
     refuse("embed_scale", "must be a positive number, got " + std::to_string(b.embed_scale));
   if (b.embed_scale != 1.0f && b.position == PositionKind::learned)
     refuse("embed_scale", "scaling the token embedding beside learned positions is not supported yet");
-  if (b.position == PositionKind::rope && cfg.head_dim % 2 != 0)
-    refuse("position", "RoPE needs an even head dimension, got " + std::to_string(cfg.head_dim));
+  if (b.position == PositionKind::rope && (cfg.rotary_dims() % 2 != 0 || cfg.rotary_dims() > cfg.head_dim))
+    refuse("position", "RoPE needs an even rotary dimension within the head, got " + std::to_string(cfg.rotary_dims()) +
+                           " of " + std::to_string(cfg.head_dim));
 }
 
 Transformer::Transformer(ModelConfig cfg, ModelHeads heads, const kernels::Backend& backend)
@@ -182,6 +186,7 @@ Transformer::Transformer(ModelConfig cfg, ModelHeads heads, const kernels::Backe
   grads_ = DeviceBuffer<float>(be_->device(), total);
   if (blk.position == PositionKind::rope) {
     inv_freq_ = rope_inv_freq(cfg_);
+    if (cfg_.rope_scaling.type == "longrope") inv_freq_long_ = rope_inv_freq(cfg_, /*long_factors=*/true);
     if (!cfg_.layer_local_rope.empty()) {  // Gemma 3's sliding layers: their own base, unscaled
       ModelConfig local = cfg_;
       local.rope_theta = cfg_.rope_local_theta;
@@ -191,6 +196,48 @@ Transformer::Transformer(ModelConfig cfg, ModelHeads heads, const kernels::Backe
   }
   for (const ParamSlot& s : slots_)  // unit norm weights, so a fresh model is sane
     if (is_norm_weight(s)) std::fill_n(params_.data() + s.offset, s.numel, norm_weight_unit());
+}
+
+std::vector<Transformer::RopeRun> Transformer::rope_runs(const std::vector<int32_t>& positions,
+                                                         const std::vector<int64_t>& seq_end) const {
+  const int64_t N = static_cast<int64_t>(positions.size());
+  if (inv_freq_long_.empty()) return {{0, N, false}};
+  std::vector<RopeRun> runs;
+  for (int64_t r = 0; r < N;) {
+    const int64_t e = seq_end[r];
+    const bool lng = positions[e - 1] + 1 > cfg_.rope_scaling.original_max_position_embeddings;
+    if (!runs.empty() && runs.back().long_factors == lng) runs.back().end = e;
+    else runs.push_back({r, e, lng});
+    r = e;
+  }
+  return runs;
+}
+
+void Transformer::rope_layer(float* qkv, const int32_t* pos_d, const std::vector<RopeRun>& runs,
+                             const float* inv_freq_d, const float* long_d, const float* local_d, int64_t l,
+                             bool backward) const {
+  const int64_t QKV = cfg_.qkv_dim();
+  const int heads = static_cast<int>(cfg_.n_heads + cfg_.n_kv_heads), D = static_cast<int>(cfg_.head_dim);
+  const int rot = static_cast<int>(cfg_.rotary_dim);
+  const float mscale = cfg_.rope_scaling.type == "longrope" ? static_cast<float>(cfg_.rope_scaling.attention_factor) : 1.0f;
+  for (const RopeRun& r : runs) {
+    const float* f = cfg_.local_rope(l) ? local_d : r.long_factors ? long_d : inv_freq_d;
+    float* x = qkv + r.begin * QKV;
+    if (backward) be_->rope_backward(x, pos_d + r.begin, f, r.end - r.begin, QKV, heads, D, rot, mscale);
+    else be_->rope_forward(x, pos_d + r.begin, f, r.end - r.begin, QKV, heads, D, rot, mscale);
+  }
+}
+
+// One past the last row of each row's packed sequence (rows of a sequence are contiguous).
+static std::vector<int64_t> sequence_ends(const Batch& b) {
+  std::vector<int64_t> end(b.B * b.T);
+  for (int64_t row = 0; row < b.B; ++row)
+    for (int64_t t = b.T - 1; t >= 0; --t) {
+      const int64_t q = row * b.T + t;
+      const bool last = t + 1 == b.T || b.seg_start[q + 1] != b.seg_start[q];
+      end[q] = last ? q + 1 : end[q + 1];
+    }
+  return end;
 }
 
 float Transformer::norm_weight_unit() const {
@@ -467,6 +514,9 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
   const int32_t* seg_d = ws.io_.stage(batch.seg_start);
   const float* inv_freq_d = ws.io_.stage(inv_freq_);
   const float* inv_freq_local_d = inv_freq_local_.empty() ? nullptr : ws.io_.stage(inv_freq_local_);
+  const float* inv_freq_long_d = inv_freq_long_.empty() ? nullptr : ws.io_.stage(inv_freq_long_);
+  const std::vector<RopeRun> runs =
+      rope_runs(batch.positions, inv_freq_long_.empty() ? std::vector<int64_t>{} : sequence_ends(batch));
   const int64_t* rows_d = ws.io_.stage(ws.out_rows);
 
   float* x = a.data(ws.x_in[0]);
@@ -488,8 +538,7 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     }
     if (cfg_.rotates(l)) {
       // The query heads and then the key heads, adjacent in a qkv row: one rotation of both.
-      be_->rope_forward(qkv, pos_d, cfg_.local_rope(l) ? inv_freq_local_d : inv_freq_d, N, QKV,
-                        as.n_heads + as.n_kv_heads, as.head_dim);
+      rope_layer(qkv, pos_d, runs, inv_freq_d, inv_freq_long_d, inv_freq_local_d, l, /*backward=*/false);
     }
     float* att = a.data(ws.att[l]);
     be_->attention_forward(att, a.data(ws.att_lse[l]), qkv, seg_d, layer_attention(as, l), a.data(ws.att_scratch));
@@ -618,6 +667,9 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
   const int32_t* seg_d = ws.io_.stage(batch.seg_start);
   const float* inv_freq_d = ws.io_.stage(inv_freq_);
   const float* inv_freq_local_d = inv_freq_local_.empty() ? nullptr : ws.io_.stage(inv_freq_local_);
+  const float* inv_freq_long_d = inv_freq_long_.empty() ? nullptr : ws.io_.stage(inv_freq_long_);
+  const std::vector<RopeRun> runs =
+      rope_runs(batch.positions, inv_freq_long_.empty() ? std::vector<int64_t>{} : sequence_ends(batch));
   const int64_t* rows_d = ws.io_.stage(ws.out_rows);
 
   // d loss / d final hidden, gathered back from the scored and head rows.
@@ -701,8 +753,7 @@ void Transformer::backward(const Batch& batch, Workspace& ws, const std::vector<
     be_->attention_backward(d_qkv, d_att, a.data(ws.att[l]), a.data(ws.att_lse[l]), a.data(ws.qkv[l]),
                           seg_d, layer_attention(as, l), a.data(ws.att_scratch));
     if (cfg_.rotates(l)) {
-      be_->rope_backward(d_qkv, pos_d, cfg_.local_rope(l) ? inv_freq_local_d : inv_freq_d, N, QKV,
-                         as.n_heads + as.n_kv_heads, as.head_dim);
+      rope_layer(d_qkv, pos_d, runs, inv_freq_d, inv_freq_long_d, inv_freq_local_d, l, /*backward=*/true);
     }
     if (blk.qk_norm != QkNorm::none) {  // d_att is free again
       qk_norm_backward(d_qkv, N, 0, as.n_heads, s.q_norm_w, a.data(ws.q_pre[l]), a.data(ws.q_rstd[l]), d_att,

@@ -153,7 +153,10 @@ class KVCache {
   int64_t max_seqs() const { return max_seqs_; }
   int64_t max_len() const { return max_len_; }
   int64_t len(int64_t slot) const { return len_.at(slot); }
-  void clear(int64_t slot) { len_.at(slot) = 0; }
+  void clear(int64_t slot) {
+    len_.at(slot) = 0;
+    tokens_.at(slot).clear();
+  }
   // Slot `to` becomes a copy of slot `from` (the n samples of one prompt share its prefill).
   void copy(int64_t from, int64_t to);
   int64_t bytes() const { return 2 * n_layers_ * max_seqs_ * per_slot_ * static_cast<int64_t>(sizeof(float)); }
@@ -165,6 +168,8 @@ class KVCache {
   float* v(int64_t layer, int64_t slot) { return v_.data() + (layer * max_seqs_ + slot) * per_slot_; }
   int64_t n_layers_, max_seqs_, max_len_, kv_heads_, head_dim_, per_slot_;  // per_slot_ = kv_heads_ * max_len_ * head_dim_
   std::vector<int64_t> len_;
+  // Each slot's tokens (LongRoPE recomputes a slot whose positions pass original_max_position_embeddings).
+  std::vector<std::vector<int32_t>> tokens_;
   DeviceBuffer<float> k_, v_;  // (layers, max_seqs, n_kv_heads, max_len, head_dim)
   DeviceBuffer<float> scratch_;  // activations of one decode call, grown on demand
   Staging io_;                   // the new tokens in, the logits out
@@ -254,6 +259,19 @@ class Transformer {
   void activation_forward(float* act, const float* mlp_in, int64_t N) const;
   void activation_backward(float* d_mlp_in, const float* d_act, const float* mlp_in, int64_t N) const;
   float norm_weight_unit() const;  // the norm weight that leaves its input's scale alone
+  // Runs of consecutive rows [begin, end) rotated with the same RoPE frequencies. LongRoPE takes
+  // its long factors for a sequence whose last position passes original_max_position_embeddings
+  // (transformers decides by the longest position of a forward; we decide per sequence, so that
+  // packing and batching never change a sequence's result). seq_end[r]: one past the last row of
+  // row r's sequence.
+  struct RopeRun {
+    int64_t begin, end;
+    bool long_factors;
+  };
+  std::vector<RopeRun> rope_runs(const std::vector<int32_t>& positions, const std::vector<int64_t>& seq_end) const;
+  // Rotates (or, backward, un-rotates) the q and k heads of layer l in the qkv rows of each run.
+  void rope_layer(float* qkv, const int32_t* pos_d, const std::vector<RopeRun>& runs, const float* inv_freq_d,
+                  const float* long_d, const float* local_d, int64_t l, bool backward) const;
   // The attention shape `s` as layer l runs it (its own sliding window).
   kernels::AttentionShape layer_attention(kernels::AttentionShape s, int64_t l) const {
     s.sliding_window = static_cast<int>(cfg_.window(l));
@@ -270,6 +288,7 @@ class Transformer {
   std::vector<LayerSlots> layers_;
   std::vector<float> inv_freq_;  // RoPE frequencies (head_dim / 2)
   std::vector<float> inv_freq_local_;  // Gemma 3's sliding layers' (ModelConfig::local_rope), else empty
+  std::vector<float> inv_freq_long_;   // LongRoPE's long factors' (else empty)
   float last_temperature_ = 1.0f;  // of the last forward, which backward differentiates
   bool last_had_entropy_ = false;   // the last forward kept the entropies (an entropy gradient may follow)
 };
@@ -277,7 +296,8 @@ class Transformer {
 // The attention shape of a model's calls on B rows of T tokens (every layer's but the window).
 kernels::AttentionShape attention_shape(const ModelConfig& cfg, int64_t B, int64_t T);
 
-// RoPE inverse frequencies with rope_theta and rope_scaling ("llama3", "linear"), as HF computes.
-std::vector<float> rope_inv_freq(const ModelConfig& cfg);
+// RoPE inverse frequencies (rotary_dims() / 2) with rope_theta and rope_scaling ("llama3",
+// "linear", "longrope" with its short or long factors), as HF computes.
+std::vector<float> rope_inv_freq(const ModelConfig& cfg, bool long_factors = false);
 
 }  // namespace rlhf

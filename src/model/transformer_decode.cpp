@@ -25,7 +25,8 @@ KVCache::KVCache(const ModelConfig& cfg, int64_t max_seqs, int64_t max_len)
       kv_heads_(cfg.n_kv_heads),
       head_dim_(cfg.head_dim),
       per_slot_(cfg.n_kv_heads * max_len * cfg.head_dim),
-      len_(max_seqs, 0) {
+      len_(max_seqs, 0),
+      tokens_(max_seqs) {
   RLHF_CHECK(max_seqs > 0 && max_len > 0, "KVCache: max_seqs and max_len must be positive");
 }
 
@@ -41,7 +42,9 @@ void KVCache::bind(const Device& device) {
 void KVCache::copy(int64_t from, int64_t to) {
   const int64_t n = len_.at(from);
   len_.at(to) = n;
-  if (from == to || n == 0) return;
+  if (from == to) return;
+  tokens_.at(to) = tokens_.at(from);
+  if (n == 0) return;
   // Per (layer, kv head) only the first n positions are live.
   const Device& device = k_.device();
   const size_t bytes = n * head_dim_ * sizeof(float);
@@ -75,9 +78,31 @@ DecodeWeights Transformer::pack_for_decode() const {
 }
 
 void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
-                         const std::vector<std::vector<int32_t>>& tokens, float* logits, const DecodeWeights* packed) {
+                         const std::vector<std::vector<int32_t>>& new_tokens, float* logits,
+                         const DecodeWeights* packed) {
   RLHF_CHECK(heads_.lm_head, "decode needs an LM head");
-  RLHF_CHECK(slots.size() == tokens.size(), "decode: one token list per slot");
+  RLHF_CHECK(slots.size() == new_tokens.size(), "decode: one token list per slot");
+  // LongRoPE: a slot whose positions first pass original_max_position_embeddings in this call is
+  // computed again from its first token with the long factors, as transformers' Phi-3 drops its
+  // cache there (keys rotated with both sets of factors never meet).
+  std::vector<std::vector<int32_t>> regrown;
+  const std::vector<std::vector<int32_t>>* tokens_ptr = &new_tokens;
+  if (!inv_freq_long_.empty()) {
+    const int64_t orig = cfg_.rope_scaling.original_max_position_embeddings;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const int64_t s = slots[i];
+      RLHF_CHECK(s >= 0 && s < cache.max_seqs_, "decode: slot " + std::to_string(s) + " is out of range");
+      const int64_t p0 = cache.len_[s], n = static_cast<int64_t>(new_tokens[i].size());
+      if (p0 == 0 || p0 > orig || p0 + n < orig + 1) continue;
+      if (regrown.empty()) regrown = new_tokens;
+      regrown[i] = cache.tokens_[s];
+      regrown[i].insert(regrown[i].end(), new_tokens[i].begin(), new_tokens[i].end());
+      cache.len_[s] = 0;
+      cache.tokens_[s].clear();
+    }
+    if (!regrown.empty()) tokens_ptr = &regrown;
+  }
+  const std::vector<std::vector<int32_t>>& tokens = *tokens_ptr;
   RLHF_CHECK(cache.n_layers_ == cfg_.n_layers && cache.kv_heads_ == cfg_.n_kv_heads && cache.head_dim_ == cfg_.head_dim,
              "decode: the cache was built for another model");
   RLHF_CHECK(!packed || (packed->layer_mats.size() == 4 * layers_.size() && packed->backend == be_),
@@ -143,6 +168,11 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   const int32_t* pos_d = cache.io_.stage(pos);
   const int32_t* seq_d = cache.io_.stage(seq);
   const float* inv_freq_d = cache.io_.stage(inv_freq_);
+  const float* inv_freq_long_d = inv_freq_long_.empty() ? nullptr : cache.io_.stage(inv_freq_long_);
+  std::vector<int64_t> seq_end(N);  // each slot's new rows, as one sequence
+  for (int64_t i = 0, begin = 0; i < M; begin = last[i] + 1, ++i)
+    std::fill(seq_end.begin() + begin, seq_end.begin() + last[i] + 1, last[i] + 1);
+  const std::vector<RopeRun> runs = rope_runs(pos, seq_end);
   const float* inv_freq_local_d = inv_freq_local_.empty() ? nullptr : cache.io_.stage(inv_freq_local_);
   const Device& device = be_->device();
   be_->embedding_forward(x, tok_d, pos_d, P(wte_), P(wpe_), N, C);
@@ -160,10 +190,7 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
       qk_norm_forward(qkv, N, 0, H, s.q_norm_w, qk_pre, qk_rstd, qk_heads);
       qk_norm_forward(qkv, N, H, KV, s.k_norm_w, qk_pre, qk_rstd, qk_heads);
     }
-    if (cfg_.rotates(l)) {
-      be_->rope_forward(qkv, pos_d, cfg_.local_rope(l) ? inv_freq_local_d : inv_freq_d, N, QKV,
-                        as.n_heads + as.n_kv_heads, as.head_dim);  // q, k heads
-    }
+    if (cfg_.rotates(l)) rope_layer(qkv, pos_d, runs, inv_freq_d, inv_freq_long_d, inv_freq_local_d, l, false);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < KV; ++g) {
         const int64_t off = (g * T + pos[n]) * D;
@@ -191,7 +218,11 @@ void Transformer::decode(KVCache& cache, const std::vector<int64_t>& slots,
   cache.io_.download(logits, logits_d, M * cfg_.vocab_size);
   if (const float cap = blk.final_softcap; cap > 0.0f)  // Gemma 2: cap tanh(logits / cap)
     for (int64_t i = 0; i < M * cfg_.vocab_size; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
-  for (int64_t i = 0; i < M; ++i) cache.len_[slots[i]] += static_cast<int64_t>(tokens[i].size());
+  for (int64_t i = 0; i < M; ++i) {
+    cache.len_[slots[i]] += static_cast<int64_t>(tokens[i].size());
+    if (!inv_freq_long_.empty())
+      cache.tokens_[slots[i]].insert(cache.tokens_[slots[i]].end(), tokens[i].begin(), tokens[i].end());
+  }
 }
 
 }  // namespace rlhf

@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 PY=python3
 export OMP_NUM_THREADS=1  # tiny models: threads would only add overhead
 
-FAMILIES="gpt2 llama qwen2 mistral qwen3 smollm3 olmo2 gemma2 gemma3_text"
+FAMILIES="gpt2 llama qwen2 mistral qwen3 smollm3 olmo2 gemma2 gemma3_text phi3"
 
 # --help lists every family; an unknown one is refused with the list.
 "$RLHF" init-model --help > "$tmp/help.txt"
@@ -26,7 +26,7 @@ grep -q "falcon" "$tmp/bad.log" && grep -q "supported families: $(echo $FAMILIES
 [[ ! -e "$tmp/bad" ]] || fail "a refused init-model wrote its directory"
 
 # A real model's preset belongs to its family.
-for pf in qwen3-0.6b:qwen3 smollm3-3b:smollm3 olmo2-1b:olmo2 gemma3-1b:gemma3_text gemma2-2b:gemma2; do
+for pf in qwen3-0.6b:qwen3 smollm3-3b:smollm3 olmo2-1b:olmo2 gemma3-1b:gemma3_text gemma2-2b:gemma2 phi3-mini:phi3; do
   if "$RLHF" init-model --preset "${pf%%:*}" --family llama --out "$tmp/bad" > "$tmp/bad.log" 2>&1; then
     fail "--preset ${pf%%:*} --family llama accepted"
   fi
@@ -49,7 +49,7 @@ rm -rf "$tmp/q06"
 if "$RLHF" init-model --family llama --sliding-window 4 --out "$tmp/bad" > "$tmp/bad.log" 2>&1; then
   fail "--sliding-window accepted for llama"
 fi
-grep -q "sliding-window is for mistral, gemma2 and gemma3_text" "$tmp/bad.log" || fail "window error: $(cat "$tmp/bad.log")"
+grep -q "sliding-window is for mistral, gemma2, gemma3_text and phi3" "$tmp/bad.log" || fail "window error: $(cat "$tmp/bad.log")"
 
 # The word-level tokenizer of the testbed's models, with its special tokens named.
 mkdir "$tmp/tok"

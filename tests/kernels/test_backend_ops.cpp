@@ -149,18 +149,22 @@ void add_activations(std::vector<OpCase>& cases, int64_t N, int64_t I) {
                    }});
 }
 
-void add_rope(std::vector<OpCase>& cases, int64_t N, int H, int D, int64_t extra_cols) {
-  const std::string shape = std::to_string(N) + "x" + std::to_string(H) + "x" + std::to_string(D);
+// rotary_dim < D: Phi's partial rotary (the rest passes); mscale: LongRoPE's attention factor.
+void add_rope(std::vector<OpCase>& cases, int64_t N, int H, int D, int64_t extra_cols, int rotary_dim = 0,
+              float mscale = 1.0f) {
+  const std::string shape = std::to_string(N) + "x" + std::to_string(H) + "x" + std::to_string(D) +
+                            (rotary_dim ? "_rot" + std::to_string(rotary_dim) : "") + (mscale != 1.0f ? "_mscale" : "");
   const int64_t stride = H * D + extra_cols;  // the rotated heads, then columns left alone
   const Vec x = randn(N * stride, 1);
   std::vector<int32_t> pos(N);
   for (int64_t n = 0; n < N; ++n) pos[n] = static_cast<int32_t>((n * 37) % 5000);  // large angles too
-  Vec inv_freq(D / 2);
-  for (int i = 0; i < D / 2; ++i) inv_freq[i] = static_cast<float>(1.0 / std::pow(10000.0, 2.0 * i / D));
+  const int R = rotary_dim ? rotary_dim : D;
+  Vec inv_freq(R / 2);
+  for (int i = 0; i < R / 2; ++i) inv_freq[i] = static_cast<float>(1.0 / std::pow(10000.0, 2.0 * i / R));
   cases.push_back({"rope_" + shape, 1e-5, [=](const Backend& be) {
                      Vec fwd = x, bwd = x;
-                     be.rope_forward(fwd.data(), pos.data(), inv_freq.data(), N, stride, H, D);
-                     be.rope_backward(bwd.data(), pos.data(), inv_freq.data(), N, stride, H, D);
+                     be.rope_forward(fwd.data(), pos.data(), inv_freq.data(), N, stride, H, D, rotary_dim, mscale);
+                     be.rope_backward(bwd.data(), pos.data(), inv_freq.data(), N, stride, H, D, rotary_dim, mscale);
                      return Outputs{{"rotated", fwd}, {"unrotated", bwd}};
                    }});
 }
@@ -281,6 +285,7 @@ std::vector<OpCase> op_cases() {
   add_activations(c, 40, 512);  // past the threading threshold
   add_rope(c, 30, 4, 64, 100);
   add_rope(c, 7, 3, 16, 0);
+  add_rope(c, 30, 4, 16, 8, 12, 1.19f);  // a quarter of each head passes unrotated, scaled cos/sin
   add_attention(c, "mha_odd_t", {2, 70, 3, 3, 16, 0}, false);
   add_attention(c, "gqa", {2, 130, 4, 2, 8, 0}, false);
   add_attention(c, "mqa", {1, 64, 4, 1, 8, 0}, false);

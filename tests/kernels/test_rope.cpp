@@ -68,5 +68,43 @@ TEST(Rope, BackwardIsTransposedRotation) {
   EXPECT_TRUE(check_fd(x, dx, loss, 200, 4));
 }
 
+// Phi's partial rotary and LongRoPE's scale: dimensions past rotary_dim pass unchanged, the
+// rotated ones are scaled by mscale, and the backward is the transposed map (finite differences).
+TEST(Rope, PartialRotaryWithScale) {
+  const int64_t N = 12;
+  const int H = 3, D = 16, R = 12;
+  const float mscale = 1.25f;
+  const int64_t stride = H * D;
+  const auto inv_freq = inv_freq_for(R, 10000.0);
+  std::vector<int32_t> pos(N);
+  for (int64_t n = 0; n < N; ++n) pos[n] = static_cast<int32_t>(5 * n + 2);
+  auto x = randn(N * stride, 4);
+  auto y = x;
+  rope_forward(y.data(), pos.data(), inv_freq.data(), N, stride, H, D, R, mscale);
+  for (int64_t n = 0; n < N; ++n)
+    for (int h = 0; h < H; ++h) {
+      double in2 = 0, out2 = 0;
+      for (int d = 0; d < D; ++d) {
+        const int64_t k = n * stride + h * D + d;
+        if (d >= R) {
+          EXPECT_EQ(y[k], x[k]);  // passes unrotated
+        } else {
+          in2 += double(x[k]) * x[k];
+          out2 += double(y[k]) * y[k];
+        }
+      }
+      EXPECT_NEAR(std::sqrt(out2), mscale * std::sqrt(in2), 1e-4 * std::sqrt(in2));  // a scaled rotation
+    }
+  const auto Rv = randn(N * stride, 5);
+  auto dx = Rv;
+  rope_backward(dx.data(), pos.data(), inv_freq.data(), N, stride, H, D, R, mscale);
+  auto loss = [&] {
+    auto z = x;
+    rope_forward(z.data(), pos.data(), inv_freq.data(), N, stride, H, D, R, mscale);
+    return dot(z, Rv);
+  };
+  EXPECT_TRUE(check_fd(x, dx, loss, 100, 7));
+}
+
 }  // namespace
 }  // namespace rlhf::kernels::test

@@ -410,6 +410,43 @@ TEST_F(Config, Gemma3RopePerLayerTypeInBothSpellings) {
   expect_rejected(bad, "use_bidirectional_attention", {"causal"});
 }
 
+TEST_F(Config, Phi3PartialRotaryAndLongRope) {
+  json j = llama_json();
+  j["model_type"] = "phi3";
+  j["hidden_size"] = 3072;  // Phi-4-mini: 24 heads of 128, 8 kv heads
+  j["num_attention_heads"] = 24;
+  j["num_key_value_heads"] = 8;
+  j.erase("head_dim");
+  j["max_position_embeddings"] = 131072;
+  j["original_max_position_embeddings"] = 4096;
+  j["partial_rotary_factor"] = 0.75;  // Phi-4-mini
+  j.erase("rope_scaling");
+  std::vector<double> shorts(48, 1.0), longs(48, 2.0);
+  j["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 10000.0}, {"short_factor", shorts},
+                          {"long_factor", longs}};
+  ModelConfig c = load(j);
+  EXPECT_EQ(c.family, ModelFamily::phi3);
+  EXPECT_EQ(c.rotary_dim, 96);
+  EXPECT_EQ(c.rope_scaling.type, "longrope");
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 32.0);  // max / original
+  EXPECT_NEAR(c.rope_scaling.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)), 1e-12);
+  const ModelConfig back = ModelConfig::from_json(c.to_json(false), "saved");
+  EXPECT_EQ(back.rotary_dim, 96);
+  EXPECT_EQ(back.rope_scaling.long_factor, c.rope_scaling.long_factor);
+  EXPECT_DOUBLE_EQ(back.rope_scaling.attention_factor, c.rope_scaling.attention_factor);
+  j["rope_parameters"]["rope_type"] = "su";  // Phi3Config reads su and yarn as longrope
+  EXPECT_EQ(load(j).rope_scaling.type, "longrope");
+  j["rope_parameters"]["long_factor"] = std::vector<double>(47, 2.0);
+  expect_rejected(j, "rope_parameters.long_factor", {"48 positive numbers"});
+  j["rope_parameters"]["long_factor"] = longs;
+  j["partial_rotary_factor"] = 0.7;  // int(128 * 0.7) = 89: odd
+  expect_rejected(j, "partial_rotary_factor", {"even rotary dimension"});
+  j = llama_json();
+  j["rope_scaling"] = {{"rope_type", "longrope"}};  // only Phi-3 reads longrope
+  expect_rejected(j, "rope_scaling.rope_type", {"not supported"});
+}
+
 TEST_F(Config, MistralSlidingWindow) {
   ModelConfig c = load(mistral_json());
   EXPECT_EQ(c.family, ModelFamily::mistral);

@@ -163,7 +163,7 @@ TEST_P(HfParity, ExportForTransformers) {
   if (!out_env) fs::remove_all(root);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity, ::testing::Values("gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma3", "gemma2"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity, ::testing::Values("gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma3", "gemma2", "phi3"));
 
 }  // namespace
 }  // namespace rlhf

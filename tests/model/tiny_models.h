@@ -16,7 +16,10 @@ namespace rlhf::test {
 // a pad token (no lookup gradient for its row); Gemma 2 and 3: sandwich (1 + w) norms, GeGLU,
 // the embedding scaled by 4, head_dim 8, scores scaled by 1/sqrt(6), layer 0 sliding (window 3);
 // Gemma 2 soft-caps scores at 1.5 and logits at 2, Gemma 3 has per-head q/k norms and rotates
-// layer 0 with base 100 and layer 1 with base 1e4 scaled linearly by 2.
+// layer 0 with base 100 and layer 1 with base 1e4 scaled linearly by 2; Phi-3: RoPE on 2 of 4
+// head dimensions, LongRoPE's short factors with an attention factor of 1.2 (its switch to the
+// long factors is checked against transformers' generate in test_generate_parity.cpp: a
+// next-token distribution taken at the switch depends on the call), a window of 5.
 inline ModelConfig tiny_family_config(const std::string& family) {
   nlohmann::json j;
   if (family == "gpt2") {
@@ -44,6 +47,12 @@ inline ModelConfig tiny_family_config(const std::string& family) {
     if (family == "gemma2") {
       j["attn_logit_softcapping"] = 1.5;
       j["final_logit_softcapping"] = 2.0;
+    }
+    if (family == "phi3") {
+      j["sliding_window"] = 5;
+      j["original_max_position_embeddings"] = 32;
+      j["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 1e4}, {"partial_rotary_factor", 0.5},
+                              {"short_factor", {1.5}}, {"long_factor", {3.0}}, {"attention_factor", 1.2}};
     }
     if (family == "gemma3_text")
       j["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 2.0}, {"rope_theta", 1e4}}},
@@ -104,6 +113,6 @@ inline ModelConfig tiny_config(const std::string& name) {
 
 // Every family and every block shape above.
 inline const std::vector<std::string> kTinyModels = {
-    "gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma2", "gemma3_text", "sandwich_geglu", "qk_norm", "post_nope", "post_layernorm_swiglu"};
+    "gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma2", "gemma3_text", "phi3", "sandwich_geglu", "qk_norm", "post_nope", "post_layernorm_swiglu"};
 
 }  // namespace rlhf::test

@@ -41,7 +41,7 @@ TEST_P(GreedyParity, EqualsTransformersGenerate) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GreedyParity, ::testing::Values("gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma3", "gemma2"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, GreedyParity, ::testing::Values("gpt2", "llama", "qwen2", "mistral", "qwen3", "smollm3", "olmo2", "gemma3", "gemma2", "phi3"));
 
 }  // namespace
 }  // namespace rlhf::rollout

@@ -80,13 +80,14 @@ class CpuBackend final : public Backend {
   }
 
   void rope_forward(float* x, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
-                    int n_heads, int head_dim) const override {
-    cpu::rope_forward(x, positions, inv_freq, N, row_stride, n_heads, head_dim);
+                    int n_heads, int head_dim, int rotary_dim, float mscale) const override {
+    cpu::rope_forward(x, positions, inv_freq, N, row_stride, n_heads, head_dim, rotary_dim, mscale);
   }
   void rope_backward(float* dx, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
-                     int n_heads, int head_dim) const override {
-    cpu::rope_backward(dx, positions, inv_freq, N, row_stride, n_heads, head_dim);
+                     int n_heads, int head_dim, int rotary_dim, float mscale) const override {
+    cpu::rope_backward(dx, positions, inv_freq, N, row_stride, n_heads, head_dim, rotary_dim, mscale);
   }
+
 
   void attention_forward(float* out, float* lse, const float* qkv, const int32_t* seg_start,
                          const AttentionShape& s, float* scratch) const override {

@@ -51,9 +51,9 @@ void geglu_backward(float* dgate_up, const float* dout, const float* gate_up, in
                     Grad mode = Grad::add);
 
 void rope_forward(float* x, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
-                  int n_heads, int head_dim);
+                  int n_heads, int head_dim, int rotary_dim = 0, float mscale = 1.0f);
 void rope_backward(float* dx, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
-                   int n_heads, int head_dim);
+                   int n_heads, int head_dim, int rotary_dim = 0, float mscale = 1.0f);
 
 void attention_forward(float* out, float* lse, const float* qkv, const int32_t* seg_start,
                        const AttentionShape& s, float* scratch);

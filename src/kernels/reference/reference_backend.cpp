@@ -252,12 +252,12 @@ class ReferenceBackend final : public Backend {
   }
 
   void rope_forward(float* x, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
-                    int n_heads, int head_dim) const override {
-    rotate(x, positions, inv_freq, N, row_stride, n_heads, head_dim, 1.0);
+                    int n_heads, int head_dim, int rotary_dim, float mscale) const override {
+    rotate(x, positions, inv_freq, N, row_stride, n_heads, head_dim, rotary_dim, mscale, 1.0);
   }
   void rope_backward(float* dx, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
-                     int n_heads, int head_dim) const override {
-    rotate(dx, positions, inv_freq, N, row_stride, n_heads, head_dim, -1.0);
+                     int n_heads, int head_dim, int rotary_dim, float mscale) const override {
+    rotate(dx, positions, inv_freq, N, row_stride, n_heads, head_dim, rotary_dim, mscale, -1.0);
   }
 
   // Full softmax per query row over keys [first_key, t]; backward through the plain softmax
@@ -413,14 +413,15 @@ class ReferenceBackend final : public Backend {
   // The rotation of rope by sign * angle, angle = positions[n] * inv_freq[i] as an fp32 product
   // (PyTorch's), its cosine and sine in double.
   static void rotate(float* x, const int32_t* positions, const float* inv_freq, int64_t N, int64_t row_stride,
-                     int n_heads, int head_dim, double sign) {
-    const int half = head_dim / 2;
+                     int n_heads, int head_dim, int rotary_dim, float mscale, double sign) {
+    const int half = (rotary_dim > 0 ? rotary_dim : head_dim) / 2;
     for (int64_t n = 0; n < N; ++n) {
       RLHF_CHECK(positions[n] >= 0, "rope: negative position " + std::to_string(positions[n]));
       for (int h = 0; h < n_heads; ++h)
         for (int i = 0; i < half; ++i) {
           const float angle = static_cast<float>(positions[n]) * inv_freq[i];
-          const double c = std::cos(static_cast<double>(angle)), s = sign * std::sin(static_cast<double>(angle));
+          const double c = mscale * std::cos(static_cast<double>(angle));
+          const double s = sign * mscale * std::sin(static_cast<double>(angle));
           float* a = x + n * row_stride + h * head_dim + i;
           float* b = a + half;
           const double a0 = *a, b0 = *b;
