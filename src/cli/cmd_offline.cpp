@@ -31,13 +31,9 @@ const char* task_name(Task t) {
   return t == Task::sft ? "sft" : t == Task::rm ? "rm" : t == Task::dpo ? "dpo" : "kto";
 }
 
-void declare(Options& o, Task t) {
-  o.add("model", "", "HF model directory: config.json, safetensors, tokenizer.json (required)")
-      .add("data", "", "training JSONL (.gz/.zst): TRL's standard or conversational layout (required)")
-      .add("eval-data", "", "held-out JSONL evaluated every --eval-steps steps (eval_ metrics)")
-      .add("out", "", "output directory (required)")
-      .add("max-length", "1024", "tokens per sequence (prompt + completion)")
-      .add("max-prompt-length", "0", "keep the last N prompt tokens (0: no limit)")
+// How rows become tokens after --max-length: truncation, the prompt/completion seam and EOS.
+void declare_tokenization(Options& o) {
+  o.add("max-prompt-length", "0", "keep the last N prompt tokens (0: no limit)")
       .add("max-completion-length", "0", "keep the first N completion tokens (0: no limit)")
       .add("truncation-mode", "keep_start", "keep_start | keep_end")
       .add("seam-policy", "common_prefix",
@@ -45,8 +41,17 @@ void declare(Options& o, Task t) {
            "merged token is completion) | split (tokenize the completion apart) | error")
       .add("completion-eos", "standard_layout",
            "append EOS to completions: standard_layout (TRL: plain text only; a chat turn ends as the "
-           "template renders it) | always | never")
-      .add("per-device-train-batch-size", "8",
+           "template renders it) | always | never");
+}
+
+void declare(Options& o, Task t) {
+  o.add("model", "", "HF model directory: config.json, safetensors, tokenizer.json (required)")
+      .add("data", "", "training JSONL (.gz/.zst): TRL's standard or conversational layout (required)")
+      .add("eval-data", "", "held-out JSONL evaluated every --eval-steps steps (eval_ metrics)")
+      .add("out", "", "output directory (required)")
+      .add("max-length", "1024", "tokens per sequence (prompt + completion)");
+  declare_tokenization(o);
+  o.add("per-device-train-batch-size", "8",
            t == Task::sft || t == Task::kto ? "examples per micro-batch" : "pairs (or rankings) per micro-batch")
       .add("gradient-accumulation-steps", "1", "micro-batches per optimizer step")
       .add("max-steps", "0", "optimizer steps (0: from --num-train-epochs)")
@@ -230,17 +235,9 @@ int cmd_eval(int argc, char** argv) {
       .add("policy", "", "policy directory (implicit reward)")
       .add("ref-model", "", "reference model of --policy (required with --policy)")
       .add("beta", "0.1", "beta of the implicit reward")
-      .add("max-length", "1024", "tokens per sequence")
-      .add("max-prompt-length", "0", "keep the last N prompt tokens (0: no limit)")
-      .add("max-completion-length", "0", "keep the first N completion tokens (0: no limit)")
-      .add("truncation-mode", "keep_start", "keep_start | keep_end")
-      .add("seam-policy", "common_prefix",
-           "where a completion starts when prompt and completion tokens merge: common_prefix (TRL: the "
-           "merged token is completion) | split (tokenize the completion apart) | error")
-      .add("completion-eos", "standard_layout",
-           "append EOS to completions: standard_layout (TRL: plain text only; a chat turn ends as the "
-           "template renders it) | always | never")
-      .flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
+      .add("max-length", "1024", "tokens per sequence");
+  declare_tokenization(o);
+  o.flag("skip-bad-rows", "skip malformed rows (counted, capped) instead of stopping")
       .add("out", "", "write the results as JSON to this file")
       .add("scores-out", "", "write per-pair scores as JSONL (reward model, policy and reference log-probs, implicit reward)");
   declare_backend(o);

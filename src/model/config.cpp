@@ -731,7 +731,9 @@ json ModelConfig::to_json(bool scalar_head) const {
         j.erase("hidden_act");
         j["hidden_activation"] = hidden_act.empty() ? "gelu_pytorch_tanh" : hidden_act;
         j["attention_bias"] = attention_bias;
-        j["query_pre_attn_scalar"] = query_pre_attn_scalar > 0 ? query_pre_attn_scalar : static_cast<double>(head_dim);
+        // An integer field in Gemma's config classes (transformers refuses 8.0 there).
+        const double qpas = query_pre_attn_scalar > 0 ? query_pre_attn_scalar : static_cast<double>(head_dim);
+        j["query_pre_attn_scalar"] = qpas == std::floor(qpas) ? json(static_cast<int64_t>(qpas)) : json(qpas);
         j["attn_logit_softcapping"] = attn_softcap > 0 ? json(attn_softcap) : json(nullptr);
         j["final_logit_softcapping"] = final_softcap > 0 ? json(final_softcap) : json(nullptr);
         std::vector<std::string> types;

@@ -360,6 +360,8 @@ TEST_F(Config, Gemma2Defaults) {
   EXPECT_FLOAT_EQ(c.block.attn_softcap, 50.0f);
   EXPECT_FLOAT_EQ(c.block.final_softcap, 30.0f);
   EXPECT_DOUBLE_EQ(c.query_pre_attn_scalar, 256);
+  // An int in Gemma's config classes: transformers refuses 256.0 (found by the export round trip).
+  EXPECT_TRUE(c.to_json(false)["query_pre_attn_scalar"].is_number_integer());
   for (int64_t l = 0; l < 12; ++l) EXPECT_EQ(c.window(l), l % 2 == 0 ? 4096 : 0) << l;  // alternating
   EXPECT_TRUE(c.layer_local_rope.empty());
   json j = gemma_json("gemma2");
