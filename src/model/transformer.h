@@ -8,15 +8,18 @@
 //
 // Every family runs the same block, shaped by ModelConfig::block (config.h) and nothing else:
 // the norm's kind and placement, the positions, the MLP, which projections have biases, an
-// embedding scale. The families' shapes:
-//   GPT-2 : pre-LayerNorm, learned positions, gelu_new MLP, biases everywhere, tied embeddings
-//   Llama : pre-RMSNorm, RoPE (+ llama3 scaling), SwiGLU, GQA, optional qkv bias (Qwen2),
-//           optional sliding window (Mistral), tied or untied embeddings
-// Shapes no family uses yet (post and sandwich norms, RMSNorm with (1 + w), q/k norms per head
-// or whole, GeGLU, no positions, MLP biases on a gated MLP, an embedding scale) run in forward,
-// backward and decode; the constructor rejects the rest (soft-caps, an LM-head bias, LayerNorm
-// without a bias or on q/k, an embedding scale beside learned positions) with an InputError
-// naming the field.
+// embedding scale, soft-caps. The families' shapes:
+//   GPT-2  : pre-LayerNorm, learned positions, gelu_new MLP, biases everywhere, tied embeddings
+//   Llama  : pre-RMSNorm, RoPE (+ llama3 scaling), SwiGLU, GQA, optional qkv bias (Qwen2),
+//            sliding windows (Mistral; per layer: Qwen2/3), q/k norms per head (Qwen3), NoPE
+//            layers (SmolLM3), post norms with whole q/k norms (OLMo 2), partial rotary and
+//            LongRoPE (Phi-3)
+//   Gemma  : sandwich RMSNorms with (1 + w), GeGLU, a scaled embedding, scaled and (Gemma 2)
+//            soft-capped scores and logits, per-layer-type RoPE (Gemma 3)
+// Shapes no family uses (MLP biases on a gated MLP, no positions at all) run in forward,
+// backward and decode too; the constructor rejects the rest (an LM-head bias, LayerNorm without
+// a bias or on q/k, an embedding scale beside learned positions) with an InputError naming the
+// field.
 // HF tensor names and layouts are mapped to ours in gpt2.cpp / llama.cpp (see checkpoint.h),
 // for the families' own shapes only.
 //
