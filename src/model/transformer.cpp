@@ -603,27 +603,32 @@ Scores Transformer::forward(const Batch& batch, Workspace& ws, const ForwardOpti
     ws.io_.download(out.logp.data(), logp, S);
     if (opt.want_entropy) ws.io_.download(out.entropy.data(), a.data(ws.entropy_scored), S);
     if (opt.want_logit_mean) {
-      // mean_v z_v = inv_temp * h . (mean_v W_v): one pass over W instead of V logits per row.
-      // Soft-capped logits are not linear in W: their mean takes every logit, row by row.
       const float* W = P(lm_weight_offset());
-      out.logit_mean.resize(S);
+      const int64_t V = cfg_.vocab_size;
       const double cap = blk.final_softcap;
-      std::vector<double> wbar(cap > 0 ? 0 : C, 0.0);
-      for (int64_t v = 0; v < cfg_.vocab_size && cap == 0; ++v)
-        for (int64_t c = 0; c < C; ++c) wbar[c] += W[v * C + c];
-      for (int64_t i = 0; i < S; ++i) {
-        double sum = 0;
-        if (cap > 0) {
-          for (int64_t v = 0; v < cfg_.vocab_size; ++v) {
-            double dot = 0;
-            for (int64_t c = 0; c < C; ++c) dot += hs[i * C + c] * W[v * C + c];
-            sum += cap * std::tanh(dot / cap);
-          }
-        } else {
-          for (int64_t c = 0; c < C; ++c) sum += hs[i * C + c] * wbar[c];
+      std::vector<double> sum(S, 0.0);
+      if (cap > 0) {
+        // Soft-capped logits are not linear in W: they are formed, a vocabulary chunk at a time,
+        // by the LM head's product in lm_scratch (whose logits the backward then recomputes).
+        float* z = a.data(ws.lm_scratch);
+        for (int64_t v0 = 0; v0 < V; v0 += ws.vocab_chunk) {
+          const int64_t cs = std::min(ws.vocab_chunk, V - v0);
+          be_->matmul_forward(z, hs, W + v0 * C, nullptr, S, C, cs);
+          for (int64_t i = 0; i < S; ++i)
+            for (int64_t j = 0; j < cs; ++j) sum[i] += cap * std::tanh(z[i * cs + j] / cap);
         }
-        out.logit_mean[i] = static_cast<float>(sum / static_cast<double>(cfg_.vocab_size) / opt.temperature);
+        ws.lm_logits_kept = false;
+      } else {
+        // mean_v z_v = inv_temp * h . (mean_v W_v): one pass over W instead of V logits per row.
+        std::vector<double> wbar(C, 0.0);
+        for (int64_t v = 0; v < V; ++v)
+          for (int64_t c = 0; c < C; ++c) wbar[c] += W[v * C + c];
+        for (int64_t i = 0; i < S; ++i)
+          for (int64_t c = 0; c < C; ++c) sum[i] += hs[i * C + c] * wbar[c];
       }
+      out.logit_mean.resize(S);
+      for (int64_t i = 0; i < S; ++i)
+        out.logit_mean[i] = static_cast<float>(sum[i] / static_cast<double>(V) / opt.temperature);
     }
   }
   const int64_t H = batch.n_head();

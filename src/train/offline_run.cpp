@@ -40,7 +40,8 @@ OfflineConfig loop_config(const OfflineRunConfig& run, dist::Communicator& comm,
   cfg.seed = run.seed;
   cfg.pack = pack;
   cfg.want_head = run.reward_head;
-  cfg.reference_is_initial_policy = !run.ref_dir.empty() && fs::equivalent(run.ref_dir, run.model_dir);
+  std::error_code ec;  // a missing --ref-model is reported, by name, where it is loaded
+  cfg.reference_is_initial_policy = !run.ref_dir.empty() && fs::equivalent(run.ref_dir, run.model_dir, ec);
   cfg.normalization = run.normalization;
   return cfg;
 }

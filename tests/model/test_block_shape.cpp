@@ -153,5 +153,27 @@ TEST(BlockShape, WithoutPositionsPositionIdsDoNotMatter) {
   for (size_t i = 0; i < s0.logp.size(); ++i) EXPECT_EQ(s0.logp[i], s1.logp[i]) << i;
 }
 
+// Gemma 2's logit means (TRL's logits/chosen) are means of the soft-capped logits: those decode
+// returns for the same prefix.
+TEST(BlockShape, SoftCappedLogitMeanIsTheMeanOfCappedLogits) {
+  Transformer m(test::tiny_config("gemma2"), ModelHeads{});
+  m.init_random(9, 0.5f);
+  const std::vector<int32_t> seq = {3, 17, 4, 40, 8, 21};
+  const Batch b = Batch::from_rows({seq}, 1);
+  Workspace ws(m.config(), b.B, b.T, b.n_scored(), 0, /*vocab_chunk=*/16);  // several chunks
+  ForwardOptions fo;
+  fo.want_logit_mean = true;
+  const Scores s = m.forward(b, ws, fo);
+  const int64_t V = m.config().vocab_size;
+  for (size_t t = 1; t < seq.size(); ++t) {  // scored token t is predicted after seq[0..t)
+    KVCache cache(m.config(), 1, 16);
+    std::vector<float> logits(V);
+    m.decode(cache, {0}, {std::vector<int32_t>(seq.begin(), seq.begin() + t)}, logits.data());
+    double mean = 0;
+    for (float z : logits) mean += z;
+    EXPECT_NEAR(s.logit_mean[t - 1], mean / V, 1e-5) << t;
+  }
+}
+
 }  // namespace
 }  // namespace rlhf
